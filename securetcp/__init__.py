@@ -1,0 +1,91 @@
+# -*- test-case-name: tests -*-
+"""
+securetcp: hardened TLS and mutual TLS for any Twisted TCP service, under a
+written policy, with an audit trail.
+
+    from securetcp import TLSPolicy, buildPolicy, serverEndpoint
+
+    policy = buildPolicy(certKey="server.pem", privateKey="server.key",
+                         caCerts="devices-ca.pem", clientAuth="required")
+    endpoint = serverEndpoint(reactor, TCP4ServerEndpoint(reactor, 6661),
+                              policy, mutual=True)
+
+or, from any Twisted program that takes endpoint strings::
+
+    mtls:6661:certKey=server.pem:privateKey=server.key:caCerts=devices-ca.pem
+"""
+
+from ._catalogue import TLSVersion
+from .audit import AUDIT_NAMESPACE, EVENTS, REJECTION_REASONS, AuditEmitter
+from .config import POLICY_OPTIONS, buildPolicy, loadPolicyFile
+from .endpoints import (
+    SecureClientEndpoint,
+    SecureServerEndpoint,
+    clientEndpoint,
+    serverEndpoint,
+)
+from .errors import (
+    CredentialError,
+    EndpointArgumentError,
+    HandshakeRejected,
+    PolicyError,
+    PolicyFileError,
+    SecureTCPError,
+    UnsupportedByOpenSSLError,
+)
+from .identity import IdentityPattern, PeerIdentity, parseIdentityPattern
+from .policy import (
+    Ciphers,
+    ClientAuth,
+    Credentials,
+    Groups,
+    KeyStrength,
+    LegacyProfileWarning,
+    PeerVerification,
+    Role,
+    TLSPolicy,
+    TrustAnchors,
+    Versions,
+)
+from .profiles import DEFAULT_PROFILE, PROFILES, Profile
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AUDIT_NAMESPACE",
+    "AuditEmitter",
+    "Ciphers",
+    "ClientAuth",
+    "CredentialError",
+    "Credentials",
+    "DEFAULT_PROFILE",
+    "EVENTS",
+    "EndpointArgumentError",
+    "Groups",
+    "HandshakeRejected",
+    "IdentityPattern",
+    "KeyStrength",
+    "LegacyProfileWarning",
+    "POLICY_OPTIONS",
+    "PROFILES",
+    "PeerIdentity",
+    "PeerVerification",
+    "PolicyError",
+    "PolicyFileError",
+    "Profile",
+    "REJECTION_REASONS",
+    "Role",
+    "SecureClientEndpoint",
+    "SecureServerEndpoint",
+    "SecureTCPError",
+    "TLSPolicy",
+    "TLSVersion",
+    "TrustAnchors",
+    "UnsupportedByOpenSSLError",
+    "Versions",
+    "buildPolicy",
+    "clientEndpoint",
+    "loadPolicyFile",
+    "parseIdentityPattern",
+    "serverEndpoint",
+]

@@ -1,0 +1,445 @@
+# -*- test-case-name: tests.test_context -*-
+"""
+The only module that touches C{OpenSSL.SSL}: builds one immutable context
+per policy and role, and the connection creators Twisted asks for a new
+C{OpenSSL.SSL.Connection} per connection.
+
+    >>> creator = serverCreator(policy)          # builds and checks the context
+    >>> TLSMemoryBIOFactory(creator, False, wrapped, clock=reactor)
+
+A context is never changed once a connection may use it; a reload builds a
+new one and swaps the creator's reference (L{ConnectionCreator.swap}).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import attrs
+from cryptography import x509
+from OpenSSL import SSL, crypto
+from zope.interface import implementer
+
+from twisted.internet.interfaces import (
+    IOpenSSLClientConnectionCreator,
+    IOpenSSLServerConnectionCreator,
+)
+
+from ._catalogue import TLSVersion
+from ._reasons import reasonForErrorString, reasonForVerifyCode
+from .credentials import keyProblem, loadCADir, loadCAFile, loadCredentials
+from .errors import PolicyError, UnsupportedByOpenSSLError
+from .policy import ClientAuth, Role, TLSPolicy
+
+_PROTOCOL = {
+    TLSVersion.TLSv1: SSL.TLS1_VERSION,
+    TLSVersion.TLSv1_1: SSL.TLS1_1_VERSION,
+    TLSVersion.TLSv1_2: SSL.TLS1_2_VERSION,
+    TLSVersion.TLSv1_3: SSL.TLS1_3_VERSION,
+}
+
+
+def openSSLVersion() -> str:
+    """
+    The version string of the OpenSSL that pyOpenSSL is linked with.
+    """
+    return SSL.OpenSSL_version(SSL.OPENSSL_VERSION).decode("ascii")
+
+
+# -- groups: pyOpenSSL has no public setter for a list of groups ----------
+
+
+def _groupsSetter() -> Callable[[SSL.Context, bytes], int]:
+    """
+    The binding's C{SSL_CTX_set1_groups_list} (or its older alias
+    C{SSL_CTX_set1_curves_list}).  This is the one place that reaches into
+    pyOpenSSL's private binding.
+
+    @raise UnsupportedByOpenSSLError: when neither is exposed.
+    """
+    try:
+        from OpenSSL._util import lib  # type: ignore[attr-defined]
+    except ImportError:  # pragma: no cover
+        lib = None
+    for name in ("SSL_CTX_set1_groups_list", "SSL_CTX_set1_curves_list"):
+        function = getattr(lib, name, None)
+        if function is not None:
+            return lambda ctx, text: function(ctx._context, text)
+    raise UnsupportedByOpenSSLError(
+        "groups", None,
+        "this pyOpenSSL/cryptography build exposes no way to set key-exchange "
+        "groups",
+        "install a pyOpenSSL and cryptography release listed in setup.cfg",
+    )
+
+
+_groupAvailability: Dict[str, bool] = {}
+
+
+def groupAvailable(name: str) -> bool:
+    """
+    Whether the linked OpenSSL implements the group C{name}.
+    """
+    if name not in _groupAvailability:
+        scratch = SSL.Context(SSL.TLS_METHOD)
+        _groupAvailability[name] = _groupsSetter()(scratch, name.encode("ascii")) == 1
+    return _groupAvailability[name]
+
+
+def effectiveGroups(policy: TLSPolicy) -> Tuple[str, ...]:
+    """
+    The groups a context built from C{policy} offers, in order.
+
+    @raise UnsupportedByOpenSSLError: when a required group is missing.
+    """
+    out = [g for g in policy.groups.optional if groupAvailable(g)]
+    for name in policy.groups.required:
+        if not groupAvailable(name):
+            raise UnsupportedByOpenSSLError(
+                "groups", name,
+                f"the linked {openSSLVersion()} does not implement this group",
+                "remove it from groups, or make it optional",
+            )
+        if name not in out:
+            out.append(name)
+    return tuple(out)
+
+
+def _secLevel(policy: TLSPolicy) -> str:
+    return ":@SECLEVEL=0" if policy.legacy else ":@SECLEVEL=2"
+
+
+def _checkCiphers(policy: TLSPolicy) -> None:
+    scratch = SSL.Context(SSL.TLS_METHOD)
+    for name in policy.ciphers.tls12:
+        try:
+            scratch.set_cipher_list((name + _secLevel(policy)).encode("ascii"))
+        except SSL.Error:
+            raise UnsupportedByOpenSSLError(
+                "ciphers", name,
+                f"the linked {openSSLVersion()} does not offer this cipher",
+                "remove it from ciphers",
+            ) from None
+    if policy.ciphers.tls13:
+        for name in policy.ciphers.tls13:
+            scratch = SSL.Context(SSL.TLS_METHOD)
+            scratch.set_tls13_ciphersuites(name.encode("ascii"))
+            names = SSL.Connection(scratch, None).get_cipher_list()
+            if name not in names:
+                raise UnsupportedByOpenSSLError(
+                    "ciphersuites", name,
+                    f"the linked {openSSLVersion()} does not offer this suite",
+                    "remove it from ciphersuites",
+                )
+
+
+# -- per-connection facts ------------------------------------------------
+
+
+@attrs.define
+class ConnectionFacts:
+    """
+    What the verify callback and SNI learned about one connection, kept on
+    the C{OpenSSL.SSL.Connection} as its app data.
+    """
+
+    role: Role
+    verifyCode: Optional[int] = None
+    verifyDepth: Optional[int] = None
+    verifyMessage: str = ""
+    weakKey: Optional[str] = None
+    serverName: Optional[str] = None
+    peerLeaf: Optional[x509.Certificate] = None
+
+
+def _verifyCallback(policy: TLSPolicy) -> Callable[..., bool]:
+    strength = policy.keys
+
+    def verify(conn: SSL.Connection, cert: crypto.X509, errno: int, depth: int, ok: int) -> bool:
+        facts = connectionFacts(conn)
+        if depth == 0 and facts is not None and facts.peerLeaf is None:
+            facts.peerLeaf = cert.to_cryptography()
+        if not ok:
+            if facts is not None and facts.verifyCode is None:
+                facts.verifyCode = errno
+                facts.verifyDepth = depth
+                facts.verifyMessage = crypto.X509StoreContextError.__name__
+                try:
+                    from OpenSSL._util import ffi, lib  # type: ignore[attr-defined]
+                    facts.verifyMessage = ffi.string(
+                        lib.X509_verify_cert_error_string(errno)).decode("ascii", "replace")
+                except Exception:  # pragma: no cover
+                    pass
+            return False
+        problem = keyProblem(cert.to_cryptography().public_key(), strength)
+        if problem:
+            if facts is not None and facts.weakKey is None:
+                facts.weakKey = f"certificate at depth {depth}: {problem}"
+            return False
+        return True
+
+    return verify
+
+
+def buildContext(policy: TLSPolicy, role: Role) -> SSL.Context:
+    """
+    Build the OpenSSL context for C{policy} in C{role}.  Loads and checks
+    every file the policy names.
+
+    @raise PolicyError: (or a subclass) naming what is wrong.
+    """
+    ctx = SSL.Context(SSL.TLS_METHOD)
+    ctx.set_min_proto_version(_PROTOCOL[policy.versions.minimum])
+    ctx.set_max_proto_version(_PROTOCOL[policy.versions.maximum])
+    options = SSL.OP_NO_COMPRESSION | SSL.OP_NO_RENEGOTIATION
+    if role is Role.SERVER:
+        options |= SSL.OP_CIPHER_SERVER_PREFERENCE
+    ctx.set_options(options)
+    ctx.set_mode(SSL.MODE_RELEASE_BUFFERS)
+
+    _checkCiphers(policy)
+    cipherList = ":".join(policy.ciphers.tls12) or "ECDHE-ECDSA-AES128-GCM-SHA256"
+    ctx.set_cipher_list((cipherList + _secLevel(policy)).encode("ascii"))
+    ctx.set_tls13_ciphersuites(":".join(policy.ciphers.tls13).encode("ascii"))
+    groups = effectiveGroups(policy)
+    if _groupsSetter()(ctx, ":".join(groups).encode("ascii")) != 1:  # pragma: no cover
+        raise UnsupportedByOpenSSLError("groups", groups, "OpenSSL refused the group list",
+                                        "check the group names")
+
+    if policy.credentials.configured:
+        own = loadCredentials(policy.credentials, policy.keys)
+        ctx.use_certificate(crypto.X509.from_cryptography(own.chain[0]))
+        for extra in own.chain[1:]:
+            ctx.add_extra_chain_cert(crypto.X509.from_cryptography(extra))
+        ctx.use_privatekey(crypto.PKey.from_cryptography_key(own.key))  # type: ignore[arg-type]
+        ctx.check_privatekey()
+    if policy.credentials.dhParameters:
+        from .credentials import _read
+
+        _read("dhParameters", policy.credentials.dhParameters, "DH parameters")
+        try:
+            ctx.load_tmp_dh(policy.credentials.dhParameters.encode())
+        except SSL.Error:
+            raise PolicyError("dhParameters", policy.credentials.dhParameters,
+                              "not a PEM DH parameters file",
+                              "make one with openssl dhparam -out dh.pem 2048") from None
+
+    trust = policy.trust
+    caCerts: List[x509.Certificate] = []
+    if trust.caFile:
+        caCerts = loadCAFile(trust.caFile)
+    if trust.caDir:
+        caCerts = caCerts + loadCADir(trust.caDir)
+    if trust.caFile or trust.caDir:
+        store = ctx.get_cert_store()
+        assert store is not None
+        for ca in caCerts:
+            try:
+                store.add_cert(crypto.X509.from_cryptography(ca))
+            except crypto.Error:  # pragma: no cover
+                pass  # the same CA twice
+    if trust.system:
+        ctx.set_default_verify_paths()
+
+    verify = _verifyCallback(policy)
+    if role is Role.SERVER:
+        mode = {
+            ClientAuth.NONE: SSL.VERIFY_NONE,
+            ClientAuth.OPTIONAL: SSL.VERIFY_PEER,
+            ClientAuth.REQUIRED: SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT,
+        }[policy.peer.clientAuth]
+        ctx.set_verify(mode, verify if mode != SSL.VERIFY_NONE else None)
+        if caCerts and policy.peer.clientAuth is not ClientAuth.NONE:
+            ctx.set_client_ca_list([crypto.X509.from_cryptography(c).get_subject() for c in caCerts])
+        ctx.set_session_id(hashlib.sha256(repr(policy).encode()).hexdigest()[:32].encode())
+        ctx.set_tlsext_servername_callback(_recordServerName)
+        if policy.alpn:
+            ctx.set_alpn_select_callback(_alpnSelector(policy.alpn))
+    else:
+        ctx.set_verify(SSL.VERIFY_PEER, verify)
+        if policy.alpn:
+            ctx.set_alpn_protos([p.encode("utf-8") for p in policy.alpn])
+    return ctx
+
+
+def _recordServerName(conn: SSL.Connection) -> None:
+    facts = connectionFacts(conn)
+    name = conn.get_servername()
+    if facts is not None and name:
+        facts.serverName = name.decode("ascii", "replace")
+
+
+def _alpnSelector(protocols: Sequence[str]) -> Callable[[SSL.Connection, List[bytes]], Any]:
+    ours = [p.encode("utf-8") for p in protocols]
+
+    def select(conn: SSL.Connection, offered: List[bytes]) -> Any:
+        for p in ours:
+            if p in offered:
+                return p
+        return SSL.NO_OVERLAPPING_PROTOCOLS
+
+    return select
+
+
+class ConnectionCreator:
+    """
+    Holds the current context for one policy and role and makes a
+    connection from it per TLS connection.
+    """
+
+    def __init__(self, policy: TLSPolicy, role: Role, hostname: Optional[str] = None) -> None:
+        self.policy = policy
+        self.role = role
+        self.hostname = hostname
+        self.context = buildContext(policy, role)
+
+    def swap(self, policy: TLSPolicy) -> None:
+        """
+        Build a context for C{policy} and use it for new connections; the
+        old context stays with the connections already using it.
+
+        @raise PolicyError: and keep the current context, if building fails.
+        """
+        context = buildContext(policy, self.role)
+        self.policy, self.context = policy, context
+
+    def _connection(self, tlsProtocol: object) -> SSL.Connection:
+        # Twisted keeps the TLS protocol as the connection's app data; our
+        # per-connection facts ride on that protocol.
+        connection = SSL.Connection(self.context, None)
+        connection.set_app_data(tlsProtocol)
+        try:
+            tlsProtocol.securetcpFacts = ConnectionFacts(self.role)  # type: ignore[attr-defined]
+        except AttributeError:  # pragma: no cover
+            pass
+        return connection
+
+
+@implementer(IOpenSSLServerConnectionCreator)
+class ServerConnectionCreator(ConnectionCreator):
+    """
+    Server side: Twisted calls L{serverConnectionForTLS} per connection.
+    """
+
+    def __init__(self, policy: TLSPolicy) -> None:
+        super().__init__(policy, Role.SERVER)
+
+    def serverConnectionForTLS(self, tlsProtocol: object) -> SSL.Connection:
+        connection = self._connection(tlsProtocol)
+        connection.set_accept_state()
+        return connection
+
+
+@implementer(IOpenSSLClientConnectionCreator)
+class ClientConnectionCreator(ConnectionCreator):
+    """
+    Client side: sends SNI for a DNS C{hostname}.
+    """
+
+    def __init__(self, policy: TLSPolicy, hostname: Optional[str]) -> None:
+        super().__init__(policy, Role.CLIENT, hostname)
+
+    def clientConnectionForTLS(self, tlsProtocol: object) -> SSL.Connection:
+        connection = self._connection(tlsProtocol)
+        if self.hostname and not _isIP(self.hostname):
+            connection.set_tlsext_host_name(self.hostname.encode("idna"))
+        connection.set_connect_state()
+        return connection
+
+
+def _isIP(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+        return True
+    except ValueError:
+        return False
+
+
+# -- reading a finished (or failed) handshake ---------------------------
+
+
+@attrs.frozen
+class NegotiatedSession:
+    """
+    What a completed handshake negotiated, and the peer's chain.
+    """
+
+    version: Optional[str]
+    cipher: Optional[str]
+    group: Optional[str]
+    alpn: Optional[str]
+    serverName: Optional[str]
+    resumed: Optional[bool]
+    peerChain: Tuple[x509.Certificate, ...]
+
+
+def connectionFacts(connection: Any) -> Optional[ConnectionFacts]:
+    """
+    The L{ConnectionFacts} recorded for an C{OpenSSL.SSL.Connection}.
+    """
+    if connection is None:
+        return None
+    facts = getattr(connection.get_app_data(), "securetcpFacts", None)
+    return facts if isinstance(facts, ConnectionFacts) else None
+
+
+def negotiated(connection: SSL.Connection) -> NegotiatedSession:
+    """
+    Read what C{connection} negotiated.
+    """
+    facts = connectionFacts(connection)
+    chain: Tuple[x509.Certificate, ...] = ()
+    verified = connection.get_verified_chain(as_cryptography=True)
+    if verified:
+        chain = tuple(verified)
+    else:
+        presented = connection.get_peer_cert_chain(as_cryptography=True)
+        chain = tuple(presented or ())
+    alpn = connection.get_alpn_proto_negotiated()
+    getGroup = getattr(connection, "get_group_name", None)
+    serverName = facts.serverName if facts else None
+    if serverName is None and facts is not None and facts.role is Role.CLIENT:
+        raw = connection.get_servername()
+        serverName = raw.decode("ascii", "replace") if raw else None
+    return NegotiatedSession(
+        version=connection.get_protocol_version_name(),
+        cipher=connection.get_cipher_name(),
+        group=getGroup() if getGroup else None,
+        alpn=alpn.decode("utf-8", "replace") if alpn else None,
+        serverName=serverName,
+        resumed=_sessionReused(connection),
+        peerChain=chain,
+    )
+
+
+def _sessionReused(connection: SSL.Connection) -> Optional[bool]:
+    try:
+        from OpenSSL._util import lib  # type: ignore[attr-defined]
+
+        return bool(lib.SSL_session_reused(connection._ssl))  # type: ignore[attr-defined]
+    except AttributeError:  # pragma: no cover
+        return None
+
+
+def classifyFailure(error: BaseException, connection: Any) -> Tuple[str, str]:
+    """
+    Turn a handshake failure into C{(reason, detail)}, using what the verify
+    callback recorded first (it knows more than the alert does).
+    """
+    facts = connectionFacts(connection)
+    if facts is not None and facts.weakKey:
+        return ("weak_key", facts.weakKey)
+    if facts is not None and facts.verifyCode is not None:
+        return (reasonForVerifyCode(facts.verifyCode),
+                f"{facts.verifyMessage} (X509 verify code {facts.verifyCode}, "
+                f"depth {facts.verifyDepth})")
+    if isinstance(error, SSL.Error):
+        texts = []
+        for entry in error.args[0] if error.args and isinstance(error.args[0], list) else []:
+            if isinstance(entry, tuple) and entry:
+                texts.append(str(entry[-1]))
+        text = "; ".join(texts) or str(error)
+        return (reasonForErrorString(text) or "internal_error", text)
+    return ("peer_closed", str(error) or type(error).__name__)

@@ -1,0 +1,391 @@
+# -*- test-case-name: tests.test_gate -*-
+"""
+The gate: a protocol wrapper between TLS and the application.
+
+The application protocol is the caller's, unchanged.  It is built, and gets
+C{makeConnection}, only after the handshake completed, the peer's chain
+verified and its identity authorised; a peer that fails any check never
+reaches it.  The gate also enforces the handshake timeout, turns on
+TCP_NODELAY and emits the audit events::
+
+    gate = GateFactory(appFactory, policy, Role.SERVER, clock, AuditEmitter())
+    tls = TLSMemoryBIOFactory(serverCreator, False, gate, clock=clock)
+    tls.protocol = GatedTLSProtocol
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Dict, Iterable, List, Optional, Tuple
+
+from zope.interface import implementer
+
+from twisted.internet.defer import Deferred
+from twisted.internet.error import ConnectionDone, ConnectionLost
+from twisted.internet.interfaces import (
+    IAddress,
+    IHandshakeListener,
+    IProtocol,
+    IProtocolFactory,
+    IReactorTime,
+    ITCPTransport,
+)
+from twisted.internet.protocol import Factory, Protocol
+from twisted.protocols.tls import BufferingTLSTransport
+from twisted.python.failure import Failure
+
+from ._compliance import verdict
+from ._context import classifyFailure, connectionFacts, negotiated
+from .audit import AuditEmitter, utcTimestamp
+from .errors import HandshakeRejected
+from .identity import PeerIdentity, authorise, identityFromCertificate, spkiDigest
+from .policy import Role, TLSPolicy
+
+
+def _address(address: Optional[IAddress]) -> Optional[str]:
+    if address is None:
+        return None
+    host = getattr(address, "host", None)
+    port = getattr(address, "port", None)
+    if host is not None and port is not None:
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    name = getattr(address, "name", None)
+    if name is not None:
+        return f"unix:{name.decode() if isinstance(name, bytes) else name}"
+    return str(address)
+
+
+class GatedTLSProtocol(BufferingTLSTransport):
+    """
+    Twisted's TLS transport, plus what the gate needs from below: the count
+    of application bytes written, whether the first bytes looked like TLS,
+    and TCP_NODELAY.
+    """
+
+    bytesOut = 0
+    firstByte: Optional[int] = None
+    securetcpFacts: Any = None
+
+    def __init__(self, factory: Any, wrappedProtocol: IProtocol, _connectWrapped: bool = True) -> None:
+        super().__init__(factory, wrappedProtocol, _connectWrapped)
+        aggregate = self.write
+
+        def countingWrite(data: bytes) -> None:
+            self.bytesOut += len(data)
+            aggregate(data)
+
+        self.write = countingWrite  # type: ignore[method-assign]
+
+    def writeSequence(self, sequence: Iterable[bytes]) -> None:
+        self.write(b"".join(sequence))
+
+    def makeConnection(self, transport: Any) -> None:
+        if ITCPTransport.providedBy(transport):
+            try:
+                transport.setTcpNoDelay(True)
+            except OSError:  # pragma: no cover
+                pass
+        super().makeConnection(transport)
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.firstByte is None and data:
+            self.firstByte = data[0]
+        super().dataReceived(data)
+
+
+@implementer(IHandshakeListener)
+class GateProtocol(Protocol):
+    """
+    Sits on top of a L{GatedTLSProtocol}; hands the connection to the
+    application protocol once every check has passed.
+    """
+
+    application: Optional[IProtocol] = None
+    _done = False
+    local: Optional[str] = None
+    peer: Optional[str] = None
+
+    def __init__(self, factory: "GateFactory", addr: IAddress) -> None:
+        self.gate = factory
+        self.addr = addr
+        self.connectionId = os.urandom(8).hex()
+        self.bytesIn = 0
+        self.identity: Optional[PeerIdentity] = None
+        self.session: Dict[str, Any] = {}
+        self._timeout: Any = None
+        self._rejected: Optional[Tuple[str, str]] = None
+        self._buffer: List[bytes] = []
+
+    # -- lifecycle -----------------------------------------------------
+
+    def makeConnection(self, transport: Any) -> None:
+        self.started = self.gate.clock.seconds()
+        self.local = _address(transport.getHost())
+        self.peer = _address(transport.getPeer())
+        self._timeout = self.gate.clock.callLater(
+            self.gate.policy.handshakeTimeout, self._handshakeTimedOut
+        )
+        super().makeConnection(transport)
+
+    def handshakeCompleted(self) -> None:
+        connection = self.transport.getHandle()
+        session = negotiated(connection)
+        self.session = {
+            "version": session.version,
+            "cipher": session.cipher,
+            "group": session.group,
+            "alpn": session.alpn,
+            "sni": session.serverName,
+            "resumed": session.resumed,
+        }
+        decision = self._check(session)
+        if decision is not None:
+            self._reject(*decision)
+            self.transport.abortConnection()
+            return
+        self._admit()
+
+    def _check(self, session: Any) -> Optional[Tuple[str, str]]:
+        policy = self.gate.policy
+        chain = session.peerChain
+        if chain:
+            self.identity = identityFromCertificate(chain[0])
+        if self.gate.role is Role.CLIENT:
+            if not chain:
+                return ("no_server_certificate", "the server presented no certificate")
+            if self.gate.hostname:
+                problem = _verifyName(chain[0], self.gate.hostname)
+                if problem:
+                    return ("hostname_mismatch", problem)
+        elif not chain and (policy.peer.allow or policy.peer.pins):
+            return ("no_client_certificate",
+                    "an allow-list or pins are set but the client sent no certificate")
+        if chain and (policy.peer.allow or policy.peer.pins):
+            assert self.identity is not None
+            return authorise(self.identity, [spkiDigest(c) for c in chain],
+                             policy.peer.allow, policy.peer.pins)
+        return None
+
+    def _admit(self) -> None:
+        self._cancelTimeout()
+        application = self.gate.wrappedFactory.buildProtocol(self.addr)
+        if application is None:
+            self._reject("internal_error", "the application factory refused the connection")
+            self.transport.loseConnection()
+            return
+        self.application = application
+        self.gate.emit(self, "connection.accepted")
+        self.gate.admitted(self, application)
+        application.makeConnection(self.transport)
+        if IHandshakeListener.providedBy(application):
+            application.handshakeCompleted()
+        buffered, self._buffer = self._buffer, []
+        for data in buffered:
+            application.dataReceived(data)
+
+    def dataReceived(self, data: bytes) -> None:
+        self.bytesIn += len(data)
+        if self.application is not None:
+            self.application.dataReceived(data)
+        elif self._rejected is None:
+            self._buffer.append(data)
+
+    def connectionLost(self, reason: Failure = Failure(ConnectionDone())) -> None:
+        self._cancelTimeout()
+        if self._done:
+            return
+        self._done = True
+        if self.application is not None:
+            self.gate.emit(self, "connection.closed",
+                           duration=round(self.gate.clock.seconds() - self.started, 6),
+                           bytesIn=self.bytesIn,
+                           bytesOut=getattr(self.transport, "bytesOut", None))
+            application, self.application = self.application, None
+            application.connectionLost(reason)
+            return
+        if self._rejected is None:
+            self._reject(*self._classify(reason))
+        self.gate.failed(self, self._rejected or ("internal_error", ""))
+
+    # -- helpers -------------------------------------------------------
+
+    def _classify(self, reason: Failure) -> Tuple[str, str]:
+        handle = None
+        try:
+            handle = self.transport.getHandle()
+        except AttributeError:  # pragma: no cover
+            pass
+        facts = connectionFacts(handle)
+        first = getattr(self.transport, "firstByte", None)
+        if first is None:
+            if facts is not None and (facts.verifyCode is not None or facts.weakKey):
+                return classifyFailure(reason.value, handle)
+            return ("peer_closed", "the peer closed the connection before sending anything")
+        if first != 0x16 and self.gate.role is Role.SERVER:
+            return ("not_tls", f"the first byte was 0x{first:02x}, not a TLS handshake record")
+        if isinstance(reason.value, (ConnectionDone, ConnectionLost)) and not (
+            facts and (facts.verifyCode is not None or facts.weakKey)
+        ):
+            return ("peer_closed", "the peer closed the connection during the handshake")
+        return classifyFailure(reason.value, handle)
+
+    def _reject(self, reason: str, detail: str) -> None:
+        if self._rejected is not None:
+            return
+        self._cancelTimeout()
+        self._rejected = (reason, detail)
+        self._buffer = []
+        handle = None
+        try:
+            handle = self.transport.getHandle()
+        except AttributeError:  # pragma: no cover
+            pass
+        facts = connectionFacts(handle)
+        if self.identity is None and facts is not None and facts.peerLeaf is not None:
+            self.identity = identityFromCertificate(facts.peerLeaf)
+        if not self.session and handle is not None:
+            try:
+                self.session = {
+                    "version": handle.get_protocol_version_name() if facts and facts.peerLeaf is not None else None,
+                    "cipher": handle.get_cipher_name(),
+                    "group": None,
+                    "alpn": None,
+                    "sni": facts.serverName if facts else None,
+                }
+            except Exception:  # pragma: no cover
+                self.session = {}
+        self.gate.emit(self, "handshake.rejected", reason=reason, detail=detail)
+
+    def _handshakeTimedOut(self) -> None:
+        self._timeout = None
+        self._reject("handshake_timeout",
+                     f"no completed handshake after {self.gate.policy.handshakeTimeout}s")
+        self.transport.abortConnection()
+
+    def _cancelTimeout(self) -> None:
+        if self._timeout is not None and self._timeout.active():
+            self._timeout.cancel()
+        self._timeout = None
+
+
+def _verifyName(leaf: Any, hostname: str) -> Optional[str]:
+    from service_identity import CertificateError, VerificationError
+    from service_identity.cryptography import (
+        verify_certificate_hostname,
+        verify_certificate_ip_address,
+    )
+
+    try:
+        import ipaddress
+
+        try:
+            verify_certificate_ip_address(leaf, str(ipaddress.ip_address(hostname)))
+        except ValueError:
+            verify_certificate_hostname(leaf, hostname)
+    except VerificationError as e:
+        return f"the server's certificate is not valid for {hostname!r}: {e}"
+    except CertificateError as e:
+        return f"the server's certificate names no usable identity: {e}"
+    return None
+
+
+class GateFactory(Factory):
+    """
+    Builds a L{GateProtocol} per connection for the application factory
+    C{wrappedFactory}.
+    """
+
+    protocol = GateProtocol  # type: ignore[assignment]
+    noisy = False
+
+    def __init__(
+        self,
+        wrappedFactory: IProtocolFactory,
+        policy: TLSPolicy,
+        role: Role,
+        clock: IReactorTime,
+        emitter: AuditEmitter,
+        hostname: Optional[str] = None,
+        policyName: Optional[str] = None,
+    ) -> None:
+        self.wrappedFactory = wrappedFactory
+        self.policy = policy
+        self.role = role
+        self.clock = clock
+        self.emitter = emitter
+        self.hostname = hostname
+
+    def buildProtocol(self, addr: IAddress) -> GateProtocol:
+        return GateProtocol(self, addr)
+
+    def doStart(self) -> None:
+        self.wrappedFactory.doStart()
+        super().doStart()
+
+    def doStop(self) -> None:
+        self.wrappedFactory.doStop()
+        super().doStop()
+
+    def logPrefix(self) -> str:
+        inner = getattr(self.wrappedFactory, "logPrefix", None)
+        name = inner() if inner else self.wrappedFactory.__class__.__name__
+        return f"{name} (securetcp)"
+
+    def admitted(self, gate: GateProtocol, application: IProtocol) -> None:
+        """
+        Called when C{gate} hands its connection to C{application}.
+        """
+
+    def failed(self, gate: GateProtocol, rejection: Tuple[str, str]) -> None:
+        """
+        Called when C{gate}'s connection ended without reaching the
+        application.
+        """
+
+    def emit(self, gate: GateProtocol, event: str, **extra: Any) -> None:
+        local, peer = gate.local, gate.peer
+        policy = self.policy
+        record: Dict[str, Any] = {
+            "event": event,
+            "time": utcTimestamp(self.clock.seconds()),
+            "connection": gate.connectionId,
+            "role": self.role.value,
+            "local": local,
+            "peer": peer,
+            "sni": gate.session.get("sni"),
+            "version": gate.session.get("version"),
+            "cipher": gate.session.get("cipher"),
+            "group": gate.session.get("group"),
+            "alpn": gate.session.get("alpn"),
+            "resumed": gate.session.get("resumed"),
+            "peerIdentity": gate.identity.asRecord() if gate.identity else None,
+            "policy": policy.name,
+            "profile": policy.profile,
+        }
+        if event == "handshake.rejected" and not gate.session.get("version"):
+            record["compliance"] = None
+        else:
+            record["compliance"] = verdict(
+                gate.session.get("version"), gate.session.get("cipher"),
+                gate.session.get("group"), policy.legacy)
+        record.update(extra)
+        self.emitter.emit(record)
+
+
+class ClientGateFactory(GateFactory):
+    """
+    The client side: L{whenReady} fires with the application protocol once
+    the server is verified, or fails with L{HandshakeRejected}.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.whenReady: Deferred[IProtocol] = Deferred()
+
+    def admitted(self, gate: GateProtocol, application: IProtocol) -> None:
+        if not self.whenReady.called:
+            self.whenReady.callback(application)
+
+    def failed(self, gate: GateProtocol, rejection: Tuple[str, str]) -> None:
+        if not self.whenReady.called:
+            self.whenReady.errback(HandshakeRejected(*rejection))

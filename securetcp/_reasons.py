@@ -1,0 +1,124 @@
+# -*- test-case-name: tests.test_reasons -*-
+"""
+The closed list of machine-readable rejection reasons, and the pure mappings
+from OpenSSL's certificate-verification codes and error strings onto it.
+
+    >>> reasonForVerifyCode(10)
+    'expired'
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Mapping, Optional
+
+#: Every reason a handshake.rejected audit event (or L{HandshakeRejected})
+#: can carry, with its meaning.
+REJECTION_REASONS: Mapping[str, str] = {
+    "unknown_ca": "the peer's chain does not lead to a trusted CA",
+    "expired": "a certificate in the peer's chain has expired",
+    "not_yet_valid": "a certificate in the peer's chain is not valid yet",
+    "bad_signature": "a signature in the peer's chain does not verify",
+    "wrong_key_usage": "the peer's certificate is not for this purpose (EKU/key usage)",
+    "weak_key": "a key in the peer's chain is below the policy's minimum size",
+    "bad_certificate": "the peer's certificate is malformed or otherwise unacceptable",
+    "revoked": "the peer's certificate has been revoked",
+    "hostname_mismatch": "the server's certificate is not valid for the expected name",
+    "identity_not_allowed": "the peer's identity matches no rule of the allow-list",
+    "pin_mismatch": "no certificate in the peer's chain matches a pinned key",
+    "no_client_certificate": "the client sent no certificate but one is required",
+    "no_server_certificate": "the server presented no certificate",
+    "protocol_version_refused": "the peer offered no protocol version the policy allows",
+    "no_shared_cipher": "the peer offered no cipher suite or group the policy allows",
+    "peer_rejected": "the peer aborted the handshake with an alert",
+    "handshake_timeout": "the handshake did not complete in time",
+    "not_tls": "the peer did not speak TLS",
+    "peer_closed": "the peer closed the connection during the handshake",
+    "internal_error": "an unexpected error inside securetcp or OpenSSL",
+}
+
+_VERIFY_CODES: Dict[int, str] = {
+    2: "unknown_ca",  # unable to get issuer certificate
+    3: "unknown_ca",  # unable to get CRL (handled by revocation later)
+    4: "bad_signature",  # unable to decrypt certificate signature
+    5: "bad_signature",
+    6: "bad_signature",
+    7: "bad_signature",  # certificate signature failure
+    8: "bad_signature",  # CRL signature failure
+    9: "not_yet_valid",
+    10: "expired",
+    11: "not_yet_valid",  # CRL not yet valid
+    12: "expired",  # CRL has expired
+    13: "bad_certificate",
+    14: "bad_certificate",
+    18: "unknown_ca",  # self-signed leaf
+    19: "unknown_ca",  # self-signed certificate in chain
+    20: "unknown_ca",  # unable to get local issuer certificate
+    21: "unknown_ca",  # unable to verify the first certificate
+    22: "bad_certificate",  # chain too long
+    23: "revoked",
+    24: "unknown_ca",  # invalid CA certificate
+    25: "bad_certificate",  # path length exceeded
+    26: "wrong_key_usage",  # unsupported certificate purpose
+    27: "unknown_ca",  # certificate not trusted
+    28: "unknown_ca",  # certificate rejected
+    32: "wrong_key_usage",  # key usage does not include certificate signing
+    62: "hostname_mismatch",
+    63: "hostname_mismatch",
+    64: "hostname_mismatch",
+}
+
+
+def reasonForVerifyCode(code: int) -> str:
+    """
+    The rejection reason for an OpenSSL C{X509_V_ERR_*} code.
+    """
+    return _VERIFY_CODES.get(code, "bad_certificate")
+
+
+# Substrings of OpenSSL's error reason strings, most specific first.
+_ERROR_STRINGS = (
+    ("peer did not return a certificate", "no_client_certificate"),
+    ("certificate required", "no_client_certificate"),
+    ("unsupported protocol", "protocol_version_refused"),
+    ("no protocols available", "protocol_version_refused"),
+    ("protocol version", "protocol_version_refused"),
+    ("version too low", "protocol_version_refused"),
+    ("no shared cipher", "no_shared_cipher"),
+    ("no suitable key share", "no_shared_cipher"),
+    ("no suitable signature algorithm", "no_shared_cipher"),
+    ("no shared group", "no_shared_cipher"),
+    ("no suitable group", "no_shared_cipher"),
+    ("no ciphers available", "no_shared_cipher"),
+    ("sslv3 alert handshake failure", "peer_rejected"),
+    ("handshake failure", "no_shared_cipher"),
+    ("http request", "not_tls"),
+    ("https proxy request", "not_tls"),
+    ("wrong version number", "not_tls"),
+    ("packet length too long", "not_tls"),
+    ("record layer failure", "not_tls"),
+    ("unknown protocol", "not_tls"),
+    ("tlsv1 alert unknown ca", "unknown_ca"),
+    ("alert unknown ca", "unknown_ca"),
+    ("alert certificate expired", "expired"),
+    ("alert certificate revoked", "revoked"),
+    ("alert bad certificate", "bad_certificate"),
+    ("alert unsupported certificate", "wrong_key_usage"),
+    ("alert certificate unknown", "bad_certificate"),
+    ("alert decrypt error", "bad_signature"),
+    ("alert protocol version", "protocol_version_refused"),
+    ("alert insufficient security", "no_shared_cipher"),
+    ("alert", "peer_rejected"),
+    ("unexpected eof", "peer_closed"),
+)
+
+
+def reasonForErrorString(text: str) -> Optional[str]:
+    """
+    The rejection reason for an OpenSSL error reason string such as
+    C{"no shared cipher"}, or C{None} when it says nothing we know.
+    """
+    lowered = text.lower()
+    for needle, reason in _ERROR_STRINGS:
+        if needle in lowered:
+            return reason
+    return None

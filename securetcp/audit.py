@@ -1,0 +1,99 @@
+# -*- test-case-name: tests.test_audit -*-
+"""
+The audit event schema, and how events are emitted.
+
+Every connection produces events through L{twisted.logger} under the
+C{securetcp.audit} namespace.  Each event carries one JSON-ready dict, its
+I{record}, under the key C{securetcp_audit}::
+
+    from twisted.logger import globalLogPublisher
+    def show(event):
+        if event.get("log_namespace") == AUDIT_NAMESPACE:
+            print(event["securetcp_audit"]["event"])
+    globalLogPublisher.addObserver(show)
+
+The events (C{record["event"]}) are:
+
+  - C{connection.accepted}: handshake done, peer verified and authorised;
+    the application now has the connection.
+  - C{handshake.rejected}: the peer never reached the application;
+    C{reason} is one of L{REJECTION_REASONS}.
+  - C{connection.closed}: an accepted connection ended; C{duration} (seconds),
+    C{bytesIn} and C{bytesOut} (application bytes).
+  - C{policy.loaded}: an endpoint started using a policy.
+
+No record ever contains application data.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any, Dict, Optional
+
+from twisted.logger import Logger, LogLevel
+
+from ._reasons import REJECTION_REASONS
+
+__all__ = [
+    "AUDIT_NAMESPACE",
+    "SCHEMA_VERSION",
+    "EVENTS",
+    "REJECTION_REASONS",
+    "AuditEmitter",
+]
+
+AUDIT_NAMESPACE = "securetcp.audit"
+SCHEMA_VERSION = 1
+
+EVENTS = {
+    "connection.accepted": "the peer was verified and authorised and handed to the application",
+    "handshake.rejected": "the connection failed a check and never reached the application",
+    "connection.closed": "an accepted connection ended",
+    "policy.loaded": "an endpoint started listening or connecting under a policy",
+}
+
+_FORMATS = {
+    "connection.accepted": "securetcp: accepted {securetcp_audit[peer]} "
+    "{securetcp_audit[version]} {securetcp_audit[cipher]}",
+    "handshake.rejected": "securetcp: rejected {securetcp_audit[peer]}: "
+    "{securetcp_audit[reason]}",
+    "connection.closed": "securetcp: closed {securetcp_audit[peer]} after "
+    "{securetcp_audit[duration]}s",
+    "policy.loaded": "securetcp: policy {securetcp_audit[policy]} "
+    "({securetcp_audit[profile]}) loaded for {securetcp_audit[role]}",
+}
+
+
+def utcTimestamp(seconds: float) -> str:
+    """
+    ISO 8601 UTC time with microseconds and a C{Z}.
+    """
+    moment = datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class AuditEmitter:
+    """
+    Emits audit records through a L{Logger} in the C{securetcp.audit}
+    namespace.
+
+    @ivar logger: the L{Logger} used; tests pass one with their own observer.
+    """
+
+    def __init__(self, logger: Optional[Logger] = None) -> None:
+        self.logger = logger or Logger(namespace=AUDIT_NAMESPACE)
+
+    def emit(self, record: Dict[str, Any]) -> None:
+        """
+        Emit one record (which must have an C{event} key from L{EVENTS}).
+        """
+        event = record["event"]
+        assert event in EVENTS, event
+        record.setdefault("schema", SCHEMA_VERSION)
+        level = LogLevel.warn if event == "handshake.rejected" else LogLevel.info
+        self.logger.emit(
+            level,
+            _FORMATS[event],
+            securetcp_audit=record,
+            securetcp_event=event,
+        )

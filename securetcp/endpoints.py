@@ -1,0 +1,394 @@
+# -*- test-case-name: tests.test_endpoints -*-
+"""
+Server and client endpoints that wrap any stream endpoint with a policy, and
+the C{securessl:} / C{mtls:} endpoint-string parsers.
+
+From Python::
+
+    inner = TCP4ServerEndpoint(reactor, 6661, interface="127.0.0.1")
+    endpoint = serverEndpoint(reactor, inner, policy, mutual=True)
+    endpoint.listen(HL7Factory())
+
+From a string (any Twisted application that takes endpoint strings)::
+
+    serverFromString(reactor, "mtls:6661:certKey=server.pem:"
+                              "privateKey=server.key:caCerts=devices-ca.pem")
+    clientFromString(reactor, "securessl:host=lab.example:port=6661:"
+                              "caCerts=ca.pem")
+
+Every error in an endpoint string is raised when it is parsed, as
+L{EndpointArgumentError}; a policy or file problem keeps its own type
+(L{PolicyError} and subclasses, all L{ValueError}s).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Optional, Tuple
+
+from zope.interface import implementer
+
+from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import (
+    HostnameEndpoint,
+    TCP4ServerEndpoint,
+    TCP6ServerEndpoint,
+    clientFromString,
+    serverFromString,
+)
+from twisted.internet.interfaces import (
+    IProtocol,
+    IProtocolFactory,
+    IReactorTime,
+    IStreamClientEndpoint,
+    IStreamServerEndpoint,
+)
+from twisted.logger import Logger
+from twisted.plugin import IPlugin
+from twisted.internet.interfaces import (
+    IStreamClientEndpointStringParserWithReactor,
+    IStreamServerEndpointStringParser,
+)
+from twisted.protocols.tls import TLSMemoryBIOFactory
+
+from ._context import ClientConnectionCreator, ServerConnectionCreator
+from ._gate import ClientGateFactory, GatedTLSProtocol, GateFactory
+from .audit import AuditEmitter, utcTimestamp
+from .config import POLICY_OPTIONS, loadPolicyFile, policyFromOptions
+from .errors import EndpointArgumentError, PolicyError
+from .policy import Role, TLSPolicy
+
+_log = Logger(namespace="securetcp")
+
+
+def _policyLoaded(emitter: AuditEmitter, clock: IReactorTime, policy: TLSPolicy,
+                  role: Role, mutual: bool, endpoint: str) -> None:
+    emitter.emit({
+        "event": "policy.loaded",
+        "time": utcTimestamp(clock.seconds()),
+        "role": role.value,
+        "policy": policy.name,
+        "profile": policy.profile,
+        "endpoint": endpoint,
+        "mutual": mutual,
+        "minVersion": policy.versions.minimum.value,
+        "maxVersion": policy.versions.maximum.value,
+        "ciphers": list(policy.ciphers.tls12),
+        "ciphersuites": list(policy.ciphers.tls13),
+        "clientAuth": policy.peer.clientAuth.value,
+        "compliance": {"profile": "nist-800-52r2", "compliant": policy.compliant,
+                       "reasons": [] if policy.compliant else
+                       [f"policy from profile {policy.profile} goes beyond nist-800-52r2"]},
+    })
+    if policy.legacy:
+        _log.warn(
+            "securetcp: policy {name!r} uses the INSECURE legacy profile "
+            "(TLS 1.0+, CBC ciphers); every connection is audited as "
+            "non-compliant", name=policy.name)
+
+
+@implementer(IStreamServerEndpoint)
+class SecureServerEndpoint:
+    """
+    A server endpoint that speaks TLS under a L{TLSPolicy} on top of any
+    inner stream server endpoint.  Build it with L{serverEndpoint}.
+
+    The context is built (and every file read) when the endpoint is created,
+    so configuration errors surface before anything listens.
+    """
+
+    def __init__(self, reactor: Any, inner: IStreamServerEndpoint, policy: TLSPolicy,
+                 mutual: bool = False, clock: Optional[IReactorTime] = None,
+                 emitter: Optional[AuditEmitter] = None) -> None:
+        self._reactor = reactor
+        self._inner = inner
+        self.mutual = mutual
+        self.policy = policy.requireFor(Role.SERVER, mutual)
+        self.creator = ServerConnectionCreator(self.policy)
+        self._clock: IReactorTime = clock or reactor
+        self._emitter = emitter or AuditEmitter()
+
+    def wrapFactory(self, factory: IProtocolFactory) -> TLSMemoryBIOFactory:
+        """
+        The factory that puts TLS and the gate in front of C{factory}.
+        """
+        gate = GateFactory(factory, self.policy, Role.SERVER, self._clock, self._emitter)
+        tls = TLSMemoryBIOFactory(self.creator, False, gate, clock=self._clock)
+        tls.protocol = GatedTLSProtocol
+        return tls
+
+    def listen(self, protocolFactory: IProtocolFactory) -> "Deferred[Any]":
+        _policyLoaded(self._emitter, self._clock, self.policy, Role.SERVER,
+                      self.mutual, repr(self._inner))
+        return self._inner.listen(self.wrapFactory(protocolFactory))
+
+
+@implementer(IStreamClientEndpoint)
+class SecureClientEndpoint:
+    """
+    A client endpoint that connects over any inner stream client endpoint and
+    verifies the server under a L{TLSPolicy}.  C{connect} fires with the
+    application protocol only after the server is verified and authorised,
+    or fails with L{securetcp.errors.HandshakeRejected}.
+    """
+
+    def __init__(self, reactor: Any, inner: IStreamClientEndpoint, policy: TLSPolicy,
+                 hostname: Optional[str] = None, mutual: bool = False,
+                 clock: Optional[IReactorTime] = None,
+                 emitter: Optional[AuditEmitter] = None) -> None:
+        self._reactor = reactor
+        self._inner = inner
+        self.mutual = mutual
+        self.policy = policy.requireFor(Role.CLIENT, mutual)
+        self.hostname = hostname or self.policy.peer.hostname
+        self.creator = ClientConnectionCreator(self.policy, self.hostname)
+        self._clock: IReactorTime = clock or reactor
+        self._emitter = emitter or AuditEmitter()
+
+    def connect(self, protocolFactory: IProtocolFactory) -> "Deferred[IProtocol]":
+        gate = ClientGateFactory(protocolFactory, self.policy, Role.CLIENT, self._clock,
+                                 self._emitter, hostname=self.hostname)
+        tls = TLSMemoryBIOFactory(self.creator, True, gate, clock=self._clock)
+        tls.protocol = GatedTLSProtocol
+        connecting = self._inner.connect(tls)
+        tlsProtocol: Dict[str, Any] = {}
+
+        def cancel(d: "Deferred[IProtocol]") -> None:
+            if "p" in tlsProtocol:
+                tlsProtocol["p"].abortConnection()
+            else:
+                connecting.cancel()
+
+        result: Deferred[IProtocol] = Deferred(cancel)
+
+        def connected(p: Any) -> None:
+            tlsProtocol["p"] = p
+
+        def connectFailed(f: Any) -> None:
+            if not result.called:
+                result.errback(f)
+
+        connecting.addCallbacks(connected, connectFailed)
+        gate.whenReady.addCallbacks(
+            lambda app: result.callback(app) if not result.called else None,
+            lambda f: result.errback(f) if not result.called else None,
+        )
+        return result
+
+
+def serverEndpoint(reactor: Any, inner: IStreamServerEndpoint, policy: TLSPolicy, *,
+                   mutual: bool = False, clock: Optional[IReactorTime] = None,
+                   emitter: Optional[AuditEmitter] = None) -> SecureServerEndpoint:
+    """
+    Wrap C{inner} with TLS under C{policy}; with C{mutual}, require and
+    verify client certificates.
+
+    @raise PolicyError: if the policy cannot serve (missing credentials or
+        CA, unreadable files, ...).
+    """
+    return SecureServerEndpoint(reactor, inner, policy, mutual, clock, emitter)
+
+
+def clientEndpoint(reactor: Any, inner: IStreamClientEndpoint, policy: TLSPolicy, *,
+                   hostname: Optional[str] = None, mutual: bool = False,
+                   clock: Optional[IReactorTime] = None,
+                   emitter: Optional[AuditEmitter] = None) -> SecureClientEndpoint:
+    """
+    Connect over C{inner} and verify the server under C{policy} (its
+    certificate must be valid for C{hostname}); with C{mutual}, present our
+    own certificate.
+    """
+    return SecureClientEndpoint(reactor, inner, policy, hostname, mutual, clock, emitter)
+
+
+# -- endpoint strings ----------------------------------------------------
+
+SERVER_ARGUMENTS: Dict[str, str] = {
+    "port": "TCP port to listen on (also the first positional argument)",
+    "interface": "address to listen on (default all IPv4 addresses)",
+    "backlog": "listen queue length (default 50)",
+    "endpoint": "wrap another server endpoint string instead (tcp6:, unix:, systemd:, ...)",
+    "policy": "TOML policy file; the other arguments override its keys",
+}
+CLIENT_ARGUMENTS: Dict[str, str] = {
+    "host": "server host name or address (also the first positional argument)",
+    "port": "server port (also the second positional argument)",
+    "timeout": "seconds to wait for the TCP connection (default 30)",
+    "bindAddress": "local address to connect from",
+    "endpoint": "wrap another client endpoint string instead (unix:, tcp6:, ...)",
+    "policy": "TOML policy file; the other arguments override its keys",
+}
+
+
+def _fail(argument: Optional[str], value: Any, problem: str, fix: str = "",
+          valid: Tuple[str, ...] = ()) -> EndpointArgumentError:
+    return EndpointArgumentError(argument, value, problem, fix, valid)
+
+
+def _policyFor(prefix: str, kwargs: Dict[str, Any], serverDefaults: bool) -> TLSPolicy:
+    options = {k: v for k, v in kwargs.items() if k in POLICY_OPTIONS}
+    base = None
+    if "policy" in kwargs:
+        base = loadPolicyFile(kwargs["policy"])
+    if serverDefaults and not options.get("certKey") and not options.get("privateKey") \
+            and not options.get("pkcs12") and not (base and base.credentials.configured):
+        # Twisted's ssl: defaults privateKey to server.pem
+        options["privateKey"] = "server.pem"
+    return policyFromOptions(options, base)
+
+
+def _asArgumentError(prefix: str, error: PolicyError) -> EndpointArgumentError:
+    """
+    Every problem found while parsing an endpoint string is reported as an
+    L{EndpointArgumentError} naming the argument; the original error (for
+    example a L{securetcp.errors.CredentialError} with its C{path}) is kept as
+    C{cause}.
+    """
+    if isinstance(error, EndpointArgumentError):
+        return error
+    argument = {"version": "minVersion"}.get(error.field, error.field)
+    wrapped = EndpointArgumentError(argument, error.value, error.problem, error.fix)
+    wrapped.cause = error
+    wrapped.path = getattr(error, "path", None)
+    return wrapped
+
+
+def _checkArguments(prefix: str, kwargs: Dict[str, Any], own: Dict[str, str]) -> None:
+    valid = tuple(own) + tuple(POLICY_OPTIONS)
+    for key in kwargs:
+        if key not in valid:
+            raise _fail(key, kwargs[key], f"unknown {prefix}: argument",
+                        "valid arguments: " + ", ".join(valid), valid)
+    for key, value in kwargs.items():
+        if value == "" and key not in ("interface",):
+            raise _fail(key, value, "empty value", f"give a value after {key}=")
+
+
+def _int(argument: str, value: Any, low: int, high: int) -> int:
+    try:
+        number = int(str(value))
+    except ValueError:
+        raise _fail(argument, value, "not an integer") from None
+    if not low <= number <= high:
+        raise _fail(argument, value, f"must be between {low} and {high}")
+    return number
+
+
+def _serverInner(reactor: Any, prefix: str, args: Tuple[Any, ...],
+                 kwargs: Dict[str, Any]) -> IStreamServerEndpoint:
+    if len(args) > 1:
+        raise _fail(None, ":".join(map(str, args)),
+                    "too many positional arguments",
+                    f"write {prefix}:PORT:name=value:... (escape ':' in values as '\\:')")
+    if "endpoint" in kwargs:
+        if args or "port" in kwargs or "interface" in kwargs:
+            raise _fail("endpoint", kwargs["endpoint"],
+                        "cannot be combined with a port or interface",
+                        "put the port and interface in the inner endpoint string")
+        try:
+            return serverFromString(reactor, kwargs["endpoint"])
+        except (ValueError, KeyError, TypeError) as e:
+            raise _fail("endpoint", kwargs["endpoint"],
+                        f"invalid inner endpoint string: {e}",
+                        "escape its colons as '\\:'") from None
+    if args and "port" in kwargs:
+        raise _fail("port", kwargs["port"], "given twice (positional and port=)")
+    if not args and "port" not in kwargs:
+        raise _fail("port", None, "no port", f"write {prefix}:PORT:...")
+    port = _int("port", args[0] if args else kwargs["port"], 0, 65535)
+    backlog = _int("backlog", kwargs.get("backlog", 50), 1, 65535)
+    interface = kwargs.get("interface", "")
+    if ":" in interface:
+        return TCP6ServerEndpoint(reactor, port, backlog, interface)
+    return TCP4ServerEndpoint(reactor, port, backlog, interface)
+
+
+def _clientInner(reactor: Any, prefix: str, args: Tuple[Any, ...],
+                 kwargs: Dict[str, Any]) -> Tuple[Any, Optional[str]]:
+    if len(args) > 2:
+        raise _fail(None, ":".join(map(str, args)), "too many positional arguments",
+                    f"write {prefix}:HOST:PORT:name=value:...")
+    if "endpoint" in kwargs:
+        if args or "host" in kwargs or "port" in kwargs:
+            raise _fail("endpoint", kwargs["endpoint"],
+                        "cannot be combined with host or port",
+                        "put them in the inner endpoint string")
+        try:
+            return clientFromString(reactor, kwargs["endpoint"]), None
+        except (ValueError, KeyError, TypeError) as e:
+            raise _fail("endpoint", kwargs["endpoint"],
+                        f"invalid inner endpoint string: {e}",
+                        "escape its colons as '\\:'") from None
+    positional = dict(zip(("host", "port"), args))
+    for key in positional:
+        if key in kwargs:
+            raise _fail(key, kwargs[key], "given twice (positional and named)")
+    merged = {**kwargs, **positional}
+    if not merged.get("host"):
+        raise _fail("host", None, "no host", f"write {prefix}:HOST:PORT or host=HOST")
+    if "port" not in merged:
+        raise _fail("port", None, "no port", f"write {prefix}:HOST:PORT or port=PORT")
+    port = _int("port", merged["port"], 1, 65535)
+    timeout = merged.get("timeout", 30)
+    try:
+        timeoutSeconds = float(timeout)
+        if timeoutSeconds <= 0:
+            raise ValueError
+    except ValueError:
+        raise _fail("timeout", timeout, "not a positive number of seconds") from None
+    bind = merged.get("bindAddress")
+    host = str(merged["host"])
+    return HostnameEndpoint(reactor, host.encode("idna") if not _isIPText(host) else host,
+                            port, timeout=timeoutSeconds,
+                            bindAddress=(bind, 0) if bind else None), host
+
+
+def _isIPText(text: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(text)
+        return True
+    except ValueError:
+        return False
+
+
+@implementer(IPlugin, IStreamServerEndpointStringParser)
+class SecureServerParser:
+    """
+    Parses C{securessl:} (one-way TLS) or C{mtls:} (mutual TLS) server
+    endpoint strings.
+    """
+
+    def __init__(self, prefix: str, mutual: bool) -> None:
+        self.prefix = prefix
+        self.mutual = mutual
+
+    def parseStreamServer(self, reactor: Any, *args: Any, **kwargs: Any) -> SecureServerEndpoint:
+        try:
+            _checkArguments(self.prefix, kwargs, SERVER_ARGUMENTS)
+            inner = _serverInner(reactor, self.prefix, args, kwargs)
+            policy = _policyFor(self.prefix, kwargs, serverDefaults=True)
+            return SecureServerEndpoint(reactor, inner, policy, self.mutual)
+        except PolicyError as e:
+            raise _asArgumentError(self.prefix, e) from e
+
+
+@implementer(IPlugin, IStreamClientEndpointStringParserWithReactor)
+class SecureClientParser:
+    """
+    Parses C{securessl:} or C{mtls:} client endpoint strings.
+    """
+
+    def __init__(self, prefix: str, mutual: bool) -> None:
+        self.prefix = prefix
+        self.mutual = mutual
+
+    def parseStreamClient(self, reactor: Any, *args: Any, **kwargs: Any) -> SecureClientEndpoint:
+        try:
+            _checkArguments(self.prefix, kwargs, CLIENT_ARGUMENTS)
+            inner, host = _clientInner(reactor, self.prefix, args, kwargs)
+            policy = _policyFor(self.prefix, kwargs, serverDefaults=False)
+            hostname = policy.peer.hostname or host
+            return SecureClientEndpoint(reactor, inner, policy, hostname, self.mutual)
+        except PolicyError as e:
+            raise _asArgumentError(self.prefix, e) from e
