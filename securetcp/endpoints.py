@@ -60,6 +60,19 @@ from .policy import Role, TLSPolicy
 _log = Logger(namespace="securetcp")
 
 
+def describeEndpoint(endpoint: Any) -> str:
+    """
+    A short description of an inner endpoint for the audit log, without
+    any secret.
+    """
+    port = getattr(endpoint, "_port", None)
+    interface = getattr(endpoint, "_interface", None)
+    kind = type(endpoint).__name__
+    if port is not None:
+        return f"{kind}(port={port}, interface={interface or '*'})"
+    return kind
+
+
 def _policyLoaded(emitter: AuditEmitter, clock: IReactorTime, policy: TLSPolicy,
                   role: Role, mutual: bool, endpoint: str) -> None:
     emitter.emit({
@@ -118,7 +131,7 @@ class SecureServerEndpoint:
 
     def listen(self, protocolFactory: IProtocolFactory) -> "Deferred[Any]":
         _policyLoaded(self._emitter, self._clock, self.policy, Role.SERVER,
-                      self.mutual, repr(self._inner))
+                      self.mutual, describeEndpoint(self._inner))
         return self._inner.listen(self.wrapFactory(protocolFactory))
 
 

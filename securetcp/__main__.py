@@ -1,0 +1,8 @@
+"""
+C{python -m securetcp}; see L{securetcp._cli}.
+"""
+
+from ._cli import main
+
+if __name__ == "__main__":
+    raise SystemExit(main())
