@@ -34,20 +34,20 @@ class TLSVersion(enum.Enum):
     def rank(self) -> int:
         return _VERSION_ORDER.index(self)
 
-    def __lt__(self, other: "TLSVersion") -> bool:
+    def __lt__(self, other: TLSVersion) -> bool:
         return self.rank < other.rank
 
-    def __le__(self, other: "TLSVersion") -> bool:
+    def __le__(self, other: TLSVersion) -> bool:
         return self.rank <= other.rank
 
-    def __gt__(self, other: "TLSVersion") -> bool:
+    def __gt__(self, other: TLSVersion) -> bool:
         return self.rank > other.rank
 
-    def __ge__(self, other: "TLSVersion") -> bool:
+    def __ge__(self, other: TLSVersion) -> bool:
         return self.rank >= other.rank
 
     @classmethod
-    def parse(cls, text: str) -> "TLSVersion":
+    def parse(cls, text: str) -> TLSVersion:
         """
         Accept the spellings people write: C{TLSv1.2}, C{TLSv1_2}, C{1.2},
         C{tls1.2}, C{TLS1_2}.

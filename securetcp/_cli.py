@@ -85,6 +85,51 @@ def _check(args: argparse.Namespace, out: TextIO) -> int:
     return 0 if policy.compliant else 3
 
 
+def _readKey(source: Optional[str]) -> Optional[bytes]:
+    if not source:
+        return None
+    from .credentials import readPassphrase
+
+    return readPassphrase(source)
+
+
+def _auditVerify(args: argparse.Namespace, out: TextIO) -> int:
+    from ._auditcheck import verifyFiles
+    from .errors import PolicyError
+
+    try:
+        key = _readKey(args.key)
+    except PolicyError as e:
+        print(f"securetcp: {e}", file=sys.stderr)
+        return 2
+    result = verifyFiles(args.files, key=key, partial=args.partial)
+    if result.ok:
+        print(f"OK: {result.records} records in {len(result.files)} file(s), "
+              f"records {result.firstSeq}..{result.lastSeq}, last hash {result.lastHash}",
+              file=out)
+        return 0
+    print(f"BROKEN: {result.problems[0]}", file=out)
+    print(f"({result.records} records verified before it)", file=out)
+    return 1
+
+
+def _auditReport(args: argparse.Namespace, out: TextIO) -> int:
+    from ._auditcheck import buildReport, iterRecords, reportHTML, reportText, verifyFiles
+
+    verified = verifyFiles(args.files, key=_readKey(args.key), partial=True)
+    report = buildReport(iterRecords(args.files))
+    if args.html:
+        with open(args.html, "w", encoding="utf-8") as f:
+            f.write(reportHTML(report, verified))
+    if args.json:
+        report["chain"] = {"ok": verified.ok, "records": verified.records,
+                           "problem": str(verified.problems[0]) if verified.problems else None}
+        print(json.dumps(report, indent=2), file=out)
+    else:
+        out.write(reportText(report, verified))
+    return 0 if verified.ok else 1
+
+
 def _demo(args: argparse.Namespace, out: TextIO) -> int:
     from twisted.internet import reactor
     from twisted.internet.endpoints import TCP4ServerEndpoint
@@ -103,10 +148,11 @@ def _demo(args: argparse.Namespace, out: TextIO) -> int:
         if event.get("log_namespace") == AUDIT_NAMESPACE and "securetcp_audit" in event:
             print(json.dumps(event["securetcp_audit"], sort_keys=True), file=out, flush=True)
 
-    globalLogBeginner.beginLoggingTo([printAudit], redirectStandardIO=False)
+    globalLogBeginner.beginLoggingTo([printAudit], redirectStandardIO=False)  # type: ignore[list-item]
 
     class Echo(Protocol):
         def dataReceived(self, data: bytes) -> None:
+            assert self.transport is not None
             self.transport.write(data)
 
     try:
@@ -156,9 +202,24 @@ def main(argv: Optional[Sequence[str]] = None, out: Optional[TextIO] = None) -> 
     check.add_argument("target", help="a .toml policy file or an endpoint string")
     check.add_argument("--client", action="store_true",
                        help="parse the endpoint string as a client endpoint")
+    audit = sub.add_parser("audit", help="verify or summarise audit files")
+    auditSub = audit.add_subparsers(dest="auditCommand", required=True)
+    verify = auditSub.add_parser("verify", help="check schema, sequence and hash chain")
+    verify.add_argument("files", nargs="+", help="the audit file and its rotated files")
+    verify.add_argument("--key", help="HMAC key source (env:NAME, file:PATH) for keyed chains")
+    verify.add_argument("--partial", action="store_true",
+                        help="accept a chain whose first files were left out on purpose")
+    report = auditSub.add_parser("report", help="summary for a compliance reviewer")
+    report.add_argument("files", nargs="+")
+    report.add_argument("--json", action="store_true", help="print JSON instead of text")
+    report.add_argument("--html", metavar="FILE", help="also write an HTML page with charts")
+    report.add_argument("--key", help="HMAC key source for keyed chains")
     args = parser.parse_args(argv)
     stream = out or sys.stdout
-    handler = {"demo": _demo, "profiles": _profiles, "check": _check}[args.command]
+    if args.command == "audit":
+        handler = {"verify": _auditVerify, "report": _auditReport}[args.auditCommand]
+    else:
+        handler = {"demo": _demo, "profiles": _profiles, "check": _check}[args.command]
     return handler(args, stream)
 
 

@@ -75,10 +75,10 @@ def verdict(
             reasons.append(f"cipher {cipher} is outside the profile ({why})")
     if group:
         try:
-            info = GROUPS[canonicalGroup(group)]
+            groupInfo = GROUPS[canonicalGroup(group)]
         except KeyError:
             reasons.append(f"key-exchange group {group} is unknown")
         else:
-            if not info.nist:
+            if not groupInfo.nist:
                 reasons.append(f"key-exchange group {group} is not a NIST curve")
     return {"profile": NIST_PROFILE, "compliant": not reasons, "reasons": reasons}

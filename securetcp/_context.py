@@ -20,12 +20,11 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import attrs
 from cryptography import x509
 from OpenSSL import SSL, crypto
-from zope.interface import implementer
-
 from twisted.internet.interfaces import (
     IOpenSSLClientConnectionCreator,
     IOpenSSLServerConnectionCreator,
 )
+from zope.interface import implementer
 
 from ._catalogue import TLSVersion
 from ._reasons import reasonForErrorString, reasonForVerifyCode
@@ -423,7 +422,7 @@ def _sessionReused(connection: SSL.Connection) -> Optional[bool]:
         return None
 
 
-def classifyFailure(error: BaseException, connection: Any) -> Tuple[str, str]:
+def classifyFailure(error: Optional[BaseException], connection: Any) -> Tuple[str, str]:
     """
     Turn a handshake failure into C{(reason, detail)}, using what the verify
     callback recorded first (it knows more than the alert does).

@@ -56,7 +56,7 @@ def ensureDevelopmentPKI(directory: str) -> Dict[str, str]:
     paths = {k: os.path.join(directory, v) for k, v in FILES.items()}
     if all(os.path.exists(p) for p in paths.values()):
         return paths
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     caKey = ec.generate_private_key(ec.SECP256R1())
     caName = _name("securetcp development CA")
     ca = (

@@ -18,8 +18,6 @@ from __future__ import annotations
 import os
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
-from zope.interface import implementer
-
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.interfaces import (
@@ -33,10 +31,11 @@ from twisted.internet.interfaces import (
 from twisted.internet.protocol import Factory, Protocol
 from twisted.protocols.tls import BufferingTLSTransport
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from ._compliance import verdict
 from ._context import classifyFailure, connectionFacts, negotiated
-from .audit import AuditEmitter, utcTimestamp
+from .audit import AuditEmitter, auditHealth, utcTimestamp
 from .errors import HandshakeRejected
 from .identity import PeerIdentity, authorise, identityFromCertificate, spkiDigest
 from .policy import Role, TLSPolicy
@@ -100,12 +99,13 @@ class GateProtocol(Protocol):
     application protocol once every check has passed.
     """
 
+    transport: Any
     application: Optional[IProtocol] = None
     _done = False
     local: Optional[str] = None
     peer: Optional[str] = None
 
-    def __init__(self, factory: "GateFactory", addr: IAddress) -> None:
+    def __init__(self, factory: GateFactory, addr: Optional[IAddress]) -> None:
         self.gate = factory
         self.addr = addr
         self.connectionId = os.urandom(8).hex()
@@ -168,17 +168,30 @@ class GateProtocol(Protocol):
 
     def _admit(self) -> None:
         self._cancelTimeout()
-        application = self.gate.wrappedFactory.buildProtocol(self.addr)
+        if not auditHealth.accepting:
+            self._reject("audit_unavailable",
+                         "the audit log cannot be written; unaudited connections are refused")
+            self.transport.abortConnection()
+            return
+        application = self.gate.wrappedFactory.buildProtocol(self.addr)  # type: ignore[arg-type]
         if application is None:
             self._reject("internal_error", "the application factory refused the connection")
             self.transport.loseConnection()
             return
         self.application = application
         self.gate.emit(self, "connection.accepted")
-        self.gate.admitted(self, application)
+        if not auditHealth.accepting:
+            self.application = None
+            self._reject("audit_unavailable",
+                         "the audit log cannot be written; unaudited connections are refused")
+            self.transport.abortConnection()
+            return
         application.makeConnection(self.transport)
         if IHandshakeListener.providedBy(application):
             application.handshakeCompleted()
+        # only now is the application connected: a client endpoint's
+        # connect() fires here, with a protocol that has its transport
+        self.gate.admitted(self, application)
         buffered, self._buffer = self._buffer, []
         for data in buffered:
             application.dataReceived(data)
@@ -315,7 +328,7 @@ class GateFactory(Factory):
         self.emitter = emitter
         self.hostname = hostname
 
-    def buildProtocol(self, addr: IAddress) -> GateProtocol:
+    def buildProtocol(self, addr: Optional[IAddress]) -> GateProtocol:
         return GateProtocol(self, addr)
 
     def doStart(self) -> None:

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from zope.interface import implementer
-
 from twisted.internet.interfaces import (
     IStreamClientEndpointStringParserWithReactor,
     IStreamServerEndpointStringParser,
 )
 from twisted.plugin import IPlugin
+from zope.interface import implementer
 
 
 @implementer(IPlugin, IStreamServerEndpointStringParser)

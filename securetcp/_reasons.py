@@ -33,6 +33,7 @@ REJECTION_REASONS: Mapping[str, str] = {
     "handshake_timeout": "the handshake did not complete in time",
     "not_tls": "the peer did not speak TLS",
     "peer_closed": "the peer closed the connection during the handshake",
+    "audit_unavailable": "the audit log cannot be written and the policy refuses unaudited connections",
     "internal_error": "an unexpected error inside securetcp or OpenSSL",
 }
 

@@ -35,6 +35,13 @@ from twisted.logger import Logger, LogLevel
 from ._reasons import REJECTION_REASONS
 
 __all__ = [
+    "AuditLogObserver",
+    "auditLogObserver",
+    "twistdLogger",
+    "verifyFiles",
+    "VerifyResult",
+    "buildReport",
+    "CHAIN_EVENTS",
     "AUDIT_NAMESPACE",
     "SCHEMA_VERSION",
     "EVENTS",
@@ -52,6 +59,14 @@ EVENTS = {
     "policy.loaded": "an endpoint started listening or connecting under a policy",
 }
 
+#: Records the audit file itself adds to keep the chain verifiable.
+CHAIN_EVENTS = {
+    "chain.started": "first record of a new chain",
+    "chain.resumed": "the writer restarted and continues the chain (reason: restart or torn_record)",
+    "chain.rotated": "first record of a new file after rotation; names the previous file",
+    "chain.gap": "records were lost while the file could not be written (lost: how many)",
+}
+
 _FORMATS = {
     "connection.accepted": "securetcp: accepted {securetcp_audit[peer]} "
     "{securetcp_audit[version]} {securetcp_audit[cipher]}",
@@ -64,11 +79,34 @@ _FORMATS = {
 }
 
 
+class AuditHealth:
+    """
+    Which audit files with C{onFailure="refuse"} cannot be written now.  The
+    gate refuses new connections while any cannot.
+    """
+
+    def __init__(self) -> None:
+        self._failing: set[int] = set()
+
+    def fail(self, observer: object) -> None:
+        self._failing.add(id(observer))
+
+    def recover(self, observer: object) -> None:
+        self._failing.discard(id(observer))
+
+    @property
+    def accepting(self) -> bool:
+        return not self._failing
+
+
+auditHealth = AuditHealth()
+
+
 def utcTimestamp(seconds: float) -> str:
     """
     ISO 8601 UTC time with microseconds and a C{Z}.
     """
-    moment = datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc)
+    moment = datetime.datetime.fromtimestamp(seconds, datetime.UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
@@ -97,3 +135,29 @@ class AuditEmitter:
             securetcp_audit=record,
             securetcp_event=event,
         )
+
+
+def twistdLogger() -> Any:
+    """
+    A log observer factory for C{twistd --logger=securetcp.audit.twistdLogger}:
+    the usual text log on standard output, plus the audit records written to
+    the file named by the C{SECURETCP_AUDIT_LOG} environment variable
+    (default C{securetcp-audit.jsonl}) as a hash chain.  Lets an unmodified
+    twistd application keep a tamper-evident audit trail::
+
+        SECURETCP_AUDIT_LOG=/var/log/securetcp/audit.jsonl \\
+            twistd -n --logger=securetcp.audit.twistdLogger web --listen "mtls:..."
+    """
+    import os
+    import sys
+
+    from twisted.logger import LogPublisher, textFileLogObserver
+
+    from ._auditfile import auditLogObserver
+
+    path = os.environ.get("SECURETCP_AUDIT_LOG", "securetcp-audit.jsonl")
+    return LogPublisher(textFileLogObserver(sys.stdout), auditLogObserver(path))
+
+
+from ._auditcheck import VerifyResult, buildReport, verifyFiles  # noqa: E402
+from ._auditfile import AuditLogObserver, auditLogObserver  # noqa: E402

@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from .errors import CredentialError
 from .policy import Credentials, KeyStrength
 
+
 @attrs.frozen
 class LoadedCredentials:
     """
@@ -195,7 +196,7 @@ def loadCredentials(
     if problem:
         raise CredentialError(certField, certPath, f"own key too weak: {problem}",
                               "issue a certificate with a stronger key")
-    now = now or datetime.datetime.now(datetime.timezone.utc)
+    now = now or datetime.datetime.now(datetime.UTC)
     leaf = chain[0]
     if leaf.not_valid_after_utc < now:
         raise CredentialError(

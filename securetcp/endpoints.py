@@ -25,8 +25,6 @@ from __future__ import annotations
 
 from typing import Any, Dict, Optional, Tuple
 
-from zope.interface import implementer
-
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import (
     HostnameEndpoint,
@@ -40,15 +38,14 @@ from twisted.internet.interfaces import (
     IProtocolFactory,
     IReactorTime,
     IStreamClientEndpoint,
+    IStreamClientEndpointStringParserWithReactor,
     IStreamServerEndpoint,
+    IStreamServerEndpointStringParser,
 )
 from twisted.logger import Logger
 from twisted.plugin import IPlugin
-from twisted.internet.interfaces import (
-    IStreamClientEndpointStringParserWithReactor,
-    IStreamServerEndpointStringParser,
-)
 from twisted.protocols.tls import TLSMemoryBIOFactory
+from zope.interface import implementer
 
 from ._context import ClientConnectionCreator, ServerConnectionCreator
 from ._gate import ClientGateFactory, GatedTLSProtocol, GateFactory
@@ -129,7 +126,7 @@ class SecureServerEndpoint:
         tls.protocol = GatedTLSProtocol
         return tls
 
-    def listen(self, protocolFactory: IProtocolFactory) -> "Deferred[Any]":
+    def listen(self, protocolFactory: IProtocolFactory) -> Deferred[Any]:
         _policyLoaded(self._emitter, self._clock, self.policy, Role.SERVER,
                       self.mutual, describeEndpoint(self._inner))
         return self._inner.listen(self.wrapFactory(protocolFactory))
@@ -157,15 +154,26 @@ class SecureClientEndpoint:
         self._clock: IReactorTime = clock or reactor
         self._emitter = emitter or AuditEmitter()
 
-    def connect(self, protocolFactory: IProtocolFactory) -> "Deferred[IProtocol]":
+    def wrapFactory(
+        self, protocolFactory: IProtocolFactory
+    ) -> Tuple[TLSMemoryBIOFactory, ClientGateFactory]:
+        """
+        The factory that puts TLS and the gate in front of C{protocolFactory},
+        and the gate factory (whose C{whenReady} fires with the application
+        protocol once the server is verified).
+        """
         gate = ClientGateFactory(protocolFactory, self.policy, Role.CLIENT, self._clock,
                                  self._emitter, hostname=self.hostname)
         tls = TLSMemoryBIOFactory(self.creator, True, gate, clock=self._clock)
         tls.protocol = GatedTLSProtocol
+        return tls, gate
+
+    def connect(self, protocolFactory: IProtocolFactory) -> Deferred[IProtocol]:
+        tls, gate = self.wrapFactory(protocolFactory)
         connecting = self._inner.connect(tls)
         tlsProtocol: Dict[str, Any] = {}
 
-        def cancel(d: "Deferred[IProtocol]") -> None:
+        def cancel(d: Deferred[IProtocol]) -> None:
             if "p" in tlsProtocol:
                 tlsProtocol["p"].abortConnection()
             else:
@@ -221,6 +229,7 @@ SERVER_ARGUMENTS: Dict[str, str] = {
     "backlog": "listen queue length (default 50)",
     "endpoint": "wrap another server endpoint string instead (tcp6:, unix:, systemd:, ...)",
     "policy": "TOML policy file; the other arguments override its keys",
+    "auditLog": "write the audit records to this file as a hash chain (AuditLogObserver)",
 }
 CLIENT_ARGUMENTS: Dict[str, str] = {
     "host": "server host name or address (also the first positional argument)",
@@ -229,7 +238,29 @@ CLIENT_ARGUMENTS: Dict[str, str] = {
     "bindAddress": "local address to connect from",
     "endpoint": "wrap another client endpoint string instead (unix:, tcp6:, ...)",
     "policy": "TOML policy file; the other arguments override its keys",
+    "auditLog": "write the audit records to this file as a hash chain (AuditLogObserver)",
 }
+
+
+def _emitterFor(kwargs: Dict[str, Any]) -> Optional[AuditEmitter]:
+    """
+    An emitter that also writes to the C{auditLog=} file, if one is named.
+    """
+    path = kwargs.get("auditLog")
+    if not path:
+        return None
+    from twisted.logger import LogPublisher, globalLogPublisher
+
+    from ._auditfile import auditLogObserver
+    from .audit import AUDIT_NAMESPACE
+    from .errors import AuditLogError
+
+    try:
+        observer = auditLogObserver(path)
+    except AuditLogError as e:
+        raise _fail("auditLog", path, e.problem, e.fix) from None
+    return AuditEmitter(Logger(namespace=AUDIT_NAMESPACE,
+                               observer=LogPublisher(globalLogPublisher, observer)))
 
 
 def _fail(argument: Optional[str], value: Any, problem: str, fix: str = "",
@@ -331,7 +362,7 @@ def _clientInner(reactor: Any, prefix: str, args: Tuple[Any, ...],
             raise _fail("endpoint", kwargs["endpoint"],
                         f"invalid inner endpoint string: {e}",
                         "escape its colons as '\\:'") from None
-    positional = dict(zip(("host", "port"), args))
+    positional = dict(zip(("host", "port"), args, strict=False))
     for key in positional:
         if key in kwargs:
             raise _fail(key, kwargs[key], "given twice (positional and named)")
@@ -381,7 +412,11 @@ class SecureServerParser:
             _checkArguments(self.prefix, kwargs, SERVER_ARGUMENTS)
             inner = _serverInner(reactor, self.prefix, args, kwargs)
             policy = _policyFor(self.prefix, kwargs, serverDefaults=True)
-            return SecureServerEndpoint(reactor, inner, policy, self.mutual)
+            endpoint = SecureServerEndpoint(reactor, inner, policy, self.mutual)
+            emitter = _emitterFor(kwargs)
+            if emitter is not None:
+                endpoint._emitter = emitter
+            return endpoint
         except PolicyError as e:
             raise _asArgumentError(self.prefix, e) from e
 
@@ -402,6 +437,10 @@ class SecureClientParser:
             inner, host = _clientInner(reactor, self.prefix, args, kwargs)
             policy = _policyFor(self.prefix, kwargs, serverDefaults=False)
             hostname = policy.peer.hostname or host
-            return SecureClientEndpoint(reactor, inner, policy, hostname, self.mutual)
+            endpoint = SecureClientEndpoint(reactor, inner, policy, hostname, self.mutual)
+            emitter = _emitterFor(kwargs)
+            if emitter is not None:
+                endpoint._emitter = emitter
+            return endpoint
         except PolicyError as e:
             raise _asArgumentError(self.prefix, e) from e

@@ -132,6 +132,26 @@ class PolicyFileError(PolicyError):
         return message
 
 
+class AuditLogError(SecureTCPError, ValueError):
+    """
+    An audit log file cannot be used (missing directory, unreadable, a last
+    record that does not verify, an invalid option).
+
+    @ivar path: the audit file.
+    @ivar problem: what is wrong.
+    @ivar fix: how to correct it.
+    """
+
+    def __init__(self, path: str, problem: str, fix: str = "") -> None:
+        self.path = path
+        self.problem = problem
+        self.fix = fix
+        message = f"audit log {path}: {problem}"
+        if fix:
+            message += f" (fix: {fix})"
+        super().__init__(message)
+
+
 class HandshakeRejected(SecureTCPError):
     """
     A TLS connection was refused by securetcp's checks or by the peer.
@@ -155,4 +175,5 @@ __all__ = [
     "EndpointArgumentError",
     "PolicyFileError",
     "HandshakeRejected",
+    "AuditLogError",
 ]

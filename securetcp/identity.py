@@ -123,7 +123,7 @@ def identityFromCertificate(certificate: x509.Certificate) -> PeerIdentity:
     )
 
 
-def _globRegex(pattern: str, separator: str) -> "re.Pattern[str]":
+def _globRegex(pattern: str, separator: str) -> re.Pattern[str]:
     parts = pattern.split("*")
     anyLabel = "[^" + re.escape(separator) + "]*"
     return re.compile(
@@ -140,7 +140,7 @@ class IdentityPattern:
 
     kind: str
     pattern: str
-    _regex: Optional["re.Pattern[str]"] = attrs.field(
+    _regex: Optional[re.Pattern[str]] = attrs.field(
         default=None, eq=False, repr=False
     )
     _network: Optional[_IPNetwork] = attrs.field(

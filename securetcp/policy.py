@@ -114,7 +114,7 @@ class Versions:
                 "lower minVersion or raise maxVersion",
             )
 
-    def raiseMinimumTo(self, version: TLSVersion) -> "Versions":
+    def raiseMinimumTo(self, version: TLSVersion) -> Versions:
         """
         A copy whose minimum is at least C{version}.
         """
@@ -484,7 +484,7 @@ class TLSPolicy:
             )
 
     @classmethod
-    def fromProfile(cls, profile: str = DEFAULT_PROFILE, **changes: Any) -> "TLSPolicy":
+    def fromProfile(cls, profile: str = DEFAULT_PROFILE, **changes: Any) -> TLSPolicy:
         """
         A policy with a named profile's content; C{changes} are L{TLSPolicy}
         fields that replace the profile's.
@@ -509,22 +509,22 @@ class TLSPolicy:
         fields.update(changes)
         return cls(**fields)
 
-    def withVersions(self, minimum: Any = None, maximum: Any = None) -> "TLSPolicy":
+    def withVersions(self, minimum: Any = None, maximum: Any = None) -> TLSPolicy:
         return attrs.evolve(self, versions=Versions(
             minimum if minimum is not None else self.versions.minimum,
             maximum if maximum is not None else self.versions.maximum,
         ))
 
-    def withTrust(self, trust: TrustAnchors) -> "TLSPolicy":
+    def withTrust(self, trust: TrustAnchors) -> TLSPolicy:
         return attrs.evolve(self, trust=trust)
 
-    def withCredentials(self, credentials: Credentials) -> "TLSPolicy":
+    def withCredentials(self, credentials: Credentials) -> TLSPolicy:
         return attrs.evolve(self, credentials=credentials)
 
-    def withPeer(self, peer: PeerVerification) -> "TLSPolicy":
+    def withPeer(self, peer: PeerVerification) -> TLSPolicy:
         return attrs.evolve(self, peer=peer)
 
-    def requireFor(self, role: Role, mutual: bool = False) -> "TLSPolicy":
+    def requireFor(self, role: Role, mutual: bool = False) -> TLSPolicy:
         """
         Check that this policy can be used for C{role}, and return it
         (adjusted for C{mutual} TLS: a server then requires a client
