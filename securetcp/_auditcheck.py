@@ -90,16 +90,16 @@ def verifyFiles(paths: Sequence[str], key: Optional[bytes] = None,
             break
         with f:
             data = f.read()
+        torn: Optional[Tuple[int, int]] = None
         if data and not data.endswith(b"\n"):
-            tail = data.rsplit(b"\n", 1)[-1]
-            lineNo = data.count(b"\n") + 1
-            problems.append(Problem(path, lineNo, (expectedSeq or 0) + (lineNo - 1) if expectedSeq else None,
-                                    f"truncated: the last line ({len(tail)} bytes) is incomplete"))
+            # reported after the complete lines before it are verified, with
+            # the number of the record it should have been
+            torn = (data.count(b"\n") + 1, len(data.rsplit(b"\n", 1)[-1]))
         lines = data.split(b"\n")
         if lines and lines[-1] == b"":
             lines.pop()
         elif lines:
-            lines.pop()  # the torn tail, reported above
+            lines.pop()  # the torn tail, reported below
         for number, raw in enumerate(lines, 1):
             if problems:
                 break
@@ -152,6 +152,9 @@ def verifyFiles(paths: Sequence[str], key: Optional[bytes] = None,
             expectedSeq = seq + 1
             prev = record["hash"]
             count += 1
+        if torn is not None and not problems:
+            problems.append(Problem(path, torn[0], expectedSeq,
+                                    f"truncated: the last line ({torn[1]} bytes) is incomplete"))
         if problems:
             break
     return VerifyResult(

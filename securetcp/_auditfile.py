@@ -252,10 +252,18 @@ class AuditLogObserver:
             self._file.write(line)
             self._file.flush()
         except (OSError, ValueError):
-            # keep the file ending on a whole record
+            # Keep the file ending on a whole record, and drop the line from
+            # the write buffer too: left there, it would be flushed with the
+            # next record and repeat this record's sequence number.  Closing
+            # discards the buffer; the next write reopens the file.
             try:
-                self._file.truncate(goodSize)
+                self._file.close()
             except (OSError, ValueError):
+                pass
+            self._file = None
+            try:
+                os.truncate(self.path, goodSize)
+            except OSError:
                 pass
             raise
         self._size += len(line)

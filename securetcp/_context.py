@@ -151,15 +151,29 @@ class ConnectionFacts:
     weakKey: Optional[str] = None
     serverName: Optional[str] = None
     peerLeaf: Optional[x509.Certificate] = None
+    revocationWarning: Optional[str] = None
+
+
+#: X509 verify codes that mean "revocation status unknown" (no CRL for the
+#: issuer, CRL expired or not yet valid): accepted with a warning under
+#: revocation=soft.
+_REVOCATION_UNKNOWN = (3, 11, 12)
 
 
 def _verifyCallback(policy: TLSPolicy) -> Callable[..., bool]:
     strength = policy.keys
+    softRevocation = policy.revocation.enabled and policy.revocation.mode == "soft"
 
     def verify(conn: SSL.Connection, cert: crypto.X509, errno: int, depth: int, ok: int) -> bool:
         facts = connectionFacts(conn)
         if depth == 0 and facts is not None and facts.peerLeaf is None:
             facts.peerLeaf = cert.to_cryptography()
+        if not ok and softRevocation and errno in _REVOCATION_UNKNOWN:
+            if facts is not None and facts.revocationWarning is None:
+                facts.revocationWarning = (
+                    f"revocation status unknown at depth {depth} (X509 verify code {errno}); "
+                    "accepted under revocation=soft")
+            return True
         if not ok:
             if facts is not None and facts.verifyCode is None:
                 facts.verifyCode = errno
@@ -182,11 +196,27 @@ def _verifyCallback(policy: TLSPolicy) -> Callable[..., bool]:
     return verify
 
 
-def buildContext(policy: TLSPolicy, role: Role) -> SSL.Context:
+def loadTrust(policy: TLSPolicy) -> List[x509.Certificate]:
+    """
+    The CA certificates of C{policy}'s C{caCerts} file and C{caCertsDir}.
+    """
+    caCerts: List[x509.Certificate] = []
+    if policy.trust.caFile:
+        caCerts = loadCAFile(policy.trust.caFile)
+    if policy.trust.caDir:
+        caCerts = caCerts + loadCADir(policy.trust.caDir)
+    return caCerts
+
+
+def buildContext(policy: TLSPolicy, role: Role, crls: Any = None,
+                 caCerts: Optional[List[x509.Certificate]] = None) -> SSL.Context:
     """
     Build the OpenSSL context for C{policy} in C{role}.  Loads and checks
     every file the policy names.
 
+    @param crls: the L{securetcp.revocation.CRLSet} to use; loaded from the
+        policy's files when C{None} and revocation is enabled.
+    @param caCerts: the already loaded CA certificates, if any.
     @raise PolicyError: (or a subclass) naming what is wrong.
     """
     ctx = SSL.Context(SSL.TLS_METHOD)
@@ -226,11 +256,8 @@ def buildContext(policy: TLSPolicy, role: Role) -> SSL.Context:
                               "make one with openssl dhparam -out dh.pem 2048") from None
 
     trust = policy.trust
-    caCerts: List[x509.Certificate] = []
-    if trust.caFile:
-        caCerts = loadCAFile(trust.caFile)
-    if trust.caDir:
-        caCerts = caCerts + loadCADir(trust.caDir)
+    if caCerts is None:
+        caCerts = loadTrust(policy)
     if trust.caFile or trust.caDir:
         store = ctx.get_cert_store()
         assert store is not None
@@ -241,6 +268,19 @@ def buildContext(policy: TLSPolicy, role: Role) -> SSL.Context:
                 pass  # the same CA twice
     if trust.system:
         ctx.set_default_verify_paths()
+    if policy.revocation.enabled:
+        from .revocation import loadCRLs
+
+        if crls is None:
+            crls = loadCRLs(policy.revocation, caCerts, hard=policy.revocation.mode == "hard")
+        store = ctx.get_cert_store()
+        assert store is not None
+        for crl in crls.crls:
+            store.add_crl(crl)
+        flags = crypto.X509StoreFlags.CRL_CHECK
+        if policy.revocation.scope == "chain":
+            flags |= crypto.X509StoreFlags.CRL_CHECK_ALL
+        store.set_flags(flags)
 
     verify = _verifyCallback(policy)
     if role is Role.SERVER:
@@ -292,7 +332,18 @@ class ConnectionCreator:
         self.policy = policy
         self.role = role
         self.hostname = hostname
-        self.context = buildContext(policy, role)
+        self.caCerts, self.crls = self._load(policy)
+        self.context = buildContext(policy, role, self.crls, self.caCerts)
+
+    @staticmethod
+    def _load(policy: TLSPolicy) -> Tuple[List[x509.Certificate], Any]:
+        caCerts = loadTrust(policy)
+        crls = None
+        if policy.revocation.enabled:
+            from .revocation import loadCRLs
+
+            crls = loadCRLs(policy.revocation, caCerts, hard=policy.revocation.mode == "hard")
+        return caCerts, crls
 
     def swap(self, policy: TLSPolicy) -> None:
         """
@@ -301,8 +352,18 @@ class ConnectionCreator:
 
         @raise PolicyError: and keep the current context, if building fails.
         """
-        context = buildContext(policy, self.role)
-        self.policy, self.context = policy, context
+        caCerts, crls = self._load(policy)
+        context = buildContext(policy, self.role, crls, caCerts)
+        self.policy, self.context, self.caCerts, self.crls = policy, context, caCerts, crls
+
+    def swapCRLs(self, crls: Any) -> None:
+        """
+        Use C{crls} (a verified L{securetcp.revocation.CRLSet}) for new
+        connections: a new context is built and swapped in; connections
+        already open keep theirs.
+        """
+        context = buildContext(self.policy, self.role, crls, self.caCerts)
+        self.context, self.crls = context, crls
 
     def _connection(self, tlsProtocol: object) -> SSL.Connection:
         # Twisted keeps the TLS protocol as the connection's app data; our

@@ -115,6 +115,7 @@ class GateProtocol(Protocol):
         self._timeout: Any = None
         self._rejected: Optional[Tuple[str, str]] = None
         self._buffer: List[bytes] = []
+        self.peerChain: Tuple[Any, ...] = ()
 
     # -- lifecycle -----------------------------------------------------
 
@@ -138,6 +139,10 @@ class GateProtocol(Protocol):
             "sni": session.serverName,
             "resumed": session.resumed,
         }
+        self.peerChain = session.peerChain
+        facts = connectionFacts(connection)
+        if facts is not None and facts.revocationWarning:
+            self.session["revocationWarning"] = facts.revocationWarning
         decision = self._check(session)
         if decision is not None:
             self._reject(*decision)
@@ -191,6 +196,7 @@ class GateProtocol(Protocol):
             application.handshakeCompleted()
         # only now is the application connected: a client endpoint's
         # connect() fires here, with a protocol that has its transport
+        self.gate.live.add(self)
         self.gate.admitted(self, application)
         buffered, self._buffer = self._buffer, []
         for data in buffered:
@@ -208,6 +214,7 @@ class GateProtocol(Protocol):
         if self._done:
             return
         self._done = True
+        self.gate.live.discard(self)
         if self.application is not None:
             self.gate.emit(self, "connection.closed",
                            duration=round(self.gate.clock.seconds() - self.started, 6),
@@ -267,7 +274,12 @@ class GateProtocol(Protocol):
                 }
             except Exception:  # pragma: no cover
                 self.session = {}
-        self.gate.emit(self, "handshake.rejected", reason=reason, detail=detail)
+        extra: Dict[str, Any] = {}
+        crls = getattr(self.gate.creator, "crls", None) if self.gate.creator else None
+        if reason == "revoked" and crls is not None and facts is not None \
+                and facts.peerLeaf is not None:
+            extra = crls.entry(facts.peerLeaf) or {}
+        self.gate.emit(self, "handshake.rejected", reason=reason, detail=detail, **extra)
 
     def _handshakeTimedOut(self) -> None:
         self._timeout = None
@@ -327,16 +339,38 @@ class GateFactory(Factory):
         self.clock = clock
         self.emitter = emitter
         self.hostname = hostname
+        self.live: set[GateProtocol] = set()
+        self.watcher: Any = None
+        #: the connection creator, for the CRLs in force (set by endpoints)
+        self.creator: Any = None
+
+    def revokeLive(self, crls: Any) -> None:
+        """
+        Disconnect every connected peer that C{crls} revokes (the leaf, or
+        any certificate of its chain under C{revocationScope=chain}), and
+        audit each as C{connection.revoked}.
+        """
+        wholeChain = self.policy.revocation.scope == "chain"
+        for gate in list(self.live):
+            chain = gate.peerChain if wholeChain else gate.peerChain[:1]
+            if any(crls.isRevoked(c) for c in chain):
+                self.emit(gate, "connection.revoked",
+                          detail="a reloaded CRL revokes the peer's certificate")
+                gate.transport.abortConnection()
 
     def buildProtocol(self, addr: Optional[IAddress]) -> GateProtocol:
         return GateProtocol(self, addr)
 
     def doStart(self) -> None:
         self.wrappedFactory.doStart()
+        if self.watcher is not None and self.numPorts == 0:
+            self.watcher.start()
         super().doStart()
 
     def doStop(self) -> None:
         self.wrappedFactory.doStop()
+        if self.watcher is not None and self.numPorts == 1:
+            self.watcher.stop()
         super().doStop()
 
     def logPrefix(self) -> str:
@@ -371,6 +405,7 @@ class GateFactory(Factory):
             "group": gate.session.get("group"),
             "alpn": gate.session.get("alpn"),
             "resumed": gate.session.get("resumed"),
+            "revocationWarning": gate.session.get("revocationWarning"),
             "peerIdentity": gate.identity.asRecord() if gate.identity else None,
             "policy": policy.name,
             "profile": policy.profile,

@@ -22,6 +22,7 @@ REJECTION_REASONS: Mapping[str, str] = {
     "weak_key": "a key in the peer's chain is below the policy's minimum size",
     "bad_certificate": "the peer's certificate is malformed or otherwise unacceptable",
     "revoked": "the peer's certificate has been revoked",
+    "revocation_unknown": "the revocation status of the peer's chain cannot be established (no CRL for its issuer, or the CRL expired) under revocation=hard",
     "hostname_mismatch": "the server's certificate is not valid for the expected name",
     "identity_not_allowed": "the peer's identity matches no rule of the allow-list",
     "pin_mismatch": "no certificate in the peer's chain matches a pinned key",
@@ -39,16 +40,16 @@ REJECTION_REASONS: Mapping[str, str] = {
 
 _VERIFY_CODES: Dict[int, str] = {
     2: "unknown_ca",  # unable to get issuer certificate
-    3: "unknown_ca",  # unable to get CRL (handled by revocation later)
+    3: "revocation_unknown",  # unable to get the issuer's CRL
     4: "bad_signature",  # unable to decrypt certificate signature
     5: "bad_signature",
     6: "bad_signature",
     7: "bad_signature",  # certificate signature failure
-    8: "bad_signature",  # CRL signature failure
+    8: "revocation_unknown",  # CRL signature failure
     9: "not_yet_valid",
     10: "expired",
-    11: "not_yet_valid",  # CRL not yet valid
-    12: "expired",  # CRL has expired
+    11: "revocation_unknown",  # CRL not yet valid
+    12: "revocation_unknown",  # CRL has expired
     13: "bad_certificate",
     14: "bad_certificate",
     18: "unknown_ca",  # self-signed leaf

@@ -57,6 +57,10 @@ EVENTS = {
     "handshake.rejected": "the connection failed a check and never reached the application",
     "connection.closed": "an accepted connection ended",
     "policy.loaded": "an endpoint started listening or connecting under a policy",
+    "revocation.crl_loaded": "new CRLs were verified and are in force for new handshakes",
+    "revocation.crl_refused": "new CRL files were refused; the previous CRLs stay in force",
+    "revocation.crl_expired": "a CRL in force has passed its nextUpdate",
+    "connection.revoked": "a connected peer was revoked by a reloaded CRL and disconnected",
 }
 
 #: Records the audit file itself adds to keep the chain verifiable.
@@ -76,6 +80,10 @@ _FORMATS = {
     "{securetcp_audit[duration]}s",
     "policy.loaded": "securetcp: policy {securetcp_audit[policy]} "
     "({securetcp_audit[profile]}) loaded for {securetcp_audit[role]}",
+    "revocation.crl_loaded": "securetcp: CRLs loaded ({securetcp_audit[revoked]} revoked)",
+    "revocation.crl_refused": "securetcp: new CRL refused: {securetcp_audit[detail]}",
+    "revocation.crl_expired": "securetcp: CRL expired: {securetcp_audit[detail]}",
+    "connection.revoked": "securetcp: disconnected revoked peer {securetcp_audit[peer]}",
 }
 
 
@@ -128,7 +136,9 @@ class AuditEmitter:
         event = record["event"]
         assert event in EVENTS, event
         record.setdefault("schema", SCHEMA_VERSION)
-        level = LogLevel.warn if event == "handshake.rejected" else LogLevel.info
+        level = LogLevel.warn if event in (
+            "handshake.rejected", "revocation.crl_refused", "revocation.crl_expired",
+            "connection.revoked") else LogLevel.info
         self.logger.emit(
             level,
             _FORMATS[event],

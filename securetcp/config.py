@@ -38,6 +38,7 @@ from .policy import (
     Groups,
     KeyStrength,
     PeerVerification,
+    Revocation,
     TLSPolicy,
     TrustAnchors,
     Versions,
@@ -68,10 +69,17 @@ POLICY_OPTIONS: Mapping[str, str] = {
     "pinSPKI": "SHA-256 SPKI pins (sha256/BASE64 or hex)",
     "handshakeTimeout": "seconds a handshake may take (default 10)",
     "alpn": "ALPN protocol names in preference order",
+    "crl": "CRL files (PEM or DER), comma-separated; enables revocation checking",
+    "crlDir": "directories of CRL files, comma-separated",
+    "revocation": "hard (default: reject when status is unknown) or soft (accept, audit a warning)",
+    "revocationScope": "leaf (default) or chain: which certificates of the peer's chain to check",
+    "crlReload": "seconds between checks of the CRL files for changes (default 60; 0: off)",
+    "crlEnforceLive": "close connected peers that a reloaded CRL revokes (true/false)",
 }
 
 _PATH_OPTIONS = ("caCerts", "caCertsDir", "certKey", "privateKey",
                  "extraCertChain", "pkcs12", "dhParameters")
+_PATH_LIST_OPTIONS = ("crl", "crlDir")
 
 
 def _bool(key: str, value: Any) -> bool:
@@ -126,6 +134,13 @@ def policyFromOptions(
         for key in _PATH_OPTIONS:
             if opts.get(key) and not os.path.isabs(str(opts[key])):
                 opts[key] = os.path.join(baseDir, str(opts[key]))
+        for key in _PATH_LIST_OPTIONS:
+            if opts.get(key):
+                items = opts[key]
+                if isinstance(items, str):
+                    items = [i for i in items.split(",") if i.strip()]
+                opts[key] = [i if os.path.isabs(str(i)) else os.path.join(baseDir, str(i))
+                             for i in items]
         if str(opts.get("passphrase", "")).startswith("file:"):
             path = opts["passphrase"][5:]
             if not os.path.isabs(path):
@@ -137,7 +152,7 @@ def policyFromOptions(
             # keep what the base said beyond the profile's content
             policy = attrs.evolve(
                 policy, name=base.name, trust=base.trust,
-                credentials=base.credentials, peer=base.peer,
+                credentials=base.credentials, peer=base.peer, revocation=base.revocation,
                 handshakeTimeout=base.handshakeTimeout, alpn=base.alpn,
             )
     else:
@@ -187,6 +202,19 @@ def policyFromOptions(
             hostname=opts.get("hostname", peer.hostname),
             allow=opts.get("allowPeers", peer.allow),
             pins=opts.get("pinSPKI", peer.pins),
+        )
+    revocationKeys = ("crl", "crlDir", "revocation", "revocationScope", "crlReload",
+                      "crlEnforceLive")
+    if any(k in opts for k in revocationKeys):
+        revocation = policy.revocation
+        changes["revocation"] = Revocation(
+            crlFiles=opts.get("crl", revocation.crlFiles),
+            crlDirs=opts.get("crlDir", revocation.crlDirs),
+            mode=opts.get("revocation", revocation.mode),
+            scope=opts.get("revocationScope", revocation.scope),
+            reloadInterval=opts.get("crlReload", revocation.reloadInterval),
+            enforceOnLive=_bool("crlEnforceLive",
+                                opts.get("crlEnforceLive", revocation.enforceOnLive)),
         )
     if "handshakeTimeout" in opts:
         changes["handshakeTimeout"] = opts["handshakeTimeout"]

@@ -116,12 +116,48 @@ class SecureServerEndpoint:
         self.creator = ServerConnectionCreator(self.policy)
         self._clock: IReactorTime = clock or reactor
         self._emitter = emitter or AuditEmitter()
+        self._watchers: list[Any] = []
+        #: how CRL files are parsed on reload: the reactor's thread pool by
+        #: default; tests may set a direct call
+        self._runInThread: Any = None
+
+    def reloadCRLs(self) -> Deferred[bool]:
+        """
+        Re-read the CRL files now (as the periodic check does when they
+        change) and swap them in if they verify.
+
+        @return: fires with C{True} if new CRLs are in force, C{False} if
+            they were refused (the previous ones stay; an audit event says
+            why).
+        """
+        from twisted.internet.defer import gatherResults
+
+        from .revocation import CRLWatcher
+
+        watchers = self._watchers or [CRLWatcher(self.creator, self._clock, self._emitter.emit,
+                                                 runInThread=self._runInThread)]
+        return gatherResults([w.reload() for w in watchers]).addCallback(all)
 
     def wrapFactory(self, factory: IProtocolFactory) -> TLSMemoryBIOFactory:
         """
         The factory that puts TLS and the gate in front of C{factory}.
         """
         gate = GateFactory(factory, self.policy, Role.SERVER, self._clock, self._emitter)
+        gate.creator = self.creator
+        if self.policy.revocation.enabled:
+            from .revocation import CRLWatcher
+
+            def emit(record: Dict[str, Any]) -> None:
+                record.setdefault("time", utcTimestamp(self._clock.seconds()))
+                record.setdefault("role", Role.SERVER.value)
+                record.setdefault("policy", self.policy.name)
+                record.setdefault("profile", self.policy.profile)
+                self._emitter.emit(record)
+
+            gate.watcher = CRLWatcher(
+                self.creator, self._clock, emit, runInThread=self._runInThread,
+                onReloaded=gate.revokeLive if self.policy.revocation.enforceOnLive else None)
+            self._watchers.append(gate.watcher)
         tls = TLSMemoryBIOFactory(self.creator, False, gate, clock=self._clock)
         tls.protocol = GatedTLSProtocol
         return tls
@@ -164,6 +200,7 @@ class SecureClientEndpoint:
         """
         gate = ClientGateFactory(protocolFactory, self.policy, Role.CLIENT, self._clock,
                                  self._emitter, hostname=self.hostname)
+        gate.creator = self.creator
         tls = TLSMemoryBIOFactory(self.creator, True, gate, clock=self._clock)
         tls.protocol = GatedTLSProtocol
         return tls, gate

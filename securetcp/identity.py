@@ -123,11 +123,20 @@ def identityFromCertificate(certificate: x509.Certificate) -> PeerIdentity:
     )
 
 
-def _globRegex(pattern: str, separator: str) -> re.Pattern[str]:
-    parts = pattern.split("*")
+def _glob(pattern: str, separator: str) -> str:
     anyLabel = "[^" + re.escape(separator) + "]*"
+    return anyLabel.join(re.escape(p) for p in pattern.split("*"))
+
+
+def _globRegex(pattern: str, separator: str) -> re.Pattern[str]:
+    return re.compile("^" + _glob(pattern, separator) + "$", re.IGNORECASE)
+
+
+def _emailRegex(pattern: str) -> re.Pattern[str]:
+    # The local part is not a domain: there * may cross a "." but not the "@".
+    local, _, domain = pattern.partition("@")
     return re.compile(
-        "^" + anyLabel.join(re.escape(p) for p in parts) + "$", re.IGNORECASE
+        "^" + _glob(local, "@") + "@" + _glob(domain, ".") + "$", re.IGNORECASE
     )
 
 
@@ -228,7 +237,7 @@ def parseIdentityPattern(text: str, field: str = "allowPeers") -> IdentityPatter
                 field, text, "an e-mail pattern needs exactly one '@'",
                 "write e.g. email:*@lab.example.org",
             )
-        return IdentityPattern(kind, pattern, _globRegex(pattern, "."))
+        return IdentityPattern(kind, pattern, _emailRegex(pattern))
     return IdentityPattern(kind, pattern, _globRegex(pattern, "\x00"))
 
 

@@ -43,6 +43,7 @@ __all__ = [
     "Credentials",
     "PeerVerification",
     "KeyStrength",
+    "Revocation",
     "TLSPolicy",
     "LegacyProfileWarning",
 ]
@@ -81,16 +82,20 @@ def _tuple(value: Any) -> Tuple[Any, ...]:
     return tuple(value)
 
 
-def _version(value: Any) -> TLSVersion:
+def _version(value: Any, field: str = "minVersion") -> TLSVersion:
     if isinstance(value, TLSVersion):
         return value
     try:
         return TLSVersion.parse(str(value))
     except ValueError:
         raise PolicyError(
-            "version", value, "unknown TLS version",
+            field, value, "unknown TLS version",
             "use one of " + ", ".join(v.value for v in TLSVersion),
         ) from None
+
+
+def _maxVersion(value: Any) -> TLSVersion:
+    return _version(value, "maxVersion")
 
 
 @attrs.frozen
@@ -103,7 +108,7 @@ class Versions:
         default=TLSVersion.TLSv1_2, converter=_version
     )
     maximum: TLSVersion = attrs.field(
-        default=TLSVersion.TLSv1_3, converter=_version
+        default=TLSVersion.TLSv1_3, converter=_maxVersion
     )
 
     def __attrs_post_init__(self) -> None:
@@ -376,6 +381,72 @@ class KeyStrength:
                               "use 256 or more")
 
 
+REVOCATION_MODES = ("hard", "soft")
+REVOCATION_SCOPES = ("leaf", "chain")
+
+
+def _paths(value: Any) -> Tuple[str, ...]:
+    if isinstance(value, str):
+        value = [v for v in value.split(",") if v.strip()]
+    return tuple(str(v).strip() for v in _tuple(value))
+
+
+def _choice(field: str, choices: Tuple[str, ...], value: Any) -> str:
+    text = str(value).lower()
+    if text not in choices:
+        raise PolicyError(field, value, "unknown value", "use " + " or ".join(choices))
+    return text
+
+
+def _mode(value: Any) -> str:
+    return _choice("revocation", REVOCATION_MODES, value)
+
+
+def _scope(value: Any) -> str:
+    return _choice("revocationScope", REVOCATION_SCOPES, value)
+
+
+def _interval(value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise PolicyError("crlReload", value, "not a number of seconds",
+                          "write e.g. 60") from None
+    if not 0 <= number <= 86400:
+        raise PolicyError("crlReload", value, "must be between 0 (off) and 86400 seconds",
+                          "write e.g. 60")
+    return number
+
+
+@attrs.frozen
+class Revocation:
+    """
+    Certificate revocation checking of the peer's chain.
+
+    @ivar crlFiles: CRL files (PEM, possibly several per file, or DER).
+    @ivar crlDirs: directories whose every file is read as CRLs.
+    @ivar mode: C{"hard"}: a peer whose revocation status cannot be
+        established (no CRL for its issuer, CRL expired) is rejected;
+        C{"soft"}: it is accepted and the audit record carries a warning.
+    @ivar scope: C{"leaf"}: check the peer's certificate; C{"chain"}: every
+        certificate in the chain below the trust anchor.
+    @ivar reloadInterval: seconds between checks of the CRL files for
+        changes (0: only on demand).
+    @ivar enforceOnLive: when a reload revokes a connected peer, close it.
+    """
+
+    crlFiles: Tuple[str, ...] = attrs.field(default=(), converter=_paths)
+    crlDirs: Tuple[str, ...] = attrs.field(default=(), converter=_paths)
+    mode: str = attrs.field(default="hard", converter=_mode)
+    scope: str = attrs.field(default="leaf", converter=_scope)
+    reloadInterval: float = attrs.field(default=60.0, converter=_interval)
+    enforceOnLive: bool = False
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.crlFiles or self.crlDirs)
+
+
 def _timeout(value: Any) -> float:
     try:
         number = float(value)
@@ -443,6 +514,7 @@ class TLSPolicy:
     keys: KeyStrength = attrs.field(factory=KeyStrength)
     handshakeTimeout: float = attrs.field(default=10.0, converter=_timeout)
     alpn: Tuple[str, ...] = attrs.field(default=(), converter=_alpn)
+    revocation: Revocation = attrs.field(factory=Revocation)
     legacy: bool = False
 
     def __attrs_post_init__(self) -> None:
@@ -557,6 +629,11 @@ class TLSPolicy:
                     "CA that issues them",
                     "give caCerts=CA.pem (or caCertsDir=DIR)",
                 )
+            if self.revocation.enabled and not self.trust.private:
+                raise PolicyError(
+                    "crl", ",".join(self.revocation.crlFiles + self.revocation.crlDirs),
+                    "CRLs are verified against the CAs that issued them, and no CA is "
+                    "configured", "give caCerts=CA.pem")
             if policy.peer.hostname:
                 raise PolicyError(
                     "hostname", policy.peer.hostname,

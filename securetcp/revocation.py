@@ -1,0 +1,329 @@
+# -*- test-case-name: tests.test_revocation -*-
+"""
+Certificate revocation lists: loading and checking them, and reloading them
+while the server runs.
+
+    crls = loadCRLs(policy.revocation, caCerts)      # at start: errors name the file
+    watcher = CRLWatcher(creator, clock, emitter)   # then: live reload
+    watcher.start()
+
+A CRL is accepted only if it parses, is signed by one of the policy's CAs,
+and (on reload) does not carry a lower CRL number than the one it replaces.
+A refused CRL leaves the last good one in force and is audited.
+
+OCSP checking and stapling are not implemented yet; revocation status comes
+from CRLs only.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
+
+import attrs
+from cryptography import x509
+from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+
+from .errors import CredentialError
+from .policy import Revocation
+
+_log = Logger(namespace="securetcp.revocation")
+
+FileSignature = Tuple[int, int, int, int]  # inode, device, size, mtime_ns
+
+
+@attrs.frozen
+class CRLSet:
+    """
+    The CRLs in force: immutable; a reload makes a new one.
+
+    @ivar crls: the verified CRLs.
+    @ivar sources: the signature (inode, device, size, mtime) of each file
+        they came from, to notice changes (an atomic rename or a symlink swap
+        changes the inode).
+    @ivar revoked: (issuer DER name, serial) of every revoked certificate.
+    @ivar expired: descriptions of CRLs whose nextUpdate has passed.
+    """
+
+    crls: Tuple[x509.CertificateRevocationList, ...]
+    sources: Tuple[Tuple[str, FileSignature], ...]
+    revoked: frozenset = frozenset()
+    numbers: Tuple[Tuple[bytes, int], ...] = ()
+    expired: Tuple[str, ...] = ()
+
+    def isRevoked(self, certificate: x509.Certificate) -> bool:
+        """
+        Whether C{certificate} is on one of these CRLs.
+        """
+        return (certificate.issuer.public_bytes(), certificate.serial_number) in self.revoked
+
+    def entry(self, certificate: x509.Certificate) -> Optional[Dict[str, Any]]:
+        """
+        The revocation entry of C{certificate}: reason code and time, or
+        C{None} if it is not revoked.
+        """
+        for crl in self.crls:
+            if crl.issuer != certificate.issuer:
+                continue
+            revoked = crl.get_revoked_certificate_by_serial_number(certificate.serial_number)
+            if revoked is None:
+                continue
+            reason = None
+            try:
+                reason = revoked.extensions.get_extension_for_class(x509.CRLReason).value.reason.name
+            except x509.ExtensionNotFound:
+                pass
+            return {"revocationReason": reason,
+                    "revocationTime": revoked.revocation_date_utc.strftime("%Y-%m-%dT%H:%M:%SZ")}
+        return None
+
+    def number(self, issuer: bytes) -> Optional[int]:
+        return dict(self.numbers).get(issuer)
+
+
+def _signature(path: str) -> FileSignature:
+    st = os.stat(path)
+    return (st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns)
+
+
+def crlPaths(revocation: Revocation) -> List[str]:
+    """
+    Every CRL file the policy names, directories expanded.
+
+    @raise CredentialError: when a named file or directory does not exist.
+    """
+    paths: List[str] = []
+    for path in revocation.crlFiles:
+        if not os.path.isfile(path):
+            raise CredentialError("crl", path,
+                                  "is not a file" if os.path.exists(path) else "CRL file does not exist",
+                                  "check the path, or remove it from crl=")
+        paths.append(path)
+    for directory in revocation.crlDirs:
+        if not os.path.isdir(directory):
+            raise CredentialError("crlDir", directory,
+                                  "is not a directory" if os.path.exists(directory)
+                                  else "CRL directory does not exist",
+                                  "create it or fix the path")
+        for name in sorted(os.listdir(directory)):
+            full = os.path.join(directory, name)
+            if os.path.isfile(full) and not name.startswith("."):
+                paths.append(full)
+    return paths
+
+
+def _parse(path: str, data: bytes) -> List[x509.CertificateRevocationList]:
+    field = "crl"
+    try:
+        if b"-----BEGIN X509 CRL-----" in data:
+            out = []
+            for block in data.split(b"-----END X509 CRL-----")[:-1]:
+                start = block.index(b"-----BEGIN X509 CRL-----")
+                out.append(x509.load_pem_x509_crl(block[start:] + b"-----END X509 CRL-----\n"))
+            return out
+        return [x509.load_der_x509_crl(data)]
+    except ValueError:
+        raise CredentialError(field, path, "is not a readable CRL (PEM or DER)",
+                              "give the file written by your CA, e.g. openssl ca -gencrl") from None
+
+
+def loadCRLs(
+    revocation: Revocation,
+    caCerts: Sequence[x509.Certificate],
+    previous: Optional[CRLSet] = None,
+    now: Optional[datetime.datetime] = None,
+    hard: Optional[bool] = None,
+) -> CRLSet:
+    """
+    Read, parse and verify every CRL of C{revocation}.
+
+    @param previous: the CRLs in force, on reload: a CRL whose number is
+        lower than its predecessor's is refused.
+    @raise CredentialError: naming the file, for a missing, unreadable,
+        unparseable, wrongly signed or older CRL, or (at start, under hard
+        fail) an expired one.
+    """
+    now = now or datetime.datetime.now(datetime.UTC)
+    crls: List[x509.CertificateRevocationList] = []
+    sources: List[Tuple[str, FileSignature]] = []
+    revoked: Set[Tuple[bytes, int]] = set()
+    numbers: Dict[bytes, int] = {}
+    expired: List[str] = []
+    for path in crlPaths(revocation):
+        try:
+            signature = _signature(path)
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError as e:
+            raise CredentialError("crl", path, f"cannot be read: {e.strerror}",
+                                  "fix its permissions") from None
+        for crl in _parse(path, data):
+            issuers = [ca for ca in caCerts if ca.subject == crl.issuer]
+            if not issuers:
+                raise CredentialError(
+                    "crl", path,
+                    f"is issued by {crl.issuer.rfc4514_string()}, which is not one of the "
+                    "policy's CAs", "add that CA to caCerts, or remove the CRL")
+            if not any(_signedBy(crl, ca) for ca in issuers):
+                raise CredentialError("crl", path,
+                                      "its signature does not verify against its issuer CA",
+                                      "the file is corrupt or forged; fetch it again from the CA")
+            issuerKey = crl.issuer.public_bytes()
+            number = _crlNumber(crl)
+            if previous is not None and number is not None:
+                old = previous.number(issuerKey)
+                if old is not None and number < old:
+                    raise CredentialError(
+                        "crl", path,
+                        f"has CRL number {number}, lower than the {old} in force (a replayed "
+                        "older CRL?)", "publish the newest CRL")
+            if number is not None:
+                numbers[issuerKey] = max(number, numbers.get(issuerKey, number))
+            nextUpdate = crl.next_update_utc
+            if nextUpdate is not None and nextUpdate < now:
+                description = (f"{path}: CRL of {crl.issuer.rfc4514_string()} expired on "
+                               f"{nextUpdate:%Y-%m-%d %H:%M} UTC")
+                if hard and previous is None:
+                    raise CredentialError(
+                        "crl", path,
+                        f"expired on {nextUpdate:%Y-%m-%d %H:%M} UTC; under revocation=hard "
+                        "every peer of this CA would be rejected",
+                        "publish a fresh CRL, or use revocation=soft")
+                expired.append(description)
+            for entry in crl:
+                revoked.add((issuerKey, entry.serial_number))
+            crls.append(crl)
+        sources.append((path, signature))
+    return CRLSet(tuple(crls), tuple(sources), frozenset(revoked),
+                  tuple(numbers.items()), tuple(expired))
+
+
+def _signedBy(crl: x509.CertificateRevocationList, ca: x509.Certificate) -> bool:
+    try:
+        return crl.is_signature_valid(ca.public_key())  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+
+
+def _crlNumber(crl: x509.CertificateRevocationList) -> Optional[int]:
+    try:
+        return crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+    except x509.ExtensionNotFound:
+        return None
+
+
+def sourcesChanged(current: CRLSet, revocation: Revocation) -> bool:
+    """
+    Whether any CRL file was added, removed, replaced or modified.
+    """
+    try:
+        paths = crlPaths(revocation)
+        now = tuple((p, _signature(p)) for p in paths)
+    except (CredentialError, OSError):
+        return True
+    return now != current.sources
+
+
+class CRLWatcher:
+    """
+    Reloads the CRLs of a connection creator when their files change, every
+    C{policy.revocation.reloadInterval} seconds and on demand.
+
+    Parsing runs in C{runInThread} (the reactor's thread pool in production,
+    a direct call in tests); the new context is swapped in on the reactor
+    thread, so no handshake ever sees a half-built one.
+
+    @param onReloaded: called with the new L{CRLSet} after a swap (the
+        server uses it to close connections a new CRL revokes).
+    """
+
+    def __init__(self, creator: Any, clock: Any, emit: Callable[[Dict[str, Any]], None],
+                 runInThread: Optional[Callable[..., Deferred]] = None,
+                 onReloaded: Optional[Callable[[CRLSet], None]] = None) -> None:
+        self.creator = creator
+        self.clock = clock
+        self.emit = emit
+        self.onReloaded = onReloaded
+        if runInThread is None:
+            from twisted.internet.threads import deferToThread
+
+            runInThread = deferToThread
+        self._run = runInThread
+        self._loop: Optional[LoopingCall] = None
+        self._busy = False
+
+    def start(self) -> None:
+        interval = self.creator.policy.revocation.reloadInterval
+        if interval > 0 and self._loop is None:
+            self._loop = LoopingCall(self.check)
+            self._loop.clock = self.clock
+            self._loop.start(interval, now=False)
+
+    def stop(self) -> None:
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+        self._loop = None
+
+    def check(self) -> Deferred:
+        """
+        Reload if any CRL file changed.
+        """
+        current = self.creator.crls
+        if current is None or not sourcesChanged(current, self.creator.policy.revocation):
+            return _succeed(False)
+        return self.reload()
+
+    def reload(self) -> Deferred:
+        """
+        Read the CRL files now and swap them in if they are acceptable.
+
+        @return: a Deferred firing with C{True} if new CRLs are in force,
+            C{False} if they were refused (the old ones stay).
+        """
+        if self._busy:
+            return _succeed(False)
+        self._busy = True
+        policy = self.creator.policy
+        previous = self.creator.crls
+        caCerts = self.creator.caCerts
+
+        def parse() -> CRLSet:
+            return loadCRLs(policy.revocation, caCerts, previous=previous,
+                            hard=policy.revocation.mode == "hard")
+
+        d = maybeDeferred(self._run, parse)
+
+        def swap(crls: CRLSet) -> bool:
+            self._busy = False
+            self.creator.swapCRLs(crls)
+            self.emit({"event": "revocation.crl_loaded",
+                       "files": [p for p, _ in crls.sources],
+                       "crls": len(crls.crls), "revoked": len(crls.revoked)})
+            for description in crls.expired:
+                self.emit({"event": "revocation.crl_expired", "detail": description,
+                           "mode": policy.revocation.mode})
+            if self.onReloaded is not None:
+                self.onReloaded(crls)
+            return True
+
+        def refuse(failure: Any) -> bool:
+            self._busy = False
+            error = failure.value
+            detail = str(error)
+            self.emit({"event": "revocation.crl_refused", "detail": detail,
+                       "file": getattr(error, "path", None)})
+            _log.error("securetcp: new CRL refused, the previous CRLs stay in force: {detail}",
+                       detail=detail)
+            return False
+
+        d.addCallbacks(swap, refuse)
+        return d
+
+
+def _succeed(value: Any) -> Deferred:
+    d: Deferred = Deferred()
+    d.callback(value)
+    return d

@@ -1,0 +1,824 @@
+# -*- test-case-name: tests.test_realpeers -*-
+"""
+Real-socket tests against peers nobody here wrote: the C{openssl} binary
+(C{s_client} and C{s_server}), C{curl}, and an unmodified C{twistd web}
+listening on an C{mtls:} endpoint string.
+
+Every server we run in-process listens on port 0 of 127.0.0.1; external
+servers get a free port below 32768.  External programs run with the
+reactor (never a blocking C{subprocess.run} while our own server is in the
+trial reactor), each with a timeout after which it is killed.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import random
+import shutil
+import socket
+import sys
+import warnings
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.endpoints import TCP4ServerEndpoint, clientFromString
+from twisted.internet.error import ProcessDone, ProcessTerminated
+from twisted.internet.protocol import Factory, ProcessProtocol, Protocol
+from twisted.internet.task import deferLater
+from twisted.logger import Logger
+from twisted.protocols.basic import LineReceiver
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SkipTest, TestCase
+
+import securetcp
+from securetcp import (
+    AUDIT_NAMESPACE,
+    AuditEmitter,
+    HandshakeRejected,
+    LegacyProfileWarning,
+    buildPolicy,
+    serverEndpoint,
+)
+from securetcp._context import openSSLVersion
+
+from ._pki import TestPKI
+
+OPENSSL = shutil.which("openssl")
+CURL = shutil.which("curl")
+_TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
+TWISTD = _TWISTD if os.path.exists(_TWISTD) else shutil.which("twistd")
+# The directory holding the securetcp package (and, in a checkout, the
+# twisted/plugins dropin); a twistd subprocess gets it on PYTHONPATH.
+SOURCE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(securetcp.__file__)))
+
+# Every wait below is bounded by one of these.
+PROCESS_TIMEOUT = 15.0
+SETTLE_TIMEOUT = 5.0
+LINE = b"hello from a real peer"
+
+
+def _needOpenSSL() -> None:
+    if OPENSSL is None:
+        raise SkipTest("the openssl binary is not installed")
+
+
+# -- small asynchronous helpers ------------------------------------------
+
+
+def _sleep(seconds: float) -> "Deferred[None]":
+    return deferLater(reactor, seconds, lambda: None)
+
+
+@inlineCallbacks
+def _waitUntil(condition: Callable[[], bool], timeout: float, what: str) -> Any:
+    """
+    Poll C{condition} until it is true; fail after C{timeout} seconds.
+    """
+    deadline = reactor.seconds() + timeout
+    while not condition():
+        if reactor.seconds() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        yield _sleep(0.02)
+
+
+def _freePort() -> int:
+    """
+    A port in 20000-32000 that 127.0.0.1 can bind right now.
+    """
+    for _ in range(100):
+        port = random.randint(20000, 32000)
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            s.close()
+        return port
+    raise AssertionError("no free port in 20000-32000")
+
+
+def _openConnections() -> List[Any]:
+    from twisted.internet import tcp
+
+    selectables = set(reactor.getReaders()) | set(reactor.getWriters())
+    return [s for s in selectables if isinstance(s, tcp.Connection)]
+
+
+class PeerProcess(ProcessProtocol):
+    """
+    An external program run with the reactor.  C{stdin} is written at
+    start; stdin is closed as soon as C{expect} shows up on stdout (so
+    C{s_client} says goodbye cleanly), or at C{closeAfter}; the program is
+    killed after C{timeout} seconds.  C{ended} fires with C{self}.
+    """
+
+    exitCode: Optional[int] = None
+    killed = False
+
+    def __init__(self, stdin: bytes = b"", expect: Optional[bytes] = None,
+                 timeout: float = PROCESS_TIMEOUT, closeAfter: Optional[float] = None) -> None:
+        self.stdin = stdin
+        self.expect = expect
+        self.timeout = timeout
+        self.closeAfter = closeAfter
+        self.out = b""
+        self.err = b""
+        self.ended: Deferred[PeerProcess] = Deferred()
+        self.running = False
+        self._stdinClosed = False
+        self._timers: List[Any] = []
+
+    @classmethod
+    def spawn(cls, argv: Sequence[str], env: Optional[Dict[str, str]] = None,
+              path: Optional[str] = None, **kwargs: Any) -> "PeerProcess":
+        proto = cls(**kwargs)
+        reactor.spawnProcess(proto, argv[0], list(argv),
+                             env=env if env is not None else dict(os.environ), path=path)
+        return proto
+
+    def connectionMade(self) -> None:
+        self.running = True
+        self._timers.append(reactor.callLater(self.timeout, self.kill))
+        if self.closeAfter is not None:
+            self._timers.append(reactor.callLater(self.closeAfter, self.closeStdin))
+        if self.stdin:
+            self.transport.write(self.stdin)
+        if self.expect is None and self.closeAfter is None and not self.stdin:
+            self.closeStdin()
+
+    def closeStdin(self) -> None:
+        if not self._stdinClosed and self.running:
+            self._stdinClosed = True
+            self.transport.closeStdin()
+
+    def outReceived(self, data: bytes) -> None:
+        self.out += data
+        if self.expect is not None and self.expect in self.out:
+            self.closeStdin()
+
+    def errReceived(self, data: bytes) -> None:
+        self.err += data
+
+    def kill(self, signal: str = "KILL") -> None:
+        if self.running:
+            self.killed = self.killed or signal == "KILL"
+            try:
+                self.transport.signalProcess(signal)
+            except Exception:  # pragma: no cover - already gone
+                pass
+
+    @inlineCallbacks
+    def stop(self) -> Any:
+        """
+        Terminate the program (TERM, then KILL) and wait for it to end.
+        """
+        if self.running:
+            self.kill("TERM")
+            timer = reactor.callLater(3, self.kill)
+            yield self.ended
+            if timer.active():
+                timer.cancel()
+
+    def processEnded(self, reason: Failure) -> None:
+        self.running = False
+        for timer in self._timers:
+            if timer.active():
+                timer.cancel()
+        if isinstance(reason.value, (ProcessDone, ProcessTerminated)):
+            self.exitCode = reason.value.exitCode
+        self.ended.callback(self)
+
+    def describe(self) -> str:
+        return (f"exit {self.exitCode} killed={self.killed}\nstdout: "
+                f"{self.out.decode('utf-8', 'replace')}\nstderr: "
+                f"{self.err.decode('utf-8', 'replace')}")
+
+
+class AuditRecorder:
+    """
+    Collects audit records emitted through an L{AuditEmitter} it makes.
+    """
+
+    def __init__(self) -> None:
+        self.records: List[Dict[str, Any]] = []
+
+    def __call__(self, event: Dict[str, Any]) -> None:
+        record = event.get("securetcp_audit")
+        if record is not None:
+            self.records.append(record)
+
+    def emitter(self) -> AuditEmitter:
+        return AuditEmitter(Logger(namespace=AUDIT_NAMESPACE, observer=self))
+
+    def events(self, name: str) -> List[Dict[str, Any]]:
+        return [r for r in self.records if r["event"] == name]
+
+    def finished(self) -> int:
+        """
+        How many connections have ended (rejected, or accepted and closed).
+        """
+        return len(self.events("handshake.rejected")) + len(self.events("connection.closed"))
+
+
+class Echo(LineReceiver):
+    """
+    Echoes each line; counts how often the application was connected.
+    """
+
+    delimiter = b"\n"
+
+    def makeConnection(self, transport: Any) -> None:
+        self.factory.made += 1
+        super().makeConnection(transport)
+
+    def lineReceived(self, line: bytes) -> None:
+        self.sendLine(line)
+
+
+class CountingEchoFactory(Factory):
+    """
+    Builds L{Echo}s and counts C{buildProtocol} and C{makeConnection} calls.
+    """
+
+    protocol = Echo
+    noisy = False
+
+    def __init__(self) -> None:
+        self.built = 0
+        self.made = 0
+
+    def buildProtocol(self, addr: Any) -> Any:
+        self.built += 1
+        return super().buildProtocol(addr)
+
+
+class Collector(Protocol):
+    """
+    A client application protocol that keeps what it receives.
+    """
+
+    def __init__(self) -> None:
+        self.data = b""
+        self.lost: Deferred[None] = Deferred()
+        self.connected = False
+
+    def connectionMade(self) -> None:
+        self.connected = True
+
+    def dataReceived(self, data: bytes) -> None:
+        self.data += data
+
+    def connectionLost(self, reason: Failure) -> None:
+        if not self.lost.called:
+            self.lost.callback(None)
+
+
+class CollectorFactory(Factory):
+    protocol = Collector
+    noisy = False
+
+    def __init__(self) -> None:
+        self.protocols: List[Collector] = []
+
+    def buildProtocol(self, addr: Any) -> Collector:
+        p = Collector()
+        p.factory = self
+        self.protocols.append(p)
+        return p
+
+
+def _escape(path: str) -> str:
+    return path.replace("\\", "\\\\").replace(":", "\\:")
+
+
+def _spkiPin(certificatePath: str) -> str:
+    with open(certificatePath, "rb") as f:
+        cert = x509.load_pem_x509_certificate(f.read())
+    der = cert.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return "sha256/" + base64.b64encode(hashlib.sha256(der).digest()).decode("ascii")
+
+
+class RealPeerMixin:
+    """
+    Shared fixtures: a PKI per test, our server in-process, s_client and
+    s_server runners, and waiting for connections to settle.
+    """
+
+    pki: TestPKI
+
+    def setUp(self) -> None:
+        self.pki = TestPKI.create(os.path.abspath(self.mktemp()))
+        self.addCleanup(self._settle)
+
+    @inlineCallbacks
+    def _settle(self) -> Any:
+        """
+        Wait (bounded) until no TCP connection is left in the reactor, so
+        the test ends with a clean reactor.
+        """
+        yield _waitUntil(lambda: not _openConnections(), SETTLE_TIMEOUT,
+                         "every TCP connection to close")
+        yield _sleep(0)
+
+    # -- our server -------------------------------------------------------
+
+    @inlineCallbacks
+    def listen(self, mutual: bool = True, **options: Any) -> Any:
+        """
+        Our server endpoint on 127.0.0.1:0 with an echo application.
+
+        @return: C{(port number, CountingEchoFactory, AuditRecorder)}
+        """
+        options.setdefault("certKey", self.pki.path("server.pem"))
+        options.setdefault("privateKey", self.pki.path("server.key"))
+        if mutual or options.get("clientAuth"):
+            options.setdefault("caCerts", self.pki.path("ca.pem"))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", LegacyProfileWarning)
+            policy = buildPolicy(**options)
+        audit = AuditRecorder()
+        factory = CountingEchoFactory()
+        inner = TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1")
+        endpoint = serverEndpoint(reactor, inner, policy, mutual=mutual,
+                                  emitter=audit.emitter())
+        port = yield endpoint.listen(factory)
+        self.addCleanup(port.stopListening)
+        return port.getHost().port, factory, audit
+
+    # -- openssl s_client -------------------------------------------------
+
+    @inlineCallbacks
+    def sClient(self, port: int, *args: str, client: Optional[str] = None,
+                audit: Optional[AuditRecorder] = None) -> Any:
+        """
+        Run C{openssl s_client} against 127.0.0.1:C{port}, presenting
+        C{client}'s certificate if given, send L{LINE} and wait for it to
+        exit (it closes once the line is echoed, or when the server drops
+        it).  With C{audit}, also wait until the server has finished with
+        the connection.
+        """
+        before = audit.finished() if audit is not None else 0
+        argv = [OPENSSL, "s_client", "-connect", f"127.0.0.1:{port}",
+                "-servername", "localhost", "-CAfile", self.pki.path("ca.pem"),
+                "-verify_return_error", "-nocommands", "-brief"]
+        if client is not None:
+            argv += ["-cert", self.pki.path(f"{client}.pem"),
+                     "-key", self.pki.path(f"{client}.key")]
+        argv += list(args)
+        peer = PeerProcess.spawn(argv, stdin=LINE + b"\n", expect=LINE + b"\n")
+        yield peer.ended
+        self.assertFalse(peer.killed, f"s_client {args} timed out:\n{peer.describe()}")
+        if audit is not None:
+            yield _waitUntil(lambda: audit.finished() > before, SETTLE_TIMEOUT,
+                             "the server's audit event")
+        return peer
+
+    def assertEchoed(self, peer: PeerProcess) -> None:
+        self.assertIn(LINE + b"\n", peer.out, peer.describe())
+
+    def assertNotEchoed(self, peer: PeerProcess) -> None:
+        self.assertNotIn(LINE, peer.out, peer.describe())
+
+    # -- openssl s_server -------------------------------------------------
+
+    @inlineCallbacks
+    def sServer(self, name: str, *args: str) -> Any:
+        """
+        Start C{openssl s_server} with the certificate C{name} on a free
+        port of 127.0.0.1, wait until it accepts, and stop it in cleanup.
+
+        @return: the port number and the L{PeerProcess}.
+        """
+        _needOpenSSL()
+        for attempt in range(3):
+            port = _freePort()
+            argv = [OPENSSL, "s_server", "-accept", f"127.0.0.1:{port}",
+                    "-cert", self.pki.path(f"{name}.pem"),
+                    "-key", self.pki.path(f"{name}.key")] + list(args)
+            server = PeerProcess.spawn(argv, timeout=50, expect=None, closeAfter=50)
+            self.addCleanup(server.stop)
+            yield _waitUntil(lambda: b"ACCEPT" in server.out or not server.running,
+                             PROCESS_TIMEOUT, "openssl s_server to accept")
+            if server.running:
+                return port, server
+        raise AssertionError(f"openssl s_server did not start:\n{server.describe()}")
+
+
+class TwistdWebTests(RealPeerMixin, TestCase):
+    """
+    An unmodified C{twistd web} behind an C{mtls:} endpoint string, with
+    C{curl} as the client.
+    """
+
+    @inlineCallbacks
+    def test_twistdWebBehindMTLS(self) -> Any:
+        """
+        C{twistd web --listen mtls:...} serves a file to C{curl} presenting
+        a trusted client certificate; C{curl} without a certificate, with
+        one from an untrusted CA or with an expired one fails, and the web
+        application never sees those requests (no access-log line), while
+        the good request is logged.
+        """
+        if CURL is None:
+            raise SkipTest("the curl binary is not installed")
+        if TWISTD is None:
+            raise SkipTest("twistd is not installed")
+        root = os.path.abspath(self.mktemp())
+        os.makedirs(root)
+        with open(os.path.join(root, "file.txt"), "wb") as f:
+            f.write(b"securetcp served this\n")
+        pki = self.pki
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(
+            [SOURCE_ROOT] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+        env["PYTHONUNBUFFERED"] = "1"
+
+        twistd = None
+        for attempt in range(3):
+            port = _freePort()
+            listen = (f"mtls:{port}:interface=127.0.0.1"
+                      f":certKey={_escape(pki.path('server.pem'))}"
+                      f":privateKey={_escape(pki.path('server.key'))}"
+                      f":caCerts={_escape(pki.path('ca.pem'))}")
+            twistd = PeerProcess.spawn(
+                [TWISTD, "-n", "--pidfile=", "web", "--listen", listen, "--path", root],
+                env=env, path=root, timeout=45, closeAfter=0)
+            self.addCleanup(twistd.stop)
+            yield _waitUntil(lambda: not twistd.running or _canConnect(port),
+                             PROCESS_TIMEOUT, "twistd to listen")
+            if twistd.running:
+                break
+        self.assertTrue(twistd.running, f"twistd did not start:\n{twistd.describe()}")
+
+        def curl(case: str, *certArgs: str) -> PeerProcess:
+            return PeerProcess.spawn(
+                [CURL, "-sS", "--max-time", "10", "--resolve", f"localhost:{port}:127.0.0.1",
+                 "--cacert", pki.path("ca.pem")] + list(certArgs)
+                + [f"https://localhost:{port}/file.txt?case={case}"])
+
+        good = yield curl("good", "--cert", pki.path("client.pem"),
+                          "--key", pki.path("client.key")).ended
+        self.assertEqual((good.exitCode, good.out), (0, b"securetcp served this\n"),
+                         good.describe())
+        mark = len(twistd.out)
+        bad = {}
+        for case, certName in [("none", None), ("other", "client-other"),
+                               ("expired", "client-expired")]:
+            certArgs = [] if certName is None else [
+                "--cert", pki.path(f"{certName}.pem"), "--key", pki.path(f"{certName}.key")]
+            bad[case] = yield curl(case, *certArgs).ended
+        for case, result in bad.items():
+            self.assertNotEqual(result.exitCode, 0, f"{case}: {result.describe()}")
+            self.assertNotIn(b"securetcp served this", result.out)
+
+        # Let twistd log the rejections, then stop it so its log is complete.
+        yield _waitUntil(lambda: twistd.out[mark:].count(b"securetcp: rejected") >= 3,
+                         SETTLE_TIMEOUT, "twistd to log three rejections")
+        yield twistd.stop()
+        log = twistd.out.decode("utf-8", "replace")
+        self.assertRegex(log, r'"GET /file\.txt\?case=good HTTP/1\.1" 200')
+        for case in bad:
+            self.assertNotIn(f"case={case}", log)
+        self.assertEqual(log.count('"GET '), 1, log)
+        rejected = log[len(twistd.out[:mark].decode("utf-8", "replace")):]
+        for reason in ("no_client_certificate", "unknown_ca", "expired"):
+            self.assertRegex(rejected, r"securetcp: rejected 127\.0\.0\.1:\d+: " + reason)
+
+
+def _canConnect(port: int) -> bool:
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(0.5)
+    try:
+        s.connect(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+class ServerProfileTests(RealPeerMixin, TestCase):
+    """
+    Our server under a profile, probed by C{openssl s_client}.
+    """
+
+    def setUp(self) -> None:
+        _needOpenSSL()
+        super().setUp()
+
+    @inlineCallbacks
+    def test_defaultProfileVersionsAndCiphers(self) -> Any:
+        """
+        Under the default profile the server refuses TLS 1.0 and 1.1
+        (C{protocol_version_refused}) and the TLS 1.2 suites without forward
+        secrecy or AEAD (C{no_shared_cipher}), never building the
+        application for them, and accepts an ECDHE-ECDSA AES-GCM TLS 1.2
+        client and a TLS 1.3 client, whose lines are echoed.
+        """
+        port, factory, audit = yield self.listen(mutual=False)
+        refused = [
+            (("-tls1", "-cipher", "DEFAULT@SECLEVEL=0"), "protocol_version_refused",
+             b"alert protocol version"),
+            (("-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0"), "protocol_version_refused",
+             b"alert protocol version"),
+            (("-tls1_2", "-cipher", "AES128-SHA"), "no_shared_cipher",
+             b"alert handshake failure"),
+            (("-tls1_2", "-cipher", "ECDHE-RSA-AES128-SHA"), "no_shared_cipher",
+             b"alert handshake failure"),
+            (("-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-SHA"), "no_shared_cipher",
+             b"alert handshake failure"),
+        ]
+        for args, reason, alert in refused:
+            peer = yield self.sClient(port, *args, audit=audit)
+            self.assertNotEqual(peer.exitCode, 0, f"{args}: {peer.describe()}")
+            self.assertNotEchoed(peer)
+            # the client was told why, with the standard alert
+            self.assertIn(alert, peer.err, f"{args}: {peer.describe()}")
+            record = audit.records[-1]
+            self.assertEqual((record["event"], record["reason"]),
+                             ("handshake.rejected", reason), f"{args}: {record}")
+        self.assertEqual((factory.built, factory.made), (0, 0))
+
+        accepted = [
+            (("-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256"),
+             ("TLSv1.2", "ECDHE-ECDSA-AES128-GCM-SHA256")),
+            (("-tls1_3",), ("TLSv1.3", "TLS_AES_128_GCM_SHA256")),
+        ]
+        for args, (version, cipher) in accepted:
+            peer = yield self.sClient(port, *args, audit=audit)
+            self.assertEchoed(peer)
+            record = audit.events("connection.accepted")[-1]
+            self.assertEqual((record["version"], record["cipher"]), (version, cipher))
+        self.assertEqual((factory.built, factory.made), (2, 2))
+
+    @inlineCallbacks
+    def test_legacyProfileAcceptsTLS10(self) -> Any:
+        """
+        Under the C{legacy} profile the server accepts a TLS 1.0 client
+        (which itself allows SECLEVEL 0), audits the connection as TLSv1
+        and not compliant, and echoes its line.
+        """
+        port, factory, audit = yield self.listen(mutual=False, profile="legacy")
+        peer = yield self.sClient(port, "-tls1", "-cipher", "DEFAULT@SECLEVEL=0",
+                                  audit=audit)
+        rejected = audit.events("handshake.rejected")
+        self.assertEqual(rejected, [], f"linked {openSSLVersion()}: {rejected}\n"
+                         f"{peer.describe()}")
+        self.assertEchoed(peer)
+        record = audit.events("connection.accepted")[-1]
+        self.assertEqual(record["version"], "TLSv1")
+        self.assertFalse(record["compliance"]["compliant"], record["compliance"])
+        self.assertEqual((factory.built, factory.made), (1, 1))
+
+
+class ClientAgainstSServerTests(RealPeerMixin, TestCase):
+    """
+    Our C{securessl:} and C{mtls:} client endpoints against
+    C{openssl s_server}.
+    """
+
+    def setUp(self) -> None:
+        _needOpenSSL()
+        super().setUp()
+
+    def clientString(self, prefix: str, port: int, **extra: str) -> str:
+        options = {"host": "127.0.0.1", "port": str(port),
+                   "caCerts": self.pki.path("ca.pem"), "hostname": "localhost"}
+        options.update(extra)
+        return prefix + ":" + ":".join(f"{k}={_escape(v)}" for k, v in options.items())
+
+    @inlineCallbacks
+    def exchange(self, description: str, send: bytes, until: bytes) -> Any:
+        """
+        Connect with the endpoint string C{description}, send C{send}, and
+        wait until C{until} arrives; then close.
+
+        @return: the bytes received.
+        """
+        factory = CollectorFactory()
+        app = yield clientFromString(reactor, description).connect(factory)
+        self.assertTrue(app.connected)
+        app.transport.write(send)
+        yield _waitUntil(lambda: until in app.data or app.lost.called, PROCESS_TIMEOUT,
+                         f"{until!r} from s_server")
+        app.transport.loseConnection()
+        yield app.lost
+        return app.data
+
+    @inlineCallbacks
+    def rejection(self, serverName: str) -> Any:
+        """
+        Connect our C{securessl:} client to an s_server using the
+        certificate C{serverName}; the connection must fail.
+
+        @return: the L{HandshakeRejected}.
+        """
+        port, _ = yield self.sServer(serverName, "-www")
+        factory = CollectorFactory()
+        d = clientFromString(reactor, self.clientString("securessl", port)).connect(factory)
+        timeout = reactor.callLater(PROCESS_TIMEOUT, d.cancel)
+        try:
+            yield d
+        except HandshakeRejected as e:
+            error = e
+        else:
+            self.fail(f"connected to s_server with {serverName}")
+        finally:
+            if timeout.active():
+                timeout.cancel()
+        self.assertEqual(factory.protocols, [])  # the application was never built
+        return error
+
+    @inlineCallbacks
+    def test_secureSSLClientVerifiesSServer(self) -> Any:
+        """
+        A C{securessl:} client endpoint connects to C{openssl s_server -www}
+        with a valid certificate for C{localhost} and the application gets
+        the page it serves.
+        """
+        port, _ = yield self.sServer("server", "-www")
+        data = yield self.exchange(self.clientString("securessl", port),
+                                   b"GET / HTTP/1.0\r\n\r\n", b"</HTML>")
+        self.assertIn(b"HTTP/1.0 200 ok", data)
+        self.assertIn(b"New, TLSv1.3, Cipher is TLS_AES_128_GCM_SHA256", data)
+
+    @inlineCallbacks
+    def test_mtlsClientPresentsCertificateToSServer(self) -> Any:
+        """
+        An C{mtls:} client endpoint connects to C{openssl s_server -rev
+        -Verify 1}, which demands and verifies a client certificate, and the
+        application's line comes back reversed.
+        """
+        port, server = yield self.sServer("server", "-rev", "-Verify", "1",
+                                          "-CAfile", self.pki.path("ca.pem"),
+                                          "-verify_return_error")
+        description = self.clientString(
+            "mtls", port, certKey=self.pki.path("client.pem"),
+            privateKey=self.pki.path("client.key"))
+        data = yield self.exchange(description, LINE + b"\n", LINE[::-1])
+        self.assertIn(LINE[::-1], data)
+        # s_server reports on stdout and stderr; it verified our certificate
+        yield _waitUntil(lambda: b"Verification: OK" in server.out + server.err,
+                         SETTLE_TIMEOUT, "s_server to report the verified client")
+        self.assertIn(b"CN = PUMP-0042", server.out + server.err)
+
+    @inlineCallbacks
+    def test_hostnameMismatch(self) -> Any:
+        """
+        A server whose certificate is for another name is rejected with
+        C{hostname_mismatch}, and the message names the expected host.
+        """
+        error = yield self.rejection("server-wrongname")
+        self.assertEqual(error.reason, "hostname_mismatch")
+        self.assertIn("localhost", str(error))
+
+    @inlineCallbacks
+    def test_unknownCA(self) -> Any:
+        """
+        A server whose certificate comes from an untrusted CA is rejected
+        with C{unknown_ca}, and the message says the issuer is unknown.
+        """
+        error = yield self.rejection("server-other")
+        self.assertEqual(error.reason, "unknown_ca")
+        self.assertIn("issuer certificate", str(error))
+
+    @inlineCallbacks
+    def test_wrongKeyUsage(self) -> Any:
+        """
+        A server certificate whose extended key usage is only clientAuth is
+        rejected with C{wrong_key_usage}, and the message says the purpose
+        is wrong.
+        """
+        error = yield self.rejection("server-eku")
+        self.assertEqual(error.reason, "wrong_key_usage")
+        self.assertIn("purpose", str(error))
+
+    @inlineCallbacks
+    def test_expired(self) -> Any:
+        """
+        An expired server certificate is rejected with C{expired}, and the
+        message says it has expired.
+        """
+        error = yield self.rejection("server-expired")
+        self.assertEqual(error.reason, "expired")
+        self.assertIn("expired", error.detail)
+
+
+class ClientAuthMatrixTests(RealPeerMixin, TestCase):
+    """
+    Our C{mtls} server against C{openssl s_client} presenting good and bad
+    client certificates, under TLS 1.2 and TLS 1.3.
+    """
+
+    def setUp(self) -> None:
+        _needOpenSSL()
+        super().setUp()
+
+    CASES = [
+        (None, "no_client_certificate", {"-tls1_2": b"alert handshake failure",
+                                         "-tls1_3": b"alert certificate required"}),
+        ("client-other", "unknown_ca", b"alert unknown ca"),
+        ("client-expired", "expired", b"alert certificate expired"),
+        ("client-eku", "wrong_key_usage", b"alert unsupported certificate"),
+    ]
+
+    @inlineCallbacks
+    def matrix(self, version: str) -> Any:
+        port, factory, audit = yield self.listen(mutual=True)
+        for client, reason, alert in self.CASES:
+            peer = yield self.sClient(port, version, client=client, audit=audit)
+            self.assertNotEchoed(peer)
+            # the real client was told why, with the standard TLS alert
+            if isinstance(alert, dict):
+                alert = alert[version]
+            self.assertIn(alert, peer.err, f"{version} {client}: {peer.describe()}")
+            if version == "-tls1_3":
+                # s_client finished its side of the handshake (and verified
+                # us) before the server judged its certificate
+                self.assertIn(b"Verification: OK", peer.err, peer.describe())
+            record = audit.records[-1]
+            self.assertEqual((record["event"], record.get("reason")),
+                             ("handshake.rejected", reason),
+                             f"{version} {client}: {record}\n{peer.describe()}")
+        self.assertEqual((factory.built, factory.made), (0, 0))
+        peer = yield self.sClient(port, version, client="client", audit=audit)
+        self.assertEchoed(peer)
+        accepted = audit.events("connection.accepted")
+        self.assertEqual(len(accepted), 1)
+        self.assertEqual(accepted[0]["version"], {"-tls1_2": "TLSv1.2",
+                                                  "-tls1_3": "TLSv1.3"}[version])
+        self.assertIn("spiffe://hospital.example/ward3/pump-0042",
+                      accepted[0]["peerIdentity"]["san"]["uri"])
+        self.assertEqual((factory.built, factory.made), (1, 1))
+
+    def test_clientAuthTLS12(self) -> Any:
+        """
+        Under TLS 1.2 the mtls server rejects a client without a
+        certificate (C{no_client_certificate}), from an untrusted CA
+        (C{unknown_ca}), expired (C{expired}) or without the clientAuth EKU
+        (C{wrong_key_usage}) without ever building the application, and
+        echoes for a good client.
+        """
+        return self.matrix("-tls1_2")
+
+    def test_clientAuthTLS13(self) -> Any:
+        """
+        Under TLS 1.3, where the client finishes its handshake before the
+        server has judged its certificate, the same bad clients are
+        rejected with the same reasons and never reach the application, and
+        a good client is echoed.
+        """
+        return self.matrix("-tls1_3")
+
+
+class AuthorisationTests(RealPeerMixin, TestCase):
+    """
+    Identity allow-lists and SPKI pins on our mtls server, with
+    C{openssl s_client} as the client.
+    """
+
+    def setUp(self) -> None:
+        _needOpenSSL()
+        super().setUp()
+
+    @inlineCallbacks
+    def admitsOnly(self, reason: str, **options: Any) -> Any:
+        port, factory, audit = yield self.listen(mutual=True, **options)
+        for version in ("-tls1_2", "-tls1_3"):
+            peer = yield self.sClient(port, version, client="client2", audit=audit)
+            self.assertNotEchoed(peer)
+            record = audit.records[-1]
+            self.assertEqual((record["event"], record.get("reason")),
+                             ("handshake.rejected", reason), f"{version}: {record}")
+            self.assertEqual(record["peerIdentity"]["san"]["uri"],
+                             ["spiffe://hospital.example/ward9/pump-0099"])
+            self.assertEqual((factory.built, factory.made), (0, 0))
+        for n, version in enumerate(("-tls1_2", "-tls1_3"), 1):
+            peer = yield self.sClient(port, version, client="client", audit=audit)
+            self.assertEchoed(peer)
+            self.assertEqual((factory.built, factory.made), (n, n))
+
+    def test_allowPeersSPIFFE(self) -> Any:
+        """
+        C{allowPeers=uri:spiffe://hospital.example/ward3/*} admits the
+        ward-3 device and rejects a valid ward-9 device with
+        C{identity_not_allowed}, before its application is built.
+        """
+        return self.admitsOnly("identity_not_allowed",
+                               allowPeers="uri:spiffe://hospital.example/ward3/*")
+
+    def test_pinSPKI(self) -> Any:
+        """
+        A C{pinSPKI} of C{client.pem}'s key admits that client and rejects
+        another valid client with C{pin_mismatch}.
+        """
+        return self.admitsOnly("pin_mismatch",
+                               pinSPKI=_spkiPin(self.pki.path("client.pem")))
