@@ -483,6 +483,15 @@ def _sessionReused(connection: SSL.Connection) -> Optional[bool]:
         return None
 
 
+def tlsErrorDetail(error: Optional[BaseException]) -> Optional[str]:
+    """
+    OpenSSL's description of C{error} if it is a TLS error, else C{None}.
+    """
+    if isinstance(error, SSL.Error):
+        return classifyFailure(error, None)[1]
+    return None
+
+
 def classifyFailure(error: Optional[BaseException], connection: Any) -> Tuple[str, str]:
     """
     Turn a handshake failure into C{(reason, detail)}, using what the verify

@@ -34,7 +34,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ._compliance import verdict
-from ._context import classifyFailure, connectionFacts, negotiated
+from ._context import classifyFailure, connectionFacts, negotiated, tlsErrorDetail
 from .audit import AuditEmitter, auditHealth, utcTimestamp
 from .errors import HandshakeRejected
 from .identity import PeerIdentity, authorise, identityFromCertificate, spkiDigest
@@ -216,7 +216,11 @@ class GateProtocol(Protocol):
         self._done = True
         self.gate.live.discard(self)
         if self.application is not None:
+            # e.g. a TLS 1.3 server refusing our certificate after our side
+            # of the handshake had completed
+            closeReason = tlsErrorDetail(reason.value)
             self.gate.emit(self, "connection.closed",
+                           closeReason=closeReason,
                            duration=round(self.gate.clock.seconds() - self.started, 6),
                            bytesIn=self.bytesIn,
                            bytesOut=getattr(self.transport, "bytesOut", None))
@@ -331,7 +335,6 @@ class GateFactory(Factory):
         clock: IReactorTime,
         emitter: AuditEmitter,
         hostname: Optional[str] = None,
-        policyName: Optional[str] = None,
     ) -> None:
         self.wrappedFactory = wrappedFactory
         self.policy = policy
@@ -410,7 +413,8 @@ class GateFactory(Factory):
             "policy": policy.name,
             "profile": policy.profile,
         }
-        if event == "handshake.rejected" and not gate.session.get("version"):
+        if event == "handshake.rejected":
+            # no data was protected: there is nothing to judge
             record["compliance"] = None
         else:
             record["compliance"] = verdict(
@@ -429,11 +433,20 @@ class ClientGateFactory(GateFactory):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.whenReady: Deferred[IProtocol] = Deferred()
+        self._attempts = 0
+
+    def buildProtocol(self, addr: Optional[IAddress]) -> GateProtocol:
+        # An inner endpoint may connect more than once for one connect()
+        # (HostnameEndpoint races addresses); whenReady fails only when
+        # every attempt has.
+        self._attempts += 1
+        return super().buildProtocol(addr)
 
     def admitted(self, gate: GateProtocol, application: IProtocol) -> None:
         if not self.whenReady.called:
             self.whenReady.callback(application)
 
     def failed(self, gate: GateProtocol, rejection: Tuple[str, str]) -> None:
-        if not self.whenReady.called:
+        self._attempts -= 1
+        if not self.whenReady.called and self._attempts <= 0:
             self.whenReady.errback(HandshakeRejected(*rejection))

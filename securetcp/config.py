@@ -80,6 +80,9 @@ POLICY_OPTIONS: Mapping[str, str] = {
 _PATH_OPTIONS = ("caCerts", "caCertsDir", "certKey", "privateKey",
                  "extraCertChain", "pkcs12", "dhParameters")
 _PATH_LIST_OPTIONS = ("crl", "crlDir")
+#: The options that may be TOML arrays in a policy file.
+_LIST_OPTIONS = ("ciphers", "ciphersuites", "groups", "allowPeers", "pinSPKI", "alpn",
+                 "crl", "crlDir")
 
 
 def _bool(key: str, value: Any) -> bool:
@@ -230,6 +233,9 @@ def _checkTOMLValue(path: str, key: str, value: Any) -> None:
         raise PolicyFileError(path, key, None, "tables are not policy options",
                               "write flat keys (see docs/policy-reference.md)")
     if isinstance(value, list):
+        if key in POLICY_OPTIONS and key not in _LIST_OPTIONS:
+            raise PolicyFileError(path, key, value, "takes one value, not a list",
+                                  "write a single string")
         for item in value:
             if not isinstance(item, str):
                 raise PolicyFileError(path, key, value, "lists may hold only strings",
@@ -262,6 +268,12 @@ def readPolicyFile(path: str) -> Tuple[Dict[str, Any], str]:
     except tomllib.TOMLDecodeError as e:
         raise PolicyFileError(path, None, None, f"not valid TOML: {e}",
                               "fix the syntax at the position shown") from None
+    except UnicodeDecodeError as e:
+        raise PolicyFileError(path, None, None, f"not UTF-8 text: {e.reason} at byte {e.start}",
+                              "save the policy file as UTF-8") from None
+    except ValueError as e:  # e.g. an embedded NUL in the path
+        raise PolicyFileError(path, None, None, f"not a usable path: {e}",
+                              "check the path given to policy=") from None
     for key, value in data.items():
         _checkTOMLValue(path, key, value)
     return data, os.path.dirname(os.path.abspath(path))
