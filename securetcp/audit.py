@@ -61,6 +61,9 @@ EVENTS = {
     "revocation.crl_refused": "new CRL files were refused; the previous CRLs stay in force",
     "revocation.crl_expired": "a CRL in force has passed its nextUpdate",
     "connection.revoked": "a connected peer was revoked by a reloaded CRL and disconnected",
+    "policy.reloaded": "certificates, keys, CAs, CRLs and policy were re-read and are in force",
+    "policy.reload_refused": "a reload failed validation; the running configuration stays",
+    "proxy.backend_failed": "the backend could not be reached or failed; the TLS peer was closed",
 }
 
 #: Records the audit file itself adds to keep the chain verifiable.
@@ -84,6 +87,11 @@ _FORMATS = {
     "revocation.crl_refused": "securetcp: new CRL refused: {securetcp_audit[detail]}",
     "revocation.crl_expired": "securetcp: CRL expired: {securetcp_audit[detail]}",
     "connection.revoked": "securetcp: disconnected revoked peer {securetcp_audit[peer]}",
+    "policy.reloaded": "securetcp: policy {securetcp_audit[policy]} reloaded",
+    "policy.reload_refused": "securetcp: reload refused, running configuration kept: "
+    "{securetcp_audit[detail]}",
+    "proxy.backend_failed": "securetcp: backend {securetcp_audit[backend]} failed for "
+    "{securetcp_audit[peer]}: {securetcp_audit[detail]}",
 }
 
 
@@ -138,7 +146,8 @@ class AuditEmitter:
         record.setdefault("schema", SCHEMA_VERSION)
         level = LogLevel.warn if event in (
             "handshake.rejected", "revocation.crl_refused", "revocation.crl_expired",
-            "connection.revoked") else LogLevel.info
+            "connection.revoked", "policy.reload_refused",
+            "proxy.backend_failed") else LogLevel.info
         self.logger.emit(
             level,
             _FORMATS[event],

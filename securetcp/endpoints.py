@@ -117,6 +117,7 @@ class SecureServerEndpoint:
         self._clock: IReactorTime = clock or reactor
         self._emitter = emitter or AuditEmitter()
         self._watchers: list[Any] = []
+        self._gates: list[GateFactory] = []
         #: how CRL files are parsed on reload: the reactor's thread pool by
         #: default; tests may set a direct call
         self._runInThread: Any = None
@@ -144,6 +145,7 @@ class SecureServerEndpoint:
         """
         gate = GateFactory(factory, self.policy, Role.SERVER, self._clock, self._emitter)
         gate.creator = self.creator
+        self._gates.append(gate)
         if self.policy.revocation.enabled:
             from .revocation import CRLWatcher
 
@@ -367,7 +369,7 @@ def _serverInner(reactor: Any, prefix: str, args: Tuple[Any, ...],
                         "put the port and interface in the inner endpoint string")
         try:
             return serverFromString(reactor, kwargs["endpoint"])
-        except (ValueError, KeyError, TypeError) as e:
+        except Exception as e:  # any failure of a foreign parser is this argument's
             raise _fail("endpoint", kwargs["endpoint"],
                         f"invalid inner endpoint string: {e}",
                         "escape its colons as '\\:'") from None
@@ -395,7 +397,7 @@ def _clientInner(reactor: Any, prefix: str, args: Tuple[Any, ...],
                         "put them in the inner endpoint string")
         try:
             return clientFromString(reactor, kwargs["endpoint"]), None
-        except (ValueError, KeyError, TypeError) as e:
+        except Exception as e:  # any failure of a foreign parser is this argument's
             raise _fail("endpoint", kwargs["endpoint"],
                         f"invalid inner endpoint string: {e}",
                         "escape its colons as '\\:'") from None
@@ -418,9 +420,13 @@ def _clientInner(reactor: Any, prefix: str, args: Tuple[Any, ...],
         raise _fail("timeout", timeout, "not a positive number of seconds") from None
     bind = merged.get("bindAddress")
     host = str(merged["host"])
-    return HostnameEndpoint(reactor, host.encode("idna") if not _isIPText(host) else host,
-                            port, timeout=timeoutSeconds,
-                            bindAddress=(bind, 0) if bind else None), host
+    try:
+        return HostnameEndpoint(reactor, host.encode("idna") if not _isIPText(host) else host,
+                                port, timeout=timeoutSeconds,
+                                bindAddress=(bind, 0) if bind else None), host
+    except UnicodeError as e:
+        raise _fail("host", host, f"not a valid host name: {e}",
+                    "give a DNS name or an IP address") from None
 
 
 def _isIPText(text: str) -> bool:

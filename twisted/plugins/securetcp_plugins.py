@@ -14,3 +14,12 @@ secureSSLServer = SecureServerParserPlugin("securessl", mutual=False)
 secureSSLClient = SecureClientParserPlugin("securessl", mutual=False)
 mtlsServer = SecureServerParserPlugin("mtls", mutual=True)
 mtlsClient = SecureClientParserPlugin("mtls", mutual=True)
+
+from twisted.application.service import ServiceMaker  # noqa: E402
+
+securetcpService = ServiceMaker(
+    "securetcp",
+    "securetcp._tap",
+    "Hardened TLS and mutual TLS in front of (or behind) any TCP service",
+    "securetcp",
+)
