@@ -16,7 +16,15 @@ or, from any Twisted program that takes endpoint strings::
 """
 
 from ._catalogue import TLSVersion
-from .audit import AUDIT_NAMESPACE, EVENTS, REJECTION_REASONS, AuditEmitter
+from .audit import (
+    AUDIT_NAMESPACE,
+    EVENTS,
+    REJECTION_REASONS,
+    AuditEmitter,
+    AuditLogObserver,
+    auditLogObserver,
+    verifyFiles,
+)
 from .config import POLICY_OPTIONS, buildPolicy, loadPolicyFile
 from .endpoints import (
     SecureClientEndpoint,
@@ -25,6 +33,7 @@ from .endpoints import (
     serverEndpoint,
 )
 from .errors import (
+    AuditLogError,
     CredentialError,
     EndpointArgumentError,
     HandshakeRejected,
@@ -42,6 +51,7 @@ from .policy import (
     KeyStrength,
     LegacyProfileWarning,
     PeerVerification,
+    Revocation,
     Role,
     TLSPolicy,
     TrustAnchors,
@@ -54,6 +64,11 @@ __version__ = "0.1.0"
 __all__ = [
     "AUDIT_NAMESPACE",
     "AuditEmitter",
+    "AuditLogError",
+    "AuditLogObserver",
+    "auditLogObserver",
+    "verifyFiles",
+    "Revocation",
     "Ciphers",
     "ClientAuth",
     "CredentialError",

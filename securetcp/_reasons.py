@@ -67,6 +67,9 @@ _VERIFY_CODES: Dict[int, str] = {
     62: "hostname_mismatch",
     63: "hostname_mismatch",
     64: "hostname_mismatch",
+    66: "weak_key",  # end-entity key too small for the security level
+    67: "weak_key",  # CA key too small
+    68: "weak_key",  # CA signature digest too weak
 }
 
 

@@ -56,7 +56,7 @@ EVENTS = {
     "connection.accepted": "the peer was verified and authorised and handed to the application",
     "handshake.rejected": "the connection failed a check and never reached the application",
     "connection.closed": "an accepted connection ended",
-    "policy.loaded": "an endpoint started listening or connecting under a policy",
+    "policy.loaded": "a server endpoint started listening under a policy",
     "revocation.crl_loaded": "new CRLs were verified and are in force for new handshakes",
     "revocation.crl_refused": "new CRL files were refused; the previous CRLs stay in force",
     "revocation.crl_expired": "a CRL in force has passed its nextUpdate",

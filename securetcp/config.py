@@ -62,7 +62,7 @@ POLICY_OPTIONS: Mapping[str, str] = {
     "extraCertChain": "PEM file with intermediate certificates to send",
     "pkcs12": "PKCS#12 bundle with our certificate and key",
     "passphrase": "where the key's passphrase comes from: env:NAME, file:PATH, pass:TEXT",
-    "dhParameters": "PEM DH parameters (only for DHE suites under legacy)",
+    "dhParameters": "PEM DH parameters file, for DHE-RSA-* TLS 1.2 suites",
     "clientAuth": "server: none, optional or required client certificate",
     "hostname": "client: the name or IP the server's certificate must match",
     "allowPeers": "identity allow-list: dns:, ip:, uri:, email:, cn: rules",
@@ -231,7 +231,7 @@ def policyFromOptions(
 def _checkTOMLValue(path: str, key: str, value: Any) -> None:
     if isinstance(value, dict):
         raise PolicyFileError(path, key, None, "tables are not policy options",
-                              "write flat keys (see docs/policy-reference.md)")
+                              "write flat keys (see docs/policy.md)")
     if isinstance(value, list):
         if key in POLICY_OPTIONS and key not in _LIST_OPTIONS:
             raise PolicyFileError(path, key, value, "takes one value, not a list",

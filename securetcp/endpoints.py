@@ -328,6 +328,17 @@ def _asArgumentError(prefix: str, error: PolicyError) -> EndpointArgumentError:
     """
     if isinstance(error, EndpointArgumentError):
         return error
+    from .errors import PolicyFileError
+
+    if isinstance(error, PolicyFileError):
+        # keep the file and key in the message: "policy=FILE: key 'x': ..."
+        where = error.path + (f": key {error.key!r}" if error.key else "")
+        problem = error.problem + (f" (got {error.value!r})" if error.key and
+                                   error.value is not None else "")
+        wrapped = EndpointArgumentError("policy", where, problem, error.fix)
+        wrapped.cause = error
+        wrapped.path = error.path
+        return wrapped
     argument = {"version": "minVersion"}.get(error.field, error.field)
     wrapped = EndpointArgumentError(argument, error.value, error.problem, error.fix)
     wrapped.cause = error
