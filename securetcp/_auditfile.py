@@ -340,6 +340,32 @@ class AuditLogObserver:
                 _log.info("securetcp audit log {path} is writable again", path=self.path)
             return True
 
+    def probe(self) -> bool:
+        """
+        While failing, try to write the C{chain.gap} record now.
+
+        @return: whether the file can be written again.
+        """
+        from .audit import auditHealth
+
+        with self._lock:
+            if not self.failing:
+                return True
+            try:
+                if self._file is None or self._file.closed:
+                    self._file = open(self.path, "ab")
+                    self._size = self._file.tell()
+                self._append({"event": "chain.gap", "time": _utcNow(self._now()),
+                              "lost": self.lost, "since": self._lostSince})
+            except (OSError, ValueError):
+                return False
+            self.failing = False
+            self.lost = 0
+            self._lostSince = None
+            auditHealth.recover(self)
+            _log.info("securetcp audit log {path} is writable again", path=self.path)
+            return True
+
     def __call__(self, event: Dict[str, Any]) -> None:
         record = event.get("securetcp_audit")
         if record is None or event.get("log_namespace") != "securetcp.audit":

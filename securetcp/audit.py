@@ -102,16 +102,26 @@ class AuditHealth:
     """
 
     def __init__(self) -> None:
-        self._failing: set[int] = set()
+        self._failing: Dict[int, Any] = {}
 
     def fail(self, observer: object) -> None:
-        self._failing.add(id(observer))
+        self._failing[id(observer)] = observer
 
     def recover(self, observer: object) -> None:
-        self._failing.discard(id(observer))
+        self._failing.pop(id(observer), None)
 
     @property
     def accepting(self) -> bool:
+        """
+        Whether new connections may proceed: every refusing audit file is
+        writable.  A failing file is probed (it tries to write its
+        C{chain.gap} record) so the first connection after a repair is
+        already accepted.
+        """
+        for observer in list(self._failing.values()):
+            probe = getattr(observer, "probe", None)
+            if probe is not None and probe():
+                self.recover(observer)
         return not self._failing
 
 

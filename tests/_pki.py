@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-_NOW = datetime.datetime.now(datetime.timezone.utc)
+_NOW = datetime.datetime.now(datetime.UTC)
 _DAY = datetime.timedelta(days=1)
 
 # Key generation dominates test time; share keys by name within a process.
@@ -85,7 +85,7 @@ class TestPKI:
         return path
 
     @classmethod
-    def create(cls, directory: str) -> "TestPKI":
+    def create(cls, directory: str) -> TestPKI:
         os.makedirs(directory, exist_ok=True)
         pki = cls(directory)
         pki.ca, pki.caKey = pki.makeCA("ca", "securetcp test CA")

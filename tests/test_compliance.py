@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Any, Dict, Optional
 
-from hypothesis import given, strategies as st
-
+from hypothesis import given
+from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from securetcp._catalogue import GROUPS, TLS12_CIPHERS, TLS13_SUITES, VERSION_NAMES

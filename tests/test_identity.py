@@ -11,11 +11,10 @@ import string
 import tempfile
 from typing import Optional
 
-from hypothesis import given, settings, strategies as st
-
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from securetcp.errors import PolicyError

@@ -10,7 +10,6 @@ import warnings
 from typing import Any, Callable
 
 import attrs
-
 from twisted.trial.unittest import SynchronousTestCase
 
 from securetcp._catalogue import TLSVersion

@@ -10,7 +10,6 @@ import warnings
 from typing import Optional
 
 from OpenSSL import SSL
-
 from twisted.trial.unittest import SynchronousTestCase
 
 from securetcp._catalogue import GROUPS, TLS12_CIPHERS, TLS13_SUITES, TLSVersion

@@ -24,7 +24,6 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.endpoints import TCP4ServerEndpoint, clientFromString
@@ -71,7 +70,7 @@ def _needOpenSSL() -> None:
 # -- small asynchronous helpers ------------------------------------------
 
 
-def _sleep(seconds: float) -> "Deferred[None]":
+def _sleep(seconds: float) -> Deferred[None]:
     return deferLater(reactor, seconds, lambda: None)
 
 
@@ -137,7 +136,7 @@ class PeerProcess(ProcessProtocol):
 
     @classmethod
     def spawn(cls, argv: Sequence[str], env: Optional[Dict[str, str]] = None,
-              path: Optional[str] = None, **kwargs: Any) -> "PeerProcess":
+              path: Optional[str] = None, **kwargs: Any) -> PeerProcess:
         proto = cls(**kwargs)
         reactor.spawnProcess(proto, argv[0], list(argv),
                              env=env if env is not None else dict(os.environ), path=path)
@@ -398,14 +397,14 @@ class RealPeerMixin:
         @return: the port number and the L{PeerProcess}.
         """
         _needOpenSSL()
-        for attempt in range(3):
+        for _attempt in range(3):
             port = _freePort()
             argv = [OPENSSL, "s_server", "-accept", f"127.0.0.1:{port}",
                     "-cert", self.pki.path(f"{name}.pem"),
                     "-key", self.pki.path(f"{name}.key")] + list(args)
             server = PeerProcess.spawn(argv, timeout=50, expect=None, closeAfter=50)
             self.addCleanup(server.stop)
-            yield _waitUntil(lambda: b"ACCEPT" in server.out or not server.running,
+            yield _waitUntil(lambda server=server: b"ACCEPT" in server.out or not server.running,
                              PROCESS_TIMEOUT, "openssl s_server to accept")
             if server.running:
                 return port, server
@@ -442,7 +441,7 @@ class TwistdWebTests(RealPeerMixin, TestCase):
         env["PYTHONUNBUFFERED"] = "1"
 
         twistd = None
-        for attempt in range(3):
+        for _attempt in range(3):
             port = _freePort()
             listen = (f"mtls:{port}:interface=127.0.0.1"
                       f":certKey={_escape(pki.path('server.pem'))}"
@@ -452,7 +451,7 @@ class TwistdWebTests(RealPeerMixin, TestCase):
                 [TWISTD, "-n", "--pidfile=", "web", "--listen", listen, "--path", root],
                 env=env, path=root, timeout=45, closeAfter=0)
             self.addCleanup(twistd.stop)
-            yield _waitUntil(lambda: not twistd.running or _canConnect(port),
+            yield _waitUntil(lambda twistd=twistd, port=port: not twistd.running or _canConnect(port),
                              PROCESS_TIMEOUT, "twistd to listen")
             if twistd.running:
                 break

@@ -5,8 +5,8 @@ the mappings from OpenSSL's verification codes and error strings onto it.
 
 from __future__ import annotations
 
-from hypothesis import given, strategies as st
-
+from hypothesis import given
+from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from securetcp import _reasons, audit

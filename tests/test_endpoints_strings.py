@@ -1,0 +1,344 @@
+"""
+Property tests for the C{securessl:} and C{mtls:} endpoint-string parsers:
+whatever an operator writes, parsing it either gives an endpoint or raises
+L{EndpointArgumentError} -- never another exception.
+
+The strings come from a grammar of plausible and garbage arguments: known
+argument names with plausible or random values, unknown names, escaped
+colons (and backslashes and equals signs), empty values, extra positional
+arguments and raw garbage segments.
+
+What Twisted itself rejects
+===========================
+
+Twisted tokenizes a description (C{twisted.internet.endpoints._parse})
+before it even looks up the plugin for the prefix, so two kinds of string
+never reach securetcp's parser and cannot be turned into an
+L{EndpointArgumentError}:
+
+  - a string ending in an unpaired backslash: the tokenizer calls
+    C{next()} for the escaped character inside a generator, and the
+    C{StopIteration} becomes a C{RuntimeError} (PEP 479);
+  - an argument I{name} with non-ASCII characters: C{_parse} passes names
+    through C{nativeString}, which raises C{UnicodeEncodeError}.
+
+The grammar keeps argument names and raw garbage ASCII, so the second never
+arises in the property (it has its own test below); the first can, and for
+exactly those strings the property expects Twisted's C{RuntimeError}
+instead.  Values may be any text.
+"""
+
+from __future__ import annotations
+
+import os
+import string
+import tempfile
+import warnings
+from typing import Any, Callable, Dict, List, Optional
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from twisted.internet.endpoints import _parse, clientFromString, serverFromString
+from twisted.internet.interfaces import IStreamClientEndpoint, IStreamServerEndpoint
+from twisted.internet.testing import MemoryReactor
+from twisted.trial.unittest import SynchronousTestCase
+
+from securetcp.config import POLICY_OPTIONS
+from securetcp.endpoints import CLIENT_ARGUMENTS, SERVER_ARGUMENTS
+from securetcp.errors import EndpointArgumentError, PolicyError
+from securetcp.policy import LegacyProfileWarning
+
+from ._pki import TestPKI
+
+_PKI: Optional[TestPKI] = None
+
+
+def _pki() -> TestPKI:
+    """
+    One test PKI for the whole module, made on first use, with a valid and
+    an invalid policy file and an empty directory.
+    """
+    global _PKI
+    if _PKI is None:
+        pki = TestPKI.create(tempfile.mkdtemp(prefix="securetcp-strings-"))
+        pki.write("good.toml", b'name = "fuzz"\nclientAuth = "none"\n')
+        pki.write("legacy.toml", b'profile = "legacy"\n')
+        pki.write("bad.toml", b'name = "unterminated\n')
+        pki.write("unknown.toml", b'bogus = 1\n')
+        pki.write("notpem.txt", b"not pem\n")
+        os.makedirs(pki.path("empty"))
+        os.makedirs(pki.path("audit"))
+        _PKI = pki
+    return _PKI
+
+
+def _escape(text: str) -> str:
+    """
+    Escape a value so that Twisted's tokenizer gives it back unchanged.
+    """
+    return "".join("\\" + c if c in "\\:=" else c for c in text)
+
+
+def _plausible(pki: TestPKI) -> Dict[str, List[str]]:
+    """
+    Plausible values, good and bad, for the arguments securetcp knows.
+    """
+    p = pki.path
+    files = [p("server.pem"), p("server.key"), p("client.pem"), p("client.key"),
+             p("ca.pem"), p("notpem.txt"), p("nope.pem"), pki.directory, "server.pem",
+             "a\x00b"]
+    return {
+        "port": ["0", "443", "6661", "65535", "65536", "-1", "x", "1.5"],
+        "interface": ["127.0.0.1", "::1", "", "0.0.0.0", "lo"],
+        "backlog": ["50", "0", "1", "lots"],
+        "endpoint": ["tcp:0", "tcp6:0:interface=::1", "unix:" + p("sock"), "bogus:1",
+                     "tcp:notaport", "ssl:0:privateKey=" + p("nope.pem"),
+                     "systemd:domain=INET:index=99", "securessl:0", "tcp:0\\",
+                     "tcp:localhost:443", "unix:" + p("sock") + ":timeout=x", ""],
+        "policy": [p("good.toml"), p("legacy.toml"), p("bad.toml"), p("unknown.toml"),
+                   p("nope.toml"), pki.directory, "a\x00b"],
+        "auditLog": [p("audit/log.jsonl"), p("nope/log.jsonl"), p("audit"),
+                     p("audit/other.jsonl")],
+        "host": ["localhost", "127.0.0.1", "::1", "[::1]", "a..b", "xn--a", "",
+                 "lab.example.org", "\N{SNOWMAN}.example", "-x-"],
+        "timeout": ["30", "0.5", "0", "-1", "nan", "inf", "x"],
+        "bindAddress": ["127.0.0.1", "::1", "garbage"],
+        "profile": ["nist-800-52r2", "mozilla-modern", "mozilla-intermediate", "legacy",
+                    "nist-800-52r3"],
+        "minVersion": ["TLSv1", "TLSv1.2", "1.3", "TLSv9"],
+        "maxVersion": ["TLSv1.2", "TLSv1.3", "tls1.1", "SSLv3"],
+        "ciphers": ["ECDHE-RSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES128-GCM-SHA256,"
+                    "ECDHE-RSA-AES256-GCM-SHA384", "AES128-SHA", "RC4-MD5",
+                    "ECDHE-RSA-CHACHA20-POLY1305"],
+        "ciphersuites": ["TLS_AES_128_GCM_SHA256", "TLS_CHACHA20_POLY1305_SHA256",
+                         "TLS_AES_512_GCM_SHA512"],
+        "groups": ["P-256", "?SecP256r1MLKEM768,P-256", "X25519:P-384", "bogus", "?bogus",
+                   "?X25519MLKEM768"],
+        "caCerts": files,
+        "caCertsDir": [pki.directory, p("empty"), p("nope")],
+        "systemCAs": ["true", "false", "maybe"],
+        "certKey": files,
+        "privateKey": files,
+        "extraCertChain": files,
+        "pkcs12": files,
+        "passphrase": ["pass:x", "env:SECURETCP_NOT_SET", "file:" + p("nope"),
+                       "file:" + p("ca.pem"), "hunter2"],
+        "dhParameters": files,
+        "clientAuth": ["none", "optional", "required", "always"],
+        "hostname": ["localhost", "127.0.0.1", "[::1]", "a b", "a..b"],
+        "allowPeers": ["dns:*.example", "uri:spiffe://x/*", "ip:10.0.0.0/8",
+                       "cn:PUMP-0042,email:*@x.example", "bogus", "dns:a..b"],
+        "pinSPKI": ["sha256/" + "A" * 43 + "=", "ab" * 32, "bad"],
+        "handshakeTimeout": ["10", "0", "601", "nan", "x"],
+        "alpn": ["h2,http/1.1", "x" * 300, "mllp"],
+        "crl": [p("ca.pem"), p("notpem.txt"), p("nope.crl")],
+        "crlDir": [pki.directory, p("empty"), p("nope")],
+        "revocation": ["hard", "soft", "maybe"],
+        "revocationScope": ["leaf", "chain", "tree"],
+        "crlReload": ["60", "0", "-1", "x"],
+        "crlEnforceLive": ["true", "no", "x"],
+    }
+
+
+_ASCII_NAME = st.from_regex(r"\A[A-Za-z_][A-Za-z0-9_]{0,12}\Z")
+_GARBAGE = st.text(alphabet=string.ascii_letters + string.digits + ":=\\/.-_ ", max_size=12)
+
+
+def _segments(own: Dict[str, str], messy: bool) -> Any:
+    """
+    A strategy for the argument segments of a description, for an endpoint
+    kind whose own arguments are C{own}.  Unless C{messy}, only known
+    argument names are used (with plausible or random values), so that the
+    string gets past the argument-name check to the values.
+    """
+    names = sorted(set(own) | set(POLICY_OPTIONS))
+    kinds = (["known"] * 3 + ["random", "unknown", "empty", "positional", "garbage"]
+             if messy else ["known"] * 4 + ["random"])
+
+    @st.composite
+    def segments(draw: Any) -> List[str]:
+        plausible = _plausible(_pki())
+        out: List[str] = []
+        for _ in range(draw(st.integers(0, 5 if messy else 3))):
+            kind = draw(st.sampled_from(kinds))
+            if kind in ("known", "random", "empty"):
+                name = draw(st.sampled_from(names))
+                if kind == "known" and name in plausible:
+                    value = draw(st.sampled_from(plausible[name]))
+                elif kind == "empty" or name == "auditLog":
+                    # auditLog creates files: only ever give it known paths
+                    value = "" if kind == "empty" else plausible["auditLog"][0]
+                else:
+                    value = draw(st.text(max_size=15))
+                out.append(f"{name}={_escape(value)}")
+            elif kind == "unknown":
+                name = draw(_ASCII_NAME.filter(lambda n: n not in names))
+                out.append(f"{name}={_escape(draw(st.text(max_size=8)))}")
+            elif kind == "positional":
+                out.append(_escape(draw(st.one_of(
+                    st.sampled_from(["0", "443", "localhost", "127.0.0.1", "", "x"]),
+                    st.text(max_size=8)))))
+            else:
+                out.append(draw(_GARBAGE))
+        return out
+
+    return segments()
+
+
+@st.composite
+def _serverDescriptions(draw: Any) -> str:
+    pki = _pki()
+    prefix = draw(st.sampled_from(["securessl", "mtls"]))
+    messy = draw(st.booleans())
+    base: List[str] = []
+    if not messy or draw(st.booleans()):
+        base.append(draw(st.sampled_from(["0", "6661", "port=0"])))
+    if not messy or draw(st.booleans()):
+        base += [f"certKey={_escape(pki.path('server.pem'))}",
+                 f"privateKey={_escape(pki.path('server.key'))}"]
+    if (not messy and prefix == "mtls") or draw(st.booleans()):
+        base.append(f"caCerts={_escape(pki.path('ca.pem'))}")
+    segments = base + draw(_segments(SERVER_ARGUMENTS, messy))
+    if messy:
+        segments = draw(st.permutations(segments))
+    return ":".join([prefix] + segments)
+
+
+@st.composite
+def _clientDescriptions(draw: Any) -> str:
+    pki = _pki()
+    prefix = draw(st.sampled_from(["securessl", "mtls"]))
+    messy = draw(st.booleans())
+    base: List[str] = []
+    if not messy or draw(st.booleans()):
+        base += draw(st.sampled_from([["localhost", "443"], ["127.0.0.1", "port=6661"],
+                                      ["host=localhost", "port=443"]]))
+    if (not messy and prefix == "mtls") or draw(st.booleans()):
+        base += [f"certKey={_escape(pki.path('client.pem'))}",
+                 f"privateKey={_escape(pki.path('client.key'))}"]
+    if draw(st.booleans()):
+        base.append(f"caCerts={_escape(pki.path('ca.pem'))}")
+    # positional host and port come first, to mean host and port
+    return ":".join([prefix] + base + draw(_segments(CLIENT_ARGUMENTS, messy)))
+
+
+def _twistedRejects(description: str) -> bool:
+    """
+    Whether Twisted's own tokenizer fails on C{description}: it ends in an
+    unpaired backslash.
+    """
+    trailing = len(description) - len(description.rstrip("\\"))
+    return trailing % 2 == 1
+
+
+class EndpointStringProperties(SynchronousTestCase):
+    """
+    Parsing any endpoint string gives an endpoint or an
+    L{EndpointArgumentError}.
+    """
+
+    def checkParse(self, parse: Callable[[Any, str], Any], interface: Any,
+                   description: str, outcomes: Dict[str, int]) -> None:
+        if _twistedRejects(description):
+            self.assertRaises(RuntimeError, parse, MemoryReactor(), description)
+            outcomes["twisted"] += 1
+            return
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", LegacyProfileWarning)
+            try:
+                endpoint = parse(MemoryReactor(), description)
+            except EndpointArgumentError as e:
+                self.assertIsInstance(e, PolicyError)
+                self.assertIsInstance(e, ValueError)
+                self.assertTrue(str(e))
+                outcomes["error"] += 1
+                return
+        self.assertTrue(interface.providedBy(endpoint), description)
+        outcomes["endpoint"] += 1
+
+    def assertMixedOutcomes(self, outcomes: Dict[str, int]) -> None:
+        """
+        The grammar is not vacuous: it produced working endpoints and
+        errors.
+        """
+        self.assertGreater(outcomes["endpoint"], 0, outcomes)
+        self.assertGreater(outcomes["error"], 0, outcomes)
+
+    def test_server(self) -> None:
+        """
+        Any C{securessl:} or C{mtls:} server string parses into a server
+        endpoint or raises L{EndpointArgumentError} (or, for a string ending
+        in a lone backslash, Twisted's own C{RuntimeError}).
+        """
+        outcomes = {"endpoint": 0, "error": 0, "twisted": 0}
+
+        @settings(max_examples=250)
+        @given(_serverDescriptions())
+        def prop(description: str) -> None:
+            self.checkParse(serverFromString, IStreamServerEndpoint, description, outcomes)
+
+        prop()
+        self.assertMixedOutcomes(outcomes)
+
+    def test_client(self) -> None:
+        """
+        Any C{securessl:} or C{mtls:} client string parses into a client
+        endpoint or raises L{EndpointArgumentError} (or, for a string ending
+        in a lone backslash, Twisted's own C{RuntimeError}).
+        """
+        outcomes = {"endpoint": 0, "error": 0, "twisted": 0}
+
+        @settings(max_examples=250)
+        @given(_clientDescriptions())
+        def prop(description: str) -> None:
+            self.checkParse(clientFromString, IStreamClientEndpoint, description, outcomes)
+
+        prop()
+        self.assertMixedOutcomes(outcomes)
+
+    @given(st.text(max_size=30))
+    def test_escapeRoundTrip(self, value: str) -> None:
+        """
+        The grammar's escaping gives any value back unchanged through
+        Twisted's tokenizer, as a value and as a positional argument.
+        """
+        self.assertEqual(_parse(f"securessl:k={_escape(value)}"),
+                         (["securessl"], {"k": value}))
+        self.assertEqual(_parse(f"securessl:{_escape(value)}"), (["securessl", value], {}))
+
+
+class TwistedRejectsTests(SynchronousTestCase):
+    """
+    The strings Twisted's tokenizer rejects before securetcp sees them.
+    """
+
+    def test_trailingBackslash(self) -> None:
+        """
+        A string ending in an unpaired backslash raises C{RuntimeError} in
+        Twisted's tokenizer; a paired one does not.
+        """
+        self.assertRaises(RuntimeError, _parse, "securessl:0:certKey=a\\")
+        self.assertTrue(_twistedRejects("securessl:0:certKey=a\\"))
+        self.assertFalse(_twistedRejects("securessl:0:certKey=a\\\\"))
+        self.assertEqual(_parse("securessl:0:certKey=a\\\\")[1], {"certKey": "a\\"})
+        self.assertRaises(RuntimeError, serverFromString, MemoryReactor(), "securessl:0\\")
+        self.assertRaises(RuntimeError, clientFromString, MemoryReactor(), "mtls:h:1\\")
+
+    def test_nonASCIIName(self) -> None:
+        """
+        A non-ASCII argument name raises C{UnicodeEncodeError} in Twisted's
+        parser; non-ASCII values are fine.
+        """
+        self.assertRaises(UnicodeEncodeError, _parse, "securessl:0:caf\N{LATIN SMALL LETTER E WITH ACUTE}=1")
+        self.assertRaises(UnicodeEncodeError, serverFromString, MemoryReactor(),
+                          "securessl:0:caf\N{LATIN SMALL LETTER E WITH ACUTE}=1")
+        self.assertEqual(_parse("securessl:name=caf\N{LATIN SMALL LETTER E WITH ACUTE}")[1],
+                         {"name": "caf\N{LATIN SMALL LETTER E WITH ACUTE}"})
+
+    def test_unknownNonASCIIValueReachesUs(self) -> None:
+        """
+        A non-ASCII value does reach securetcp, which reports it as an
+        L{EndpointArgumentError}.
+        """
+        self.assertRaises(EndpointArgumentError, serverFromString, MemoryReactor(),
+                          "securessl:0:profile=n\N{LATIN SMALL LETTER I WITH DIAERESIS}st")
