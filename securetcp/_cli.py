@@ -5,7 +5,8 @@ C{python -m securetcp}: the command line.
     python -m securetcp demo              # an mTLS echo server with a dev PKI
     python -m securetcp profiles          # list profiles
     python -m securetcp profiles nist-800-52r2   # one profile's exact content
-    python -m securetcp check ENDPOINT_OR_POLICY_FILE
+    python -m securetcp check ENDPOINT_OR_POLICY_FILE [--client] [--json]
+    python -m securetcp probe HOST:PORT [--cacert CA] [--cert C --key K]
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import json
 import os
 import sys
 import warnings
-from typing import Any, List, Optional, Sequence, TextIO
+from typing import Any, Dict, List, Optional, Sequence, TextIO, Tuple
 
 
 def _profiles(args: argparse.Namespace, out: TextIO) -> int:
@@ -40,49 +41,235 @@ def _profiles(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-def _check(args: argparse.Namespace, out: TextIO) -> int:
+def _loadTarget(target: str, client: bool) -> Tuple[Any, Optional[str]]:
     """
-    Parse a policy file or endpoint string exactly as a server would, build
-    its context, and print the effective policy.
+    The policy of a TOML policy file or endpoint string, parsed and built
+    exactly as a server (or, with C{client}, a client) would, and the
+    hostname a client endpoint verifies.
+
+    @raise ValueError: (L{PolicyError} and subclasses) for any problem.
     """
     from twisted.internet.testing import MemoryReactor
 
-    from ._context import effectiveGroups, openSSLVersion
+    from ._context import buildContext
     from .config import loadPolicyFile
-    from .errors import PolicyError
+    from .policy import Role
 
-    target = args.target
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if os.path.isfile(target) and target.endswith(".toml"):
+            policy = loadPolicyFile(target)
+            buildContext(policy, Role.CLIENT if client else Role.SERVER)
+            return policy, policy.peer.hostname
+        from twisted.internet.endpoints import clientFromString, serverFromString
+
+        parse = clientFromString if client else serverFromString
+        endpoint: Any = parse(MemoryReactor(), target)
+        return endpoint.policy, getattr(endpoint, "hostname", None)
+
+
+def _ownCertificate(policy: Any) -> Any:
+    """
+    The L{securetcp._check.CertificateFacts} of C{policy}'s own certificate,
+    or C{None}.
+    """
+    from ._check import certificateFacts
+    from .credentials import loadCertificates, loadCredentials
+
+    creds = policy.credentials
+    if not creds.configured:
+        return None
+    if creds.pkcs12:
+        return certificateFacts(loadCredentials(creds, policy.keys).chain[0])
+    return certificateFacts(loadCertificates("certKey", creds.certificateFile)[0])
+
+
+def _check(args: argparse.Namespace, out: TextIO) -> int:
+    """
+    Parse a policy file or endpoint string exactly as a server would, build
+    its context, measure it item by item against a benchmark (NIST SP
+    800-52r2 by default) and print the checklist and the effective policy.
+    Exit status: 0 nothing failed, 1 configuration error, 3 an item failed.
+    """
+    from ._check import BENCHMARKS, checkPolicy, exitStatus, failed, renderText
+    from ._context import effectiveGroups, openSSLVersion
+    from .policy import Role
+
+    role = Role.CLIENT if args.client else Role.SERVER
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            if os.path.isfile(target) and target.endswith(".toml"):
-                policy = loadPolicyFile(target)
-            else:
-                from twisted.internet.endpoints import clientFromString, serverFromString
-
-                parse = clientFromString if args.client else serverFromString
-                endpoint: Any = parse(MemoryReactor(), target)
-                policy = endpoint.policy
-    except PolicyError as e:
-        print(f"securetcp: {e}", file=sys.stderr)
-        return 1
+        policy, hostname = _loadTarget(args.target, args.client)
+        groups = effectiveGroups(policy)
+        cert = _ownCertificate(policy)
     except ValueError as e:
         print(f"securetcp: {e}", file=sys.stderr)
         return 1
-    print(json.dumps({
+    results = {
+        name: checkPolicy(policy, role, benchmark, certificate=cert,
+                          offeredGroups=groups, hostname=hostname)
+        for name, benchmark in BENCHMARKS.items()
+    }
+    items = results[args.profile]
+    status = exitStatus(items)
+    effective = {
         "policy": policy.name, "profile": policy.profile,
         "compliantWith": {"nist-800-52r2": policy.compliant},
         "minVersion": policy.versions.minimum.value,
         "maxVersion": policy.versions.maximum.value,
         "ciphers": list(policy.ciphers.tls12),
         "ciphersuites": list(policy.ciphers.tls13),
-        "groups": list(effectiveGroups(policy)),
+        "groups": list(groups),
         "clientAuth": policy.peer.clientAuth.value,
         "allowPeers": [str(p) for p in policy.peer.allow],
         "handshakeTimeout": policy.handshakeTimeout,
         "openssl": openSSLVersion(),
-    }, indent=2), file=out)
-    return 0 if policy.compliant else 3
+    }
+    if args.json:
+        effective["check"] = {
+            "role": role.value, "benchmark": args.profile,
+            "result": "fail" if status else "pass",
+            "items": [i.asDict() for i in items],
+            "certificate": cert.asDict() if cert is not None else None,
+            "benchmarks": {name: ("fail" if failed(r) else "pass")
+                           for name, r in results.items()},
+        }
+        print(json.dumps(effective, indent=2), file=out)
+        return status
+    print(f"securetcp check: policy {policy.name!r} (profile {policy.profile}) as a "
+          f"{role.value}, against {BENCHMARKS[args.profile].title}", file=out)
+    out.write(renderText(items))
+    print("", file=out)
+    for name, r in results.items():
+        if name != args.profile:
+            bad = failed(r)
+            verdict = ("FAIL (" + ", ".join(i.id for i in bad) + ")") if bad else "PASS"
+            print(f"against {name}: {verdict}", file=out)
+    print("", file=out)
+    print("effective policy:", file=out)
+    for key, value in effective.items():
+        if isinstance(value, list):
+            value = ", ".join(str(v) for v in value) or "(none)"
+        elif isinstance(value, dict):
+            value = ", ".join(f"{k}={v}" for k, v in value.items())
+        print(f"  {key}: {value}", file=out)
+    return status
+
+
+_CBC_CIPHERS = ("ECDHE-ECDSA-AES128-SHA:ECDHE-RSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA:"
+                "ECDHE-RSA-AES256-SHA:ECDHE-ECDSA-AES128-SHA256:ECDHE-RSA-AES128-SHA256:"
+                "ECDHE-ECDSA-AES256-SHA384:ECDHE-RSA-AES256-SHA384:AES128-SHA:AES256-SHA:"
+                "AES128-SHA256:AES256-SHA256:@SECLEVEL=0")
+
+
+def _hostPort(text: str) -> Tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{text!r} is not HOST:PORT (write e.g. 127.0.0.1:6661 or "
+                         "[::1]:6661)")
+    return host.strip("[]"), int(port)
+
+
+def _hostnameProblem(cert: Any, name: str) -> Optional[str]:
+    from service_identity import CertificateError, VerificationError
+    from service_identity.cryptography import (
+        verify_certificate_hostname,
+        verify_certificate_ip_address,
+    )
+
+    try:
+        try:
+            import ipaddress
+
+            ipaddress.ip_address(name)
+        except ValueError:
+            verify_certificate_hostname(cert, name)
+        else:
+            verify_certificate_ip_address(cert, name)
+    except (VerificationError, CertificateError) as e:
+        return f"not valid for {name}: {e}"
+    return None
+
+
+def _probe(args: argparse.Namespace, out: TextIO) -> int:
+    """
+    Connect to a running server, report what it negotiated and presented
+    and whether it refuses TLS 1.0, TLS 1.1 and CBC suites, with the same
+    verdicts as C{check}.
+    """
+    from ._catalogue import TLSVersion
+    from ._check import (
+        BENCHMARKS,
+        Attempt,
+        ProbeFacts,
+        certificateFacts,
+        checkNegotiated,
+        exitStatus,
+        renderText,
+    )
+    from ._context import probeHandshake
+
+    benchmark = BENCHMARKS[args.profile]
+    try:
+        host, port = _hostPort(args.target)
+        common: Dict[str, Any] = dict(serverName=args.servername, caFile=args.cacert,
+                                      certFile=args.cert, keyFile=args.key,
+                                      timeout=args.timeout)
+        main = probeHandshake(host, port, **common)
+        tries: Dict[str, Any] = {
+            "TLSv1": dict(versions=(TLSVersion.TLSv1, TLSVersion.TLSv1)),
+            "TLSv1.1": dict(versions=(TLSVersion.TLSv1_1, TLSVersion.TLSv1_1)),
+            "nonAEAD": dict(versions=(TLSVersion.TLSv1_2, TLSVersion.TLSv1_2),
+                            cipherList=_CBC_CIPHERS),
+        }
+        if benchmark.minVersion > TLSVersion.TLSv1_2:
+            tries["TLSv1.2"] = dict(versions=(TLSVersion.TLSv1_2, TLSVersion.TLSv1_2))
+        attempts = {}
+        for name, extra in tries.items():
+            a = probeHandshake(host, port, **common, **extra)
+            attempts[name] = Attempt(a.connected, a.error, a.version, a.cipher, a.offered)
+    except Exception as e:  # OSError, an unreadable --cert, a bad argument
+        print(f"securetcp: cannot probe {args.target}: {e}", file=sys.stderr)
+        return 1
+    name = args.servername or host
+    facts = ProbeFacts(
+        main=Attempt(main.connected, main.error, main.version, main.cipher, main.offered),
+        group=main.group,
+        chain=tuple(certificateFacts(c) for c in main.chain),
+        verifyError=main.verifyError,
+        hostnameError=_hostnameProblem(main.chain[0], name) if main.chain else None,
+        clientCertRequested=main.clientCertRequested,
+        ocspStapled=main.ocspStapled,
+        attempts=attempts,
+    )
+    items = checkNegotiated(facts, benchmark)
+    status = exitStatus(items)
+    if args.json:
+        print(json.dumps({
+            "target": args.target, "benchmark": args.profile,
+            "result": "fail" if status else "pass",
+            "negotiated": {"version": main.version, "cipher": main.cipher,
+                           "group": main.group, "error": main.error},
+            "certificates": [c.asDict() for c in facts.chain],
+            "clientCertRequested": main.clientCertRequested,
+            "ocspStapled": main.ocspStapled,
+            "attempts": {k: {"connected": a.connected, "error": a.error,
+                             "version": a.version, "cipher": a.cipher,
+                             "offered": a.offered} for k, a in attempts.items()},
+            "items": [i.asDict() for i in items],
+        }, indent=2), file=out)
+        return status
+    print(f"securetcp probe: {args.target} against {benchmark.title}", file=out)
+    if main.connected:
+        print(f"negotiated: {main.version} {main.cipher} group {main.group or 'unknown'}",
+              file=out)
+    else:
+        print(f"handshake failed: {main.error}", file=out)
+    for depth, cert in enumerate(facts.chain):
+        print(f"certificate {depth}: {cert.subject}; issuer {cert.issuer}; "
+              f"{cert.keyDescription}; expires {cert.notAfter.isoformat()}", file=out)
+    print("client certificate requested: "
+          + ("yes" if main.clientCertRequested else "no"), file=out)
+    out.write(renderText(items))
+    return status
 
 
 def _readKey(source: Optional[str]) -> Optional[bytes]:
@@ -198,10 +385,31 @@ def main(argv: Optional[Sequence[str]] = None, out: Optional[TextIO] = None) -> 
     demo.add_argument("--port", type=int, default=6661, help="port on 127.0.0.1 (0: any)")
     profiles = sub.add_parser("profiles", help="list profiles or show one's exact content")
     profiles.add_argument("name", nargs="?")
-    check = sub.add_parser("check", help="validate a policy file or endpoint string")
+    from ._check import BENCHMARKS
+
+    check = sub.add_parser(
+        "check", help="measure a policy file or endpoint string against NIST SP 800-52r2 "
+        "or a Mozilla profile (exit 0: all pass, 1: configuration error, 3: a check failed)")
     check.add_argument("target", help="a .toml policy file or an endpoint string")
     check.add_argument("--client", action="store_true",
                        help="parse the endpoint string as a client endpoint")
+    check.add_argument("--json", action="store_true", help="print JSON instead of text")
+    check.add_argument("--profile", choices=list(BENCHMARKS), default="nist-800-52r2",
+                       help="the benchmark whose failures set the exit status")
+    probe = sub.add_parser(
+        "probe", help="connect to a running TLS server and judge what it negotiates "
+        "(exit 0: all pass, 1: cannot connect, 3: a check failed)")
+    probe.add_argument("target", metavar="HOST:PORT")
+    probe.add_argument("--cacert", help="CA file to verify the server with "
+                       "(default: the system store)")
+    probe.add_argument("--cert", help="client certificate (PEM) to present")
+    probe.add_argument("--key", help="the client certificate's key (default: --cert)")
+    probe.add_argument("--servername", help="SNI name and name the certificate is "
+                       "checked against (default: HOST)")
+    probe.add_argument("--json", action="store_true", help="print JSON instead of text")
+    probe.add_argument("--profile", choices=list(BENCHMARKS), default="nist-800-52r2")
+    probe.add_argument("--timeout", type=float, default=10.0,
+                       help="seconds to wait for each handshake")
     audit = sub.add_parser("audit", help="verify or summarise audit files")
     auditSub = audit.add_subparsers(dest="auditCommand", required=True)
     verify = auditSub.add_parser("verify", help="check schema, sequence and hash chain")
@@ -219,7 +427,8 @@ def main(argv: Optional[Sequence[str]] = None, out: Optional[TextIO] = None) -> 
     if args.command == "audit":
         handler = {"verify": _auditVerify, "report": _auditReport}[args.auditCommand]
     else:
-        handler = {"demo": _demo, "profiles": _profiles, "check": _check}[args.command]
+        handler = {"demo": _demo, "profiles": _profiles, "check": _check,
+                   "probe": _probe}[args.command]
     return handler(args, stream)
 
 

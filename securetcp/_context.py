@@ -152,6 +152,7 @@ class ConnectionFacts:
     serverName: Optional[str] = None
     peerLeaf: Optional[x509.Certificate] = None
     revocationWarning: Optional[str] = None
+    stapled: Optional[bytes] = None
 
 
 #: X509 verify codes that mean "revocation status unknown" (no CRL for the
@@ -162,7 +163,7 @@ _REVOCATION_UNKNOWN = (3, 11, 12)
 
 def _verifyCallback(policy: TLSPolicy) -> Callable[..., bool]:
     strength = policy.keys
-    softRevocation = policy.revocation.enabled and policy.revocation.mode == "soft"
+    softRevocation = policy.revocation.crlEnabled and policy.revocation.mode == "soft"
 
     def verify(conn: SSL.Connection, cert: crypto.X509, errno: int, depth: int, ok: int) -> bool:
         facts = connectionFacts(conn)
@@ -209,7 +210,8 @@ def loadTrust(policy: TLSPolicy) -> List[x509.Certificate]:
 
 
 def buildContext(policy: TLSPolicy, role: Role, crls: Any = None,
-                 caCerts: Optional[List[x509.Certificate]] = None) -> SSL.Context:
+                 caCerts: Optional[List[x509.Certificate]] = None,
+                 staple: Optional[Callable[[], bytes]] = None) -> SSL.Context:
     """
     Build the OpenSSL context for C{policy} in C{role}.  Loads and checks
     every file the policy names.
@@ -217,6 +219,7 @@ def buildContext(policy: TLSPolicy, role: Role, crls: Any = None,
     @param crls: the L{securetcp.revocation.CRLSet} to use; loaded from the
         policy's files when C{None} and revocation is enabled.
     @param caCerts: the already loaded CA certificates, if any.
+    @param staple: (servers) returns the DER OCSP response to staple now.
     @raise PolicyError: (or a subclass) naming what is wrong.
     """
     ctx = SSL.Context(SSL.TLS_METHOD)
@@ -268,7 +271,7 @@ def buildContext(policy: TLSPolicy, role: Role, crls: Any = None,
                 pass  # the same CA twice
     if trust.system:
         ctx.set_default_verify_paths()
-    if policy.revocation.enabled:
+    if policy.revocation.crlEnabled:
         from .revocation import loadCRLs
 
         if crls is None:
@@ -296,11 +299,23 @@ def buildContext(policy: TLSPolicy, role: Role, crls: Any = None,
         ctx.set_tlsext_servername_callback(_recordServerName)
         if policy.alpn:
             ctx.set_alpn_select_callback(_alpnSelector(policy.alpn))
+        if staple is not None:
+            ctx.set_ocsp_server_callback(lambda conn, data: staple())
     else:
         ctx.set_verify(SSL.VERIFY_PEER, verify)
+        if policy.revocation.ocspEnabled:
+            ctx.set_ocsp_client_callback(_recordStaple)
         if policy.alpn:
             ctx.set_alpn_protos([p.encode("utf-8") for p in policy.alpn])
     return ctx
+
+
+def _recordStaple(conn: SSL.Connection, response: bytes, data: Any) -> bool:
+    # judged by the gate once the chain is known; an absent staple is b""
+    facts = connectionFacts(conn)
+    if facts is not None:
+        facts.stapled = response or None
+    return True
 
 
 def _recordServerName(conn: SSL.Connection) -> None:
@@ -328,18 +343,20 @@ class ConnectionCreator:
     connection from it per TLS connection.
     """
 
-    def __init__(self, policy: TLSPolicy, role: Role, hostname: Optional[str] = None) -> None:
+    def __init__(self, policy: TLSPolicy, role: Role, hostname: Optional[str] = None,
+                 staple: Optional[Callable[[], bytes]] = None) -> None:
         self.policy = policy
         self.role = role
         self.hostname = hostname
+        self.staple = staple
         self.caCerts, self.crls = self._load(policy)
-        self.context = buildContext(policy, role, self.crls, self.caCerts)
+        self.context = buildContext(policy, role, self.crls, self.caCerts, staple)
 
     @staticmethod
     def _load(policy: TLSPolicy) -> Tuple[List[x509.Certificate], Any]:
         caCerts = loadTrust(policy)
         crls = None
-        if policy.revocation.enabled:
+        if policy.revocation.crlEnabled:
             from .revocation import loadCRLs
 
             crls = loadCRLs(policy.revocation, caCerts, hard=policy.revocation.mode == "hard")
@@ -353,7 +370,7 @@ class ConnectionCreator:
         @raise PolicyError: and keep the current context, if building fails.
         """
         caCerts, crls = self._load(policy)
-        context = buildContext(policy, self.role, crls, caCerts)
+        context = buildContext(policy, self.role, crls, caCerts, self.staple)
         self.policy, self.context, self.caCerts, self.crls = policy, context, caCerts, crls
 
     def swapCRLs(self, crls: Any) -> None:
@@ -362,8 +379,16 @@ class ConnectionCreator:
         connections: a new context is built and swapped in; connections
         already open keep theirs.
         """
-        context = buildContext(self.policy, self.role, crls, self.caCerts)
+        context = buildContext(self.policy, self.role, crls, self.caCerts, self.staple)
         self.context, self.crls = context, crls
+
+    def useStapler(self, staple: Callable[[], bytes]) -> None:
+        """
+        Staple what C{staple()} returns: rebuilds the context with the OCSP
+        server callback.
+        """
+        self.staple = staple
+        self.context = buildContext(self.policy, self.role, self.crls, self.caCerts, staple)
 
     def _connection(self, tlsProtocol: object) -> SSL.Connection:
         # Twisted keeps the TLS protocol as the connection's app data; our
@@ -383,8 +408,8 @@ class ServerConnectionCreator(ConnectionCreator):
     Server side: Twisted calls L{serverConnectionForTLS} per connection.
     """
 
-    def __init__(self, policy: TLSPolicy) -> None:
-        super().__init__(policy, Role.SERVER)
+    def __init__(self, policy: TLSPolicy, staple: Optional[Callable[[], bytes]] = None) -> None:
+        super().__init__(policy, Role.SERVER, staple=staple)
 
     def serverConnectionForTLS(self, tlsProtocol: object) -> SSL.Connection:
         connection = self._connection(tlsProtocol)
@@ -405,6 +430,8 @@ class ClientConnectionCreator(ConnectionCreator):
         connection = self._connection(tlsProtocol)
         if self.hostname and not _isIP(self.hostname):
             connection.set_tlsext_host_name(self.hostname.encode("idna"))
+        if self.policy.revocation.ocspEnabled:
+            connection.request_ocsp()
         connection.set_connect_state()
         return connection
 
@@ -512,3 +539,121 @@ def classifyFailure(error: Optional[BaseException], connection: Any) -> Tuple[st
         text = "; ".join(texts) or str(error)
         return (reasonForErrorString(text) or "internal_error", text)
     return ("peer_closed", str(error) or type(error).__name__)
+
+
+# -- probing a live server (python -m securetcp probe) -------------------
+
+
+@attrs.frozen
+class ProbedHandshake:
+    """
+    One client handshake made by L{probeHandshake}: what it negotiated,
+    what the server presented and asked for.
+    """
+
+    connected: bool
+    error: Optional[str]
+    offered: bool
+    version: Optional[str]
+    cipher: Optional[str]
+    group: Optional[str]
+    chain: Tuple[x509.Certificate, ...]
+    verifyError: Optional[str]
+    clientCertRequested: bool
+    ocspStapled: bool
+
+
+def probeHandshake(host: str, port: int, *, serverName: Optional[str] = None,
+                   caFile: Optional[str] = None, certFile: Optional[str] = None,
+                   keyFile: Optional[str] = None, versions: Optional[Tuple[TLSVersion,
+                                                                           TLSVersion]] = None,
+                   cipherList: str = "DEFAULT:@SECLEVEL=0",
+                   timeout: float = 10.0) -> ProbedHandshake:
+    """
+    Make one blocking client handshake with C{host:port}, offering
+    C{versions} (default: everything the linked OpenSSL can) and
+    C{cipherList} for TLS 1.2 and older.  The chain is verified against
+    C{caFile} (default: the system store) but a failure is recorded, not
+    fatal, so that what the server presented can still be reported.
+    Meant for the C{probe} command, never for serving connections.
+    """
+    import select
+    import socket
+
+    ctx = SSL.Context(SSL.TLS_METHOD)
+    low, high = versions or (TLSVersion.TLSv1, TLSVersion.TLSv1_3)
+    ctx.set_min_proto_version(_PROTOCOL[low])
+    ctx.set_max_proto_version(_PROTOCOL[high])
+    ctx.set_cipher_list(cipherList.encode("ascii"))
+    if caFile:
+        ctx.load_verify_locations(caFile)
+    else:
+        ctx.set_default_verify_paths()
+    if certFile:
+        ctx.use_certificate_chain_file(certFile)
+        ctx.use_privatekey_file(keyFile or certFile)
+    verifyErrors: List[str] = []
+
+    def verify(conn: SSL.Connection, cert: crypto.X509, errno: int, depth: int,
+               ok: int) -> bool:
+        if not ok and not verifyErrors:
+            from OpenSSL._util import ffi, lib  # type: ignore[attr-defined]
+
+            text = ffi.string(lib.X509_verify_cert_error_string(errno)).decode("ascii")
+            verifyErrors.append(f"{text} (X509 verify code {errno}, depth {depth})")
+        return True
+
+    ctx.set_verify(SSL.VERIFY_PEER, verify)
+    stapled: List[bool] = []
+
+    def ocsp(conn: SSL.Connection, data: bytes, _: Any) -> bool:
+        stapled.append(bool(data))
+        return True
+
+    ctx.set_ocsp_client_callback(ocsp)
+    requested: List[bool] = []
+
+    def info(conn: SSL.Connection, where: int, ret: int) -> None:
+        if b"certificate request" in conn.get_state_string():
+            requested.append(True)
+
+    sock = socket.create_connection((host, port), timeout=timeout)
+    conn = SSL.Connection(ctx, sock)
+    conn.set_info_callback(info)
+    name = serverName or (None if _isIP(host) else host)
+    if name:
+        conn.set_tlsext_host_name(name.encode("idna"))
+    conn.request_ocsp()
+    conn.set_connect_state()
+    error: Optional[str] = None
+    try:
+        while True:
+            try:
+                conn.do_handshake()
+                break
+            except SSL.WantReadError:
+                if not select.select([sock], [], [], timeout)[0]:
+                    raise TimeoutError("no answer from the server") from None
+    except SSL.Error as e:
+        error = classifyFailure(e, None)[1]
+    except OSError as e:
+        error = str(e) or type(e).__name__
+    connected = error is None
+    offered = not (error and ("no protocols available" in error
+                              or "no ciphers available" in error))
+    chain = tuple(conn.get_peer_cert_chain(as_cryptography=True) or ())
+    result = ProbedHandshake(
+        connected=connected, error=error, offered=offered,
+        version=conn.get_protocol_version_name() if connected else None,
+        cipher=conn.get_cipher_name() if connected else None,
+        group=conn.get_group_name() if connected else None,
+        chain=chain, verifyError=verifyErrors[0] if verifyErrors else None,
+        clientCertRequested=bool(requested), ocspStapled=any(stapled),
+    )
+    try:
+        if connected:
+            conn.shutdown()
+    except (SSL.Error, OSError):
+        pass
+    sock.close()
+    return result

@@ -116,6 +116,7 @@ class GateProtocol(Protocol):
         self._rejected: Optional[Tuple[str, str]] = None
         self._buffer: List[bytes] = []
         self.peerChain: Tuple[Any, ...] = ()
+        self._revocationExtra: Dict[str, Any] = {}
 
     # -- lifecycle -----------------------------------------------------
 
@@ -145,6 +146,27 @@ class GateProtocol(Protocol):
             self.session["revocationWarning"] = facts.revocationWarning
         decision = self._check(session)
         if decision is not None:
+            self._reject(*decision)
+            self.transport.abortConnection()
+            return
+        if self.gate.ocsp is not None and session.peerChain:
+            # the application waits for the OCSP answer (or the decision not
+            # to wait); data that arrives meanwhile is buffered
+            stapled = facts.stapled if facts is not None else None
+            self.gate.ocspDecision(session.peerChain, stapled).addCallback(self._afterOCSP)
+            return
+        self._admit()
+
+    def _afterOCSP(self, outcome: Tuple[Optional[Tuple[str, str]], Dict[str, Any]]) -> None:
+        decision, facts = outcome
+        if self._done or self._rejected is not None:
+            return
+        self.session.update({k: v for k, v in facts.items() if k != "revocationWarning"})
+        if facts.get("revocationWarning"):
+            self.session["revocationWarning"] = facts["revocationWarning"]
+        if decision is not None:
+            self._revocationExtra = {k: v for k, v in facts.items()
+                                     if k in ("revocationReason", "revocationTime")}
             self._reject(*decision)
             self.transport.abortConnection()
             return
@@ -278,7 +300,7 @@ class GateProtocol(Protocol):
                 }
             except Exception:  # pragma: no cover
                 self.session = {}
-        extra: Dict[str, Any] = {}
+        extra: Dict[str, Any] = dict(self._revocationExtra)
         crls = getattr(self.gate.creator, "crls", None) if self.gate.creator else None
         if reason == "revoked" and crls is not None and facts is not None \
                 and facts.peerLeaf is not None:
@@ -346,6 +368,62 @@ class GateFactory(Factory):
         self.watcher: Any = None
         #: the connection creator, for the CRLs in force (set by endpoints)
         self.creator: Any = None
+        #: the L{securetcp._ocsp.OCSPChecker}, when the policy asks for OCSP
+        self.ocsp: Any = None
+        #: the server's L{securetcp._ocsp.StapleFetcher}, when it staples
+        self.stapler: Any = None
+
+    def ocspDecision(self, chain: Tuple[Any, ...], stapled: Optional[bytes]
+                     ) -> Deferred[Tuple[Optional[Tuple[str, str]], Dict[str, Any]]]:
+        """
+        Decide on the peer's OCSP status: C{(rejection or None, facts for the
+        audit record)}.  Never fails.
+        """
+        from twisted.internet.defer import succeed
+
+        from ._ocsp import OCSPStatus, findIssuer, validateResponse
+
+        revocation = self.policy.revocation
+        leaf = chain[0]
+        issuer = chain[1] if len(chain) > 1 else findIssuer(
+            leaf, getattr(self.creator, "caCerts", None) or [])
+        if issuer is None:
+            status = OCSPStatus("unknown", "the issuer of the peer's certificate is not known",
+                                reachable=False)
+            return succeed(self._judgeOCSP(status, "none"))
+        if stapled:
+            status = validateResponse(stapled, leaf, issuer, None, self.ocsp._now())
+            if status.reachable:
+                self.ocsp.remember(leaf, issuer, status)
+                return succeed(self._judgeOCSP(status, "stapled"))
+            if revocation.requireStaple:
+                return succeed(self._judgeOCSP(status, "stapled"))
+        elif revocation.requireStaple:
+            return succeed((("staple_missing",
+                             "the server stapled no OCSP response and requireStaple is set"),
+                            {"ocsp": "missing"}))
+        if revocation.ocsp == "off":
+            return succeed((None, {}))
+        return self.ocsp.check(leaf, issuer).addCallback(  # type: ignore[no-any-return]
+            lambda status: self._judgeOCSP(status, "responder"))
+
+    def _judgeOCSP(self, status: Any, source: str
+                   ) -> Tuple[Optional[Tuple[str, str]], Dict[str, Any]]:
+        revocation = self.policy.revocation
+        facts: Dict[str, Any] = {"ocsp": f"{status.status} ({source})"}
+        if status.status == "good":
+            return None, facts
+        if status.status == "revoked":
+            facts.update(revocationReason=status.revocationReason,
+                         revocationTime=status.revocationTime)
+            return ("revoked", status.detail), facts
+        strict = revocation.ocsp == "require" or revocation.requireStaple
+        if strict and revocation.mode == "hard":
+            return ("revocation_unknown", status.detail), facts
+        facts["revocationWarning"] = (
+            f"{status.detail}; accepted under "
+            + ("ocsp=prefer" if not strict else "revocation=soft"))
+        return None, facts
 
     def revokeLive(self, crls: Any) -> None:
         """
@@ -366,14 +444,20 @@ class GateFactory(Factory):
 
     def doStart(self) -> None:
         self.wrappedFactory.doStart()
-        if self.watcher is not None and self.numPorts == 0:
-            self.watcher.start()
+        if self.numPorts == 0:
+            if self.watcher is not None:
+                self.watcher.start()
+            if self.stapler is not None:
+                self.stapler.start()
         super().doStart()
 
     def doStop(self) -> None:
         self.wrappedFactory.doStop()
-        if self.watcher is not None and self.numPorts == 1:
-            self.watcher.stop()
+        if self.numPorts == 1:
+            if self.watcher is not None:
+                self.watcher.stop()
+            if self.stapler is not None:
+                self.stapler.stop()
         super().doStop()
 
     def logPrefix(self) -> str:
@@ -409,6 +493,7 @@ class GateFactory(Factory):
             "alpn": gate.session.get("alpn"),
             "resumed": gate.session.get("resumed"),
             "revocationWarning": gate.session.get("revocationWarning"),
+            "ocsp": gate.session.get("ocsp"),
             "peerIdentity": gate.identity.asRecord() if gate.identity else None,
             "policy": policy.name,
             "profile": policy.profile,

@@ -266,10 +266,12 @@ class SecureTCPService(service.MultiService):
     SIGHUP reload.
     """
 
-    def __init__(self, reactor: Any, auditLog: Optional[str]) -> None:
+    def __init__(self, reactor: Any, auditLog: Optional[str],
+                 emitter: Optional[AuditEmitter] = None) -> None:
         super().__init__()
         self.reactor = reactor
         self.auditLog = auditLog
+        self.emitter = emitter or AuditEmitter()
         self.secureEndpoints: List[Any] = []
         self.listenDescriptions: List[str] = []
         self._observer: Any = None
@@ -318,7 +320,19 @@ class SecureTCPService(service.MultiService):
                                          strict=True):
             try:
                 fresh = serverFromString(self.reactor, description)
-                endpoint.reload(fresh.policy)
+            except (PolicyError, ValueError) as e:
+                # the files were read (and refused) while parsing, before the
+                # endpoint saw a policy: audit the refusal here
+                self.emitter.emit({"event": "policy.reload_refused",
+                                   "time": utcTimestamp(self.reactor.seconds()),
+                                   "role": "server", "policy": endpoint.policy.name,
+                                   "profile": endpoint.policy.profile, "detail": str(e)})
+                ok = False
+                _log.error("securetcp: reload refused, running configuration kept: {error}",
+                           error=str(e))
+                continue
+            try:
+                endpoint.reload(fresh.policy)  # audits reloaded or reload_refused itself
             except (PolicyError, ValueError) as e:
                 ok = False
                 _log.error("securetcp: reload refused, running configuration kept: {error}",
@@ -348,7 +362,11 @@ def _loadApp(spec: str) -> IProtocolFactory:
     if IProtocolFactory.providedBy(obj):
         return obj  # type: ignore[no-any-return]
     if callable(obj):
-        made = obj()
+        try:
+            made = obj()
+        except TypeError as e:  # needs arguments: not a factory-returning callable
+            raise usage.UsageError(f"--app {spec!r} is neither a protocol factory nor "
+                                   f"returns one when called without arguments: {e}") from None
         if IProtocolFactory.providedBy(made):
             return made  # type: ignore[no-any-return]
     raise usage.UsageError(f"--app {spec!r} is neither a protocol factory nor returns one")
@@ -376,7 +394,7 @@ def makeService(options: Options, reactor: Any = None) -> service.IService:
     emitter = AuditEmitter()
     if mode == "demo":
         return _demoService(reactor, sub)
-    top = SecureTCPService(reactor, sub["audit-log"])
+    top = SecureTCPService(reactor, sub["audit-log"], emitter)
     if mode in ("terminate", "serve"):
         listen = _secureString(sub["listen"], sub["policy"], None)
         endpoint = _parseServer(reactor, listen)

@@ -75,6 +75,12 @@ POLICY_OPTIONS: Mapping[str, str] = {
     "revocationScope": "leaf (default) or chain: which certificates of the peer's chain to check",
     "crlReload": "seconds between checks of the CRL files for changes (default 60; 0: off)",
     "crlEnforceLive": "close connected peers that a reloaded CRL revokes (true/false)",
+    "ocsp": "off (default), prefer or require: ask the peer certificate's OCSP responder",
+    "ocspResponder": "OCSP responder URL overriding the certificates' AIA",
+    "ocspTimeout": "seconds to wait for an OCSP responder (default 5)",
+    "ocspNonce": "send a nonce in OCSP requests and check it (default true)",
+    "staple": "server: fetch our own OCSP response and staple it (true/false)",
+    "requireStaple": "client: reject a server without a valid stapled OCSP response (true/false)",
 }
 
 _PATH_OPTIONS = ("caCerts", "caCertsDir", "certKey", "privateKey",
@@ -207,7 +213,8 @@ def policyFromOptions(
             pins=opts.get("pinSPKI", peer.pins),
         )
     revocationKeys = ("crl", "crlDir", "revocation", "revocationScope", "crlReload",
-                      "crlEnforceLive")
+                      "crlEnforceLive", "ocsp", "ocspResponder", "ocspTimeout", "ocspNonce",
+                      "staple", "requireStaple")
     if any(k in opts for k in revocationKeys):
         revocation = policy.revocation
         changes["revocation"] = Revocation(
@@ -218,6 +225,13 @@ def policyFromOptions(
             reloadInterval=opts.get("crlReload", revocation.reloadInterval),
             enforceOnLive=_bool("crlEnforceLive",
                                 opts.get("crlEnforceLive", revocation.enforceOnLive)),
+            ocsp=opts.get("ocsp", revocation.ocsp),
+            ocspResponder=opts.get("ocspResponder", revocation.ocspResponder),
+            ocspTimeout=opts.get("ocspTimeout", revocation.ocspTimeout),
+            ocspNonce=_bool("ocspNonce", opts.get("ocspNonce", revocation.ocspNonce)),
+            staple=_bool("staple", opts.get("staple", revocation.staple)),
+            requireStaple=_bool("requireStaple",
+                                opts.get("requireStaple", revocation.requireStaple)),
         )
     if "handshakeTimeout" in opts:
         changes["handshakeTimeout"] = opts["handshakeTimeout"]

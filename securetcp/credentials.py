@@ -38,6 +38,10 @@ class LoadedCredentials:
     key: object
 
 
+#: No certificate, key, CA bundle or CRL file securetcp reads may be larger.
+MAX_FILE_BYTES = 64 * 2**20
+
+
 def _read(field: str, path: str, what: str) -> bytes:
     if not os.path.exists(path):
         raise CredentialError(
@@ -48,6 +52,13 @@ def _read(field: str, path: str, what: str) -> bytes:
     if os.path.isdir(path):
         raise CredentialError(field, path, f"{what} path is a directory, not a file",
                               "give the PEM file itself")
+    if not os.path.isfile(path):
+        raise CredentialError(field, path, f"{what} path is not a regular file",
+                              "give the PEM file itself")
+    if os.path.getsize(path) > MAX_FILE_BYTES:
+        raise CredentialError(field, path,
+                              f"{what} file is larger than {MAX_FILE_BYTES // 2**20} MiB",
+                              "check that this is the right file")
     try:
         with open(path, "rb") as f:
             return f.read()

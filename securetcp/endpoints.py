@@ -23,6 +23,7 @@ L{EndpointArgumentError}; a policy or file problem keeps its own type
 
 from __future__ import annotations
 
+import math
 from typing import Any, Dict, Optional, Tuple
 
 from twisted.internet.defer import Deferred
@@ -121,6 +122,48 @@ class SecureServerEndpoint:
         #: how CRL files are parsed on reload: the reactor's thread pool by
         #: default; tests may set a direct call
         self._runInThread: Any = None
+        #: how OCSP requests are sent: Twisted's HTTP client by default
+        self.ocspPost: Any = None
+        self.ocsp = _ocspChecker(self)
+        self.stapler = None
+        if self.policy.revocation.staple:
+            self.stapler = _stapler(self)
+            self.creator.useStapler(self.stapler.current)
+
+    def _emitRecord(self, record: Dict[str, Any]) -> None:
+        record.setdefault("time", utcTimestamp(self._clock.seconds()))
+        record.setdefault("role", Role.SERVER.value)
+        record.setdefault("policy", self.policy.name)
+        record.setdefault("profile", self.policy.profile)
+        self._emitter.emit(record)
+
+    def reload(self, policy: TLSPolicy) -> None:
+        """
+        Use C{policy} (with freshly read certificates, keys, CAs and CRLs)
+        for new connections; connections already open keep the context they
+        started with.  Audited as C{policy.reloaded}.
+
+        @raise PolicyError: and keep the running configuration (audited as
+            C{policy.reload_refused}), if the new policy cannot be used.
+        """
+        try:
+            policy = policy.requireFor(Role.SERVER, self.mutual)
+            self.creator.swap(policy)
+        except PolicyError as e:
+            self._emitter.emit({"event": "policy.reload_refused",
+                                "time": utcTimestamp(self._clock.seconds()),
+                                "role": Role.SERVER.value, "policy": self.policy.name,
+                                "profile": self.policy.profile, "detail": str(e)})
+            raise
+        self.policy = policy
+        for gate in self._gates:
+            gate.policy = policy
+        self._emitter.emit({"event": "policy.reloaded",
+                            "time": utcTimestamp(self._clock.seconds()),
+                            "role": Role.SERVER.value, "policy": policy.name,
+                            "profile": policy.profile,
+                            "compliance": {"profile": "nist-800-52r2",
+                                           "compliant": policy.compliant, "reasons": []}})
 
     def reloadCRLs(self) -> Deferred[bool]:
         """
@@ -135,7 +178,7 @@ class SecureServerEndpoint:
 
         from .revocation import CRLWatcher
 
-        watchers = self._watchers or [CRLWatcher(self.creator, self._clock, self._emitter.emit,
+        watchers = self._watchers or [CRLWatcher(self.creator, self._clock, self._emitRecord,
                                                  runInThread=self._runInThread)]
         return gatherResults([w.reload() for w in watchers]).addCallback(all)
 
@@ -145,19 +188,14 @@ class SecureServerEndpoint:
         """
         gate = GateFactory(factory, self.policy, Role.SERVER, self._clock, self._emitter)
         gate.creator = self.creator
+        gate.ocsp = self.ocsp
+        gate.stapler = self.stapler
         self._gates.append(gate)
-        if self.policy.revocation.enabled:
+        if self.policy.revocation.crlEnabled:
             from .revocation import CRLWatcher
 
-            def emit(record: Dict[str, Any]) -> None:
-                record.setdefault("time", utcTimestamp(self._clock.seconds()))
-                record.setdefault("role", Role.SERVER.value)
-                record.setdefault("policy", self.policy.name)
-                record.setdefault("profile", self.policy.profile)
-                self._emitter.emit(record)
-
             gate.watcher = CRLWatcher(
-                self.creator, self._clock, emit, runInThread=self._runInThread,
+                self.creator, self._clock, self._emitRecord, runInThread=self._runInThread,
                 onReloaded=gate.revokeLive if self.policy.revocation.enforceOnLive else None)
             self._watchers.append(gate.watcher)
         tls = TLSMemoryBIOFactory(self.creator, False, gate, clock=self._clock)
@@ -191,6 +229,8 @@ class SecureClientEndpoint:
         self.creator = ClientConnectionCreator(self.policy, self.hostname)
         self._clock: IReactorTime = clock or reactor
         self._emitter = emitter or AuditEmitter()
+        self.ocspPost: Any = None
+        self.ocsp = _ocspChecker(self)
 
     def wrapFactory(
         self, protocolFactory: IProtocolFactory
@@ -203,6 +243,7 @@ class SecureClientEndpoint:
         gate = ClientGateFactory(protocolFactory, self.policy, Role.CLIENT, self._clock,
                                  self._emitter, hostname=self.hostname)
         gate.creator = self.creator
+        gate.ocsp = self.ocsp
         tls = TLSMemoryBIOFactory(self.creator, True, gate, clock=self._clock)
         tls.protocol = GatedTLSProtocol
         return tls, gate
@@ -233,6 +274,50 @@ class SecureClientEndpoint:
             lambda f: result.errback(f) if not result.called else None,
         )
         return result
+
+
+class _LazyPost:
+    """
+    Sends OCSP requests with the endpoint's C{ocspPost} if a test set one,
+    else with Twisted's HTTP client on the endpoint's reactor.
+    """
+
+    def __init__(self, endpoint: Any) -> None:
+        self.endpoint = endpoint
+
+    def __call__(self, url: str, body: bytes, timeout: float) -> Any:
+        post = self.endpoint.ocspPost
+        if post is None:
+            from ._ocsp import httpPoster
+
+            post = httpPoster(self.endpoint._reactor)
+        return post(url, body, timeout)
+
+
+def _ocspChecker(endpoint: Any) -> Any:
+    revocation = endpoint.policy.revocation
+    if not (revocation.ocspEnabled or revocation.staple):
+        return None
+    from ._ocsp import OCSPChecker
+
+    return OCSPChecker(endpoint._clock, _LazyPost(endpoint), revocation.ocspResponder,
+                       revocation.ocspTimeout, revocation.ocspNonce)
+
+
+def _stapler(endpoint: Any) -> Any:
+    from ._ocsp import StapleFetcher, findIssuer
+    from .credentials import loadCredentials
+
+    policy = endpoint.policy
+    own = loadCredentials(policy.credentials, policy.keys)
+    leaf = own.chain[0]
+    issuer = own.chain[1] if len(own.chain) > 1 else findIssuer(
+        leaf, endpoint.creator.caCerts)
+    if issuer is None:
+        raise PolicyError("staple", True,
+                          "stapling needs the certificate of the CA that issued ours",
+                          "add it to extraCertChain (or after our certificate in certKey)")
+    return StapleFetcher(leaf, issuer, endpoint.ocsp, endpoint._clock)
 
 
 def serverEndpoint(reactor: Any, inner: IStreamServerEndpoint, policy: TLSPolicy, *,
@@ -425,12 +510,18 @@ def _clientInner(reactor: Any, prefix: str, args: Tuple[Any, ...],
     timeout = merged.get("timeout", 30)
     try:
         timeoutSeconds = float(timeout)
-        if timeoutSeconds <= 0:
+        if not (math.isfinite(timeoutSeconds) and timeoutSeconds > 0):
             raise ValueError
     except ValueError:
         raise _fail("timeout", timeout, "not a positive number of seconds") from None
     bind = merged.get("bindAddress")
     host = str(merged["host"])
+    from .policy import _hostname
+
+    try:
+        _hostname(host)
+    except PolicyError as e:
+        raise _fail("host", host, e.problem, "give a DNS name or an IP address") from None
     try:
         return HostnameEndpoint(reactor, host.encode("idna") if not _isIPText(host) else host,
                                 port, timeout=timeoutSeconds,

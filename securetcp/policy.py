@@ -418,6 +418,34 @@ def _interval(value: Any) -> float:
     return number
 
 
+OCSP_MODES = ("off", "prefer", "require")
+
+
+def _ocspMode(value: Any) -> str:
+    return _choice("ocsp", OCSP_MODES, value)
+
+
+def _url(value: Any) -> Optional[str]:
+    if value is None or value == "":
+        return None
+    text = str(value)
+    if not text.startswith(("http://", "https://")):
+        raise PolicyError("ocspResponder", value, "not an http:// or https:// URL",
+                          "write e.g. http://ocsp.hospital.example:2560")
+    return text
+
+
+def _ocspTimeout(value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if not 0 < number <= 60:
+        raise PolicyError("ocspTimeout", value, "must be more than 0 and at most 60 seconds",
+                          "write e.g. 5")
+    return number
+
+
 @attrs.frozen
 class Revocation:
     """
@@ -433,6 +461,17 @@ class Revocation:
     @ivar reloadInterval: seconds between checks of the CRL files for
         changes (0: only on demand).
     @ivar enforceOnLive: when a reload revokes a connected peer, close it.
+    @ivar ocsp: C{"off"}; C{"prefer"}: ask the OCSP responder (from the
+        certificate's AIA or C{ocspResponder}), reject a revoked peer, and
+        accept with a warning when no answer can be had; C{"require"}: a
+        C{good} answer is needed (no answer: rejected under C{mode="hard"},
+        accepted with a warning under C{"soft"}).
+    @ivar ocspResponder: a responder URL that overrides the certificates'.
+    @ivar ocspTimeout: seconds to wait for a responder.
+    @ivar ocspNonce: send a nonce (and check the echo) in OCSP requests.
+    @ivar staple: (servers) fetch our own OCSP response and staple it.
+    @ivar requireStaple: (clients) reject a server that staples no valid
+        OCSP response.
     """
 
     crlFiles: Tuple[str, ...] = attrs.field(default=(), converter=_paths)
@@ -441,10 +480,34 @@ class Revocation:
     scope: str = attrs.field(default="leaf", converter=_scope)
     reloadInterval: float = attrs.field(default=60.0, converter=_interval)
     enforceOnLive: bool = False
+    ocsp: str = attrs.field(default="off", converter=_ocspMode)
+    ocspResponder: Optional[str] = attrs.field(default=None, converter=_url)
+    ocspTimeout: float = attrs.field(default=5.0, converter=_ocspTimeout)
+    ocspNonce: bool = True
+    staple: bool = False
+    requireStaple: bool = False
+
+    @property
+    def crlEnabled(self) -> bool:
+        """
+        Whether CRLs are checked.
+        """
+        return bool(self.crlFiles or self.crlDirs)
+
+    @property
+    def ocspEnabled(self) -> bool:
+        """
+        Whether the peer's status is asked of an OCSP responder (or read
+        from a stapled response).
+        """
+        return self.ocsp != "off" or self.requireStaple
 
     @property
     def enabled(self) -> bool:
-        return bool(self.crlFiles or self.crlDirs)
+        """
+        Whether any revocation checking is on.
+        """
+        return self.crlEnabled or self.ocspEnabled
 
 
 def _timeout(value: Any) -> float:
@@ -629,7 +692,11 @@ class TLSPolicy:
                     "CA that issues them",
                     "give caCerts=CA.pem (or caCertsDir=DIR)",
                 )
-            if self.revocation.enabled and not self.trust.private:
+            if self.revocation.requireStaple:
+                raise PolicyError("requireStaple", True,
+                                  "only clients require a stapled OCSP response",
+                                  "servers staple their own with staple=true")
+            if self.revocation.crlEnabled and not self.trust.private:
                 raise PolicyError(
                     "crl", ",".join(self.revocation.crlFiles + self.revocation.crlDirs),
                     "CRLs are verified against the CAs that issued them, and no CA is "
@@ -647,6 +714,9 @@ class TLSPolicy:
                     "an mtls: client must present a certificate",
                     "give certKey=CERT.pem and privateKey=KEY.pem",
                 )
+            if self.revocation.staple:
+                raise PolicyError("staple", True, "only servers staple OCSP responses",
+                                  "clients use requireStaple=true")
             if self.peer.clientAuth is not ClientAuth.NONE:
                 raise PolicyError(
                     "clientAuth", self.peer.clientAuth.value,

@@ -73,7 +73,8 @@ class CRLSet:
                 continue
             reason = None
             try:
-                reason = revoked.extensions.get_extension_for_class(x509.CRLReason).value.reason.name
+                # the RFC 5280 name, e.g. keyCompromise, as the audit schema documents
+                reason = revoked.extensions.get_extension_for_class(x509.CRLReason).value.reason.value
             except x509.ExtensionNotFound:
                 pass
             return {"revocationReason": reason,
@@ -319,7 +320,10 @@ class CRLWatcher:
                        detail=detail)
             return False
 
-        d.addCallbacks(swap, refuse)
+        # a swap that fails (the context cannot be rebuilt) is refused like
+        # a bad CRL: the previous context stays, the periodic check goes on
+        d.addCallback(swap)
+        d.addErrback(refuse)
         return d
 
 

@@ -6,7 +6,9 @@ file is a L{PolicyFileError} naming the file and the key.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 import warnings
 from typing import Optional
@@ -34,13 +36,22 @@ from ._pki import TestPKI
 _PKI: Optional[TestPKI] = None
 
 
+def _scratchDirectory(prefix: str) -> str:
+    """
+    A temporary directory removed when the test process exits.
+    """
+    directory = tempfile.mkdtemp(prefix=prefix)
+    atexit.register(shutil.rmtree, directory, True)
+    return directory
+
+
 def _pki() -> TestPKI:
     """
     One test PKI for the whole module, made on first use.
     """
     global _PKI
     if _PKI is None:
-        _PKI = TestPKI.create(tempfile.mkdtemp(prefix="securetcp-config-"))
+        _PKI = TestPKI.create(_scratchDirectory("securetcp-config-"))
     return _PKI
 
 

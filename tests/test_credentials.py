@@ -10,7 +10,9 @@ not about the string itself, through L{securetcp.serverEndpoint}.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 import warnings
 from typing import Any, Optional
@@ -38,6 +40,15 @@ P12_PASSPHRASE = b"p12-secret"
 ENV_VAR = "SECURETCP_TEST_KEY_PASSPHRASE"
 
 
+def _scratchDirectory(prefix: str) -> str:
+    """
+    A temporary directory removed when the test process exits.
+    """
+    directory = tempfile.mkdtemp(prefix=prefix)
+    atexit.register(shutil.rmtree, directory, True)
+    return directory
+
+
 def _pki() -> TestPKI:
     """
     One test PKI for the whole module, made on first use, with the extra
@@ -46,7 +57,7 @@ def _pki() -> TestPKI:
     """
     global _PKI
     if _PKI is None:
-        pki = TestPKI.create(tempfile.mkdtemp(prefix="securetcp-credentials-"))
+        pki = TestPKI.create(_scratchDirectory("securetcp-credentials-"))
         pki.issue("encrypted", "localhost", dns=["localhost"], server=True,
                   passphrase=PASSPHRASE)
         pki.issue("weak-rsa", "localhost", dns=["localhost"], server=True,
@@ -696,9 +707,12 @@ class StringProblemTests(SynchronousTestCase, BadInputMixin):
 
     def test_badClientHost(self) -> None:
         """
-        A host name that cannot be encoded for DNS.
+        A host that is neither a DNS name nor an IP address (an empty label,
+        a space) is refused when the string is parsed.
         """
-        self.assertStringFails("securessl:a..b:443", "host", "not a valid host name",
+        self.assertStringFails("securessl:a..b:443", "host", "not a DNS name or IP address",
+                               client=True)
+        self.assertStringFails("securessl:a b:443", "host", "not a DNS name or IP address",
                                client=True)
 
     def test_badClientTimeout(self) -> None:

@@ -30,7 +30,9 @@ instead.  Values may be any text.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import string
 import tempfile
 import warnings
@@ -53,6 +55,15 @@ from ._pki import TestPKI
 _PKI: Optional[TestPKI] = None
 
 
+def _scratchDirectory(prefix: str) -> str:
+    """
+    A temporary directory removed when the test process exits.
+    """
+    directory = tempfile.mkdtemp(prefix=prefix)
+    atexit.register(shutil.rmtree, directory, True)
+    return directory
+
+
 def _pki() -> TestPKI:
     """
     One test PKI for the whole module, made on first use, with a valid and
@@ -60,7 +71,7 @@ def _pki() -> TestPKI:
     """
     global _PKI
     if _PKI is None:
-        pki = TestPKI.create(tempfile.mkdtemp(prefix="securetcp-strings-"))
+        pki = TestPKI.create(_scratchDirectory("securetcp-strings-"))
         pki.write("good.toml", b'name = "fuzz"\nclientAuth = "none"\n')
         pki.write("legacy.toml", b'profile = "legacy"\n')
         pki.write("bad.toml", b'name = "unterminated\n')

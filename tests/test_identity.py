@@ -5,8 +5,10 @@ peer's identity from its certificate, and the authorisation decision.
 
 from __future__ import annotations
 
+import atexit
 import base64
 import hashlib
+import shutil
 import string
 import tempfile
 from typing import Optional
@@ -34,13 +36,22 @@ from ._pki import TestPKI
 _PKI: Optional[TestPKI] = None
 
 
+def _scratchDirectory(prefix: str) -> str:
+    """
+    A temporary directory removed when the test process exits.
+    """
+    directory = tempfile.mkdtemp(prefix=prefix)
+    atexit.register(shutil.rmtree, directory, True)
+    return directory
+
+
 def _pki() -> TestPKI:
     """
     One test PKI for the whole module, made on first use.
     """
     global _PKI
     if _PKI is None:
-        _PKI = TestPKI.create(tempfile.mkdtemp(prefix="securetcp-identity-"))
+        _PKI = TestPKI.create(_scratchDirectory("securetcp-identity-"))
     return _PKI
 
 

@@ -5,6 +5,8 @@ and that the linked OpenSSL knows every name a profile uses.
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import tempfile
 import warnings
 from typing import Optional
@@ -30,13 +32,22 @@ from ._pki import TestPKI
 _PKI: Optional[TestPKI] = None
 
 
+def _scratchDirectory(prefix: str) -> str:
+    """
+    A temporary directory removed when the test process exits.
+    """
+    directory = tempfile.mkdtemp(prefix=prefix)
+    atexit.register(shutil.rmtree, directory, True)
+    return directory
+
+
 def _pki() -> TestPKI:
     """
     One test PKI for the whole module, made on first use.
     """
     global _PKI
     if _PKI is None:
-        _PKI = TestPKI.create(tempfile.mkdtemp(prefix="securetcp-profiles-"))
+        _PKI = TestPKI.create(_scratchDirectory("securetcp-profiles-"))
     return _PKI
 
 

@@ -1,0 +1,113 @@
+"""
+The Python TLS echo servers under test, one per process:
+
+    python -m benchmarks._server MODE PORT PKIDIR [LOGDIR]
+
+MODE is one of:
+
+  - C{twisted-ssl}: plain Twisted, the C{ssl:} endpoint string
+    (C{CertificateOptions}), one-way TLS;
+  - C{twisted-mtls}: plain Twisted C{CertificateOptions} requiring and
+    verifying a client certificate against the benchmark CA;
+  - C{securessl}: securetcp C{securessl:} (default profile);
+  - C{mtls}: securetcp C{mtls:} with the CRL and the audit log observer
+    (the full policy);
+  - C{mtls-noaudit}: the same without the audit log observer;
+  - C{mtls-crl100k}: the full policy with a 100,000-entry CRL.
+
+Each echoes what it receives.  The twisted log goes to LOGDIR/server.log at
+warning level and above (as a deployment would keep it); the audit chain
+goes to LOGDIR/audit.jsonl.  The harness pins the process to one core.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any, Dict
+
+from twisted.internet.protocol import Factory, Protocol
+
+
+class Echo(Protocol):
+    def dataReceived(self, data: bytes) -> None:
+        self.transport.write(data)  # type: ignore[union-attr]
+
+
+def _escape(path: str) -> str:
+    return path.replace("\\", "\\\\").replace(":", "\\:")
+
+
+def endpointString(mode: str, port: int, pki: Dict[str, str], logDir: str) -> str:
+    """
+    The endpoint string a user would write for C{mode}.
+    """
+    base = (f"{port}:interface=127.0.0.1:certKey={_escape(pki['serverCert'])}"
+            f":privateKey={_escape(pki['serverKey'])}")
+    if mode == "twisted-ssl":
+        return "ssl:" + base
+    if mode == "securessl":
+        return "securessl:" + base
+    if mode.startswith("mtls"):
+        crl = pki["crlBig"] if mode == "mtls-crl100k" else pki["crl"]
+        text = f"mtls:{base}:caCerts={_escape(pki['ca'])}:crl={_escape(crl)}"
+        if mode != "mtls-noaudit":
+            text += ":auditLog=" + _escape(os.path.join(logDir, "audit.jsonl"))
+        return text
+    raise ValueError(mode)
+
+
+def _twistedMTLS(reactor: Any, port: int, pki: Dict[str, str]) -> Any:
+    from twisted.internet.endpoints import SSL4ServerEndpoint
+    from twisted.internet.ssl import Certificate, CertificateOptions, PrivateCertificate
+
+    def read(path: str) -> bytes:
+        with open(path, "rb") as f:
+            return f.read()
+
+    own = PrivateCertificate.loadPEM(read(pki["serverCert"]) + read(pki["serverKey"]))
+    ca = Certificate.loadPEM(read(pki["ca"]))
+    options = CertificateOptions(privateKey=own.privateKey.original,
+                                 certificate=own.original, verify=True,
+                                 caCerts=[ca.original], requireCertificate=True)
+    return SSL4ServerEndpoint(reactor, port, options, interface="127.0.0.1")
+
+
+def main(argv: list[str]) -> int:
+    mode, port, pkiDir = argv[0], int(argv[1]), argv[2]
+    logDir = argv[3] if len(argv) > 3 else pkiDir
+    from twisted.internet import epollreactor
+
+    epollreactor.install()
+    from twisted.internet import reactor
+    from twisted.internet.endpoints import serverFromString
+    from twisted.logger import (
+        FilteringLogObserver,
+        LogLevel,
+        LogLevelFilterPredicate,
+        globalLogBeginner,
+        textFileLogObserver,
+    )
+
+    logFile = open(os.path.join(logDir, f"server-{mode}.log"), "a")  # noqa: SIM115
+    globalLogBeginner.beginLoggingTo(
+        [FilteringLogObserver(textFileLogObserver(logFile),
+                              [LogLevelFilterPredicate(LogLevel.warn)])],
+        redirectStandardIO=False)
+    names = ("ca", "serverCert", "serverKey", "crl", "crlBig")
+    files = ("ca.pem", "server.pem", "server.key", "ca.crl", "ca-big.crl")
+    pki = {name: os.path.join(pkiDir, f) for name, f in zip(names, files, strict=True)}
+    if mode == "twisted-mtls":
+        endpoint = _twistedMTLS(reactor, port, pki)
+    else:
+        endpoint = serverFromString(reactor, endpointString(mode, port, pki, logDir))
+    factory = Factory.forProtocol(Echo)
+    factory.noisy = False
+    endpoint.listen(factory).addErrback(lambda f: (print(f, file=sys.stderr),
+                                                   reactor.stop()))  # type: ignore[attr-defined]
+    reactor.run()  # type: ignore[attr-defined]
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
