@@ -17,7 +17,7 @@ MODE is one of:
 
 Each echoes what it receives.  The twisted log goes to LOGDIR/server.log at
 warning level and above (as a deployment would keep it); the audit chain
-goes to LOGDIR/audit.jsonl.  The harness pins the process to one core.
+goes to LOGDIR/audit-MODE.jsonl.  The harness pins the process to one core.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def endpointString(mode: str, port: int, pki: Dict[str, str], logDir: str) -> st
         crl = pki["crlBig"] if mode == "mtls-crl100k" else pki["crl"]
         text = f"mtls:{base}:caCerts={_escape(pki['ca'])}:crl={_escape(crl)}"
         if mode != "mtls-noaudit":
-            text += ":auditLog=" + _escape(os.path.join(logDir, "audit.jsonl"))
+            text += ":auditLog=" + _escape(os.path.join(logDir, f"audit-{mode}.jsonl"))
         return text
     raise ValueError(mode)
 

@@ -126,9 +126,29 @@ class Options(usage.Options):
         ["demo", None, DemoOptions, "mTLS echo demo with a development PKI"],
     ]
 
+    def __init__(self, build: bool = True) -> None:
+        """
+        @param build: build the service while parsing (what twistd does),
+            so configuration errors are usage errors; C{False} only parses.
+        """
+        super().__init__()
+        self._build = build
+        self.service: Optional[service.IService] = None
+
     def postOptions(self) -> None:
         if self.subCommand is None:
             raise usage.UsageError("give a mode: terminate, originate, serve or demo")
+        if not self._build:
+            return
+        # Build the service now, so that a bad certificate, key, policy file
+        # or endpoint string is reported by twistd as a usage error (one
+        # clear line, before anything starts) rather than as a traceback.
+        try:
+            self.service = makeService(self)
+        except usage.UsageError:
+            raise
+        except ValueError as e:
+            raise usage.UsageError(str(e)) from None
 
 
 # -- the proxy --------------------------------------------------------------
@@ -386,6 +406,9 @@ def makeService(options: Options, reactor: Any = None) -> service.IService:
     Build the service for C{twistd securetcp}.
     """
     if reactor is None:
+        built = getattr(options, "service", None)
+        if built is not None:
+            return built  # type: ignore[no-any-return]
         from twisted.internet import reactor as globalReactor
 
         reactor = globalReactor

@@ -287,9 +287,31 @@ class OptionsTests(SynchronousTestCase):
         self.pki = TestPKI.create(os.path.abspath(self.mktemp()))
 
     def parse(self, *argv: str) -> _tap.Options:
-        options = _tap.Options()
+        options = _tap.Options(build=False)
         options.parseOptions(list(argv))
         return options
+
+    def test_parseReportsConfigurationErrors(self) -> None:
+        """
+        As twistd uses it, L{_tap.Options} builds the service while parsing,
+        so a missing certificate, a bad C{--app} or a bad C{--backend} is a
+        L{usage.UsageError} (which twistd prints as one line) rather than an
+        exception from C{makeService}.
+        """
+        missing = os.path.join(self.pki.directory, "no-such-server.pem")
+        listen = (f"mtls:0:interface=127.0.0.1:certKey={_escape(missing)}"
+                  f":privateKey={_escape(self.pki.path('server.key'))}"
+                  f":caCerts={_escape(self.pki.path('ca.pem'))}")
+        cases = [
+            (["terminate", "--listen", listen, "--backend", "tcp:127.0.0.1:1"], missing),
+            (["serve", "--listen", self.secureListen(port=0), "--app", "tests.test_tap"],
+             "module:name"),
+            (["terminate", "--listen", self.secureListen(port=0), "--backend", "nonsense:1"],
+             "--backend"),
+        ]
+        for argv, problem in cases:
+            error = self.assertRaises(usage.UsageError, _tap.Options().parseOptions, argv)
+            self.assertIn(problem, str(error))
 
     def secureListen(self, prefix: str = "mtls", port: int = 6661) -> str:
         listen = (f"{prefix}:{port}:interface=127.0.0.1"
@@ -764,7 +786,7 @@ class TerminateTests(TapProcessMixin, SynchronousTestCase):
         self.waitForEvent("connection.closed")
 
         twistd.stop()
-        self.assertTrue(twistd.running is False)
+        self.assertFalse(twistd.running)
         self.assertVerifies(self.audit)
         with open(self.audit, "rb") as f:
             audit = f.read()

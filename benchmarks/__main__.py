@@ -1,0 +1,95 @@
+"""
+Run the side-by-side benchmark:
+
+    python -m benchmarks [--quick] [--only NAME,...] [--no-docs]
+
+Writes benchmarks/results/results-DATE.json and latest.json, prints the
+tables, and rewrites docs/performance.md (unless --no-docs or --only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from typing import List, Optional
+
+from . import _harness, _report
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true",
+                        help="fewer operations per measurement (about 2 minutes)")
+    parser.add_argument("--only", default="",
+                        help="comma-separated server names: " + ", ".join(
+                            s.name for s in _harness.SERVERS))
+    parser.add_argument("--no-docs", action="store_true",
+                        help="do not rewrite docs/performance.md")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the temporary directory (certificates, logs)")
+    args = parser.parse_args(argv)
+
+    if not sys.platform.startswith("linux"):
+        print("the harness reads /proc and pins CPUs: it runs on Linux only", file=sys.stderr)
+        return 2
+    missing = _harness.missingPrerequisites()
+    if missing:
+        print("missing prerequisites:\n  " + "\n  ".join(missing), file=sys.stderr)
+        print(f"install them with:\n  {_harness.INSTALL_HINT}", file=sys.stderr)
+        return 2
+    cpus = os.sched_getaffinity(0)
+    if not {_harness.SERVER_CORE, _harness.CLIENT_CORE} <= cpus:
+        print(f"needs CPUs {_harness.SERVER_CORE} and {_harness.CLIENT_CORE}; this process "
+              f"may use {sorted(cpus)}", file=sys.stderr)
+        return 2
+    only = [name for name in args.only.split(",") if name]
+    unknown = set(only) - {s.name for s in _harness.SERVERS}
+    if unknown:
+        parser.error(f"unknown server names: {', '.join(sorted(unknown))}")
+
+    settings = _harness.Settings.quick() if args.quick else _harness.Settings.full()
+    # the harness itself stays off the server's CPU
+    os.sched_setaffinity(0, {_harness.CLIENT_CORE})
+    workDir = tempfile.mkdtemp(prefix="securetcp-bench-")
+    print(f"securetcp benchmark ({settings.name}); work directory {workDir}", flush=True)
+    try:
+        results = _harness.run(settings, workDir, only or None)
+    finally:
+        if not args.keep:
+            shutil.rmtree(workDir, ignore_errors=True)
+
+    resultsDir = os.path.join(_harness.HERE, "results")
+    os.makedirs(resultsDir, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for name in (f"results-{stamp}.json", "latest.json"):
+        with open(os.path.join(resultsDir, name), "w") as f:
+            json.dump(results, f, indent=2, sort_keys=True)
+    print()
+    print(_report.sideBySide(results))
+    print()
+    print(_report.ratios(results))
+    print()
+    print(_report.overheads(results))
+    print()
+    print(_report.targetsTable(results))
+    print(f"\nresults: {os.path.join(resultsDir, 'latest.json')}  ({results['elapsed_s']} s)")
+
+    if not args.no_docs and not only:
+        docs = os.path.join(_harness.ROOT, "docs")
+        charts = _report.charts(results, docs)
+        command = "python -m benchmarks" + (" --quick" if args.quick else "")
+        with open(os.path.join(docs, "performance.md"), "w", encoding="utf-8") as f:
+            f.write(_report.document(results, charts, command))
+        print(f"wrote {os.path.join(docs, 'performance.md')}"
+              + (f" and {', '.join(charts)}" if charts else " (no charts: matplotlib missing)"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

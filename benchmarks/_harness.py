@@ -1,0 +1,455 @@
+"""
+The side-by-side run: every server under test on core 0, the C load
+generator (and the plaintext echo backend of the proxies) on core 1.
+
+    results = run(Settings.quick(), workDir)
+
+Server CPU time is read from C{/proc/PID/stat} before and after each load,
+so the figures are CPU per operation, not wall-clock rates (the machine is
+shared).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from typing import Any, Dict, List, Optional, Tuple
+
+from ._pki import makePKI
+from ._procs import Processes, cpuSeconds, freePort, residentKiB, runJSON, waitListening
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+SERVER_CORE = 0
+CLIENT_CORE = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """
+    How much work each measurement does.
+    """
+
+    name: str
+    handshakes: int
+    repeats: int
+    bulkBytes: int
+    echoes: int
+    idle: Tuple[int, ...]
+    idleLarge: int
+
+    @classmethod
+    def quick(cls) -> Settings:
+        return cls("quick", handshakes=500, repeats=1, bulkBytes=64 << 20, echoes=1000,
+                   idle=(2000,), idleLarge=0)
+
+    @classmethod
+    def full(cls) -> Settings:
+        return cls("full", handshakes=1500, repeats=3, bulkBytes=512 << 20, echoes=5000,
+                   idle=(2000,), idleLarge=10000)
+
+
+@dataclasses.dataclass(frozen=True)
+class Server:
+    """
+    One server under test.
+
+    @ivar kind: C{python} (benchmarks/_server.py), C{twistd} (the
+        C{twistd securetcp terminate} proxy) or C{stunnel}.
+    @ivar tests: which measurements to run against it.
+    """
+
+    name: str
+    kind: str
+    mutual: bool
+    label: str
+    tests: Tuple[str, ...]
+
+
+_ALL = ("handshake13", "handshake12", "resumed13", "bulk", "echo", "idle")
+
+SERVERS: Tuple[Server, ...] = (
+    Server("twisted-ssl", "python", False, "plain Twisted `ssl:` (CertificateOptions)", _ALL),
+    Server("securessl", "python", False, "securetcp `securessl:`", _ALL),
+    Server("terminate", "twistd", False,
+           "`twistd securetcp terminate` (securessl:) -> plaintext echo backend", _ALL),
+    Server("stunnel", "stunnel", False, "stunnel4 -> plaintext echo backend", _ALL),
+    Server("twisted-mtls", "python", True, "plain Twisted CertificateOptions mTLS", _ALL),
+    Server("mtls", "python", True, "securetcp `mtls:` + CRL + AuditLogObserver (full policy)",
+           _ALL),
+    Server("mtls-noaudit", "python", True, "securetcp `mtls:` + CRL, no audit observer",
+           ("handshake13", "resumed13")),
+    Server("mtls-crl100k", "python", True,
+           "securetcp `mtls:` + 100,000-entry CRL + AuditLogObserver", ("handshake13", "idle")),
+    Server("stunnel-mtls", "stunnel", True,
+           "stunnel4 mTLS (verifyChain, CRLfile) -> plaintext echo backend",
+           ("handshake13", "handshake12", "resumed13", "idle")),
+)
+
+
+# -- prerequisites -----------------------------------------------------------
+
+INSTALL_HINT = "apt-get install -y gcc libssl-dev stunnel4   (as root, Debian/Ubuntu)"
+
+
+def missingPrerequisites() -> List[str]:
+    """
+    What this machine lacks to run the harness (the harness never installs
+    anything itself).
+    """
+    missing = []
+    if shutil.which("gcc") is None:
+        missing.append("gcc (C compiler for the load generator)")
+    elif not os.path.exists("/usr/include/openssl/ssl.h"):
+        missing.append("libssl-dev (OpenSSL headers for the load generator)")
+    if shutil.which("stunnel4") is None and shutil.which("stunnel") is None:
+        missing.append("stunnel4 (the Debian package; the reference TLS proxy)")
+    if not os.path.exists("/proc/self/stat"):
+        missing.append("Linux /proc (CPU time and memory are read from it)")
+    return missing
+
+
+def buildLoadgen(workDir: str) -> str:
+    """
+    Compile benchmarks/loadgen.c against the system OpenSSL.
+    """
+    binary = os.path.join(workDir, "loadgen")
+    subprocess.run(["gcc", "-O2", "-Wall", "-o", binary, os.path.join(HERE, "loadgen.c"),
+                    "-lssl", "-lcrypto"], check=True, timeout=120)
+    return binary
+
+
+# -- machine facts -------------------------------------------------------------
+
+
+def machineFacts(loadgen: str) -> Dict[str, Any]:
+    cpu = "unknown"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    from OpenSSL import SSL
+
+    import twisted
+
+    stunnelVersion = ""
+    stunnel = shutil.which("stunnel4") or shutil.which("stunnel")
+    if stunnel:
+        out = subprocess.run([stunnel, "-version"], capture_output=True, timeout=10, check=False)
+        text = (out.stdout + out.stderr).decode(errors="replace").splitlines()
+        stunnelVersion = "; ".join(line.strip() for line in text
+                                   if line.startswith(("stunnel ", "Compiled with", "Running with")))
+    systemSSL = subprocess.run(["openssl", "version"], capture_output=True, timeout=10,
+                               check=False).stdout.decode().strip()
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "twisted": twisted.__version__,
+        "pyOpenSSL_openssl": SSL.OpenSSL_version(SSL.OPENSSL_VERSION).decode(),
+        "system_openssl": systemSSL,
+        "stunnel": stunnelVersion,
+    }
+
+
+# -- servers -------------------------------------------------------------------
+
+
+def _pythonEnv() -> Dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    return env
+
+
+def _stunnelConfig(server: Server, port: int, backend: int, pki: Dict[str, str],
+                   workDir: str) -> str:
+    lines = [
+        "foreground = yes",
+        "pid =",
+        f"output = {os.path.join(workDir, server.name + '.log')}",
+        f"[{server.name}]",
+        f"accept = 127.0.0.1:{port}",
+        f"connect = 127.0.0.1:{backend}",
+        f"cert = {pki['serverBundle']}",
+        "sslVersionMin = TLSv1.2",
+        "sslVersionMax = TLSv1.3",
+    ]
+    if server.mutual:
+        lines += [f"CAfile = {pki['ca']}", f"CRLfile = {pki['crl']}",
+                  "verifyChain = yes", "requireCert = yes"]
+    path = os.path.join(workDir, server.name + ".conf")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return path
+
+
+def startServer(procs: Processes, server: Server, port: int, backend: int,
+                pki: Dict[str, str], workDir: str) -> subprocess.Popen[bytes]:
+    """
+    Start C{server} on 127.0.0.1:C{port}, pinned to the server core, and
+    wait until it listens.
+    """
+    log = os.path.join(workDir, server.name + ".out")
+    if server.kind == "python":
+        args = [sys.executable, "-m", "benchmarks._server", server.name, str(port), workDir,
+                workDir]
+        proc = procs.start(args, SERVER_CORE, env=_pythonEnv(), cwd=ROOT, log=log)
+    elif server.kind == "twistd":
+        listen = (f"securessl:{port}:interface=127.0.0.1:certKey={pki['serverCert']}"
+                  f":privateKey={pki['serverKey']}")
+        args = [sys.executable, "-m", "twisted", "-n", "--pidfile=",
+                "--logfile", os.path.join(workDir, "twistd.log"),
+                "securetcp", "terminate", "--listen", listen,
+                "--backend", f"tcp:127.0.0.1:{backend}"]
+        proc = procs.start(args, SERVER_CORE, env=_pythonEnv(), cwd=workDir, log=log)
+    else:
+        stunnel = shutil.which("stunnel4") or shutil.which("stunnel") or "stunnel4"
+        conf = _stunnelConfig(server, port, backend, pki, workDir)
+        proc = procs.start([stunnel, conf], SERVER_CORE, cwd=workDir, log=log)
+    waitListening(proc, port)
+    return proc
+
+
+# -- measurements ----------------------------------------------------------------
+
+
+class Bench:
+    def __init__(self, settings: Settings, workDir: str, loadgen: str,
+                 pki: Dict[str, str], backend: int) -> None:
+        self.settings = settings
+        self.workDir = workDir
+        self.loadgen = loadgen
+        self.pki = pki
+        self.backend = backend
+
+    def _client(self, server: Server) -> List[str]:
+        if server.mutual:
+            return [f"cert={self.pki['clientCert']}", f"key={self.pki['clientKey']}"]
+        return []
+
+    def _load(self, server: Server, port: int, mode: str, timeout: float,
+              **options: Any) -> Dict[str, Any]:
+        args = [self.loadgen, mode, f"port={port}"] + self._client(server) + [
+            f"{k}={v}" for k, v in options.items()]
+        return runJSON(args, CLIENT_CORE, timeout)
+
+    def measured(self, proc: subprocess.Popen[bytes], server: Server, port: int, mode: str,
+                 timeout: float, **options: Any) -> Dict[str, Any]:
+        """
+        Run one load and add the server's CPU seconds spent meanwhile.
+        """
+        before = cpuSeconds(proc.pid)
+        result = self._load(server, port, mode, timeout, **options)
+        result["server_cpu_s"] = cpuSeconds(proc.pid) - before
+        return result
+
+    def handshakes(self, proc: subprocess.Popen[bytes], server: Server, port: int,
+                   version: int, resume: bool) -> Dict[str, Any]:
+        n = self.settings.handshakes
+        runs = [self.measured(proc, server, port, "hs", 300, n=n, version=version,
+                              resume=int(resume))
+                for _ in range(self.settings.repeats)]
+        perOp = [r["server_cpu_s"] / r["ok"] * 1e6 if r["ok"] else None for r in runs]
+        good = [p for p in perOp if p is not None]
+        last = runs[-1]
+        return {
+            "runs": runs,
+            "cpu_us_per_handshake": statistics.median(good) if good else None,
+            "cpu_us_per_handshake_runs": perOp,
+            "ok": sum(r["ok"] for r in runs),
+            "failed": sum(r["failed"] for r in runs),
+            "resumed_fraction": (sum(r["resumed"] for r in runs) / max(1, sum(r["ok"] for r in runs))),
+            "latency_first_byte_us": last.get("first_byte_us"),
+            "latency_handshake_us": last.get("handshake_us"),
+            "negotiated": {k: last.get(k) for k in ("version", "cipher", "group")},
+            "wall_per_s": (sum(r["ok"] for r in runs) / sum(r["wall_s"] for r in runs)
+                           if sum(r["wall_s"] for r in runs) else None),
+        }
+
+    def bulk(self, proc: subprocess.Popen[bytes], server: Server, port: int) -> Dict[str, Any]:
+        r = self.measured(proc, server, port, "bulk", 300, bytes=self.settings.bulkBytes,
+                          version=13)
+        ok = r.get("received") == self.settings.bulkBytes
+        gb = self.settings.bulkBytes / 1e9
+        return {"run": r, "complete": ok,
+                "cpu_s_per_gb": r["server_cpu_s"] / gb if ok else None,
+                "wall_mb_per_s": self.settings.bulkBytes / 1e6 / r["wall_s"] if ok else None}
+
+    def echo(self, proc: subprocess.Popen[bytes], server: Server, port: int) -> Dict[str, Any]:
+        r = self.measured(proc, server, port, "echo", 300, n=self.settings.echoes, size=16384,
+                          version=13)
+        ok = r.get("ok") == self.settings.echoes
+        return {"run": r, "complete": ok,
+                "cpu_us_per_echo": r["server_cpu_s"] / r["ok"] * 1e6 if r.get("ok") else None,
+                "rtt_us": r.get("rtt_us")}
+
+    def idle(self, procs: Processes, server: Server, count: int) -> Dict[str, Any]:
+        """
+        On a fresh server: RSS after a short warm-up, then with C{count} idle
+        TLS connections open (each completed a handshake and a 1-byte echo).
+        """
+        port = freePort()
+        proc = startServer(procs, server, port, self.backend, self.pki, self.workDir)
+        try:
+            self._load(server, port, "hs", 120, n=50, version=13)
+            time.sleep(0.5)
+            before = residentKiB(proc.pid)
+            args = [self.loadgen, "idle", f"port={port}", f"n={count}", "version=13"] + \
+                self._client(server)
+            client = procs.start(args, CLIENT_CORE, stdin=subprocess.PIPE,
+                                 log=os.path.join(self.workDir, "idle-client.out"))
+            try:
+                ready = self._waitReady(client, timeout=60 + count * 0.02)
+                time.sleep(1.0)
+                after = residentKiB(proc.pid)
+                opened = ready.get("ok", 0)
+            finally:
+                if client.stdin is not None:
+                    try:
+                        client.stdin.write(b"done\n")
+                        client.stdin.close()
+                    except OSError:
+                        pass
+                procs.stop(client)
+            return {
+                "connections": count, "opened": opened, "failed": ready.get("failed"),
+                "rss_before_kib": before, "rss_after_kib": after,
+                "kib_per_connection": (after - before) / opened if opened else None,
+                "open_s": ready.get("open_s"),
+                "server_alive": proc.poll() is None,
+            }
+        finally:
+            procs.stop(proc)
+
+    def _waitReady(self, client: subprocess.Popen[bytes], timeout: float) -> Dict[str, Any]:
+        out = os.path.join(self.workDir, "idle-client.out")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with open(out) as f:
+                for line in f.read().splitlines()[::-1]:
+                    if line.startswith("{") and "ready" in line:
+                        os.truncate(out, 0)
+                        return json.loads(line)  # type: ignore[no-any-return]
+            if client.poll() is not None:
+                break
+            time.sleep(0.2)
+        raise RuntimeError("the idle-connection client did not get ready")
+
+    def runServer(self, procs: Processes, server: Server) -> Dict[str, Any]:
+        result: Dict[str, Any] = {"label": server.label, "mutual": server.mutual,
+                                  "kind": server.kind}
+        port = freePort()
+        proc = startServer(procs, server, port, self.backend, self.pki, self.workDir)
+        try:
+            # warm-up: lazily initialised state is not charged to the first test
+            self._load(server, port, "hs", 120, n=30, version=13)
+            result["rss_warm_kib"] = residentKiB(proc.pid)
+            for test in server.tests:
+                started = time.monotonic()
+                try:
+                    if test == "handshake13":
+                        result[test] = self.handshakes(proc, server, port, 13, False)
+                    elif test == "handshake12":
+                        result[test] = self.handshakes(proc, server, port, 12, False)
+                    elif test == "resumed13":
+                        result[test] = self.handshakes(proc, server, port, 13, True)
+                    elif test == "bulk":
+                        result[test] = self.bulk(proc, server, port)
+                    elif test == "echo":
+                        result[test] = self.echo(proc, server, port)
+                except (RuntimeError, subprocess.TimeoutExpired) as e:
+                    result[test] = {"error": str(e)}
+                if test in result:
+                    result[test]["elapsed_s"] = round(time.monotonic() - started, 2)
+                    _progress(server.name, test, result[test])
+            result["server_alive_after"] = proc.poll() is None
+        finally:
+            procs.stop(proc)
+        if "idle" in server.tests:
+            sizes = list(self.settings.idle)
+            if self.settings.idleLarge and server.name in ("mtls", "twisted-mtls"):
+                sizes.append(self.settings.idleLarge)
+            result["idle"] = {}
+            for count in sizes:
+                try:
+                    result["idle"][str(count)] = self.idle(procs, server, count)
+                except (RuntimeError, subprocess.TimeoutExpired) as e:
+                    result["idle"][str(count)] = {"error": str(e)}
+                _progress(server.name, f"idle {count}", result["idle"][str(count)])
+        if server.name.startswith("mtls") and server.name != "mtls-noaudit":
+            result["audit_records"] = _countLines(os.path.join(self.workDir, f"audit-{server.name}.jsonl"))
+        return result
+
+
+def _countLines(path: str) -> int:
+    if not os.path.exists(path):
+        return 0
+    with open(path, "rb") as f:
+        return sum(1 for _ in f)
+
+
+def _progress(server: str, test: str, data: Dict[str, Any]) -> None:
+    keys = ("cpu_us_per_handshake", "resumed_fraction", "cpu_s_per_gb", "cpu_us_per_echo",
+            "kib_per_connection", "opened", "error")
+    shown = ", ".join(f"{k}={data[k]:.3g}" if isinstance(data[k], float) else f"{k}={data[k]}"
+                      for k in keys if k in data)
+    print(f"  {server:14} {test:12} {shown}  ({data.get('elapsed_s', '')} s)", flush=True)
+
+
+def workersAvailable() -> bool:
+    """
+    Whether C{twistd securetcp terminate} has a C{--workers} option yet.
+    """
+    out = subprocess.run([sys.executable, "-m", "twisted", "securetcp", "terminate", "--help"],
+                         capture_output=True, env=_pythonEnv(), timeout=60, check=False)
+    return b"--workers" in out.stdout + out.stderr
+
+
+def run(settings: Settings, workDir: str, only: Optional[List[str]] = None) -> Dict[str, Any]:
+    """
+    The whole side-by-side run; returns the results (JSON-ready).
+    """
+    started = time.monotonic()
+    loadgen = buildLoadgen(workDir)
+    servers = [s for s in SERVERS if not only or s.name in only]
+    bigCRL = 100_000 if any(s.name == "mtls-crl100k" for s in servers) else 0
+    pki = makePKI(workDir, bigCRL=bigCRL)
+    results: Dict[str, Any] = {
+        "settings": dataclasses.asdict(settings),
+        "machine": machineFacts(loadgen),
+        "servers": {},
+        "notes": {
+            "server_core": SERVER_CORE, "client_core": CLIENT_CORE,
+            "handshake": "connect, full handshake, 1-byte echo, close_notify, close",
+            "bulk": "one TLS 1.3 connection; bytes sent one way and echoed back; "
+                    "CPU s per GB of payload sent",
+            "echo": "one TLS 1.3 connection; write 16 KiB, read 16 KiB back",
+        },
+    }
+    with Processes() as procs:
+        backendPort = freePort()
+        backend = procs.start([loadgen, "backend", f"port={backendPort}"], CLIENT_CORE,
+                              log=os.path.join(workDir, "backend.out"))
+        waitListening(backend, backendPort)
+        bench = Bench(settings, workDir, loadgen, pki, backendPort)
+        for server in servers:
+            print(f"{server.name}: {server.label}", flush=True)
+            try:
+                results["servers"][server.name] = bench.runServer(procs, server)
+            except (RuntimeError, subprocess.TimeoutExpired, OSError) as e:
+                results["servers"][server.name] = {"label": server.label, "error": str(e)}
+                print(f"  {server.name} failed: {e}", flush=True)
+    results["workers_option"] = workersAvailable()
+    results["elapsed_s"] = round(time.monotonic() - started, 1)
+    return results
