@@ -172,6 +172,10 @@ def _pythonEnv() -> Dict[str, str]:
     return env
 
 
+#: twistd itself (``python -m twisted`` is the newer ``twist`` command)
+_TWISTD = "import sys; sys.argv[0] = 'twistd'; from twisted.scripts.twistd import run; run()"
+
+
 def _stunnelConfig(server: Server, port: int, backend: int, pki: Dict[str, str],
                    workDir: str) -> str:
     lines = [
@@ -208,7 +212,7 @@ def startServer(procs: Processes, server: Server, port: int, backend: int,
     elif server.kind == "twistd":
         listen = (f"securessl:{port}:interface=127.0.0.1:certKey={pki['serverCert']}"
                   f":privateKey={pki['serverKey']}")
-        args = [sys.executable, "-m", "twisted", "-n", "--pidfile=",
+        args = [sys.executable, "-c", _TWISTD, "-n", "--pidfile=",
                 "--logfile", os.path.join(workDir, "twistd.log"),
                 "securetcp", "terminate", "--listen", listen,
                 "--backend", f"tcp:127.0.0.1:{backend}"]
@@ -382,10 +386,12 @@ class Bench:
                 sizes.append(self.settings.idleLarge)
             result["idle"] = {}
             for count in sizes:
+                started = time.monotonic()
                 try:
                     result["idle"][str(count)] = self.idle(procs, server, count)
                 except (RuntimeError, subprocess.TimeoutExpired) as e:
                     result["idle"][str(count)] = {"error": str(e)}
+                result["idle"][str(count)]["elapsed_s"] = round(time.monotonic() - started, 2)
                 _progress(server.name, f"idle {count}", result["idle"][str(count)])
         if server.name.startswith("mtls") and server.name != "mtls-noaudit":
             result["audit_records"] = _countLines(os.path.join(self.workDir, f"audit-{server.name}.jsonl"))
@@ -411,7 +417,7 @@ def workersAvailable() -> bool:
     """
     Whether C{twistd securetcp terminate} has a C{--workers} option yet.
     """
-    out = subprocess.run([sys.executable, "-m", "twisted", "securetcp", "terminate", "--help"],
+    out = subprocess.run([sys.executable, "-c", _TWISTD, "securetcp", "terminate", "--help"],
                          capture_output=True, env=_pythonEnv(), timeout=60, check=False)
     return b"--workers" in out.stdout + out.stderr
 

@@ -27,7 +27,7 @@ def _name(cn: str) -> x509.Name:
 
 
 def _write(path: str, data: bytes) -> str:
-    with open(path, "wb") as f:
+    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
         f.write(data)
     return path
 
@@ -84,7 +84,7 @@ def makePKI(directory: str, bigCRL: int = 0) -> Dict[str, str]:
     @param bigCRL: if non-zero, also write C{crlBig}, a CRL with this many
         revoked serial numbers (none of them the client's).
     """
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     paths: Dict[str, str] = {}
     caKey = _key(os.path.join(directory, "ca.key"))
     caName = _name("securetcp benchmark CA")

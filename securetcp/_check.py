@@ -211,6 +211,7 @@ class CertificateFacts:
     @ivar signatureHash: the signature's hash (e.g. C{"sha256"}), if any.
     @ivar extendedKeyUsage: dotted OIDs of the EKU extension, or C{None}
         when the certificate has none.
+    @ivar ocspURL: the OCSP responder its issuer names (AIA), if any.
     """
 
     subject: str
@@ -222,6 +223,7 @@ class CertificateFacts:
     notBefore: datetime.datetime
     notAfter: datetime.datetime
     extendedKeyUsage: Optional[Tuple[str, ...]] = None
+    ocspURL: Optional[str] = None
 
     @property
     def keyDescription(self) -> str:
@@ -261,6 +263,16 @@ def certificateFacts(cert: x509.Certificate) -> CertificateFacts:
             cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
     except x509.ExtensionNotFound:
         eku = None
+    ocsp: Optional[str] = None
+    try:
+        aia = cert.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
+    except x509.ExtensionNotFound:
+        pass
+    else:
+        for access in aia:
+            if access.access_method == x509.oid.AuthorityInformationAccessOID.OCSP:
+                ocsp = str(access.access_location.value)
+                break
     return CertificateFacts(
         subject=cert.subject.rfc4514_string(),
         issuer=cert.issuer.rfc4514_string(),
@@ -269,6 +281,7 @@ def certificateFacts(cert: x509.Certificate) -> CertificateFacts:
         notBefore=cert.not_valid_before_utc,
         notAfter=cert.not_valid_after_utc,
         extendedKeyUsage=eku,
+        ocspURL=ocsp,
     )
 
 
@@ -548,30 +561,60 @@ def checkPolicy(
 
     # revocation
     rev = policy.revocation
+    crlOn = bool(rev.crlFiles or rev.crlDirs)
+    ocspMode = getattr(rev, "ocsp", None)  # None: this version has no OCSP checking
+    ocspOn = ocspMode not in (None, "off") or bool(getattr(rev, "requireStaple", False))
     if server and not verifiesPeer:
         add(_item(b, "revocation", "revocation checking", NOT_APPLICABLE,
                   "no client certificates are verified", "crl"))
-    elif not rev.enabled:
+    elif not crlOn and not ocspOn:
         whose = "client" if server else "server"
+        how = "set crl=FILE" + (" or ocsp=require" if ocspMode is not None else
+                                " (OCSP is not available in this version)")
         add(_item(b, "revocation", "revocation checking", FAIL,
-                  f"no CRL configured: a revoked {whose} certificate would be accepted "
-                  "(OCSP is not available in this version)", "crl"))
+                  f"no CRL or OCSP configured: a revoked {whose} certificate would be "
+                  f"accepted; {how}", "crl"))
     else:
-        sources = ", ".join(rev.crlFiles + rev.crlDirs)
-        if rev.mode == "hard":
-            add(_item(b, "revocation", "revocation checking", PASS,
-                      f"CRLs {sources}, revocation=hard (unknown status is rejected), "
-                      f"scope {rev.scope}", "crl"))
-        else:
-            add(_item(b, "revocation", "revocation checking", PASS,
-                      f"CRLs {sources}, revocation=soft: a peer whose status is unknown is "
-                      "accepted and audited with revocationWarning; hard is stricter",
-                      "revocation"))
+        parts = []
+        if crlOn:
+            parts.append(f"CRLs {', '.join(rev.crlFiles + rev.crlDirs)} with revocation="
+                         f"{rev.mode}, scope {rev.scope}")
+        if ocspOn:
+            parts.append(f"OCSP ocsp={ocspMode}")
+        soft = (crlOn and rev.mode == "soft") or (not crlOn and ocspMode == "prefer")
+        note = ("; a peer whose status cannot be established is accepted and audited with "
+                "a warning (hard / require are stricter)" if soft else
+                "; a peer whose status cannot be established is rejected")
+        add(_item(b, "revocation", "revocation checking", PASS, "; ".join(parts) + note,
+                  "revocation" if soft else "crl"))
 
     # extensions and protocol features
-    add(_item(b, "ocspStapling", "OCSP stapling (certificate status request)", NOT_APPLICABLE,
-              "not available in this version: securetcp neither staples nor requests OCSP "
-              "responses, so this requirement is NOT met by securetcp; revocation is by CRL"))
+    staple = getattr(rev, "staple", None)
+    title = "OCSP stapling (certificate status request)"
+    if staple is None:
+        add(_item(b, "ocspStapling", title, NOT_APPLICABLE,
+                  "not available in this version: securetcp cannot staple OCSP responses; "
+                  "if your CA runs an OCSP responder this requirement is NOT met"))
+    elif server:
+        if staple:
+            add(_item(b, "ocspStapling", title, PASS, "staple=true", "staple"))
+        elif certificate is not None and certificate.ocspURL:
+            add(_item(b, "ocspStapling", title, FAIL,
+                      f"the certificate names the OCSP responder {certificate.ocspURL} but "
+                      "staple=false: servers whose CA supports OCSP staple its response",
+                      "staple"))
+        else:
+            add(_item(b, "ocspStapling", title, NOT_APPLICABLE,
+                      "the certificate names no OCSP responder, so there is nothing to "
+                      "staple", "staple"))
+    elif ocspOn:
+        add(_item(b, "ocspStapling", title, PASS,
+                  f"the client asks for the server's status (ocsp={ocspMode}"
+                  + (", requireStaple=true)" if getattr(rev, "requireStaple", False) else ")"),
+                  "ocsp"))
+    else:
+        add(_item(b, "ocspStapling", title, NOT_APPLICABLE,
+                  "ocsp=off: the client does not use the server's OCSP status", "ocsp"))
     add(_item(b, "renegotiation", "renegotiation", PASS,
               "always off (SSL_OP_NO_RENEGOTIATION); not configurable"))
     add(_item(b, "compression", "TLS compression", PASS,
@@ -709,11 +752,16 @@ def checkNegotiated(facts: ProbeFacts, benchmark: Benchmark,
     else:
         add(_item(b, "clientAuth", "client authentication (mutual TLS)", NOT_APPLICABLE,
                   "the server did not ask for a client certificate (one-way TLS)"))
-    add(_item(b, "ocspStapling", "OCSP stapling (certificate status request)",
-              PASS if facts.ocspStapled else NOT_APPLICABLE,
-              "the server stapled an OCSP response" if facts.ocspStapled else
-              "the server stapled no OCSP response (securetcp servers do not staple in "
-              "this version)"))
+    title = "OCSP stapling (certificate status request)"
+    if facts.ocspStapled:
+        add(_item(b, "ocspStapling", title, PASS, "the server stapled an OCSP response"))
+    elif leaf is not None and leaf.ocspURL:
+        add(_item(b, "ocspStapling", title, FAIL,
+                  f"no OCSP response stapled although the certificate names the responder "
+                  f"{leaf.ocspURL}", "staple"))
+    else:
+        add(_item(b, "ocspStapling", title, NOT_APPLICABLE,
+                  "no OCSP response stapled; the certificate names no OCSP responder"))
     wanted = [("TLSv1", "refuses.TLSv1", "TLS 1.0 refused"),
               ("TLSv1.1", "refuses.TLSv1.1", "TLS 1.1 refused")]
     if b.minVersion > TLSVersion.TLSv1_2:

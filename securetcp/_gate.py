@@ -54,6 +54,21 @@ def _address(address: Optional[IAddress]) -> Optional[str]:
     return str(address)
 
 
+def proxiedBy(transport: Any) -> Optional[str]:
+    """
+    The address of the load balancer that relayed this connection with a
+    PROXY header (see L{securetcp._proxyprotocol}), if any.
+    """
+    for _ in range(4):
+        transport = getattr(transport, "transport", None)
+        if transport is None:
+            return None
+        found = getattr(transport, "proxiedBy", None)
+        if isinstance(found, str):
+            return found
+    return None
+
+
 class GatedTLSProtocol(BufferingTLSTransport):
     """
     Twisted's TLS transport, plus what the gate needs from below: the count
@@ -104,6 +119,7 @@ class GateProtocol(Protocol):
     _done = False
     local: Optional[str] = None
     peer: Optional[str] = None
+    proxy: Optional[str] = None
 
     def __init__(self, factory: GateFactory, addr: Optional[IAddress]) -> None:
         self.gate = factory
@@ -124,6 +140,7 @@ class GateProtocol(Protocol):
         self.started = self.gate.clock.seconds()
         self.local = _address(transport.getHost())
         self.peer = _address(transport.getPeer())
+        self.proxy = proxiedBy(transport)
         self._timeout = self.gate.clock.callLater(
             self.gate.policy.handshakeTimeout, self._handshakeTimedOut
         )
@@ -486,6 +503,7 @@ class GateFactory(Factory):
             "role": self.role.value,
             "local": local,
             "peer": peer,
+            "proxy": gate.proxy,
             "sni": gate.session.get("sni"),
             "version": gate.session.get("version"),
             "cipher": gate.session.get("cipher"),

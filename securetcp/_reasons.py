@@ -34,6 +34,7 @@ REJECTION_REASONS: Mapping[str, str] = {
     "peer_rejected": "the peer aborted the handshake with an alert",
     "handshake_timeout": "the handshake did not complete in time",
     "not_tls": "the peer did not speak TLS",
+    "proxy_header_invalid": "proxyProtocol is on and the connection did not start with a valid PROXY header",
     "peer_closed": "the peer closed the connection during the handshake",
     "audit_unavailable": "the audit log cannot be written and the policy refuses unaudited connections",
     "internal_error": "an unexpected error inside securetcp or OpenSSL",

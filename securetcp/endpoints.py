@@ -58,6 +58,12 @@ from .policy import Role, TLSPolicy
 _log = Logger(namespace="securetcp")
 
 
+def _newId() -> str:
+    import os
+
+    return os.urandom(8).hex()
+
+
 def describeEndpoint(endpoint: Any) -> str:
     """
     A short description of an inner endpoint for the audit log, without
@@ -109,7 +115,18 @@ class SecureServerEndpoint:
 
     def __init__(self, reactor: Any, inner: IStreamServerEndpoint, policy: TLSPolicy,
                  mutual: bool = False, clock: Optional[IReactorTime] = None,
-                 emitter: Optional[AuditEmitter] = None) -> None:
+                 emitter: Optional[AuditEmitter] = None, proxyProtocol: Optional[str] = None,
+                 permissive: bool = False, insecurelyAllowPlaintext: bool = False) -> None:
+        if proxyProtocol not in (None, "v1", "v2", "any"):
+            raise PolicyError("proxyProtocol", proxyProtocol, "unknown PROXY protocol version",
+                              "use v1, v2 or any")
+        if permissive and policy.profile == "nist-800-52r2" and not insecurelyAllowPlaintext:
+            raise PolicyError(
+                "permissive", True,
+                "permissive mode accepts unencrypted connections, which the nist-800-52r2 "
+                "profile refuses", "add insecurelyAllowPlaintext=true to migrate on purpose")
+        self.proxyProtocol = proxyProtocol
+        self.permissive = permissive
         self._reactor = reactor
         self._inner = inner
         self.mutual = mutual
@@ -205,7 +222,54 @@ class SecureServerEndpoint:
     def listen(self, protocolFactory: IProtocolFactory) -> Deferred[Any]:
         _policyLoaded(self._emitter, self._clock, self.policy, Role.SERVER,
                       self.mutual, describeEndpoint(self._inner))
-        return self._inner.listen(self.wrapFactory(protocolFactory))
+        factory: Any = self.wrapFactory(protocolFactory)
+        if self.permissive:
+            from ._permissive import SniffingFactory
+
+            factory = SniffingFactory(factory, protocolFactory, self._clock, self._preTLSAudit,
+                                      self.policy.handshakeTimeout)
+        if self.proxyProtocol is not None:
+            from ._proxyprotocol import ProxyHeaderFactory
+
+            versions = ("v1", "v2") if self.proxyProtocol == "any" else (self.proxyProtocol,)
+            factory = ProxyHeaderFactory(
+                factory, versions, self._clock, self.policy.handshakeTimeout,
+                lambda protocol, reason, detail: self._preTLSAudit(
+                    protocol, "handshake.rejected", reason=reason, detail=detail))
+        return self._inner.listen(factory)
+
+    def _preTLSAudit(self, protocol: Any, event: str, **extra: Any) -> None:
+        """
+        Audit a connection decided before TLS: a bad PROXY header, or a
+        plaintext connection in permissive mode.
+        """
+        from ._gate import _address, proxiedBy
+
+        plaintext = getattr(protocol, "mode", None) == "plain"
+        facts = protocol.__dict__
+        if "auditLocal" not in facts:
+            # remembered while the socket exists: the close comes after it
+            facts["auditLocal"] = _address(protocol.getHost())
+            facts["auditPeer"] = _address(protocol.getPeer())
+            facts["auditProxy"] = getattr(protocol, "proxiedBy", None) or proxiedBy(protocol)
+        record: Dict[str, Any] = {
+            "event": event,
+            "connection": facts.setdefault("connectionId", _newId()),
+            "local": facts["auditLocal"],
+            "peer": facts["auditPeer"],
+            "proxy": facts["auditProxy"],
+            "sni": None, "version": None, "cipher": None, "group": None, "alpn": None,
+            "peerIdentity": None,
+        }
+        if plaintext:
+            record["plaintext"] = True
+            record["compliance"] = {
+                "profile": "nist-800-52r2", "compliant": False,
+                "reasons": ["plaintext: no TLS (permissive migration mode)"]}
+        else:
+            record["compliance"] = None
+        record.update(extra)
+        self._emitRecord(record)
 
 
 @implementer(IStreamClientEndpoint)
@@ -322,15 +386,23 @@ def _stapler(endpoint: Any) -> Any:
 
 def serverEndpoint(reactor: Any, inner: IStreamServerEndpoint, policy: TLSPolicy, *,
                    mutual: bool = False, clock: Optional[IReactorTime] = None,
-                   emitter: Optional[AuditEmitter] = None) -> SecureServerEndpoint:
+                   emitter: Optional[AuditEmitter] = None,
+                   proxyProtocol: Optional[str] = None, permissive: bool = False,
+                   insecurelyAllowPlaintext: bool = False) -> SecureServerEndpoint:
     """
     Wrap C{inner} with TLS under C{policy}; with C{mutual}, require and
     verify client certificates.
 
+    @param proxyProtocol: C{"v1"}, C{"v2"} or C{"any"}: every connection
+        starts with a PROXY header (read before TLS) naming the real client.
+    @param permissive: also accept plaintext on the same port (migration
+        mode; audited as non-compliant).  Under C{nist-800-52r2} it needs
+        C{insecurelyAllowPlaintext=True} as well.
     @raise PolicyError: if the policy cannot serve (missing credentials or
         CA, unreadable files, ...).
     """
-    return SecureServerEndpoint(reactor, inner, policy, mutual, clock, emitter)
+    return SecureServerEndpoint(reactor, inner, policy, mutual, clock, emitter, proxyProtocol,
+                                permissive, insecurelyAllowPlaintext)
 
 
 def clientEndpoint(reactor: Any, inner: IStreamClientEndpoint, policy: TLSPolicy, *,
@@ -354,6 +426,9 @@ SERVER_ARGUMENTS: Dict[str, str] = {
     "endpoint": "wrap another server endpoint string instead (tcp6:, unix:, systemd:, ...)",
     "policy": "TOML policy file; the other arguments override its keys",
     "auditLog": "write the audit records to this file as a hash chain (AuditLogObserver)",
+    "proxyProtocol": "v1, v2 or any: read a PROXY protocol header (below TLS) naming the real client",
+    "permissive": "true: also accept plaintext on this port (migration mode, audited non-compliant)",
+    "insecurelyAllowPlaintext": "true: let permissive mode run under the nist-800-52r2 profile",
 }
 CLIENT_ARGUMENTS: Dict[str, str] = {
     "host": "server host name or address (also the first positional argument)",
@@ -557,7 +632,13 @@ class SecureServerParser:
             _checkArguments(self.prefix, kwargs, SERVER_ARGUMENTS)
             inner = _serverInner(reactor, self.prefix, args, kwargs)
             policy = _policyFor(self.prefix, kwargs, serverDefaults=True)
-            endpoint = SecureServerEndpoint(reactor, inner, policy, self.mutual)
+            from .config import _bool
+
+            endpoint = SecureServerEndpoint(
+                reactor, inner, policy, self.mutual, proxyProtocol=kwargs.get("proxyProtocol"),
+                permissive=_bool("permissive", kwargs.get("permissive", False)),
+                insecurelyAllowPlaintext=_bool(
+                    "insecurelyAllowPlaintext", kwargs.get("insecurelyAllowPlaintext", False)))
             emitter = _emitterFor(kwargs)
             if emitter is not None:
                 endpoint._emitter = emitter

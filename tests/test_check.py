@@ -106,7 +106,7 @@ class PolicyChecklistTests(SynchronousTestCase):
         items = checkPolicy(serverPolicy(), Role.SERVER, NIST, facts(), NOW)
         self.assertEqual(exitStatus(items), 0)
         self.assertEqual([i.id for i in items if i.status != PASS], ["ocspStapling"])
-        self.assertIn("not available in this version", byId(items)["ocspStapling"].reason)
+        self.assertIn("OCSP", byId(items)["ocspStapling"].reason)
 
     def test_itemsCoverTheRequirements(self) -> None:
         """
@@ -215,6 +215,40 @@ class PolicyChecklistTests(SynchronousTestCase):
         items = checkPolicy(modern, Role.SERVER, MODERN, facts(), NOW)
         self.assertEqual(statuses(items)["ciphers.tls12"], NOT_APPLICABLE)
         self.assertEqual(exitStatus(items), 0)
+
+    def test_stapling(self) -> None:
+        """
+        A server whose certificate names an OCSP responder fails the
+        stapling item unless it staples; without a responder there is
+        nothing to staple.  A version without stapling says it is not
+        available.
+        """
+        withResponder = attrs.evolve(facts(), ocspURL="http://ocsp.example")
+        if "staple" not in attrs.fields_dict(Revocation):
+            item = byId(checkPolicy(serverPolicy(), Role.SERVER, NIST, withResponder,
+                                    NOW))["ocspStapling"]
+            self.assertEqual(item.status, NOT_APPLICABLE)
+            self.assertIn("not available in this version", item.reason)
+            return
+        item = byId(checkPolicy(serverPolicy(), Role.SERVER, NIST, withResponder,
+                                NOW))["ocspStapling"]
+        self.assertEqual((item.status, item.key), (FAIL, "staple"))
+        stapling = serverPolicy(revocation=Revocation(crlFiles=("d.crl",), staple=True))
+        self.assertEqual(statuses(checkPolicy(stapling, Role.SERVER, NIST, withResponder,
+                                              NOW))["ocspStapling"], PASS)
+        self.assertEqual(statuses(checkPolicy(serverPolicy(), Role.SERVER, NIST, facts(),
+                                              NOW))["ocspStapling"], NOT_APPLICABLE)
+
+    def test_probeStapling(self) -> None:
+        """
+        The probe fails a server that staples nothing although its
+        certificate names an OCSP responder.
+        """
+        leaf = attrs.evolve(facts(), ocspURL="http://ocsp.example")
+        self.assertEqual(statuses(checkNegotiated(probeFacts(chain=(leaf,)), NIST, NOW))
+                         ["ocspStapling"], FAIL)
+        self.assertEqual(statuses(checkNegotiated(probeFacts(chain=(leaf,), ocspStapled=True),
+                                                  NIST, NOW))["ocspStapling"], PASS)
 
     def test_handshakeTimeout(self) -> None:
         """

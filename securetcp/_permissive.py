@@ -1,0 +1,145 @@
+# -*- test-case-name: tests.test_permissive -*-
+"""
+Permissive migration mode: on one port, accept TLS and — only when
+explicitly enabled — plaintext, told apart by the first byte (a TLS
+connection starts with a handshake record, 0x16).
+
+Plaintext connections go straight to the application, and are audited like
+TLS ones (C{connection.accepted} / C{connection.closed}) with
+C{"plaintext": true} and a non-compliant verdict, so operators can see who
+still has to migrate.  Off by default; the C{nist-800-52r2} profile refuses
+it unless C{insecurelyAllowPlaintext=true} is also given.
+"""
+
+from __future__ import annotations
+
+from typing import Any, List, Optional
+
+from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
+
+TLS_HANDSHAKE = 0x16
+
+
+class _PlainApplication(ProtocolWrapper):
+    """
+    Between a plaintext peer and the application: counts bytes and audits
+    the close.
+    """
+
+    def __init__(self, factory: Any, wrappedProtocol: Any, sniffer: SniffingProtocol) -> None:
+        super().__init__(factory, wrappedProtocol)  # type: ignore[arg-type]
+        self.sniffer = sniffer
+        self.bytesIn = 0
+        self.bytesOut = 0
+
+    def dataReceived(self, data: bytes) -> None:
+        self.bytesIn += len(data)
+        super().dataReceived(data)
+
+    def write(self, data: bytes) -> None:
+        self.bytesOut += len(data)
+        super().write(data)
+
+    def writeSequence(self, data: Any) -> None:
+        self.write(b"".join(data))
+
+
+class SniffingProtocol(ProtocolWrapper):
+    """
+    Waits for the first byte: a TLS handshake record goes to the TLS
+    protocol (C{wrappedProtocol}); anything else to the application,
+    unencrypted.
+    """
+
+    def __init__(self, factory: SniffingFactory, wrappedProtocol: Any) -> None:
+        super().__init__(factory, wrappedProtocol)  # type: ignore[arg-type]
+        self.mode: Optional[str] = None
+        self.plain: Optional[_PlainApplication] = None
+        self._timeout: Any = None
+        self._pending: List[bytes] = []
+
+    def makeConnection(self, transport: Any) -> None:
+        self.connected = 1
+        self.transport = transport
+        self.factory.registerProtocol(self)
+        from ._gate import _address, proxiedBy
+
+        # remembered now, for the audit records written after the socket closed
+        self.auditLocal = _address(transport.getHost())
+        self.auditPeer = _address(transport.getPeer())
+        self.auditProxy = proxiedBy(self)
+        factory: SniffingFactory = self.factory  # type: ignore[assignment]
+        self._timeout = factory.clock.callLater(factory.timeout, self._timedOut)
+
+    def _timedOut(self) -> None:
+        self._timeout = None
+        factory: SniffingFactory = self.factory  # type: ignore[assignment]
+        self.mode = "refused"
+        factory.audit(self, "handshake.rejected", reason="handshake_timeout",
+                      detail=f"no data after {factory.timeout}s")
+        self.transport.abortConnection()  # type: ignore[union-attr]
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.mode == "tls":
+            self.wrappedProtocol.dataReceived(data)
+            return
+        if self.mode == "plain":
+            assert self.plain is not None
+            self.plain.dataReceived(data)
+            return
+        if not data or self.mode == "refused":
+            return
+        if self._timeout is not None and self._timeout.active():
+            self._timeout.cancel()
+        self._timeout = None
+        factory: SniffingFactory = self.factory  # type: ignore[assignment]
+        if data[0] == TLS_HANDSHAKE:
+            self.mode = "tls"
+            self.wrappedProtocol.makeConnection(self)  # type: ignore[arg-type]
+            self.wrappedProtocol.dataReceived(data)
+            return
+        self.mode = "plain"
+        application = factory.applicationFactory.buildProtocol(
+            self.transport.getPeer())  # type: ignore[union-attr]
+        if application is None:
+            self.transport.loseConnection()  # type: ignore[union-attr]
+            return
+        self.plain = _PlainApplication(factory, application, self)
+        self.plain.makeConnection(self.transport)
+        self.started = factory.clock.seconds()
+        factory.audit(self, "connection.accepted")
+        self.plain.dataReceived(data)
+
+    def connectionLost(self, reason: Any = None) -> None:
+        if self._timeout is not None and self._timeout.active():
+            self._timeout.cancel()
+        self._timeout = None
+        if self.mode == "tls":
+            super().connectionLost(reason)
+            return
+        self.factory.unregisterProtocol(self)
+        if self.mode == "plain" and self.plain is not None:
+            factory: SniffingFactory = self.factory  # type: ignore[assignment]
+            factory.audit(self, "connection.closed",
+                          duration=round(factory.clock.seconds() - self.started, 6),
+                          bytesIn=self.plain.bytesIn, bytesOut=self.plain.bytesOut)
+            self.plain.connectionLost(reason)
+
+
+class SniffingFactory(WrappingFactory):
+    """
+    Wraps a server endpoint's TLS factory; plaintext connections are handed
+    to C{applicationFactory} and audited through C{audit(protocol, event,
+    **fields)}.
+    """
+
+    protocol = SniffingProtocol  # type: ignore[assignment]
+    noisy = False
+
+    def __init__(self, tlsFactory: Any, applicationFactory: Any, clock: Any, audit: Any,
+                 timeout: float) -> None:
+        super().__init__(tlsFactory)
+        self.applicationFactory = applicationFactory
+        self.clock = clock
+        self.audit = audit
+        self.timeout = timeout
