@@ -141,6 +141,10 @@ class GateProtocol(Protocol):
         self.local = _address(transport.getHost())
         self.peer = _address(transport.getPeer())
         self.proxy = proxiedBy(transport)
+        if self.proxy is not None:
+            # built before the PROXY header was read: the application factory
+            # gets the original client, as getPeer() reports it
+            self.addr = transport.getPeer()
         self._timeout = self.gate.clock.callLater(
             self.gate.policy.handshakeTimeout, self._handshakeTimedOut
         )
@@ -321,7 +325,8 @@ class GateProtocol(Protocol):
         crls = getattr(self.gate.creator, "crls", None) if self.gate.creator else None
         if reason == "revoked" and crls is not None and facts is not None \
                 and facts.peerLeaf is not None:
-            extra = crls.entry(facts.peerLeaf) or {}
+            # a CRL entry wins; else keep what OCSP said (the CRL may not list it)
+            extra = crls.entry(facts.peerLeaf) or extra
         self.gate.emit(self, "handshake.rejected", reason=reason, detail=detail, **extra)
 
     def _handshakeTimedOut(self) -> None:

@@ -211,7 +211,8 @@ def validateResponse(der: bytes, leaf: x509.Certificate, issuer: x509.Certificat
     if status == ocsp.OCSPCertStatus.GOOD:
         return OCSPStatus("good", "OCSP: good", nextUpdate=nextUpdate)
     if status == ocsp.OCSPCertStatus.REVOKED:
-        reason = single.revocation_reason.name if single.revocation_reason else None
+        # the RFC 5280 name (keyCompromise), as CRL rejections record it
+        reason = single.revocation_reason.value if single.revocation_reason else None
         when = single.revocation_time_utc
         return OCSPStatus("revoked", "OCSP: revoked", revocationReason=reason,
                           revocationTime=when.strftime("%Y-%m-%dT%H:%M:%SZ") if when else None,

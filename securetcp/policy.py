@@ -605,6 +605,12 @@ class TLSPolicy:
                     "RSA keys below 2048 bits are refused outside the legacy "
                     "profile", "use 2048 or more, or profile=legacy",
                 )
+        if self.revocation.ocspEnabled and self.revocation.ocspTimeout >= self.handshakeTimeout:
+            raise PolicyError(
+                "ocspTimeout", self.revocation.ocspTimeout,
+                f"must be shorter than handshakeTimeout ({self.handshakeTimeout}s), which "
+                "also bounds the wait for the OCSP answer",
+                "lower ocspTimeout or raise handshakeTimeout")
         if self.versions.minimum <= TLSVersion.TLSv1_2 and not self.ciphers.tls12:
             raise PolicyError(
                 "ciphers", "",
