@@ -230,6 +230,35 @@ class MarkerTests(SynchronousTestCase):
                 self.assertTrue([b for b in blocks(page) if b.kind], page)
 
 
+class CitedTestsExistTests(SynchronousTestCase):
+    """
+    The tests docs/compliance.md cites as proof exist.
+    """
+
+    def test_citedTestsExist(self) -> None:
+        """
+        Every C{test_module.ClassName} named in docs/compliance.md is a test
+        class in C{tests/}.
+        """
+        import importlib
+
+        if "compliance.md" not in pages():
+            raise SkipTest("docs/compliance.md is not available")
+        with open(os.path.join(_DOCS, "compliance.md"), encoding="utf-8") as f:
+            text = f.read()
+        cited = set(re.findall(r"\b(test_\w+)\.([A-Z]\w+)\b", text))
+        self.assertGreater(len(cited), 10)
+        missing = []
+        for module, name in sorted(cited):
+            try:
+                found = hasattr(importlib.import_module(f"tests.{module}"), name)
+            except ImportError:
+                found = False
+            if not found:
+                missing.append(f"{module}.{name}")
+        self.assertEqual(missing, [])
+
+
 class PageExampleTests(SynchronousTestCase):
     """
     Each page's marked commands and samples run as documented.
