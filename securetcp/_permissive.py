@@ -98,17 +98,30 @@ class SniffingProtocol(ProtocolWrapper):
             self.wrappedProtocol.makeConnection(self)  # type: ignore[arg-type]
             self.wrappedProtocol.dataReceived(data)
             return
-        self.mode = "plain"
+        from .audit import auditHealth
+
+        if not auditHealth.accepting:
+            # as the gate does for TLS: no unaudited connections
+            self._refuse("audit_unavailable",
+                         "the audit log cannot be written; unaudited connections are refused")
+            return
         application = factory.applicationFactory.buildProtocol(
             self.transport.getPeer())  # type: ignore[union-attr]
         if application is None:
-            self.transport.loseConnection()  # type: ignore[union-attr]
+            self._refuse("internal_error", "the application factory refused the connection")
             return
+        self.mode = "plain"
         self.plain = _PlainApplication(factory, application, self)
         self.plain.makeConnection(self.transport)
         self.started = factory.clock.seconds()
         factory.audit(self, "connection.accepted")
         self.plain.dataReceived(data)
+
+    def _refuse(self, reason: str, detail: str) -> None:
+        self.mode = "refused"
+        factory: SniffingFactory = self.factory  # type: ignore[assignment]
+        factory.audit(self, "handshake.rejected", reason=reason, detail=detail)
+        self.transport.loseConnection()  # type: ignore[union-attr]
 
     def connectionLost(self, reason: Any = None) -> None:
         if self._timeout is not None and self._timeout.active():

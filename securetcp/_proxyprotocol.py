@@ -99,6 +99,8 @@ class ProxyHeaderParser:
             if len(buf) > V1_MAX:
                 raise InvalidProxyHeader("PROXY v1 header longer than 107 bytes")
             return None, b""
+        if end + 2 > V1_MAX:
+            raise InvalidProxyHeader("PROXY v1 header longer than 107 bytes")
         line, rest = buf[:end], buf[end + 2:]
         parts = line.decode("ascii", "replace").split(" ")
         if len(parts) >= 2 and parts[1] == "UNKNOWN":
@@ -106,12 +108,14 @@ class ProxyHeaderParser:
         if len(parts) != 6 or parts[1] not in ("TCP4", "TCP6"):
             raise InvalidProxyHeader(f"malformed PROXY v1 header {line[:60]!r}")
         try:
+            if not all(p.isascii() and p.isdigit() for p in parts[4:6]):
+                raise ValueError("ports are decimal digits")  # int() takes "+80", "8_0"
             src, dst = ipaddress.ip_address(parts[2]), ipaddress.ip_address(parts[3])
             sport, dport = int(parts[4]), int(parts[5])
         except ValueError:
             raise InvalidProxyHeader(f"malformed PROXY v1 addresses {line[:60]!r}") from None
-        if (src.version == 4) != (parts[1] == "TCP4") or not (0 <= sport <= 65535 and
-                                                                0 <= dport <= 65535):
+        if (src.version == 4) != (parts[1] == "TCP4") or src.version != dst.version or not (
+                0 <= sport <= 65535 and 0 <= dport <= 65535):
             raise InvalidProxyHeader(f"inconsistent PROXY v1 header {line[:60]!r}")
         return ProxyHeader("v1", _address(str(src), sport), _address(str(dst), dport)), rest
 
