@@ -115,6 +115,13 @@ _ERROR_STRINGS = (
     ("alert protocol version", "protocol_version_refused"),
     ("alert insufficient security", "no_shared_cipher"),
     ("alert", "peer_rejected"),
+    # a malformed handshake from the peer (our own parser's verdict, so
+    # after the alerts the peer sent us): garbage framed as TLS records
+    ("unexpected message", "not_tls"),
+    ("excessive message size", "not_tls"),
+    ("not on record boundary", "not_tls"),
+    ("length too short", "not_tls"),
+    ("length mismatch", "not_tls"),
     ("unexpected eof", "peer_closed"),
 )
 

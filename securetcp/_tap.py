@@ -7,6 +7,8 @@ service.
     twistd -n securetcp originate --listen tcp:2576:interface=127.0.0.1 --connect "mtls:host=hl7.example:port=6661:caCerts=ca.pem:certKey=device.pem:privateKey=device.key"
     twistd -n securetcp serve --listen "mtls:6661:..." --app mypackage.hl7:factory
     twistd -n securetcp demo
+    twistd -n securetcp --config /etc/securetcp/listeners.toml
+    twistd -n securetcp terminate --workers 4 --listen ... --backend ...
 
 C{ssl:} is accepted as an alias of C{securessl:} here.  SIGHUP re-reads
 certificates, keys, CAs, CRLs and policy files and swaps them in for new
@@ -17,8 +19,10 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import signal
-from typing import Any, Callable, List, Optional
+import sys
+from typing import Any, Callable, Dict, List, NoReturn, Optional, Sequence, Tuple
 
 from twisted.application import service
 from twisted.application.internet import StreamServerEndpointService
@@ -27,12 +31,26 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger, globalLogPublisher
 from twisted.python import usage
 
-from .audit import AuditEmitter, utcTimestamp
+from .audit import AUDIT_NAMESPACE, AuditEmitter, utcTimestamp
 
 _log = Logger(namespace="securetcp.tap")
 
 
-def _secureString(description: str, policyFile: Optional[str], auditLog: Optional[str]) -> str:
+class _JobError(Exception):
+    """
+    A problem with one option of a job (C{listen}, C{backend}, C{app},
+    ...); reported as C{--OPTION: ...} on the command line and with the
+    file, listener and key for C{--config}.
+    """
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(problem)
+        self.key = key
+        self.problem = problem
+
+
+def _secureString(description: str, policyFile: Optional[str], auditLog: Optional[str],
+                  key: str = "listen") -> str:
     """
     Accept C{ssl:} as an alias of C{securessl:}; add C{policy=} from
     C{--policy} unless the string names one.
@@ -40,19 +58,30 @@ def _secureString(description: str, policyFile: Optional[str], auditLog: Optiona
     if description.startswith("ssl:"):
         description = "securessl:" + description[len("ssl:"):]
     if not description.startswith(("securessl:", "mtls:")):
-        raise usage.UsageError(
-            f"{description!r} is not a securessl: or mtls: endpoint string "
-            "(the TLS side must be one)")
+        raise _JobError(key,
+                        f"{description!r} is not a securessl: or mtls: endpoint string "
+                        "(the TLS side must be one)")
     if policyFile and ":policy=" not in description:
         description += ":policy=" + policyFile.replace(":", "\\:")
     return description
 
 
+def _workersOption(options: usage.Options) -> None:
+    from ._tapconfig import checkWorkers
+
+    def fail(problem: str, fix: str) -> NoReturn:
+        raise usage.UsageError(f"--workers: {problem} ({fix})")
+
+    options["workers"] = checkWorkers(options["workers"], fail)
+
+
 class _CommonOptions(usage.Options):
     optParameters = [
         ["policy", None, None, "TOML policy file for the TLS side"],
-        ["audit-log", None, None, "write audit records to this file as a hash chain"],
+        ["audit-log", None, None, "write audit records to this file as a hash chain "
+         "(with --workers, one file per worker: FILE.worker-K)"],
         ["idle-timeout", None, "0", "close connections idle for this many seconds (0: never)"],
+        ["workers", None, "1", "processes sharing the listening socket (default 1)"],
     ]
 
     def postOptions(self) -> None:
@@ -60,6 +89,7 @@ class _CommonOptions(usage.Options):
             self["idle-timeout"] = float(self["idle-timeout"])
         except ValueError:
             raise usage.UsageError("--idle-timeout must be a number of seconds") from None
+        _workersOption(self)
 
 
 class TerminateOptions(_CommonOptions):
@@ -113,12 +143,22 @@ class DemoOptions(usage.Options):
     optParameters = [
         ["dir", None, "securetcp-demo", "state directory for the development PKI and audit log"],
         ["port", None, "6661", "port on 127.0.0.1"],
+        ["workers", None, "1", "processes sharing the listening socket (default 1)"],
     ]
+
+    def postOptions(self) -> None:
+        _workersOption(self)
 
 
 class Options(usage.Options):
-    synopsis = "securetcp (terminate|originate|serve|demo) [options]"
+    synopsis = ("securetcp (terminate|originate|serve|demo) [options]\n"
+                "       twistd [twistd options] securetcp --config FILE [--workers N]")
     longdesc = __doc__
+    optParameters = [
+        ["config", None, None, "TOML file with several listeners (instead of a mode)"],
+        ["workers", None, None, "with --config: processes sharing the listening sockets "
+         "(overrides the file's workers)"],
+    ]
     subCommands = [
         ["terminate", None, TerminateOptions, "TLS in front of a plaintext backend"],
         ["originate", None, OriginateOptions, "plaintext in, TLS out"],
@@ -134,10 +174,28 @@ class Options(usage.Options):
         super().__init__()
         self._build = build
         self.service: Optional[service.IService] = None
+        #: the arguments after C{securetcp}, which worker processes parse again
+        self.argv: List[str] = []
+        #: set in a worker process (L{securetcp._worker})
+        self.worker: Any = None
+
+    def parseOptions(self, options: Optional[Sequence[str]] = None) -> None:
+        self.argv = list(sys.argv[1:] if options is None else options)
+        super().parseOptions(options)  # type: ignore[arg-type]
 
     def postOptions(self) -> None:
-        if self.subCommand is None:
-            raise usage.UsageError("give a mode: terminate, originate, serve or demo")
+        if self["config"] is not None:
+            if self.subCommand is not None:
+                raise usage.UsageError(f"--config replaces the mode: give either --config "
+                                       f"FILE or {self.subCommand} with its options")
+            if self["workers"] is not None:
+                _workersOption(self)
+        elif self.subCommand is None:
+            raise usage.UsageError("give a mode: terminate, originate, serve or demo, "
+                                   "or --config FILE")
+        elif self["workers"] is not None:
+            raise usage.UsageError(f"--workers goes after the mode: securetcp "
+                                   f"{self.subCommand} --workers N ...")
         if not self._build:
             return
         # Build the service now, so that a bad certificate, key, policy file
@@ -219,11 +277,28 @@ class _Front(_Half):
         self.transport.pauseProducing()  # type: ignore[attr-defined]
         if self.factory.idleTimeout:
             self.idle = _IdleTimer(self.factory.clock, self.factory.idleTimeout,
-                                   self.transport.loseConnection)
+                                   self._idleTimedOut)
         far = Factory.forProtocol(_Half)
         far.noisy = False
         d = self.factory.connectFar(far)
         d.addCallbacks(self._connected, self._failed)
+
+    def _idleTimedOut(self) -> None:
+        # Nothing moved either way: close both sides.  The producers are
+        # unregistered first (a TLS transport does not close while one is
+        # registered), and the far side is aborted: it may be stalled with
+        # unread data, which a clean close would wait for forever.
+        other = self.other
+        for half in (self, other):
+            if half is not None and half.transport is not None:
+                try:
+                    half.transport.unregisterProducer()  # type: ignore[attr-defined]
+                except Exception:
+                    pass
+        if other is not None and other.transport is not None:
+            other.transport.abortConnection()  # type: ignore[attr-defined]
+        if self.transport is not None:
+            self.transport.loseConnection()
 
     def _connected(self, far: _Half) -> None:
         if self.transport is None or not getattr(self.transport, "connected", True):
@@ -294,28 +369,51 @@ class SecureTCPService(service.MultiService):
         self.emitter = emitter or AuditEmitter()
         self.secureEndpoints: List[Any] = []
         self.listenDescriptions: List[str] = []
+        #: with --workers: C{{"worker": K}}, added (with C{pid}) to every record
+        self.auditFields: Optional[Dict[str, Any]] = None
+        #: with --workers, in the parent: the L{WorkerSupervisor}
+        self.supervisor: Any = None
         self._observer: Any = None
+        self._published: Any = None
         self._previousHandler: Any = None
 
-    def startService(self) -> None:
-        if self.auditLog:
+    def _openAuditLog(self) -> None:
+        if self.auditLog and self._observer is None:
             from ._auditfile import auditLogObserver
 
             self._observer = auditLogObserver(self.auditLog)
-            globalLogPublisher.addObserver(self._observer)
+            self._published = self._observer
+            if self.auditFields is not None:
+                self._published = _tagging(self._observer,
+                                           {**self.auditFields, "pid": os.getpid()})
+            globalLogPublisher.addObserver(self._published)
+
+    def privilegedStartService(self) -> None:
+        # twistd starts listening (and each endpoint emits policy.loaded)
+        # here, before startService: the audit file must already be open
+        self._openAuditLog()
+        super().privilegedStartService()
+
+    def startService(self) -> None:
+        self._openAuditLog()
         if hasattr(signal, "SIGHUP"):
             self._previousHandler = signal.signal(
-                signal.SIGHUP, lambda *a: self.reactor.callFromThread(self.reload))
+                signal.SIGHUP, lambda *a: self.reactor.callFromThread(self._hangup))
         super().startService()
+
+    def _hangup(self) -> None:
+        self.reload()
+        if self.supervisor is not None:
+            self.supervisor.signalAll(signal.SIGHUP)
 
     def stopService(self) -> Any:
         d = super().stopService()
 
         def cleanup(result: Any) -> Any:
             if self._observer is not None:
-                globalLogPublisher.removeObserver(self._observer)
+                globalLogPublisher.removeObserver(self._published)
                 self._observer.close()
-                self._observer = None
+                self._observer = self._published = None
             return result
 
         if self._previousHandler is not None and hasattr(signal, "SIGHUP"):
@@ -362,6 +460,20 @@ class SecureTCPService(service.MultiService):
         return ok
 
 
+def _tagging(observer: Any, fields: Dict[str, Any]) -> Callable[[Dict[str, Any]], None]:
+    """
+    An observer that adds C{fields} to every audit record before
+    C{observer} writes it.
+    """
+    def tag(event: Dict[str, Any]) -> None:
+        record = event.get("securetcp_audit")
+        if record is not None and event.get("log_namespace") == AUDIT_NAMESPACE:
+            event = dict(event, securetcp_audit={**record, **fields})
+        observer(event)
+
+    return tag
+
+
 def _redact(description: str) -> str:
     parts = description.split(":")
     return ":".join("passphrase=***" if p.startswith("passphrase=") else p for p in parts)
@@ -370,14 +482,14 @@ def _redact(description: str) -> str:
 def _loadApp(spec: str) -> IProtocolFactory:
     module, sep, name = spec.partition(":")
     if not sep or not module or not name:
-        raise usage.UsageError(f"--app {spec!r}: write package.module:name")
+        raise _JobError("app", f"{spec!r}: write package.module:name")
     try:
         obj: Any = importlib.import_module(module)
     except ImportError as e:
-        raise usage.UsageError(f"--app {spec!r}: cannot import {module}: {e}") from None
+        raise _JobError("app", f"{spec!r}: cannot import {module}: {e}") from None
     for part in name.split("."):
         if not hasattr(obj, part):
-            raise usage.UsageError(f"--app {spec!r}: {module} has no {name}")
+            raise _JobError("app", f"{spec!r}: {module} has no {name}")
         obj = getattr(obj, part)
     if IProtocolFactory.providedBy(obj):
         return obj  # type: ignore[no-any-return]
@@ -385,11 +497,11 @@ def _loadApp(spec: str) -> IProtocolFactory:
         try:
             made = obj()
         except TypeError as e:  # needs arguments: not a factory-returning callable
-            raise usage.UsageError(f"--app {spec!r} is neither a protocol factory nor "
-                                   f"returns one when called without arguments: {e}") from None
+            raise _JobError("app", f"{spec!r} is neither a protocol factory nor "
+                            f"returns one when called without arguments: {e}") from None
         if IProtocolFactory.providedBy(made):
             return made  # type: ignore[no-any-return]
-    raise usage.UsageError(f"--app {spec!r} is neither a protocol factory nor returns one")
+    raise _JobError("app", f"{spec!r} is neither a protocol factory nor returns one")
 
 
 def _parseServer(reactor: Any, description: str) -> Any:
@@ -398,7 +510,7 @@ def _parseServer(reactor: Any, description: str) -> Any:
     try:
         return serverFromString(reactor, description)
     except ValueError as e:
-        raise usage.UsageError(f"--listen: {e}") from None
+        raise _JobError("listen", str(e)) from None
 
 
 def makeService(options: Options, reactor: Any = None) -> service.IService:
@@ -412,44 +524,113 @@ def makeService(options: Options, reactor: Any = None) -> service.IService:
         from twisted.internet import reactor as globalReactor
 
         reactor = globalReactor
+    worker = getattr(options, "worker", None)
+    if options["config"] is not None:
+        return _configService(reactor, options, worker)
     mode = options.subCommand
     sub = options.subOptions
-    emitter = AuditEmitter()
     if mode == "demo":
-        return _demoService(reactor, sub)
-    top = SecureTCPService(reactor, sub["audit-log"], emitter)
-    if mode in ("terminate", "serve"):
-        listen = _secureString(sub["listen"], sub["policy"], None)
-        endpoint = _parseServer(reactor, listen)
-        top.secureEndpoints.append(endpoint)
-        top.listenDescriptions.append(listen)
-        if mode == "terminate":
-            from twisted.internet.endpoints import clientFromString
+        return _demoService(reactor, sub, options, worker)
+    top, listenReactor = _topService(reactor, sub["audit-log"], sub["workers"], options,
+                                     worker)
+    try:
+        _addJob(top, reactor, listenReactor, mode, sub["listen"], sub.get("backend"),
+                sub.get("connect"), sub.get("app"), sub["policy"], sub["idle-timeout"])
+    except _JobError as e:
+        raise usage.UsageError(f"--{e.key}: {e.problem}") from None
+    return _finish(top)
 
-            try:
-                backend = clientFromString(reactor, sub["backend"])
-            except ValueError as e:
-                raise usage.UsageError(f"--backend: {e}") from None
-            factory: Any = SpliceFactory(backend.connect, sub["backend"], reactor, emitter,
-                                         sub["idle-timeout"])
-        else:
-            factory = _loadApp(sub["app"])
-    else:  # originate
-        from twisted.internet.endpoints import clientFromString
 
-        secure = _secureString(sub["connect"], sub["policy"], None)
-        try:
-            remote = clientFromString(reactor, secure)
-        except ValueError as e:
-            raise usage.UsageError(f"--connect: {e}") from None
-        endpoint = _parseServer(reactor, sub["listen"])
-        factory = SpliceFactory(remote.connect, _redact(secure), reactor, emitter,
-                                sub["idle-timeout"])
-    StreamServerEndpointService(endpoint, factory).setServiceParent(top)
+def _topService(reactor: Any, auditLog: Optional[str], workers: int, options: Options,
+                worker: Any) -> Tuple[SecureTCPService, Any]:
+    """
+    The top service, and the reactor listening endpoints are made with:
+    the real one, or with C{--workers} (or in a worker) one whose
+    C{listenTCP} shares sockets between the processes.
+    """
+    from ._workers import ListeningReactor, SharedListeners, WorkerSupervisor, workerAuditPath
+
+    if worker is None and workers <= 1:
+        return SecureTCPService(reactor, auditLog), reactor
+    index = worker.index if worker is not None else 0
+    listeners = SharedListeners(worker.fds if worker is not None else None)
+    top = SecureTCPService(reactor, workerAuditPath(auditLog, index) if auditLog else None)
+    top.auditFields = {"worker": index}
+    if worker is None:
+        top.supervisor = WorkerSupervisor(reactor, listeners, options.argv, workers)
+    return top, ListeningReactor(reactor, listeners)
+
+
+def _finish(top: SecureTCPService) -> SecureTCPService:
+    if top.supervisor is not None:
+        # last, so the workers start after the parent listens and stop first
+        top.supervisor.setServiceParent(top)
     return top
 
 
-def _demoService(reactor: Any, sub: Any) -> service.IService:
+def _addJob(top: SecureTCPService, reactor: Any, listenReactor: Any, mode: Optional[str],
+            listen: str, backend: Optional[str], connect: Optional[str], app: Optional[str],
+            policy: Optional[str], idleTimeout: float) -> None:
+    """
+    Add one terminate, originate or serve job to C{top}.
+
+    @raise _JobError: naming the option that is wrong.
+    """
+    from twisted.internet.endpoints import clientFromString
+
+    emitter = top.emitter
+    if mode in ("terminate", "serve"):
+        description = _secureString(listen, policy, None)
+        if top.auditFields is not None and re.search(r"(^|:)auditLog=", description):
+            raise _JobError("listen", "an auditLog= argument cannot be shared by worker "
+                            "processes; use --audit-log (one chain per worker)")
+        endpoint = _parseServer(listenReactor, description)
+        top.secureEndpoints.append(endpoint)
+        top.listenDescriptions.append(description)
+        if mode == "terminate":
+            assert backend is not None
+            try:
+                far = clientFromString(reactor, backend)
+            except ValueError as e:
+                raise _JobError("backend", str(e)) from None
+            factory: Any = SpliceFactory(far.connect, backend, reactor, emitter, idleTimeout)
+        else:
+            assert app is not None
+            factory = _loadApp(app)
+    else:  # originate
+        assert connect is not None
+        secure = _secureString(connect, policy, None, key="connect")
+        try:
+            remote = clientFromString(reactor, secure)
+        except ValueError as e:
+            raise _JobError("connect", str(e)) from None
+        endpoint = _parseServer(listenReactor, listen)
+        factory = SpliceFactory(remote.connect, _redact(secure), reactor, emitter, idleTimeout)
+    StreamServerEndpointService(endpoint, factory).setServiceParent(top)
+
+
+def _configService(reactor: Any, options: Options, worker: Any) -> service.IService:
+    """
+    The service of C{--config FILE}: every listener of the file in one
+    service, sharing one audit log.
+    """
+    from ._tapconfig import loadServiceConfig
+    from .errors import ServiceConfigError
+
+    config = loadServiceConfig(options["config"])
+    workers = options["workers"] if options["workers"] is not None else config.workers
+    top, listenReactor = _topService(reactor, config.auditLog, workers, options, worker)
+    for listener in config.listeners:
+        try:
+            _addJob(top, reactor, listenReactor, listener.mode, listener.listen,
+                    listener.backend, listener.connect, listener.app, listener.policy,
+                    listener.idleTimeout)
+        except _JobError as e:
+            raise ServiceConfigError(config.path, listener.label, e.key, e.problem) from None
+    return _finish(top)
+
+
+def _demoService(reactor: Any, sub: Any, options: Options, worker: Any) -> service.IService:
     from twisted.internet.endpoints import TCP4ServerEndpoint
 
     from ._devpki import ensureDevelopmentPKI
@@ -464,7 +645,10 @@ def _demoService(reactor: Any, sub: Any) -> service.IService:
     paths = ensureDevelopmentPKI(directory)
     policy = buildPolicy(name="demo", certKey=paths["serverCert"], privateKey=paths["serverKey"],
                          caCerts=paths["ca"], clientAuth="required")
-    endpoint = serverEndpoint(reactor, TCP4ServerEndpoint(reactor, port, interface="127.0.0.1"),
+    top, listenReactor = _topService(reactor, os.path.join(directory, "audit.jsonl"),
+                                     sub["workers"], options, worker)
+    endpoint = serverEndpoint(reactor, TCP4ServerEndpoint(listenReactor, port,
+                                                          interface="127.0.0.1"),
                               policy, mutual=True)
 
     class Echo(Protocol):
@@ -472,8 +656,10 @@ def _demoService(reactor: Any, sub: Any) -> service.IService:
             assert self.transport is not None
             self.transport.write(data)
 
-    top = SecureTCPService(reactor, os.path.join(directory, "audit.jsonl"))
     StreamServerEndpointService(endpoint, Factory.forProtocol(Echo)).setServiceParent(top)
+    _finish(top)
+    if worker is not None:
+        return top
     _log.info("securetcp demo: mTLS echo on 127.0.0.1:{port}; DEVELOPMENT certificates in "
               "{d}; audit log {d}/audit.jsonl", port=port, d=directory)
     _log.info("connect with: openssl s_client -connect 127.0.0.1:{port} -CAfile {d}/dev-ca.pem "

@@ -152,6 +152,57 @@ class AuditLogError(SecureTCPError, ValueError):
         super().__init__(message)
 
 
+class PKIError(SecureTCPError, ValueError):
+    """
+    A C{python -m securetcp pki} operation cannot be done (no CA in the
+    directory, a CA already there, a certificate this CA did not issue, a
+    file that would be overwritten, an invalid argument).
+
+    @ivar path: the CA directory or file the problem is about.
+    @ivar problem: what is wrong.
+    @ivar fix: how to correct it.
+    """
+
+    def __init__(self, path: str, problem: str, fix: str = "") -> None:
+        self.path = path
+        self.problem = problem
+        self.fix = fix
+        message = f"{path}: {problem}"
+        if fix:
+            message += f" (fix: {fix})"
+        super().__init__(message)
+
+
+class ServiceConfigError(SecureTCPError, ValueError):
+    """
+    A C{twistd securetcp --config} file is invalid.
+
+    @ivar path: the configuration file.
+    @ivar listener: which listener (C{"listener 2 ('hl7')"}), or C{None}
+        for the file's top level.
+    @ivar key: the key the problem is about, or C{None}.
+    @ivar problem: what is wrong.
+    @ivar fix: how to correct it.
+    """
+
+    def __init__(self, path: str, listener: Optional[str], key: Optional[str],
+                 problem: str, fix: str = "") -> None:
+        self.path = path
+        self.listener = listener
+        self.key = key
+        self.problem = problem
+        self.fix = fix
+        where = [path]
+        if listener:
+            where.append(listener)
+        if key:
+            where.append(f"key {key!r}")
+        message = ": ".join(where) + f": {problem}"
+        if fix:
+            message += f" (fix: {fix})"
+        super().__init__(message)
+
+
 class HandshakeRejected(SecureTCPError):
     """
     A TLS connection was refused by securetcp's checks or by the peer.
@@ -176,4 +227,6 @@ __all__ = [
     "PolicyFileError",
     "HandshakeRejected",
     "AuditLogError",
+    "PKIError",
+    "ServiceConfigError",
 ]

@@ -1,0 +1,215 @@
+# -*- test-case-name: tests.test_tap_config -*-
+"""
+The TOML file of C{twistd securetcp --config FILE}: several listeners,
+each a terminate, originate or serve job, in one process (or one set of
+worker processes), with one shared audit log.
+
+    audit-log = "/var/log/securetcp/audit.jsonl"
+    workers = 2
+
+    [[listener]]
+    name = "hl7"
+    mode = "terminate"
+    listen = "mtls:6661:certKey=server.pem:privateKey=server.key:caCerts=devices-ca.pem"
+    backend = "tcp:127.0.0.1:2575"
+    policy = "hl7.toml"
+
+    [[listener]]
+    name = "telemetry"
+    mode = "serve"
+    listen = "securessl:6443:certKey=server.pem:privateKey=server.key"
+    app = "telemetry.server:factory"
+
+    config = loadServiceConfig("listeners.toml")   # raises ServiceConfigError
+
+The keys are the command line's option names.  C{audit-log} and each
+listener's C{policy} are taken relative to the file's directory; paths
+inside endpoint strings are relative to the working directory, as on the
+command line.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from typing import Any, Callable, Dict, NoReturn, Optional, Tuple
+
+import attrs
+
+from .errors import ServiceConfigError
+
+MODES = ("terminate", "originate", "serve")
+
+#: every key of the file's top level, with its meaning
+TOP_KEYS: Dict[str, str] = {
+    "audit-log": "audit file shared by every listener (per worker with workers > 1)",
+    "workers": "number of processes sharing the listening sockets (default 1)",
+    "listener": "the listeners, as [[listener]] tables",
+}
+
+#: every key of a [[listener]] table, with the modes that take it
+LISTENER_KEYS: Dict[str, Tuple[str, ...]] = {
+    "name": MODES,
+    "mode": MODES,
+    "listen": MODES,
+    "backend": ("terminate",),
+    "connect": ("originate",),
+    "app": ("serve",),
+    "policy": MODES,
+    "idle-timeout": ("terminate", "originate"),
+}
+
+_REQUIRED = {"terminate": ("listen", "backend"), "originate": ("listen", "connect"),
+             "serve": ("listen", "app")}
+
+MAX_WORKERS = 256
+
+
+@attrs.frozen
+class ListenerConfig:
+    """
+    One C{[[listener]]} table, checked.
+
+    @ivar label: how errors name it: C{listener 2 ("hl7")}.
+    """
+
+    index: int
+    name: str
+    mode: str
+    listen: str
+    backend: Optional[str] = None
+    connect: Optional[str] = None
+    app: Optional[str] = None
+    policy: Optional[str] = None
+    idleTimeout: float = 0.0
+
+    @property
+    def label(self) -> str:
+        return f"listener {self.index} ({self.name!r})"
+
+
+@attrs.frozen
+class ServiceConfig:
+    """
+    A checked C{--config} file.
+    """
+
+    path: str
+    listeners: Tuple[ListenerConfig, ...]
+    auditLog: Optional[str] = None
+    workers: int = 1
+
+
+def checkWorkers(value: Any, fail: Callable[[str, str], NoReturn]) -> int:
+    """
+    A worker count from the command line or the file.
+
+    @param fail: called with the problem and the fix; must raise.
+    """
+    if isinstance(value, bool):
+        fail(f"{value!r} is not a number of processes", "write a whole number such as 2")
+    try:
+        number = int(value)
+        if isinstance(value, float) and number != value:
+            raise ValueError
+    except (TypeError, ValueError):
+        fail(f"{value!r} is not a number of processes", "write a whole number such as 2")
+    if not 1 <= number <= MAX_WORKERS:
+        fail(f"{number} is out of range", f"use 1 to {MAX_WORKERS}")
+    return number
+
+
+def loadServiceConfig(path: str) -> ServiceConfig:
+    """
+    Read and check a C{--config} file.
+
+    @raise ServiceConfigError: naming the file, the listener (by number and
+        name) and the key, for anything wrong.
+    """
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        raise ServiceConfigError(path, None, None, "configuration file does not exist",
+                                 "check the path given to --config") from None
+    except IsADirectoryError:
+        raise ServiceConfigError(path, None, None, "is a directory",
+                                 "give the .toml file itself") from None
+    except OSError as e:
+        raise ServiceConfigError(path, None, None, f"cannot read: {e.strerror}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ServiceConfigError(path, None, None, f"not valid TOML: {e}",
+                                 "fix the syntax at the position shown") from None
+    except UnicodeDecodeError as e:
+        raise ServiceConfigError(path, None, None, f"not UTF-8 text: {e.reason}") from None
+    baseDir = os.path.dirname(os.path.abspath(path))
+
+    def fail(listener: Optional[str], key: Optional[str], problem: str,
+             fix: str = "") -> NoReturn:
+        raise ServiceConfigError(path, listener, key, problem, fix)
+
+    for key in data:
+        if key not in TOP_KEYS:
+            fail(None, key, "unknown key", "the top level takes " + ", ".join(TOP_KEYS)
+                 + "; listener keys go in [[listener]] tables")
+    auditLog = data.get("audit-log")
+    if auditLog is not None:
+        if not isinstance(auditLog, str) or not auditLog:
+            fail(None, "audit-log", f"{auditLog!r} is not a file name", "write a path string")
+        auditLog = os.path.join(baseDir, auditLog)
+    workers = checkWorkers(data.get("workers", 1),
+                           lambda problem, fix: fail(None, "workers", problem, fix))
+    tables = data.get("listener")
+    if tables is None:
+        fail(None, "listener", "no listeners", "add at least one [[listener]] table")
+    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+        fail(None, "listener", "must be an array of tables",
+             "write each listener as a [[listener]] table")
+    if not tables:
+        fail(None, "listener", "no listeners", "add at least one [[listener]] table")
+    listeners = []
+    names: Dict[str, int] = {}
+    for number, table in enumerate(tables, 1):
+        listener = _listener(number, table, baseDir, fail)
+        if listener.name in names:
+            fail(listener.label, "name", f"is also the name of listener {names[listener.name]}",
+                 "give every listener its own name")
+        names[listener.name] = number
+        listeners.append(listener)
+    return ServiceConfig(os.path.abspath(path), tuple(listeners), auditLog, workers)
+
+
+def _listener(number: int, table: Dict[str, Any], baseDir: str,
+              fail: Callable[..., NoReturn]) -> ListenerConfig:
+    name = table.get("name", str(number))
+    label = f"listener {number} ({name!r})" if "name" in table else f"listener {number}"
+    if not isinstance(name, str) or not name.strip():
+        fail(label, "name", f"{name!r} is not a name", "write a short string")
+    for key, value in table.items():
+        if key not in LISTENER_KEYS:
+            fail(label, key, "unknown key", "a listener takes " + ", ".join(LISTENER_KEYS))
+        if key == "idle-timeout":
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                fail(label, key, f"{value!r} is not a number of seconds",
+                     "write 0 (never) or a positive number")
+        elif not isinstance(value, str) or not value:
+            fail(label, key, f"{value!r} is not a non-empty string", "quote the value")
+    mode = table.get("mode")
+    if mode is None:
+        fail(label, "mode", "is required", "use one of " + ", ".join(MODES))
+    if mode not in MODES:
+        fail(label, "mode", f"unknown mode {mode!r}", "use one of " + ", ".join(MODES))
+    for key in table:
+        if mode not in LISTENER_KEYS[key]:
+            fail(label, key, f"does not apply to mode {mode}",
+                 "it applies to " + ", ".join(LISTENER_KEYS[key]))
+    for key in _REQUIRED[mode]:
+        if key not in table:
+            fail(label, key, f"is required in mode {mode}")
+    policy = table.get("policy")
+    if policy is not None:
+        policy = os.path.join(baseDir, policy)
+    return ListenerConfig(
+        index=number, name=name, mode=mode, listen=table["listen"],
+        backend=table.get("backend"), connect=table.get("connect"), app=table.get("app"),
+        policy=policy, idleTimeout=float(table.get("idle-timeout", 0)))
