@@ -23,7 +23,16 @@ import time
 from typing import Any, Dict, List, Optional, Tuple
 
 from ._pki import makePKI
-from ._procs import Processes, cpuSeconds, freePort, residentKiB, runJSON, waitListening
+from ._procs import (
+    Processes,
+    cpuSeconds,
+    descendants,
+    freePort,
+    residentKiB,
+    runJSON,
+    treeCPUSeconds,
+    waitListening,
+)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -44,16 +53,23 @@ class Settings:
     echoes: int
     idle: Tuple[int, ...]
     idleLarge: int
+    #: the paired phase: rounds of alternating handshake measurements
+    pairedRounds: int
+    pairedHandshakes: int
+    #: handshakes per client in the --workers measurement
+    workerHandshakes: int
 
     @classmethod
     def quick(cls) -> Settings:
-        return cls("quick", handshakes=500, repeats=1, bulkBytes=64 << 20, echoes=1000,
-                   idle=(2000,), idleLarge=0)
+        return cls("quick", handshakes=400, repeats=1, bulkBytes=512 << 20, echoes=10000,
+                   idle=(2000,), idleLarge=0, pairedRounds=3, pairedHandshakes=400,
+                   workerHandshakes=150)
 
     @classmethod
     def full(cls) -> Settings:
-        return cls("full", handshakes=1500, repeats=3, bulkBytes=512 << 20, echoes=5000,
-                   idle=(2000,), idleLarge=10000)
+        return cls("full", handshakes=1200, repeats=3, bulkBytes=2048 << 20, echoes=20000,
+                   idle=(2000,), idleLarge=10000, pairedRounds=5, pairedHandshakes=800,
+                   workerHandshakes=400)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,10 +103,13 @@ SERVERS: Tuple[Server, ...] = (
     Server("mtls-noaudit", "python", True, "securetcp `mtls:` + CRL, no audit observer",
            ("handshake13", "resumed13")),
     Server("mtls-crl100k", "python", True,
-           "securetcp `mtls:` + 100,000-entry CRL + AuditLogObserver", ("handshake13", "idle")),
+           "securetcp `mtls:` + 100,000-entry CRL + AuditLogObserver", ("handshake13",)),
     Server("stunnel-mtls", "stunnel", True,
            "stunnel4 mTLS (verifyChain, CRLfile) -> plaintext echo backend",
-           ("handshake13", "handshake12", "resumed13", "idle")),
+           ("handshake13", "handshake12", "resumed13")),
+    Server("stunnel-mtls-crl100k", "stunnel", True,
+           "stunnel4 mTLS with the 100,000-entry CRL (is the CRL cost OpenSSL's?)",
+           ("handshake13",)),
 )
 
 
@@ -190,7 +209,8 @@ def _stunnelConfig(server: Server, port: int, backend: int, pki: Dict[str, str],
         "sslVersionMax = TLSv1.3",
     ]
     if server.mutual:
-        lines += [f"CAfile = {pki['ca']}", f"CRLfile = {pki['crl']}",
+        crl = pki["crlBig"] if server.name.endswith("crl100k") else pki["crl"]
+        lines += [f"CAfile = {pki['ca']}", f"CRLfile = {crl}",
                   "verifyChain = yes", "requireCert = yes"]
     path = os.path.join(workDir, server.name + ".conf")
     with open(path, "w") as f:
@@ -398,6 +418,60 @@ class Bench:
         return result
 
 
+PAIRED: Dict[str, Tuple[str, ...]] = {
+    "twisted-ssl": ("handshake13",),
+    "securessl": ("handshake13", "resumed13"),
+    "twisted-mtls": ("handshake13",),
+    "mtls": ("handshake13", "resumed13"),
+    "mtls-noaudit": ("handshake13", "resumed13"),
+}
+
+
+def paired(bench: Bench, procs: Processes, servers: List[Server]) -> Dict[str, Any]:
+    """
+    The ratios that decide targets, measured with all the servers running at
+    once (idle ones cost nothing) and their measurements alternating, round
+    after round, so slow phases of the shared machine hit all of them alike.
+    """
+    settings = bench.settings
+    chosen = [s for s in servers if s.name in PAIRED]
+    if not chosen:
+        return {}
+    running = []
+    for server in chosen:
+        port = freePort()
+        proc = startServer(procs, server, port, bench.backend, bench.pki, bench.workDir)
+        bench._load(server, port, "hs", 120, n=30, version=13)
+        running.append((server, port, proc))
+    out: Dict[str, Any] = {s.name: {t: [] for t in PAIRED[s.name]} for s in chosen}
+    try:
+        for round in range(settings.pairedRounds):
+            order = running[round % len(running):] + running[:round % len(running)]
+            for server, port, proc in order:
+                for test in PAIRED[server.name]:
+                    r = bench.measured(proc, server, port, "hs", 300,
+                                       n=settings.pairedHandshakes, version=13,
+                                       resume=int(test == "resumed13"))
+                    out[server.name][test].append(
+                        {"cpu_us_per_handshake": r["server_cpu_s"] / r["ok"] * 1e6
+                         if r["ok"] else None, "ok": r["ok"], "resumed": r["resumed"]})
+    finally:
+        for _, _, proc in running:
+            procs.stop(proc)
+    summary: Dict[str, Any] = {}
+    for name, tests in out.items():
+        summary[name] = {}
+        for test, runs in tests.items():
+            values = [r["cpu_us_per_handshake"] for r in runs if r["cpu_us_per_handshake"]]
+            summary[name][test] = {
+                "cpu_us_per_handshake": statistics.median(values) if values else None,
+                "runs_us": values,
+                "resumed_fraction": sum(r["resumed"] for r in runs) / max(1, sum(r["ok"] for r in runs)),
+            }
+            _progress(name, f"paired {test}", summary[name][test])
+    return summary
+
+
 def _countLines(path: str) -> int:
     if not os.path.exists(path):
         return 0
@@ -411,6 +485,66 @@ def _progress(server: str, test: str, data: Dict[str, Any]) -> None:
     shown = ", ".join(f"{k}={data[k]:.3g}" if isinstance(data[k], float) else f"{k}={data[k]}"
                       for k in keys if k in data)
     print(f"  {server:14} {test:12} {shown}  ({data.get('elapsed_s', '')} s)", flush=True)
+
+
+def workersScaling(bench: Bench, procs: Processes, clients: int = 12) -> Dict[str, Any]:
+    """
+    Handshakes per second of C{twistd securetcp terminate --workers 1} and
+    C{--workers 2}.  Both need both CPUs, so here the server processes and
+    C{clients} concurrent load generators share the two CPUs (no pinning).
+    """
+    out: Dict[str, Any] = {"clients": clients}
+    n = bench.settings.workerHandshakes
+    for workers in (1, 2):
+        port = freePort()
+        listen = (f"securessl:{port}:interface=127.0.0.1:certKey={bench.pki['serverCert']}"
+                  f":privateKey={bench.pki['serverKey']}")
+        args = [sys.executable, "-c", _TWISTD, "-n", "--pidfile=",
+                "--logfile", os.path.join(bench.workDir, f"twistd-workers{workers}.log"),
+                "securetcp", "terminate", "--workers", str(workers), "--listen", listen,
+                "--backend", f"tcp:127.0.0.1:{bench.backend}"]
+        proc = procs.start(args, None, env=_pythonEnv(), cwd=bench.workDir,
+                           log=os.path.join(bench.workDir, f"workers{workers}.out"))
+        tree: List[int] = []
+        try:
+            waitListening(proc, port)
+            time.sleep(2.0 if workers > 1 else 0.5)  # let the workers start
+            tree = descendants(proc.pid)
+            for _ in range(4 * workers):
+                runJSON([bench.loadgen, "hs", f"port={port}", "n=25", "version=13"], None, 120)
+            before = treeCPUSeconds(tree)
+            started = time.monotonic()
+            loads = [procs.start([bench.loadgen, "hs", f"port={port}", f"n={n}", "version=13"],
+                                 None, stdin=subprocess.DEVNULL,
+                                 log=os.path.join(bench.workDir, f"workers{workers}-{k}.json"))
+                     for k in range(clients)]
+            for load in loads:
+                load.wait(300)
+            wall = time.monotonic() - started
+            cpu = treeCPUSeconds(tree) - before
+            done = 0
+            for k in range(clients):
+                with open(os.path.join(bench.workDir, f"workers{workers}-{k}.json")) as f:
+                    lines = [line for line in f.read().splitlines() if line.startswith("{")]
+                done += json.loads(lines[-1])["ok"] if lines else 0
+            out[str(workers)] = {
+                "processes": len(tree), "handshakes": done, "wall_s": round(wall, 3),
+                "handshakes_per_s": done / wall if wall else None,
+                "cpu_us_per_handshake": cpu / done * 1e6 if done else None,
+            }
+        except (RuntimeError, subprocess.TimeoutExpired, OSError, ValueError) as e:
+            out[str(workers)] = {"error": str(e)}
+        finally:
+            procs.stop(proc)
+            for pid in tree[1:]:  # the workers stop with their parent; make sure
+                try:
+                    os.kill(pid, 15)
+                except OSError:
+                    pass
+        _progress("terminate", f"workers {workers}", out[str(workers)])
+    one, two = out.get("1", {}).get("handshakes_per_s"), out.get("2", {}).get("handshakes_per_s")
+    out["ratio"] = two / one if one and two else None
+    return out
 
 
 def workersAvailable() -> bool:
@@ -429,7 +563,7 @@ def run(settings: Settings, workDir: str, only: Optional[List[str]] = None) -> D
     started = time.monotonic()
     loadgen = buildLoadgen(workDir)
     servers = [s for s in SERVERS if not only or s.name in only]
-    bigCRL = 100_000 if any(s.name == "mtls-crl100k" for s in servers) else 0
+    bigCRL = 100_000 if any(s.name.endswith("crl100k") for s in servers) else 0
     pki = makePKI(workDir, bigCRL=bigCRL)
     results: Dict[str, Any] = {
         "settings": dataclasses.asdict(settings),
@@ -456,6 +590,15 @@ def run(settings: Settings, workDir: str, only: Optional[List[str]] = None) -> D
             except (RuntimeError, subprocess.TimeoutExpired, OSError) as e:
                 results["servers"][server.name] = {"label": server.label, "error": str(e)}
                 print(f"  {server.name} failed: {e}", flush=True)
-    results["workers_option"] = workersAvailable()
+        if settings.pairedRounds and any(s.name in PAIRED for s in servers):
+            print("paired: alternating handshake measurements", flush=True)
+            try:
+                results["paired"] = paired(bench, procs, servers)
+            except (RuntimeError, subprocess.TimeoutExpired, OSError) as e:
+                results["paired"] = {"error": str(e)}
+        results["workers_option"] = workersAvailable()
+        if results["workers_option"] and any(s.name == "terminate" for s in servers):
+            print("workers: terminate --workers 1 vs 2 (all CPUs shared)", flush=True)
+            results["workers"] = workersScaling(bench, procs)
     results["elapsed_s"] = round(time.monotonic() - started, 1)
     return results

@@ -23,14 +23,18 @@ from typing import Any, Dict, List, Optional, Sequence
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
+#: every CPU this process may use, before the harness pins itself
+ALL_CPUS = frozenset(os.sched_getaffinity(0))
+
+
 def pinned(core: Optional[int]) -> Any:
     """
-    A C{preexec_fn} that pins the child to C{core} and raises its open-file
-    limit to the hard limit (for the idle-connection test).
+    A C{preexec_fn} that pins the child to C{core} (to every CPU if
+    C{None}) and raises its open-file limit to the hard limit (for the
+    idle-connection test).
     """
     def setup() -> None:
-        if core is not None:
-            os.sched_setaffinity(0, {core})
+        os.sched_setaffinity(0, {core} if core is not None else set(ALL_CPUS))
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     return setup
@@ -46,6 +50,38 @@ def cpuSeconds(pid: int) -> float:
     fields = data[data.rindex(")") + 2:].split()
     # fields[0] is field 3 (state); utime and stime are fields 14 and 15
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def descendants(pid: int) -> List[int]:
+    """
+    C{pid} and every process below it (read from /proc).
+    """
+    parents: Dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    data = f.read()
+            except OSError:
+                continue
+            parents[int(entry)] = int(data[data.rindex(")") + 2:].split()[1])
+    found, todo = [pid], [pid]
+    while todo:
+        current = todo.pop()
+        children = [child for child, parent in parents.items() if parent == current]
+        found += children
+        todo += children
+    return found
+
+
+def treeCPUSeconds(pids: Sequence[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        try:
+            total += cpuSeconds(pid)
+        except OSError:
+            pass
+    return total
 
 
 def residentKiB(pid: int) -> int:

@@ -39,6 +39,36 @@ def _hs(results: Results, server: str, test: str) -> Optional[float]:
     return _get(results, server, test, "cpu_us_per_handshake")
 
 
+def _pairedHs(results: Results, server: str, test: str) -> Optional[float]:
+    """
+    The paired-phase median (see L{benchmarks._harness.paired}) when there
+    is one, else the server's own measurement.
+    """
+    value = (results.get("paired") or {}).get(server, {}).get(test, {}).get(
+        "cpu_us_per_handshake")
+    return value if value is not None else _hs(results, server, test)
+
+
+def pairedTable(results: Results) -> str:
+    data = results.get("paired") or {}
+    if not data or "error" in data:
+        return "(no paired measurements)"
+    rows = ["| server | full TLS 1.3 handshake, CPU µs (median) | per round | "
+            "resumed, CPU µs (median) | per round |", "|---|---|---|---|---|"]
+    for name, tests in data.items():
+        cells = []
+        for test in ("handshake13", "resumed13"):
+            t = tests.get(test)
+            if t is None:
+                cells += ["–", "–"]
+                continue
+            cells += [_fmt(t["cpu_us_per_handshake"]) + (
+                f" ({t['resumed_fraction']:.0%} resumed)" if test == "resumed13" else ""),
+                ", ".join(_fmt(v) for v in t["runs_us"])]
+        rows.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
 def _resumed(results: Results, server: str) -> Tuple[Optional[float], Optional[float]]:
     return (_hs(results, server, "resumed13"), _get(results, server, "resumed13",
                                                      "resumed_fraction"))
@@ -116,26 +146,26 @@ def targets(results: Results) -> List[Dict[str, Any]]:
     def add(target: str, figure: str, met: Optional[bool], reason: str = "") -> None:
         out.append({"target": target, "measured": figure, "met": met, "reason": reason})
 
-    full = _ratio(_hs(results, "mtls", "handshake13"), _hs(results, "twisted-mtls", "handshake13"))
+    full = _ratio(_pairedHs(results, "mtls", "handshake13"), _pairedHs(results, "twisted-mtls", "handshake13"))
     add("full policy (mTLS + CRL + audit) ≤ 1.05x plain Twisted mTLS per handshake",
-        f"{_fmt(_hs(results, 'mtls', 'handshake13'))} vs "
-        f"{_fmt(_hs(results, 'twisted-mtls', 'handshake13'))} µs = {_fmt(full, 2, 'x')}",
+        f"{_fmt(_pairedHs(results, 'mtls', 'handshake13'))} vs "
+        f"{_fmt(_pairedHs(results, 'twisted-mtls', 'handshake13'))} µs = {_fmt(full, 2, 'x')}",
         None if full is None else full <= 1.05,
         "securetcp runs Python per connection that plain Twisted does not: the gate "
         "(verification, identity extracted from the verified chain, authorisation), the "
         "audit records (built with cryptography from the peer chain) and the hash-chained "
         "audit write; see the audit-observer and CRL rows below for how much each costs.")
-    tls13 = _hs(results, "securessl", "handshake13")
+    tls13 = _pairedHs(results, "securessl", "handshake13")
     add("TLS 1.3 full handshake ≤ 880 µs server CPU (securessl:)",
-        f"{_fmt(tls13)} µs (plain Twisted {_fmt(_hs(results, 'twisted-ssl', 'handshake13'))} µs, "
+        f"{_fmt(tls13)} µs (plain Twisted {_fmt(_pairedHs(results, 'twisted-ssl', 'handshake13'))} µs, "
         f"stunnel {_fmt(_hs(results, 'stunnel', 'handshake13'))} µs)",
         None if tls13 is None else tls13 <= 880,
         "the OpenSSL work (ECDHE P-256 + ECDSA P-256 signature) is a fraction of it; the "
         "rest is Twisted's memory-BIO TLS protocol, the gate and audit-record building in "
         "Python, which run once per connection.")
     for name, label in (("securessl", "securessl:"), ("mtls", "mtls: (full policy)")):
-        resumed, fraction = _resumed(results, name)
-        full13 = _hs(results, name, "handshake13")
+        resumed, fraction = _pairedHs(results, name, "resumed13"), _resumed(results, name)[1]
+        full13 = _pairedHs(results, name, "handshake13")
         r = _ratio(resumed, full13)
         met = None if r is None else (r <= 0.35 and (fraction or 0) > 0.95)
         add(f"resumed handshake ≤ 0.35x a full one ({label})",
@@ -181,11 +211,26 @@ def targets(results: Results) -> List[Dict[str, Any]]:
             f" ms)", None if p99 is None else p99 <= 5,
             "the tail is set by scheduling on the shared machine (a timer tick or "
             "another tenant) rather than by Nagle/delayed ACK, which TCP_NODELAY removes.")
-    add("`--workers 2` ≥ 1.8x the handshakes of one worker",
-        "not measurable: `twistd securetcp` has no `--workers` option yet"
-        if not results.get("workers_option") else "option present, not yet measured by the harness",
-        None if results.get("workers_option") else False,
-        "`--workers` is listed under 'Not yet available' in docs/twistd.md.")
+    workers = results.get("workers") or {}
+    if not results.get("workers_option"):
+        add("`--workers 2` ≥ 1.8x the handshakes of one worker",
+            "not measurable: `twistd securetcp` has no `--workers` option", False,
+            "`--workers` is not implemented in this checkout.")
+    else:
+        ratio = workers.get("ratio")
+        one, two = workers.get("1", {}), workers.get("2", {})
+        add("`--workers 2` ≥ 1.8x the handshakes of one worker (`terminate`)",
+            f"{_fmt(two.get('handshakes_per_s'))} vs {_fmt(one.get('handshakes_per_s'))} "
+            f"handshakes/s = {_fmt(ratio, 2, 'x')} (server CPU "
+            f"{_fmt(two.get('cpu_us_per_handshake'))} vs {_fmt(one.get('cpu_us_per_handshake'))}"
+            " µs per handshake)",
+            None if ratio is None else ratio >= 1.8,
+            "on a 2-CPU machine two workers need both CPUs, so the load generators "
+            "share them with the server: every handshake also costs client CPU on the "
+            "same two cores (and other tenants of this shared VM take their share), so "
+            "the ceiling here is well below 2x. The per-handshake server CPU shows "
+            "whether the workers themselves scale; a machine with more cores than "
+            "workers is needed to test the 1.8x target.")
     return out
 
 
@@ -198,28 +243,31 @@ def targetsTable(results: Results) -> str:
 
 
 def overheads(results: Results) -> str:
-    audit = _ratio(_hs(results, "mtls", "handshake13"), _hs(results, "mtls-noaudit", "handshake13"))
-    auditResumed = _ratio(_hs(results, "mtls", "resumed13"),
-                          _hs(results, "mtls-noaudit", "resumed13"))
+    audit = _ratio(_pairedHs(results, "mtls", "handshake13"), _pairedHs(results, "mtls-noaudit", "handshake13"))
+    auditResumed = _ratio(_pairedHs(results, "mtls", "resumed13"),
+                          _pairedHs(results, "mtls-noaudit", "resumed13"))
     crl = _ratio(_hs(results, "mtls-crl100k", "handshake13"), _hs(results, "mtls", "handshake13"))
     crlRss = None
-    a, b = (_get(results, "mtls-crl100k", "idle", "2000", "rss_before_kib"),
-            _get(results, "mtls", "idle", "2000", "rss_before_kib"))
+    a, b = (_get(results, "mtls-crl100k", "rss_warm_kib"), _get(results, "mtls", "rss_warm_kib"))
     if a is not None and b is not None:
         crlRss = (a - b) / 1024
     lines = [
         "| overhead | measured |",
         "|---|---|",
-        f"| AuditLogObserver, full mTLS handshake | {_fmt(_hs(results, 'mtls', 'handshake13'))} "
-        f"µs with vs {_fmt(_hs(results, 'mtls-noaudit', 'handshake13'))} µs without = "
+        f"| AuditLogObserver, full mTLS handshake | {_fmt(_pairedHs(results, 'mtls', 'handshake13'))} "
+        f"µs with vs {_fmt(_pairedHs(results, 'mtls-noaudit', 'handshake13'))} µs without = "
         f"{_fmt(audit, 2, 'x')} |",
-        f"| AuditLogObserver, resumed mTLS handshake | {_fmt(_hs(results, 'mtls', 'resumed13'))} "
-        f"µs with vs {_fmt(_hs(results, 'mtls-noaudit', 'resumed13'))} µs without = "
+        f"| AuditLogObserver, resumed mTLS handshake | {_fmt(_pairedHs(results, 'mtls', 'resumed13'))} "
+        f"µs with vs {_fmt(_pairedHs(results, 'mtls-noaudit', 'resumed13'))} µs without = "
         f"{_fmt(auditResumed, 2, 'x')} |",
         f"| 100,000-entry CRL (vs 10 entries), full mTLS handshake | "
         f"{_fmt(_hs(results, 'mtls-crl100k', 'handshake13'))} vs "
         f"{_fmt(_hs(results, 'mtls', 'handshake13'))} µs = {_fmt(crl, 2, 'x')} |",
         f"| 100,000-entry CRL, resident memory of the server | {_fmt(crlRss, 1)} MiB more |",
+        f"| the same CRL in stunnel4 (OpenSSL's own cost), full mTLS handshake | "
+        f"{_fmt(_hs(results, 'stunnel-mtls-crl100k', 'handshake13'))} vs "
+        f"{_fmt(_hs(results, 'stunnel-mtls', 'handshake13'))} µs = "
+        f"{_fmt(_ratio(_hs(results, 'stunnel-mtls-crl100k', 'handshake13'), _hs(results, 'stunnel-mtls', 'handshake13')), 2, 'x')} |",
     ]
     records = _get(results, "mtls", "audit_records")
     if records:
@@ -338,7 +386,17 @@ def document(results: Results, chartFiles: List[str], command: str) -> str:
         "echo and then stay idle, divided by N. For the proxies this includes the "
         "backend connection each client connection holds.",
         "- Python servers log at warning level to a file (as deployed); "
-        "`twistd securetcp terminate` and stunnel log with their defaults.",
+        "`twistd securetcp terminate` and stunnel log with their defaults (one or more "
+        "lines per connection).",
+        "- **Two OpenSSLs.** securetcp and plain Twisted use the OpenSSL bundled with "
+        "the `cryptography` wheel; stunnel4 uses the system OpenSSL (versions in the table "
+        "above). Handshake cost differs a lot between OpenSSL releases (3.0 is known to "
+        "be markedly slower per handshake than later releases), so the comparison with "
+        "stunnel measures stunnel *as Debian ships it*, not the same TLS library. The "
+        "comparison with plain Twisted uses the same OpenSSL and is the like-for-like one.",
+        "- CPU time is read in clock ticks (1/100 s); each measurement runs at least "
+        "about a second of server CPU so the rounding stays near 1 %. The machine is a "
+        "shared VM: repeat measurements of the same server differ by up to about 10 %.",
         "",
         "## Side by side",
         "",
@@ -349,6 +407,15 @@ def document(results: Results, chartFiles: List[str], command: str) -> str:
         "### Ratios",
         "",
         ratios(results),
+        "",
+        "### Paired measurements (the figures the targets use)",
+        "",
+        "The per-server figures above are measured one server after another; the "
+        "ratios the targets depend on are measured again with these servers running "
+        "side by side and their measurements alternating, round after round, so that "
+        "the shared machine's slow phases hit all of them alike. Medians of the rounds:",
+        "",
+        pairedTable(results),
         "",
         "### Audit observer and CRL size",
         "",

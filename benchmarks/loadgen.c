@@ -104,6 +104,9 @@ static SSL_CTX *make_ctx(int version, const char *cert, const char *key)
     SSL_CTX_set_max_proto_version(ctx, v);
     /* every server does the same key exchange: ECDHE on P-256 only */
     SSL_CTX_set1_groups_list(ctx, "P-256");
+    /* ... and the same AEAD: AES-128-GCM */
+    SSL_CTX_set_ciphersuites(ctx, "TLS_AES_128_GCM_SHA256");
+    SSL_CTX_set_cipher_list(ctx, "ECDHE-ECDSA-AES128-GCM-SHA256");
     SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL);
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);

@@ -37,9 +37,11 @@ from .errors import (
     CredentialError,
     EndpointArgumentError,
     HandshakeRejected,
+    PKIError,
     PolicyError,
     PolicyFileError,
     SecureTCPError,
+    ServiceConfigError,
     UnsupportedByOpenSSLError,
 )
 from .identity import IdentityPattern, PeerIdentity, parseIdentityPattern
@@ -78,6 +80,8 @@ __all__ = [
     "EndpointArgumentError",
     "Groups",
     "HandshakeRejected",
+    "PKIError",
+    "ServiceConfigError",
     "IdentityPattern",
     "KeyStrength",
     "LegacyProfileWarning",
