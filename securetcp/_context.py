@@ -379,7 +379,20 @@ class ConnectionCreator:
         connections: a new context is built and swapped in; connections
         already open keep theirs.
         """
-        context = buildContext(self.policy, self.role, crls, self.caCerts, self.staple)
+        self.install(self.contextFor(crls), crls)
+
+    def contextFor(self, crls: Any) -> SSL.Context:
+        """
+        Build (without installing) a context that uses C{crls}.  Safe to call
+        off the reactor thread: the new context is not shared yet.
+        """
+        return buildContext(self.policy, self.role, crls, self.caCerts, self.staple)
+
+    def install(self, context: SSL.Context, crls: Any) -> None:
+        """
+        Use C{context} (built by L{contextFor} for C{crls}) for new
+        connections: one reference swap, on the reactor thread.
+        """
         self.context, self.crls = context, crls
 
     def useStapler(self, staple: Callable[[], bytes]) -> None:

@@ -291,15 +291,25 @@ class CRLWatcher:
         previous = self.creator.crls
         caCerts = self.creator.caCerts
 
-        def parse() -> CRLSet:
-            return loadCRLs(policy.revocation, caCerts, previous=previous,
+        creator = self.creator
+
+        def parse() -> Tuple[CRLSet, Any]:
+            # parsing, verifying and building the context (adding every CRL
+            # to a new X509 store) all happen here, off the reactor thread;
+            # the reactor only swaps one reference
+            crls = loadCRLs(policy.revocation, caCerts, previous=previous,
                             hard=policy.revocation.mode == "hard")
+            return crls, creator.contextFor(crls)
 
         d = maybeDeferred(self._run, parse)
 
-        def swap(crls: CRLSet) -> bool:
+        def swap(built: Tuple[CRLSet, Any]) -> bool:
             self._busy = False
-            self.creator.swapCRLs(crls)
+            crls, context = built
+            if creator.policy is not policy:
+                # the policy was reloaded meanwhile: build for the new one
+                context = creator.contextFor(crls)
+            creator.install(context, crls)
             self.emit({"event": "revocation.crl_loaded",
                        "files": [p for p, _ in crls.sources],
                        "crls": len(crls.crls), "revoked": len(crls.revoked)})
