@@ -117,6 +117,7 @@ class GateProtocol(Protocol):
     transport: Any
     application: Optional[IProtocol] = None
     _done = False
+    _handshaking = False
     local: Optional[str] = None
     peer: Optional[str] = None
     proxy: Optional[str] = None
@@ -148,9 +149,27 @@ class GateProtocol(Protocol):
         self._timeout = self.gate.clock.callLater(
             self.gate.policy.handshakeTimeout, self._handshakeTimedOut
         )
+        gate = self.gate
+        gate.openConnections += 1
+        gate.handshaking += 1
+        self._handshaking = True
         super().makeConnection(transport)
+        if gate.maxConnections is not None and gate.openConnections > gate.maxConnections:
+            self._reject("connection_limit",
+                         f"maxConnections={gate.maxConnections} connections are already open")
+            self.transport.abortConnection()
+        elif gate.maxHandshakes is not None and gate.handshaking > gate.maxHandshakes:
+            self._reject("handshake_limit",
+                         f"maxHandshakes={gate.maxHandshakes} handshakes are already in progress")
+            self.transport.abortConnection()
+
+    def _handshakeOver(self) -> None:
+        if self._handshaking:
+            self._handshaking = False
+            self.gate.handshaking -= 1
 
     def handshakeCompleted(self) -> None:
+        self._handshakeOver()
         connection = self.transport.getHandle()
         session = negotiated(connection)
         self.session = {
@@ -257,6 +276,8 @@ class GateProtocol(Protocol):
         if self._done:
             return
         self._done = True
+        self._handshakeOver()
+        self.gate.openConnections -= 1
         self.gate.live.discard(self)
         if self.application is not None:
             # e.g. a TLS 1.3 server refusing our certificate after our side
@@ -388,6 +409,12 @@ class GateFactory(Factory):
         self.hostname = hostname
         self.live: set[GateProtocol] = set()
         self.watcher: Any = None
+        #: limits (set by server endpoints); over them a new connection is
+        #: refused and audited
+        self.maxConnections: Optional[int] = None
+        self.maxHandshakes: Optional[int] = None
+        self.openConnections = 0
+        self.handshaking = 0
         #: the connection creator, for the CRLs in force (set by endpoints)
         self.creator: Any = None
         #: the L{securetcp._ocsp.OCSPChecker}, when the policy asks for OCSP

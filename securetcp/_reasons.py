@@ -37,6 +37,8 @@ REJECTION_REASONS: Mapping[str, str] = {
     "proxy_header_invalid": "proxyProtocol is on and the connection did not start with a valid PROXY header",
     "peer_closed": "the peer closed the connection during the handshake",
     "audit_unavailable": "the audit log cannot be written and the policy refuses unaudited connections",
+    "connection_limit": "maxConnections connections were already open",
+    "handshake_limit": "maxHandshakes handshakes were already in progress",
     "internal_error": "an unexpected error inside securetcp or OpenSSL",
 }
 

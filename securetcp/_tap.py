@@ -298,7 +298,13 @@ class _Front(_Half):
         if other is not None and other.transport is not None:
             other.transport.abortConnection()  # type: ignore[attr-defined]
         if self.transport is not None:
+            # read again (back-pressure may have paused us) so the peer's
+            # close_notify or FIN is seen; drop a peer that does not finish
+            # the close within as long again
+            self.transport.resumeProducing()  # type: ignore[attr-defined]
             self.transport.loseConnection()
+            self.idle = _IdleTimer(self.factory.clock, self.factory.idleTimeout,
+                                   self.transport.abortConnection)  # type: ignore[attr-defined]
 
     def _connected(self, far: _Half) -> None:
         if self.transport is None or not getattr(self.transport, "connected", True):

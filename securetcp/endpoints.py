@@ -127,6 +127,9 @@ class SecureServerEndpoint:
                 "profile refuses", "add insecurelyAllowPlaintext=true to migrate on purpose")
         self.proxyProtocol = proxyProtocol
         self.permissive = permissive
+        #: refuse (and audit) connections beyond these; None: no limit
+        self.maxConnections: Optional[int] = None
+        self.maxHandshakes: Optional[int] = None
         self._reactor = reactor
         self._inner = inner
         self.mutual = mutual
@@ -207,6 +210,8 @@ class SecureServerEndpoint:
         gate.creator = self.creator
         gate.ocsp = self.ocsp
         gate.stapler = self.stapler
+        gate.maxConnections = self.maxConnections
+        gate.maxHandshakes = self.maxHandshakes
         self._gates.append(gate)
         if self.policy.revocation.crlEnabled:
             from .revocation import CRLWatcher
@@ -429,6 +434,8 @@ SERVER_ARGUMENTS: Dict[str, str] = {
     "proxyProtocol": "v1, v2 or any: read a PROXY protocol header (below TLS) naming the real client",
     "permissive": "true: also accept plaintext on this port (migration mode, audited non-compliant)",
     "insecurelyAllowPlaintext": "true: let permissive mode run under the nist-800-52r2 profile",
+    "maxConnections": "refuse (and audit) connections beyond this many open at once",
+    "maxHandshakes": "refuse (and audit) connections beyond this many handshakes in progress",
 }
 CLIENT_ARGUMENTS: Dict[str, str] = {
     "host": "server host name or address (also the first positional argument)",
@@ -639,6 +646,12 @@ class SecureServerParser:
                 permissive=_bool("permissive", kwargs.get("permissive", False)),
                 insecurelyAllowPlaintext=_bool(
                     "insecurelyAllowPlaintext", kwargs.get("insecurelyAllowPlaintext", False)))
+            if "maxConnections" in kwargs:
+                endpoint.maxConnections = _int("maxConnections", kwargs["maxConnections"],
+                                               1, 10_000_000)
+            if "maxHandshakes" in kwargs:
+                endpoint.maxHandshakes = _int("maxHandshakes", kwargs["maxHandshakes"],
+                                              1, 10_000_000)
             emitter = _emitterFor(kwargs)
             if emitter is not None:
                 endpoint._emitter = emitter

@@ -1,0 +1,123 @@
+"""
+Limits on concurrent connections and handshakes: over them, a new
+connection is refused before the handshake and audited with the reason.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List
+
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.task import Clock
+from twisted.internet.testing import MemoryReactorClock
+from twisted.logger import Logger
+from twisted.trial.unittest import SynchronousTestCase
+
+from securetcp import AUDIT_NAMESPACE, AuditEmitter, buildPolicy
+from securetcp.endpoints import SecureClientEndpoint, SecureServerEndpoint
+
+from ._iosim import connectProtocols
+from ._pki import TestPKI
+
+
+class _Silent(Protocol):
+    """
+    A peer that connects and sends nothing (a handshake that never ends).
+    """
+
+
+class LimitTests(SynchronousTestCase):
+    """
+    C{maxConnections} and C{maxHandshakes} refuse the connections beyond
+    them, audited as C{connection_limit} and C{handshake_limit}.
+    """
+
+    def setUp(self) -> None:
+        self.pki = TestPKI.create(self.mktemp())
+        self.clock = Clock()
+        self.records: List[Dict[str, Any]] = []
+        self.emitter = AuditEmitter(Logger(
+            namespace=AUDIT_NAMESPACE,
+            observer=lambda event: self.records.append(event["securetcp_audit"])))
+
+    def server(self, **limits: int) -> SecureServerEndpoint:
+        policy = buildPolicy(certKey=self.pki.path("server.pem"),
+                             privateKey=self.pki.path("server.key"),
+                             caCerts=self.pki.path("ca.pem"))
+        endpoint = SecureServerEndpoint(self.clock, None, policy, mutual=True,  # type: ignore[arg-type]
+                                        clock=self.clock, emitter=self.emitter)
+        for name, value in limits.items():
+            setattr(endpoint, name, value)
+        return endpoint
+
+    def client(self) -> SecureClientEndpoint:
+        policy = buildPolicy(certKey=self.pki.path("client.pem"),
+                             privateKey=self.pki.path("client.key"),
+                             caCerts=self.pki.path("ca.pem"))
+        return SecureClientEndpoint(self.clock, None, policy, hostname="localhost",  # type: ignore[arg-type]
+                                    mutual=True, clock=self.clock, emitter=AuditEmitter(
+                                        Logger(namespace=AUDIT_NAMESPACE, observer=lambda e: None)))
+
+    def connect(self, serverTLS: Any, secure: bool = True) -> Any:
+        """
+        Connect one client to the (shared) server factory C{serverTLS}:
+        a securetcp mTLS client, or a silent peer.
+        """
+        if secure:
+            clientTLS, _ = self.client().wrapFactory(Factory.forProtocol(Protocol))
+        else:
+            clientTLS = Factory.forProtocol(_Silent)
+        client, server, pump = connectProtocols(serverTLS, clientTLS, self.clock)
+        return client, server, pump
+
+    def reasons(self) -> List[str]:
+        return [r["reason"] for r in self.records if r["event"] == "handshake.rejected"]
+
+    def test_handshakeLimit(self) -> None:
+        """
+        With C{maxHandshakes=1}, a second connection arriving while a first
+        handshake is still in progress is refused as C{handshake_limit};
+        once the first is over, new handshakes are accepted again.
+        """
+        tls = self.server(maxHandshakes=1).wrapFactory(Factory.forProtocol(Protocol))
+        stalledClient, _, stalledPump = self.connect(tls, secure=False)
+        _, refused, _ = self.connect(tls, secure=False)
+        self.assertEqual(self.reasons(), ["handshake_limit"])
+        self.assertFalse(refused.connected)
+        stalledClient.transport.loseConnection()
+        stalledPump.flush()
+        _, good, _ = self.connect(tls)
+        self.assertIsNotNone(good.wrappedProtocol.application)
+
+    def test_connectionLimit(self) -> None:
+        """
+        With C{maxConnections=1}, a second client is refused as
+        C{connection_limit} while the first is connected, and accepted after
+        it has gone.
+        """
+        tls = self.server(maxConnections=1).wrapFactory(Factory.forProtocol(Protocol))
+        firstClient, first, firstPump = self.connect(tls)
+        self.assertIsNotNone(first.wrappedProtocol.application)
+        _, second, _ = self.connect(tls)
+        self.assertFalse(second.connected)
+        self.assertEqual(self.reasons(), ["connection_limit"])
+        self.assertEqual([r["event"] for r in self.records].count("connection.accepted"), 1)
+        firstClient.loseConnection()
+        firstPump.flush()
+        _, third, _ = self.connect(tls)
+        self.assertIsNotNone(third.wrappedProtocol.application)
+
+    def test_endpointArguments(self) -> None:
+        """
+        C{maxConnections=} and C{maxHandshakes=} are server endpoint
+        arguments; a value that is not a positive integer is refused.
+        """
+        base = (f"mtls:0:certKey={self.pki.path('server.pem')}:"
+                f"privateKey={self.pki.path('server.key')}:caCerts={self.pki.path('ca.pem')}")
+        endpoint = serverFromString(MemoryReactorClock(),
+                                    base + ":maxConnections=100:maxHandshakes=10")
+        self.assertEqual((endpoint.maxConnections, endpoint.maxHandshakes), (100, 10))
+        for bad in ("maxConnections=0", "maxHandshakes=many"):
+            self.assertRaises(ValueError, serverFromString, MemoryReactorClock(),
+                              base + ":" + bad)
