@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import attrs
@@ -153,6 +154,7 @@ class ConnectionFacts:
     peerLeaf: Optional[x509.Certificate] = None
     revocationWarning: Optional[str] = None
     stapled: Optional[bytes] = None
+    revokedCert: Optional[x509.Certificate] = None
 
 
 #: X509 verify codes that mean "revocation status unknown" (no CRL for the
@@ -160,16 +162,58 @@ class ConnectionFacts:
 #: revocation=soft.
 _REVOCATION_UNKNOWN = (3, 11, 12)
 
+#: Above this many revoked entries, CRLs are checked by securetcp's verify
+#: callback (a set lookup) rather than by OpenSSL, whose CRL check re-hashes
+#: the whole CRL on every handshake.  The peer then gets a generic
+#: handshake_failure alert for a revoked certificate; the audit record still
+#: says "revoked".
+LARGE_CRL_ENTRIES = 10_000
 
-def _verifyCallback(policy: TLSPolicy) -> Callable[..., bool]:
+
+def _verifyCallback(policy: TLSPolicy, crls: Any = None) -> Callable[..., bool]:
+    """
+    The verify callback: records why OpenSSL rejected a certificate, checks
+    key sizes, and checks revocation against C{crls} (a
+    L{securetcp.revocation.CRLSet}) itself: a set lookup per certificate,
+    where OpenSSL's own CRL check would re-read a large CRL per handshake.
+    """
     strength = policy.keys
-    softRevocation = policy.revocation.crlEnabled and policy.revocation.mode == "soft"
+    soft = policy.revocation.mode == "soft"
+    wholeChain = policy.revocation.scope == "chain"
+
+    def fail(facts: Optional[ConnectionFacts], code: int, depth: int, message: str) -> bool:
+        if facts is not None and facts.verifyCode is None:
+            facts.verifyCode, facts.verifyDepth, facts.verifyMessage = code, depth, message
+        return False
+
+    def revocation(facts: Optional[ConnectionFacts], certificate: x509.Certificate,
+                   depth: int) -> bool:
+        if depth > 0 and (not wholeChain or certificate.issuer == certificate.subject):
+            return True  # leaf scope, or the trust anchor itself
+        issuer = certificate.issuer.public_bytes()
+        if (issuer, certificate.serial_number) in crls.revoked:
+            if facts is not None:
+                facts.revokedCert = certificate
+            return fail(facts, 23, depth, "certificate revoked")
+        problem = crls.issuerProblem(issuer, time.time())
+        if problem is None:
+            return True
+        why = {3: "no CRL for the issuer", 11: "the issuer's CRL is not yet valid",
+               12: "the issuer's CRL has expired"}[problem]
+        if soft:
+            if facts is not None and facts.revocationWarning is None:
+                facts.revocationWarning = (
+                    f"revocation status unknown at depth {depth} (X509 verify code "
+                    f"{problem}); {why}; accepted under revocation=soft")
+            return True
+        return fail(facts, problem, depth, why)
 
     def verify(conn: SSL.Connection, cert: crypto.X509, errno: int, depth: int, ok: int) -> bool:
         facts = connectionFacts(conn)
+        certificate = cert.to_cryptography()
         if depth == 0 and facts is not None and facts.peerLeaf is None:
-            facts.peerLeaf = cert.to_cryptography()
-        if not ok and softRevocation and errno in _REVOCATION_UNKNOWN:
+            facts.peerLeaf = certificate
+        if not ok and soft and errno in _REVOCATION_UNKNOWN and policy.revocation.crlEnabled:
             if facts is not None and facts.revocationWarning is None:
                 facts.revocationWarning = (
                     f"revocation status unknown at depth {depth} (X509 verify code {errno}); "
@@ -187,11 +231,13 @@ def _verifyCallback(policy: TLSPolicy) -> Callable[..., bool]:
                 except Exception:  # pragma: no cover
                     pass
             return False
-        problem = keyProblem(cert.to_cryptography().public_key(), strength)
+        problem = keyProblem(certificate.public_key(), strength)
         if problem:
             if facts is not None and facts.weakKey is None:
                 facts.weakKey = f"certificate at depth {depth}: {problem}"
             return False
+        if crls is not None:
+            return revocation(facts, certificate, depth)
         return True
 
     return verify
@@ -276,16 +322,24 @@ def buildContext(policy: TLSPolicy, role: Role, crls: Any = None,
 
         if crls is None:
             crls = loadCRLs(policy.revocation, caCerts, hard=policy.revocation.mode == "hard")
-        store = ctx.get_cert_store()
-        assert store is not None
-        for crl in crls.crls:
-            store.add_crl(crl)
-        flags = crypto.X509StoreFlags.CRL_CHECK
-        if policy.revocation.scope == "chain":
-            flags |= crypto.X509StoreFlags.CRL_CHECK_ALL
-        store.set_flags(flags)
+        if len(crls.revoked) <= LARGE_CRL_ENTRIES:
+            # OpenSSL checks: the peer gets the precise alert
+            # (certificate_revoked), and the cost per handshake is small
+            store = ctx.get_cert_store()
+            assert store is not None
+            for crl in crls.crls:
+                store.add_crl(crl)
+            flags = crypto.X509StoreFlags.CRL_CHECK
+            if policy.revocation.scope == "chain":
+                flags |= crypto.X509StoreFlags.CRL_CHECK_ALL
+            store.set_flags(flags)
+            crls = None
+        # else: OpenSSL would re-verify the whole CRL's signature on every
+        # handshake (milliseconds for 100,000 entries); the verify callback
+        # looks the chain up in the already verified CRLSet instead
 
-    verify = _verifyCallback(policy)
+    verifyCRLs = crls if policy.revocation.crlEnabled else None
+    verify = _verifyCallback(policy, verifyCRLs)
     if role is Role.SERVER:
         mode = {
             ClientAuth.NONE: SSL.VERIFY_NONE,

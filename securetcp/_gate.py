@@ -347,7 +347,7 @@ class GateProtocol(Protocol):
         if reason == "revoked" and crls is not None and facts is not None \
                 and facts.peerLeaf is not None:
             # a CRL entry wins; else keep what OCSP said (the CRL may not list it)
-            extra = crls.entry(facts.peerLeaf) or extra
+            extra = crls.entry(facts.revokedCert or facts.peerLeaf) or extra
         self.gate.emit(self, "handshake.rejected", reason=reason, detail=detail, **extra)
 
     def _handshakeTimedOut(self) -> None:

@@ -53,6 +53,25 @@ class CRLSet:
     revoked: frozenset = frozenset()
     numbers: Tuple[Tuple[bytes, int], ...] = ()
     expired: Tuple[str, ...] = ()
+    #: issuer DER name -> (thisUpdate, nextUpdate or None) of its newest CRL,
+    #: as POSIX timestamps
+    windows: Dict[bytes, Tuple[float, Optional[float]]] = attrs.field(factory=dict)
+
+    def issuerProblem(self, issuer: bytes, now: float) -> Optional[int]:
+        """
+        Why the revocation status of a certificate from C{issuer} cannot be
+        established now, as an X509 verify code (3: no CRL for the issuer,
+        11: its CRL is not valid yet, 12: its CRL has expired), or C{None}.
+        """
+        window = self.windows.get(issuer)
+        if window is None:
+            return 3
+        thisUpdate, nextUpdate = window
+        if thisUpdate > now + 300:
+            return 11
+        if nextUpdate is not None and nextUpdate < now:
+            return 12
+        return None
 
     def isRevoked(self, certificate: x509.Certificate) -> bool:
         """
@@ -153,6 +172,7 @@ def loadCRLs(
     revoked: Set[Tuple[bytes, int]] = set()
     numbers: Dict[bytes, int] = {}
     expired: List[str] = []
+    windows: Dict[bytes, Tuple[float, Optional[float]]] = {}
     for path in crlPaths(revocation):
         try:
             signature = _signature(path)
@@ -196,10 +216,14 @@ def loadCRLs(
                 expired.append(description)
             for entry in crl:
                 revoked.add((issuerKey, entry.serial_number))
+            thisUpdate = crl.last_update_utc.timestamp()
+            if issuerKey not in windows or windows[issuerKey][0] < thisUpdate:
+                windows[issuerKey] = (thisUpdate,
+                                      nextUpdate.timestamp() if nextUpdate is not None else None)
             crls.append(crl)
         sources.append((path, signature))
     return CRLSet(tuple(crls), tuple(sources), frozenset(revoked),
-                  tuple(numbers.items()), tuple(expired))
+                  tuple(numbers.items()), tuple(expired), windows)
 
 
 def _signedBy(crl: x509.CertificateRevocationList, ca: x509.Certificate) -> bool:
