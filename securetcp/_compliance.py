@@ -9,7 +9,8 @@ C{nist-800-52r2} profile, as a pure function of values.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+import functools
+from typing import Any, Dict, List, Optional, Tuple
 
 from ._catalogue import GROUPS, TLS12_CIPHERS, TLS13_SUITES, TLSVersion, canonicalGroup
 
@@ -36,6 +37,21 @@ def verdict(
     group: Optional[str],
     legacy: bool,
 ) -> Dict[str, Any]:
+    """
+    Judge a negotiated version, cipher and group (see L{_judge}); a fresh
+    dict each time, computed once per combination.
+    """
+    compliant, reasons = _judge(version, cipher, group, legacy)
+    return {"profile": NIST_PROFILE, "compliant": compliant, "reasons": list(reasons)}
+
+
+@functools.lru_cache(maxsize=1024)
+def _judge(
+    version: Optional[str],
+    cipher: Optional[str],
+    group: Optional[str],
+    legacy: bool,
+) -> Tuple[bool, Tuple[str, ...]]:
     """
     Judge a negotiated version, cipher and group.
 
@@ -81,4 +97,4 @@ def verdict(
         else:
             if not groupInfo.nist:
                 reasons.append(f"key-exchange group {group} is not a NIST curve")
-    return {"profile": NIST_PROFILE, "compliant": not reasons, "reasons": reasons}
+    return not reasons, tuple(reasons)

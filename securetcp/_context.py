@@ -29,7 +29,7 @@ from zope.interface import implementer
 
 from ._catalogue import TLSVersion
 from ._reasons import reasonForErrorString, reasonForVerifyCode
-from .credentials import keyProblem, loadCADir, loadCAFile, loadCredentials
+from .credentials import certificateKeyProblem, loadCADir, loadCAFile, loadCredentials
 from .errors import PolicyError, UnsupportedByOpenSSLError
 from .policy import ClientAuth, Role, TLSPolicy
 
@@ -155,6 +155,8 @@ class ConnectionFacts:
     revocationWarning: Optional[str] = None
     stapled: Optional[bytes] = None
     revokedCert: Optional[x509.Certificate] = None
+    #: the certificates the verify callback accepted, by depth
+    chain: Dict[int, x509.Certificate] = attrs.field(factory=dict)
 
 
 #: X509 verify codes that mean "revocation status unknown" (no CRL for the
@@ -211,6 +213,8 @@ def _verifyCallback(policy: TLSPolicy, crls: Any = None) -> Callable[..., bool]:
     def verify(conn: SSL.Connection, cert: crypto.X509, errno: int, depth: int, ok: int) -> bool:
         facts = connectionFacts(conn)
         certificate = cert.to_cryptography()
+        if facts is not None:
+            facts.chain[depth] = certificate
         if depth == 0 and facts is not None and facts.peerLeaf is None:
             facts.peerLeaf = certificate
         if not ok and soft and errno in _REVOCATION_UNKNOWN and policy.revocation.crlEnabled:
@@ -231,7 +235,7 @@ def _verifyCallback(policy: TLSPolicy, crls: Any = None) -> Callable[..., bool]:
                 except Exception:  # pragma: no cover
                     pass
             return False
-        problem = keyProblem(certificate.public_key(), strength)
+        problem = certificateKeyProblem(certificate, strength)
         if problem:
             if facts is not None and facts.weakKey is None:
                 facts.weakKey = f"certificate at depth {depth}: {problem}"
@@ -545,8 +549,16 @@ def negotiated(connection: SSL.Connection) -> NegotiatedSession:
     """
     facts = connectionFacts(connection)
     chain: Tuple[x509.Certificate, ...] = ()
-    verified = connection.get_verified_chain(as_cryptography=True)
-    if verified:
+    if facts is not None and facts.chain and 0 in facts.chain:
+        # the verify callback already saw (and converted) every certificate
+        # of the verified chain, leaf at depth 0
+        chain = tuple(facts.chain[d] for d in sorted(facts.chain))
+        verified = None
+    else:
+        verified = connection.get_verified_chain(as_cryptography=True)
+    if chain:
+        pass
+    elif verified:
         chain = tuple(verified)
     else:
         presented = connection.get_peer_cert_chain(as_cryptography=True)

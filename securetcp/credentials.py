@@ -15,6 +15,7 @@ results into OpenSSL objects.
 from __future__ import annotations
 
 import datetime
+import functools
 import os
 from typing import List, Optional, Sequence
 
@@ -138,6 +139,15 @@ def _publicBytes(key: object) -> bytes:
         serialization.Encoding.DER,
         serialization.PublicFormat.SubjectPublicKeyInfo,
     )
+
+
+@functools.lru_cache(maxsize=4096)
+def certificateKeyProblem(certificate: x509.Certificate, strength: KeyStrength) -> Optional[str]:
+    """
+    L{keyProblem} for a certificate's key, cached per certificate (the
+    verify callback asks for every certificate of every handshake).
+    """
+    return keyProblem(certificate.public_key(), strength)
 
 
 def keyProblem(publicKey: object, strength: KeyStrength) -> Optional[str]:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import ipaddress
 import re
@@ -78,6 +79,7 @@ class PeerIdentity:
         }
 
 
+@functools.lru_cache(maxsize=4096)
 def spkiDigest(certificate: x509.Certificate) -> bytes:
     """
     The SHA-256 digest of a certificate's DER SubjectPublicKeyInfo, as used
@@ -90,9 +92,11 @@ def spkiDigest(certificate: x509.Certificate) -> bytes:
     return hashlib.sha256(der).digest()
 
 
+@functools.lru_cache(maxsize=4096)
 def identityFromCertificate(certificate: x509.Certificate) -> PeerIdentity:
     """
-    Read a L{PeerIdentity} from a certificate.
+    Read a L{PeerIdentity} from a certificate.  Cached: devices reconnect
+    with the same certificate, and a certificate's identity never changes.
     """
     try:
         san = certificate.extensions.get_extension_for_class(
