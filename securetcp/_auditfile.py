@@ -71,9 +71,16 @@ def seal(record: Dict[str, Any], seq: int, prev: str,
     sealed["schema"] = AUDIT_SCHEMA
     sealed["seq"] = seq
     sealed["prev"] = prev
-    digest = recordHash(sealed, key)
-    sealed["hash"] = digest
-    return canonical(sealed) + b"\n", digest
+    body = canonical(sealed)
+    if key:
+        digest = hmac.new(key, body, hashlib.sha256).hexdigest()
+    else:
+        digest = hashlib.sha256(body).hexdigest()
+    # the line is the hashed canonical JSON with the hash appended as its
+    # last member: encoded once, and verifiable by re-encoding without it
+    if body == b"{}":  # pragma: no cover
+        return b'{"hash":"' + digest.encode("ascii") + b'"}\n', digest
+    return body[:-1] + b',"hash":"' + digest.encode("ascii") + b'"}\n', digest
 
 
 def _utcNow(now: float) -> str:

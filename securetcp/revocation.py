@@ -240,16 +240,24 @@ def _crlNumber(crl: x509.CertificateRevocationList) -> Optional[int]:
         return None
 
 
+def sourceSignatures(revocation: Revocation) -> Optional[Tuple[Tuple[str, FileSignature], ...]]:
+    """
+    The (path, signature) of every CRL file now, or C{None} if they cannot
+    be listed (a missing file or directory).
+    """
+    try:
+        paths = crlPaths(revocation)
+        return tuple((p, _signature(p)) for p in paths)
+    except (CredentialError, OSError):
+        return None
+
+
 def sourcesChanged(current: CRLSet, revocation: Revocation) -> bool:
     """
     Whether any CRL file was added, removed, replaced or modified.
     """
-    try:
-        paths = crlPaths(revocation)
-        now = tuple((p, _signature(p)) for p in paths)
-    except (CredentialError, OSError):
-        return True
-    return now != current.sources
+    now = sourceSignatures(revocation)
+    return now is None or now != current.sources
 
 
 class CRLWatcher:
@@ -279,6 +287,8 @@ class CRLWatcher:
         self._run = runInThread
         self._loop: Optional[LoopingCall] = None
         self._busy = False
+        self._refused: Any = None
+        self._pendingSignatures: Any = None
 
     def start(self) -> None:
         interval = self.creator.policy.revocation.reloadInterval
@@ -297,7 +307,12 @@ class CRLWatcher:
         Reload if any CRL file changed.
         """
         current = self.creator.crls
-        if current is None or not sourcesChanged(current, self.creator.policy.revocation):
+        if current is None:
+            return _succeed(False)
+        now = sourceSignatures(self.creator.policy.revocation)
+        if now is not None and (now == current.sources or now == self._refused):
+            # unchanged, or the same files that were refused last time:
+            # one crl_refused record per bad file, not one per poll
             return _succeed(False)
         return self.reload()
 
@@ -312,6 +327,7 @@ class CRLWatcher:
             return _succeed(False)
         self._busy = True
         policy = self.creator.policy
+        self._pendingSignatures = sourceSignatures(policy.revocation)
         previous = self.creator.crls
         caCerts = self.creator.caCerts
 
@@ -346,6 +362,7 @@ class CRLWatcher:
 
         def refuse(failure: Any) -> bool:
             self._busy = False
+            self._refused = self._pendingSignatures
             error = failure.value
             detail = str(error)
             self.emit({"event": "revocation.crl_refused", "detail": detail,
