@@ -343,7 +343,7 @@ def document(results: Results, chartFiles: List[str], command: str) -> str:
         "tox -e bench                    # the same, from tox",
         "```",
         "",
-        "Prerequisites and options: [benchmarks/README.md](../benchmarks/README.md).",
+        "Prerequisites and options: `benchmarks/README.md` in the source tree.",
         "",
         "## This run",
         "",
