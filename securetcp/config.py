@@ -112,6 +112,45 @@ def _groupsOption(value: Any) -> Groups:
     return Groups(required, optional)
 
 
+_NUMBER_OPTIONS = ("handshakeTimeout", "crlReload", "ocspTimeout")
+_BOOL_OPTIONS = ("systemCAs", "crlEnforceLive", "ocspNonce", "staple", "requireStaple")
+
+
+def _checkType(key: str, value: Any) -> None:
+    """
+    Refuse a value of the wrong type for C{key} (e.g. a number where names
+    are expected) with a L{PolicyError}, before any part looks at it.
+    """
+    if value is None:
+        return
+    if key in _LIST_OPTIONS:
+        if isinstance(value, str):
+            return
+        if isinstance(value, (list, tuple)) and all(isinstance(v, (str, bytes)) or
+                                                    (key == "allowPeers" and not
+                                                     isinstance(v, (int, float, bool)))
+                                                    for v in value):
+            return
+        raise PolicyError(key, value, "expected a string or a list of strings",
+                          'write e.g. "A,B" or ["A", "B"]')
+    if key in _NUMBER_OPTIONS:
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise PolicyError(key, value, "expected a number of seconds", "write e.g. 10")
+        return
+    if key in _BOOL_OPTIONS:
+        if not isinstance(value, (bool, str)):
+            raise PolicyError(key, value, "expected true or false", "write true or false")
+        return
+    if key in ("minVersion", "maxVersion") and isinstance(value, (int, float)) \
+            and not isinstance(value, bool):
+        return  # 1.3 means TLSv1.3
+    if not isinstance(value, str) and key in POLICY_OPTIONS:
+        if key == "passphrase":
+            raise PolicyError(key, "(hidden)", "expected a string",
+                              "write env:NAME, file:PATH or pass:TEXT")
+        raise PolicyError(key, value, "expected a string", f'write {key} = "..."')
+
+
 def buildPolicy(**options: Any) -> TLSPolicy:
     """
     Build a policy from flat options (the names of L{POLICY_OPTIONS}).
@@ -139,6 +178,8 @@ def policyFromOptions(
             "valid options: " + ", ".join(POLICY_OPTIONS),
         )
     opts: Dict[str, Any] = dict(options)
+    for key, value in opts.items():
+        _checkType(key, value)
     if baseDir is not None:
         for key in _PATH_OPTIONS:
             if opts.get(key) and not os.path.isabs(str(opts[key])):

@@ -77,9 +77,9 @@ class Role(enum.Enum):
 def _tuple(value: Any) -> Tuple[Any, ...]:
     if value is None:
         return ()
-    if isinstance(value, (str, bytes)):
-        return (value,)
-    return tuple(value)
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return tuple(value)
+    return (value,)
 
 
 def _version(value: Any, field: str = "minVersion") -> TLSVersion:
