@@ -82,6 +82,8 @@ class _CommonOptions(usage.Options):
          "(with --workers, one file per worker: FILE.worker-K)"],
         ["idle-timeout", None, "0", "close connections idle for this many seconds (0: never)"],
         ["workers", None, "1", "processes sharing the listening socket (default 1)"],
+        ["watch", None, "5", "seconds between checks of the certificate, key, CA and policy "
+         "files for changes, which reload them like SIGHUP (0: only on SIGHUP)"],
     ]
 
     def postOptions(self) -> None:
@@ -89,6 +91,12 @@ class _CommonOptions(usage.Options):
             self["idle-timeout"] = float(self["idle-timeout"])
         except ValueError:
             raise usage.UsageError("--idle-timeout must be a number of seconds") from None
+        try:
+            self["watch"] = float(self["watch"])
+            if self["watch"] < 0:
+                raise ValueError
+        except ValueError:
+            raise usage.UsageError("--watch must be a number of seconds (0: off)") from None
         _workersOption(self)
 
 
@@ -379,6 +387,11 @@ class SecureTCPService(service.MultiService):
         self.auditFields: Optional[Dict[str, Any]] = None
         #: with --workers, in the parent: the L{WorkerSupervisor}
         self.supervisor: Any = None
+        #: seconds between checks of the files the policies name (0: off)
+        self.watchInterval = 5.0
+        self._watch: Any = None
+        self._seen: Any = None
+        self._candidate: Any = None
         self._observer: Any = None
         self._published: Any = None
         self._previousHandler: Any = None
@@ -406,6 +419,56 @@ class SecureTCPService(service.MultiService):
             self._previousHandler = signal.signal(
                 signal.SIGHUP, lambda *a: self.reactor.callFromThread(self._hangup))
         super().startService()
+        if self.watchInterval > 0 and self.secureEndpoints:
+            from twisted.internet.task import LoopingCall
+
+            self._seen = self.fileSignatures()
+            self._watch = LoopingCall(self._checkFiles)
+            self._watch.clock = self.reactor
+            self._watch.start(self.watchInterval, now=False)
+
+    def watchedFiles(self) -> List[str]:
+        """
+        The certificate, key, CA and policy files the secure endpoints were
+        built from (CRLs have their own watcher).
+        """
+        paths: List[str] = []
+        for endpoint, description in zip(self.secureEndpoints, self.listenDescriptions,
+                                         strict=False):
+            policy = endpoint.policy
+            credentials = policy.credentials
+            for path in (credentials.certificateFile, credentials.keyFile,
+                         credentials.extraChain, credentials.pkcs12, credentials.dhParameters,
+                         policy.trust.caFile, policy.trust.caDir, _policyFileOf(description)):
+                if path and path not in paths:
+                    paths.append(path)
+        return paths
+
+    def fileSignatures(self) -> Dict[str, Any]:
+        signatures: Dict[str, Any] = {}
+        for path in self.watchedFiles():
+            try:
+                st = os.stat(path)
+                signatures[path] = (st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns)
+            except OSError:
+                signatures[path] = None
+        return signatures
+
+    def _checkFiles(self) -> None:
+        """
+        Reload when a watched file changed and has stayed the same for one
+        interval (so a file being written is not read half-way).
+        """
+        now = self.fileSignatures()
+        if now == self._seen:
+            return
+        if self._candidate != now:
+            self._candidate = now  # changed: wait one interval for it to settle
+            return
+        self._candidate = None
+        self._seen = now
+        _log.info("securetcp: certificate, key, CA or policy files changed; reloading")
+        self.reload()
 
     def _hangup(self) -> None:
         self.reload()
@@ -422,6 +485,9 @@ class SecureTCPService(service.MultiService):
                 self._observer = self._published = None
             return result
 
+        if self._watch is not None and self._watch.running:
+            self._watch.stop()
+        self._watch = None
         if self._previousHandler is not None and hasattr(signal, "SIGHUP"):
             signal.signal(signal.SIGHUP, self._previousHandler)
         if d is None:
@@ -464,6 +530,17 @@ class SecureTCPService(service.MultiService):
             else:
                 _log.info("securetcp: reloaded {description}", description=_redact(description))
         return ok
+
+
+def _policyFileOf(description: str) -> Optional[str]:
+    """
+    The C{policy=} file named in an endpoint string, if any.
+    """
+    parts = re.split(r"(?<!\\):", description)
+    for part in parts:
+        if part.startswith("policy="):
+            return part[len("policy="):].replace("\\:", ":")
+    return None
 
 
 def _tagging(observer: Any, fields: Dict[str, Any]) -> Callable[[Dict[str, Any]], None]:
@@ -539,6 +616,7 @@ def makeService(options: Options, reactor: Any = None) -> service.IService:
         return _demoService(reactor, sub, options, worker)
     top, listenReactor = _topService(reactor, sub["audit-log"], sub["workers"], options,
                                      worker)
+    top.watchInterval = sub.get("watch", 5.0)
     try:
         _addJob(top, reactor, listenReactor, mode, sub["listen"], sub.get("backend"),
                 sub.get("connect"), sub.get("app"), sub["policy"], sub["idle-timeout"])
