@@ -412,9 +412,10 @@ def _pkiCommand(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-def main(argv: Optional[Sequence[str]] = None, out: Optional[TextIO] = None) -> int:
+def buildParser() -> argparse.ArgumentParser:
     """
-    Run the command line; returns the exit status.
+    The parser of C{python -m securetcp}, with every subcommand and option
+    (docs/cli.md documents each; C{tests.test_cli_docs} checks it does).
     """
     parser = argparse.ArgumentParser(prog="python -m securetcp",
                                      description="securetcp: hardened TLS and mTLS for Twisted")
@@ -499,7 +500,14 @@ def main(argv: Optional[Sequence[str]] = None, out: Optional[TextIO] = None) -> 
     for each in (pkiInit, pkiServer, pkiClient):
         each.add_argument("--rsa", type=int, metavar="BITS",
                           help="an RSA key of BITS (>= 2048) instead of ECDSA P-256")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None, out: Optional[TextIO] = None) -> int:
+    """
+    Run the command line; returns the exit status.
+    """
+    args = buildParser().parse_args(argv)
     stream = out or sys.stdout
     if args.command == "audit":
         handler = {"verify": _auditVerify, "report": _auditReport}[args.auditCommand]
