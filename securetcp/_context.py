@@ -411,13 +411,16 @@ class ConnectionCreator:
         self.context = buildContext(policy, role, self.crls, self.caCerts, staple)
 
     @staticmethod
-    def _load(policy: TLSPolicy) -> Tuple[List[x509.Certificate], Any]:
+    def _load(policy: TLSPolicy, previous: Any = None) -> Tuple[List[x509.Certificate], Any]:
         caCerts = loadTrust(policy)
         crls = None
         if policy.revocation.crlEnabled:
             from .revocation import loadCRLs
 
-            crls = loadCRLs(policy.revocation, caCerts, hard=policy.revocation.mode == "hard")
+            # on reload, the CRLs in force are the predecessors: a replayed
+            # older CRL that the CRL watcher refused is refused here too
+            crls = loadCRLs(policy.revocation, caCerts, previous=previous,
+                            hard=policy.revocation.mode == "hard")
         return caCerts, crls
 
     def swap(self, policy: TLSPolicy) -> None:
@@ -427,7 +430,7 @@ class ConnectionCreator:
 
         @raise PolicyError: and keep the current context, if building fails.
         """
-        caCerts, crls = self._load(policy)
+        caCerts, crls = self._load(policy, previous=self.crls)
         context = buildContext(policy, self.role, crls, caCerts, self.staple)
         self.policy, self.context, self.caCerts, self.crls = policy, context, caCerts, crls
 

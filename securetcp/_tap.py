@@ -471,6 +471,9 @@ class SecureTCPService(service.MultiService):
         self.reload()
 
     def _hangup(self) -> None:
+        if self._watch is not None:
+            # what this reload reads, the watcher need not read again
+            self._seen, self._candidate = self.fileSignatures(), None
         self.reload()
         if self.supervisor is not None:
             self.supervisor.signalAll(signal.SIGHUP)

@@ -166,6 +166,7 @@ class SecureServerEndpoint:
         @raise PolicyError: and keep the running configuration (audited as
             C{policy.reload_refused}), if the new policy cannot be used.
         """
+        before = self.creator.crls
         try:
             policy = policy.requireFor(Role.SERVER, self.mutual)
             self.creator.swap(policy)
@@ -178,6 +179,16 @@ class SecureServerEndpoint:
         self.policy = policy
         for gate in self._gates:
             gate.policy = policy
+        after = self.creator.crls
+        if after is not None and (before is None or after.sources != before.sources):
+            # the reload read newer CRLs before the CRL watcher did: say so,
+            # and enforce them on live connections as the watcher would
+            self._emitRecord({"event": "revocation.crl_loaded",
+                              "files": [p for p, _ in after.sources],
+                              "crls": len(after.crls), "revoked": len(after.revoked)})
+            if policy.revocation.enforceOnLive:
+                for gate in self._gates:
+                    gate.revokeLive(after)
         self._emitter.emit({"event": "policy.reloaded",
                             "time": utcTimestamp(self._clock.seconds()),
                             "role": Role.SERVER.value, "policy": policy.name,
