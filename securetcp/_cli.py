@@ -347,7 +347,7 @@ def _demo(args: argparse.Namespace, out: TextIO) -> int:
         policy = buildPolicy(name="demo", certKey=paths["serverCert"],
                              privateKey=paths["serverKey"], caCerts=paths["ca"],
                              clientAuth="required")
-        endpoint = serverEndpoint(reactor, TCP4ServerEndpoint(reactor, args.port,
+        endpoint = serverEndpoint(reactor, TCP4ServerEndpoint(reactor, args.port, backlog=1024,
                                                               interface="127.0.0.1"),
                                   policy, mutual=True)
     except PolicyError as e:

@@ -734,7 +734,9 @@ def _demoService(reactor: Any, sub: Any, options: Options, worker: Any) -> servi
                          caCerts=paths["ca"], clientAuth="required")
     top, listenReactor = _topService(reactor, os.path.join(directory, "audit.jsonl"),
                                      sub["workers"], options, worker)
-    endpoint = serverEndpoint(reactor, TCP4ServerEndpoint(listenReactor, port,
+    # a backlog for bursts of devices reconnecting at once (Twisted's
+    # default of 50 drops connections in a storm and they then time out)
+    endpoint = serverEndpoint(reactor, TCP4ServerEndpoint(listenReactor, port, backlog=1024,
                                                           interface="127.0.0.1"),
                               policy, mutual=True)
 
