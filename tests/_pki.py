@@ -162,3 +162,30 @@ class TestPKI:
         # key and certificate in one file, for curl --cert and openssl -cert
         self.write(f"{name}-bundle.pem", _pem(cert) + _keyPem(key))
         return cert
+
+
+_SHARED: Dict[str, TestPKI] = {}
+
+
+def scratchDirectory(prefix: str) -> str:
+    """
+    A temporary directory removed when the test process exits.
+    """
+    import atexit
+    import shutil
+    import tempfile
+
+    directory = tempfile.mkdtemp(prefix=prefix)
+    atexit.register(shutil.rmtree, directory, True)
+    return directory
+
+
+def sharedPKI(name: str) -> TestPKI:
+    """
+    One L{TestPKI} per C{name} for the whole test run, made on first use
+    (issuing certificates dominates the run time), in a directory removed
+    when the process exits.
+    """
+    if name not in _SHARED:
+        _SHARED[name] = TestPKI.create(scratchDirectory(f"securetcp-{name}-"))
+    return _SHARED[name]

@@ -56,6 +56,8 @@ from securetcp.config import buildPolicy
 from securetcp.endpoints import SecureServerEndpoint
 from securetcp.errors import AuditLogError
 
+from ._net import escape as _escape
+from ._net import freePort as _freePort
 from ._pki import TestPKI
 
 #: A line of patient data, as an HL7 v2 PID segment carries it.  It must
@@ -1026,24 +1028,6 @@ class ReportTests(SynchronousTestCase):
 
 
 # -- 8 and 9. an unmodified twistd with real peers -------------------------
-
-
-def _escape(path: str) -> str:
-    return path.replace("\\", "\\\\").replace(":", "\\:")
-
-
-def _freePort() -> int:
-    for _ in range(100):
-        port = random.randint(20000, 32000)
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        finally:
-            s.close()
-        return port
-    raise AssertionError("no free port in 20000-32000")
 
 
 def _waitFor(condition: Callable[[], bool], timeout: float, what: str) -> None:

@@ -6,10 +6,7 @@ file is a L{PolicyFileError} naming the file and the key.
 
 from __future__ import annotations
 
-import atexit
 import os
-import shutil
-import tempfile
 import warnings
 from typing import Optional
 
@@ -31,29 +28,11 @@ from securetcp.policy import (
     TrustAnchors,
 )
 
-from ._pki import TestPKI
-
-_PKI: Optional[TestPKI] = None
-
-
-def _scratchDirectory(prefix: str) -> str:
-    """
-    A temporary directory removed when the test process exits.
-    """
-    directory = tempfile.mkdtemp(prefix=prefix)
-    atexit.register(shutil.rmtree, directory, True)
-    return directory
+from ._pki import TestPKI, sharedPKI
 
 
 def _pki() -> TestPKI:
-    """
-    One test PKI for the whole module, made on first use.
-    """
-    global _PKI
-    if _PKI is None:
-        _PKI = TestPKI.create(_scratchDirectory("securetcp-config-"))
-    return _PKI
-
+    return sharedPKI("config")
 
 PIN = "sha256/" + "A" * 43 + "="
 

@@ -10,10 +10,7 @@ not about the string itself, through L{securetcp.serverEndpoint}.
 
 from __future__ import annotations
 
-import atexit
 import os
-import shutil
-import tempfile
 import warnings
 from typing import Any, Optional
 
@@ -32,21 +29,12 @@ from securetcp.endpoints import SecureServerEndpoint
 from securetcp.errors import CredentialError, EndpointArgumentError, PolicyError
 from securetcp.policy import KeyStrength, LegacyProfileWarning, TLSPolicy
 
-from ._pki import TestPKI, _key
+from ._pki import TestPKI, _key, scratchDirectory
 
 _PKI: Optional[TestPKI] = None
 PASSPHRASE = b"correct horse battery staple"
 P12_PASSPHRASE = b"p12-secret"
 ENV_VAR = "SECURETCP_TEST_KEY_PASSPHRASE"
-
-
-def _scratchDirectory(prefix: str) -> str:
-    """
-    A temporary directory removed when the test process exits.
-    """
-    directory = tempfile.mkdtemp(prefix=prefix)
-    atexit.register(shutil.rmtree, directory, True)
-    return directory
 
 
 def _pki() -> TestPKI:
@@ -57,7 +45,7 @@ def _pki() -> TestPKI:
     """
     global _PKI
     if _PKI is None:
-        pki = TestPKI.create(_scratchDirectory("securetcp-credentials-"))
+        pki = TestPKI.create(scratchDirectory("securetcp-credentials-"))
         pki.issue("encrypted", "localhost", dns=["localhost"], server=True,
                   passphrase=PASSPHRASE)
         pki.issue("weak-rsa", "localhost", dns=["localhost"], server=True,

@@ -30,11 +30,8 @@ instead.  Values may be any text.
 
 from __future__ import annotations
 
-import atexit
 import os
-import shutil
 import string
-import tempfile
 import warnings
 from typing import Any, Callable, Dict, List, Optional
 
@@ -50,18 +47,9 @@ from securetcp.endpoints import CLIENT_ARGUMENTS, SERVER_ARGUMENTS
 from securetcp.errors import EndpointArgumentError, PolicyError
 from securetcp.policy import LegacyProfileWarning
 
-from ._pki import TestPKI
+from ._pki import TestPKI, scratchDirectory
 
 _PKI: Optional[TestPKI] = None
-
-
-def _scratchDirectory(prefix: str) -> str:
-    """
-    A temporary directory removed when the test process exits.
-    """
-    directory = tempfile.mkdtemp(prefix=prefix)
-    atexit.register(shutil.rmtree, directory, True)
-    return directory
 
 
 def _pki() -> TestPKI:
@@ -71,7 +59,7 @@ def _pki() -> TestPKI:
     """
     global _PKI
     if _PKI is None:
-        pki = TestPKI.create(_scratchDirectory("securetcp-strings-"))
+        pki = TestPKI.create(scratchDirectory("securetcp-strings-"))
         pki.write("good.toml", b'name = "fuzz"\nclientAuth = "none"\n')
         pki.write("legacy.toml", b'profile = "legacy"\n')
         pki.write("bad.toml", b'name = "unterminated\n')

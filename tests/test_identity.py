@@ -5,13 +5,9 @@ peer's identity from its certificate, and the authorisation decision.
 
 from __future__ import annotations
 
-import atexit
 import base64
 import hashlib
-import shutil
 import string
-import tempfile
-from typing import Optional
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -31,29 +27,11 @@ from securetcp.identity import (
     spkiDigest,
 )
 
-from ._pki import TestPKI
-
-_PKI: Optional[TestPKI] = None
-
-
-def _scratchDirectory(prefix: str) -> str:
-    """
-    A temporary directory removed when the test process exits.
-    """
-    directory = tempfile.mkdtemp(prefix=prefix)
-    atexit.register(shutil.rmtree, directory, True)
-    return directory
+from ._pki import TestPKI, sharedPKI
 
 
 def _pki() -> TestPKI:
-    """
-    One test PKI for the whole module, made on first use.
-    """
-    global _PKI
-    if _PKI is None:
-        _PKI = TestPKI.create(_scratchDirectory("securetcp-identity-"))
-    return _PKI
-
+    return sharedPKI("identity")
 
 def _cert(name: str) -> x509.Certificate:
     with open(_pki().path(name), "rb") as f:

@@ -5,11 +5,7 @@ and that the linked OpenSSL knows every name a profile uses.
 
 from __future__ import annotations
 
-import atexit
-import shutil
-import tempfile
 import warnings
-from typing import Optional
 
 from OpenSSL import SSL
 from twisted.trial.unittest import SynchronousTestCase
@@ -27,29 +23,11 @@ from securetcp.profiles import (
     Profile,
 )
 
-from ._pki import TestPKI
-
-_PKI: Optional[TestPKI] = None
-
-
-def _scratchDirectory(prefix: str) -> str:
-    """
-    A temporary directory removed when the test process exits.
-    """
-    directory = tempfile.mkdtemp(prefix=prefix)
-    atexit.register(shutil.rmtree, directory, True)
-    return directory
+from ._pki import TestPKI, sharedPKI
 
 
 def _pki() -> TestPKI:
-    """
-    One test PKI for the whole module, made on first use.
-    """
-    global _PKI
-    if _PKI is None:
-        _PKI = TestPKI.create(_scratchDirectory("securetcp-profiles-"))
-    return _PKI
-
+    return sharedPKI("profiles")
 
 def _serverPolicy(profile: Profile) -> TLSPolicy:
     pki = _pki()

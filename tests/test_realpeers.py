@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-import random
 import shutil
 import socket
 import sys
@@ -46,6 +45,8 @@ from securetcp import (
 )
 from securetcp._context import openSSLVersion
 
+from ._net import escape as _escape
+from ._net import freePort as _freePort
 from ._pki import TestPKI
 
 OPENSSL = shutil.which("openssl")
@@ -84,23 +85,6 @@ def _waitUntil(condition: Callable[[], bool], timeout: float, what: str) -> Any:
         if reactor.seconds() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         yield _sleep(0.02)
-
-
-def _freePort() -> int:
-    """
-    A port in 20000-32000 that 127.0.0.1 can bind right now.
-    """
-    for _ in range(100):
-        port = random.randint(20000, 32000)
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        finally:
-            s.close()
-        return port
-    raise AssertionError("no free port in 20000-32000")
 
 
 def _openConnections() -> List[Any]:
@@ -291,10 +275,6 @@ class CollectorFactory(Factory):
         p.factory = self
         self.protocols.append(p)
         return p
-
-
-def _escape(path: str) -> str:
-    return path.replace("\\", "\\\\").replace(":", "\\:")
 
 
 def _spkiPin(certificatePath: str) -> str:

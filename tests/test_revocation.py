@@ -50,6 +50,7 @@ from securetcp.policy import Revocation
 from securetcp.revocation import CRLSet, crlPaths, loadCRLs, sourcesChanged
 
 from ._iosim import connectProtocols
+from ._net import escape as _escape
 from ._pki import TestPKI, _key, _keyPem, _name, _pem
 from .test_realpeers import (
     LINE,
@@ -583,10 +584,6 @@ class LoadCRLsTests(CRLFixture, SynchronousTestCase):
         self.assertTrue(sourcesChanged(crls, revocation))
         os.remove(path)
         self.assertTrue(sourcesChanged(crls, revocation))
-
-
-def _escape(path: str) -> str:
-    return path.replace("\\", "\\\\").replace(":", "\\:")
 
 
 class RevocationOptionsTests(CRLFixture, SynchronousTestCase):

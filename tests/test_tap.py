@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import re
 import shlex
 import shutil
@@ -39,6 +38,8 @@ from securetcp import _tap
 from securetcp._auditcheck import verifyFiles
 from securetcp.endpoints import SecureServerEndpoint
 
+from ._net import escape as _escape
+from ._net import freePort as _freePort
 from ._pki import TestPKI
 
 OPENSSL = shutil.which("openssl")
@@ -96,27 +97,6 @@ def _env() -> Dict[str, str]:
     env["PYTHONPATH"] = SOURCE_ROOT + (os.pathsep + env["PYTHONPATH"]
                                        if env.get("PYTHONPATH") else "")
     return env
-
-
-def _escape(path: str) -> str:
-    return path.replace("\\", "\\\\").replace(":", "\\:")
-
-
-def _freePort() -> int:
-    """
-    A port in 20000-32000 that 127.0.0.1 can bind right now.
-    """
-    for _ in range(100):
-        port = random.randint(20000, 32000)
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        finally:
-            s.close()
-        return port
-    raise AssertionError("no free port in 20000-32000")
 
 
 def _waitUntil(condition: Callable[[], Any], timeout: float, what: str,
