@@ -132,7 +132,24 @@ class PolicyFileError(PolicyError):
         return message
 
 
-class AuditLogError(SecureTCPError, ValueError):
+class _PathProblem(SecureTCPError, ValueError):
+    """
+    A problem with a file or directory: C{path}, C{problem}, C{fix}.
+    """
+
+    _prefix = "{path}: "
+
+    def __init__(self, path: str, problem: str, fix: str = "") -> None:
+        self.path = path
+        self.problem = problem
+        self.fix = fix
+        message = self._prefix.format(path=path) + problem
+        if fix:
+            message += f" (fix: {fix})"
+        super().__init__(message)
+
+
+class AuditLogError(_PathProblem):
     """
     An audit log file cannot be used (missing directory, unreadable, a last
     record that does not verify, an invalid option).
@@ -142,17 +159,10 @@ class AuditLogError(SecureTCPError, ValueError):
     @ivar fix: how to correct it.
     """
 
-    def __init__(self, path: str, problem: str, fix: str = "") -> None:
-        self.path = path
-        self.problem = problem
-        self.fix = fix
-        message = f"audit log {path}: {problem}"
-        if fix:
-            message += f" (fix: {fix})"
-        super().__init__(message)
+    _prefix = "audit log {path}: "
 
 
-class PKIError(SecureTCPError, ValueError):
+class PKIError(_PathProblem):
     """
     A C{python -m securetcp pki} operation cannot be done (no CA in the
     directory, a CA already there, a certificate this CA did not issue, a
@@ -162,15 +172,6 @@ class PKIError(SecureTCPError, ValueError):
     @ivar problem: what is wrong.
     @ivar fix: how to correct it.
     """
-
-    def __init__(self, path: str, problem: str, fix: str = "") -> None:
-        self.path = path
-        self.problem = problem
-        self.fix = fix
-        message = f"{path}: {problem}"
-        if fix:
-            message += f" (fix: {fix})"
-        super().__init__(message)
 
 
 class ServiceConfigError(SecureTCPError, ValueError):

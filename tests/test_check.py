@@ -11,7 +11,6 @@ import datetime
 import io
 import json
 import os
-import random
 import shutil
 import socket
 import subprocess
@@ -50,6 +49,7 @@ from securetcp._check import (
 from securetcp._cli import main
 from securetcp.policy import ClientAuth, PeerVerification, Role, TrustAnchors
 
+from ._net import freePort
 from ._pki import TestPKI
 
 NOW = datetime.datetime(2026, 6, 1, tzinfo=datetime.UTC)
@@ -612,23 +612,6 @@ class CheckCommandTests(SynchronousTestCase):
         self.assertEqual(items["serverAuth"]["status"], "pass")
         self.assertIn("localhost", items["serverAuth"]["reason"])
         self.assertEqual(status, 0, out)
-
-
-def freePort() -> int:
-    """
-    A port in 20000-32000 that 127.0.0.1 can bind now.
-    """
-    for _ in range(100):
-        port = random.randint(20000, 32000)
-        s = socket.socket()
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        finally:
-            s.close()
-        return port
-    raise AssertionError("no free port")
 
 
 def startSServer(test: SynchronousTestCase, args: List[str], cwd: str) -> int:

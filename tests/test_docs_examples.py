@@ -33,7 +33,6 @@ directory, as a reader would.
 from __future__ import annotations
 
 import os
-import random
 import re
 import shlex
 import shutil
@@ -48,6 +47,8 @@ import attrs
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 import securetcp
+
+from ._net import freePort
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _DOCS = os.path.join(_ROOT, "docs")
@@ -183,23 +184,6 @@ def fixture(directory: str) -> None:
     pki.write(os.path.join("tls", "passphrase"), b"correct horse\n")
     os.makedirs(pki.path("site"))
     pki.write(os.path.join("site", "index.html"), b"<h1>It works</h1>\n")
-
-
-def freePort() -> int:
-    """
-    A port in 20000-32000 that 127.0.0.1 can bind now.
-    """
-    for _ in range(100):
-        port = random.randint(20000, 32000)
-        s = socket.socket()
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        finally:
-            s.close()
-        return port
-    raise AssertionError("no free port")
 
 
 class PageRunner:
