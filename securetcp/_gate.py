@@ -259,10 +259,24 @@ class GateProtocol(Protocol):
         # only now is the application connected: a client endpoint's
         # connect() fires here, with a protocol that has its transport
         self.gate.live.add(self)
+        self._forgetHandshake()
         self.gate.admitted(self, application)
         buffered, self._buffer = self._buffer, []
         for data in buffered:
             application.dataReceived(data)
+
+    def _forgetHandshake(self) -> None:
+        """
+        Drop what only the handshake needed, so an idle connection holds
+        less: the converted chain (kept only when a reloaded CRL may have to
+        disconnect this peer) and the verify callback's notes.
+        """
+        if not self.gate.policy.revocation.enforceOnLive:
+            self.peerChain = ()
+        facts = connectionFacts(self.transport.getHandle())
+        if facts is not None:
+            facts.chain.clear()
+            facts.peerLeaf = None
 
     def dataReceived(self, data: bytes) -> None:
         self.bytesIn += len(data)
