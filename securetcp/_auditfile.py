@@ -223,14 +223,14 @@ class AuditLogObserver:
         return datetime.datetime.fromtimestamp(self._now(), datetime.UTC).strftime(
             "%Y-%m-%d")
 
-    def _rotateIfDue(self, incoming: int) -> None:
+    def _rotateIfDue(self, incoming: int) -> bool:
         due = False
         if self.maxBytes is not None and self._size + incoming > self.maxBytes and self._size > 0:
             due = True
         if self.daily and self._today() != self._day:
             due = True
         if not due:
-            return
+            return False
         self._sync(force=True)
         self._file.close()
         stamp = datetime.datetime.fromtimestamp(self._now(), datetime.UTC).strftime(
@@ -246,13 +246,14 @@ class AuditLogObserver:
         self._day = self._today()
         self._append({"event": "chain.rotated", "time": _utcNow(self._now()),
                       "previousFile": os.path.basename(target)}, rotate=False)
+        return True
 
     # -- writing -------------------------------------------------------
 
     def _append(self, record: Dict[str, Any], rotate: bool = True) -> None:
         line, digest = seal(record, self._seq + 1, self._prev, self._key)
-        if rotate:
-            self._rotateIfDue(len(line))
+        if rotate and self._rotateIfDue(len(line)):
+            # a chain.rotated record came first: seal again after it
             line, digest = seal(record, self._seq + 1, self._prev, self._key)
         goodSize = self._size
         try:
