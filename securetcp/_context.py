@@ -434,14 +434,6 @@ class ConnectionCreator:
         context = buildContext(policy, self.role, crls, caCerts, self.staple)
         self.policy, self.context, self.caCerts, self.crls = policy, context, caCerts, crls
 
-    def swapCRLs(self, crls: Any) -> None:
-        """
-        Use C{crls} (a verified L{securetcp.revocation.CRLSet}) for new
-        connections: a new context is built and swapped in; connections
-        already open keep theirs.
-        """
-        self.install(self.contextFor(crls), crls)
-
     def contextFor(self, crls: Any) -> SSL.Context:
         """
         Build (without installing) a context that uses C{crls}.  Safe to call

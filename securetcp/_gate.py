@@ -439,54 +439,13 @@ class GateFactory(Factory):
     def ocspDecision(self, chain: Tuple[Any, ...], stapled: Optional[bytes]
                      ) -> Deferred[Tuple[Optional[Tuple[str, str]], Dict[str, Any]]]:
         """
-        Decide on the peer's OCSP status: C{(rejection or None, facts for the
-        audit record)}.  Never fails.
+        Decide on the peer's OCSP status with L{securetcp._ocsp.decide}:
+        C{(rejection or None, facts for the audit record)}.  Never fails.
         """
-        from twisted.internet.defer import succeed
+        from ._ocsp import decide
 
-        from ._ocsp import OCSPStatus, findIssuer, validateResponse
-
-        revocation = self.policy.revocation
-        leaf = chain[0]
-        issuer = chain[1] if len(chain) > 1 else findIssuer(
-            leaf, getattr(self.creator, "caCerts", None) or [])
-        if issuer is None:
-            status = OCSPStatus("unknown", "the issuer of the peer's certificate is not known",
-                                reachable=False)
-            return succeed(self._judgeOCSP(status, "none"))
-        if stapled:
-            status = validateResponse(stapled, leaf, issuer, None, self.ocsp._now())
-            if status.reachable:
-                self.ocsp.remember(leaf, issuer, status)
-                return succeed(self._judgeOCSP(status, "stapled"))
-            if revocation.requireStaple:
-                return succeed(self._judgeOCSP(status, "stapled"))
-        elif revocation.requireStaple:
-            return succeed((("staple_missing",
-                             "the server stapled no OCSP response and requireStaple is set"),
-                            {"ocsp": "missing"}))
-        if revocation.ocsp == "off":
-            return succeed((None, {}))
-        return self.ocsp.check(leaf, issuer).addCallback(  # type: ignore[no-any-return]
-            lambda status: self._judgeOCSP(status, "responder"))
-
-    def _judgeOCSP(self, status: Any, source: str
-                   ) -> Tuple[Optional[Tuple[str, str]], Dict[str, Any]]:
-        revocation = self.policy.revocation
-        facts: Dict[str, Any] = {"ocsp": f"{status.status} ({source})"}
-        if status.status == "good":
-            return None, facts
-        if status.status == "revoked":
-            facts.update(revocationReason=status.revocationReason,
-                         revocationTime=status.revocationTime)
-            return ("revoked", status.detail), facts
-        strict = revocation.ocsp == "require" or revocation.requireStaple
-        if strict and revocation.mode == "hard":
-            return ("revocation_unknown", status.detail), facts
-        facts["revocationWarning"] = (
-            f"{status.detail}; accepted under "
-            + ("ocsp=prefer" if not strict else "revocation=soft"))
-        return None, facts
+        return decide(self.ocsp, self.policy.revocation, chain, stapled,
+                      getattr(self.creator, "caCerts", None) or [])
 
     def revokeLive(self, crls: Any) -> None:
         """

@@ -417,6 +417,63 @@ def findIssuer(leaf: x509.Certificate,
     return None
 
 
-def statusDict(status: OCSPStatus) -> Dict[str, Any]:
-    return {k: v for k, v in attrs.asdict(status).items()
-            if k in ("revocationReason", "revocationTime") and v is not None}
+Decision = Tuple[Optional[Tuple[str, str]], Dict[str, Any]]
+
+
+def judge(status: OCSPStatus, source: str, revocation: Any) -> Decision:
+    """
+    What an OCSP answer means under a policy's C{revocation} part, as a pure
+    function: C{(rejection or None, facts for the audit record)}.
+
+    A revoked certificate is always rejected.  Without a usable answer,
+    C{ocsp=require} (or C{requireStaple}) rejects under C{mode="hard"} and
+    warns under C{"soft"}; C{ocsp=prefer} always accepts with a warning.
+
+    @param source: where the answer came from, for the audit record
+        (C{"responder"}, C{"stapled"}, C{"none"}).
+    """
+    facts: Dict[str, Any] = {"ocsp": f"{status.status} ({source})"}
+    if status.status == "good":
+        return None, facts
+    if status.status == "revoked":
+        facts.update(revocationReason=status.revocationReason,
+                     revocationTime=status.revocationTime)
+        return ("revoked", status.detail), facts
+    strict = revocation.ocsp == "require" or revocation.requireStaple
+    if strict and revocation.mode == "hard":
+        return ("revocation_unknown", status.detail), facts
+    facts["revocationWarning"] = (
+        f"{status.detail}; accepted under "
+        + ("ocsp=prefer" if not strict else "revocation=soft"))
+    return None, facts
+
+
+def decide(checker: OCSPChecker, revocation: Any, chain: Sequence[x509.Certificate],
+           stapled: Optional[bytes],
+           caCerts: Sequence[x509.Certificate]) -> Deferred[Decision]:
+    """
+    Establish and judge the OCSP status of C{chain}'s leaf: from a valid
+    stapled response if there is one, else (unless C{ocsp=off}) by asking
+    the responder through C{checker}.  Never fails.
+    """
+    leaf = chain[0]
+    issuer = chain[1] if len(chain) > 1 else findIssuer(leaf, caCerts)
+    if issuer is None:
+        status = OCSPStatus("unknown", "the issuer of the peer's certificate is not known",
+                            reachable=False)
+        return succeed(judge(status, "none", revocation))
+    if stapled:
+        status = validateResponse(stapled, leaf, issuer, None, checker._now())
+        if status.reachable:
+            checker.remember(leaf, issuer, status)
+            return succeed(judge(status, "stapled", revocation))
+        if revocation.requireStaple:
+            return succeed(judge(status, "stapled", revocation))
+    elif revocation.requireStaple:
+        return succeed((("staple_missing",
+                         "the server stapled no OCSP response and requireStaple is set"),
+                        {"ocsp": "missing"}))
+    if revocation.ocsp == "off":
+        return succeed((None, {}))
+    return checker.check(leaf, issuer).addCallback(  # type: ignore[return-value]
+        lambda status: judge(status, "responder", revocation))

@@ -17,7 +17,6 @@ audited as C{proxy_header_invalid}.
 from __future__ import annotations
 
 import ipaddress
-import os
 import struct
 from typing import Any, Optional, Sequence, Tuple
 
@@ -276,7 +275,3 @@ class ProxyHeaderFactory(WrappingFactory):
     def logPrefix(self) -> str:
         inner = getattr(self.wrappedFactory, "logPrefix", None)
         return f"{inner() if inner else type(self.wrappedFactory).__name__} (PROXY)"
-
-
-def newConnectionId() -> str:
-    return os.urandom(8).hex()

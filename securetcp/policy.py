@@ -28,6 +28,7 @@ from typing import Any, Optional, Tuple
 import attrs
 
 from ._catalogue import GROUPS, TLS12_CIPHERS, TLS13_SUITES, TLSVersion, canonicalGroup
+from ._compliance import NIST_TLS12, NIST_TLS13
 from .errors import PolicyError
 from .identity import IdentityPattern, parseIdentityPattern, parsePin
 from .profiles import DEFAULT_PROFILE, PROFILES, Profile
@@ -739,14 +740,11 @@ class TLSPolicy:
         """
         Whether every setting of this policy stays within C{nist-800-52r2}.
         """
-        nist = PROFILES[DEFAULT_PROFILE]
-        allowed12 = set(nist.tls12) | {"ECDHE-ECDSA-AES128-CCM", "ECDHE-ECDSA-AES256-CCM"}
-        allowed13 = set(nist.tls13) | {"TLS_AES_128_CCM_SHA256"}
         return (
             not self.legacy
             and self.versions.minimum >= TLSVersion.TLSv1_2
-            and set(self.ciphers.tls12) <= allowed12
-            and set(self.ciphers.tls13) <= allowed13
+            and set(self.ciphers.tls12) <= NIST_TLS12
+            and set(self.ciphers.tls13) <= NIST_TLS13
             and all(GROUPS[g].nist for g in self.groups.required + self.groups.optional)
             and self.keys.minRSABits >= 2048
             and self.keys.minECBits >= 256

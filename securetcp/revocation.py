@@ -23,7 +23,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 import attrs
 from cryptography import x509
-from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
@@ -308,12 +308,12 @@ class CRLWatcher:
         """
         current = self.creator.crls
         if current is None:
-            return _succeed(False)
+            return succeed(False)
         now = sourceSignatures(self.creator.policy.revocation)
         if now is not None and (now == current.sources or now == self._refused):
             # unchanged, or the same files that were refused last time:
             # one crl_refused record per bad file, not one per poll
-            return _succeed(False)
+            return succeed(False)
         return self.reload()
 
     def reload(self) -> Deferred:
@@ -324,7 +324,7 @@ class CRLWatcher:
             C{False} if they were refused (the old ones stay).
         """
         if self._busy:
-            return _succeed(False)
+            return succeed(False)
         self._busy = True
         policy = self.creator.policy
         self._pendingSignatures = sourceSignatures(policy.revocation)
@@ -376,9 +376,3 @@ class CRLWatcher:
         d.addCallback(swap)
         d.addErrback(refuse)
         return d
-
-
-def _succeed(value: Any) -> Deferred:
-    d: Deferred = Deferred()
-    d.callback(value)
-    return d

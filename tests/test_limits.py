@@ -5,20 +5,25 @@ connection is refused before the handshake and audited with the reason.
 
 from __future__ import annotations
 
+import socket
 from typing import Any, Dict, List
 
+from twisted.internet import reactor
+from twisted.internet.defer import inlineCallbacks
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.protocol import Factory, Protocol
-from twisted.internet.task import Clock
+from twisted.internet.task import Clock, deferLater
 from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import Logger
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from securetcp import AUDIT_NAMESPACE, AuditEmitter, buildPolicy
 from securetcp.endpoints import SecureClientEndpoint, SecureServerEndpoint
 
 from ._iosim import connectProtocols
+from ._net import escape
 from ._pki import TestPKI
+from .test_realpeers import AuditRecorder, CountingEchoFactory, RealPeerMixin
 
 
 class _Silent(Protocol):
@@ -123,3 +128,41 @@ class LimitTests(SynchronousTestCase):
         for bad in ("maxConnections=0", "maxHandshakes=many"):
             self.assertRaises(ValueError, serverFromString, MemoryReactorClock(),
                               base + ":" + bad)
+
+
+class RealPeerLimitTests(RealPeerMixin, TestCase):
+    """
+    Over real sockets: an C{mtls:} server with C{maxConnections=1} refuses
+    C{openssl s_client} while another connection holds the slot, and
+    serves it once the slot is free.
+    """
+
+    @inlineCallbacks
+    def test_connectionLimitAgainstOpenSSL(self) -> Any:
+        """
+        While a silent TCP connection occupies the only slot, s_client is
+        refused before the handshake and audited as C{connection_limit};
+        after that connection closes, s_client's line is echoed.
+        """
+        audit = AuditRecorder()
+        factory = CountingEchoFactory()
+        description = (f"mtls:0:interface=127.0.0.1:maxConnections=1"
+                       f":certKey={escape(self.pki.path('server.pem'))}"
+                       f":privateKey={escape(self.pki.path('server.key'))}"
+                       f":caCerts={escape(self.pki.path('ca.pem'))}")
+        endpoint = serverFromString(reactor, description)
+        endpoint._emitter = audit.emitter()
+        port = yield endpoint.listen(factory)
+        self.addCleanup(port.stopListening)
+        number = port.getHost().port
+        holder = socket.create_connection(("127.0.0.1", number))
+        self.addCleanup(holder.close)
+        yield deferLater(reactor, 0.2, lambda: None)  # the server accepts it
+        peer = yield self.sClient(number, client="client", audit=audit)
+        self.assertNotEchoed(peer)
+        self.assertEqual([r["reason"] for r in audit.events("handshake.rejected")],
+                         ["connection_limit"])
+        holder.close()
+        yield deferLater(reactor, 0.2, lambda: None)
+        peer = yield self.sClient(number, client="client", audit=audit)
+        self.assertEchoed(peer)

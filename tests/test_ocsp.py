@@ -1508,3 +1508,42 @@ class RealStapleTests(RealOCSPMixin, TestCase):
         (C{staple_missing}).
         """
         return Deferred.fromCoroutine(self.stapleMatrix())
+
+
+class JudgeTests(SynchronousTestCase):
+    """
+    L{securetcp._ocsp.judge}, the pure OCSP decision, for every answer and
+    every C{ocsp} / C{revocation} setting.
+    """
+
+    def test_table(self) -> None:
+        """
+        C{good} is accepted; C{revoked} is rejected with its reason and time
+        whatever the settings; no usable answer is rejected as
+        C{revocation_unknown} only under C{ocsp=require} with hard fail, and
+        otherwise accepted with a warning naming why.
+        """
+        from securetcp._ocsp import OCSPStatus, judge
+        from securetcp.policy import Revocation
+
+        good = OCSPStatus("good", "OCSP: good")
+        revoked = OCSPStatus("revoked", "OCSP: revoked", revocationReason="keyCompromise",
+                             revocationTime="2026-11-23T00:00:00Z")
+        down = OCSPStatus("unknown", "responder unreachable", reachable=False)
+        for ocsp in ("prefer", "require"):
+            for mode in ("hard", "soft"):
+                revocation = Revocation(ocsp=ocsp, mode=mode)
+                self.assertEqual(judge(good, "responder", revocation),
+                                 (None, {"ocsp": "good (responder)"}))
+                decision, facts = judge(revoked, "stapled", revocation)
+                self.assertEqual(decision, ("revoked", "OCSP: revoked"))
+                self.assertEqual((facts["revocationReason"], facts["revocationTime"]),
+                                 ("keyCompromise", "2026-11-23T00:00:00Z"))
+                decision, facts = judge(down, "responder", revocation)
+                if ocsp == "require" and mode == "hard":
+                    self.assertEqual(decision, ("revocation_unknown", "responder unreachable"))
+                    self.assertNotIn("revocationWarning", facts)
+                else:
+                    self.assertIsNone(decision)
+                    expected = "ocsp=prefer" if ocsp == "prefer" else "revocation=soft"
+                    self.assertIn(expected, facts["revocationWarning"])

@@ -400,6 +400,17 @@ class OptionsTests(SynchronousTestCase):
                                   "--idle-timeout", "soon")
         self.assertIn("--idle-timeout", str(error))
 
+    def test_watchNotASeconds(self) -> None:
+        """
+        A C{--watch} that is not a number of seconds, or is negative, is a
+        L{usage.UsageError} naming the option.
+        """
+        for value in ("soon", "-1"):
+            error = self.assertRaises(usage.UsageError, self.parse, "terminate", "--listen",
+                                      "mtls:6661", "--backend", "tcp:127.0.0.1:1",
+                                      "--watch", value)
+            self.assertIn("--watch", str(error))
+
     def test_terminateService(self) -> None:
         """
         For C{terminate}, L{_tap.makeService} builds a service whose

@@ -1,0 +1,164 @@
+# -*- test-case-name: tests.test_tap -*-
+"""
+The plaintext/TLS splice behind C{twistd securetcp terminate} and
+C{originate}: every accepted connection is joined to a new connection to
+the far side, with flow control both ways, an idle timeout, and an audit
+record when the far side cannot be reached::
+
+    factory = SpliceFactory(backend.connect, "tcp:127.0.0.1:2575", reactor,
+                            AuditEmitter(), idleTimeout=300)
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, List, Optional
+
+from twisted.internet.protocol import Factory, Protocol
+
+from .audit import AuditEmitter, utcTimestamp
+
+
+class _Half(Protocol):
+    """
+    One side of a spliced connection; writes what it reads to the other
+    side, with flow control both ways.
+    """
+
+    other: Optional[_Half] = None
+    idle: Any = None
+
+    def link(self, other: _Half) -> None:
+        self.other = other
+        other.other = self
+        # back-pressure: a side that cannot keep up pauses the other's reading
+        self.transport.registerProducer(other.transport, True)  # type: ignore[union-attr]
+        other.transport.registerProducer(self.transport, True)  # type: ignore[union-attr]
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.other is not None and self.other.transport is not None:
+            self.other.transport.write(data)
+        if self.idle is not None:
+            self.idle.reset()
+
+    def connectionLost(self, reason: Any = None) -> None:
+        other, self.other = self.other, None
+        if other is not None:
+            other.other = None
+            if other.transport is not None:
+                try:
+                    other.transport.unregisterProducer()  # type: ignore[attr-defined]
+                except Exception:
+                    pass
+                other.transport.loseConnection()
+        if self.idle is not None:
+            self.idle.stop()
+
+
+class _IdleTimer:
+    def __init__(self, clock: Any, seconds: float, onIdle: Callable[[], None]) -> None:
+        self._clock, self._seconds, self._onIdle = clock, seconds, onIdle
+        self._call = clock.callLater(seconds, onIdle) if seconds > 0 else None
+
+    def reset(self) -> None:
+        if self._call is not None and self._call.active():
+            self._call.reset(self._seconds)
+
+    def stop(self) -> None:
+        if self._call is not None and self._call.active():
+            self._call.cancel()
+        self._call = None
+
+
+class _Front(_Half):
+    """
+    The accepted side; connects to the far side when it arrives.
+    """
+
+    def __init__(self, factory: SpliceFactory) -> None:
+        self.factory = factory
+        self.pending: List[bytes] = []
+
+    def connectionMade(self) -> None:
+        assert self.transport is not None
+        self.transport.pauseProducing()  # type: ignore[attr-defined]
+        if self.factory.idleTimeout:
+            self.idle = _IdleTimer(self.factory.clock, self.factory.idleTimeout,
+                                   self._idleTimedOut)
+        far = Factory.forProtocol(_Half)
+        far.noisy = False
+        d = self.factory.connectFar(far)
+        d.addCallbacks(self._connected, self._failed)
+
+    def _idleTimedOut(self) -> None:
+        # Nothing moved either way: close both sides.  The producers are
+        # unregistered first (a TLS transport does not close while one is
+        # registered), and the far side is aborted: it may be stalled with
+        # unread data, which a clean close would wait for forever.
+        other = self.other
+        for half in (self, other):
+            if half is not None and half.transport is not None:
+                try:
+                    half.transport.unregisterProducer()  # type: ignore[attr-defined]
+                except Exception:
+                    pass
+        if other is not None and other.transport is not None:
+            other.transport.abortConnection()  # type: ignore[attr-defined]
+        if self.transport is not None:
+            # read again (back-pressure may have paused us) so the peer's
+            # close_notify or FIN is seen; drop a peer that does not finish
+            # the close within as long again
+            self.transport.resumeProducing()  # type: ignore[attr-defined]
+            self.transport.loseConnection()
+            self.idle = _IdleTimer(self.factory.clock, self.factory.idleTimeout,
+                                   self.transport.abortConnection)  # type: ignore[attr-defined]
+
+    def _connected(self, far: _Half) -> None:
+        if self.transport is None or not getattr(self.transport, "connected", True):
+            far.transport.loseConnection()  # type: ignore[union-attr]
+            return
+        far.idle = self.idle
+        self.link(far)
+        for data in self.pending:
+            far.transport.write(data)  # type: ignore[union-attr]
+        self.pending = []
+        self.transport.resumeProducing()  # type: ignore[attr-defined]
+
+    def _failed(self, failure: Any) -> None:
+        peer = self.transport.getPeer() if self.transport is not None else None
+        self.factory.emitter.emit({
+            "event": "proxy.backend_failed",
+            "time": utcTimestamp(self.factory.clock.seconds()),
+            "backend": self.factory.farDescription,
+            "peer": f"{getattr(peer, 'host', '?')}:{getattr(peer, 'port', '?')}",
+            "detail": failure.getErrorMessage(),
+        })
+        if self.transport is not None:
+            self.transport.loseConnection()
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.other is None:
+            self.pending.append(data)
+        else:
+            super().dataReceived(data)
+
+
+class SpliceFactory(Factory):
+    """
+    For every accepted connection, connect to the far side with
+    C{connectFar(factory)} and splice the two.
+    """
+
+    noisy = False
+
+    def __init__(self, connectFar: Callable[[Any], Any], farDescription: str, clock: Any,
+                 emitter: AuditEmitter, idleTimeout: float = 0) -> None:
+        self.connectFar = connectFar
+        self.farDescription = farDescription
+        self.clock = clock
+        self.emitter = emitter
+        self.idleTimeout = idleTimeout
+
+    def buildProtocol(self, addr: Any) -> _Front:
+        front = _Front(self)
+        front.factory = self
+        return front
