@@ -1530,9 +1530,9 @@ class JudgeTests(SynchronousTestCase):
         revoked = OCSPStatus("revoked", "OCSP: revoked", revocationReason="keyCompromise",
                              revocationTime="2026-11-23T00:00:00Z")
         down = OCSPStatus("unknown", "responder unreachable", reachable=False)
-        for ocsp in ("prefer", "require"):
+        for ocspMode in ("prefer", "require"):
             for mode in ("hard", "soft"):
-                revocation = Revocation(ocsp=ocsp, mode=mode)
+                revocation = Revocation(ocsp=ocspMode, mode=mode)
                 self.assertEqual(judge(good, "responder", revocation),
                                  (None, {"ocsp": "good (responder)"}))
                 decision, facts = judge(revoked, "stapled", revocation)
@@ -1540,10 +1540,10 @@ class JudgeTests(SynchronousTestCase):
                 self.assertEqual((facts["revocationReason"], facts["revocationTime"]),
                                  ("keyCompromise", "2026-11-23T00:00:00Z"))
                 decision, facts = judge(down, "responder", revocation)
-                if ocsp == "require" and mode == "hard":
+                if ocspMode == "require" and mode == "hard":
                     self.assertEqual(decision, ("revocation_unknown", "responder unreachable"))
                     self.assertNotIn("revocationWarning", facts)
                 else:
                     self.assertIsNone(decision)
-                    expected = "ocsp=prefer" if ocsp == "prefer" else "revocation=soft"
+                    expected = "ocsp=prefer" if ocspMode == "prefer" else "revocation=soft"
                     self.assertIn(expected, facts["revocationWarning"])
