@@ -164,42 +164,79 @@ class ConnectionFacts:
 #: revocation=soft.
 _REVOCATION_UNKNOWN = (3, 11, 12)
 
-#: Above this many revoked entries, CRLs are checked by securetcp's verify
-#: callback (a set lookup) rather than by OpenSSL, whose CRL check re-hashes
-#: the whole CRL on every handshake.  The peer then gets a generic
-#: handshake_failure alert for a revoked certificate; the audit record still
-#: says "revoked".
-LARGE_CRL_ENTRIES = 10_000
+_REVOKED = 23  # X509_V_ERR_CERT_REVOKED: the peer gets the certificate_revoked alert
+_KEY_TOO_SMALL = (66, 67)  # X509_V_ERR_EE_KEY_TOO_SMALL, X509_V_ERR_CA_KEY_TOO_SMALL
+_UNSPECIFIED = 1  # X509_V_ERR_UNSPECIFIED
+
+#: How many certificates one context's verify callback remembers (by the
+#: SHA-256 of their DER), so that a peer that reconnects costs no conversion,
+#: no key check and no name encoding.
+VERIFY_CACHE_SIZE = 4096
 
 
-def _verifyCallback(policy: TLSPolicy, crls: Any = None) -> Callable[..., bool]:
+@attrs.frozen
+class SeenCertificate:
     """
-    The verify callback: records why OpenSSL rejected a certificate, checks
-    key sizes, and checks revocation against C{crls} (a
-    L{securetcp.revocation.CRLSet}) itself: a set lookup per certificate,
-    where OpenSSL's own CRL check would re-read a large CRL per handshake.
+    What the verify callback needs of one certificate, worked out once.
     """
-    strength = policy.keys
+
+    certificate: x509.Certificate
+    issuer: bytes
+    serial: int
+    selfIssued: bool
+    keyProblem: Optional[str]
+
+    @classmethod
+    def of(cls, certificate: x509.Certificate, strength: Any) -> SeenCertificate:
+        return cls(certificate, certificate.issuer.public_bytes(), certificate.serial_number,
+                   certificate.issuer == certificate.subject,
+                   certificateKeyProblem(certificate, strength))
+
+
+#: A verify check: C{(connection, seen, errno, depth, ok)} to C{None} (accept)
+#: or the X509 verify code to reject the certificate with.
+VerifyCheck = Callable[[SSL.Connection, SeenCertificate, int, int, int], Optional[int]]
+
+
+def _verifyErrorString(code: int) -> str:
+    try:
+        from OpenSSL._util import ffi, lib  # type: ignore[attr-defined]
+
+        return str(ffi.string(lib.X509_verify_cert_error_string(code)).decode("ascii", "replace"))
+    except Exception:  # pragma: no cover
+        return f"X509 verify code {code}"
+
+
+def _verifyCallback(policy: TLSPolicy, crls: Any = None) -> VerifyCheck:
+    """
+    The verify check: records why OpenSSL rejected a certificate, checks key
+    sizes, and checks revocation against C{crls} (a
+    L{securetcp.revocation.CRLSet}) itself: a set lookup per certificate.
+    OpenSSL's own CRL check would verify the CRL's signature again on every
+    handshake (and re-read a large CRL entry by entry).  A rejection carries
+    the X509 verify code, so the peer still gets the precise alert
+    (C{certificate_revoked} for a revoked certificate).
+    """
     soft = policy.revocation.mode == "soft"
     wholeChain = policy.revocation.scope == "chain"
+    crlEnabled = policy.revocation.crlEnabled
 
-    def fail(facts: Optional[ConnectionFacts], code: int, depth: int, message: str) -> bool:
+    def fail(facts: Optional[ConnectionFacts], code: int, depth: int, message: str) -> int:
         if facts is not None and facts.verifyCode is None:
             facts.verifyCode, facts.verifyDepth, facts.verifyMessage = code, depth, message
-        return False
+        return code
 
-    def revocation(facts: Optional[ConnectionFacts], certificate: x509.Certificate,
-                   depth: int) -> bool:
-        if depth > 0 and (not wholeChain or certificate.issuer == certificate.subject):
-            return True  # leaf scope, or the trust anchor itself
-        issuer = certificate.issuer.public_bytes()
-        if (issuer, certificate.serial_number) in crls.revoked:
+    def revocation(facts: Optional[ConnectionFacts], seen: SeenCertificate,
+                   depth: int) -> Optional[int]:
+        if depth > 0 and (not wholeChain or seen.selfIssued):
+            return None  # leaf scope, or the trust anchor itself
+        if (seen.issuer, seen.serial) in crls.revoked:
             if facts is not None:
-                facts.revokedCert = certificate
-            return fail(facts, 23, depth, "certificate revoked")
-        problem = crls.issuerProblem(issuer, time.time())
+                facts.revokedCert = seen.certificate
+            return fail(facts, _REVOKED, depth, "certificate revoked")
+        problem = crls.issuerProblem(seen.issuer, time.time())
         if problem is None:
-            return True
+            return None
         why = {3: "no CRL for the issuer", 11: "the issuer's CRL is not yet valid",
                12: "the issuer's CRL has expired"}[problem]
         if soft:
@@ -207,44 +244,99 @@ def _verifyCallback(policy: TLSPolicy, crls: Any = None) -> Callable[..., bool]:
                 facts.revocationWarning = (
                     f"revocation status unknown at depth {depth} (X509 verify code "
                     f"{problem}); {why}; accepted under revocation=soft")
-            return True
+            return None
         return fail(facts, problem, depth, why)
 
-    def verify(conn: SSL.Connection, cert: crypto.X509, errno: int, depth: int, ok: int) -> bool:
+    def verify(conn: SSL.Connection, seen: SeenCertificate, errno: int, depth: int,
+               ok: int) -> Optional[int]:
         facts = connectionFacts(conn)
-        certificate = cert.to_cryptography()
         if facts is not None:
-            facts.chain[depth] = certificate
-        if depth == 0 and facts is not None and facts.peerLeaf is None:
-            facts.peerLeaf = certificate
-        if not ok and soft and errno in _REVOCATION_UNKNOWN and policy.revocation.crlEnabled:
-            if facts is not None and facts.revocationWarning is None:
-                facts.revocationWarning = (
-                    f"revocation status unknown at depth {depth} (X509 verify code {errno}); "
-                    "accepted under revocation=soft")
-            return True
+            facts.chain[depth] = seen.certificate
+            if depth == 0 and facts.peerLeaf is None:
+                facts.peerLeaf = seen.certificate
         if not ok:
-            if facts is not None and facts.verifyCode is None:
-                facts.verifyCode = errno
-                facts.verifyDepth = depth
-                facts.verifyMessage = crypto.X509StoreContextError.__name__
-                try:
-                    from OpenSSL._util import ffi, lib  # type: ignore[attr-defined]
-                    facts.verifyMessage = ffi.string(
-                        lib.X509_verify_cert_error_string(errno)).decode("ascii", "replace")
-                except Exception:  # pragma: no cover
-                    pass
-            return False
-        problem = certificateKeyProblem(certificate, strength)
-        if problem:
+            if soft and errno in _REVOCATION_UNKNOWN and crlEnabled:
+                if facts is not None and facts.revocationWarning is None:
+                    facts.revocationWarning = (
+                        f"revocation status unknown at depth {depth} (X509 verify code "
+                        f"{errno}); accepted under revocation=soft")
+                return None
+            return fail(facts, errno, depth, _verifyErrorString(errno))
+        if seen.keyProblem:
             if facts is not None and facts.weakKey is None:
-                facts.weakKey = f"certificate at depth {depth}: {problem}"
-            return False
+                facts.weakKey = f"certificate at depth {depth}: {seen.keyProblem}"
+            return _KEY_TOO_SMALL[min(depth, 1)]
         if crls is not None:
-            return revocation(facts, certificate, depth)
-        return True
+            return revocation(facts, seen, depth)
+        return None
 
     return verify
+
+
+def _setVerify(ctx: SSL.Context, mode: int, check: VerifyCheck, strength: Any) -> None:
+    """
+    Make C{check} the verify callback of C{ctx}.
+
+    pyOpenSSL's C{set_verify} cannot tell OpenSSL I{why} a certificate was
+    rejected (the peer would get a generic alert), and converts every
+    certificate of every handshake.  So the callback is installed through
+    the binding: it sets the X509 verify code of a rejection (hence the
+    alert), and keeps the conversion of each certificate it has seen.  Falls
+    back to C{set_verify} if the binding lacks what it needs.
+    """
+    try:
+        from OpenSSL._util import ffi, lib  # type: ignore[attr-defined]
+
+        reverse = SSL.Connection._reverse_mapping  # type: ignore[attr-defined]
+        index = lib.SSL_get_ex_data_X509_STORE_CTX_idx()
+        sha256 = lib.EVP_get_digestbyname(b"sha256")
+        getData, getCert = lib.X509_STORE_CTX_get_ex_data, lib.X509_STORE_CTX_get_current_cert
+        getError, getDepth = lib.X509_STORE_CTX_get_error, lib.X509_STORE_CTX_get_error_depth
+        setError, digest, upRef = lib.X509_STORE_CTX_set_error, lib.X509_digest, lib.X509_up_ref
+        fromPointer = crypto.X509._from_raw_x509_ptr  # type: ignore[attr-defined]
+        setVerify, verifyOK = lib.SSL_CTX_set_verify, lib.X509_V_OK
+    except (ImportError, AttributeError):  # pragma: no cover
+        def adapter(conn: SSL.Connection, cert: crypto.X509, errno: int, depth: int,
+                    ok: int) -> bool:
+            seen = SeenCertificate.of(cert.to_cryptography(), strength)
+            return check(conn, seen, errno, depth, ok) is None
+
+        ctx.set_verify(mode, adapter)
+        return
+
+    cache: Dict[bytes, SeenCertificate] = {}
+
+    def callback(ok: int, store: Any) -> int:
+        try:
+            conn = reverse[getData(store, index)]
+            x509Pointer = getCert(store)
+            out, size = ffi.new("unsigned char[64]"), ffi.new("unsigned int *")
+            if digest(x509Pointer, sha256, out, size) != 1:
+                raise ValueError("X509_digest failed")
+            key = bytes(ffi.buffer(out, size[0]))
+            seen = cache.get(key)
+            if seen is None:
+                upRef(x509Pointer)
+                seen = SeenCertificate.of(fromPointer(x509Pointer).to_cryptography(), strength)
+                if len(cache) >= VERIFY_CACHE_SIZE:
+                    cache.clear()
+                cache[key] = seen
+            code = check(conn, seen, getError(store), getDepth(store), ok)
+        except Exception as e:  # never let an exception cross into OpenSSL
+            code = _UNSPECIFIED
+            facts = connectionFacts(reverse.get(getData(store, index)))
+            if facts is not None and facts.verifyCode is None:
+                facts.verifyCode, facts.verifyDepth = code, getDepth(store)
+                facts.verifyMessage = f"internal error in the verify callback: {e!r}"
+        if code is None:
+            setError(store, verifyOK)
+            return 1
+        setError(store, code)
+        return 0
+
+    raw = ffi.callback("int (*)(int, X509_STORE_CTX *)", callback)
+    ctx._securetcpVerify = raw  # type: ignore[attr-defined]  # lives as long as ctx
+    setVerify(ctx._context, mode, raw)  # type: ignore[attr-defined]
 
 
 def loadTrust(policy: TLSPolicy) -> List[x509.Certificate]:
@@ -321,26 +413,10 @@ def buildContext(policy: TLSPolicy, role: Role, crls: Any = None,
                 pass  # the same CA twice
     if trust.system:
         ctx.set_default_verify_paths()
-    if policy.revocation.crlEnabled:
+    if policy.revocation.crlEnabled and crls is None:
         from .revocation import loadCRLs
 
-        if crls is None:
-            crls = loadCRLs(policy.revocation, caCerts, hard=policy.revocation.mode == "hard")
-        if len(crls.revoked) <= LARGE_CRL_ENTRIES:
-            # OpenSSL checks: the peer gets the precise alert
-            # (certificate_revoked), and the cost per handshake is small
-            store = ctx.get_cert_store()
-            assert store is not None
-            for crl in crls.crls:
-                store.add_crl(crl)
-            flags = crypto.X509StoreFlags.CRL_CHECK
-            if policy.revocation.scope == "chain":
-                flags |= crypto.X509StoreFlags.CRL_CHECK_ALL
-            store.set_flags(flags)
-            crls = None
-        # else: OpenSSL would re-verify the whole CRL's signature on every
-        # handshake (milliseconds for 100,000 entries); the verify callback
-        # looks the chain up in the already verified CRLSet instead
+        crls = loadCRLs(policy.revocation, caCerts, hard=policy.revocation.mode == "hard")
 
     verifyCRLs = crls if policy.revocation.crlEnabled else None
     verify = _verifyCallback(policy, verifyCRLs)
@@ -350,7 +426,10 @@ def buildContext(policy: TLSPolicy, role: Role, crls: Any = None,
             ClientAuth.OPTIONAL: SSL.VERIFY_PEER,
             ClientAuth.REQUIRED: SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT,
         }[policy.peer.clientAuth]
-        ctx.set_verify(mode, verify if mode != SSL.VERIFY_NONE else None)
+        if mode == SSL.VERIFY_NONE:
+            ctx.set_verify(mode, None)
+        else:
+            _setVerify(ctx, mode, verify, policy.keys)
         if caCerts and policy.peer.clientAuth is not ClientAuth.NONE:
             ctx.set_client_ca_list([crypto.X509.from_cryptography(c).get_subject() for c in caCerts])
         ctx.set_session_id(hashlib.sha256(repr(policy).encode()).hexdigest()[:32].encode())
@@ -360,7 +439,7 @@ def buildContext(policy: TLSPolicy, role: Role, crls: Any = None,
         if staple is not None:
             ctx.set_ocsp_server_callback(lambda conn, data: staple())
     else:
-        ctx.set_verify(SSL.VERIFY_PEER, verify)
+        _setVerify(ctx, SSL.VERIFY_PEER, verify, policy.keys)
         if policy.revocation.ocspEnabled:
             ctx.set_ocsp_client_callback(_recordStaple)
         if policy.alpn:

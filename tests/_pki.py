@@ -65,7 +65,8 @@ class TestPKI:
       - C{client.pem}/C{client.key}: device, spiffe URI, serial known (clientAuth)
       - C{client2.pem}: another valid device, not on allow-lists
       - C{client-other.pem}: issued by the untrusted CA
-      - C{client-expired.pem}, C{client-eku.pem} (serverAuth only)
+      - C{client-expired.pem}, C{client-eku.pem} (serverAuth only),
+        C{client-p224.pem} (a P-224 key: below the default profile's minimum)
       - C{server-expired.pem}, C{server-eku.pem} (clientAuth only),
         C{server-other.pem} (untrusted CA), C{server-wrongname.pem}
     """
@@ -98,6 +99,7 @@ class TestPKI:
         pki.issue("client-other", "PUMP-ROGUE", server=False, issuer="other")
         pki.issue("client-expired", "PUMP-OLD", server=False, expired=True)
         pki.issue("client-eku", "PUMP-EKU", server=False, eku=[ExtendedKeyUsageOID.SERVER_AUTH])
+        pki.issue("client-p224", "PUMP-P224", server=False, bits=224)
         pki.issue("server-expired", "localhost", dns=["localhost"], ips=["127.0.0.1"],
                   server=True, expired=True)
         pki.issue("server-eku", "localhost", dns=["localhost"], ips=["127.0.0.1"],

@@ -1,0 +1,201 @@
+"""
+Tests for the verify callback that L{securetcp._context} installs through
+the binding: the X509 verify code of a rejection reaches the peer as its
+alert, each certificate is worked out once per context, and an exception in
+the check rejects the certificate instead of escaping into OpenSSL.
+
+The handshakes run in memory between two C{OpenSSL.SSL.Connection}s: the
+server from L{securetcp._context.ServerConnectionCreator}, the client a
+plain pyOpenSSL context with a client certificate.
+"""
+
+from __future__ import annotations
+
+from typing import Any, List, Optional, Tuple
+
+from cryptography import x509
+from OpenSSL import SSL
+from twisted.trial.unittest import SynchronousTestCase
+
+from securetcp import _context
+from securetcp.config import buildPolicy
+from securetcp.policy import TLSPolicy
+
+from ._pki import TestPKI, sharedPKI
+
+
+def _pki() -> TestPKI:
+    return sharedPKI("verify")
+
+
+def _certificate(name: str) -> x509.Certificate:
+    with open(_pki().path(f"{name}.pem"), "rb") as f:
+        return x509.load_pem_x509_certificate(f.read())
+
+
+class _Holder:
+    """
+    Stands in for Twisted's TLS protocol, which carries the connection's
+    facts.
+    """
+
+    securetcpFacts: Any = None
+
+
+def _handshake(policy: TLSPolicy, clientName: str, version: int = SSL.TLS1_2_VERSION,
+               creator: Optional[_context.ServerConnectionCreator] = None,
+               ) -> Tuple[Optional[str], Optional[str], Any]:
+    """
+    One in-memory handshake of a client presenting C{clientName}'s
+    certificate.
+
+    @return: the server's error (or C{None}), the client's error (or
+        C{None}), and the server connection's facts.
+    """
+    pki = _pki()
+    creator = creator or _context.ServerConnectionCreator(policy)
+    holder = _Holder()
+    server = creator.serverConnectionForTLS(holder)
+    clientContext = SSL.Context(SSL.TLS_METHOD)
+    clientContext.set_min_proto_version(version)
+    clientContext.set_max_proto_version(version)
+    clientContext.use_certificate_file(pki.path(f"{clientName}.pem"))
+    clientContext.use_privatekey_file(pki.path(f"{clientName}.key"))
+    client = SSL.Connection(clientContext, None)
+    client.set_connect_state()
+    errors: List[Optional[str]] = [None, None]
+    for _ in range(20):
+        moved = False
+        for index, (side, other) in enumerate(((client, server), (server, client))):
+            if errors[index] is None:
+                try:
+                    side.do_handshake()
+                except SSL.WantReadError:
+                    pass
+                except SSL.Error as e:
+                    errors[index] = str(e)
+            try:
+                data = side.bio_read(65536)
+            except SSL.WantReadError:
+                continue
+            other.bio_write(data)
+            moved = True
+        if not moved:
+            break
+    return errors[1], errors[0], holder.securetcpFacts
+
+
+class VerifyCallbackTests(SynchronousTestCase):
+    def policy(self, **options: Any) -> TLSPolicy:
+        pki = _pki()
+        return buildPolicy(clientAuth="required", caCerts=pki.path("ca.pem"),
+                           certKey=pki.path("server.pem"), privateKey=pki.path("server.key"),
+                           **options)
+
+    def test_goodClient(self) -> None:
+        """
+        A valid client certificate is accepted, and the verified chain is
+        recorded leaf first.
+        """
+        serverError, clientError, facts = _handshake(self.policy(), "client")
+        self.assertIsNone(serverError)
+        self.assertIsNone(clientError)
+        self.assertEqual(facts.peerLeaf, _certificate("client"))
+        self.assertEqual(facts.chain[0], _certificate("client"))
+        self.assertEqual(facts.chain[1], _pki().ca)
+        self.assertIsNone(facts.verifyCode)
+
+    def test_weakPeerKey(self) -> None:
+        """
+        A client certificate whose key is below the policy's minimum (P-224
+        under the default profile) is rejected during the handshake: the
+        facts say why (C{weak_key}), and the client is told by an alert
+        (OpenSSL's own check would have accepted it).
+        """
+        serverError, clientError, facts = _handshake(self.policy(), "client-p224")
+        self.assertIsNotNone(serverError)
+        self.assertIn("alert", clientError or "")
+        self.assertIn("depth 0", facts.weakKey)
+        self.assertIn("secp224r1", facts.weakKey)
+        reason, detail = _context.classifyFailure(SSL.Error([]), _Connection(facts))
+        self.assertEqual(reason, "weak_key")
+        self.assertIn("depth 0", detail)
+
+    def test_untrustedAlert(self) -> None:
+        """
+        OpenSSL's own rejection keeps its verify code: an untrusted issuer is
+        recorded as code 20 and the client gets the C{unknown ca} alert.
+        """
+        serverError, clientError, facts = _handshake(self.policy(), "client-other")
+        self.assertIsNotNone(serverError)
+        self.assertIn("unknown ca", clientError or "")
+        self.assertEqual(facts.verifyCode, 20)
+        self.assertEqual(facts.verifyDepth, 0)
+
+    def test_certificatesWorkedOutOnce(self) -> None:
+        """
+        The second handshake of the same client through the same context
+        converts and checks no certificate again.
+        """
+        calls: List[Any] = []
+        original = _context.SeenCertificate.of
+
+        def counting(certificate: Any, strength: Any) -> Any:
+            calls.append(certificate.subject)
+            return original(certificate, strength)
+
+        self.patch(_context.SeenCertificate, "of", staticmethod(counting))
+        creator = _context.ServerConnectionCreator(self.policy())
+        self.assertIsNone(_handshake(self.policy(), "client", creator=creator)[0])
+        self.assertEqual(len(calls), 2)  # the leaf and the CA
+        serverError, _, facts = _handshake(self.policy(), "client", creator=creator)
+        self.assertIsNone(serverError)
+        self.assertEqual(len(calls), 2)
+        self.assertEqual(facts.peerLeaf, _certificate("client"))
+        self.assertIsNone(_handshake(self.policy(), "client2", creator=creator)[0])
+        self.assertEqual(len(calls), 3)  # only the new leaf
+
+    def test_cacheBounded(self) -> None:
+        """
+        The per-context cache is bounded by L{_context.VERIFY_CACHE_SIZE}:
+        when full it starts again, and handshakes still verify correctly.
+        """
+        self.patch(_context, "VERIFY_CACHE_SIZE", 1)
+        creator = _context.ServerConnectionCreator(self.policy())
+        for name in ("client", "client2", "client", "client-other"):
+            serverError = _handshake(self.policy(), name, creator=creator)[0]
+            if name == "client-other":
+                self.assertIsNotNone(serverError)
+            else:
+                self.assertIsNone(serverError, name)
+
+    def test_exceptionRejects(self) -> None:
+        """
+        An exception while checking a certificate rejects it (never accepts,
+        never escapes into OpenSSL), and the facts say what happened.
+        """
+        def broken(certificate: Any, strength: Any) -> Any:
+            raise RuntimeError("boom")
+
+        self.patch(_context.SeenCertificate, "of", staticmethod(broken))
+        serverError, clientError, facts = _handshake(self.policy(), "client")
+        self.assertIsNotNone(serverError)
+        self.assertIsNotNone(clientError)
+        self.assertEqual(facts.verifyCode, 1)
+        self.assertIn("internal error in the verify callback", facts.verifyMessage)
+        self.assertIn("boom", facts.verifyMessage)
+
+
+class _Connection:
+    """
+    The part of C{OpenSSL.SSL.Connection} that
+    L{_context.connectionFacts} reads.
+    """
+
+    def __init__(self, facts: Any) -> None:
+        holder = _Holder()
+        holder.securetcpFacts = facts
+        self._holder = holder
+
+    def get_app_data(self) -> Any:
+        return self._holder
