@@ -15,6 +15,7 @@ import dataclasses
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -24,6 +25,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from ._pki import makePKI
 from ._procs import (
+    ALL_CPUS,
     Processes,
     cpuSeconds,
     descendants,
@@ -256,6 +258,7 @@ class Bench:
         self.loadgen = loadgen
         self.pki = pki
         self.backend = backend
+        self.backendPid: Optional[int] = None
 
     def _client(self, server: Server) -> List[str]:
         if server.mutual:
@@ -513,6 +516,8 @@ def workersScaling(bench: Bench, procs: Processes, clients: int = 12) -> Dict[st
             for _ in range(4 * workers):
                 runJSON([bench.loadgen, "hs", f"port={port}", "n=25", "version=13"], None, 120)
             before = treeCPUSeconds(tree)
+            backendBefore = cpuSeconds(bench.backendPid) if bench.backendPid else 0.0
+            clientsBefore = _childrenCPUSeconds()
             started = time.monotonic()
             loads = [procs.start([bench.loadgen, "hs", f"port={port}", f"n={n}", "version=13"],
                                  None, stdin=subprocess.DEVNULL,
@@ -522,6 +527,8 @@ def workersScaling(bench: Bench, procs: Processes, clients: int = 12) -> Dict[st
                 load.wait(300)
             wall = time.monotonic() - started
             cpu = treeCPUSeconds(tree) - before
+            clientCPU = _childrenCPUSeconds() - clientsBefore
+            backendCPU = (cpuSeconds(bench.backendPid) - backendBefore) if bench.backendPid else 0.0
             done = 0
             for k in range(clients):
                 with open(os.path.join(bench.workDir, f"workers{workers}-{k}.json")) as f:
@@ -531,6 +538,10 @@ def workersScaling(bench: Bench, procs: Processes, clients: int = 12) -> Dict[st
                 "processes": len(tree), "handshakes": done, "wall_s": round(wall, 3),
                 "handshakes_per_s": done / wall if wall else None,
                 "cpu_us_per_handshake": cpu / done * 1e6 if done else None,
+                "client_cpu_us_per_handshake": clientCPU / done * 1e6 if done else None,
+                "backend_cpu_us_per_handshake": backendCPU / done * 1e6 if done else None,
+                # CPUs kept busy by server, load generators and backend together
+                "cpus_busy": round((cpu + clientCPU + backendCPU) / wall, 2) if wall else None,
             }
         except (RuntimeError, subprocess.TimeoutExpired, OSError, ValueError) as e:
             out[str(workers)] = {"error": str(e)}
@@ -544,7 +555,21 @@ def workersScaling(bench: Bench, procs: Processes, clients: int = 12) -> Dict[st
         _progress("terminate", f"workers {workers}", out[str(workers)])
     one, two = out.get("1", {}).get("handshakes_per_s"), out.get("2", {}).get("handshakes_per_s")
     out["ratio"] = two / one if one and two else None
+    # The most two workers can reach here: every CPU busy, each handshake
+    # costing the server, client and backend CPU measured with two workers.
+    perHandshake = [out.get("2", {}).get(k) for k in
+                    ("cpu_us_per_handshake", "client_cpu_us_per_handshake",
+                     "backend_cpu_us_per_handshake")]
+    if one and all(v is not None for v in perHandshake):
+        ceiling = len(ALL_CPUS) / (sum(perHandshake) / 1e6)  # type: ignore[arg-type]
+        out["ceiling_handshakes_per_s"] = ceiling
+        out["ceiling_ratio"] = ceiling / one
     return out
+
+
+def _childrenCPUSeconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def workersAvailable() -> bool:
@@ -583,6 +608,7 @@ def run(settings: Settings, workDir: str, only: Optional[List[str]] = None) -> D
                               log=os.path.join(workDir, "backend.out"))
         waitListening(backend, backendPort)
         bench = Bench(settings, workDir, loadgen, pki, backendPort)
+        bench.backendPid = backend.pid
         for server in servers:
             print(f"{server.name}: {server.label}", flush=True)
             try:
