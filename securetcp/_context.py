@@ -33,6 +33,12 @@ from .credentials import certificateKeyProblem, loadCADir, loadCAFile, loadCrede
 from .errors import PolicyError, UnsupportedByOpenSSLError
 from .policy import ClientAuth, Role, TLSPolicy
 
+#: The TLS errors the TLS transport (L{securetcp._gate}) tells apart, so that
+#: it need not import C{OpenSSL} itself.
+TLSError = SSL.Error
+WantReadError = SSL.WantReadError
+ZeroReturnError = SSL.ZeroReturnError
+
 _PROTOCOL = {
     TLSVersion.TLSv1: SSL.TLS1_VERSION,
     TLSVersion.TLSv1_1: SSL.TLS1_1_VERSION,

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_gate -*-
+# -*- test-case-name: tests.test_gate,tests.test_halfclose -*-
 """
 The gate: a protocol wrapper between TLS and the application.
 
@@ -11,6 +11,12 @@ TCP_NODELAY and emits the audit events::
     gate = GateFactory(appFactory, policy, Role.SERVER, clock, AuditEmitter())
     tls = TLSMemoryBIOFactory(serverCreator, False, gate, clock=clock)
     tls.protocol = GatedTLSProtocol
+
+The TLS layer half-closes both ways, as TCP does: an application that
+provides L{IHalfCloseableProtocol} gets C{readConnectionLost()} when the
+peer sends close_notify (and may go on writing), and its
+C{transport.loseWriteConnection()} sends our close_notify and shuts down
+the TCP write side while the peer's data still arrives.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.interfaces import (
     IAddress,
+    IHalfCloseableProtocol,
     IHandshakeListener,
     IProtocol,
     IProtocolFactory,
@@ -29,12 +36,21 @@ from twisted.internet.interfaces import (
     ITCPTransport,
 )
 from twisted.internet.protocol import Factory, Protocol
+from twisted.protocols.policies import ProtocolWrapper
 from twisted.protocols.tls import BufferingTLSTransport
 from twisted.python.failure import Failure
-from zope.interface import implementer
+from zope.interface import alsoProvides, implementer
 
 from ._compliance import verdict
-from ._context import classifyFailure, connectionFacts, negotiated, tlsErrorDetail
+from ._context import (
+    TLSError,
+    WantReadError,
+    ZeroReturnError,
+    classifyFailure,
+    connectionFacts,
+    negotiated,
+    tlsErrorDetail,
+)
 from .audit import AuditEmitter, auditHealth, utcTimestamp
 from .errors import HandshakeRejected
 from .identity import PeerIdentity, authorise, identityFromCertificate, spkiDigest
@@ -54,6 +70,30 @@ def _address(address: Optional[IAddress]) -> Optional[str]:
     return str(address)
 
 
+def passReadConnectionLost(transport: Any, above: Optional[IProtocol]) -> None:
+    """
+    For the wrappers below TLS (PROXY header, permissive sniffing), which
+    the TCP transport sees as its protocol: TCP's read side ended.  Pass it
+    to the protocol above if it takes half-closes (the TLS transport always
+    does); else close, as TCP would have.
+    """
+    halfCloseable = IHalfCloseableProtocol(above, None) if above is not None else None
+    if halfCloseable is None:
+        transport.loseConnection()
+    else:
+        halfCloseable.readConnectionLost()
+
+
+def passWriteConnectionLost(above: Optional[IProtocol]) -> None:
+    """
+    For the wrappers below TLS: TCP's write side was shut down; tell the
+    protocol above if it takes half-closes.
+    """
+    halfCloseable = IHalfCloseableProtocol(above, None) if above is not None else None
+    if halfCloseable is not None:
+        halfCloseable.writeConnectionLost()
+
+
 def proxiedBy(transport: Any) -> Optional[str]:
     """
     The address of the load balancer that relayed this connection with a
@@ -69,22 +109,50 @@ def proxiedBy(transport: Any) -> Optional[str]:
     return None
 
 
+@implementer(IHalfCloseableProtocol)
 class GatedTLSProtocol(BufferingTLSTransport):
     """
     Twisted's TLS transport, plus what the gate needs from below: the count
     of application bytes written, whether the first bytes looked like TLS,
-    and TCP_NODELAY.
+    and TCP_NODELAY; and half-closes both ways, which Twisted's TLS layer
+    does not have:
+
+      - The peer's close_notify, when the protocol above provides
+        L{IHalfCloseableProtocol}, becomes its C{readConnectionLost()}; the
+        connection stays open for writing.  Otherwise the connection closes,
+        as in Twisted.
+      - Towards TCP this transport is itself an L{IHalfCloseableProtocol}:
+        the TCP read EOF that follows a close_notify is expected and changes
+        nothing; a TCP read EOF without close_notify is a truncation and
+        closes the connection with the reason Twisted gives it.
+      - L{loseWriteConnection} flushes what the application wrote, sends
+        close_notify and shuts down the TCP write side; the peer's data
+        still arrives (OpenSSL reads after sending close_notify, TLS 1.2
+        and 1.3).
+      - Once close_notify went both ways the TCP connection is closed, and
+        the protocol above gets C{connectionLost} with L{ConnectionDone}.
     """
 
+    transport: Any
     bytesOut = 0
     firstByte: Optional[int] = None
     securetcpFacts: Any = None
+    #: the peer's close_notify arrived and was passed up as a half-close
+    readClosed = False
+    #: L{loseWriteConnection} was called
+    _writeClosing = False
+    #: our close_notify has been sent after L{loseWriteConnection}
+    writeClosed = False
+    _connectionLostDone = False
 
     def __init__(self, factory: Any, wrappedProtocol: IProtocol, _connectWrapped: bool = True) -> None:
         super().__init__(factory, wrappedProtocol, _connectWrapped)
         aggregate = self.write
 
         def countingWrite(data: bytes) -> None:
+            if self.writeClosed or (self._writeClosing and self._producer is None):
+                # like TCP after loseWriteConnection: the bytes are dropped
+                return
             self.bytesOut += len(data)
             aggregate(data)
 
@@ -105,6 +173,142 @@ class GatedTLSProtocol(BufferingTLSTransport):
         if self.firstByte is None and data:
             self.firstByte = data[0]
         super().dataReceived(data)
+        # the handshake may just have completed, or writes that waited
+        # for it have gone out: a pending close_notify may now be sent
+        self._sendCloseNotify()
+
+    # -- half-close: the peer's side -----------------------------------
+
+    def _flushReceiveBIO(self) -> None:
+        # Twisted's loop, except for close_notify: see _peerClosedWrite.
+        while not self._lostTLSConnection and not self.readClosed:
+            try:
+                data = self._tlsConnection.recv(2**15)
+            except WantReadError:
+                break
+            except ZeroReturnError:
+                if self._halfCloseable():
+                    self._peerClosedWrite()
+                else:
+                    self._shutdownTLS()
+                    self._tlsShutdownFinished(None)
+            except TLSError:
+                self._tlsShutdownFinished(Failure())
+            else:
+                if not self._aborted:
+                    ProtocolWrapper.dataReceived(self, data)
+        if self._tlsConnection is not None:
+            self._flushSendBIO()
+
+    def _halfCloseable(self) -> bool:
+        """
+        Whether the peer's close_notify is passed up as a half-close: the
+        protocol above wants it, and nobody is closing or aborting.
+        """
+        return (not self.disconnecting and not self._aborted
+                and IHalfCloseableProtocol.providedBy(self.wrappedProtocol))
+
+    def _peerClosedWrite(self) -> None:
+        """
+        The peer sent close_notify: tell the protocol above, and close the
+        connection if our close_notify has gone out already.
+        """
+        self.readClosed = True
+        bothClosed = self.writeClosed
+        IHalfCloseableProtocol(self.wrappedProtocol).readConnectionLost()
+        if bothClosed and not self._connectionLostDone and not self.disconnecting:
+            # shutdown() now reports both close_notify alerts, and closes TCP
+            self._shutdownTLS()
+
+    def readConnectionLost(self, reason: Optional[Failure] = None) -> None:
+        """
+        TCP's read side ended (L{IHalfCloseableProtocol}, as the TCP
+        transport calls it).  After close_notify this is the peer's normal
+        FIN.  Without one it is a truncation, and the connection ends at
+        once, as it does in Twisted (where the TCP transport ends it): the
+        protocol above gets C{connectionLost} with the same reason.
+        """
+        if self._lostTLSConnection or self.readClosed:
+            return
+        # what TLSMemoryBIOProtocol.connectionLost does: let OpenSSL see the
+        # end of the stream, and report what it makes of it
+        self._tlsConnection.bio_shutdown()
+        self._flushReceiveBIO()
+        if self.readClosed or self._tlsConnection is None:
+            # the stream's last bytes were a close_notify after all
+            return
+        self._lostTLSConnection = True
+        transport = self.transport
+        self.connectionLost(Failure(ConnectionDone()))
+        # the TCP transport would have closed the socket without flushing
+        # (the peer has gone); its connectionLost will find us done
+        transport.abortConnection()
+
+    def connectionLost(self, reason: Failure = Failure(ConnectionDone())) -> None:
+        # called once by the transport, or first by readConnectionLost
+        if self._connectionLostDone:
+            return
+        self._connectionLostDone = True
+        super().connectionLost(reason)
+
+    def writeConnectionLost(self, reason: Optional[Failure] = None) -> None:
+        """
+        TCP's write side has been shut down (after L{loseWriteConnection});
+        passed up to a protocol that wants half-close notifications.
+        """
+        above = IHalfCloseableProtocol(self.wrappedProtocol, None)
+        if above is not None:
+            above.writeConnectionLost()
+
+    # -- half-close: our side ------------------------------------------
+
+    def loseWriteConnection(self) -> None:
+        """
+        Half-close: send what the application wrote, then close_notify,
+        then shut down the TCP write side (once any registered producer is
+        unregistered, as with C{loseConnection}).  Reading goes on; when
+        the peer's close_notify arrives the connection closes.
+        """
+        if (self._writeClosing or self.disconnecting or not self.connected
+                or self._lostTLSConnection):
+            return
+        self._writeClosing = True
+        self._aggregator.flush()
+        self._sendCloseNotify()
+
+    def _sendCloseNotify(self) -> None:
+        """
+        Send the close_notify L{loseWriteConnection} asked for, if nothing
+        has to go out before it.
+        """
+        if (not self._writeClosing or self.writeClosed or self.disconnecting
+                or self._lostTLSConnection or not self._handshakeDone
+                or self._appSendBuffer or self._producer is not None):
+            return
+        self.writeClosed = True
+        try:
+            bothClosed = self._tlsConnection.shutdown()
+        except TLSError:
+            self._tlsShutdownFinished(Failure())
+            return
+        self._flushSendBIO()
+        if bothClosed:
+            # the peer's close_notify came first: nothing can follow
+            self.transport.loseConnection()
+            return
+        lower = getattr(self.transport, "loseWriteConnection", None)
+        if lower is not None:
+            lower()
+
+    def _write(self, bytes: bytes) -> None:
+        if self.writeClosed:
+            # OpenSSL refuses to write after close_notify; so does TCP
+            return
+        super()._write(bytes)  # type: ignore[misc]
+
+    def unregisterProducer(self) -> None:
+        super().unregisterProducer()
+        self._sendCloseNotify()
 
 
 @implementer(IHandshakeListener)
@@ -112,6 +316,13 @@ class GateProtocol(Protocol):
     """
     Sits on top of a L{GatedTLSProtocol}; hands the connection to the
     application protocol once every check has passed.
+
+    It passes half-closes through to an application that provides
+    L{IHalfCloseableProtocol}: the gate provides that interface itself from
+    the moment such an application is admitted.  Before admission (while
+    an OCSP answer is awaited) the peer's close_notify closes the connection
+    as it always did: the peer is audited as C{peer_closed} and nothing
+    reaches the application.
     """
 
     transport: Any
@@ -246,6 +457,9 @@ class GateProtocol(Protocol):
             self.transport.loseConnection()
             return
         self.application = application
+        if IHalfCloseableProtocol.providedBy(application):
+            # from now on the peer's close_notify is a half-close
+            alsoProvides(self, IHalfCloseableProtocol)
         self.gate.emit(self, "connection.accepted")
         if not auditHealth.accepting:
             self.application = None
@@ -284,6 +498,23 @@ class GateProtocol(Protocol):
             self.application.dataReceived(data)
         elif self._rejected is None:
             self._buffer.append(data)
+
+    def readConnectionLost(self) -> None:
+        """
+        The peer sent close_notify (L{IHalfCloseableProtocol}, provided only
+        once a half-closeable application is admitted): pass it on.
+        """
+        above = IHalfCloseableProtocol(self.application, None)
+        if above is not None:
+            above.readConnectionLost()
+
+    def writeConnectionLost(self) -> None:
+        """
+        Our write side has been shut down (L{IHalfCloseableProtocol}).
+        """
+        above = IHalfCloseableProtocol(self.application, None)
+        if above is not None:
+            above.writeConnectionLost()
 
     def connectionLost(self, reason: Failure = Failure(ConnectionDone())) -> None:
         self._cancelTimeout()

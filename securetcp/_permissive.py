@@ -15,7 +15,9 @@ from __future__ import annotations
 
 from typing import Any, List, Optional
 
+from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
+from zope.interface import implementer
 
 TLS_HANDSHAKE = 0x16
 
@@ -44,11 +46,13 @@ class _PlainApplication(ProtocolWrapper):
         self.write(b"".join(data))
 
 
+@implementer(IHalfCloseableProtocol)
 class SniffingProtocol(ProtocolWrapper):
     """
     Waits for the first byte: a TLS handshake record goes to the TLS
     protocol (C{wrappedProtocol}); anything else to the application,
-    unencrypted.
+    unencrypted.  Half-closes pass through to either (to a plaintext
+    application only if it provides L{IHalfCloseableProtocol}).
     """
 
     def __init__(self, factory: SniffingFactory, wrappedProtocol: Any) -> None:
@@ -116,6 +120,23 @@ class SniffingProtocol(ProtocolWrapper):
         self.started = factory.clock.seconds()
         factory.audit(self, "connection.accepted")
         self.plain.dataReceived(data)
+
+    def _above(self) -> Any:
+        if self.mode == "tls":
+            return self.wrappedProtocol
+        if self.mode == "plain" and self.plain is not None:
+            return self.plain.wrappedProtocol
+        return None
+
+    def readConnectionLost(self) -> None:
+        from ._gate import passReadConnectionLost
+
+        passReadConnectionLost(self.transport, self._above())
+
+    def writeConnectionLost(self) -> None:
+        from ._gate import passWriteConnectionLost
+
+        passWriteConnectionLost(self._above())
 
     def _refuse(self, reason: str, detail: str) -> None:
         self.mode = "refused"

@@ -22,8 +22,9 @@ from typing import Any, Optional, Sequence, Tuple
 
 import attrs
 from twisted.internet.address import IPv4Address, IPv6Address
-from twisted.internet.interfaces import IAddress
+from twisted.internet.interfaces import IAddress, IHalfCloseableProtocol
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
+from zope.interface import implementer
 
 V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
 V1_MAX = 107
@@ -164,10 +165,12 @@ def _text(address: Optional[IAddress]) -> Optional[str]:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+@implementer(IHalfCloseableProtocol)
 class ProxyHeaderProtocol(ProtocolWrapper):
     """
     Reads the PROXY header, then connects the wrapped (TLS) protocol, which
-    sees the original client as C{getPeer()}.
+    sees the original client as C{getPeer()}.  Half-closes pass through to
+    it (the TLS transport tells a half-close from a truncation).
 
     @ivar proxiedBy: the address of the balancer that connected to us.
     """
@@ -211,6 +214,17 @@ class ProxyHeaderProtocol(ProtocolWrapper):
         self.wrappedProtocol.makeConnection(self)  # type: ignore[arg-type]
         if rest:
             self.wrappedProtocol.dataReceived(rest)
+
+    def readConnectionLost(self) -> None:
+        from ._gate import passReadConnectionLost
+
+        passReadConnectionLost(self.transport,
+                               self.wrappedProtocol if self.header is not None else None)
+
+    def writeConnectionLost(self) -> None:
+        from ._gate import passWriteConnectionLost
+
+        passWriteConnectionLost(self.wrappedProtocol if self.header is not None else None)
 
     def getPeer(self) -> IAddress:
         if self.header is not None and self.header.source is not None:

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_tap -*-
+# -*- test-case-name: tests.test_tap,tests.test_halfclose -*-
 """
 The plaintext/TLS splice behind C{twistd securetcp terminate} and
 C{originate}: every accepted connection is joined to a new connection to
@@ -7,25 +7,41 @@ record when the far side cannot be reached::
 
     factory = SpliceFactory(backend.connect, "tcp:127.0.0.1:2575", reactor,
                             AuditEmitter(), idleTimeout=300)
+
+Half-closes go through both ways: when one side's peer ends its stream (a
+TCP FIN, or a TLS close_notify), the other side's write side is closed with
+C{loseWriteConnection()} (TCP: shutdown; TLS: close_notify, then shutdown)
+and the opposite direction keeps flowing.  Once both directions have ended,
+both connections are closed.  A connection lost in any other way (a reset,
+an error, a TLS peer's FIN without close_notify) closes the other side, as
+before.
 """
 
 from __future__ import annotations
 
 from typing import Any, Callable, List, Optional
 
+from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.internet.protocol import Factory, Protocol
+from zope.interface import implementer
 
 from .audit import AuditEmitter, utcTimestamp
 
 
+@implementer(IHalfCloseableProtocol)
 class _Half(Protocol):
     """
     One side of a spliced connection; writes what it reads to the other
-    side, with flow control both ways.
+    side, with flow control both ways, and passes a half-close on.
     """
 
     other: Optional[_Half] = None
     idle: Any = None
+    #: this side's peer will send nothing more (FIN or close_notify)
+    readClosed = False
+    #: this side's write side was closed, because the other side's peer
+    #: ended its stream
+    writeClosed = False
 
     def link(self, other: _Half) -> None:
         self.other = other
@@ -39,6 +55,57 @@ class _Half(Protocol):
             self.other.transport.write(data)
         if self.idle is not None:
             self.idle.reset()
+
+    def readConnectionLost(self) -> None:
+        """
+        This side's peer ended its stream: end the other side's write
+        side; close both once both directions have ended.
+        """
+        self.readClosed = True
+        other = self.other
+        if other is None or other.transport is None:
+            if self.transport is not None:
+                self.transport.loseConnection()
+            return
+        other.closeWrite()
+        if other.readClosed:
+            self.closeBoth()
+
+    def writeConnectionLost(self) -> None:
+        """
+        Our write side is shut down (L{IHalfCloseableProtocol}); nothing to
+        do.
+        """
+
+    def closeWrite(self) -> None:
+        """
+        Half-close this side's connection: what was written goes out, then
+        the end of the stream (TCP FIN, or TLS close_notify and FIN).
+        """
+        if self.writeClosed or self.transport is None:
+            return
+        self.writeClosed = True
+        transport: Any = self.transport
+        # the producer feeding this transport is the other side, whose
+        # peer has just ended its stream: a registered producer would hold
+        # the half-close back
+        try:
+            transport.unregisterProducer()
+        except Exception:
+            pass
+        loseWrite = getattr(transport, "loseWriteConnection", None)
+        if loseWrite is None:
+            transport.loseConnection()
+        else:
+            loseWrite()
+
+    def closeBoth(self) -> None:
+        """
+        Both directions have ended: close both connections.
+        """
+        for half in (self, self.other):
+            if half is not None and half.transport is not None:
+                half.transport.loseConnection()
 
     def connectionLost(self, reason: Any = None) -> None:
         other, self.other = self.other, None
@@ -77,6 +144,8 @@ class _Front(_Half):
     def __init__(self, factory: SpliceFactory) -> None:
         self.factory = factory
         self.pending: List[bytes] = []
+        #: the far side is being connected
+        self.connecting = True
 
     def connectionMade(self) -> None:
         assert self.transport is not None
@@ -113,6 +182,7 @@ class _Front(_Half):
                                    self.transport.abortConnection)  # type: ignore[attr-defined]
 
     def _connected(self, far: _Half) -> None:
+        self.connecting = False
         if self.transport is None or not getattr(self.transport, "connected", True):
             far.transport.loseConnection()  # type: ignore[union-attr]
             return
@@ -121,9 +191,20 @@ class _Front(_Half):
         for data in self.pending:
             far.transport.write(data)  # type: ignore[union-attr]
         self.pending = []
+        if self.readClosed:
+            # the peer ended its stream while the far side was connecting
+            far.closeWrite()
         self.transport.resumeProducing()  # type: ignore[attr-defined]
 
+    def readConnectionLost(self) -> None:
+        if self.connecting:
+            # remembered; passed on once the far side is connected
+            self.readClosed = True
+            return
+        super().readConnectionLost()
+
     def _failed(self, failure: Any) -> None:
+        self.connecting = False
         peer = self.transport.getPeer() if self.transport is not None else None
         self.factory.emitter.emit({
             "event": "proxy.backend_failed",

@@ -13,6 +13,10 @@ Both sides, both C{TLSMemoryBIOFactory}s and the pump share one
 L{twisted.internet.task.Clock}: the TLS layer aggregates small writes and
 flushes them with C{clock.callLater(0, ...)}, which only runs when the pump
 advances that same clock.
+
+Twisted's in-memory transport cannot half-close (its C{loseWriteConnection}
+does nothing); with C{halfClose=True} the connection uses
+L{HalfCloseableTransport}, which can, as TCP does.
 """
 
 from __future__ import annotations
@@ -22,7 +26,12 @@ from typing import Any, Callable, Optional, Tuple
 import attrs
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.interfaces import IProtocol, IProtocolFactory, IStreamClientEndpoint
+from twisted.internet.interfaces import (
+    IHalfCloseableProtocol,
+    IProtocol,
+    IProtocolFactory,
+    IStreamClientEndpoint,
+)
 from twisted.internet.task import Clock
 from twisted.test.iosim import FakeTransport, IOPump, connectedServerAndClient
 from zope.interface import implementer
@@ -30,6 +39,8 @@ from zope.interface import implementer
 __all__ = [
     "SERVER_ADDRESS",
     "CLIENT_ADDRESS",
+    "HalfCloseableTransport",
+    "HalfClosePump",
     "InMemoryConnection",
     "InMemoryClientEndpoint",
     "IOPump",
@@ -53,11 +64,91 @@ def _clientTransport(protocol: IProtocol) -> FakeTransport:
                          hostAddress=CLIENT_ADDRESS, peerAddress=SERVER_ADDRESS)
 
 
+class HalfCloseableTransport(FakeTransport):
+    """
+    An in-memory transport that half-closes as TCP does: after
+    C{loseWriteConnection()}, or C{loseConnection()}, once what was written
+    has been delivered, a FIN goes to the peer: its protocol gets
+    C{readConnectionLost()} if it provides L{IHalfCloseableProtocol}, else
+    the connection closes.  After C{loseWriteConnection()} this side's
+    protocol gets C{writeConnectionLost()}.  L{HalfClosePump} delivers the
+    FIN.
+
+    @ivar finSent: the FIN has been delivered to the peer.
+    @ivar finReceived: the peer's FIN has been delivered here.
+    """
+
+    writeClosing = False
+    finSent = False
+    finReceived = False
+
+    def loseWriteConnection(self) -> None:
+        self.writeClosing = True
+
+    def write(self, data: bytes) -> None:
+        if self.finSent:
+            return
+        super().write(data)
+
+
+class HalfClosePump(IOPump):
+    """
+    An L{IOPump} for L{HalfCloseableTransport}s: when no data moves, it
+    delivers a pending FIN before a pending close (as TCP's close sends a
+    FIN first).
+    """
+
+    def pump(self, debug: bool = False, advanceClock: bool = True) -> bool:
+        if advanceClock:
+            self.clock.advance(0)
+        serverData = self.serverIO.getOutBuffer()
+        clientData = self.clientIO.getOutBuffer()
+        self.clientIO._checkProducer()
+        self.serverIO._checkProducer()
+        if clientData:
+            self.serverIO.bufferReceived(clientData)
+        if serverData:
+            self.clientIO.bufferReceived(serverData)
+        if clientData or serverData:
+            return True
+        for mine, theirs in ((self.clientIO, self.serverIO), (self.serverIO, self.clientIO)):
+            if (mine.writeClosing or mine.disconnecting) and not mine.finSent \
+                    and not mine.disconnected:
+                mine.finSent = True
+                theirs.finReceived = True
+                ours = IHalfCloseableProtocol(mine.protocol, None)
+                if ours is not None and not mine.disconnecting:
+                    ours.writeConnectionLost()
+                peer = IHalfCloseableProtocol(theirs.protocol, None)
+                if peer is not None and not theirs.disconnecting:
+                    peer.readConnectionLost()
+                elif not mine.disconnecting:
+                    theirs.loseConnection()
+                return True
+        # a close: IOPump's way
+        return bool(super().pump(debug, advanceClock=False))
+
+
+def _connectHalfCloseable(server: IProtocol, client: IProtocol, clock: Clock,
+                          greet: bool) -> HalfClosePump:
+    serverIO = HalfCloseableTransport(server, isServer=True,
+                                      hostAddress=SERVER_ADDRESS, peerAddress=CLIENT_ADDRESS)
+    clientIO = HalfCloseableTransport(client, isServer=False,
+                                      hostAddress=CLIENT_ADDRESS, peerAddress=SERVER_ADDRESS)
+    server.makeConnection(serverIO)
+    client.makeConnection(clientIO)
+    pump = HalfClosePump(client, server, clientIO, serverIO, False, clock=clock)
+    if greet:
+        pump.flush()
+    return pump
+
+
 def connectProtocols(
     serverFactory: IProtocolFactory,
     clientFactory: IProtocolFactory,
     clock: Clock,
     greet: bool = True,
+    halfClose: bool = False,
 ) -> Tuple[Any, Any, IOPump]:
     """
     Build one protocol from each factory and connect them in memory with
@@ -65,9 +156,16 @@ def connectProtocols(
 
     @param greet: pump until quiet before returning (completing a TLS
         handshake, for instance).
+    @param halfClose: connect them with L{HalfCloseableTransport}s and a
+        L{HalfClosePump}.
     @return: C{(client, server, pump)}, in the order Twisted's
         C{connectedServerAndClient} uses.
     """
+    if halfClose:
+        server = serverFactory.buildProtocol(CLIENT_ADDRESS)
+        client = clientFactory.buildProtocol(SERVER_ADDRESS)
+        assert server is not None and client is not None
+        return client, server, _connectHalfCloseable(server, client, clock, greet)
     return connectedServerAndClient(
         lambda: serverFactory.buildProtocol(CLIENT_ADDRESS),
         lambda: clientFactory.buildProtocol(SERVER_ADDRESS),
@@ -117,6 +215,7 @@ def connectEndpoints(
     clientApp: IProtocolFactory,
     clock: Clock,
     greet: bool = True,
+    halfClose: bool = False,
 ) -> InMemoryConnection:
     """
     Connect a securetcp server endpoint's wrapping (its C{wrapFactory}) to a
@@ -124,10 +223,12 @@ def connectEndpoints(
     until quiet, which completes or fails the handshake.
 
     Both endpoints must have been built with C{clock=clock}.
+
+    @param halfClose: see L{connectProtocols}.
     """
     serverTLS = serverEndpoint.wrapFactory(serverApp)
     clientTLS, clientGate = clientEndpoint.wrapFactory(clientApp)
-    client, server, pump = connectProtocols(serverTLS, clientTLS, clock, greet)
+    client, server, pump = connectProtocols(serverTLS, clientTLS, clock, greet, halfClose)
     return InMemoryConnection(client, server, pump, clientGate)
 
 
@@ -160,14 +261,17 @@ class InMemoryClientEndpoint:
     the last connection is L{pump}; nothing moves until it is pumped.
     """
 
-    def __init__(self, serverFactory: IProtocolFactory, clock: Clock) -> None:
+    def __init__(self, serverFactory: IProtocolFactory, clock: Clock,
+                 halfClose: bool = False) -> None:
         self.serverFactory = serverFactory
         self.clock = clock
+        self.halfClose = halfClose
         self.pump: Optional[IOPump] = None
         self.server: Any = None
         self.client: Any = None
 
     def connect(self, protocolFactory: IProtocolFactory) -> Deferred[IProtocol]:
         self.client, self.server, self.pump = connectProtocols(
-            self.serverFactory, protocolFactory, self.clock, greet=False)
+            self.serverFactory, protocolFactory, self.clock, greet=False,
+            halfClose=self.halfClose)
         return succeed(self.client)
