@@ -139,6 +139,8 @@ class GatedTLSProtocol(BufferingTLSTransport):
     securetcpFacts: Any = None
     #: the peer's close_notify arrived and was passed up as a half-close
     readClosed = False
+    #: why L{closeTruncated} ended the connection, for the audit record
+    closeNote: Optional[str] = None
     #: L{loseWriteConnection} was called
     _writeClosing = False
     #: our close_notify has been sent after L{loseWriteConnection}
@@ -299,6 +301,21 @@ class GatedTLSProtocol(BufferingTLSTransport):
         lower = getattr(self.transport, "loseWriteConnection", None)
         if lower is not None:
             lower()
+
+    def closeTruncated(self, why: str) -> None:
+        """
+        Send what was written, then close TCP I{without} close_notify, so
+        the peer sees that the stream was cut short (a proxy whose other
+        side broke off).  C{why} becomes the C{closeReason} of the audit
+        record.
+        """
+        if self.disconnecting or self._lostTLSConnection or self.transport is None:
+            return
+        self.closeNote = why
+        self._aggregator.flush()
+        self._flushSendBIO()
+        self.writeClosed = True
+        self.transport.loseConnection()
 
     def _write(self, bytes: bytes) -> None:
         if self.writeClosed:
@@ -527,7 +544,8 @@ class GateProtocol(Protocol):
         if self.application is not None:
             # e.g. a TLS 1.3 server refusing our certificate after our side
             # of the handshake had completed
-            closeReason = tlsErrorDetail(reason.value)
+            closeReason = (getattr(self.transport, "closeNote", None)
+                           or tlsErrorDetail(reason.value))
             self.gate.emit(self, "connection.closed",
                            closeReason=closeReason,
                            duration=round(self.gate.clock.seconds() - self.started, 6),

@@ -13,15 +13,18 @@ TCP FIN, or a TLS close_notify), the other side's write side is closed with
 C{loseWriteConnection()} (TCP: shutdown; TLS: close_notify, then shutdown)
 and the opposite direction keeps flowing.  Once both directions have ended,
 both connections are closed.  A connection lost in any other way (a reset,
-an error, a TLS peer's FIN without close_notify) closes the other side, as
-before.
+an error, a TLS peer's FIN without close_notify) closes the other side:
+cleanly if that is a plaintext connection (what was forwarded is delivered,
+then a FIN), and without close_notify if it is the TLS one, so that the
+TLS peer sees the stream was cut short.
 """
 
 from __future__ import annotations
 
 from typing import Any, Callable, List, Optional
 
-from twisted.internet.interfaces import IHalfCloseableProtocol
+from twisted.internet.error import ConnectionDone
+from twisted.internet.interfaces import IHalfCloseableProtocol, INegotiated
 from twisted.internet.protocol import Factory, Protocol
 from zope.interface import implementer
 
@@ -116,7 +119,19 @@ class _Half(Protocol):
                     other.transport.unregisterProducer()  # type: ignore[attr-defined]
                 except Exception:
                     pass
-                other.transport.loseConnection()
+                if (reason is not None and not reason.check(ConnectionDone)
+                        and INegotiated.providedBy(other.transport)):
+                    # this side broke (a reset, an error): end the TLS side
+                    # without close_notify, so that its peer cannot take a
+                    # stream cut short for a complete one
+                    closeTruncated = getattr(other.transport, "closeTruncated", None)
+                    if closeTruncated is None:
+                        other.transport.abortConnection()
+                    else:
+                        closeTruncated("the proxied plaintext connection broke off: "
+                                       + reason.getErrorMessage())
+                else:
+                    other.transport.loseConnection()
         if self.idle is not None:
             self.idle.stop()
 

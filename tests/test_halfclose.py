@@ -679,15 +679,16 @@ class SpliceHalfCloseTests(AuditMixin, SynchronousTestCase):
 
     def test_lostBackendClosesClient(self) -> None:
         """
-        A backend connection that is lost (not half-closed) closes the TLS
-        client's connection, as before.
+        A backend connection that is lost (a reset, not a half-close)
+        closes the TLS client's connection without close_notify: the client
+        sees a truncation (C{ConnectionLost}), not a clean end.
         """
         splice = _Splice(self, Built(Recorder), client=Built(Recorder))
         client = splice.client.built[0]
         splice.flush()
         splice.far.connectionLost(Failure(ConnectionLost("reset")))
         splice.flush()
-        self.assertEqual(eventNames(client), ["lost:ConnectionDone"])
+        self.assertEqual(eventNames(client), ["lost:ConnectionLost"])
 
 
 class OriginateSpliceTests(AuditMixin, SynchronousTestCase):
@@ -869,6 +870,25 @@ while True:
         data += chunk
     time.sleep(0.3)  # answer after the proxy has seen the client's FIN, if any
     connection.sendall(b"%d %s\n" % (len(data), hashlib.sha256(data).hexdigest().encode()))
+    connection.close()
+'''
+
+
+RESET_BACKEND = r'''
+import socket, struct, sys
+
+port = int(sys.argv[1])
+listener = socket.socket()
+listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+listener.bind(("127.0.0.1", port))
+listener.listen(8)
+print("backend listening on %d" % port, flush=True)
+while True:
+    connection, _ = listener.accept()
+    connection.recv(65536)
+    connection.sendall(b"the first half of the answer")
+    # then a reset (SO_LINGER 0), as a backend that crashes mid-answer
+    connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     connection.close()
 '''
 
@@ -1066,6 +1086,41 @@ class RealPeerHalfCloseTests(TapProcessMixin, SynchronousTestCase):
         FIN (TLS 1.3).
         """
         self.pythonRequestThenFIN("TLSv1.3")
+
+    def test_backendResetIsNotACleanEnd(self) -> None:
+        """
+        A backend that resets the connection half-way through its answer:
+        the TLS client (Python's C{ssl}) gets the first half and then the
+        end of the connection I{without} close_notify, so it can tell the
+        answer was cut short; the proxy stays up.
+        """
+        script = os.path.join(self.workdir, "reset-backend.py")
+        with open(script, "w") as f:
+            f.write(RESET_BACKEND)
+        backendPort, _ = self.startListening(lambda p: [sys.executable, script, str(p)],
+                                             "reset-backend",
+                                             lambda p: b"backend listening on %d" % p)
+        port = self.terminateTo(int(backendPort), "TLSv1.3")
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.load_verify_locations(self.pki.path("ca.pem"))
+        context.load_cert_chain(self.pki.path("client.pem"), self.pki.path("client.key"))
+        for _ in range(2):  # and the proxy is still there for the next client
+            raw = socket.create_connection(("127.0.0.1", port), timeout=PEER_TIMEOUT)
+            self.addCleanup(raw.close)
+            s = context.wrap_socket(raw, server_hostname="localhost", suppress_ragged_eofs=False)
+            s.sendall(b"request\n")
+            got = b""
+            with self.assertRaises((ssl.SSLEOFError, ConnectionResetError)):
+                while True:
+                    chunk = s.recv(65536)  # bounded by the socket timeout
+                    # a clean close_notify would end the loop with b"" here
+                    self.assertNotEqual(chunk, b"", "close_notify after a backend reset")
+                    got += chunk
+            self.assertEqual(got, b"the first half of the answer")
+        closed = self.waitForEvent("connection.closed", count=2)
+        for record in closed:
+            self.assertIn("the proxied plaintext connection broke off", record["closeReason"])
+            self.assertIn("non-clean", record["closeReason"])
 
     def test_pythonRequestThenFINBehindPROXYHeader(self) -> None:
         """
