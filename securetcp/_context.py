@@ -279,6 +279,23 @@ def _verifyCallback(policy: TLSPolicy, crls: Any = None) -> VerifyCheck:
     return verify
 
 
+def _verifyBinding() -> Tuple[Any, ...]:
+    """
+    What L{_setVerify} needs from pyOpenSSL's binding.
+
+    @raise AttributeError: (or C{ImportError}) if any piece is missing.
+    """
+    from OpenSSL._util import ffi, lib  # type: ignore[attr-defined]
+
+    return (ffi, SSL.Connection._reverse_mapping,  # type: ignore[attr-defined]
+            lib.SSL_get_ex_data_X509_STORE_CTX_idx(), lib.EVP_get_digestbyname(b"sha256"),
+            lib.X509_STORE_CTX_get_ex_data, lib.X509_STORE_CTX_get_current_cert,
+            lib.X509_STORE_CTX_get_error, lib.X509_STORE_CTX_get_error_depth,
+            lib.X509_STORE_CTX_set_error, lib.X509_digest, lib.X509_up_ref,
+            crypto.X509._from_raw_x509_ptr,  # type: ignore[attr-defined]
+            lib.SSL_CTX_set_verify, lib.X509_V_OK)
+
+
 def _setVerify(ctx: SSL.Context, mode: int, check: VerifyCheck, strength: Any) -> None:
     """
     Make C{check} the verify callback of C{ctx}.
@@ -291,17 +308,9 @@ def _setVerify(ctx: SSL.Context, mode: int, check: VerifyCheck, strength: Any) -
     back to C{set_verify} if the binding lacks what it needs.
     """
     try:
-        from OpenSSL._util import ffi, lib  # type: ignore[attr-defined]
-
-        reverse = SSL.Connection._reverse_mapping  # type: ignore[attr-defined]
-        index = lib.SSL_get_ex_data_X509_STORE_CTX_idx()
-        sha256 = lib.EVP_get_digestbyname(b"sha256")
-        getData, getCert = lib.X509_STORE_CTX_get_ex_data, lib.X509_STORE_CTX_get_current_cert
-        getError, getDepth = lib.X509_STORE_CTX_get_error, lib.X509_STORE_CTX_get_error_depth
-        setError, digest, upRef = lib.X509_STORE_CTX_set_error, lib.X509_digest, lib.X509_up_ref
-        fromPointer = crypto.X509._from_raw_x509_ptr  # type: ignore[attr-defined]
-        setVerify, verifyOK = lib.SSL_CTX_set_verify, lib.X509_V_OK
-    except (ImportError, AttributeError):  # pragma: no cover
+        (ffi, reverse, index, sha256, getData, getCert, getError, getDepth, setError, digest,
+         upRef, fromPointer, setVerify, verifyOK) = _verifyBinding()
+    except (ImportError, AttributeError):
         def adapter(conn: SSL.Connection, cert: crypto.X509, errno: int, depth: int,
                     ok: int) -> bool:
             seen = SeenCertificate.of(cert.to_cryptography(), strength)

@@ -199,3 +199,35 @@ class _Connection:
 
     def get_app_data(self) -> Any:
         return self._holder
+
+
+class FallbackTests(SynchronousTestCase):
+    """
+    Without the binding's pieces (a pyOpenSSL that lacks them), the check is
+    installed with C{Context.set_verify}: verification is the same, only
+    the peer's alert is generic.
+    """
+
+    def setUp(self) -> None:
+        def missing() -> Any:
+            raise AttributeError("no SSL_CTX_set_verify in this binding")
+
+        self.patch(_context, "_verifyBinding", missing)
+
+    def policy(self) -> TLSPolicy:
+        return VerifyCallbackTests.policy(self)  # type: ignore[arg-type]
+
+    def test_sameVerdicts(self) -> None:
+        """
+        A good client is accepted; an untrusted one and a weak key are
+        rejected, with the same facts as through the binding.
+        """
+        creator = _context.ServerConnectionCreator(self.policy())
+        self.assertFalse(hasattr(creator.context, "_securetcpVerify"))
+        self.assertEqual(_handshake(self.policy(), "client", creator=creator)[:2], (None, None))
+        serverError, _, facts = _handshake(self.policy(), "client-other", creator=creator)
+        self.assertIsNotNone(serverError)
+        self.assertEqual(facts.verifyCode, 20)
+        serverError, _, facts = _handshake(self.policy(), "client-p224", creator=creator)
+        self.assertIsNotNone(serverError)
+        self.assertIn("secp224r1", facts.weakKey)
