@@ -82,12 +82,13 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     if not args.no_docs and not only:
         docs = os.path.join(_harness.ROOT, "docs")
-        charts = _report.charts(results, docs)
+        charts = _report.charts(results, resultsDir)
         command = "python -m benchmarks" + (" --quick" if args.quick else "")
         with open(os.path.join(docs, "performance.md"), "w", encoding="utf-8") as f:
             f.write(_report.document(results, charts, command))
         print(f"wrote {os.path.join(docs, 'performance.md')}"
-              + (f" and {', '.join(charts)}" if charts else " (no charts: matplotlib missing)"))
+              + (f"; charts in {resultsDir}: {', '.join(charts)}" if charts
+                 else " (no charts: matplotlib missing)"))
     return 0
 
 

@@ -453,10 +453,11 @@ def document(results: Results, chartFiles: List[str], command: str) -> str:
                 parts.append(f"- **{t['target']}** ({t['measured']}): {t['reason']}")
         parts.append("")
     parts += [f"{len(met)} of {len(met) + len(unmet)} targets met in this run.", ""]
-    if chartFiles:
-        parts += ["## Charts", ""] + [f"![{f}]({f})" for f in chartFiles] + [""]
-    else:
-        parts += ["## Charts", "",
-                  "No PNG charts: matplotlib is not installed in the environment that "
-                  "ran the harness (`pip install matplotlib` and re-run to get them).", ""]
+    parts += ["## Charts", "",
+              "With matplotlib installed (`tox -e bench` installs it), the harness also "
+              "draws PNG bar charts of the per-server figures next to the JSON results, "
+              "as `benchmarks/results/performance-N.png`. They are outputs of a run, like "
+              "the JSON, and are not kept in the repository"
+              + (f"; this run drew {len(chartFiles)}." if chartFiles else
+                 "; this run drew none (matplotlib was not installed)."), ""]
     return "\n".join(parts)
