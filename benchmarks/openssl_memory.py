@@ -1,0 +1,133 @@
+"""
+How much of the memory an idle TLS connection holds is OpenSSL's own.
+
+    python -m benchmarks.openssl_memory [--connections N]
+
+Completes N server handshakes in memory, with nothing but pyOpenSSL (no
+Twisted, no securetcp protocol objects), keeps the server connections and
+reports the growth of the process's resident memory per connection, for
+the context securetcp builds (with C{SSL_MODE_RELEASE_BUFFERS}) and, for
+comparison, the same context without releasing buffers; one-way TLS and
+mTLS.  Each client connection is freed once its handshake is done, so what
+remains is the server side.  Prints JSON.  Not a test: the figures explain
+the idle-memory row of docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import sys
+import tempfile
+from typing import Any, Dict
+
+from ._pki import makePKI
+
+
+def _rssKiB() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmRSS in /proc/self/status")
+
+
+class _Holder:
+    securetcpFacts: Any = None
+
+
+def _perConnection(paths: Dict[str, str], mutual: bool, release: bool, count: int) -> float:
+    from OpenSSL import SSL
+    from OpenSSL._util import lib
+
+    from securetcp._context import buildContext
+    from securetcp.config import buildPolicy
+    from securetcp.policy import Role
+
+    options: Dict[str, Any] = {"certKey": paths["serverCert"], "privateKey": paths["serverKey"]}
+    if mutual:
+        options.update(clientAuth="required", caCerts=paths["ca"])
+    server = buildContext(buildPolicy(**options), Role.SERVER)
+    if not release:
+        lib.SSL_CTX_clear_mode(server._context, SSL.MODE_RELEASE_BUFFERS)
+    client = SSL.Context(SSL.TLS_METHOD)
+    if mutual:
+        client.use_certificate_file(paths["clientCert"])
+        client.use_privatekey_file(paths["clientKey"])
+
+    def handshake() -> Any:
+        s = SSL.Connection(server, None)
+        s.set_app_data(_Holder())
+        s.set_accept_state()
+        c = SSL.Connection(client, None)
+        c.set_connect_state()
+        for _ in range(8):
+            for sender, receiver in ((c, s), (s, c)):
+                try:
+                    sender.do_handshake()
+                except SSL.WantReadError:
+                    pass
+                try:
+                    receiver.bio_write(sender.bio_read(65536))
+                except SSL.WantReadError:
+                    pass
+        # one byte each way, as the harness's idle clients do
+        c.send(b"x")
+        s.bio_write(c.bio_read(65536))
+        s.recv(1)
+        s.send(b"x")
+        c.bio_write(s.bio_read(65536))
+        c.recv(1)
+        return s
+
+    warm = [handshake() for _ in range(50)]
+    gc.collect()
+    before = _rssKiB()
+    kept = [handshake() for _ in range(count)]
+    gc.collect()
+    grown = _rssKiB() - before
+    del warm, kept
+    return grown / count
+
+
+VARIANTS = ("tls_release", "tls_norelease", "mtls_release", "mtls_norelease")
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.openssl_memory")
+    parser.add_argument("--connections", type=int, default=2000)
+    parser.add_argument("--variant", choices=VARIANTS,
+                        help="measure one variant in this process (default: each in its own)")
+    parser.add_argument("--pki", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.variant:
+        paths = json.loads(args.pki) if args.pki else makePKI(
+            tempfile.mkdtemp(prefix="securetcp-mem-"))
+        mutual, release = args.variant.startswith("mtls"), args.variant.endswith("_release")
+        print(round(_perConnection(paths, mutual, release, args.connections), 1))
+        return 0
+    import subprocess
+
+    from OpenSSL import SSL
+
+    paths = makePKI(tempfile.mkdtemp(prefix="securetcp-mem-"))
+    out: Dict[str, Any] = {
+        "openssl": SSL.OpenSSL_version(SSL.OPENSSL_VERSION).decode(),
+        "connections": args.connections,
+    }
+    for variant in VARIANTS:
+        # a fresh process each: memory freed by one measurement would be
+        # reused by the next and hide its growth
+        done = subprocess.run(
+            [sys.executable, "-m", "benchmarks.openssl_memory", "--variant", variant,
+             "--connections", str(args.connections), "--pki", json.dumps(paths)],
+            capture_output=True, text=True, check=True, timeout=600)
+        out[f"{variant}_kib_per_connection"] = float(done.stdout.split()[-1])
+    json.dump(out, sys.stdout, indent=2)
+    print()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
