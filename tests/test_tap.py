@@ -812,8 +812,11 @@ class TerminateTests(TapProcessMixin, SynchronousTestCase):
     def test_backendKilledMidStream(self) -> None:
         """
         When the backend dies while clients are connected, every client
-        sees its connection closed, and the proxy stays up: a client
-        connecting after the backend is back gets through.
+        sees its connection closed and the audit file records each close
+        with the bytes it carried; the proxy stays up, a client arriving
+        while the backend is down is closed cleanly with a
+        C{proxy.backend_failed} record, and a client connecting after the
+        backend is back gets through.
         """
         backendPort, backend, count = self.backend()
         port, twistd = self.terminate(backendPort)
@@ -831,6 +834,16 @@ class TerminateTests(TapProcessMixin, SynchronousTestCase):
         for peer in peers:
             peer.waitExit()  # the proxy closed it; stdin is still open
         self.assertTrue(twistd.running, twistd.describe())
+        # the audit trail shows both connections ending, with what they carried
+        closed = self.waitForEvent("connection.closed", count=2)
+        self.assertEqual(sorted(r["bytesIn"] for r in closed), [7, 7])
+        self.assertEqual(sorted(r["bytesOut"] for r in closed), [15, 15])
+        # and, while the backend is down, a new client's failed relay
+        peer = self.sClient(port)
+        peer.send(b"anyone there?\n")
+        self.assertEqual(peer.waitExit(), 0, peer.describe())
+        [failed] = self.waitForEvent("proxy.backend_failed")
+        self.assertIn("refused", failed["detail"])
 
         _, backend, count = self.backend(backendPort)
         self.exchange(port, b"after the restart")
