@@ -80,15 +80,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(_report.targetsTable(results))
     print(f"\nresults: {os.path.join(resultsDir, 'latest.json')}  ({results['elapsed_s']} s)")
 
+    charts = _report.charts(results, resultsDir)
+    if charts:
+        print(f"charts in {resultsDir}: {', '.join(charts)}")
     if not args.no_docs and not only:
         docs = os.path.join(_harness.ROOT, "docs")
-        charts = _report.charts(results, resultsDir)
         command = "python -m benchmarks" + (" --quick" if args.quick else "")
         with open(os.path.join(docs, "performance.md"), "w", encoding="utf-8") as f:
             f.write(_report.document(results, charts, command))
-        print(f"wrote {os.path.join(docs, 'performance.md')}"
-              + (f"; charts in {resultsDir}: {', '.join(charts)}" if charts
-                 else " (no charts: matplotlib missing)"))
+        print(f"wrote {os.path.join(docs, 'performance.md')}")
     return 0
 
 
