@@ -25,6 +25,7 @@ from twisted.internet.interfaces import (
     IOpenSSLClientConnectionCreator,
     IOpenSSLServerConnectionCreator,
 )
+from twisted.logger import Logger
 from zope.interface import implementer
 
 from ._catalogue import TLSVersion
@@ -38,6 +39,8 @@ from .policy import ClientAuth, Role, TLSPolicy
 TLSError = SSL.Error
 WantReadError = SSL.WantReadError
 ZeroReturnError = SSL.ZeroReturnError
+
+_log = Logger(namespace="securetcp.context")
 
 _PROTOCOL = {
     TLSVersion.TLSv1: SSL.TLS1_VERSION,
@@ -161,6 +164,8 @@ class ConnectionFacts:
     revocationWarning: Optional[str] = None
     stapled: Optional[bytes] = None
     revokedCert: Optional[x509.Certificate] = None
+    #: an exception in the verify callback (a bug): the certificate was rejected
+    internalError: Optional[str] = None
     #: the certificates the verify callback accepted, by depth
     chain: Dict[int, x509.Certificate] = attrs.field(factory=dict)
 
@@ -339,10 +344,13 @@ def _setVerify(ctx: SSL.Context, mode: int, check: VerifyCheck, strength: Any) -
             code = check(conn, seen, getError(store), getDepth(store), ok)
         except Exception as e:  # never let an exception cross into OpenSSL
             code = _UNSPECIFIED
+            _log.failure("securetcp's certificate verify callback failed; the "
+                         "certificate is rejected")
             facts = connectionFacts(reverse.get(getData(store, index)))
             if facts is not None and facts.verifyCode is None:
                 facts.verifyCode, facts.verifyDepth = code, getDepth(store)
-                facts.verifyMessage = f"internal error in the verify callback: {e!r}"
+                facts.internalError = f"internal error in the verify callback: {e!r}"
+                facts.verifyMessage = facts.internalError
         if code is None:
             setError(store, verifyOK)
             return 1
@@ -693,6 +701,8 @@ def classifyFailure(error: Optional[BaseException], connection: Any) -> Tuple[st
     callback recorded first (it knows more than the alert does).
     """
     facts = connectionFacts(connection)
+    if facts is not None and facts.internalError:
+        return ("internal_error", facts.internalError)
     if facts is not None and facts.weakKey:
         return ("weak_key", facts.weakKey)
     if facts is not None and facts.verifyCode is not None:

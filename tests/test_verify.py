@@ -172,18 +172,27 @@ class VerifyCallbackTests(SynchronousTestCase):
     def test_exceptionRejects(self) -> None:
         """
         An exception while checking a certificate rejects it (never accepts,
-        never escapes into OpenSSL), and the facts say what happened.
+        never escapes into OpenSSL); it is logged with its traceback and
+        audited as C{internal_error}.
         """
         def broken(certificate: Any, strength: Any) -> Any:
             raise RuntimeError("boom")
 
         self.patch(_context.SeenCertificate, "of", staticmethod(broken))
+        logged: List[Any] = []
+        self.patch(_context._log, "observer", logged.append)
         serverError, clientError, facts = _handshake(self.policy(), "client")
         self.assertIsNotNone(serverError)
         self.assertIsNotNone(clientError)
         self.assertEqual(facts.verifyCode, 1)
         self.assertIn("internal error in the verify callback", facts.verifyMessage)
         self.assertIn("boom", facts.verifyMessage)
+        # audited as securetcp's fault, not the peer's, and logged with the traceback
+        reason, detail = _context.classifyFailure(SSL.Error([]), _Connection(facts))
+        self.assertEqual(reason, "internal_error")
+        self.assertIn("boom", detail)
+        self.assertEqual(len(logged), 1)
+        self.assertIn("boom", str(logged[0]["log_failure"].value))
 
 
 class _Connection:
