@@ -201,12 +201,14 @@ def targets(results: Results) -> List[Dict[str, Any]]:
             None if kib is None else kib * 1.024 <= 16,
             "most of it is OpenSSL's own state per connection. In a process with nothing "
             "but pyOpenSSL and securetcp's context (`python -m benchmarks.openssl_memory`, "
-            "2026-11-23, OpenSSL 4.0.3), a server connection idle after its handshake "
-            "holds 34.9 KiB (41.3 KiB for mTLS) with SSL_MODE_RELEASE_BUFFERS, which "
-            "securetcp sets, and 63.0 KiB (68.9) without. The Python objects of a "
-            "connection (transport, TLS protocol, gate, facts) came to 3.6 KiB in a "
-            "tracemalloc count of the mtls server. pyOpenSSL exposes no call that frees "
-            "more of OpenSSL's per-connection state (SSL_free_buffers is not bound).")
+            "2026-11-23, OpenSSL 4.0.3, P-256 key exchange as here), a server connection "
+            "idle after its handshake holds 27.2 KiB (34.1 KiB for mTLS) with "
+            "SSL_MODE_RELEASE_BUFFERS, which securetcp sets, and 48.4 KiB (61.9) without; "
+            "with the P-256 + ML-KEM-768 hybrid that OpenSSL 3.5+ clients negotiate, "
+            "34.9 KiB. The Python objects of a connection (transport, TLS protocol, gate, "
+            "facts) came to 3.6 KiB in a tracemalloc count of the mtls server. pyOpenSSL "
+            "exposes no call that frees more of OpenSSL's per-connection state "
+            "(SSL_free_buffers is not bound).")
     big = _get(results, "mtls", "idle", "10000")
     if big is None:
         add("10,000 concurrent idle mTLS connections in one process",
