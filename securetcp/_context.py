@@ -330,6 +330,17 @@ def _setVerify(ctx: SSL.Context, mode: int, check: VerifyCheck, strength: Any) -
         try:
             conn = reverse[getData(store, index)]
             x509Pointer = getCert(store)
+            if x509Pointer == ffi.NULL:
+                # no certificate to judge (OpenSSL names none for some chain
+                # errors): keep OpenSSL's verdict, and never accept unseen
+                errno = getError(store)
+                code = errno if not ok and errno else _UNSPECIFIED
+                facts = connectionFacts(conn)
+                if facts is not None and facts.verifyCode is None:
+                    facts.verifyCode, facts.verifyDepth = code, getDepth(store)
+                    facts.verifyMessage = _verifyErrorString(code)
+                setError(store, code)
+                return 0
             out, size = ffi.new("unsigned char[64]"), ffi.new("unsigned int *")
             if digest(x509Pointer, sha256, out, size) != 1:
                 raise ValueError("X509_digest failed")
