@@ -851,8 +851,11 @@ class LoopbackHalfCloseTests(AuditMixin, TestCase):
 # -- real peers ---------------------------------------------------------------------
 
 
-EOF_BACKEND = r'''
-import hashlib, socket, sys, time
+#: The start of every backend script below: listen on 127.0.0.1:argv[1],
+#: say so, then serve each connection with the C{serve} put in place of
+#: C{SERVE}.
+_BACKEND = r'''
+import hashlib, socket, struct, sys, time
 
 port = int(sys.argv[1])
 listener = socket.socket()
@@ -860,8 +863,13 @@ listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 listener.bind(("127.0.0.1", port))
 listener.listen(8)
 print("backend listening on %d" % port, flush=True)
+SERVE
 while True:
-    connection, _ = listener.accept()
+    serve(listener.accept()[0])
+'''
+
+EOF_BACKEND = _BACKEND.replace("SERVE", r'''
+def serve(connection):
     data = b""
     while True:
         chunk = connection.recv(65536)
@@ -871,26 +879,16 @@ while True:
     time.sleep(0.3)  # answer after the proxy has seen the client's FIN, if any
     connection.sendall(b"%d %s\n" % (len(data), hashlib.sha256(data).hexdigest().encode()))
     connection.close()
-'''
+''')
 
-
-RESET_BACKEND = r'''
-import socket, struct, sys
-
-port = int(sys.argv[1])
-listener = socket.socket()
-listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-listener.bind(("127.0.0.1", port))
-listener.listen(8)
-print("backend listening on %d" % port, flush=True)
-while True:
-    connection, _ = listener.accept()
+RESET_BACKEND = _BACKEND.replace("SERVE", r'''
+def serve(connection):
     connection.recv(65536)
     connection.sendall(b"the first half of the answer")
     # then a reset (SO_LINGER 0), as a backend that crashes mid-answer
     connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     connection.close()
-'''
+''')
 
 
 def _digestLine(data: bytes) -> bytes:
@@ -909,17 +907,23 @@ class RealPeerHalfCloseTests(TapProcessMixin, SynchronousTestCase):
             raise SkipTest("socat is not installed (CI installs it: see .ci/run)")
         super().setUp()
 
+    def scriptBackend(self, name: str, source: str) -> int:
+        """
+        Run the backend script C{source} as C{name}; its port.
+        """
+        script = os.path.join(self.workdir, f"{name}.py")
+        with open(script, "w") as f:
+            f.write(source)
+        port, _ = self.startListening(lambda p: [sys.executable, script, str(p)],
+                                      name, lambda p: b"backend listening on %d" % p)
+        return int(port)
+
     def eofBackend(self) -> int:
         """
         A backend that reads until end of stream, then answers with the
         byte count and SHA-256 of what it read, and closes.
         """
-        script = os.path.join(self.workdir, "eof-backend.py")
-        with open(script, "w") as f:
-            f.write(EOF_BACKEND)
-        port, _ = self.startListening(lambda p: [sys.executable, script, str(p)],
-                                      "eof-backend", lambda p: b"backend listening on %d" % p)
-        return int(port)
+        return self.scriptBackend("eof-backend", EOF_BACKEND)
 
     def terminateTo(self, backendPort: int, version: str, extra: str = "") -> int:
         def listen(p: int) -> List[str]:
@@ -1094,13 +1098,7 @@ class RealPeerHalfCloseTests(TapProcessMixin, SynchronousTestCase):
         end of the connection I{without} close_notify, so it can tell the
         answer was cut short; the proxy stays up.
         """
-        script = os.path.join(self.workdir, "reset-backend.py")
-        with open(script, "w") as f:
-            f.write(RESET_BACKEND)
-        backendPort, _ = self.startListening(lambda p: [sys.executable, script, str(p)],
-                                             "reset-backend",
-                                             lambda p: b"backend listening on %d" % p)
-        port = self.terminateTo(int(backendPort), "TLSv1.3")
+        port = self.terminateTo(self.scriptBackend("reset-backend", RESET_BACKEND), "TLSv1.3")
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         context.load_verify_locations(self.pki.path("ca.pem"))
         context.load_cert_chain(self.pki.path("client.pem"), self.pki.path("client.key"))

@@ -240,3 +240,32 @@ class FallbackTests(SynchronousTestCase):
         serverError, _, facts = _handshake(self.policy(), "client-p224", creator=creator)
         self.assertIsNotNone(serverError)
         self.assertIn("secp224r1", facts.weakKey)
+
+
+class NoCurrentCertificateTests(SynchronousTestCase):
+    """
+    A verify step for which OpenSSL names no current certificate is never
+    accepted: securetcp cannot check what it cannot see.
+    """
+
+    def test_rejected(self) -> None:
+        """
+        With the binding's C{X509_STORE_CTX_get_current_cert} answering
+        C{NULL}, a client OpenSSL itself would accept is rejected, and the
+        facts record the rejection (code 1, unspecified).
+        """
+        real = _context._verifyBinding
+
+        def withoutCurrent() -> Any:
+            pieces = list(real())
+            ffi = pieces[0]
+            pieces[5] = lambda store: ffi.NULL  # X509_STORE_CTX_get_current_cert
+            return tuple(pieces)
+
+        self.patch(_context, "_verifyBinding", withoutCurrent)
+        serverError, clientError, facts = _handshake(
+            VerifyCallbackTests.policy(self), "client")  # type: ignore[arg-type]
+        self.assertIsNotNone(serverError)
+        self.assertIsNotNone(clientError)
+        self.assertEqual(facts.verifyCode, 1)
+        self.assertIsNone(facts.peerLeaf)
