@@ -44,7 +44,7 @@ def _perConnection(paths: Dict[str, str], mutual: bool, release: bool, count: in
     from OpenSSL import SSL
     from OpenSSL._util import lib
 
-    from securetcp._context import _groupsSetter, buildContext
+    from securetcp._tls.context import _groupsSetter, buildContext
     from securetcp.config import buildPolicy
     from securetcp.policy import Role
 

@@ -15,8 +15,8 @@ or, from any Twisted program that takes endpoint strings::
     mtls:6661:certKey=server.pem:privateKey=server.key:caCerts=devices-ca.pem
 """
 
-from ._catalogue import TLSVersion
-from .audit import (
+from securetcp._catalogue import TLSVersion
+from securetcp.audit import (
     AUDIT_NAMESPACE,
     EVENTS,
     REJECTION_REASONS,
@@ -25,14 +25,14 @@ from .audit import (
     auditLogObserver,
     verifyFiles,
 )
-from .config import POLICY_OPTIONS, buildPolicy, loadPolicyFile
-from .endpoints import (
+from securetcp.config import POLICY_OPTIONS, buildPolicy, loadPolicyFile
+from securetcp.endpoints import (
     SecureClientEndpoint,
     SecureServerEndpoint,
     clientEndpoint,
     serverEndpoint,
 )
-from .errors import (
+from securetcp.errors import (
     AuditLogError,
     CredentialError,
     EndpointArgumentError,
@@ -44,8 +44,8 @@ from .errors import (
     ServiceConfigError,
     UnsupportedByOpenSSLError,
 )
-from .identity import IdentityPattern, PeerIdentity, parseIdentityPattern
-from .policy import (
+from securetcp.identity import IdentityPattern, PeerIdentity, parseIdentityPattern
+from securetcp.policy import (
     Ciphers,
     ClientAuth,
     Credentials,
@@ -59,7 +59,7 @@ from .policy import (
     TrustAnchors,
     Versions,
 )
-from .profiles import DEFAULT_PROFILE, PROFILES, Profile
+from securetcp.profiles import DEFAULT_PROFILE, PROFILES, Profile
 
 __version__ = "0.1.0"
 

@@ -2,7 +2,7 @@
 C{python -m securetcp}; see L{securetcp._cli}.
 """
 
-from ._cli import main
+from securetcp._cli import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

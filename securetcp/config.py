@@ -31,8 +31,8 @@ from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 import attrs
 
-from .errors import PolicyError, PolicyFileError
-from .policy import (
+from securetcp.errors import PolicyError, PolicyFileError
+from securetcp.policy import (
     Ciphers,
     Credentials,
     Groups,

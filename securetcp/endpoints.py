@@ -48,12 +48,12 @@ from twisted.plugin import IPlugin
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from zope.interface import implementer
 
-from ._context import ClientConnectionCreator, ServerConnectionCreator
-from ._gate import ClientGateFactory, GatedTLSProtocol, GateFactory
-from .audit import AuditEmitter, utcTimestamp
-from .config import POLICY_OPTIONS, loadPolicyFile, policyFromOptions
-from .errors import EndpointArgumentError, PolicyError
-from .policy import Role, TLSPolicy
+from securetcp._tls.context import ClientConnectionCreator, ServerConnectionCreator
+from securetcp.audit.records import AuditEmitter, utcTimestamp
+from securetcp.config import POLICY_OPTIONS, loadPolicyFile, policyFromOptions
+from securetcp.errors import EndpointArgumentError, PolicyError
+from securetcp.gate import ClientGateFactory, GatedTLSProtocol, GateFactory
+from securetcp.policy import Role, TLSPolicy
 
 _log = Logger(namespace="securetcp")
 
@@ -207,7 +207,7 @@ class SecureServerEndpoint:
         """
         from twisted.internet.defer import gatherResults
 
-        from .revocation import CRLWatcher
+        from securetcp.revocation.crl import CRLWatcher
 
         watchers = self._watchers or [CRLWatcher(self.creator, self._clock, self._emitRecord,
                                                  runInThread=self._runInThread)]
@@ -225,7 +225,7 @@ class SecureServerEndpoint:
         gate.maxHandshakes = self.maxHandshakes
         self._gates.append(gate)
         if self.policy.revocation.crlEnabled:
-            from .revocation import CRLWatcher
+            from securetcp.revocation.crl import CRLWatcher
 
             gate.watcher = CRLWatcher(
                 self.creator, self._clock, self._emitRecord, runInThread=self._runInThread,
@@ -240,12 +240,12 @@ class SecureServerEndpoint:
                       self.mutual, describeEndpoint(self._inner))
         factory: Any = self.wrapFactory(protocolFactory)
         if self.permissive:
-            from ._permissive import SniffingFactory
+            from securetcp._below.permissive import SniffingFactory
 
             factory = SniffingFactory(factory, protocolFactory, self._clock, self._preTLSAudit,
                                       self.policy.handshakeTimeout)
         if self.proxyProtocol is not None:
-            from ._proxyprotocol import ProxyHeaderFactory
+            from securetcp._below.proxyprotocol import ProxyHeaderFactory
 
             versions = ("v1", "v2") if self.proxyProtocol == "any" else (self.proxyProtocol,)
             factory = ProxyHeaderFactory(
@@ -259,7 +259,7 @@ class SecureServerEndpoint:
         Audit a connection decided before TLS: a bad PROXY header, or a
         plaintext connection in permissive mode.
         """
-        from ._gate import _address, proxiedBy
+        from securetcp.gate import _address, proxiedBy
 
         plaintext = getattr(protocol, "mode", None) == "plain"
         facts = protocol.__dict__
@@ -368,7 +368,7 @@ class _LazyPost:
     def __call__(self, url: str, body: bytes, timeout: float) -> Any:
         post = self.endpoint.ocspPost
         if post is None:
-            from ._ocsp import httpPoster
+            from securetcp.revocation.ocsp import httpPoster
 
             post = httpPoster(self.endpoint._reactor)
         return post(url, body, timeout)
@@ -378,15 +378,15 @@ def _ocspChecker(endpoint: Any) -> Any:
     revocation = endpoint.policy.revocation
     if not (revocation.ocspEnabled or revocation.staple):
         return None
-    from ._ocsp import OCSPChecker
+    from securetcp.revocation.ocsp import OCSPChecker
 
     return OCSPChecker(endpoint._clock, _LazyPost(endpoint), revocation.ocspResponder,
                        revocation.ocspTimeout, revocation.ocspNonce)
 
 
 def _stapler(endpoint: Any) -> Any:
-    from ._ocsp import StapleFetcher, findIssuer
-    from .credentials import loadCredentials
+    from securetcp.materials import loadCredentials
+    from securetcp.revocation.ocsp import StapleFetcher, findIssuer
 
     policy = endpoint.policy
     own = loadCredentials(policy.credentials, policy.keys)
@@ -468,9 +468,9 @@ def _emitterFor(kwargs: Dict[str, Any]) -> Optional[AuditEmitter]:
         return None
     from twisted.logger import LogPublisher, globalLogPublisher
 
-    from ._auditfile import auditLogObserver
-    from .audit import AUDIT_NAMESPACE
-    from .errors import AuditLogError
+    from securetcp.audit.file import auditLogObserver
+    from securetcp.audit.records import AUDIT_NAMESPACE
+    from securetcp.errors import AuditLogError
 
     try:
         observer = auditLogObserver(path)
@@ -506,7 +506,7 @@ def _asArgumentError(prefix: str, error: PolicyError) -> EndpointArgumentError:
     """
     if isinstance(error, EndpointArgumentError):
         return error
-    from .errors import PolicyFileError
+    from securetcp.errors import PolicyFileError
 
     if isinstance(error, PolicyFileError):
         # keep the file and key in the message: "policy=FILE: key 'x': ..."
@@ -609,7 +609,7 @@ def _clientInner(reactor: Any, prefix: str, args: Tuple[Any, ...],
         raise _fail("timeout", timeout, "not a positive number of seconds") from None
     bind = merged.get("bindAddress")
     host = str(merged["host"])
-    from .policy import _hostname
+    from securetcp.policy import _hostname
 
     try:
         _hostname(host)
@@ -650,7 +650,7 @@ class SecureServerParser:
             _checkArguments(self.prefix, kwargs, SERVER_ARGUMENTS)
             inner = _serverInner(reactor, self.prefix, args, kwargs)
             policy = _policyFor(self.prefix, kwargs, serverDefaults=True)
-            from .config import _bool
+            from securetcp.config import _bool
 
             endpoint = SecureServerEndpoint(
                 reactor, inner, policy, self.mutual, proxyProtocol=kwargs.get("proxyProtocol"),

@@ -34,7 +34,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 
-from .errors import PolicyError
+from securetcp.errors import PolicyError
 
 IDENTITY_KINDS = ("dns", "ip", "uri", "email", "cn")
 

@@ -12,7 +12,7 @@ place.  Change a policy with L{attrs.evolve} or the helpers on it::
     >>> policy = policy.withTrust(TrustAnchors(caFile="ca.pem"))
     >>> policy = policy.withPeer(PeerVerification(clientAuth=ClientAuth.REQUIRED))
 
-Files are not read here: L{securetcp.credentials} loads them when a context is
+Files are not read here: L{securetcp.materials} loads them when a context is
 built, which happens when an endpoint is created, so a wrong path still fails
 at parse or listen time.
 """
@@ -27,11 +27,11 @@ from typing import Any, Optional, Tuple
 
 import attrs
 
-from ._catalogue import GROUPS, TLS12_CIPHERS, TLS13_SUITES, TLSVersion, canonicalGroup
-from ._compliance import NIST_TLS12, NIST_TLS13
-from .errors import PolicyError
-from .identity import IdentityPattern, parseIdentityPattern, parsePin
-from .profiles import DEFAULT_PROFILE, PROFILES, Profile
+from securetcp._catalogue import GROUPS, TLS12_CIPHERS, TLS13_SUITES, TLSVersion, canonicalGroup
+from securetcp.compliance import NIST_TLS12, NIST_TLS13
+from securetcp.errors import PolicyError
+from securetcp.identity import IdentityPattern, parseIdentityPattern, parsePin
+from securetcp.profiles import DEFAULT_PROFILE, PROFILES, Profile
 
 __all__ = [
     "ClientAuth",

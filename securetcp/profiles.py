@@ -23,7 +23,7 @@ from typing import Mapping, Tuple
 
 import attrs
 
-from ._catalogue import TLSVersion
+from securetcp._catalogue import TLSVersion
 
 DEFAULT_PROFILE = "nist-800-52r2"
 

@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.test_auditlog -*-
 """
-Tests for L{securetcp._auditfile.AuditLogObserver} (the hash-chained JSON
-lines audit file), L{securetcp._auditcheck} (verification and reports) and
+Tests for L{securetcp.audit.file.AuditLogObserver} (the hash-chained JSON
+lines audit file), L{securetcp.audit.verify} (verification and reports) and
 the C{python -m securetcp audit} command line, ending with an unmodified
 C{twistd web} on an C{mtls:} endpoint with C{auditLog=}, driven by C{curl},
 C{openssl s_client} and raw sockets.
@@ -47,11 +47,11 @@ from twisted.trial.unittest import SkipTest, SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 import securetcp
-from securetcp import _auditfile
-from securetcp._auditcheck import buildReport, iterRecords, verifyFiles
-from securetcp._auditfile import ZERO_HASH, AuditLogObserver, readChain, recordHash
 from securetcp._cli import main
-from securetcp.audit import AUDIT_NAMESPACE, AuditEmitter, auditHealth
+from securetcp.audit import file as _auditfile
+from securetcp.audit.file import ZERO_HASH, AuditLogObserver, readChain, recordHash
+from securetcp.audit.records import AUDIT_NAMESPACE, AuditEmitter, auditHealth
+from securetcp.audit.verify import buildReport, iterRecords, verifyFiles
 from securetcp.config import buildPolicy
 from securetcp.endpoints import SecureServerEndpoint
 from securetcp.errors import AuditLogError
@@ -802,8 +802,8 @@ class FailureTests(SynchronousTestCase):
         script = textwrap.dedent("""
             import json, os, resource, signal, sys
             from twisted.logger import LogLevel, globalLogPublisher
-            from securetcp._auditfile import AuditLogObserver
-            from securetcp.audit import auditHealth
+            from securetcp.audit.file import AuditLogObserver
+            from securetcp.audit.records import auditHealth
             signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
             critical = []
             globalLogPublisher.addObserver(

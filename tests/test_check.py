@@ -1,5 +1,5 @@
 """
-Tests for L{securetcp._check} (the compliance checklist, a pure function of
+Tests for L{securetcp.compliance.check} (the compliance checklist, a pure function of
 values) and for the C{python -m securetcp check} and C{probe} commands that
 use it, including C{probe} against our own server in-process and against
 C{openssl s_server}.
@@ -31,7 +31,8 @@ from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 
 from securetcp import Ciphers, Groups, Revocation, TLSPolicy, buildPolicy, serverEndpoint
 from securetcp._catalogue import GROUPS, TLS12_CIPHERS, TLS13_SUITES, TLSVersion
-from securetcp._check import (
+from securetcp._cli import main
+from securetcp.compliance.check import (
     BENCHMARKS,
     FAIL,
     NOT_APPLICABLE,
@@ -46,7 +47,6 @@ from securetcp._check import (
     exitStatus,
     renderText,
 )
-from securetcp._cli import main
 from securetcp.policy import ClientAuth, PeerVerification, Role, TrustAnchors
 
 from ._net import freePort

@@ -2,7 +2,7 @@
 docs/cli.md documents every command line securetcp has: each subcommand,
 option, positional argument, choice and default of C{python -m securetcp}
 (walked from L{securetcp._cli.buildParser}) and of C{twistd securetcp}
-(walked from L{securetcp._tap.Options} and its subcommands), and every key
+(walked from L{securetcp._twistd.tap.Options} and its subcommands), and every key
 of a C{--config} file.  Nothing in the page is generated, so this test is
 what keeps it from drifting.
 """
@@ -17,9 +17,9 @@ from typing import Any, Iterator, List, Tuple
 from twisted.python import reflect
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
-from securetcp import _tap
 from securetcp._cli import buildParser
-from securetcp._tapconfig import LISTENER_KEYS, TOP_KEYS
+from securetcp._twistd import tap as _tap
+from securetcp._twistd.config import LISTENER_KEYS, TOP_KEYS
 
 _DOCS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs")
 _HEADING = re.compile(r"^(#+) (.*)$", re.M)

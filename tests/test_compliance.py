@@ -1,5 +1,5 @@
 """
-Tests for L{securetcp._compliance}: the verdict on a negotiated connection
+Tests for L{securetcp.compliance}: the verdict on a negotiated connection
 against C{nist-800-52r2}.
 """
 
@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from securetcp._catalogue import GROUPS, TLS12_CIPHERS, TLS13_SUITES, VERSION_NAMES
-from securetcp._compliance import NIST_PROFILE, NIST_TLS12, NIST_TLS13, verdict
+from securetcp.compliance import NIST_PROFILE, NIST_TLS12, NIST_TLS13, verdict
 from securetcp.policy import Ciphers, TLSPolicy
 from securetcp.profiles import PROFILES
 

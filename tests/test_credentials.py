@@ -1,5 +1,5 @@
 """
-Tests for L{securetcp.credentials} through the endpoints that use it: the
+Tests for L{securetcp.materials} through the endpoints that use it: the
 table of bad inputs, each of which must fail when the endpoint is parsed or
 constructed, with a message naming the problem (and the file, if any).
 
@@ -24,9 +24,9 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from securetcp import serverEndpoint
 from securetcp.config import POLICY_OPTIONS, buildPolicy
-from securetcp.credentials import loadCredentials
 from securetcp.endpoints import SecureServerEndpoint
 from securetcp.errors import CredentialError, EndpointArgumentError, PolicyError
+from securetcp.materials import loadCredentials
 from securetcp.policy import KeyStrength, LegacyProfileWarning, TLSPolicy
 
 from ._pki import TestPKI, _key, scratchDirectory

@@ -11,7 +11,7 @@ import re
 
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
-from securetcp.audit import CHAIN_EVENTS, EVENTS, REJECTION_REASONS
+from securetcp.audit.records import CHAIN_EVENTS, EVENTS, REJECTION_REASONS
 from securetcp.config import POLICY_OPTIONS
 from securetcp.endpoints import CLIENT_ARGUMENTS, SERVER_ARGUMENTS
 from securetcp.profiles import PROFILES

@@ -40,10 +40,10 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from securetcp._catalogue import TLSVersion
-from securetcp._gate import ClientGateFactory, GatedTLSProtocol, GateFactory
 from securetcp._plugins import SecureClientParserPlugin, SecureServerParserPlugin
 from securetcp.endpoints import SecureClientEndpoint, SecureServerEndpoint
 from securetcp.errors import EndpointArgumentError
+from securetcp.gate import ClientGateFactory, GatedTLSProtocol, GateFactory
 from securetcp.policy import ClientAuth
 
 from ._iosim import connectEndpoints

@@ -15,8 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from securetcp._auditcheck import buildReport, iterRecords, verifyFiles
-from securetcp._auditfile import AuditLogObserver
+from securetcp.audit.file import AuditLogObserver
+from securetcp.audit.verify import buildReport, iterRecords, verifyFiles
 from securetcp.config import buildPolicy, loadPolicyFile
 from securetcp.errors import PolicyError
 from securetcp.profiles import PROFILES

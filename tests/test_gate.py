@@ -1,5 +1,5 @@
 """
-Tests for L{securetcp._gate}: what the application sees of a TLS or mutual
+Tests for L{securetcp.gate}: what the application sees of a TLS or mutual
 TLS connection, and what the audit log says about it, over connections made
 in memory (no sockets) with a L{Clock} shared by both sides.
 """

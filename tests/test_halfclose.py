@@ -1,9 +1,9 @@
 """
-Tests for half-closes through TLS: L{securetcp._gate.GatedTLSProtocol} (the
+Tests for half-closes through TLS: L{securetcp.gate.GatedTLSProtocol} (the
 peer's close_notify becomes C{readConnectionLost()}, C{loseWriteConnection()}
-sends close_notify and keeps reading), L{securetcp._gate.GateProtocol}
+sends close_notify and keeps reading), L{securetcp.gate.GateProtocol}
 (passes them to an application that provides L{IHalfCloseableProtocol}) and
-L{securetcp._splice} (C{twistd securetcp terminate} and C{originate} carry
+L{securetcp._twistd.splice} (C{twistd securetcp terminate} and C{originate} carry
 them across, both ways).
 
 In memory (no sockets, one L{Clock}), under TLS 1.3 and TLS 1.2; over real
@@ -42,9 +42,9 @@ from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from securetcp import AUDIT_NAMESPACE, AuditEmitter, buildPolicy
-from securetcp._gate import GatedTLSProtocol
-from securetcp._splice import SpliceFactory
+from securetcp._twistd.splice import SpliceFactory
 from securetcp.endpoints import SecureClientEndpoint, SecureServerEndpoint
+from securetcp.gate import GatedTLSProtocol
 
 from ._iosim import InMemoryClientEndpoint, connectEndpoints, connectProtocols
 from ._net import escape

@@ -52,8 +52,8 @@ from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 from zope.interface import implementer
 
 from securetcp import buildPolicy, clientEndpoint, serverEndpoint
-from securetcp._auditcheck import verifyFiles
-from securetcp._auditfile import readChain
+from securetcp.audit.file import readChain
+from securetcp.audit.verify import verifyFiles
 
 from .test_realpeers import (
     OPENSSL,

@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.test_ocsp -*-
 """
-Tests for OCSP checking and stapling (L{securetcp._ocsp}, the OCSP part of
-L{securetcp._context} and L{securetcp._gate}, and the C{ocsp*} /
+Tests for OCSP checking and stapling (L{securetcp.revocation.ocsp}, the OCSP part of
+L{securetcp._tls.context} and L{securetcp.gate}, and the C{ocsp*} /
 C{staple} / C{requireStaple} endpoint options).
 
 Four kinds of test:
@@ -46,7 +46,8 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
 
 from securetcp import AUDIT_NAMESPACE, AuditEmitter, HandshakeRejected, buildPolicy
-from securetcp._ocsp import (
+from securetcp.endpoints import SecureClientEndpoint, SecureServerEndpoint
+from securetcp.revocation.ocsp import (
     DEFAULT_TTL,
     OCSPChecker,
     buildRequest,
@@ -55,7 +56,6 @@ from securetcp._ocsp import (
     responderURL,
     validateResponse,
 )
-from securetcp.endpoints import SecureClientEndpoint, SecureServerEndpoint
 
 from ._iosim import connectProtocols
 from ._pki import TestPKI, _key, _keyPem, _name, _pem
@@ -1512,7 +1512,7 @@ class RealStapleTests(RealOCSPMixin, TestCase):
 
 class JudgeTests(SynchronousTestCase):
     """
-    L{securetcp._ocsp.judge}, the pure OCSP decision, for every answer and
+    L{securetcp.revocation.ocsp.judge}, the pure OCSP decision, for every answer and
     every C{ocsp} / C{revocation} setting.
     """
 
@@ -1523,8 +1523,8 @@ class JudgeTests(SynchronousTestCase):
         C{revocation_unknown} only under C{ocsp=require} with hard fail, and
         otherwise accepted with a warning naming why.
         """
-        from securetcp._ocsp import OCSPStatus, judge
         from securetcp.policy import Revocation
+        from securetcp.revocation.ocsp import OCSPStatus, judge
 
         good = OCSPStatus("good", "OCSP: good")
         revoked = OCSPStatus("revoked", "OCSP: revoked", revocationReason="keyCompromise",

@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_permissive -*-
 """
-Tests for L{securetcp._permissive}, permissive migration mode: one port
+Tests for L{securetcp._below.permissive}, permissive migration mode: one port
 that accepts TLS and, only when explicitly allowed, plaintext, with every
 plaintext connection audited as non-compliant.
 
@@ -25,7 +25,7 @@ from twisted.internet.testing import MemoryReactor
 from twisted.trial.unittest import SynchronousTestCase
 
 from securetcp import EndpointArgumentError, buildPolicy, serverEndpoint
-from securetcp.audit import auditHealth
+from securetcp.audit.records import auditHealth
 from securetcp.errors import PolicyError
 
 from ._iosim import CLIENT_ADDRESS

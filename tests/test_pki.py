@@ -25,7 +25,7 @@ from securetcp._cli import main
 from securetcp._pki import CertificateAuthority
 from securetcp.identity import identityFromCertificate
 from securetcp.policy import Revocation
-from securetcp.revocation import loadCRLs
+from securetcp.revocation.crl import loadCRLs
 
 from .test_tap import (
     PEER_TIMEOUT,

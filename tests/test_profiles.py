@@ -11,7 +11,7 @@ from OpenSSL import SSL
 from twisted.trial.unittest import SynchronousTestCase
 
 from securetcp._catalogue import GROUPS, TLS12_CIPHERS, TLS13_SUITES, TLSVersion
-from securetcp._context import buildContext, effectiveGroups, groupAvailable
+from securetcp._tls.context import buildContext, effectiveGroups, groupAvailable
 from securetcp.policy import Credentials, LegacyProfileWarning, Role, TLSPolicy
 from securetcp.profiles import (
     DEFAULT_PROFILE,

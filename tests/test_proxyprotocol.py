@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_proxyprotocol -*-
 """
-Tests for L{securetcp._proxyprotocol}: the sans-IO PROXY header parser (v1
+Tests for L{securetcp._below.proxyprotocol}: the sans-IO PROXY header parser (v1
 and v2), servers with C{proxyProtocol=} over connections made in memory,
 and a real HAProxy (C{send-proxy-v2}) in front of an C{mtls:} server.
 
@@ -30,7 +30,7 @@ from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 from zope.interface import implementer
 
 from securetcp import AUDIT_NAMESPACE, AuditEmitter, buildPolicy
-from securetcp._proxyprotocol import (
+from securetcp._below.proxyprotocol import (
     V2_SIGNATURE,
     InvalidProxyHeader,
     ProxyHeader,

@@ -43,7 +43,7 @@ from securetcp import (
     buildPolicy,
     serverEndpoint,
 )
-from securetcp._context import openSSLVersion
+from securetcp._tls.context import openSSLVersion
 
 from ._net import escape as _escape
 from ._net import freePort as _freePort

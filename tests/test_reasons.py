@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from securetcp import _reasons, audit
+from securetcp import _reasons
 from securetcp._reasons import (
     _ERROR_STRINGS,
     _VERIFY_CODES,
@@ -17,6 +17,7 @@ from securetcp._reasons import (
     reasonForErrorString,
     reasonForVerifyCode,
 )
+from securetcp.audit import records as audit
 
 
 def _openSSLVerifyString(code: int) -> str:

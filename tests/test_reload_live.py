@@ -12,7 +12,7 @@ load", and the file watching of C{--watch}.
     C{-gencrl} revoke one device and publish a new CRL.  With C{--watch 1}
     the file watcher picks up the new pair by itself; with C{--watch 0} a
     SIGHUP does.
-  - L{FileWatchTests}: the watcher of L{securetcp._tap.SecureTCPService}
+  - L{FileWatchTests}: the watcher of L{securetcp._twistd.tap.SecureTCPService}
     in-process, against a L{MemoryReactorClock}: one reload per settled
     change, none for an unchanged interval, one C{policy.reload_refused} for
     a garbage file however long it stays, and a reload again once a good
@@ -40,7 +40,8 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import Logger, globalLogPublisher
 from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 
-from securetcp import HandshakeRejected, _tap, buildPolicy, clientEndpoint
+from securetcp import HandshakeRejected, buildPolicy, clientEndpoint
+from securetcp._twistd import tap as _tap
 from securetcp.endpoints import SecureClientEndpoint
 
 from ._pki import TestPKI

@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.test_revocation -*-
 """
 Tests for certificate revocation by CRL (L{securetcp.revocation}, the CRL
-part of L{securetcp._context} and L{securetcp._gate}, and the C{crl*}
+part of L{securetcp._tls.context} and L{securetcp.gate}, and the C{crl*}
 endpoint options).
 
 CRLs are made the way an operator makes them, with C{openssl ca -revoke}
@@ -47,7 +47,7 @@ from securetcp import AUDIT_NAMESPACE, AuditEmitter, HandshakeRejected, buildPol
 from securetcp.endpoints import SecureClientEndpoint, SecureServerEndpoint
 from securetcp.errors import CredentialError, EndpointArgumentError, PolicyError
 from securetcp.policy import Revocation
-from securetcp.revocation import CRLSet, crlPaths, loadCRLs, sourcesChanged
+from securetcp.revocation.crl import CRLSet, crlPaths, loadCRLs, sourcesChanged
 
 from ._iosim import connectProtocols
 from ._net import escape as _escape

@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_tap -*-
 """
-Tests for L{securetcp._tap}, the C{twistd securetcp} command: its options,
+Tests for L{securetcp._twistd.tap}, the C{twistd securetcp} command: its options,
 the service it builds (against a L{MemoryReactorClock}), its plugin, and
 real C{twistd} processes on 127.0.0.1 in front of, behind and in place of
 plaintext services, driven by C{openssl s_client} and plain sockets.
@@ -34,8 +34,8 @@ from twisted.trial.unittest import SkipTest, SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 import securetcp
-from securetcp import _tap
-from securetcp._auditcheck import verifyFiles
+from securetcp._twistd import tap as _tap
+from securetcp.audit.verify import verifyFiles
 from securetcp.endpoints import SecureServerEndpoint
 
 from ._net import escape as _escape

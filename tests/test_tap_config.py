@@ -1,6 +1,6 @@
 """
-Tests for C{twistd securetcp --config FILE} (L{securetcp._tapconfig}) and
-C{--workers N} (L{securetcp._workers}, L{securetcp._worker}): the file's
+Tests for C{twistd securetcp --config FILE} (L{securetcp._twistd.config}) and
+C{--workers N} (L{securetcp._twistd.workers}, L{securetcp._twistd.worker}): the file's
 checks and their messages, several listeners in one process, and worker
 processes sharing the listening socket, each with its own audit chain.
 
@@ -24,9 +24,9 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
-from securetcp import _tap
-from securetcp._tapconfig import loadServiceConfig
-from securetcp._workers import SharedListeners, workerAuditPath
+from securetcp._twistd import tap as _tap
+from securetcp._twistd.config import loadServiceConfig
+from securetcp._twistd.workers import SharedListeners, workerAuditPath
 from securetcp.errors import ServiceConfigError
 
 from ._pki import TestPKI

@@ -1,11 +1,11 @@
 """
-Tests for the verify callback that L{securetcp._context} installs through
+Tests for the verify callback that L{securetcp._tls.context} installs through
 the binding: the X509 verify code of a rejection reaches the peer as its
 alert, each certificate is worked out once per context, and an exception in
 the check rejects the certificate instead of escaping into OpenSSL.
 
 The handshakes run in memory between two C{OpenSSL.SSL.Connection}s: the
-server from L{securetcp._context.ServerConnectionCreator}, the client a
+server from L{securetcp._tls.context.ServerConnectionCreator}, the client a
 plain pyOpenSSL context with a client certificate.
 """
 
@@ -17,7 +17,7 @@ from cryptography import x509
 from OpenSSL import SSL
 from twisted.trial.unittest import SynchronousTestCase
 
-from securetcp import _context
+from securetcp._tls import context as _context
 from securetcp.config import buildPolicy
 from securetcp.policy import TLSPolicy
 

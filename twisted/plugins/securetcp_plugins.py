@@ -19,7 +19,7 @@ from twisted.application.service import ServiceMaker  # noqa: E402
 
 securetcpService = ServiceMaker(
     "securetcp",
-    "securetcp._tap",
+    "securetcp._twistd.tap",
     "Hardened TLS and mutual TLS in front of (or behind) any TCP service",
     "securetcp",
 )

@@ -31,7 +31,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from twisted.logger import ILogObserver, Logger
 from zope.interface import implementer
 
-from .errors import AuditLogError
+from securetcp.errors import AuditLogError
 
 ZERO_HASH = "0" * 64
 AUDIT_SCHEMA = 1
@@ -315,7 +315,7 @@ class AuditLogObserver:
             new connections when C{onFailure="refuse"}), and recorded in a
             C{chain.gap} record once writing works again.
         """
-        from .audit import auditHealth
+        from securetcp.audit.records import auditHealth
 
         with self._lock:
             try:
@@ -354,7 +354,7 @@ class AuditLogObserver:
 
         @return: whether the file can be written again.
         """
-        from .audit import auditHealth
+        from securetcp.audit.records import auditHealth
 
         with self._lock:
             if not self.failing:

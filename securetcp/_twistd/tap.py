@@ -31,8 +31,8 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger, globalLogPublisher
 from twisted.python import usage
 
-from ._splice import SpliceFactory
-from .audit import AUDIT_NAMESPACE, AuditEmitter, utcTimestamp
+from securetcp._twistd.splice import SpliceFactory
+from securetcp.audit.records import AUDIT_NAMESPACE, AuditEmitter, utcTimestamp
 
 _log = Logger(namespace="securetcp.tap")
 
@@ -68,7 +68,7 @@ def _secureString(description: str, policyFile: Optional[str], auditLog: Optiona
 
 
 def _workersOption(options: usage.Options) -> None:
-    from ._tapconfig import checkWorkers
+    from securetcp._twistd.config import checkWorkers
 
     def fail(problem: str, fix: str) -> NoReturn:
         raise usage.UsageError(f"--workers: {problem} ({fix})")
@@ -185,7 +185,7 @@ class Options(usage.Options):
         self.service: Optional[service.IService] = None
         #: the arguments after C{securetcp}, which worker processes parse again
         self.argv: List[str] = []
-        #: set in a worker process (L{securetcp._worker})
+        #: set in a worker process (L{securetcp._twistd.worker})
         self.worker: Any = None
 
     def parseOptions(self, options: Optional[Sequence[str]] = None) -> None:
@@ -251,7 +251,7 @@ class SecureTCPService(service.MultiService):
 
     def _openAuditLog(self) -> None:
         if self.auditLog and self._observer is None:
-            from ._auditfile import auditLogObserver
+            from securetcp.audit.file import auditLogObserver
 
             self._observer = auditLogObserver(self.auditLog)
             self._published = self._observer
@@ -359,7 +359,7 @@ class SecureTCPService(service.MultiService):
         """
         from twisted.internet.endpoints import serverFromString
 
-        from .errors import PolicyError
+        from securetcp.errors import PolicyError
 
         ok = True
         for endpoint, description in zip(self.secureEndpoints, self.listenDescriptions,
@@ -488,7 +488,12 @@ def _topService(reactor: Any, auditLog: Optional[str], workers: int, options: Op
     the real one, or with C{--workers} (or in a worker) one whose
     C{listenTCP} shares sockets between the processes.
     """
-    from ._workers import ListeningReactor, SharedListeners, WorkerSupervisor, workerAuditPath
+    from securetcp._twistd.workers import (
+        ListeningReactor,
+        SharedListeners,
+        WorkerSupervisor,
+        workerAuditPath,
+    )
 
     if worker is None and workers <= 1:
         return SecureTCPService(reactor, auditLog), reactor
@@ -554,8 +559,8 @@ def _configService(reactor: Any, options: Options, worker: Any) -> service.IServ
     The service of C{--config FILE}: every listener of the file in one
     service, sharing one audit log.
     """
-    from ._tapconfig import loadServiceConfig
-    from .errors import ServiceConfigError
+    from securetcp._twistd.config import loadServiceConfig
+    from securetcp.errors import ServiceConfigError
 
     config = loadServiceConfig(options["config"])
     workers = options["workers"] if options["workers"] is not None else config.workers
@@ -573,9 +578,9 @@ def _configService(reactor: Any, options: Options, worker: Any) -> service.IServ
 def _demoService(reactor: Any, sub: Any, options: Options, worker: Any) -> service.IService:
     from twisted.internet.endpoints import TCP4ServerEndpoint
 
-    from ._devpki import ensureDevelopmentPKI
-    from .config import buildPolicy
-    from .endpoints import serverEndpoint
+    from securetcp._pki.development import ensureDevelopmentPKI
+    from securetcp.config import buildPolicy
+    from securetcp.endpoints import serverEndpoint
 
     try:
         port = int(sub["port"])

@@ -216,13 +216,13 @@ class ProxyHeaderProtocol(ProtocolWrapper):
             self.wrappedProtocol.dataReceived(rest)
 
     def readConnectionLost(self) -> None:
-        from ._gate import passReadConnectionLost
+        from securetcp.gate import passReadConnectionLost
 
         passReadConnectionLost(self.transport,
                                self.wrappedProtocol if self.header is not None else None)
 
     def writeConnectionLost(self) -> None:
-        from ._gate import passWriteConnectionLost
+        from securetcp.gate import passWriteConnectionLost
 
         passWriteConnectionLost(self.wrappedProtocol if self.header is not None else None)
 

@@ -4,7 +4,7 @@ C{--workers N}: N processes accept connections on the same listening
 sockets.
 
 The twistd process (worker 0) binds every TCP listener itself, then starts
-N-1 worker processes (C{python -m securetcp._worker}) that run the same
+N-1 worker processes (C{python -m securetcp._twistd.worker}) that run the same
 configuration but adopt an inherited listening descriptor instead of
 binding.  On Linux each worker gets its own C{SO_REUSEPORT} socket bound
 to the same address, so the kernel spreads new connections over the
@@ -277,7 +277,7 @@ class WorkerSupervisor(service.Service):
         try:
             self.reactor.spawnProcess(
                 process, sys.executable,
-                [sys.executable, "-m", "securetcp._worker", json.dumps(spec)],
+                [sys.executable, "-m", "securetcp._twistd.worker", json.dumps(spec)],
                 env=env, path=os.getcwd(), childFDs=childFDs)
         finally:
             for sock in sockets:

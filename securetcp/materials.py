@@ -8,7 +8,7 @@ name the file and the fix.
     ...                       KeyStrength())
     >>> own.chain[0].subject
 
-Everything here uses C{cryptography} only; L{securetcp._context} turns the
+Everything here uses C{cryptography} only; L{securetcp._tls.context} turns the
 results into OpenSSL objects.
 """
 
@@ -25,8 +25,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from .errors import CredentialError
-from .policy import Credentials, KeyStrength
+from securetcp.errors import CredentialError
+from securetcp.policy import Credentials, KeyStrength
 
 
 @attrs.frozen

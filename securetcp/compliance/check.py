@@ -27,10 +27,10 @@ import attrs
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 
-from ._catalogue import GROUPS, TLS12_CIPHERS, TLSVersion, canonicalGroup
-from ._compliance import NIST_TLS12, NIST_TLS13
-from .policy import ClientAuth, Role, TLSPolicy
-from .profiles import PROFILES
+from securetcp._catalogue import GROUPS, TLS12_CIPHERS, TLSVersion, canonicalGroup
+from securetcp.compliance import NIST_TLS12, NIST_TLS13
+from securetcp.policy import ClientAuth, Role, TLSPolicy
+from securetcp.profiles import PROFILES
 
 PASS = "pass"
 FAIL = "fail"

@@ -36,7 +36,7 @@ from typing import Any, Callable, Dict, NoReturn, Optional, Tuple
 
 import attrs
 
-from .errors import ServiceConfigError
+from securetcp.errors import ServiceConfigError
 
 MODES = ("terminate", "originate", "serve")
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_audit -*-
+# -*- test-case-name: tests.test_auditlog,tests.test_docs -*-
 """
 The audit event schema, and how events are emitted.
 
@@ -32,15 +32,9 @@ from typing import Any, Dict, Optional
 
 from twisted.logger import Logger, LogLevel
 
-from ._reasons import REJECTION_REASONS
+from securetcp._reasons import REJECTION_REASONS
 
 __all__ = [
-    "AuditLogObserver",
-    "auditLogObserver",
-    "twistdLogger",
-    "verifyFiles",
-    "VerifyResult",
-    "buildReport",
     "CHAIN_EVENTS",
     "AUDIT_NAMESPACE",
     "SCHEMA_VERSION",
@@ -164,29 +158,3 @@ class AuditEmitter:
             securetcp_audit=record,
             securetcp_event=event,
         )
-
-
-def twistdLogger() -> Any:
-    """
-    A log observer factory for C{twistd --logger=securetcp.audit.twistdLogger}:
-    the usual text log on standard output, plus the audit records written to
-    the file named by the C{SECURETCP_AUDIT_LOG} environment variable
-    (default C{securetcp-audit.jsonl}) as a hash chain.  Lets an unmodified
-    twistd application keep a tamper-evident audit trail::
-
-        SECURETCP_AUDIT_LOG=/var/log/securetcp/audit.jsonl \\
-            twistd -n --logger=securetcp.audit.twistdLogger web --listen "mtls:..."
-    """
-    import os
-    import sys
-
-    from twisted.logger import LogPublisher, textFileLogObserver
-
-    from ._auditfile import auditLogObserver
-
-    path = os.environ.get("SECURETCP_AUDIT_LOG", "securetcp-audit.jsonl")
-    return LogPublisher(textFileLogObserver(sys.stdout), auditLogObserver(path))
-
-
-from ._auditcheck import VerifyResult, buildReport, verifyFiles  # noqa: E402
-from ._auditfile import AuditLogObserver, auditLogObserver  # noqa: E402

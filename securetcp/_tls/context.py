@@ -28,13 +28,13 @@ from twisted.internet.interfaces import (
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from ._catalogue import TLSVersion
-from ._reasons import reasonForErrorString, reasonForVerifyCode
-from .credentials import certificateKeyProblem, loadCADir, loadCAFile, loadCredentials
-from .errors import PolicyError, UnsupportedByOpenSSLError
-from .policy import ClientAuth, Role, TLSPolicy
+from securetcp._catalogue import TLSVersion
+from securetcp._reasons import reasonForErrorString, reasonForVerifyCode
+from securetcp.errors import PolicyError, UnsupportedByOpenSSLError
+from securetcp.materials import certificateKeyProblem, loadCADir, loadCAFile, loadCredentials
+from securetcp.policy import ClientAuth, Role, TLSPolicy
 
-#: The TLS errors the TLS transport (L{securetcp._gate}) tells apart, so that
+#: The TLS errors the TLS transport (L{securetcp.gate}) tells apart, so that
 #: it need not import C{OpenSSL} itself.
 TLSError = SSL.Error
 WantReadError = SSL.WantReadError
@@ -424,7 +424,7 @@ def buildContext(policy: TLSPolicy, role: Role, crls: Any = None,
         ctx.use_privatekey(crypto.PKey.from_cryptography_key(own.key))  # type: ignore[arg-type]
         ctx.check_privatekey()
     if policy.credentials.dhParameters:
-        from .credentials import _read
+        from securetcp.materials import _read
 
         _read("dhParameters", policy.credentials.dhParameters, "DH parameters")
         try:
@@ -448,7 +448,7 @@ def buildContext(policy: TLSPolicy, role: Role, crls: Any = None,
     if trust.system:
         ctx.set_default_verify_paths()
     if policy.revocation.crlEnabled and crls is None:
-        from .revocation import loadCRLs
+        from securetcp.revocation.crl import loadCRLs
 
         crls = loadCRLs(policy.revocation, caCerts, hard=policy.revocation.mode == "hard")
 
@@ -528,7 +528,7 @@ class ConnectionCreator:
         caCerts = loadTrust(policy)
         crls = None
         if policy.revocation.crlEnabled:
-            from .revocation import loadCRLs
+            from securetcp.revocation.crl import loadCRLs
 
             # on reload, the CRLs in force are the predecessors: a replayed
             # older CRL that the CRL watcher refused is refused here too

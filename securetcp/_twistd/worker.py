@@ -1,9 +1,9 @@
 # -*- test-case-name: tests.test_tap_config -*-
 """
 A worker process of C{twistd securetcp --workers N}; started by
-L{securetcp._workers.WorkerSupervisor}, never by hand:
+L{securetcp._twistd.workers.WorkerSupervisor}, never by hand:
 
-    python -m securetcp._worker '{"worker": 1, "workers": 2, "argv": [...], "fds": [3]}'
+    python -m securetcp._twistd.worker '{"worker": 1, "workers": 2, "argv": [...], "fds": [3]}'
 
 It builds the same service as the parent from the same C{securetcp}
 arguments, but adopts the inherited listening descriptors instead of
@@ -62,8 +62,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     from twisted.internet import fdesc, reactor
     from twisted.logger import eventAsText, globalLogBeginner
 
-    from . import _tap
-    from ._workers import WorkerRole
+    from securetcp._twistd import tap as _tap
+    from securetcp._twistd.workers import WorkerRole
 
     def plain(event: Any) -> None:
         text = eventAsText(event, includeTimestamp=False, includeSystem=False)

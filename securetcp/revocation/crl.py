@@ -27,8 +27,8 @@ from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-from .errors import CredentialError
-from .policy import Revocation
+from securetcp.errors import CredentialError
+from securetcp.policy import Revocation
 
 _log = Logger(namespace="securetcp.revocation")
 

@@ -20,7 +20,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import attrs
 
-from ._auditfile import AUDIT_SCHEMA, ZERO_HASH, recordHash
+from securetcp.audit.file import AUDIT_SCHEMA, ZERO_HASH, recordHash
 
 _REQUIRED = ("schema", "seq", "prev", "hash", "event")
 

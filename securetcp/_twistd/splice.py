@@ -28,7 +28,7 @@ from twisted.internet.interfaces import IHalfCloseableProtocol, INegotiated
 from twisted.internet.protocol import Factory, Protocol
 from zope.interface import implementer
 
-from .audit import AuditEmitter, utcTimestamp
+from securetcp.audit.records import AuditEmitter, utcTimestamp
 
 
 @implementer(IHalfCloseableProtocol)

@@ -21,7 +21,7 @@ from typing import Any, Dict, List, Optional, Sequence, TextIO, Tuple
 
 
 def _profiles(args: argparse.Namespace, out: TextIO) -> int:
-    from .profiles import PROFILES
+    from securetcp.profiles import PROFILES
 
     if not args.name:
         for p in PROFILES.values():
@@ -52,9 +52,9 @@ def _loadTarget(target: str, client: bool) -> Tuple[Any, Optional[str]]:
     """
     from twisted.internet.testing import MemoryReactor
 
-    from ._context import buildContext
-    from .config import loadPolicyFile
-    from .policy import Role
+    from securetcp._tls.context import buildContext
+    from securetcp.config import loadPolicyFile
+    from securetcp.policy import Role
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -71,11 +71,11 @@ def _loadTarget(target: str, client: bool) -> Tuple[Any, Optional[str]]:
 
 def _ownCertificate(policy: Any) -> Any:
     """
-    The L{securetcp._check.CertificateFacts} of C{policy}'s own certificate,
+    The L{securetcp.compliance.check.CertificateFacts} of C{policy}'s own certificate,
     or C{None}.
     """
-    from ._check import certificateFacts
-    from .credentials import loadCertificates, loadCredentials
+    from securetcp.compliance.check import certificateFacts
+    from securetcp.materials import loadCertificates, loadCredentials
 
     creds = policy.credentials
     if not creds.configured:
@@ -92,9 +92,9 @@ def _check(args: argparse.Namespace, out: TextIO) -> int:
     800-52r2 by default) and print the checklist and the effective policy.
     Exit status: 0 nothing failed, 1 configuration error, 3 an item failed.
     """
-    from ._check import BENCHMARKS, checkPolicy, exitStatus, failed, renderText
-    from ._context import effectiveGroups, openSSLVersion
-    from .policy import Role
+    from securetcp._tls.context import effectiveGroups, openSSLVersion
+    from securetcp.compliance.check import BENCHMARKS, checkPolicy, exitStatus, failed, renderText
+    from securetcp.policy import Role
 
     role = Role.CLIENT if args.client else Role.SERVER
     try:
@@ -196,8 +196,9 @@ def _probe(args: argparse.Namespace, out: TextIO) -> int:
     and whether it refuses TLS 1.0, TLS 1.1 and CBC suites, with the same
     verdicts as C{check}.
     """
-    from ._catalogue import TLSVersion
-    from ._check import (
+    from securetcp._catalogue import TLSVersion
+    from securetcp._tls.context import probeHandshake
+    from securetcp.compliance.check import (
         BENCHMARKS,
         Attempt,
         ProbeFacts,
@@ -206,7 +207,6 @@ def _probe(args: argparse.Namespace, out: TextIO) -> int:
         exitStatus,
         renderText,
     )
-    from ._context import probeHandshake
 
     benchmark = BENCHMARKS[args.profile]
     try:
@@ -276,14 +276,14 @@ def _probe(args: argparse.Namespace, out: TextIO) -> int:
 def _readKey(source: Optional[str]) -> Optional[bytes]:
     if not source:
         return None
-    from .credentials import readPassphrase
+    from securetcp.materials import readPassphrase
 
     return readPassphrase(source)
 
 
 def _auditVerify(args: argparse.Namespace, out: TextIO) -> int:
-    from ._auditcheck import verifyFiles
-    from .errors import PolicyError
+    from securetcp.audit.verify import verifyFiles
+    from securetcp.errors import PolicyError
 
     try:
         key = _readKey(args.key)
@@ -302,7 +302,7 @@ def _auditVerify(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _auditReport(args: argparse.Namespace, out: TextIO) -> int:
-    from ._auditcheck import buildReport, iterRecords, reportHTML, reportText, verifyFiles
+    from securetcp.audit.verify import buildReport, iterRecords, reportHTML, reportText, verifyFiles
 
     verified = verifyFiles(args.files, key=_readKey(args.key), partial=True)
     report = buildReport(iterRecords(args.files))
@@ -324,11 +324,11 @@ def _demo(args: argparse.Namespace, out: TextIO) -> int:
     from twisted.internet.protocol import Factory, Protocol
     from twisted.logger import globalLogBeginner
 
-    from ._devpki import ensureDevelopmentPKI
-    from .audit import AUDIT_NAMESPACE
-    from .config import buildPolicy
-    from .endpoints import serverEndpoint
-    from .errors import PolicyError
+    from securetcp._pki.development import ensureDevelopmentPKI
+    from securetcp.audit.records import AUDIT_NAMESPACE
+    from securetcp.config import buildPolicy
+    from securetcp.endpoints import serverEndpoint
+    from securetcp.errors import PolicyError
 
     paths = ensureDevelopmentPKI(args.dir)
 
@@ -378,8 +378,8 @@ def _pkiCommand(args: argparse.Namespace, out: TextIO) -> int:
     C{pki init | issue-server | issue-client | revoke | crl}: a CA on disk
     for development and device provisioning (see docs/pki.md).
     """
-    from ._pki import CertificateAuthority
-    from .errors import PKIError
+    from securetcp._pki import CertificateAuthority
+    from securetcp.errors import PKIError
 
     try:
         if args.pkiCommand == "init":
@@ -426,7 +426,7 @@ def buildParser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=6661, help="port on 127.0.0.1 (0: any)")
     profiles = sub.add_parser("profiles", help="list profiles or show one's exact content")
     profiles.add_argument("name", nargs="?")
-    from ._check import BENCHMARKS
+    from securetcp.compliance.check import BENCHMARKS
 
     check = sub.add_parser(
         "check", help="measure a policy file or endpoint string against NIST SP 800-52r2 "

@@ -41,8 +41,7 @@ from twisted.protocols.tls import BufferingTLSTransport
 from twisted.python.failure import Failure
 from zope.interface import alsoProvides, implementer
 
-from ._compliance import verdict
-from ._context import (
+from securetcp._tls.context import (
     TLSError,
     WantReadError,
     ZeroReturnError,
@@ -51,10 +50,11 @@ from ._context import (
     negotiated,
     tlsErrorDetail,
 )
-from .audit import AuditEmitter, auditHealth, utcTimestamp
-from .errors import HandshakeRejected
-from .identity import PeerIdentity, authorise, identityFromCertificate, spkiDigest
-from .policy import Role, TLSPolicy
+from securetcp.audit.records import AuditEmitter, auditHealth, utcTimestamp
+from securetcp.compliance import verdict
+from securetcp.errors import HandshakeRejected
+from securetcp.identity import PeerIdentity, authorise, identityFromCertificate, spkiDigest
+from securetcp.policy import Role, TLSPolicy
 
 
 def _address(address: Optional[IAddress]) -> Optional[str]:
@@ -97,7 +97,7 @@ def passWriteConnectionLost(above: Optional[IProtocol]) -> None:
 def proxiedBy(transport: Any) -> Optional[str]:
     """
     The address of the load balancer that relayed this connection with a
-    PROXY header (see L{securetcp._proxyprotocol}), if any.
+    PROXY header (see L{securetcp._below.proxyprotocol}), if any.
     """
     for _ in range(4):
         transport = getattr(transport, "transport", None)
@@ -680,18 +680,18 @@ class GateFactory(Factory):
         self.handshaking = 0
         #: the connection creator, for the CRLs in force (set by endpoints)
         self.creator: Any = None
-        #: the L{securetcp._ocsp.OCSPChecker}, when the policy asks for OCSP
+        #: the L{securetcp.revocation.ocsp.OCSPChecker}, when the policy asks for OCSP
         self.ocsp: Any = None
-        #: the server's L{securetcp._ocsp.StapleFetcher}, when it staples
+        #: the server's L{securetcp.revocation.ocsp.StapleFetcher}, when it staples
         self.stapler: Any = None
 
     def ocspDecision(self, chain: Tuple[Any, ...], stapled: Optional[bytes]
                      ) -> Deferred[Tuple[Optional[Tuple[str, str]], Dict[str, Any]]]:
         """
-        Decide on the peer's OCSP status with L{securetcp._ocsp.decide}:
+        Decide on the peer's OCSP status with L{securetcp.revocation.ocsp.decide}:
         C{(rejection or None, facts for the audit record)}.  Never fails.
         """
-        from ._ocsp import decide
+        from securetcp.revocation.ocsp import decide
 
         return decide(self.ocsp, self.policy.revocation, chain, stapled,
                       getattr(self.creator, "caCerts", None) or [])

@@ -66,7 +66,7 @@ class SniffingProtocol(ProtocolWrapper):
         self.connected = 1
         self.transport = transport
         self.factory.registerProtocol(self)
-        from ._gate import _address, proxiedBy
+        from securetcp.gate import _address, proxiedBy
 
         # remembered now, for the audit records written after the socket closed
         self.auditLocal = _address(transport.getHost())
@@ -102,7 +102,7 @@ class SniffingProtocol(ProtocolWrapper):
             self.wrappedProtocol.makeConnection(self)  # type: ignore[arg-type]
             self.wrappedProtocol.dataReceived(data)
             return
-        from .audit import auditHealth
+        from securetcp.audit.records import auditHealth
 
         if not auditHealth.accepting:
             # as the gate does for TLS: no unaudited connections
@@ -129,12 +129,12 @@ class SniffingProtocol(ProtocolWrapper):
         return None
 
     def readConnectionLost(self) -> None:
-        from ._gate import passReadConnectionLost
+        from securetcp.gate import passReadConnectionLost
 
         passReadConnectionLost(self.transport, self._above())
 
     def writeConnectionLost(self) -> None:
-        from ._gate import passWriteConnectionLost
+        from securetcp.gate import passWriteConnectionLost
 
         passWriteConnectionLost(self._above())
 

@@ -1,0 +1,65 @@
+# -*- test-case-name: tests.test_auditlog -*-
+"""
+The audit trail: the record schema (L{securetcp.audit.records}), the
+hash-chained file observer (L{securetcp.audit.file}) and its verifier and
+report (L{securetcp.audit.verify}).
+
+    observer = auditLogObserver("/var/log/securetcp/audit.jsonl")
+    globalLogPublisher.addObserver(observer)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from securetcp.audit.file import AuditLogObserver, auditLogObserver
+from securetcp.audit.records import (
+    AUDIT_NAMESPACE,
+    CHAIN_EVENTS,
+    EVENTS,
+    REJECTION_REASONS,
+    SCHEMA_VERSION,
+    AuditEmitter,
+    auditHealth,
+    utcTimestamp,
+)
+from securetcp.audit.verify import VerifyResult, buildReport, verifyFiles
+
+__all__ = [
+    "AUDIT_NAMESPACE",
+    "AuditEmitter",
+    "AuditLogObserver",
+    "CHAIN_EVENTS",
+    "EVENTS",
+    "REJECTION_REASONS",
+    "SCHEMA_VERSION",
+    "VerifyResult",
+    "auditHealth",
+    "auditLogObserver",
+    "buildReport",
+    "twistdLogger",
+    "utcTimestamp",
+    "verifyFiles",
+]
+
+
+def twistdLogger() -> Any:
+    """
+    A log observer factory for C{twistd --logger=securetcp.audit.twistdLogger}:
+    the usual text log on standard output, plus the audit records written to
+    the file named by the C{SECURETCP_AUDIT_LOG} environment variable
+    (default C{securetcp-audit.jsonl}) as a hash chain.  Lets an unmodified
+    twistd application keep a tamper-evident audit trail::
+
+        SECURETCP_AUDIT_LOG=/var/log/securetcp/audit.jsonl \\
+            twistd -n --logger=securetcp.audit.twistdLogger web --listen "mtls:..."
+    """
+    import os
+    import sys
+
+    from twisted.logger import LogPublisher, textFileLogObserver
+
+    from securetcp.audit.file import auditLogObserver
+
+    path = os.environ.get("SECURETCP_AUDIT_LOG", "securetcp-audit.jsonl")
+    return LogPublisher(textFileLogObserver(sys.stdout), auditLogObserver(path))
