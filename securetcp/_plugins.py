@@ -28,7 +28,7 @@ class SecureServerParserPlugin:
         self.mutual = mutual
 
     def parseStreamServer(self, reactor: Any, *args: Any, **kwargs: Any) -> Any:
-        from securetcp.endpoints import SecureServerParser
+        from securetcp._parsers import SecureServerParser
 
         return SecureServerParser(self.prefix, self.mutual).parseStreamServer(
             reactor, *args, **kwargs)
@@ -45,7 +45,7 @@ class SecureClientParserPlugin:
         self.mutual = mutual
 
     def parseStreamClient(self, reactor: Any, *args: Any, **kwargs: Any) -> Any:
-        from securetcp.endpoints import SecureClientParser
+        from securetcp._parsers import SecureClientParser
 
         return SecureClientParser(self.prefix, self.mutual).parseStreamClient(
             reactor, *args, **kwargs)

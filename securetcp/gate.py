@@ -22,7 +22,7 @@ the TCP write side while the peer's data still arrives.
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone, ConnectionLost
@@ -33,299 +33,23 @@ from twisted.internet.interfaces import (
     IProtocol,
     IProtocolFactory,
     IReactorTime,
-    ITCPTransport,
 )
 from twisted.internet.protocol import Factory, Protocol
-from twisted.protocols.policies import ProtocolWrapper
-from twisted.protocols.tls import BufferingTLSTransport
 from twisted.python.failure import Failure
 from zope.interface import alsoProvides, implementer
 
+from securetcp._below.proxyprotocol import proxiedBy
 from securetcp._tls.context import (
-    TLSError,
-    WantReadError,
-    ZeroReturnError,
     classifyFailure,
     connectionFacts,
     negotiated,
     tlsErrorDetail,
 )
-from securetcp.audit.records import AuditEmitter, auditHealth, utcTimestamp
+from securetcp.audit.records import AuditEmitter, addressText, auditHealth, utcTimestamp
 from securetcp.compliance import verdict
 from securetcp.errors import HandshakeRejected
 from securetcp.identity import PeerIdentity, authorise, identityFromCertificate, spkiDigest
 from securetcp.policy import Role, TLSPolicy
-
-
-def _address(address: Optional[IAddress]) -> Optional[str]:
-    if address is None:
-        return None
-    host = getattr(address, "host", None)
-    port = getattr(address, "port", None)
-    if host is not None and port is not None:
-        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    name = getattr(address, "name", None)
-    if name is not None:
-        return f"unix:{name.decode() if isinstance(name, bytes) else name}"
-    return str(address)
-
-
-def passReadConnectionLost(transport: Any, above: Optional[IProtocol]) -> None:
-    """
-    For the wrappers below TLS (PROXY header, permissive sniffing), which
-    the TCP transport sees as its protocol: TCP's read side ended.  Pass it
-    to the protocol above if it takes half-closes (the TLS transport always
-    does); else close, as TCP would have.
-    """
-    halfCloseable = IHalfCloseableProtocol(above, None) if above is not None else None
-    if halfCloseable is None:
-        transport.loseConnection()
-    else:
-        halfCloseable.readConnectionLost()
-
-
-def passWriteConnectionLost(above: Optional[IProtocol]) -> None:
-    """
-    For the wrappers below TLS: TCP's write side was shut down; tell the
-    protocol above if it takes half-closes.
-    """
-    halfCloseable = IHalfCloseableProtocol(above, None) if above is not None else None
-    if halfCloseable is not None:
-        halfCloseable.writeConnectionLost()
-
-
-def proxiedBy(transport: Any) -> Optional[str]:
-    """
-    The address of the load balancer that relayed this connection with a
-    PROXY header (see L{securetcp._below.proxyprotocol}), if any.
-    """
-    for _ in range(4):
-        transport = getattr(transport, "transport", None)
-        if transport is None:
-            return None
-        found = getattr(transport, "proxiedBy", None)
-        if isinstance(found, str):
-            return found
-    return None
-
-
-@implementer(IHalfCloseableProtocol)
-class GatedTLSProtocol(BufferingTLSTransport):
-    """
-    Twisted's TLS transport, plus what the gate needs from below: the count
-    of application bytes written, whether the first bytes looked like TLS,
-    and TCP_NODELAY; and half-closes both ways, which Twisted's TLS layer
-    does not have:
-
-      - The peer's close_notify, when the protocol above provides
-        L{IHalfCloseableProtocol}, becomes its C{readConnectionLost()}; the
-        connection stays open for writing.  Otherwise the connection closes,
-        as in Twisted.
-      - Towards TCP this transport is itself an L{IHalfCloseableProtocol}:
-        the TCP read EOF that follows a close_notify is expected and changes
-        nothing; a TCP read EOF without close_notify is a truncation and
-        closes the connection with the reason Twisted gives it.
-      - L{loseWriteConnection} flushes what the application wrote, sends
-        close_notify and shuts down the TCP write side; the peer's data
-        still arrives (OpenSSL reads after sending close_notify, TLS 1.2
-        and 1.3).
-      - Once close_notify went both ways the TCP connection is closed, and
-        the protocol above gets C{connectionLost} with L{ConnectionDone}.
-    """
-
-    transport: Any
-    bytesOut = 0
-    firstByte: Optional[int] = None
-    securetcpFacts: Any = None
-    #: the peer's close_notify arrived and was passed up as a half-close
-    readClosed = False
-    #: why L{closeTruncated} ended the connection, for the audit record
-    closeNote: Optional[str] = None
-    #: L{loseWriteConnection} was called
-    _writeClosing = False
-    #: our close_notify has been sent after L{loseWriteConnection}
-    writeClosed = False
-    _connectionLostDone = False
-
-    def __init__(self, factory: Any, wrappedProtocol: IProtocol, _connectWrapped: bool = True) -> None:
-        super().__init__(factory, wrappedProtocol, _connectWrapped)
-        aggregate = self.write
-
-        def countingWrite(data: bytes) -> None:
-            if self.writeClosed or (self._writeClosing and self._producer is None):
-                # like TCP after loseWriteConnection: the bytes are dropped
-                return
-            self.bytesOut += len(data)
-            aggregate(data)
-
-        self.write = countingWrite  # type: ignore[method-assign]
-
-    def writeSequence(self, sequence: Iterable[bytes]) -> None:
-        self.write(b"".join(sequence))
-
-    def makeConnection(self, transport: Any) -> None:
-        if ITCPTransport.providedBy(transport):
-            try:
-                transport.setTcpNoDelay(True)
-            except OSError:  # pragma: no cover
-                pass
-        super().makeConnection(transport)
-
-    def dataReceived(self, data: bytes) -> None:
-        if self.firstByte is None and data:
-            self.firstByte = data[0]
-        super().dataReceived(data)
-        # the handshake may just have completed, or writes that waited
-        # for it have gone out: a pending close_notify may now be sent
-        self._sendCloseNotify()
-
-    # -- half-close: the peer's side -----------------------------------
-
-    def _flushReceiveBIO(self) -> None:
-        # Twisted's loop, except for close_notify: see _peerClosedWrite.
-        while not self._lostTLSConnection and not self.readClosed:
-            try:
-                data = self._tlsConnection.recv(2**15)
-            except WantReadError:
-                break
-            except ZeroReturnError:
-                if self._halfCloseable():
-                    self._peerClosedWrite()
-                else:
-                    self._shutdownTLS()
-                    self._tlsShutdownFinished(None)
-            except TLSError:
-                self._tlsShutdownFinished(Failure())
-            else:
-                if not self._aborted:
-                    ProtocolWrapper.dataReceived(self, data)
-        if self._tlsConnection is not None:
-            self._flushSendBIO()
-
-    def _halfCloseable(self) -> bool:
-        """
-        Whether the peer's close_notify is passed up as a half-close: the
-        protocol above wants it, and nobody is closing or aborting.
-        """
-        return (not self.disconnecting and not self._aborted
-                and IHalfCloseableProtocol.providedBy(self.wrappedProtocol))
-
-    def _peerClosedWrite(self) -> None:
-        """
-        The peer sent close_notify: tell the protocol above, and close the
-        connection if our close_notify has gone out already.
-        """
-        self.readClosed = True
-        bothClosed = self.writeClosed
-        IHalfCloseableProtocol(self.wrappedProtocol).readConnectionLost()
-        if bothClosed and not self._connectionLostDone and not self.disconnecting:
-            # shutdown() now reports both close_notify alerts, and closes TCP
-            self._shutdownTLS()
-
-    def readConnectionLost(self, reason: Optional[Failure] = None) -> None:
-        """
-        TCP's read side ended (L{IHalfCloseableProtocol}, as the TCP
-        transport calls it).  After close_notify this is the peer's normal
-        FIN.  Without one it is a truncation, and the connection ends at
-        once, as it does in Twisted (where the TCP transport ends it): the
-        protocol above gets C{connectionLost} with the same reason.
-        """
-        if self._lostTLSConnection or self.readClosed:
-            return
-        # what TLSMemoryBIOProtocol.connectionLost does: let OpenSSL see the
-        # end of the stream, and report what it makes of it
-        self._tlsConnection.bio_shutdown()
-        self._flushReceiveBIO()
-        if self.readClosed or self._tlsConnection is None:
-            # the stream's last bytes were a close_notify after all
-            return
-        self._lostTLSConnection = True
-        transport = self.transport
-        self.connectionLost(Failure(ConnectionDone()))
-        # the TCP transport would have closed the socket without flushing
-        # (the peer has gone); its connectionLost will find us done
-        transport.abortConnection()
-
-    def connectionLost(self, reason: Failure = Failure(ConnectionDone())) -> None:
-        # called once by the transport, or first by readConnectionLost
-        if self._connectionLostDone:
-            return
-        self._connectionLostDone = True
-        super().connectionLost(reason)
-
-    def writeConnectionLost(self, reason: Optional[Failure] = None) -> None:
-        """
-        TCP's write side has been shut down (after L{loseWriteConnection});
-        passed up to a protocol that wants half-close notifications.
-        """
-        above = IHalfCloseableProtocol(self.wrappedProtocol, None)
-        if above is not None:
-            above.writeConnectionLost()
-
-    # -- half-close: our side ------------------------------------------
-
-    def loseWriteConnection(self) -> None:
-        """
-        Half-close: send what the application wrote, then close_notify,
-        then shut down the TCP write side (once any registered producer is
-        unregistered, as with C{loseConnection}).  Reading goes on; when
-        the peer's close_notify arrives the connection closes.
-        """
-        if (self._writeClosing or self.disconnecting or not self.connected
-                or self._lostTLSConnection):
-            return
-        self._writeClosing = True
-        self._aggregator.flush()
-        self._sendCloseNotify()
-
-    def _sendCloseNotify(self) -> None:
-        """
-        Send the close_notify L{loseWriteConnection} asked for, if nothing
-        has to go out before it.
-        """
-        if (not self._writeClosing or self.writeClosed or self.disconnecting
-                or self._lostTLSConnection or not self._handshakeDone
-                or self._appSendBuffer or self._producer is not None):
-            return
-        self.writeClosed = True
-        try:
-            bothClosed = self._tlsConnection.shutdown()
-        except TLSError:
-            self._tlsShutdownFinished(Failure())
-            return
-        self._flushSendBIO()
-        if bothClosed:
-            # the peer's close_notify came first: nothing can follow
-            self.transport.loseConnection()
-            return
-        lower = getattr(self.transport, "loseWriteConnection", None)
-        if lower is not None:
-            lower()
-
-    def closeTruncated(self, why: str) -> None:
-        """
-        Send what was written, then close TCP I{without} close_notify, so
-        the peer sees that the stream was cut short (a proxy whose other
-        side broke off).  C{why} becomes the C{closeReason} of the audit
-        record.
-        """
-        if self.disconnecting or self._lostTLSConnection or self.transport is None:
-            return
-        self.closeNote = why
-        self._aggregator.flush()
-        self._flushSendBIO()
-        self.writeClosed = True
-        self.transport.loseConnection()
-
-    def _write(self, bytes: bytes) -> None:
-        if self.writeClosed:
-            # OpenSSL refuses to write after close_notify; so does TCP
-            return
-        super()._write(bytes)  # type: ignore[misc]
-
-    def unregisterProducer(self) -> None:
-        super().unregisterProducer()
-        self._sendCloseNotify()
 
 
 @implementer(IHandshakeListener)
@@ -367,8 +91,8 @@ class GateProtocol(Protocol):
 
     def makeConnection(self, transport: Any) -> None:
         self.started = self.gate.clock.seconds()
-        self.local = _address(transport.getHost())
-        self.peer = _address(transport.getPeer())
+        self.local = addressText(transport.getHost())
+        self.peer = addressText(transport.getPeer())
         self.proxy = proxiedBy(transport)
         if self.proxy is not None:
             # built before the PROXY header was read: the application factory

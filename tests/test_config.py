@@ -15,8 +15,8 @@ from twisted.internet.testing import MemoryReactor
 from twisted.trial.unittest import SynchronousTestCase
 
 from securetcp._catalogue import TLSVersion
+from securetcp._parsers import CLIENT_ARGUMENTS, SERVER_ARGUMENTS
 from securetcp.config import POLICY_OPTIONS, buildPolicy, loadPolicyFile, policyFromOptions
-from securetcp.endpoints import CLIENT_ARGUMENTS, SERVER_ARGUMENTS
 from securetcp.errors import EndpointArgumentError, PolicyError, PolicyFileError
 from securetcp.policy import (
     ClientAuth,

@@ -11,9 +11,9 @@ import re
 
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
+from securetcp._parsers import CLIENT_ARGUMENTS, SERVER_ARGUMENTS
 from securetcp.audit.records import CHAIN_EVENTS, EVENTS, REJECTION_REASONS
 from securetcp.config import POLICY_OPTIONS
-from securetcp.endpoints import CLIENT_ARGUMENTS, SERVER_ARGUMENTS
 from securetcp.profiles import PROFILES
 
 _DOCS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs")

@@ -41,9 +41,10 @@ from zope.interface.verify import verifyObject
 
 from securetcp._catalogue import TLSVersion
 from securetcp._plugins import SecureClientParserPlugin, SecureServerParserPlugin
+from securetcp._tls._halfclose import GatedTLSProtocol
 from securetcp.endpoints import SecureClientEndpoint, SecureServerEndpoint
 from securetcp.errors import EndpointArgumentError
-from securetcp.gate import ClientGateFactory, GatedTLSProtocol, GateFactory
+from securetcp.gate import ClientGateFactory, GateFactory
 from securetcp.policy import ClientAuth
 
 from ._iosim import connectEndpoints
@@ -625,11 +626,11 @@ class ParserObjectTests(SynchronousTestCase):
 
     def test_interfaces(self) -> None:
         """
-        L{securetcp.endpoints.SecureServerParser} and
-        L{securetcp.endpoints.SecureClientParser} provide the parser
+        L{securetcp._parsers.SecureServerParser} and
+        L{securetcp._parsers.SecureClientParser} provide the parser
         interfaces.
         """
-        from securetcp.endpoints import SecureClientParser, SecureServerParser
+        from securetcp._parsers import SecureClientParser, SecureServerParser
 
         self.assertTrue(verifyObject(IStreamServerEndpointStringParser,
                                      SecureServerParser("mtls", True)))

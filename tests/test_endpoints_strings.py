@@ -42,8 +42,8 @@ from twisted.internet.interfaces import IStreamClientEndpoint, IStreamServerEndp
 from twisted.internet.testing import MemoryReactor
 from twisted.trial.unittest import SynchronousTestCase
 
+from securetcp._parsers import CLIENT_ARGUMENTS, SERVER_ARGUMENTS
 from securetcp.config import POLICY_OPTIONS
-from securetcp.endpoints import CLIENT_ARGUMENTS, SERVER_ARGUMENTS
 from securetcp.errors import EndpointArgumentError, PolicyError
 from securetcp.policy import LegacyProfileWarning
 

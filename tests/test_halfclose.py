@@ -42,9 +42,9 @@ from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from securetcp import AUDIT_NAMESPACE, AuditEmitter, buildPolicy
+from securetcp._tls._halfclose import GatedTLSProtocol
 from securetcp._twistd.splice import SpliceFactory
 from securetcp.endpoints import SecureClientEndpoint, SecureServerEndpoint
-from securetcp.gate import GatedTLSProtocol
 
 from ._iosim import InMemoryClientEndpoint, connectEndpoints, connectProtocols
 from ._net import escape

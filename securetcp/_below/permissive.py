@@ -66,7 +66,8 @@ class SniffingProtocol(ProtocolWrapper):
         self.connected = 1
         self.transport = transport
         self.factory.registerProtocol(self)
-        from securetcp.gate import _address, proxiedBy
+        from securetcp._below.proxyprotocol import proxiedBy
+        from securetcp.audit.records import addressText as _address
 
         # remembered now, for the audit records written after the socket closed
         self.auditLocal = _address(transport.getHost())
@@ -129,12 +130,12 @@ class SniffingProtocol(ProtocolWrapper):
         return None
 
     def readConnectionLost(self) -> None:
-        from securetcp.gate import passReadConnectionLost
+        from securetcp._below._halfclose import passReadConnectionLost
 
         passReadConnectionLost(self.transport, self._above())
 
     def writeConnectionLost(self) -> None:
-        from securetcp.gate import passWriteConnectionLost
+        from securetcp._below._halfclose import passWriteConnectionLost
 
         passWriteConnectionLost(self._above())
 

@@ -216,13 +216,13 @@ class ProxyHeaderProtocol(ProtocolWrapper):
             self.wrappedProtocol.dataReceived(rest)
 
     def readConnectionLost(self) -> None:
-        from securetcp.gate import passReadConnectionLost
+        from securetcp._below._halfclose import passReadConnectionLost
 
         passReadConnectionLost(self.transport,
                                self.wrappedProtocol if self.header is not None else None)
 
     def writeConnectionLost(self) -> None:
-        from securetcp.gate import passWriteConnectionLost
+        from securetcp._below._halfclose import passWriteConnectionLost
 
         passWriteConnectionLost(self.wrappedProtocol if self.header is not None else None)
 
@@ -289,3 +289,18 @@ class ProxyHeaderFactory(WrappingFactory):
     def logPrefix(self) -> str:
         inner = getattr(self.wrappedFactory, "logPrefix", None)
         return f"{inner() if inner else type(self.wrappedFactory).__name__} (PROXY)"
+
+
+def proxiedBy(transport: Any) -> Optional[str]:
+    """
+    The address of the load balancer that relayed this connection with a
+    PROXY header (see L{securetcp._below.proxyprotocol}), if any.
+    """
+    for _ in range(4):
+        transport = getattr(transport, "transport", None)
+        if transport is None:
+            return None
+        found = getattr(transport, "proxiedBy", None)
+        if isinstance(found, str):
+            return found
+    return None

@@ -30,6 +30,7 @@ from __future__ import annotations
 import datetime
 from typing import Any, Dict, Optional
 
+from twisted.internet.interfaces import IAddress
 from twisted.logger import Logger, LogLevel
 
 from securetcp._reasons import REJECTION_REASONS
@@ -158,3 +159,20 @@ class AuditEmitter:
             securetcp_audit=record,
             securetcp_event=event,
         )
+
+
+def addressText(address: Optional[IAddress]) -> Optional[str]:
+    """
+    An address as audit records write it: C{host:port}, C{[v6]:port} or
+    C{unix:PATH}.
+    """
+    if address is None:
+        return None
+    host = getattr(address, "host", None)
+    port = getattr(address, "port", None)
+    if host is not None and port is not None:
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    name = getattr(address, "name", None)
+    if name is not None:
+        return f"unix:{name.decode() if isinstance(name, bytes) else name}"
+    return str(address)
