@@ -121,7 +121,7 @@ def blocks(page: str) -> List[Block]:
 
 
 #: the pages whose samples assume the files L{fixture} makes
-FIXTURE_PAGES = ("README.md", "index.md", "endpoints.md", "policy.md", "revocation.md",
+FIXTURE_PAGES = ("index.md", "endpoints.md", "policy.md", "revocation.md",
                  "twistd.md", "audit.md", "errors.md")
 
 _FIXTURE_POLICY = """\
