@@ -182,11 +182,11 @@ def scratchDirectory(prefix: str) -> str:
     return directory
 
 
-def sharedPKI(name: str) -> TestPKI:
+def sharedPKI(name: str = "shared") -> TestPKI:
     """
-    One L{TestPKI} per C{name} for the whole test run, made on first use
-    (issuing certificates dominates the run time), in a directory removed
-    when the process exits.
+    One read-only L{TestPKI} per C{name} for the whole test run, made on
+    first use (issuing certificates dominates the run time), in a directory
+    removed when the process exits.
     """
     if name not in _SHARED:
         _SHARED[name] = TestPKI.create(scratchDirectory(f"securetcp-{name}-"))

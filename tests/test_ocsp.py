@@ -57,27 +57,16 @@ from securetcp.revocation.ocsp import (
     validateResponse,
 )
 
+from ._crl import CRLAuthority, craftCRL
 from ._iosim import connectProtocols
+from ._net import escape as _escape
+from ._peers import LINE, PROCESS_TIMEOUT, PeerProcess, RealPeerMixin
+from ._peers import waitUntil as _waitUntil
 from ._pki import TestPKI, _key, _keyPem, _name, _pem
-from .test_realpeers import (
-    LINE,
-    PROCESS_TIMEOUT,
-    AuditRecorder,
-    CollectorFactory,
-    CountingEchoFactory,
-    PeerProcess,
-    RealPeerMixin,
-    _escape,
-    _waitUntil,
-)
-from .test_revocation import (
-    OPENSSL,
-    CRLAuthority,
-    RecordingFactory,
-    _needOpenSSL,
-    _openssl,
-    craftCRL,
-)
+from ._programs import OPENSSL
+from ._programs import needOpenSSL as _needOpenSSL
+from ._programs import runOpenSSL as _openssl
+from ._recording import AuditRecorder, CollectorFactory, CountingEchoFactory, RecordingFactory
 
 _NOW = datetime.datetime.now(datetime.UTC)
 _MINUTE = datetime.timedelta(minutes=1)
