@@ -2,7 +2,8 @@
 CRLs for tests, made the way an operator makes them: L{CRLAuthority} runs
 C{openssl ca -revoke} and C{openssl ca -gencrl} against a minimal
 C{openssl ca} database for one CA of a L{TestPKI}; L{craftCRL} builds the
-CRLs the C{openssl} binary will not write (one already expired).
+CRLs the C{openssl} binary will not write (one already expired) with the
+test PKI's own L{TestPKI.crl}.
 
     authority = CRLAuthority(pki, os.path.join(work, "ca-db"))
     authority.revoke(pki.path("client.pem"))
@@ -17,7 +18,6 @@ import os
 from typing import Optional, Sequence
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
 
 from ._pki import TestPKI
 from ._programs import needOpenSSL, runOpenSSL
@@ -95,20 +95,7 @@ def craftCRL(pki: TestPKI, revoked: Sequence[x509.Certificate] = (), number: int
              nextUpdate: datetime.datetime = _NOW - _DAY) -> bytes:
     """
     A PEM CRL of C{pki}'s CA that C{openssl ca} will not write: by default
-    one whose nextUpdate has already passed.
+    one whose nextUpdate has already passed; C{revoked} are listed as
+    revoked at C{lastUpdate} for C{keyCompromise}.
     """
-    builder = (
-        x509.CertificateRevocationListBuilder()
-        .issuer_name(pki.ca.subject)
-        .last_update(lastUpdate).next_update(nextUpdate)
-        .add_extension(x509.CRLNumber(number), critical=False)
-    )
-    for certificate in revoked:
-        builder = builder.add_revoked_certificate(
-            x509.RevokedCertificateBuilder()
-            .serial_number(certificate.serial_number)
-            .revocation_date(lastUpdate)
-            .add_extension(x509.CRLReason(x509.ReasonFlags.key_compromise), critical=False)
-            .build())
-    crl = builder.sign(pki.caKey, hashes.SHA256())  # type: ignore[arg-type]
-    return crl.public_bytes(serialization.Encoding.PEM)
+    return pki.crl(revoked, number, lastUpdate, nextUpdate, x509.ReasonFlags.key_compromise)

@@ -99,9 +99,8 @@ def _replacePair(pki: TestPKI, name: str, cn: str) -> x509.Certificate:
 
     @return: the new certificate.
     """
-    staging = TestPKI(os.path.join(pki.directory, "staging"))
+    staging = TestPKI(os.path.join(pki.directory, "staging"), pki.authority)
     os.makedirs(staging.directory, exist_ok=True)
-    staging.ca, staging.caKey = pki.ca, pki.caKey  # type: ignore[attr-defined]
     certificate = staging.issue(name, cn, dns=["localhost"], ips=["127.0.0.1"], server=True)
     os.rename(staging.path(f"{name}.key"), pki.path("server.key"))
     os.rename(staging.path(f"{name}.pem"), pki.path("server.pem"))

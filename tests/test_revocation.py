@@ -23,16 +23,13 @@ OCSP and stapling are not implemented and not tested here.
 
 from __future__ import annotations
 
-import atexit
 import datetime
 import os
 import shutil
-import tempfile
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.x509.oid import ExtendedKeyUsageOID
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import clientFromString, serverFromString
@@ -52,7 +49,8 @@ from ._iosim import connectProtocols
 from ._net import escape as _escape
 from ._peers import LINE, PROCESS_TIMEOUT, RealPeerMixin
 from ._peers import waitUntil as _waitUntil
-from ._pki import TestPKI, _key, _keyPem, _name, _pem
+from ._pki import TestPKI, addIntermediate
+from ._pki import sharedPKI as _sharedPKI
 from ._programs import needOpenSSL as _needOpenSSL
 from ._programs import runOpenSSL as _openssl
 from ._recording import AuditRecorder, CollectorFactory, CountingEchoFactory, RecordingFactory
@@ -74,70 +72,13 @@ def _readCRL(path: str) -> x509.CertificateRevocationList:
     return x509.load_der_x509_crl(data)
 
 
-# -- the PKI: TestPKI, plus an intermediate CA and a client it issued --------
-
-
-def _addIntermediate(pki: TestPKI) -> None:
-    """
-    Add C{intermediate.pem}/C{.key} (a CA issued by C{ca.pem}),
-    C{client-inter.pem} (leaf + intermediate) and C{client-inter.key} (a
-    client it issued), and C{trust-inter.pem} (both CAs) to C{pki}.
-    """
-    key = _key("ec", 256, "intermediate")
-    inter = (
-        x509.CertificateBuilder()
-        .subject_name(_name("securetcp test intermediate CA")).issuer_name(pki.ca.subject)
-        .public_key(key.public_key())  # type: ignore[attr-defined]
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(_NOW - _DAY).not_valid_after(_NOW + 3000 * _DAY)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True,
-                                     False, False), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(
-            key.public_key()), critical=False)  # type: ignore[attr-defined]
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
-            pki.ca.public_key()), critical=False)  # type: ignore[arg-type]
-        .sign(pki.caKey, hashes.SHA256())  # type: ignore[arg-type]
-    )
-    pki.write("intermediate.pem", _pem(inter))
-    pki.write("intermediate.key", _keyPem(key))
-    leafKey = _key("ec", 256, "client-inter")
-    leaf = (
-        x509.CertificateBuilder()
-        .subject_name(_name("PUMP-0777")).issuer_name(inter.subject)
-        .public_key(leafKey.public_key())  # type: ignore[attr-defined]
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(_NOW - _DAY).not_valid_after(_NOW + 365 * _DAY)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
-            key.public_key()), critical=False)  # type: ignore[attr-defined]
-        .add_extension(x509.SubjectAlternativeName([
-            x509.UniformResourceIdentifier("spiffe://hospital.example/ward7/pump-0777")]),
-            critical=False)
-        .sign(key, hashes.SHA256())  # type: ignore[arg-type]
-    )
-    pki.write("client-inter.pem", _pem(leaf) + _pem(inter))
-    pki.write("client-inter.key", _keyPem(leafKey))
-    pki.write("trust-inter.pem", _pem(pki.ca) + _pem(inter))
-
-
-_shared: Dict[str, TestPKI] = {}
-
-
 def sharedPKI() -> TestPKI:
     """
-    One read-only test PKI for the module's in-memory tests (each test keeps
-    its own C{openssl ca} database elsewhere); removed when the process
-    exits.
+    One read-only test PKI, with an intermediate CA, for the module's
+    in-memory tests (each test keeps its own C{openssl ca} database
+    elsewhere).
     """
-    if "pki" not in _shared:
-        directory = tempfile.mkdtemp(prefix="securetcp-test-revocation-")
-        atexit.register(shutil.rmtree, directory, True)
-        pki = TestPKI.create(directory)
-        _addIntermediate(pki)
-        _shared["pki"] = pki
-    return _shared["pki"]
+    return _sharedPKI("revocation", addIntermediate)
 
 
 def _flipSignatureByte(path: str) -> None:
