@@ -10,7 +10,7 @@ import datetime
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -28,6 +28,8 @@ from securetcp._pki.authority import CLOCK_SKEW, checkKey
 from securetcp.errors import PKIError
 from securetcp.policy import Revocation
 from securetcp.revocation.crl import loadCRLs
+
+from ._pki import cachedKey
 
 SERVER_AUTH = ExtendedKeyUsageOID.SERVER_AUTH
 CLIENT_AUTH = ExtendedKeyUsageOID.CLIENT_AUTH
@@ -88,11 +90,11 @@ class KeyTests(SynchronousTestCase):
         L{checkKey} refuses RSA under 2048 bits and curves other than P-256,
         P-384 and P-521, naming the key; it returns the keys it accepts.
         """
-        for key, named in [(rsa.generate_private_key(65537, 1024), "RSA-1024"),
-                           (ec.generate_private_key(ec.SECP224R1()), "secp224r1")]:
+        for key, named in [(cachedKey("rsa", 1024, "weak"), "RSA-1024"),
+                           (cachedKey("ec", 224, "weak"), "secp224r1")]:
             error = self.assertRaises(PKIError, checkKey, key)
             self.assertIn(named, str(error))
-        good = ec.generate_private_key(ec.SECP384R1())
+        good = cachedKey("ec", 384, "good")
         self.assertIs(checkKey(good), good)
         self.assertRaises(PKIError, checkKey, "not a key")
 
@@ -181,7 +183,7 @@ class AuthorityTests(SynchronousTestCase):
         """
         L{Authority.issue} refuses to certify a key L{checkKey} refuses.
         """
-        weak = rsa.generate_private_key(65537, 1024)
+        weak = cachedKey("rsa", 1024, "weak")
         self.assertRaises(PKIError, self.ca.issue, _name("weak"), [SERVER_AUTH], key=weak)
 
     def test_authorityInformationAccess(self) -> None:
