@@ -3,7 +3,8 @@ The shape of the securetcp package, read from its source with L{ast}
 (nothing is imported): its import graph has no cycle and flows one way down
 the layers of L{LAYERS}; only the TLS layer imports OpenSSL; the dropin
 imports only the plugin objects; every module's C{test-case-name} header
-names test modules that exist; modules and functions stay small.
+names test modules that exist; modules and functions stay small; and no
+test module imports another.
 
 Every import statement counts, at module level or inside a function or
 class (a function-level import is a dependency all the same).  An import
@@ -190,17 +191,20 @@ def _importStatements(tree: ast.Module) -> Iterable[Tuple[ast.stmt, bool]]:
         pending.extend((child, nested) for child in ast.iter_child_nodes(node))
 
 
-def importsOf(module: Module, known: Iterable[str]) -> List[Import]:
+def importsOf(module: Module, known: Iterable[str],
+              root: Optional[str] = None) -> List[Import]:
     """
     Every import statement in C{module}, at any depth, resolved: a name in
-    the package to the longest module of C{known} it names, anything else
-    to its top-level name.
+    the package C{root} (by default, C{module}'s own top-level package) to
+    the longest module of C{known} it names, anything else to its top-level
+    name.
     """
     known = set(known)
     found: List[Import] = []
+    root = root or module.name.split(".")[0]
 
     def add(name: str, line: int, atBottom: bool) -> None:
-        if name.split(".")[0] == PACKAGE:
+        if name.split(".")[0] == root:
             while name not in known and "." in name:
                 name = name.rpartition(".")[0]
         else:
@@ -443,16 +447,34 @@ def _functions(node: ast.AST, prefix: str) -> Iterable[Tuple[str, ast.AST]]:
             yield from _functions(child, prefix)
 
 
-def dropinViolations(dropin: Module) -> Violations:
+def dropinViolations(dropin: Module, known: Iterable[str]) -> Violations:
     """
-    Each import of the dropin other than L{DROPIN_IMPORTS} and Twisted.
+    Each import of the dropin other than L{DROPIN_IMPORTS} and Twisted
+    (C{known}: the package's modules).
     """
     found: Violations = {}
-    for imported in importsOf(dropin, DROPIN_IMPORTS):
+    for imported in importsOf(dropin, known, PACKAGE):
         if imported.target not in DROPIN_IMPORTS + ("twisted",):
             found[("dropin", imported.target)] = (
                 f"{dropin.path} line {imported.line} imports {imported.target}: the dropin "
                 f"may import only {', '.join(DROPIN_IMPORTS)} (and Twisted)")
+    return found
+
+
+def testImportViolations(directory: str) -> Violations:
+    """
+    Each import of a test module by another module of the tests package in
+    C{directory}: what they share belongs in a helper module C{tests/_*.py}.
+    """
+    tests = readPackage(directory, "tests")
+    found: Violations = {}
+    for name, module in sorted(tests.items()):
+        for imported in importsOf(module, tests):
+            testModule = imported.target.rpartition(".")[2].startswith("test_")
+            if testModule and imported.target in tests:
+                found[("test import", name, imported.target)] = (
+                    f"{name} line {imported.line} imports the test module {imported.target}: "
+                    "move what they share into a helper module tests/_*.py")
     return found
 
 
@@ -480,7 +502,8 @@ def allViolations() -> Violations:
     found: Violations = {}
     for part in (cycleViolations(graph), directionViolations(graph),
                  boundaryViolations(modules), headerViolations(modules),
-                 sizeViolations(modules), dropinViolations(_dropin())):
+                 sizeViolations(modules), dropinViolations(_dropin(), modules),
+                 testImportViolations(os.path.dirname(os.path.abspath(__file__)))):
         found.update(part)
     return found
 
@@ -529,7 +552,7 @@ class ImportGraphTests(RuleTestCase):
         The dropin imports only the plugin objects of C{securetcp._plugins}
         (and Twisted), so nothing heavy is imported at plugin-scan time.
         """
-        self.assertNoNewViolations(dropinViolations(_dropin()))
+        self.assertNoNewViolations(dropinViolations(_dropin(), _package()))
 
 
 class HeaderTests(RuleTestCase):
@@ -556,6 +579,19 @@ class SizeTests(RuleTestCase):
         L{MAX_FUNCTION_LINES}.
         """
         self.assertNoNewViolations(sizeViolations(_package()))
+
+
+class TestModuleTests(RuleTestCase):
+    """
+    The tests read like the code: shared helpers live in C{tests/_*.py}.
+    """
+
+    def test_noTestModuleImportsAnother(self) -> None:
+        """
+        No module of the tests package imports a test module.
+        """
+        self.assertNoNewViolations(
+            testImportViolations(os.path.dirname(os.path.abspath(__file__))))
 
 
 class KnownViolationsTests(SynchronousTestCase):
@@ -664,6 +700,22 @@ class AnalysisTests(SynchronousTestCase):
             ("audit", "securetcp.gate", "securetcp.audit.file"),
             ("pki", "securetcp.endpoints"),
         })
+
+    def test_testImports(self) -> None:
+        """
+        A test module imported by another module of the tests package, by
+        a relative or an absolute name, is reported; a helper module is not.
+        """
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        for name, source in {"__init__.py": "", "_helpers.py": "",
+                             "test_a.py": "from ._helpers import x\nfrom .test_b import y\n",
+                             "test_b.py": "def f():\n    import tests.test_a\n"}.items():
+            with open(os.path.join(directory, name), "w", encoding="utf-8") as f:
+                f.write(source)
+        self.assertEqual(set(testImportViolations(directory)), {
+            ("test import", "tests.test_a", "tests.test_b"),
+            ("test import", "tests.test_b", "tests.test_a")})
 
     def test_headersAndSizes(self) -> None:
         """
