@@ -131,6 +131,9 @@ class PeerProcess(ProcessProtocol):
             self.closeStdin()
 
     def closeStdin(self) -> None:
+        """
+        Close the program's standard input (once, while it runs).
+        """
         if not self._stdinClosed and self.running:
             self._stdinClosed = True
             self.transport.closeStdin()
@@ -144,6 +147,9 @@ class PeerProcess(ProcessProtocol):
         self.err += data
 
     def kill(self, signal: str = "KILL") -> None:
+        """
+        Send the program C{signal} if it is still running.
+        """
         if self.running:
             self.killed = self.killed or signal == "KILL"
             try:
@@ -173,6 +179,9 @@ class PeerProcess(ProcessProtocol):
         self.ended.callback(self)
 
     def describe(self) -> str:
+        """
+        How the program ended and what it wrote, for failure messages.
+        """
         return (f"exit {self.exitCode} killed={self.killed}\nstdout: "
                 f"{self.out.decode('utf-8', 'replace')}\nstderr: "
                 f"{self.err.decode('utf-8', 'replace')}")
@@ -307,9 +316,15 @@ class RealPeerMixin:
         return peer
 
     def assertEchoed(self, peer: PeerProcess) -> None:
+        """
+        Fail unless C{peer} received L{LINE} back.
+        """
         self.assertIn(LINE + b"\n", peer.out, peer.describe())
 
     def assertNotEchoed(self, peer: PeerProcess) -> None:
+        """
+        Fail if C{peer} received L{LINE} back.
+        """
         self.assertNotIn(LINE, peer.out, peer.describe())
 
     # -- openssl s_server -------------------------------------------------

@@ -108,24 +108,42 @@ class TestPKI:
 
     @property
     def ca(self) -> x509.Certificate:
+        """
+        The trusted CA's certificate.
+        """
         return self.authority.certificate
 
     @property
     def caKey(self) -> PrivateKey:
+        """
+        The trusted CA's key.
+        """
         return self.authority.key
 
     @property
     def otherCA(self) -> x509.Certificate:
+        """
+        The untrusted CA's certificate.
+        """
         return self.otherAuthority.certificate
 
     @property
     def otherCAKey(self) -> PrivateKey:
+        """
+        The untrusted CA's key.
+        """
         return self.otherAuthority.key
 
     def path(self, name: str) -> str:
+        """
+        The path of the file C{name} in the PKI's directory.
+        """
         return os.path.join(self.directory, name)
 
     def write(self, name: str, data: bytes) -> str:
+        """
+        Write C{data} to the file C{name} in the PKI's directory; return its path.
+        """
         path = self.path(name)
         with open(path, "wb") as f:
             f.write(data)
@@ -133,6 +151,9 @@ class TestPKI:
 
     @classmethod
     def create(cls, directory: str) -> TestPKI:
+        """
+        Make the CAs and every file listed above in C{directory}.
+        """
         os.makedirs(directory, exist_ok=True)
         pki = cls(directory)
         pki.authority = pki.makeCA("ca", "securetcp test CA")

@@ -140,6 +140,9 @@ class HeaderFirst(Protocol):
 
 
 class _OneProtocol:
+    """
+    A protocol factory whose protocols C{build} makes.
+    """
     def __init__(self, build: Callable[[], IProtocol]) -> None:
         self.build = build
 
@@ -215,10 +218,16 @@ class InMemoryTestCase(SynchronousTestCase):
 
     @property
     def records(self) -> List[Dict[str, Any]]:
+        """
+        The audit records emitted so far, but C{policy.loaded}.
+        """
         return [e["securetcp_audit"] for e in self.events
                 if e["securetcp_audit"]["event"] != "policy.loaded"]
 
     def recordsOf(self, role: str, event: str) -> List[Dict[str, Any]]:
+        """
+        The records of C{event} by the C{role} side.
+        """
         return [r for r in self.records if r["role"] == role and r["event"] == event]
 
     def listen(self, app: IProtocolFactory, mutual: bool = True,

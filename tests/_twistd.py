@@ -129,28 +129,46 @@ class Program:
 
     @property
     def pid(self) -> int:
+        """
+        The process id.
+        """
         return self.process.pid
 
     @property
     def out(self) -> bytes:
+        """
+        Everything written to standard output so far.
+        """
         with open(self.outPath, "rb") as f:
             return f.read()
 
     @property
     def err(self) -> bytes:
+        """
+        Everything written to standard error so far.
+        """
         with open(self.errPath, "rb") as f:
             return f.read()
 
     @property
     def running(self) -> bool:
+        """
+        Whether the program has not ended yet.
+        """
         return self.process.poll() is None
 
     def send(self, data: bytes) -> None:
+        """
+        Write C{data} to the program's standard input.
+        """
         assert self.process.stdin is not None
         self.process.stdin.write(data)
         self.process.stdin.flush()
 
     def closeStdin(self) -> None:
+        """
+        Close the program's standard input, if it has one open.
+        """
         if self.process.stdin is not None and not self.process.stdin.closed:
             try:
                 self.process.stdin.close()
@@ -186,6 +204,10 @@ class Program:
                                  f"{self.describe()}") from None
 
     def stop(self) -> None:
+        """
+        Close standard input, terminate the program (KILL after 5 s) and close
+        its output files.
+        """
         self.closeStdin()
         if self.running:
             self.process.terminate()
@@ -198,6 +220,9 @@ class Program:
         self._err.close()
 
     def describe(self) -> str:
+        """
+        The command line, exit status and output, for failure messages.
+        """
         return (f"argv: {self.argv}\nexit: {self.process.poll()}\n"
                 f"stdout: {self.out.decode('utf-8', 'replace')}\n"
                 f"stderr: {self.err.decode('utf-8', 'replace')}")
@@ -278,6 +303,9 @@ class TapProcessMixin:
         return self.startListening(argv, name, lambda p: b"starting on %d" % p, port)
 
     def mtlsListen(self, port: int, cert: str = "server") -> List[str]:
+        """
+        C{--listen mtls:PORT} on 127.0.0.1 with the PKI's C{cert} and CA.
+        """
         return ["--listen",
                 f"mtls:{port}:interface=127.0.0.1"
                 f":certKey={escape(self.pki.path(cert + '.pem'))}"
@@ -333,6 +361,9 @@ class TapProcessMixin:
                           lambda: "\n".join(json.dumps(r) for r in auditRecords(self.audit)))
 
     def connectionCount(self, countFile: str) -> int:
+        """
+        How many connections the backend counting in C{countFile} has had.
+        """
         if not os.path.exists(countFile):
             return 0
         with open(countFile) as f:
