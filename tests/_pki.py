@@ -26,14 +26,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from securetcp._pki import (
-    Authority,
-    PrivateKey,
-    Revoked,
-    Validity,
-    certificatePEM,
-    keyPEM,
-)
+from securetcp._pki import Authority, PrivateKey, Revoked, Validity, certificatePEM, keyPEM
 from securetcp.errors import PKIError
 
 _NOW = datetime.datetime.now(datetime.UTC)
@@ -106,33 +99,11 @@ class TestPKI:
         if otherAuthority is not None:
             self.otherAuthority = otherAuthority
 
-    @property
-    def ca(self) -> x509.Certificate:
-        """
-        The trusted CA's certificate.
-        """
-        return self.authority.certificate
-
-    @property
-    def caKey(self) -> PrivateKey:
-        """
-        The trusted CA's key.
-        """
-        return self.authority.key
-
-    @property
-    def otherCA(self) -> x509.Certificate:
-        """
-        The untrusted CA's certificate.
-        """
-        return self.otherAuthority.certificate
-
-    @property
-    def otherCAKey(self) -> PrivateKey:
-        """
-        The untrusted CA's key.
-        """
-        return self.otherAuthority.key
+    ca = property(lambda self: self.authority.certificate, doc="The trusted CA's certificate.")
+    caKey = property(lambda self: self.authority.key, doc="The trusted CA's key.")
+    otherCA = property(lambda self: self.otherAuthority.certificate,
+                       doc="The untrusted CA's certificate.")
+    otherCAKey = property(lambda self: self.otherAuthority.key, doc="The untrusted CA's key.")
 
     def path(self, name: str) -> str:
         """
