@@ -1,6 +1,7 @@
 """
-Throw-away ECDSA P-256 certificates for one benchmark run, written into a
-temporary directory (never committed): a CA, a server certificate for
+Throw-away ECDSA P-256 certificates for one benchmark run, issued by the
+project's own L{securetcp._pki.Authority} and written into a temporary
+directory (never committed): a CA, a server certificate for
 127.0.0.1/localhost, a client certificate, a small CRL and optionally a
 large one (revoking other serial numbers than the client's).
 
@@ -20,6 +21,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from securetcp._pki import Authority, Revoked, Validity, certificatePEM, keyPEM
+
 
 def _name(cn: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "securetcp benchmark"),
@@ -30,14 +33,6 @@ def _write(path: str, data: bytes) -> str:
     with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
         f.write(data)
     return path
-
-
-def _key(path: str) -> ec.EllipticCurvePrivateKey:
-    key = ec.generate_private_key(ec.SECP256R1())
-    _write(path, key.private_bytes(serialization.Encoding.PEM,
-                                   serialization.PrivateFormat.PKCS8,
-                                   serialization.NoEncryption()))
-    return key
 
 
 def _der(tag: int, body: bytes) -> bytes:
@@ -52,13 +47,16 @@ def _derInt(value: int) -> bytes:
     return _der(0x02, value.to_bytes(value.bit_length() // 8 + 1, "big"))
 
 
-def _crl(caKey: ec.EllipticCurvePrivateKey, caName: x509.Name, now: datetime.datetime,
-         count: int) -> bytes:
+def _bigCRL(ca: Authority, now: datetime.datetime, count: int) -> bytes:
     """
     A v2 CRL revoking serials 1..count, DER-encoded by hand: cryptography's
-    builder copies its list on every addition, which takes minutes for
-    100,000 entries.  Checked by parsing it back and verifying its signature.
+    builder (and so L{Authority.crl}) copies its list on every addition,
+    which takes minutes for 100,000 entries.  Checked by parsing it back and
+    verifying its signature.
     """
+    caKey, caName = ca.key, ca.certificate.subject
+    assert isinstance(caKey, ec.EllipticCurvePrivateKey)
+
     def utc(t: datetime.datetime) -> bytes:
         return _der(0x17, t.strftime("%y%m%d%H%M%SZ").encode("ascii"))
 
@@ -85,39 +83,17 @@ def makePKI(directory: str, bigCRL: int = 0) -> Dict[str, str]:
         revoked serial numbers (none of them the client's).
     """
     now = datetime.datetime.now(datetime.UTC)
-    paths: Dict[str, str] = {}
-    caKey = _key(os.path.join(directory, "ca.key"))
-    caName = _name("securetcp benchmark CA")
-    ca = (x509.CertificateBuilder().subject_name(caName).issuer_name(caName)
-          .public_key(caKey.public_key()).serial_number(x509.random_serial_number())
-          .not_valid_before(now - datetime.timedelta(days=1))
-          .not_valid_after(now + datetime.timedelta(days=30))
-          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-          .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False),
-                         critical=True)
-          .add_extension(x509.SubjectKeyIdentifier.from_public_key(caKey.public_key()),
-                         critical=False)
-          .sign(caKey, hashes.SHA256()))
-    paths["ca"] = _write(os.path.join(directory, "ca.pem"),
-                         ca.public_bytes(serialization.Encoding.PEM))
+    validity = Validity(now - datetime.timedelta(days=1), now + datetime.timedelta(days=30))
+    ca = Authority.create(_name("securetcp benchmark CA"), validity=validity)
+    paths: Dict[str, str] = {
+        "ca": _write(os.path.join(directory, "ca.pem"), certificatePEM(ca.certificate))}
+    _write(os.path.join(directory, "ca.key"), keyPEM(ca.key))
 
     def leaf(name: str, cn: str, usage: x509.ObjectIdentifier, sans: list) -> None:
-        key = _key(os.path.join(directory, f"{name}.key"))
-        cert = (x509.CertificateBuilder().subject_name(_name(cn)).issuer_name(caName)
-                .public_key(key.public_key()).serial_number(x509.random_serial_number())
-                .not_valid_before(now - datetime.timedelta(days=1))
-                .not_valid_after(now + datetime.timedelta(days=30))
-                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-                .add_extension(x509.KeyUsage(True, False, False, False, False, False, False,
-                                             False, False), critical=True)
-                .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-                .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-                .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
-                    caKey.public_key()), critical=False)
-                .sign(caKey, hashes.SHA256()))
+        issued = ca.issue(_name(cn), [usage], sans, validity=validity)
         paths[f"{name}Cert"] = _write(os.path.join(directory, f"{name}.pem"),
-                                      cert.public_bytes(serialization.Encoding.PEM))
-        paths[f"{name}Key"] = os.path.join(directory, f"{name}.key")
+                                      certificatePEM(issued.certificate))
+        paths[f"{name}Key"] = _write(os.path.join(directory, f"{name}.key"), keyPEM(issued.key))
 
     leaf("server", "localhost", ExtendedKeyUsageOID.SERVER_AUTH,
          [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
@@ -127,8 +103,12 @@ def makePKI(directory: str, bigCRL: int = 0) -> Dict[str, str]:
     with open(paths["serverCert"], "rb") as c, open(paths["serverKey"], "rb") as k:
         paths["serverBundle"] = _write(os.path.join(directory, "server-bundle.pem"),
                                        c.read() + k.read())
-    paths["crl"] = _write(os.path.join(directory, "ca.crl"), _crl(caKey, caName, now, 10))
+    revokedAt = now - datetime.timedelta(hours=2)
+    small = ca.crl([Revoked(serial, revokedAt) for serial in range(1, 11)], 1,
+                   Validity(now - datetime.timedelta(hours=1), now + datetime.timedelta(days=7)))
+    paths["crl"] = _write(os.path.join(directory, "ca.crl"),
+                          small.public_bytes(serialization.Encoding.PEM))
     if bigCRL:
         paths["crlBig"] = _write(os.path.join(directory, "ca-big.crl"),
-                                 _crl(caKey, caName, now, bigCRL))
+                                 _bigCRL(ca, now, bigCRL))
     return paths

@@ -20,7 +20,6 @@ from typing import Any, List, Optional, Sequence, Tuple
 
 import attrs
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
 from hypothesis import given
 from hypothesis import strategies as st
 from twisted.internet import reactor, threads
@@ -504,16 +503,7 @@ def writeCRL(pki: TestPKI, name: str = "devices.crl",
     Write a CRL signed by the test CA.
     """
     now = datetime.datetime.now(datetime.UTC)
-    builder = (x509.CertificateRevocationListBuilder()
-               .issuer_name(pki.ca.subject)  # type: ignore[attr-defined]
-               .last_update(now - DAY).next_update(now + 7 * DAY)
-               .add_extension(x509.CRLNumber(1), critical=False))
-    for cert in revoked:
-        builder = builder.add_revoked_certificate(
-            x509.RevokedCertificateBuilder().serial_number(cert.serial_number)
-            .revocation_date(now - DAY).build())
-    crl = builder.sign(pki.caKey, hashes.SHA256())  # type: ignore[attr-defined]
-    return pki.write(name, crl.public_bytes(serialization.Encoding.PEM))
+    return pki.write(name, pki.crl(revoked, 1, now - DAY, now + 7 * DAY))
 
 
 class CheckCommandTests(SynchronousTestCase):

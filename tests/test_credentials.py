@@ -29,43 +29,45 @@ from securetcp.errors import CredentialError, EndpointArgumentError, PolicyError
 from securetcp.materials import loadCredentials
 from securetcp.policy import KeyStrength, LegacyProfileWarning, TLSPolicy
 
-from ._pki import TestPKI, _key, scratchDirectory
+from ._pki import TestPKI, sharedPKI
+from ._pki import cachedKey as _key
 
-_PKI: Optional[TestPKI] = None
 PASSPHRASE = b"correct horse battery staple"
 P12_PASSPHRASE = b"p12-secret"
 ENV_VAR = "SECURETCP_TEST_KEY_PASSPHRASE"
 
 
+def _addCredentialFiles(pki: TestPKI) -> None:
+    """
+    Add the files these tests need to C{pki}: an encrypted key, PKCS#12
+    bundles, files that hold no PEM, a weak RSA key and a P-224 key.
+    """
+    pki.issue("encrypted", "localhost", dns=["localhost"], server=True,
+              passphrase=PASSPHRASE)
+    pki.issue("weak-rsa", "localhost", dns=["localhost"], server=True,
+              keyKind="rsa", bits=1024)
+    pki.issue("p224", "localhost", dns=["localhost"], server=True, bits=224)
+    with open(pki.path("server.pem"), "rb") as f:
+        cert = x509.load_pem_x509_certificate(f.read())
+    key: Any = _key("ec", 256, "server")
+    pki.write("server.p12", pkcs12.serialize_key_and_certificates(
+        b"server", key, cert, [pki.ca],
+        serialization.BestAvailableEncryption(P12_PASSPHRASE)))
+    pki.write("server-plain.p12", pkcs12.serialize_key_and_certificates(
+        b"server", key, cert, None, serialization.NoEncryption()))
+    pki.write("cert-only.p12", pkcs12.serialize_key_and_certificates(
+        b"server", None, cert, None, serialization.NoEncryption()))
+    pki.write("notpem.txt", b"this is not a certificate\n")
+    pki.write("passphrase.txt", PASSPHRASE + b"\nsecond line ignored\n")
+    os.makedirs(pki.path("empty-dir"))
+
+
 def _pki() -> TestPKI:
     """
     One test PKI for the whole module, made on first use, with the extra
-    files these tests need: an encrypted key, PKCS#12 bundles, files that
-    hold no PEM, a weak RSA key and a P-224 key.
+    files these tests need.
     """
-    global _PKI
-    if _PKI is None:
-        pki = TestPKI.create(scratchDirectory("securetcp-credentials-"))
-        pki.issue("encrypted", "localhost", dns=["localhost"], server=True,
-                  passphrase=PASSPHRASE)
-        pki.issue("weak-rsa", "localhost", dns=["localhost"], server=True,
-                  keyKind="rsa", bits=1024)
-        pki.issue("p224", "localhost", dns=["localhost"], server=True, bits=224)
-        with open(pki.path("server.pem"), "rb") as f:
-            cert = x509.load_pem_x509_certificate(f.read())
-        key: Any = _key("ec", 256, "server")
-        pki.write("server.p12", pkcs12.serialize_key_and_certificates(
-            b"server", key, cert, [pki.ca],
-            serialization.BestAvailableEncryption(P12_PASSPHRASE)))
-        pki.write("server-plain.p12", pkcs12.serialize_key_and_certificates(
-            b"server", key, cert, None, serialization.NoEncryption()))
-        pki.write("cert-only.p12", pkcs12.serialize_key_and_certificates(
-            b"server", None, cert, None, serialization.NoEncryption()))
-        pki.write("notpem.txt", b"this is not a certificate\n")
-        pki.write("passphrase.txt", PASSPHRASE + b"\nsecond line ignored\n")
-        os.makedirs(pki.path("empty-dir"))
-        _PKI = pki
-    return _PKI
+    return sharedPKI("credentials", _addCredentialFiles)
 
 
 def _p(name: str) -> str:

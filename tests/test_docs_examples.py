@@ -156,8 +156,7 @@ def fixture(directory: str) -> None:
     """
     import datetime
 
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.x509 import CertificateRevocationListBuilder
+    from cryptography.hazmat.primitives import serialization
 
     from tests._pki import TestPKI
 
@@ -166,12 +165,8 @@ def fixture(directory: str) -> None:
                          ("client.key", "device.key")):
         shutil.copyfile(pki.path(source), pki.path(copy))
     now = datetime.datetime.now(datetime.UTC)
-    crl = (CertificateRevocationListBuilder()
-           .issuer_name(pki.ca.subject)
-           .last_update(now - datetime.timedelta(hours=1))
-           .next_update(now + datetime.timedelta(days=30))
-           .sign(pki.caKey, hashes.SHA256()))  # type: ignore[arg-type]
-    pki.write("devices.crl", crl.public_bytes(serialization.Encoding.PEM))
+    pki.write("devices.crl", pki.crl(lastUpdate=now - datetime.timedelta(hours=1),
+                                     nextUpdate=now + datetime.timedelta(days=30)))
     pki.write("hl7-inbound.toml", _FIXTURE_POLICY.encode("ascii"))
     os.makedirs(pki.path("tls"))
     for name in ("server.pem", "devices-ca.pem", "devices.crl"):

@@ -8,11 +8,9 @@ argument names, C{endpoint=} wrapping and C{policy=} files.
 
 from __future__ import annotations
 
-import atexit
 import os
 import shutil
-import tempfile
-from typing import Any, Dict, List
+from typing import Any, List
 
 from twisted.internet.endpoints import (
     HostnameEndpoint,
@@ -49,6 +47,7 @@ from securetcp.policy import ClientAuth
 
 from ._iosim import connectEndpoints
 from ._pki import TestPKI
+from ._pki import sharedPKI as _sharedPKI
 
 #: RFC 7919 ffdhe2048, as C{openssl genpkey -genparam -algorithm DH -pkeyopt
 #: group:ffdhe2048} writes it (generating DH parameters in a test is slow).
@@ -62,23 +61,22 @@ ssbzSibBsu/6iGtCOGEoXJf//////////wIBAg==
 -----END DH PARAMETERS-----
 """
 
-_shared: Dict[str, TestPKI] = {}
+def _addEndpointFiles(pki: TestPKI) -> None:
+    """
+    Add C{dh.pem} (L{FFDHE2048}) and C{cadir/ca.pem} (a CA directory) to
+    C{pki}.
+    """
+    pki.write("dh.pem", FFDHE2048)
+    os.makedirs(pki.path("cadir"))
+    shutil.copy(pki.path("ca.pem"), pki.path("cadir/ca.pem"))
 
 
 def sharedPKI() -> TestPKI:
     """
-    One test PKI (with absolute paths) for the whole module; removed when
-    the process exits.
+    One read-only test PKI (with absolute paths), DH parameters and a CA
+    directory, for the whole module.
     """
-    if "pki" not in _shared:
-        directory = tempfile.mkdtemp(prefix="securetcp-test-endpoints-")
-        atexit.register(shutil.rmtree, directory, True)
-        pki = TestPKI.create(directory)
-        pki.write("dh.pem", FFDHE2048)
-        os.makedirs(pki.path("cadir"))
-        shutil.copy(pki.path("ca.pem"), pki.path("cadir/ca.pem"))
-        _shared["pki"] = pki
-    return _shared["pki"]
+    return _sharedPKI("endpoints", _addEndpointFiles)
 
 
 class Echo(Protocol):

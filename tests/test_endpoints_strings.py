@@ -33,7 +33,7 @@ from __future__ import annotations
 import os
 import string
 import warnings
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -47,9 +47,21 @@ from securetcp.config import POLICY_OPTIONS
 from securetcp.errors import EndpointArgumentError, PolicyError
 from securetcp.policy import LegacyProfileWarning
 
-from ._pki import TestPKI, scratchDirectory
+from ._pki import TestPKI, sharedPKI
 
-_PKI: Optional[TestPKI] = None
+
+def _addPolicyFiles(pki: TestPKI) -> None:
+    """
+    Add a valid and an invalid policy file, a file that holds no PEM and
+    empty directories to C{pki}.
+    """
+    pki.write("good.toml", b'name = "fuzz"\nclientAuth = "none"\n')
+    pki.write("legacy.toml", b'profile = "legacy"\n')
+    pki.write("bad.toml", b'name = "unterminated\n')
+    pki.write("unknown.toml", b'bogus = 1\n')
+    pki.write("notpem.txt", b"not pem\n")
+    os.makedirs(pki.path("empty"))
+    os.makedirs(pki.path("audit"))
 
 
 def _pki() -> TestPKI:
@@ -57,18 +69,7 @@ def _pki() -> TestPKI:
     One test PKI for the whole module, made on first use, with a valid and
     an invalid policy file and an empty directory.
     """
-    global _PKI
-    if _PKI is None:
-        pki = TestPKI.create(scratchDirectory("securetcp-strings-"))
-        pki.write("good.toml", b'name = "fuzz"\nclientAuth = "none"\n')
-        pki.write("legacy.toml", b'profile = "legacy"\n')
-        pki.write("bad.toml", b'name = "unterminated\n')
-        pki.write("unknown.toml", b'bogus = 1\n')
-        pki.write("notpem.txt", b"not pem\n")
-        os.makedirs(pki.path("empty"))
-        os.makedirs(pki.path("audit"))
-        _PKI = pki
-    return _PKI
+    return sharedPKI("strings", _addPolicyFiles)
 
 
 def _escape(text: str) -> str:

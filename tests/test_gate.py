@@ -6,11 +6,8 @@ in memory (no sockets) with a L{Clock} shared by both sides.
 
 from __future__ import annotations
 
-import atexit
 import base64
 import json
-import shutil
-import tempfile
 from typing import Any, Dict, List, Optional
 
 from cryptography import x509
@@ -33,85 +30,12 @@ from ._iosim import (
     connectProtocols,
     connectRaw,
 )
-from ._pki import TestPKI
+from ._pki import sharedPKI
+from ._recording import RECORD_KEYS, RecordingFactory
 
 #: A line of patient data, as an HL7 v2 PID segment carries it.  It must
 #: never reach the audit log.
 HL7 = b"PID|1||12345^^^HOSP^MR||DOE^JOHN||19700101|M\r"
-
-#: Every key each connection audit record carries.
-RECORD_KEYS = (
-    "schema", "event", "time", "connection", "role", "local", "peer", "sni",
-    "version", "cipher", "group", "alpn", "peerIdentity", "policy", "profile",
-    "compliance",
-)
-
-_shared: Dict[str, TestPKI] = {}
-
-
-def sharedPKI() -> TestPKI:
-    """
-    One test PKI for the whole module (issuing certificates dominates the
-    run time); its directory is removed when the process exits.
-    """
-    if "pki" not in _shared:
-        directory = tempfile.mkdtemp(prefix="securetcp-test-gate-")
-        atexit.register(shutil.rmtree, directory, True)
-        _shared["pki"] = TestPKI.create(directory)
-    return _shared["pki"]
-
-
-class RecordingProtocol(Protocol):
-    """
-    An application protocol that records what happens to it, optionally
-    echoes, and optionally writes a greeting when connected.
-    """
-
-    def __init__(self, factory: RecordingFactory) -> None:
-        self.factory = factory
-        self.received: List[bytes] = []
-        self.lost: Any = None
-        self.handshakeDoneAtMakeConnection: Optional[bool] = None
-        self.peerCertificate: Any = None
-
-    def makeConnection(self, transport: Any) -> None:
-        # The peer's Finished message has been processed only once the
-        # handshake is complete.
-        handle = transport.getHandle()
-        self.handshakeDoneAtMakeConnection = (
-            handle.get_peer_finished() is not None
-            and handle.get_finished() is not None
-        )
-        super().makeConnection(transport)
-
-    def connectionMade(self) -> None:
-        self.peerCertificate = self.transport.getPeerCertificate()
-        if self.factory.greeting:
-            self.transport.write(self.factory.greeting)
-
-    def dataReceived(self, data: bytes) -> None:
-        self.received.append(data)
-        if self.factory.echo:
-            self.transport.write(data)
-
-    def connectionLost(self, reason: Any = None) -> None:
-        self.lost = reason
-
-
-class RecordingFactory(Factory):
-    """
-    Builds L{RecordingProtocol}s and keeps every one it built.
-    """
-
-    def __init__(self, echo: bool = False, greeting: bytes = b"") -> None:
-        self.echo = echo
-        self.greeting = greeting
-        self.built: List[RecordingProtocol] = []
-
-    def buildProtocol(self, addr: Any) -> RecordingProtocol:
-        protocol = RecordingProtocol(self)
-        self.built.append(protocol)
-        return protocol
 
 
 class PlainProtocol(Protocol):

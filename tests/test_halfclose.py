@@ -49,7 +49,7 @@ from securetcp.endpoints import SecureClientEndpoint, SecureServerEndpoint
 from ._iosim import InMemoryClientEndpoint, connectEndpoints, connectProtocols
 from ._net import escape
 from ._pki import sharedPKI
-from .test_tap import PEER_TIMEOUT, Program, TapProcessMixin
+from ._twistd import PEER_TIMEOUT, Program, TapProcessMixin
 
 SOCAT = shutil.which("socat")
 VERSIONS = ("TLSv1.3", "TLSv1.2")

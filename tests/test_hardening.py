@@ -55,20 +55,19 @@ from securetcp import buildPolicy, clientEndpoint, serverEndpoint
 from securetcp.audit.file import readChain
 from securetcp.audit.verify import verifyFiles
 
-from .test_realpeers import (
-    OPENSSL,
-    SOURCE_ROOT,
-    TWISTD,
-    AuditRecorder,
-    PeerProcess,
-    RealPeerMixin,
-    _needOpenSSL,
-    _sleep,
-    _waitUntil,
-)
-from .test_revocation import craftCRL
-from .test_tap import TapProcessMixin, _escape, _events, _freePort, _records
-from .test_tap import _waitUntil as _blockingWaitUntil
+from ._crl import craftCRL
+from ._net import escape as _escape
+from ._net import freePort as _freePort
+from ._peers import PeerProcess, RealPeerMixin
+from ._peers import sleep as _sleep
+from ._peers import waitUntil as _waitUntil
+from ._programs import OPENSSL, SOURCE_ROOT, TWISTD
+from ._programs import needOpenSSL as _needOpenSSL
+from ._recording import AuditRecorder
+from ._twistd import TapProcessMixin
+from ._twistd import auditEvents as _events
+from ._twistd import auditRecords as _records
+from ._twistd import blockUntil as _blockingWaitUntil
 
 _log = Logger(namespace="tests.hardening")
 

@@ -22,8 +22,9 @@ from securetcp.endpoints import SecureClientEndpoint, SecureServerEndpoint
 
 from ._iosim import connectProtocols
 from ._net import escape
+from ._peers import RealPeerMixin
 from ._pki import TestPKI
-from .test_realpeers import AuditRecorder, CountingEchoFactory, RealPeerMixin
+from ._recording import AuditRecorder, CountingEchoFactory
 
 
 class _Silent(Protocol):

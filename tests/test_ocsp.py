@@ -22,18 +22,14 @@ Four kinds of test:
 
 from __future__ import annotations
 
-import atexit
 import datetime
 import os
-import shutil
-import tempfile
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
-from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.endpoints import TCP4ServerEndpoint, clientFromString, serverFromString
@@ -57,27 +53,17 @@ from securetcp.revocation.ocsp import (
     validateResponse,
 )
 
+from ._crl import CRLAuthority, craftCRL
 from ._iosim import connectProtocols
-from ._pki import TestPKI, _key, _keyPem, _name, _pem
-from .test_realpeers import (
-    LINE,
-    PROCESS_TIMEOUT,
-    AuditRecorder,
-    CollectorFactory,
-    CountingEchoFactory,
-    PeerProcess,
-    RealPeerMixin,
-    _escape,
-    _waitUntil,
-)
-from .test_revocation import (
-    OPENSSL,
-    CRLAuthority,
-    RecordingFactory,
-    _needOpenSSL,
-    _openssl,
-    craftCRL,
-)
+from ._net import escape as _escape
+from ._peers import LINE, PROCESS_TIMEOUT, PeerProcess, RealPeerMixin
+from ._peers import waitUntil as _waitUntil
+from ._pki import AIA_URL, TestPKI, addOCSPCertificates
+from ._pki import sharedPKI as _sharedPKI
+from ._programs import OPENSSL
+from ._programs import needOpenSSL as _needOpenSSL
+from ._programs import runOpenSSL as _openssl
+from ._recording import AuditRecorder, CollectorFactory, CountingEchoFactory, RecordingFactory
 
 _NOW = datetime.datetime.now(datetime.UTC)
 _MINUTE = datetime.timedelta(minutes=1)
@@ -87,8 +73,6 @@ _DAY = datetime.timedelta(days=1)
 #: what our endpoints are told the responder is, for in-memory tests (the
 #: fake post answers whatever the URL)
 RESPONDER = "http://ocsp.hospital.example:2560"
-#: the responder named in C{client-aia.pem}'s AIA extension
-AIA_URL = "http://ocsp.devices.hospital.example/ocsp"
 
 
 def _utcnow() -> datetime.datetime:
@@ -99,91 +83,12 @@ def _der(response: ocsp.OCSPResponse) -> bytes:
     return response.public_bytes(serialization.Encoding.DER)
 
 
-# -- the PKI: TestPKI plus OCSP responders and a certificate with AIA --------
-
-
-def _issue(pki: TestPKI, name: str, cn: str, eku: Sequence[x509.ObjectIdentifier],
-           issuer: str = "ca", aia: Optional[str] = None,
-           selfSigned: bool = False) -> Tuple[x509.Certificate, Any]:
-    """
-    Issue C{name}.pem / C{name}.key: a certificate with the given EKUs from
-    the PKI's C{issuer} CA (C{"ca"} or C{"other"}), or self-signed; with an
-    AIA OCSP URL when C{aia} is given.
-    """
-    key = _key("ec", 256, name)
-    if selfSigned:
-        issuerName, signingKey = _name(cn), key
-    elif issuer == "ca":
-        issuerName, signingKey = pki.ca.subject, pki.caKey
-    else:
-        issuerName, signingKey = pki.otherCA.subject, pki.otherCAKey
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(_name(cn)).issuer_name(issuerName)
-        .public_key(key.public_key())  # type: ignore[attr-defined]
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(_NOW - _DAY).not_valid_after(_NOW + 365 * _DAY)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage(list(eku)), critical=False)
-    )
-    if aia is not None:
-        builder = builder.add_extension(x509.AuthorityInformationAccess([
-            x509.AccessDescription(AuthorityInformationAccessOID.CA_ISSUERS,
-                                   x509.UniformResourceIdentifier("http://ca.example/ca.der")),
-            x509.AccessDescription(AuthorityInformationAccessOID.OCSP,
-                                   x509.UniformResourceIdentifier(aia)),
-        ]), critical=False)
-    cert = builder.sign(signingKey, hashes.SHA256())  # type: ignore[arg-type]
-    pki.write(f"{name}.pem", _pem(cert))
-    pki.write(f"{name}.key", _keyPem(key))
-    return cert, key
-
-
-def _addOCSPCertificates(pki: TestPKI) -> None:
-    """
-    Add to C{pki}: C{responder} (issued by the CA, OCSP-signing EKU),
-    C{responder-noeku} (issued by the CA, clientAuth only),
-    C{responder-other} (OCSP-signing EKU, issued by the untrusted CA),
-    C{stranger} (self-signed), C{impostor} (self-signed, with the CA's own
-    subject name), C{client-aia} (a client whose AIA names L{AIA_URL}) and
-    C{server-good} (another valid server for localhost).
-    """
-    _issue(pki, "responder", "securetcp test OCSP responder", [ExtendedKeyUsageOID.OCSP_SIGNING])
-    _issue(pki, "responder-noeku", "securetcp test not a responder",
-           [ExtendedKeyUsageOID.CLIENT_AUTH])
-    _issue(pki, "responder-other", "securetcp rogue OCSP responder",
-           [ExtendedKeyUsageOID.OCSP_SIGNING], issuer="other")
-    _issue(pki, "stranger", "stranger", [ExtendedKeyUsageOID.OCSP_SIGNING], selfSigned=True)
-    key = _key("ec", 256, "impostor")
-    impostor = (
-        x509.CertificateBuilder()
-        .subject_name(pki.ca.subject).issuer_name(pki.ca.subject)
-        .public_key(key.public_key())  # type: ignore[attr-defined]
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(_NOW - _DAY).not_valid_after(_NOW + 365 * _DAY)
-        .sign(key, hashes.SHA256())  # type: ignore[arg-type]
-    )
-    pki.write("impostor.pem", _pem(impostor))
-    pki.write("impostor.key", _keyPem(key))
-    _issue(pki, "client-aia", "PUMP-0123", [ExtendedKeyUsageOID.CLIENT_AUTH], aia=AIA_URL)
-    pki.issue("server-good", "localhost", dns=["localhost"], ips=["127.0.0.1"], server=True)
-
-
-_shared: Dict[str, TestPKI] = {}
-
-
 def sharedPKI() -> TestPKI:
     """
-    One read-only test PKI for the module's tests that run no external
-    program; removed when the process exits.
+    One read-only test PKI, with OCSP responders and a certificate naming
+    one, for the module's tests that run no external program.
     """
-    if "pki" not in _shared:
-        directory = tempfile.mkdtemp(prefix="securetcp-test-ocsp-")
-        atexit.register(shutil.rmtree, directory, True)
-        pki = TestPKI.create(directory)
-        _addOCSPCertificates(pki)
-        _shared["pki"] = pki
-    return _shared["pki"]
+    return _sharedPKI("ocsp", addOCSPCertificates)
 
 
 def _cert(pki: TestPKI, name: str) -> x509.Certificate:

@@ -29,8 +29,10 @@ from securetcp.audit.records import auditHealth
 from securetcp.errors import PolicyError
 
 from ._iosim import CLIENT_ADDRESS
-from .test_gate import RECORD_KEYS, RecordingFactory, sharedPKI
-from .test_proxyprotocol import (
+from ._net import escape as _escape
+from ._pki import sharedPKI
+from ._programs import subprocessEnvironment as _env
+from ._proxy import (
     BALANCER,
     CLIENT_V4,
     AddressRecordingFactory,
@@ -39,7 +41,8 @@ from .test_proxyprotocol import (
     v1,
     v2Proxy,
 )
-from .test_tap import PEER_TIMEOUT, START_TIMEOUT, TapProcessMixin, _env, _escape
+from ._recording import RECORD_KEYS, RecordingFactory
+from ._twistd import PEER_TIMEOUT, START_TIMEOUT, TapProcessMixin
 
 #: A line of patient data sent in plaintext: it must never reach the audit log.
 HL7 = b"MSH|^~\\&|LAB|HOSP|EHR|HOSP|20260101120000||ORU^R01|MSG-8812|P|2.5\r"

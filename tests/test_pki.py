@@ -27,14 +27,10 @@ from securetcp.identity import identityFromCertificate
 from securetcp.policy import Revocation
 from securetcp.revocation.crl import loadCRLs
 
-from .test_tap import (
-    PEER_TIMEOUT,
-    START_TIMEOUT,
-    TapProcessMixin,
-    _env,
-    _escape,
-    _events,
-)
+from ._net import escape as _escape
+from ._programs import subprocessEnvironment as _env
+from ._twistd import PEER_TIMEOUT, START_TIMEOUT, TapProcessMixin
+from ._twistd import auditEvents as _events
 
 
 class _Echo(Protocol):

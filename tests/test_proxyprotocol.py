@@ -14,20 +14,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import struct
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from hypothesis import given
 from hypothesis import strategies as st
-from twisted.internet.address import IPv4Address, IPv6Address
-from twisted.internet.defer import Deferred, inlineCallbacks, succeed
-from twisted.internet.interfaces import IProtocol, IProtocolFactory, IStreamServerEndpoint
-from twisted.internet.protocol import Factory, Protocol
-from twisted.internet.task import Clock
+from twisted.internet.defer import inlineCallbacks
+from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
-from zope.interface import implementer
 
 from securetcp import AUDIT_NAMESPACE, AuditEmitter, buildPolicy
 from securetcp._below.proxyprotocol import (
@@ -36,68 +31,29 @@ from securetcp._below.proxyprotocol import (
     ProxyHeader,
     ProxyHeaderParser,
 )
-from securetcp.endpoints import SecureClientEndpoint, SecureServerEndpoint
 
-from ._iosim import CLIENT_ADDRESS, IOPump, connectProtocols
-from ._pki import TestPKI
-from .test_gate import RecordingFactory, sharedPKI
+from ._iosim import CLIENT_ADDRESS
+from ._pki import sharedPKI
+from ._proxy import (
+    BALANCER,
+    CLIENT_V4,
+    CLIENT_V6,
+    FRONT_V4,
+    FRONT_V6,
+    AddressRecordingFactory,
+    InMemoryTestCase,
+    connectThrough,
+    tlv,
+    v1,
+    v2,
+    v2Addresses,
+    v2Proxy,
+)
+from ._recording import RecordingFactory
 
 HAPROXY = shutil.which("haproxy") or (
     "/usr/sbin/haproxy" if os.path.exists("/usr/sbin/haproxy") else None)
 OPENSSL = shutil.which("openssl")
-
-#: The original client, as a load balancer's PROXY header names it.
-CLIENT_V4 = IPv4Address("TCP", "203.0.113.7", 51515)
-CLIENT_V6 = IPv6Address("TCP", "2001:db8::7", 51516)
-#: The address the client connected to, on the load balancer.
-FRONT_V4 = IPv4Address("TCP", "198.51.100.1", 443)
-FRONT_V6 = IPv6Address("TCP", "2001:db8::1", 443)
-#: The load balancer, as the in-memory server sees its TCP peer.
-BALANCER = f"{CLIENT_ADDRESS.host}:{CLIENT_ADDRESS.port}"
-
-
-# -- building headers -------------------------------------------------------
-
-
-def v1(family: str, source: str, destination: str, sport: Any, dport: Any) -> bytes:
-    """
-    A PROXY v1 line.
-    """
-    return f"PROXY {family} {source} {destination} {sport} {dport}\r\n".encode("ascii")
-
-
-def v2(command: int = 1, family: int = 0x11, body: bytes = b"", version: int = 2) -> bytes:
-    """
-    A PROXY v2 header with C{body} (addresses, then TLVs) after it.
-    """
-    return (V2_SIGNATURE + bytes([(version << 4) | command, family])
-            + struct.pack("!H", len(body)) + body)
-
-
-def v2Addresses(source: Any, destination: Any) -> Tuple[int, bytes]:
-    """
-    The family byte and address block of a v2 header for two Twisted
-    addresses of the same family.
-    """
-    kind = socket.AF_INET if isinstance(source, IPv4Address) else socket.AF_INET6
-    family = 0x11 if kind == socket.AF_INET else 0x21
-    return family, (socket.inet_pton(kind, source.host) + socket.inet_pton(kind, destination.host)
-                    + struct.pack("!HH", source.port, destination.port))
-
-
-def v2Proxy(source: Any = CLIENT_V4, destination: Any = FRONT_V4, tlvs: bytes = b"") -> bytes:
-    """
-    A v2 C{PROXY} header naming C{source} and C{destination}.
-    """
-    family, body = v2Addresses(source, destination)
-    return v2(1, family, body + tlvs)
-
-
-def tlv(kind: int, value: bytes) -> bytes:
-    """
-    One v2 type-length-value entry.
-    """
-    return bytes([kind]) + struct.pack("!H", len(value)) + value
 
 
 def parseAll(data: bytes, versions: Tuple[str, ...] = ("v1", "v2")
@@ -447,166 +403,6 @@ class ParserPropertyTests(SynchronousTestCase):
 # -- in memory ----------------------------------------------------------------
 
 
-@implementer(IStreamServerEndpoint)
-class CapturingEndpoint:
-    """
-    An inner server endpoint that keeps the factory it is asked to listen
-    with, so in-memory connections get every wrapper C{listen} adds.
-    """
-
-    factory: Any = None
-
-    def listen(self, factory: IProtocolFactory) -> Deferred[None]:
-        self.factory = factory
-        return succeed(None)
-
-
-class HeaderFirst(Protocol):
-    """
-    A client that writes raw bytes (a PROXY header, as a load balancer
-    would) and then hands the connection to C{inner} (a TLS client, or a
-    plaintext one).
-    """
-
-    def __init__(self, header: bytes, inner: Optional[IProtocol]) -> None:
-        self.header = header
-        self.inner = inner
-        self.lost: Any = None
-        self.received = b""
-
-    def makeConnection(self, transport: Any) -> None:
-        self.transport = transport
-        if self.header:
-            transport.write(self.header)
-        if self.inner is not None:
-            self.inner.makeConnection(transport)
-
-    def dataReceived(self, data: bytes) -> None:
-        self.received += data
-        if self.inner is not None:
-            self.inner.dataReceived(data)
-
-    def connectionLost(self, reason: Any = None) -> None:
-        self.lost = reason
-        if self.inner is not None:
-            self.inner.connectionLost(reason)
-
-
-class _OneProtocol:
-    def __init__(self, build: Callable[[], IProtocol]) -> None:
-        self.build = build
-
-    def buildProtocol(self, addr: Any) -> IProtocol:
-        return self.build()
-
-
-def connectThrough(serverFactory: IProtocolFactory, header: bytes, clock: Clock,
-                   clientFactory: Optional[IProtocolFactory] = None,
-                   greet: bool = True) -> Tuple[HeaderFirst, Any, IOPump]:
-    """
-    Connect, in memory, a client that sends C{header} and then runs a
-    protocol of C{clientFactory} (a TLS client factory; none: send nothing
-    more) to C{serverFactory} (what a server endpoint's C{listen} passed
-    to its inner endpoint).  The server sees the client as L{BALANCER}.
-
-    @return: the L{HeaderFirst} client, the server's outermost protocol and
-        the pump.
-    """
-    def build() -> HeaderFirst:
-        inner = clientFactory.buildProtocol(None) if clientFactory is not None else None
-        return HeaderFirst(header, inner)
-
-    client, server, pump = connectProtocols(serverFactory, _OneProtocol(build),  # type: ignore
-                                            clock, greet)
-    return client, server, pump
-
-
-class EchoProtocol(Protocol):
-    """
-    Echoes, and records its peer and host as the transport reports them.
-    """
-
-    def connectionMade(self) -> None:
-        self.peer = self.transport.getPeer()
-        self.host = self.transport.getHost()
-        self.received = b""
-
-    def dataReceived(self, data: bytes) -> None:
-        self.received += data
-        self.transport.write(data)
-
-
-class AddressRecordingFactory(Factory):
-    """
-    Builds L{EchoProtocol}s, keeping each with the address C{buildProtocol}
-    was given.
-    """
-
-    def __init__(self) -> None:
-        self.built: List[Tuple[Any, EchoProtocol]] = []
-
-    def buildProtocol(self, addr: Any) -> EchoProtocol:
-        protocol = EchoProtocol()
-        protocol.factory = self
-        self.built.append((addr, protocol))
-        return protocol
-
-
-class InMemoryTestCase(SynchronousTestCase):
-    """
-    A test PKI, one L{Clock}, an audit emitter keeping its records, and
-    builders for server endpoints (listening through L{CapturingEndpoint})
-    and securetcp clients.
-    """
-
-    def setUp(self) -> None:
-        self.pki: TestPKI = sharedPKI()
-        self.clock = Clock()
-        self.events: List[Dict[str, Any]] = []
-        self.emitter = AuditEmitter(
-            Logger(namespace=AUDIT_NAMESPACE, observer=self.events.append))
-
-    @property
-    def records(self) -> List[Dict[str, Any]]:
-        return [e["securetcp_audit"] for e in self.events
-                if e["securetcp_audit"]["event"] != "policy.loaded"]
-
-    def recordsOf(self, role: str, event: str) -> List[Dict[str, Any]]:
-        return [r for r in self.records if r["role"] == role and r["event"] == event]
-
-    def listen(self, app: IProtocolFactory, mutual: bool = True,
-               proxyProtocol: Optional[str] = None, permissive: bool = False,
-               insecurelyAllowPlaintext: bool = False, **options: Any) -> Any:
-        """
-        A server endpoint for C{app}; listen, and return the factory its
-        inner endpoint was given.
-        """
-        settings = dict(certKey=self.pki.path("server.pem"),
-                        privateKey=self.pki.path("server.key"),
-                        caCerts=self.pki.path("ca.pem"))
-        settings.update(options)
-        inner = CapturingEndpoint()
-        endpoint = SecureServerEndpoint(
-            self.clock, inner, buildPolicy(**settings), mutual=mutual, clock=self.clock,
-            emitter=self.emitter, proxyProtocol=proxyProtocol, permissive=permissive,
-            insecurelyAllowPlaintext=insecurelyAllowPlaintext)
-        self.successResultOf(endpoint.listen(app))
-        return inner.factory
-
-    def tlsClient(self, app: IProtocolFactory, cert: Optional[str] = "client") -> Any:
-        """
-        A securetcp client's TLS factory and its gate factory.
-        """
-        settings: Dict[str, Any] = dict(caCerts=self.pki.path("ca.pem"))
-        if cert:
-            settings.update(certKey=self.pki.path(f"{cert}.pem"),
-                            privateKey=self.pki.path(f"{cert}.key"))
-        client = SecureClientEndpoint(self.clock, None, buildPolicy(**settings),
-                                      hostname="localhost", mutual=bool(cert),
-                                      clock=self.clock, emitter=self.emitter)
-        return client.wrapFactory(app)
-
-
 class ProxyProtocolInMemoryTests(InMemoryTestCase):
     """
     A server endpoint with C{proxyProtocol=} reads the PROXY header below
@@ -863,7 +659,7 @@ class RealHAProxyTests(TestCase):
             raise SkipTest("haproxy is not installed (apt-get install haproxy)")
         if OPENSSL is None:
             raise SkipTest("the openssl binary is not installed")
-        from .test_realpeers import _freePort
+        from ._net import freePort as _freePort
 
         self.freePort = _freePort
         self.pki = sharedPKI()
@@ -903,7 +699,8 @@ class RealHAProxyTests(TestCase):
 
         @return: its port.
         """
-        from .test_realpeers import PeerProcess, _waitUntil
+        from ._peers import PeerProcess
+        from ._peers import waitUntil as _waitUntil
 
         for _attempt in range(3):
             port = self.freePort()
@@ -924,7 +721,7 @@ class RealHAProxyTests(TestCase):
         raise AssertionError(f"haproxy did not start\n{process.describe()}")
 
     def sClient(self, port: int, line: bytes, bind: Optional[int] = None) -> Any:
-        from .test_realpeers import PeerProcess
+        from ._peers import PeerProcess
 
         argv = [OPENSSL, "s_client", "-quiet", "-no_ign_eof", "-connect", f"127.0.0.1:{port}",
                 "-servername", "localhost", "-CAfile", self.pki.path("ca.pem"),
@@ -942,7 +739,7 @@ class RealHAProxyTests(TestCase):
         HAProxy's frontend as C{local} and HAProxy's own address as
         C{proxy}, and the application sees s_client's address.
         """
-        from .test_realpeers import _waitUntil
+        from ._peers import waitUntil as _waitUntil
 
         ourPort = yield self.listenMTLS()
         haproxyPort = yield self.startHAProxy(ourPort)
@@ -971,7 +768,7 @@ class RealHAProxyTests(TestCase):
         reaches the application, while a client through HAProxy still
         works.
         """
-        from .test_realpeers import _waitUntil
+        from ._peers import waitUntil as _waitUntil
 
         ourPort = yield self.listenMTLS()
         haproxyPort = yield self.startHAProxy(ourPort)

@@ -44,21 +44,20 @@ from securetcp import HandshakeRejected, buildPolicy, clientEndpoint
 from securetcp._twistd import tap as _tap
 from securetcp.endpoints import SecureClientEndpoint
 
+from ._crl import CRLAuthority
+from ._net import escape as _escape
+from ._net import freePort as _freePort
+from ._peers import LINE, LineClientFactory, PeerProcess, RealPeerMixin
+from ._peers import bounded as _bounded
+from ._peers import runOpenSSLWithReactor as _openssl
+from ._peers import sleep as _sleep
+from ._peers import waitUntil as _waitUntil
 from ._pki import TestPKI
-from .test_realpeers import (
-    LINE,
-    AuditRecorder,
-    CountingEchoFactory,
-    PeerProcess,
-    RealPeerMixin,
-    _escape,
-    _freePort,
-    _sleep,
-    _waitUntil,
-)
-from .test_revocation import CRLAuthority, _needOpenSSL
-from .test_revocation_live import LineClientFactory, _bounded, _openssl
-from .test_tap import TWISTD, _env, _records
+from ._programs import TWISTD
+from ._programs import needOpenSSL as _needOpenSSL
+from ._programs import subprocessEnvironment as _env
+from ._recording import AuditRecorder, CountingEchoFactory
+from ._twistd import auditRecords as _records
 
 _log = Logger(namespace="tests.test_reload_live")
 
@@ -100,9 +99,8 @@ def _replacePair(pki: TestPKI, name: str, cn: str) -> x509.Certificate:
 
     @return: the new certificate.
     """
-    staging = TestPKI(os.path.join(pki.directory, "staging"))
+    staging = TestPKI(os.path.join(pki.directory, "staging"), pki.authority)
     os.makedirs(staging.directory, exist_ok=True)
-    staging.ca, staging.caKey = pki.ca, pki.caKey  # type: ignore[attr-defined]
     certificate = staging.issue(name, cn, dns=["localhost"], ips=["127.0.0.1"], server=True)
     os.rename(staging.path(f"{name}.key"), pki.path("server.key"))
     os.rename(staging.path(f"{name}.pem"), pki.path("server.pem"))

@@ -23,25 +23,20 @@ OCSP and stapling are not implemented and not tested here.
 
 from __future__ import annotations
 
-import atexit
 import datetime
 import os
 import shutil
-import subprocess
-import tempfile
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.x509.oid import ExtendedKeyUsageOID
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import clientFromString, serverFromString
-from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock
 from twisted.logger import Logger, globalLogPublisher
 from twisted.test.proto_helpers import MemoryReactor
-from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from securetcp import AUDIT_NAMESPACE, AuditEmitter, HandshakeRejected, buildPolicy
 from securetcp.endpoints import SecureClientEndpoint, SecureServerEndpoint
@@ -49,41 +44,19 @@ from securetcp.errors import CredentialError, EndpointArgumentError, PolicyError
 from securetcp.policy import Revocation
 from securetcp.revocation.crl import CRLSet, crlPaths, loadCRLs, sourcesChanged
 
+from ._crl import CRLAuthority, craftCRL
 from ._iosim import connectProtocols
 from ._net import escape as _escape
-from ._pki import TestPKI, _key, _keyPem, _name, _pem
-from .test_realpeers import (
-    LINE,
-    PROCESS_TIMEOUT,
-    AuditRecorder,
-    CollectorFactory,
-    CountingEchoFactory,
-    RealPeerMixin,
-    _waitUntil,
-)
-
-OPENSSL = shutil.which("openssl")
+from ._peers import LINE, PROCESS_TIMEOUT, RealPeerMixin
+from ._peers import waitUntil as _waitUntil
+from ._pki import TestPKI, addIntermediate
+from ._pki import sharedPKI as _sharedPKI
+from ._programs import needOpenSSL as _needOpenSSL
+from ._programs import runOpenSSL as _openssl
+from ._recording import AuditRecorder, CollectorFactory, CountingEchoFactory, RecordingFactory
 
 _NOW = datetime.datetime.now(datetime.UTC)
 _DAY = datetime.timedelta(days=1)
-
-
-def _needOpenSSL() -> None:
-    if OPENSSL is None:
-        raise SkipTest("the openssl binary is not installed")
-
-
-def _openssl(*argv: str) -> None:
-    """
-    Run the C{openssl} binary to completion (never while a test's own server
-    is listening in the reactor); fail with its output if it fails.
-    """
-    _needOpenSSL()
-    assert OPENSSL is not None
-    done = subprocess.run([OPENSSL, *argv], capture_output=True, timeout=30)
-    if done.returncode != 0:
-        raise AssertionError(f"openssl {' '.join(argv)} failed ({done.returncode}):\n"
-                             f"{done.stdout.decode()}\n{done.stderr.decode()}")
 
 
 def _readCertificate(path: str) -> x509.Certificate:
@@ -99,161 +72,13 @@ def _readCRL(path: str) -> x509.CertificateRevocationList:
     return x509.load_der_x509_crl(data)
 
 
-# -- the PKI: TestPKI, plus an intermediate CA and a client it issued --------
-
-
-def _addIntermediate(pki: TestPKI) -> None:
-    """
-    Add C{intermediate.pem}/C{.key} (a CA issued by C{ca.pem}),
-    C{client-inter.pem} (leaf + intermediate) and C{client-inter.key} (a
-    client it issued), and C{trust-inter.pem} (both CAs) to C{pki}.
-    """
-    key = _key("ec", 256, "intermediate")
-    inter = (
-        x509.CertificateBuilder()
-        .subject_name(_name("securetcp test intermediate CA")).issuer_name(pki.ca.subject)
-        .public_key(key.public_key())  # type: ignore[attr-defined]
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(_NOW - _DAY).not_valid_after(_NOW + 3000 * _DAY)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True,
-                                     False, False), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(
-            key.public_key()), critical=False)  # type: ignore[attr-defined]
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
-            pki.ca.public_key()), critical=False)  # type: ignore[arg-type]
-        .sign(pki.caKey, hashes.SHA256())  # type: ignore[arg-type]
-    )
-    pki.write("intermediate.pem", _pem(inter))
-    pki.write("intermediate.key", _keyPem(key))
-    leafKey = _key("ec", 256, "client-inter")
-    leaf = (
-        x509.CertificateBuilder()
-        .subject_name(_name("PUMP-0777")).issuer_name(inter.subject)
-        .public_key(leafKey.public_key())  # type: ignore[attr-defined]
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(_NOW - _DAY).not_valid_after(_NOW + 365 * _DAY)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
-            key.public_key()), critical=False)  # type: ignore[attr-defined]
-        .add_extension(x509.SubjectAlternativeName([
-            x509.UniformResourceIdentifier("spiffe://hospital.example/ward7/pump-0777")]),
-            critical=False)
-        .sign(key, hashes.SHA256())  # type: ignore[arg-type]
-    )
-    pki.write("client-inter.pem", _pem(leaf) + _pem(inter))
-    pki.write("client-inter.key", _keyPem(leafKey))
-    pki.write("trust-inter.pem", _pem(pki.ca) + _pem(inter))
-
-
-_shared: Dict[str, TestPKI] = {}
-
-
 def sharedPKI() -> TestPKI:
     """
-    One read-only test PKI for the module's in-memory tests (each test keeps
-    its own C{openssl ca} database elsewhere); removed when the process
-    exits.
+    One read-only test PKI, with an intermediate CA, for the module's
+    in-memory tests (each test keeps its own C{openssl ca} database
+    elsewhere).
     """
-    if "pki" not in _shared:
-        directory = tempfile.mkdtemp(prefix="securetcp-test-revocation-")
-        atexit.register(shutil.rmtree, directory, True)
-        pki = TestPKI.create(directory)
-        _addIntermediate(pki)
-        _shared["pki"] = pki
-    return _shared["pki"]
-
-
-# -- making CRLs -------------------------------------------------------------
-
-
-class CRLAuthority:
-    """
-    A minimal C{openssl ca} set-up for one CA of a L{TestPKI}: its database
-    (C{index.txt}) and C{crlnumber} live in C{directory}; the CA certificate
-    and key are the PKI's C{NAME.pem} and C{NAME.key}.
-    """
-
-    def __init__(self, pki: TestPKI, directory: str, ca: str = "ca", number: int = 1) -> None:
-        _needOpenSSL()
-        os.makedirs(directory, exist_ok=True)
-        self.pki = pki
-        self.directory = directory
-        self.config = os.path.join(directory, f"{ca}-openssl-ca.cnf")
-        with open(os.path.join(directory, "index.txt"), "w"):
-            pass
-        self.setNumber(number)
-        with open(self.config, "w") as f:
-            f.write(
-                "[ ca ]\n"
-                "default_ca = CA_default\n"
-                "[ CA_default ]\n"
-                f"database = {os.path.join(directory, 'index.txt')}\n"
-                f"crlnumber = {os.path.join(directory, 'crlnumber')}\n"
-                f"certificate = {pki.path(ca + '.pem')}\n"
-                f"private_key = {pki.path(ca + '.key')}\n"
-                "default_md = sha256\n"
-                "default_crl_days = 30\n"
-            )
-
-    def setNumber(self, number: int) -> None:
-        """
-        Make C{number} the next CRL's CRL number.
-        """
-        with open(os.path.join(self.directory, "crlnumber"), "w") as f:
-            f.write(f"{number:04X}\n")
-
-    def revoke(self, certificatePath: str, reason: str = "keyCompromise") -> None:
-        """
-        C{openssl ca -revoke}: record C{certificatePath} as revoked.
-        """
-        _openssl("ca", "-config", self.config, "-revoke", certificatePath,
-                 "-crl_reason", reason)
-
-    def generate(self, out: str, hours: Optional[int] = None, days: Optional[int] = None,
-                 der: bool = False) -> str:
-        """
-        C{openssl ca -gencrl}: write the current CRL to C{out} (PEM, or DER
-        through C{openssl crl -outform DER}).
-        """
-        argv = ["ca", "-config", self.config, "-gencrl"]
-        if hours is not None:
-            argv += ["-crlhours", str(hours)]
-        if days is not None:
-            argv += ["-crldays", str(days)]
-        if der:
-            pem = out + ".pem-tmp"
-            _openssl(*argv, "-out", pem)
-            _openssl("crl", "-in", pem, "-outform", "DER", "-out", out)
-            os.remove(pem)
-        else:
-            _openssl(*argv, "-out", out)
-        return out
-
-
-def craftCRL(pki: TestPKI, revoked: Sequence[x509.Certificate] = (), number: int = 1,
-             lastUpdate: datetime.datetime = _NOW - 2 * _DAY,
-             nextUpdate: datetime.datetime = _NOW - _DAY) -> bytes:
-    """
-    A PEM CRL of C{pki}'s CA that C{openssl ca} will not write: by default
-    one whose nextUpdate has already passed.
-    """
-    builder = (
-        x509.CertificateRevocationListBuilder()
-        .issuer_name(pki.ca.subject)
-        .last_update(lastUpdate).next_update(nextUpdate)
-        .add_extension(x509.CRLNumber(number), critical=False)
-    )
-    for certificate in revoked:
-        builder = builder.add_revoked_certificate(
-            x509.RevokedCertificateBuilder()
-            .serial_number(certificate.serial_number)
-            .revocation_date(lastUpdate)
-            .add_extension(x509.CRLReason(x509.ReasonFlags.key_compromise), critical=False)
-            .build())
-    crl = builder.sign(pki.caKey, hashes.SHA256())  # type: ignore[arg-type]
-    return crl.public_bytes(serialization.Encoding.PEM)
+    return _sharedPKI("revocation", addIntermediate)
 
 
 def _flipSignatureByte(path: str) -> None:
@@ -706,42 +531,6 @@ class RevocationOptionsTests(CRLFixture, SynchronousTestCase):
 
 
 # -- 2. handshakes in memory ------------------------------------------------
-
-
-class RecordingProtocol(Protocol):
-    """
-    An application protocol that records what it receives and that it was
-    lost, and (on the server) echoes.
-    """
-
-    lost: Any = None
-
-    def dataReceived(self, data: bytes) -> None:
-        self.factory.received.append(data)  # type: ignore[attr-defined]
-        if self.factory.echo:  # type: ignore[attr-defined]
-            self.transport.write(data)
-
-    def connectionLost(self, reason: Any = None) -> None:
-        self.lost = reason
-
-
-class RecordingFactory(Factory):
-    """
-    Builds L{RecordingProtocol}s and keeps them.
-    """
-
-    noisy = False
-
-    def __init__(self, echo: bool = False) -> None:
-        self.echo = echo
-        self.built: List[RecordingProtocol] = []
-        self.received: List[bytes] = []
-
-    def buildProtocol(self, addr: Any) -> RecordingProtocol:
-        protocol = RecordingProtocol()
-        protocol.factory = self
-        self.built.append(protocol)
-        return protocol
 
 
 def _direct(f: Any, *args: Any, **kwargs: Any) -> Any:

@@ -29,28 +29,22 @@ from cryptography import x509
 from twisted.internet import reactor
 from twisted.internet.defer import CancelledError, Deferred, TimeoutError
 from twisted.internet.endpoints import TCP4ClientEndpoint, serverFromString
-from twisted.internet.error import ConnectionDone
-from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger, globalLogPublisher
-from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
 from securetcp import HandshakeRejected, buildPolicy, clientEndpoint
 from securetcp.endpoints import SecureClientEndpoint, SecureServerEndpoint
 
-from .test_realpeers import (
-    LINE,
-    PROCESS_TIMEOUT,
-    AuditRecorder,
-    CountingEchoFactory,
-    PeerProcess,
-    RealPeerMixin,
-    _escape,
-    _freePort,
-    _sleep,
-    _waitUntil,
-)
-from .test_revocation import OPENSSL, CRLAuthority, _needOpenSSL
+from ._crl import CRLAuthority
+from ._net import escape as _escape
+from ._net import freePort as _freePort
+from ._peers import LINE, PROCESS_TIMEOUT, LineClient, LineClientFactory, RealPeerMixin
+from ._peers import bounded as _bounded
+from ._peers import runOpenSSLWithReactor as _openssl
+from ._peers import sleep as _sleep
+from ._peers import waitUntil as _waitUntil
+from ._programs import needOpenSSL as _needOpenSSL
+from ._recording import AuditRecorder, CountingEchoFactory
 
 _log = Logger(namespace="tests.test_revocation_live")
 
@@ -102,61 +96,6 @@ class TimedAuditRecorder(AuditRecorder):
             if arrived >= after and match(record):
                 return arrived, record
         return None
-
-
-class LineClient(Protocol):
-    """
-    A client application: C{echoed} fires with C{True} when L{LINE} comes
-    back, with C{False} if the connection is lost first; C{lost} fires (and
-    C{closed} is set) when it is lost.
-    """
-
-    closed = False
-
-    def __init__(self) -> None:
-        self.data = b""
-        self.echoed: Deferred[bool] = Deferred()
-        self.lost: Deferred[None] = Deferred()
-
-    def dataReceived(self, data: bytes) -> None:
-        self.data += data
-        if LINE + b"\n" in self.data and not self.echoed.called:
-            self.echoed.callback(True)
-
-    def connectionLost(self, reason: Failure = Failure(ConnectionDone())) -> None:
-        self.closed = True
-        if not self.echoed.called:
-            self.echoed.callback(False)
-        if not self.lost.called:
-            self.lost.callback(None)
-
-
-class LineClientFactory(Factory):
-    noisy = False
-
-    def buildProtocol(self, addr: Any) -> LineClient:
-        protocol = LineClient()
-        protocol.factory = self
-        return protocol
-
-
-async def _bounded(d: Deferred[Any], timeout: float) -> Any:
-    """
-    Await C{d}, cancelling it after C{timeout} seconds.
-    """
-    return await d.addTimeout(timeout, reactor)
-
-
-async def _openssl(*argv: str) -> None:
-    """
-    Run the C{openssl} binary with the reactor (never blocking it, since
-    our server is serving meanwhile); fail with its output if it fails.
-    """
-    assert OPENSSL is not None
-    process = PeerProcess.spawn([OPENSSL, *argv], timeout=PROCESS_TIMEOUT)
-    await process.ended
-    if process.exitCode != 0:
-        raise AssertionError(f"openssl {' '.join(argv)} failed:\n{process.describe()}")
 
 
 def _publish(path: str, write: Callable[[str], Any]) -> None:

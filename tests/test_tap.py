@@ -22,8 +22,7 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any
 
 from twisted.application.service import IService, IServiceMaker
 from twisted.internet.protocol import Factory, Protocol
@@ -33,29 +32,17 @@ from twisted.python import usage
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 from zope.interface.verify import verifyObject
 
-import securetcp
 from securetcp._twistd import tap as _tap
-from securetcp.audit.verify import verifyFiles
 from securetcp.endpoints import SecureServerEndpoint
 
 from ._net import escape as _escape
 from ._net import freePort as _freePort
 from ._pki import TestPKI
-
-OPENSSL = shutil.which("openssl")
-_TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
-TWISTD = _TWISTD if os.path.exists(_TWISTD) else shutil.which("twistd")
-# The directory holding the securetcp package and, in a checkout, the
-# twisted/plugins dropin: subprocesses get it on PYTHONPATH.
-SOURCE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(securetcp.__file__)))
-
-# Every wait below is bounded by one of these.
-START_TIMEOUT = 15.0
-PEER_TIMEOUT = 10.0
-
-HL7 = (b"MSH|^~\\&|LAB|HOSP|EHR|HOSP|20260101120000||ORU^R01|MSG-7731|P|2.5"
-       b"|PID|||MRN-4711||DOE^JANE")
-
+from ._programs import TWISTD
+from ._programs import subprocessEnvironment as _env
+from ._twistd import HL7, PEER_TIMEOUT, START_TIMEOUT, Program, TapProcessMixin
+from ._twistd import auditEvents as _events
+from ._twistd import blockUntil as _waitUntil
 
 # -- application factories for --app ----------------------------------------
 
@@ -87,170 +74,6 @@ def needsArguments(port: int, interface: str) -> Factory:
     A callable that cannot be called without arguments.
     """
     return appFactory
-
-
-# -- helpers ----------------------------------------------------------------
-
-
-def _env() -> Dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = SOURCE_ROOT + (os.pathsep + env["PYTHONPATH"]
-                                       if env.get("PYTHONPATH") else "")
-    return env
-
-
-def _waitUntil(condition: Callable[[], Any], timeout: float, what: str,
-               describe: Callable[[], str] = lambda: "") -> Any:
-    """
-    Poll C{condition} until it returns something true; fail after
-    C{timeout} seconds.
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{describe()}")
-        time.sleep(0.05)
-
-
-def _records(path: str) -> List[Dict[str, Any]]:
-    """
-    The complete records of an audit file (a line being written is skipped).
-    """
-    if not os.path.exists(path):
-        return []
-    with open(path, "rb") as f:
-        data = f.read()
-    return [json.loads(line) for line in data.split(b"\n")[:-1] if line]
-
-
-def _events(path: str, name: str) -> List[Dict[str, Any]]:
-    return [r for r in _records(path) if r.get("event") == name]
-
-
-BACKEND = r'''
-import os, sys
-from twisted.internet import reactor
-from twisted.internet.protocol import Factory
-from twisted.protocols.basic import LineReceiver
-
-port, countFile = int(sys.argv[1]), sys.argv[2]
-
-class Echo(LineReceiver):
-    delimiter = b"\n"
-
-    def connectionMade(self):
-        self.factory.count += 1
-        with open(countFile + ".tmp", "w") as f:
-            f.write(str(self.factory.count))
-        os.replace(countFile + ".tmp", countFile)
-
-    def lineReceived(self, line):
-        self.sendLine(b"backend:" + line)
-
-factory = Factory.forProtocol(Echo)
-factory.count = 0
-factory.noisy = False
-reactor.listenTCP(port, factory, interface="127.0.0.1")
-print("backend listening on %d" % port, flush=True)
-reactor.run()
-'''
-
-
-class Program:
-    """
-    A subprocess whose standard output and error go to files, stopped in
-    cleanup (TERM, then KILL).
-    """
-
-    def __init__(self, test: SynchronousTestCase, argv: Sequence[str], name: str,
-                 stdin: bool = False, cwd: Optional[str] = None) -> None:
-        self.argv = list(argv)
-        base = os.path.join(test.workdir, f"{name}-{next(test.counter)}")
-        self.outPath, self.errPath = base + ".out", base + ".err"
-        self._out = open(self.outPath, "wb")
-        self._err = open(self.errPath, "wb")
-        self.process = subprocess.Popen(
-            self.argv, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
-            stdout=self._out, stderr=self._err, env=_env(), cwd=cwd or test.workdir)
-        test.addCleanup(self.stop)
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    @property
-    def out(self) -> bytes:
-        with open(self.outPath, "rb") as f:
-            return f.read()
-
-    @property
-    def err(self) -> bytes:
-        with open(self.errPath, "rb") as f:
-            return f.read()
-
-    @property
-    def running(self) -> bool:
-        return self.process.poll() is None
-
-    def send(self, data: bytes) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.write(data)
-        self.process.stdin.flush()
-
-    def closeStdin(self) -> None:
-        if self.process.stdin is not None and not self.process.stdin.closed:
-            try:
-                self.process.stdin.close()
-            except OSError:
-                pass
-
-    def waitFor(self, text: bytes, timeout: float = PEER_TIMEOUT, what: str = "") -> None:
-        """
-        Wait until C{text} shows up on standard output or error; fail if
-        the program ends without it.
-        """
-        def seen() -> bool:
-            if text in self.out + self.err:
-                return True
-            if not self.running and text not in self.out + self.err:
-                raise AssertionError(f"{what or text!r}: the program ended first\n"
-                                     f"{self.describe()}")
-            return False
-
-        _waitUntil(seen, timeout, what or repr(text), self.describe)
-
-    def waitExit(self, timeout: float = PEER_TIMEOUT) -> int:
-        """
-        Wait for the program to end by itself; fail (and kill it) if it
-        does not within C{timeout} seconds.
-        """
-        try:
-            return self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(5)
-            raise AssertionError(f"{self.argv[:3]} did not end within {timeout}s\n"
-                                 f"{self.describe()}") from None
-
-    def stop(self) -> None:
-        self.closeStdin()
-        if self.running:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
-        self._out.close()
-        self._err.close()
-
-    def describe(self) -> str:
-        return (f"argv: {self.argv}\nexit: {self.process.poll()}\n"
-                f"stdout: {self.out.decode('utf-8', 'replace')}\n"
-                f"stderr: {self.err.decode('utf-8', 'replace')}")
 
 
 # -- options and the service --------------------------------------------------
@@ -594,155 +417,6 @@ class PluginTests(SynchronousTestCase):
 
 
 # -- real processes -----------------------------------------------------------
-
-
-class TapProcessMixin:
-    """
-    Fixtures for real C{twistd securetcp} processes: a PKI and a working
-    directory per test, a plaintext echo backend, twistd on a free port,
-    and C{openssl s_client}.
-    """
-
-    workdir: str
-
-    def setUp(self) -> None:
-        if TWISTD is None:
-            raise SkipTest("twistd is not installed")
-        if OPENSSL is None:
-            raise SkipTest("the openssl binary is not installed")
-        self.workdir = os.path.abspath(self.mktemp())  # type: ignore[attr-defined]
-        os.makedirs(self.workdir)
-        self.counter = iter(range(1, 1000))
-        self.pki = TestPKI.create(os.path.join(self.workdir, "pki"))
-        self.backendScript = os.path.join(self.workdir, "backend.py")
-        with open(self.backendScript, "w") as f:
-            f.write(BACKEND)
-        self.audit = os.path.join(self.workdir, "audit.jsonl")
-
-    # -- programs -----------------------------------------------------------
-
-    def startListening(self, argv: Callable[[int], List[str]], name: str,
-                       ready: Callable[[int], bytes], port: Optional[int] = None) -> Any:
-        """
-        Start C{argv(port)} on a free port (or C{port}) and wait until
-        C{ready(port)} shows up in its output; try other ports if the
-        chosen one was taken meanwhile.
-
-        @return: the port and the L{Program}.
-        """
-        for _attempt in range(3):
-            number = port or _freePort()
-            program = Program(self, argv(number), name)  # type: ignore[arg-type]
-            try:
-                program.waitFor(ready(number), START_TIMEOUT, f"{name} to listen")
-            except AssertionError:
-                if port is None and b"Address already in use" in program.out + program.err:
-                    continue
-                raise
-            return number, program
-        raise AssertionError(f"{name}: no free port after 3 attempts")
-
-    def backend(self, port: Optional[int] = None) -> Any:
-        """
-        The plaintext echo backend (it answers C{backend:LINE}), counting
-        its connections in a file.
-
-        @return: the port, the L{Program} and the count file's path.
-        """
-        count = os.path.join(self.workdir, f"backend-connections-{next(self.counter)}")
-        number, program = self.startListening(
-            lambda p: [sys.executable, self.backendScript, str(p), count], "backend",
-            lambda p: b"backend listening on %d" % p, port)
-        return number, program, count
-
-    def twistd(self, mode: str, *args: str, name: str = "twistd",
-               listen: Optional[Callable[[int], List[str]]] = None,
-               port: Optional[int] = None) -> Any:
-        """
-        Run C{twistd -n --pidfile= securetcp MODE} with C{listen(port)} and
-        C{args}, and wait until it listens.
-
-        @return: the port and the L{Program}.
-        """
-        def argv(p: int) -> List[str]:
-            extra = listen(p) if listen is not None else []
-            return [TWISTD, "-n", "--pidfile=", "securetcp", mode] + extra + list(args)
-
-        return self.startListening(argv, name, lambda p: b"starting on %d" % p, port)
-
-    def mtlsListen(self, port: int, cert: str = "server") -> List[str]:
-        return ["--listen",
-                f"mtls:{port}:interface=127.0.0.1"
-                f":certKey={_escape(self.pki.path(cert + '.pem'))}"
-                f":privateKey={_escape(self.pki.path(cert + '.key'))}"
-                f":caCerts={_escape(self.pki.path('ca.pem'))}"]
-
-    def terminate(self, backendPort: int, port: Optional[int] = None) -> Any:
-        """
-        C{twistd securetcp terminate} with C{mtls:} in front of
-        127.0.0.1:C{backendPort}, writing L{audit}.
-        """
-        return self.twistd("terminate", "--backend", f"tcp:127.0.0.1:{backendPort}",
-                           "--audit-log", self.audit, listen=self.mtlsListen, port=port)
-
-    def sClient(self, port: int, client: Optional[str] = "client",
-                ca: Optional[str] = None, *extra: str) -> Program:
-        """
-        C{openssl s_client -quiet} to 127.0.0.1:C{port}, presenting
-        C{client}'s certificate (if any); it ends when its standard input
-        is closed or the server closes.
-        """
-        argv = [OPENSSL, "s_client", "-quiet", "-no_ign_eof", "-connect", f"127.0.0.1:{port}",
-                "-servername", "localhost", "-CAfile", ca or self.pki.path("ca.pem"),
-                "-verify_return_error"]
-        if client is not None:
-            argv += ["-cert", self.pki.path(f"{client}.pem"),
-                     "-key", self.pki.path(f"{client}.key")]
-        return Program(self, argv + list(extra), "s_client", stdin=True)  # type: ignore[arg-type]
-
-    def exchange(self, port: int, line: bytes, client: Optional[str] = "client") -> Program:
-        """
-        Send C{line} through s_client, wait for the backend's answer, then
-        close; fail unless s_client ends cleanly.
-        """
-        peer = self.sClient(port, client)
-        peer.send(line + b"\n")
-        peer.waitFor(b"backend:" + line + b"\n", PEER_TIMEOUT, "the backend's answer")
-        peer.closeStdin()
-        self.assertEqual(peer.waitExit(), 0, peer.describe())  # type: ignore[attr-defined]
-        return peer
-
-    def waitForEvent(self, name: str, count: int = 1, **fields: Any) -> List[Dict[str, Any]]:
-        """
-        Wait (bounded) until the audit file holds C{count} C{name} records
-        with C{fields}.
-        """
-        def found() -> List[Dict[str, Any]]:
-            matching = [r for r in _events(self.audit, name)
-                        if all(r.get(k) == v for k, v in fields.items())]
-            return matching if len(matching) >= count else []
-
-        return _waitUntil(found, PEER_TIMEOUT, f"{count} {name} {fields} audit record(s)",
-                          lambda: "\n".join(json.dumps(r) for r in _records(self.audit)))
-
-    def connectionCount(self, countFile: str) -> int:
-        if not os.path.exists(countFile):
-            return 0
-        with open(countFile) as f:
-            return int(f.read())
-
-    def assertVerifies(self, path: str) -> None:
-        """
-        C{python -m securetcp audit verify PATH} passes, and so does
-        L{verifyFiles}.
-        """
-        result = subprocess.run([sys.executable, "-m", "securetcp", "audit", "verify", path],
-                                capture_output=True, env=_env(), cwd=self.workdir,
-                                timeout=START_TIMEOUT)
-        self.assertEqual(result.returncode, 0,  # type: ignore[attr-defined]
-                         (result.stdout + result.stderr).decode())
-        self.assertTrue(result.stdout.startswith(b"OK:"), result.stdout)  # type: ignore
-        self.assertTrue(verifyFiles([path]).ok)  # type: ignore[attr-defined]
 
 
 class TerminateTests(TapProcessMixin, SynchronousTestCase):

@@ -29,19 +29,13 @@ from securetcp._twistd.config import loadServiceConfig
 from securetcp._twistd.workers import SharedListeners, workerAuditPath
 from securetcp.errors import ServiceConfigError
 
+from ._net import escape as _escape
 from ._pki import TestPKI
-from .test_tap import (
-    HL7,
-    PEER_TIMEOUT,
-    START_TIMEOUT,
-    TWISTD,
-    Program,
-    TapProcessMixin,
-    _escape,
-    _events,
-    _records,
-    _waitUntil,
-)
+from ._programs import TWISTD
+from ._twistd import HL7, PEER_TIMEOUT, START_TIMEOUT, Program, TapProcessMixin
+from ._twistd import auditEvents as _events
+from ._twistd import auditRecords as _records
+from ._twistd import blockUntil as _waitUntil
 
 
 class _Echo(Protocol):
@@ -422,7 +416,7 @@ class ConfigProcessTests(TapProcessMixin, SynchronousTestCase):
         job with an echo application; both answer, and the one shared audit
         file has an accepted connection on each port and verifies.
         """
-        from .test_tap import _freePort
+        from ._net import freePort as _freePort
 
         backendPort, backend, count = self.backend()
         terminatePort, servePort = _freePort(), _freePort()
@@ -451,7 +445,7 @@ class ConfigProcessTests(TapProcessMixin, SynchronousTestCase):
 
         @return: the port and the L{Program}.
         """
-        from .test_tap import _freePort
+        from ._net import freePort as _freePort
 
         port = _freePort()
         twistd = self.startConfig(

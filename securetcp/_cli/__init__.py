@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_cli -*-
+# -*- test-case-name: tests.test_check,tests.test_pki,tests.test_auditlog,tests.test_cli_docs -*-
 """
 C{python -m securetcp}: the command line.
 

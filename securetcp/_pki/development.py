@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_cli -*-
+# -*- test-case-name: tests.test_tap -*-
 """
 A development-only PKI: one CA, a server certificate for localhost and
 127.0.0.1, and a client (device) certificate, written as PEM files.
@@ -14,12 +14,12 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
-from typing import Dict, List
+from typing import Dict
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from securetcp._pki.authority import Authority, Validity, certificatePEM, keyPEM, now
 
 _LABEL = "securetcp DEVELOPMENT ONLY - NOT FOR PRODUCTION"
 
@@ -56,62 +56,22 @@ def ensureDevelopmentPKI(directory: str) -> Dict[str, str]:
     paths = {k: os.path.join(directory, v) for k, v in FILES.items()}
     if all(os.path.exists(p) for p in paths.values()):
         return paths
-    now = datetime.datetime.now(datetime.UTC)
-    caKey = ec.generate_private_key(ec.SECP256R1())
-    caName = _name("securetcp development CA")
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(caName).issuer_name(caName)
-        .public_key(caKey.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=365))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False),
-                       critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(caKey.public_key()),
-                       critical=False)
-        .sign(caKey, hashes.SHA256())
-    )
-
-    def issue(cn: str, sans: List[x509.GeneralName], usage: x509.ObjectIdentifier) -> tuple:
-        key = ec.generate_private_key(ec.SECP256R1())
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(_name(cn)).issuer_name(caName)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(hours=1))
-            .not_valid_after(now + datetime.timedelta(days=90))
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-            .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
-                caKey.public_key()), critical=False)
-            .sign(caKey, hashes.SHA256())
-        )
-        return cert, key
-
-    server, serverKey = issue(
-        "localhost",
+    moment = now()
+    hour = datetime.timedelta(hours=1)
+    ca = Authority.create(_name("securetcp development CA"),
+                          validity=Validity(moment - hour, moment + datetime.timedelta(days=365)))
+    leaves = Validity(moment - hour, moment + datetime.timedelta(days=90))
+    server = ca.issue(
+        _name("localhost"), [ExtendedKeyUsageOID.SERVER_AUTH],
         [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))],
-        ExtendedKeyUsageOID.SERVER_AUTH)
-    client, clientKey = issue(
-        "demo-device-0001",
+        validity=leaves)
+    client = ca.issue(
+        _name("demo-device-0001"), [ExtendedKeyUsageOID.CLIENT_AUTH],
         [x509.UniformResourceIdentifier("spiffe://securetcp.demo/device/0001")],
-        ExtendedKeyUsageOID.CLIENT_AUTH)
-
-    def pem(cert: x509.Certificate) -> bytes:
-        return cert.public_bytes(serialization.Encoding.PEM)
-
-    def keyPem(key: ec.EllipticCurvePrivateKey) -> bytes:
-        return key.private_bytes(serialization.Encoding.PEM,
-                                 serialization.PrivateFormat.PKCS8,
-                                 serialization.NoEncryption())
-
-    _write(paths["ca"], pem(ca))
-    _write(paths["serverCert"], pem(server))
-    _write(paths["serverKey"], keyPem(serverKey), private=True)
-    _write(paths["clientCert"], pem(client))
-    _write(paths["clientKey"], keyPem(clientKey), private=True)
+        validity=leaves)
+    _write(paths["ca"], certificatePEM(ca.certificate))
+    _write(paths["serverCert"], certificatePEM(server.certificate))
+    _write(paths["serverKey"], keyPEM(server.key), private=True)
+    _write(paths["clientCert"], certificatePEM(client.certificate))
+    _write(paths["clientKey"], keyPEM(client.key), private=True)
     return paths

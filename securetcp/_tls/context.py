@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_context -*-
+# -*- test-case-name: tests.test_verify,tests.test_endpoints,tests.test_profiles -*-
 """
 The only module that touches C{OpenSSL.SSL}: builds one immutable context
 per policy and role, and the connection creators Twisted asks for a new
