@@ -35,6 +35,7 @@ from zope.interface import implementer
 
 from securetcp import _fields
 from securetcp._fields import Role
+from securetcp._spelling import inUserSpelling
 from securetcp.audit.records import AuditEmitter
 from securetcp.config import loadPolicyFile, policyFromOptions
 from securetcp.endpoints import SecureClientEndpoint, SecureServerEndpoint
@@ -43,7 +44,6 @@ from securetcp.options import (
     OPTIONS,
     Option,
     endpointArguments,
-    inUserSpelling,
     ownArguments,
 )
 from securetcp.options import parseBool as _bool

@@ -31,6 +31,7 @@ from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 import attrs
 
+from securetcp._spelling import inUserSpelling
 from securetcp.errors import PolicyError, PolicyFileError
 from securetcp.options import (
     BOOL,
@@ -40,7 +41,6 @@ from securetcp.options import (
     POLICY_ROWS,
     Kind,
     checkValue,
-    inUserSpelling,
     parseBool,
 )
 from securetcp.policy import Groups, TLSPolicy

@@ -27,10 +27,7 @@ errors into the option names users wrote.  The endpoint's own arguments
 
 from __future__ import annotations
 
-import base64
-import functools
-import re
-from typing import Any, Callable, Dict, Mapping, Optional, Tuple
+from typing import Any, Callable, Mapping, Optional, Tuple
 
 import attrs
 
@@ -166,7 +163,7 @@ _CLIENT_AUTH = tuple(mode.value for mode in ClientAuth)
 POLICY_ROWS: Tuple[Option, ...] = (
     Option("name", LABEL, "label of the policy in the audit log", "name", "default",
            example="hl7-inbound"),
-    Option("profile", CHOICE, "named profile to start from (default nist-800-52r2)",
+    Option("profile", CHOICE, "named profile to start from",
            "profile", DEFAULT_PROFILE, choices=_PROFILE_NAMES, example="mozilla-modern",
            defaultNote="(sets versions, ciphers, groups and key sizes)"),
     Option("minVersion", VERSION, "lowest protocol version (TLSv1.2, TLSv1.3)",
@@ -183,7 +180,7 @@ POLICY_ROWS: Tuple[Option, ...] = (
            "trust.caFile", example="devices-ca.pem"),
     Option("caCertsDir", PATH, "directory of CA certificate files", "trust.caDir",
            example="/etc/securetcp/cas"),
-    Option("systemCAs", BOOL, "also trust the operating system's CA store (true/false)",
+    Option("systemCAs", BOOL, "also trust the operating system's CA store",
            "trust.system", False, defaultNote="(clients with no other trust: `true`)",
            example="true"),
     Option("certKey", PATH, "PEM file with our certificate (and chain)",
@@ -203,10 +200,10 @@ POLICY_ROWS: Tuple[Option, ...] = (
            "credentials.passphrase", example="env\\:KEY_PASSPHRASE"),
     Option("dhParameters", PATH, "PEM DH parameters file, for DHE-RSA-* TLS 1.2 suites",
            "credentials.dhParameters", example="dh2048.pem"),
-    Option("clientAuth", CHOICE, "server: none, optional or required client certificate",
+    Option("clientAuth", CHOICE, "whether a server asks clients for a certificate",
            "peer.clientAuth", "none", defaultNote="(`mtls:`: `required`)", roles=SERVER,
            choices=_CLIENT_AUTH, example="required"),
-    Option("hostname", TEXT, "client: the name or IP the server's certificate must match",
+    Option("hostname", TEXT, "the name or IP address the server's certificate must be valid for",
            "peer.hostname", defaultNote="none (endpoint strings: the host connected to)",
            roles=CLIENT, example="pacs.hospital.example"),
     Option("allowPeers", RULES, "identity allow-list: dns:, ip:, uri:, email:, cn: rules",
@@ -214,7 +211,7 @@ POLICY_ROWS: Tuple[Option, ...] = (
            example="uri\\:spiffe\\://hospital.example/ward3/*"),
     Option("pinSPKI", PINS, "SHA-256 SPKI pins (sha256/BASE64 or hex)", "peer.pins", (),
            example="sha256/" + "A" * 43 + "="),
-    Option("handshakeTimeout", SECONDS, "seconds a handshake may take (default 10)",
+    Option("handshakeTimeout", SECONDS, "seconds from TCP connection to a verified, authorised handshake",
            "handshakeTimeout", 10.0, example="5"),
     Option("alpn", NAMES, "ALPN protocol names in preference order", "alpn", (),
            example="h2,http/1.1"),
@@ -224,31 +221,31 @@ POLICY_ROWS: Tuple[Option, ...] = (
     Option("crlDir", PATHS, "directories of CRL files, comma-separated",
            "revocation.crlDirs", (), example="/var/lib/securetcp/crls"),
     Option("revocation", CHOICE,
-           "hard (default: reject when status is unknown) or soft (accept, audit a warning)",
+           "hard: reject a peer whose status is unknown; soft: accept it, audit a warning",
            "revocation.mode", "hard", choices=REVOCATION_MODES, example="soft"),
     Option("revocationScope", CHOICE,
-           "leaf (default) or chain: which certificates of the peer's chain to check",
+           "which certificates of the peer's chain to check",
            "revocation.scope", "leaf", choices=REVOCATION_SCOPES, example="chain"),
     Option("crlReload", SECONDS,
-           "seconds between checks of the CRL files for changes (default 60; 0: off)",
+           "seconds between checks of the CRL files for changes (0: off)",
            "revocation.reloadInterval", 60.0, example="30"),
     Option("crlEnforceLive", BOOL,
-           "close connected peers that a reloaded CRL revokes (true/false)",
+           "close connected peers that a reloaded CRL revokes",
            "revocation.enforceOnLive", False, example="true"),
     Option("ocsp", CHOICE,
-           "off (default), prefer or require: ask the peer certificate's OCSP responder",
+           "ask the peer certificate's OCSP responder: off, prefer or require an answer",
            "revocation.ocsp", "off", choices=OCSP_MODES, example="require"),
     Option("ocspResponder", URL, "OCSP responder URL overriding the certificates' AIA",
            "revocation.ocspResponder", defaultNote="none (the certificate's AIA)",
            example="http\\://ocsp.hospital.example\\:2560"),
-    Option("ocspTimeout", SECONDS, "seconds to wait for an OCSP responder (default 5)",
+    Option("ocspTimeout", SECONDS, "seconds to wait for an OCSP responder (less than handshakeTimeout)",
            "revocation.ocspTimeout", 5.0, example="2"),
-    Option("ocspNonce", BOOL, "send a nonce in OCSP requests and check it (default true)",
+    Option("ocspNonce", BOOL, "send a nonce in OCSP requests and check the echo",
            "revocation.ocspNonce", True, example="false"),
-    Option("staple", BOOL, "server: fetch our own OCSP response and staple it (true/false)",
+    Option("staple", BOOL, "fetch our own OCSP response and staple it",
            "revocation.staple", False, roles=SERVER, example="true"),
     Option("requireStaple", BOOL,
-           "client: reject a server without a valid stapled OCSP response (true/false)",
+           "reject a server without a valid stapled OCSP response",
            "revocation.requireStaple", False, roles=CLIENT, example="true"),
 )
 
@@ -260,13 +257,13 @@ ENDPOINT_ROWS: Tuple[Option, ...] = (
     Option("port", INTEGER, "TCP port to listen on (also the first positional argument)",
            roles=SERVER, bounds=_PORT, defaultNote="required unless `endpoint=`",
            example="6661"),
-    Option("interface", TEXT, "address to listen on (default all IPv4 addresses)",
+    Option("interface", TEXT, "address to listen on; an IPv6 address (colons escaped) listens on IPv6",
            roles=SERVER, emptyAllowed=True, defaultNote="all IPv4 addresses",
            example="127.0.0.1"),
-    Option("backlog", INTEGER, "listen queue length (default 50)", default=50,
+    Option("backlog", INTEGER, "listen queue length", default=50,
            roles=SERVER, bounds=(1, 65535), example="200"),
     Option("endpoint", ENDPOINT,
-           "wrap another server endpoint string instead (tcp6:, unix:, systemd:, ...)",
+           "listen on another server endpoint string instead of TCP (tcp6:, unix:, systemd:, ...)",
            roles=SERVER, example="unix\\:/run/hl7.sock"),
     Option("policy", PATH, "TOML policy file; the other arguments override its keys",
            roles=SERVER, example="/etc/securetcp/hl7-inbound.toml"),
@@ -274,13 +271,13 @@ ENDPOINT_ROWS: Tuple[Option, ...] = (
            "write the audit records to this file as a hash chain (AuditLogObserver)",
            roles=SERVER, example="/var/log/securetcp/audit.jsonl"),
     Option("proxyProtocol", CHOICE,
-           "v1, v2 or any: read a PROXY protocol header (below TLS) naming the real client",
+           "read a PROXY protocol header (below TLS) naming the real client",
            roles=SERVER, choices=("v1", "v2", "any"), defaultNote="off", example="v2"),
     Option("permissive", BOOL,
-           "true: also accept plaintext on this port (migration mode, audited non-compliant)",
+           "also accept plaintext on this port (migration mode, audited non-compliant)",
            default=False, roles=SERVER, example="true"),
     Option("insecurelyAllowPlaintext", BOOL,
-           "true: let permissive mode run under the nist-800-52r2 profile",
+           "let permissive mode run under the nist-800-52r2 profile",
            default=False, roles=SERVER, example="true"),
     Option("maxConnections", INTEGER,
            "refuse (and audit) connections beyond this many open at once",
@@ -293,12 +290,12 @@ ENDPOINT_ROWS: Tuple[Option, ...] = (
     Option("port", INTEGER, "server port (also the second positional argument)",
            roles=CLIENT, bounds=(1, 65535), defaultNote="required unless `endpoint=`",
            example="6661"),
-    Option("timeout", SECONDS, "seconds to wait for the TCP connection (default 30)",
+    Option("timeout", SECONDS, "seconds to wait for the TCP connection",
            default=30.0, roles=CLIENT, example="5"),
     Option("bindAddress", TEXT, "local address to connect from", roles=CLIENT,
            defaultNote="any", example="10.0.0.2"),
     Option("endpoint", ENDPOINT,
-           "wrap another client endpoint string instead (unix:, tcp6:, ...)",
+           "connect over another client endpoint string instead of TCP (unix:, tcp6:, ...)",
            roles=CLIENT, example="unix\\:path=/run/pacs.sock"),
     Option("policy", PATH, "TOML policy file; the other arguments override its keys",
            roles=CLIENT, example="device.toml"),
@@ -334,55 +331,6 @@ def endpointArguments(role: Role) -> Mapping[str, Option]:
     policy options.
     """
     return {**ownArguments(role), **OPTIONS}
-
-
-@functools.cache
-def optionForField(field: str) -> Optional[Option]:
-    """
-    The policy option that sets C{field} or the part it is in
-    (C{"groups.optional"} is set by C{groups}), or C{None}.
-    """
-    best: Optional[Option] = None
-    for option in POLICY_ROWS:
-        path = option.field
-        assert path is not None
-        if (field == path or field.startswith(path + ".")) and (
-                best is None or len(path) > len(best.field or "")):
-            best = option
-    return best
-
-
-_FIELD_PATHS = re.compile(
-    r"(?<![\w.])(" + "|".join(re.escape(o.field or "") for o in sorted(
-        POLICY_ROWS, key=lambda o: -len(o.field or "")) if "." in (o.field or "")) + r")(?!\w)"
-)
-
-
-def spell(text: str) -> str:
-    """
-    C{text} with every field path that an option sets replaced by the
-    option's name.
-    """
-    return _FIELD_PATHS.sub(lambda m: OPTIONS_BY_FIELD[m.group(1)].name, text)
-
-
-
-def inUserSpelling(error: PolicyError) -> PolicyError:
-    """
-    C{error} as the user who wrote options reads it: its field, and the
-    field paths in its problem and fix, become option names.  An error
-    already in those terms is returned as it is.
-    """
-    option = optionForField(error.field)
-    name = option.name if option is not None else error.field
-    problem, fix = spell(error.problem), spell(error.fix)
-    if (name, problem, fix) == (error.field, error.problem, error.fix):
-        return error
-    spelled = type(error).__new__(type(error))  # the same kind, with its data (path, ...)
-    spelled.__dict__.update(error.__dict__)
-    spelled.field, spelled.problem, spelled.fix = name, problem, fix
-    spelled.args = (spelled._message(),)
-    return spelled
 
 
 def checkValue(option: Option, value: Any) -> None:
@@ -422,55 +370,3 @@ def parseBool(name: str, value: Any) -> bool:
     if text in ("0", "false", "no", "off"):
         return False
     raise PolicyError(name, value, "not a boolean", "write true or false")
-
-
-def fieldValue(policy: Any, field: str) -> Any:
-    """
-    The value of a dotted C{field} of C{policy}.
-    """
-    return functools.reduce(getattr, field.split("."), policy)
-
-
-def shownValue(option: Option, value: Any) -> Any:
-    """
-    A field's value as JSON shows it, in the spelling the option is
-    written in (enumerations by value, pins as C{sha256/BASE64}, optional
-    groups with their C{?}); a C{pass:} passphrase is hidden.
-    """
-    if option.kind is GROUPS:
-        return ["?" + g for g in value.optional] + list(value.required)
-    if option.kind is PINS:
-        return ["sha256/" + base64.b64encode(p).decode("ascii") for p in value]
-    if option.kind.many:
-        return [str(v) for v in value]
-    if option.kind is SECRET and value is not None and value.startswith("pass:"):
-        return "pass:(hidden)"
-    return getattr(value, "value", value)
-
-
-def effectiveOptions(policy: Any) -> Dict[str, Any]:
-    """
-    Every policy option's effective value in C{policy}, by option name.
-    """
-    return {o.name: shownValue(o, fieldValue(policy, o.field or "")) for o in POLICY_ROWS}
-
-
-def defaultText(option: Option) -> str:
-    """
-    An option's default as the reference docs state it: its value, then
-    its note; a note alone when there is no value.
-    """
-    value, note = option.default, option.defaultNote
-    if value is None:
-        return note or "none"
-    if value is FROM_PROFILE:
-        text = FROM_PROFILE
-    elif value == ():
-        text = "empty"
-    elif isinstance(value, bool):
-        text = "`true`" if value else "`false`"
-    elif isinstance(value, float):
-        text = f"`{value:g}`"
-    else:
-        text = f"`{value}`"
-    return f"{text} {note}" if note else text

@@ -33,10 +33,10 @@ import attrs
 from securetcp import _fields
 from securetcp._catalogue import GROUPS, TLS12_CIPHERS, TLSVersion
 from securetcp._fields import ClientAuth, Role
+from securetcp._spelling import inUserSpelling
 from securetcp.compliance import NIST_TLS12, NIST_TLS13
 from securetcp.errors import PolicyError
 from securetcp.identity import IdentityPattern
-from securetcp.options import inUserSpelling
 from securetcp.profiles import DEFAULT_PROFILE, PROFILES, Profile
 
 __all__ = [

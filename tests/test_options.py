@@ -17,7 +17,9 @@ from twisted.internet.testing import MemoryReactor
 from twisted.trial.unittest import SynchronousTestCase
 
 from securetcp import POLICY_OPTIONS
+from securetcp._optionviews import defaultText, effectiveOptions, fieldValue, shownValue
 from securetcp._parsers import CLIENT_ARGUMENTS, SERVER_ARGUMENTS, _policyFor
+from securetcp._spelling import inUserSpelling, optionForField, spell
 from securetcp.config import PROFILE_FIELDS, buildPolicy, loadPolicyFile, readPolicyFile
 from securetcp.errors import (
     CredentialError,
@@ -34,15 +36,8 @@ from securetcp.options import (
     Option,
     Role,
     checkValue,
-    defaultText,
-    effectiveOptions,
     endpointArguments,
-    fieldValue,
-    inUserSpelling,
-    optionForField,
     ownArguments,
-    shownValue,
-    spell,
 )
 from securetcp.policy import Groups, TLSPolicy
 

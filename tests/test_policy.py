@@ -13,9 +13,9 @@ import attrs
 from twisted.trial.unittest import SynchronousTestCase
 
 from securetcp._catalogue import TLSVersion
+from securetcp._spelling import inUserSpelling, optionForField
 from securetcp.errors import PolicyError
 from securetcp.identity import IdentityPattern
-from securetcp.options import inUserSpelling, optionForField
 from securetcp.policy import (
     Ciphers,
     ClientAuth,
