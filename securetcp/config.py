@@ -21,6 +21,13 @@ A policy file is flat TOML with the same keys; lists may be TOML arrays::
     allowPeers = ["uri:spiffe://hospital.example/ward3/*"]
 
 Relative paths in a policy file are taken from the file's directory.
+
+The options, their kinds (which values and TOML types each takes) and the
+policy fields they set are the rows of L{securetcp.options}; building a
+policy is table-driven: check each value against its kind, resolve relative
+paths, start from the profile (or a base policy), set each option's field.
+An error of a policy part, which names a field (C{versions.minimum}), is
+raised in the option's name (C{minVersion}).
 """
 
 from __future__ import annotations
