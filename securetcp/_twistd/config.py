@@ -25,7 +25,9 @@ worker processes), with one shared audit log.
 The keys are the command line's option names.  C{audit-log} and each
 listener's C{policy} are taken relative to the file's directory; paths
 inside endpoint strings are relative to the working directory, as on the
-command line.
+command line.  A listener key that is also an endpoint option (C{policy},
+the policy file) is declared once, in the option table
+(L{securetcp.options}), which says how its value is read.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from typing import Any, Callable, Dict, NoReturn, Optional, Tuple
 import attrs
 
 from securetcp.errors import ServiceConfigError
+from securetcp.options import Option, Role, ownArguments
 
 MODES = ("terminate", "originate", "serve")
 
@@ -58,6 +61,10 @@ LISTENER_KEYS: Dict[str, Tuple[str, ...]] = {
     "policy": MODES,
     "idle-timeout": ("terminate", "originate"),
 }
+
+#: the listener keys that are endpoint options too, as the option table
+#: declares them
+OPTION_KEYS: Dict[str, Option] = {"policy": ownArguments(Role.SERVER)["policy"]}
 
 _REQUIRED = {"terminate": ("listen", "backend"), "originate": ("listen", "connect"),
              "serve": ("listen", "app")}
@@ -206,10 +213,19 @@ def _listener(number: int, table: Dict[str, Any], baseDir: str,
     for key in _REQUIRED[mode]:
         if key not in table:
             fail(label, key, f"is required in mode {mode}")
-    policy = table.get("policy")
-    if policy is not None:
-        policy = os.path.join(baseDir, policy)
+    options = {key: _optionValue(OPTION_KEYS[key], table[key], baseDir)
+               for key in OPTION_KEYS if key in table}
     return ListenerConfig(
         index=number, name=name, mode=mode, listen=table["listen"],
         backend=table.get("backend"), connect=table.get("connect"), app=table.get("app"),
-        policy=policy, idleTimeout=float(table.get("idle-timeout", 0)))
+        policy=options.get("policy"), idleTimeout=float(table.get("idle-timeout", 0)))
+
+
+def _optionValue(option: Option, value: str, baseDir: str) -> str:
+    """
+    A listener's value of an endpoint option: a path is taken from the
+    file's directory.
+    """
+    if option.kind.paths == "one":
+        return os.path.join(baseDir, value)
+    return value
