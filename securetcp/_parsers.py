@@ -157,23 +157,47 @@ def _int(option: Option, value: Any) -> int:
     return number
 
 
+def _tooMany(prefix: str, role: Role, args: Tuple[Any, ...], kwargs: Dict[str, Any],
+             expected: int, fix: str) -> EndpointArgumentError:
+    """
+    The error for positional arguments beyond C{expected}: most often the
+    rest of a value whose colons were not escaped, so name the argument
+    that takes such values, when one was given, and show it escaped.
+    """
+    extra = [str(a) for a in args[expected:]]
+    arguments = endpointArguments(role)
+    for name, value in kwargs.items():
+        option = arguments.get(name)
+        if option is not None and option.colons:
+            whole = ":".join([str(value)] + extra)
+            return _fail(name, whole, "its colons were not escaped, so it was cut at the first "
+                         "one and the rest read as positional arguments",
+                         f"write {name}={whole.replace(':', chr(92) + ':')}")
+    return _fail(None, ":".join(map(str, args)), "too many positional arguments", fix)
+
+
+def _inner(parse: Any, reactor: Any, description: str) -> Any:
+    """
+    The endpoint of an C{endpoint=} argument.
+    """
+    try:
+        return parse(reactor, description)
+    except Exception as e:  # any failure of a foreign parser is this argument's
+        raise _fail("endpoint", description, f"invalid inner endpoint string: {e}",
+                    "escape its colons as '\\:'") from None
+
+
 def _serverInner(reactor: Any, prefix: str, args: Tuple[Any, ...],
                  kwargs: Dict[str, Any]) -> IStreamServerEndpoint:
     if len(args) > 1:
-        raise _fail(None, ":".join(map(str, args)),
-                    "too many positional arguments",
-                    f"write {prefix}:PORT:name=value:... (escape ':' in values as '\\:')")
+        raise _tooMany(prefix, Role.SERVER, args, kwargs, 0 if "port" in kwargs else 1,
+                       f"write {prefix}:PORT:name=value:... (escape ':' in values as '\\:')")
     if "endpoint" in kwargs:
         if args or "port" in kwargs or "interface" in kwargs:
             raise _fail("endpoint", kwargs["endpoint"],
                         "cannot be combined with a port or interface",
                         "put the port and interface in the inner endpoint string")
-        try:
-            return serverFromString(reactor, kwargs["endpoint"])
-        except Exception as e:  # any failure of a foreign parser is this argument's
-            raise _fail("endpoint", kwargs["endpoint"],
-                        f"invalid inner endpoint string: {e}",
-                        "escape its colons as '\\:'") from None
+        return _inner(serverFromString, reactor, kwargs["endpoint"])  # type: ignore[no-any-return]
     if args and "port" in kwargs:
         raise _fail("port", kwargs["port"], "given twice (positional and port=)")
     if not args and "port" not in kwargs:
@@ -187,22 +211,31 @@ def _serverInner(reactor: Any, prefix: str, args: Tuple[Any, ...],
     return TCP4ServerEndpoint(reactor, port, backlog, interface)
 
 
+def _timeout(value: Any) -> float:
+    """
+    The C{timeout=} of a client: a positive, finite number of seconds.
+    """
+    try:
+        seconds = float(value)
+        if not (math.isfinite(seconds) and seconds > 0):
+            raise ValueError
+    except ValueError:
+        raise _fail("timeout", value, "not a positive number of seconds") from None
+    return seconds
+
+
 def _clientInner(reactor: Any, prefix: str, args: Tuple[Any, ...],
                  kwargs: Dict[str, Any]) -> Tuple[Any, Optional[str]]:
     if len(args) > 2:
-        raise _fail(None, ":".join(map(str, args)), "too many positional arguments",
-                    f"write {prefix}:HOST:PORT:name=value:...")
+        raise _tooMany(prefix, Role.CLIENT, args, kwargs,
+                       2 - len({"host", "port"} & set(kwargs)),
+                       f"write {prefix}:HOST:PORT:name=value:...")
     if "endpoint" in kwargs:
         if args or "host" in kwargs or "port" in kwargs:
             raise _fail("endpoint", kwargs["endpoint"],
                         "cannot be combined with host or port",
                         "put them in the inner endpoint string")
-        try:
-            return clientFromString(reactor, kwargs["endpoint"]), None
-        except Exception as e:  # any failure of a foreign parser is this argument's
-            raise _fail("endpoint", kwargs["endpoint"],
-                        f"invalid inner endpoint string: {e}",
-                        "escape its colons as '\\:'") from None
+        return _inner(clientFromString, reactor, kwargs["endpoint"]), None
     positional = dict(zip(("host", "port"), args, strict=False))
     for key in positional:
         if key in kwargs:
@@ -214,13 +247,7 @@ def _clientInner(reactor: Any, prefix: str, args: Tuple[Any, ...],
         raise _fail("port", None, "no port", f"write {prefix}:HOST:PORT or port=PORT")
     own = ownArguments(Role.CLIENT)
     port = _int(own["port"], merged["port"])
-    timeout = merged.get("timeout", own["timeout"].default)
-    try:
-        timeoutSeconds = float(timeout)
-        if not (math.isfinite(timeoutSeconds) and timeoutSeconds > 0):
-            raise ValueError
-    except ValueError:
-        raise _fail("timeout", timeout, "not a positive number of seconds") from None
+    timeout = _timeout(merged.get("timeout", own["timeout"].default))
     bind = merged.get("bindAddress")
     host = str(merged["host"])
     try:
@@ -229,7 +256,7 @@ def _clientInner(reactor: Any, prefix: str, args: Tuple[Any, ...],
         raise _fail("host", host, e.problem, "give a DNS name or an IP address") from None
     try:
         return HostnameEndpoint(reactor, host.encode("idna") if not _isIPText(host) else host,
-                                port, timeout=timeoutSeconds,
+                                port, timeout=timeout,
                                 bindAddress=(bind, 0) if bind else None), host
     except UnicodeError as e:
         raise _fail("host", host, f"not a valid host name: {e}",

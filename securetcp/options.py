@@ -123,6 +123,8 @@ class Option:
         replaces C{certKey}, and the other way round).
     @ivar bounds: the range of an integer.
     @ivar emptyAllowed: whether an empty value means something.
+    @ivar colons: whether values hold colons, which an endpoint string
+        must escape (C{uri\\:spiffe\\://...}).
     @ivar example: a value, as written in an endpoint string.
     """
 
@@ -137,6 +139,7 @@ class Option:
     clears: Tuple[str, ...] = ()
     bounds: Optional[Tuple[int, int]] = None
     emptyAllowed: bool = False
+    colons: bool = False
     example: str = ""
 
     @property
@@ -197,7 +200,7 @@ POLICY_ROWS: Tuple[Option, ...] = (
            example="server.p12"),
     Option("passphrase", SECRET,
            "where the key's passphrase comes from: env:NAME, file:PATH, pass:TEXT",
-           "credentials.passphrase", example="env\\:KEY_PASSPHRASE"),
+           "credentials.passphrase", colons=True, example="env\\:KEY_PASSPHRASE"),
     Option("dhParameters", PATH, "PEM DH parameters file, for DHE-RSA-* TLS 1.2 suites",
            "credentials.dhParameters", example="dh2048.pem"),
     Option("clientAuth", CHOICE, "whether a server asks clients for a certificate",
@@ -205,10 +208,10 @@ POLICY_ROWS: Tuple[Option, ...] = (
            choices=_CLIENT_AUTH, example="required"),
     Option("hostname", TEXT, "the name or IP address the server's certificate must be valid for",
            "peer.hostname", defaultNote="none (endpoint strings: the host connected to)",
-           roles=CLIENT, example="pacs.hospital.example"),
+           roles=CLIENT, colons=True, example="pacs.hospital.example"),
     Option("allowPeers", RULES, "identity allow-list: dns:, ip:, uri:, email:, cn: rules",
            "peer.allow", (), defaultNote="(any verified peer)",
-           example="uri\\:spiffe\\://hospital.example/ward3/*"),
+           colons=True, example="uri\\:spiffe\\://hospital.example/ward3/*"),
     Option("pinSPKI", PINS, "SHA-256 SPKI pins (sha256/BASE64 or hex)", "peer.pins", (),
            example="sha256/" + "A" * 43 + "="),
     Option("handshakeTimeout", SECONDS, "seconds from TCP connection to a verified, authorised handshake",
@@ -237,7 +240,7 @@ POLICY_ROWS: Tuple[Option, ...] = (
            "revocation.ocsp", "off", choices=OCSP_MODES, example="require"),
     Option("ocspResponder", URL, "OCSP responder URL overriding the certificates' AIA",
            "revocation.ocspResponder", defaultNote="none (the certificate's AIA)",
-           example="http\\://ocsp.hospital.example\\:2560"),
+           colons=True, example="http\\://ocsp.hospital.example\\:2560"),
     Option("ocspTimeout", SECONDS, "seconds to wait for an OCSP responder (less than handshakeTimeout)",
            "revocation.ocspTimeout", 5.0, example="2"),
     Option("ocspNonce", BOOL, "send a nonce in OCSP requests and check the echo",
@@ -259,12 +262,12 @@ ENDPOINT_ROWS: Tuple[Option, ...] = (
            example="6661"),
     Option("interface", TEXT, "address to listen on; an IPv6 address (colons escaped) listens on IPv6",
            roles=SERVER, emptyAllowed=True, defaultNote="all IPv4 addresses",
-           example="127.0.0.1"),
+           colons=True, example="127.0.0.1"),
     Option("backlog", INTEGER, "listen queue length", default=50,
            roles=SERVER, bounds=(1, 65535), example="200"),
     Option("endpoint", ENDPOINT,
            "listen on another server endpoint string instead of TCP (tcp6:, unix:, systemd:, ...)",
-           roles=SERVER, example="unix\\:/run/hl7.sock"),
+           roles=SERVER, colons=True, example="unix\\:/run/hl7.sock"),
     Option("policy", PATH, "TOML policy file; the other arguments override its keys",
            roles=SERVER, example="/etc/securetcp/hl7-inbound.toml"),
     Option("auditLog", PATH,
@@ -286,17 +289,17 @@ ENDPOINT_ROWS: Tuple[Option, ...] = (
            "refuse (and audit) connections beyond this many handshakes in progress",
            roles=SERVER, bounds=_LIMIT, defaultNote="no limit", example="200"),
     Option("host", TEXT, "server host name or address (also the first positional argument)",
-           roles=CLIENT, defaultNote="required unless `endpoint=`", example="lab.example"),
+           roles=CLIENT, defaultNote="required unless `endpoint=`", colons=True, example="lab.example"),
     Option("port", INTEGER, "server port (also the second positional argument)",
            roles=CLIENT, bounds=(1, 65535), defaultNote="required unless `endpoint=`",
            example="6661"),
     Option("timeout", SECONDS, "seconds to wait for the TCP connection",
            default=30.0, roles=CLIENT, example="5"),
     Option("bindAddress", TEXT, "local address to connect from", roles=CLIENT,
-           defaultNote="any", example="10.0.0.2"),
+           defaultNote="any", colons=True, example="10.0.0.2"),
     Option("endpoint", ENDPOINT,
            "connect over another client endpoint string instead of TCP (unix:, tcp6:, ...)",
-           roles=CLIENT, example="unix\\:path=/run/pacs.sock"),
+           roles=CLIENT, colons=True, example="unix\\:path=/run/pacs.sock"),
     Option("policy", PATH, "TOML policy file; the other arguments override its keys",
            roles=CLIENT, example="device.toml"),
     Option("auditLog", PATH,

@@ -133,22 +133,7 @@ def loadServiceConfig(path: str) -> ServiceConfig:
     @raise ServiceConfigError: naming the file, the listener (by number and
         name) and the key, for anything wrong.
     """
-    try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
-    except FileNotFoundError:
-        raise ServiceConfigError(path, None, None, "configuration file does not exist",
-                                 "check the path given to --config") from None
-    except IsADirectoryError:
-        raise ServiceConfigError(path, None, None, "is a directory",
-                                 "give the .toml file itself") from None
-    except OSError as e:
-        raise ServiceConfigError(path, None, None, f"cannot read: {e.strerror}") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ServiceConfigError(path, None, None, f"not valid TOML: {e}",
-                                 "fix the syntax at the position shown") from None
-    except UnicodeDecodeError as e:
-        raise ServiceConfigError(path, None, None, f"not UTF-8 text: {e.reason}") from None
+    data = _readTOML(path)
     baseDir = os.path.dirname(os.path.abspath(path))
 
     def fail(listener: Optional[str], key: Optional[str], problem: str,
@@ -166,7 +151,40 @@ def loadServiceConfig(path: str) -> ServiceConfig:
         auditLog = os.path.join(baseDir, auditLog)
     workers = checkWorkers(data.get("workers", 1),
                            lambda problem, fix: fail(None, "workers", problem, fix))
-    tables = data.get("listener")
+    listeners = _listeners(data.get("listener"), baseDir, fail)
+    return ServiceConfig(os.path.abspath(path), listeners, auditLog, workers)
+
+
+def _readTOML(path: str) -> Dict[str, Any]:
+    """
+    The content of a C{--config} file.
+
+    @raise ServiceConfigError: naming the file, when it cannot be read or
+        is not TOML.
+    """
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ServiceConfigError(path, None, None, "configuration file does not exist",
+                                 "check the path given to --config") from None
+    except IsADirectoryError:
+        raise ServiceConfigError(path, None, None, "is a directory",
+                                 "give the .toml file itself") from None
+    except OSError as e:
+        raise ServiceConfigError(path, None, None, f"cannot read: {e.strerror}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ServiceConfigError(path, None, None, f"not valid TOML: {e}",
+                                 "fix the syntax at the position shown") from None
+    except UnicodeDecodeError as e:
+        raise ServiceConfigError(path, None, None, f"not UTF-8 text: {e.reason}") from None
+
+
+def _listeners(tables: Any, baseDir: str,
+               fail: Callable[..., NoReturn]) -> Tuple[ListenerConfig, ...]:
+    """
+    The checked C{[[listener]]} tables, each with its own name.
+    """
     if tables is None:
         fail(None, "listener", "no listeners", "add at least one [[listener]] table")
     if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
@@ -183,24 +201,20 @@ def loadServiceConfig(path: str) -> ServiceConfig:
                  "give every listener its own name")
         names[listener.name] = number
         listeners.append(listener)
-    return ServiceConfig(os.path.abspath(path), tuple(listeners), auditLog, workers)
+    return tuple(listeners)
 
 
 def _listener(number: int, table: Dict[str, Any], baseDir: str,
               fail: Callable[..., NoReturn]) -> ListenerConfig:
+    """
+    One checked C{[[listener]]} table.
+    """
     name = table.get("name", str(number))
     label = f"listener {number} ({name!r})" if "name" in table else f"listener {number}"
     if not isinstance(name, str) or not name.strip():
         fail(label, "name", f"{name!r} is not a name", "write a short string")
     for key, value in table.items():
-        if key not in LISTENER_KEYS:
-            fail(label, key, "unknown key", "a listener takes " + ", ".join(LISTENER_KEYS))
-        if key == "idle-timeout":
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                fail(label, key, f"{value!r} is not a number of seconds",
-                     "write 0 (never) or a positive number")
-        elif not isinstance(value, str) or not value:
-            fail(label, key, f"{value!r} is not a non-empty string", "quote the value")
+        _checkKey(label, key, value, fail)
     mode = table.get("mode")
     if mode is None:
         fail(label, "mode", "is required", "use one of " + ", ".join(MODES))
@@ -219,6 +233,20 @@ def _listener(number: int, table: Dict[str, Any], baseDir: str,
         index=number, name=name, mode=mode, listen=table["listen"],
         backend=table.get("backend"), connect=table.get("connect"), app=table.get("app"),
         policy=options.get("policy"), idleTimeout=float(table.get("idle-timeout", 0)))
+
+
+def _checkKey(label: str, key: str, value: Any, fail: Callable[..., NoReturn]) -> None:
+    """
+    Refuse a key a listener does not take, or a value of the wrong type.
+    """
+    if key not in LISTENER_KEYS:
+        fail(label, key, "unknown key", "a listener takes " + ", ".join(LISTENER_KEYS))
+    if key == "idle-timeout":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            fail(label, key, f"{value!r} is not a number of seconds",
+                 "write 0 (never) or a positive number")
+    elif not isinstance(value, str) or not value:
+        fail(label, key, f"{value!r} is not a non-empty string", "quote the value")
 
 
 def _optionValue(option: Option, value: str, baseDir: str) -> str:
