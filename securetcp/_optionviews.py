@@ -9,12 +9,20 @@ to the table)::
     'TLSv1.2'
     >>> print(referenceTable("server").splitlines()[0])
     | argument | meaning | type | default | example |
+
+In the docs, each reference table stands between C{<!-- options table:
+NAME ... -->} and C{<!-- end of options table -->}; after changing the
+option table, rewrite them with::
+
+    python -m securetcp._optionviews docs/policy.md docs/endpoints.md
 """
 
 from __future__ import annotations
 
 import base64
 import functools
+import re
+import sys
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Tuple
 
 from securetcp.options import (
@@ -142,3 +150,27 @@ def referenceTable(name: str) -> str:
     lines: List[str] = ["| " + " | ".join(columns) + " |",
                         "|" + "---|" * len(columns)]
     return "\n".join(lines + list(referenceRows(name).values())) + "\n"
+
+
+#: a reference table in a docs page, between its markers
+MARKED_TABLE = re.compile(
+    r"(?P<start>^<!-- options table: (?P<name>[\w-]+)[^\n]*-->\n)(?P<table>.*?)"
+    r"(?P<end>\n<!-- end of options table -->$)", re.M | re.S)
+
+
+def refreshTables(text: str) -> str:
+    """
+    C{text} (a docs page) with every marked reference table rendered anew
+    from the option table.
+    """
+    return MARKED_TABLE.sub(lambda m: m.group("start") + referenceTable(m.group("name"))
+                            + m.group("end"), text)
+
+
+if __name__ == "__main__":
+    for page in sys.argv[1:]:
+        with open(page, encoding="utf-8") as f:
+            before = f.read()
+        with open(page, "w", encoding="utf-8") as f:
+            f.write(refreshTables(before))
+

@@ -15,14 +15,16 @@ holds them to it)::
 
     >>> OPTIONS["minVersion"].field
     'versions.minimum'
-    >>> optionForField("peer.allow").name
-    'allowPeers'
-    >>> spell("lower versions.minimum or raise versions.maximum")
-    'lower minVersion or raise maxVersion'
+    >>> OPTIONS["crl"].kind.many
+    True
+    >>> list(endpointArguments(Role.SERVER))[:3]
+    ['port', 'interface', 'backlog']
 
-The policy classes speak in field paths; L{inUserSpelling} turns their
-errors into the option names users wrote.  The endpoint's own arguments
-(C{port}, C{backlog}, C{auditLog}, ...) are rows too, with no field.
+The endpoint's own arguments (C{port}, C{backlog}, C{auditLog}, ...) are
+rows too, with no field (L{ENDPOINT_ROWS}).  The policy classes speak in
+field paths; L{securetcp._spelling} reads the table backwards to turn their
+errors into the option names users wrote, and L{securetcp._optionviews}
+shows a policy, and the docs' reference tables, from it.
 """
 
 from __future__ import annotations
@@ -190,7 +192,8 @@ POLICY_ROWS: Tuple[Option, ...] = (
            "credentials.certificate", defaultNote="the `privateKey` file",
            clears=("credentials.pkcs12",), example="server.pem"),
     Option("privateKey", PATH, "PEM file with our private key", "credentials.privateKey",
-           defaultNote="the `certKey` file (servers with neither: `server.pem`, as `ssl:`)",
+           defaultNote="the `certKey` file (a server string with neither, nor `pkcs12`: "
+                       "`server.pem`, as `ssl:`)",
            clears=("credentials.pkcs12",), example="server.key"),
     Option("extraCertChain", PATH, "PEM file with intermediate certificates to send",
            "credentials.extraChain", example="intermediates.pem"),

@@ -12,7 +12,13 @@ import re
 
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
-from securetcp._optionviews import TABLES, referenceRows, referenceTable
+from securetcp._optionviews import (
+    MARKED_TABLE,
+    TABLES,
+    referenceRows,
+    referenceTable,
+    refreshTables,
+)
 from securetcp._parsers import CLIENT_ARGUMENTS, SERVER_ARGUMENTS
 from securetcp.audit.records import CHAIN_EVENTS, EVENTS, REJECTION_REASONS
 from securetcp.config import POLICY_OPTIONS
@@ -74,10 +80,6 @@ class ReferenceCoverageTests(SynchronousTestCase):
             self.assertEqual(missing, [], f"profiles.md misses {missing} of {profile.name}")
 
 
-_OPTIONS_TABLE = re.compile(
-    r"^<!-- options table: (?P<name>[\w-]+)[^\n]*-->\n(?P<table>.*?)\n"
-    r"<!-- end of options table -->$", re.M | re.S)
-
 #: which page carries which reference table of the option table
 _OPTION_PAGES = {"policy.md": ("policy",), "endpoints.md": ("server", "client", "arguments")}
 
@@ -87,7 +89,7 @@ def _optionTables(page: str) -> dict[str, str]:
     The option reference tables of a page, by name, as written.
     """
     found = {}
-    for m in _OPTIONS_TABLE.finditer(_read(page)):
+    for m in MARKED_TABLE.finditer(_read(page)):
         if m.group("name") in found:
             raise AssertionError(f"{page} has two options tables {m.group('name')!r}")
         found[m.group("name")] = m.group("table").strip() + "\n"
@@ -142,6 +144,9 @@ class OptionTableDocsTests(SynchronousTestCase):
                     f"{page}, options table {name!r}: missing, not options, different; "
                     f"it should read:\n{referenceTable(name)}")
                 self.assertEqual(tables[name], referenceTable(name), f"{page} {name}")
+            text = _read(page)
+            self.assertEqual(refreshTables(text), text,
+                             f"{page}: run python -m securetcp._optionviews docs/{page}")
 
     def test_rowsCarryTypeAndDefault(self) -> None:
         """
