@@ -35,6 +35,7 @@ from securetcp.options import (
     Role,
     ownArguments,
 )
+from securetcp.policy import TLSPolicy
 
 
 def fieldValue(policy: Any, field: str) -> Any:
@@ -61,7 +62,7 @@ def shownValue(option: Option, value: Any) -> Any:
     return getattr(value, "value", value)
 
 
-def effectiveOptions(policy: Any) -> Dict[str, Any]:
+def effectiveOptions(policy: TLSPolicy) -> Dict[str, Any]:
     """
     Every policy option's effective value in C{policy}, by option name.
     """

@@ -8,8 +8,11 @@ L{securetcp.endpoints}::
     serverFromString(reactor, "mtls:6661:certKey=server.pem:"
                               "privateKey=server.key:caCerts=devices-ca.pem")
 
-Every error in an endpoint string is raised when it is parsed, as
-L{EndpointArgumentError} naming the argument.
+The arguments each takes are the option table's (L{securetcp.options}): the
+endpoint's own (L{SERVER_ARGUMENTS}, L{CLIENT_ARGUMENTS}) and every policy
+option.  Every error in an endpoint string is raised when it is parsed, as
+L{EndpointArgumentError} naming the argument as it was written (an error of
+a policy part, which names a field, is translated through the table).
 """
 
 from __future__ import annotations

@@ -12,6 +12,8 @@ import os
 from typing import Any, Iterator, List
 
 import attrs
+from hypothesis import given
+from hypothesis import strategies as st
 from twisted.internet.endpoints import _parse, clientFromString, serverFromString
 from twisted.internet.testing import MemoryReactor
 from twisted.trial.unittest import SynchronousTestCase
@@ -223,11 +225,7 @@ class RoundTripTests(SynchronousTestCase):
         default = TLSPolicy()
         for option in POLICY_ROWS:
             written = _value(option)
-            absolute = written
-            if option.kind.paths == "one":
-                absolute = os.path.join(directory, written)
-            elif option.kind.paths == "many":
-                absolute = [os.path.join(directory, p) for p in written.split(",")]
+            absolute = _absolute(option, written, directory)
             path = os.path.join(directory, f"{option.name}.toml")
             with open(path, "w", encoding="utf-8") as f:
                 f.write(f"{option.name} = {json.dumps(written)}\n")
@@ -239,6 +237,27 @@ class RoundTripTests(SynchronousTestCase):
             self.assertEqual(fromString, fromPython, option.name)
             self.assertNotEqual(fieldValue(fromPython, option.field or ""),
                                 fieldValue(default, option.field or ""), option.name)
+
+    @given(st.lists(st.sampled_from(POLICY_ROWS), unique=True, max_size=6))
+    def test_combinations(self, options: List[Option]) -> None:
+        """
+        Any combination of the table's examples gives, from an endpoint
+        string, a policy file and Python, the same policy, or the same
+        error naming the same option.
+        """
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        written = {o.name: _value(o) for o in options}
+        absolute = {o.name: _absolute(o, written[o.name], directory) for o in options}
+        path = os.path.join(directory, "policy.toml")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write("".join(f"{k} = {json.dumps(v)}\n" for k, v in written.items()))
+        kwargs = _parse("mtls:" + ":".join(f"{k}={_escaped(v)}"
+                                           for k, v in absolute.items()))[1]
+        outcomes = [_outcome(buildPolicy, **absolute), _outcome(loadPolicyFile, path),
+                    _outcome(_policyFor, "mtls", kwargs, serverDefaults=False)]
+        self.assertEqual(outcomes[1], outcomes[0])
+        self.assertEqual(outcomes[2], outcomes[0])
 
     def test_listsEverywhere(self) -> None:
         """
@@ -261,6 +280,27 @@ class RoundTripTests(SynchronousTestCase):
         self.assertEqual(buildPolicy(alpn=["h2", "http/1.1"]), buildPolicy(alpn="h2,http/1.1"))
         self.assertEqual(buildPolicy(groups=["?X25519MLKEM768", "P-256"]).groups,
                          Groups(["secp256r1"], ["X25519MLKEM768"]))
+
+
+def _absolute(option: Option, written: str, directory: str) -> Any:
+    """
+    An example as Python gives it: paths from C{directory}.
+    """
+    if option.kind.paths == "one":
+        return os.path.join(directory, written)
+    if option.kind.paths == "many":
+        return [os.path.join(directory, p) for p in written.split(",")]
+    return written
+
+
+def _outcome(build: Any, *args: Any, **kwargs: Any) -> Any:
+    """
+    The policy C{build} gives, or the option its error names.
+    """
+    try:
+        return build(*args, **kwargs)
+    except PolicyError as e:
+        return ("error", e.key if isinstance(e, PolicyFileError) else e.field, e.problem)
 
 
 def _escaped(value: Any) -> str:
