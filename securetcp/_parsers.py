@@ -36,7 +36,7 @@ from twisted.logger import Logger
 from twisted.plugin import IPlugin
 from zope.interface import implementer
 
-from securetcp import _fields
+import securetcp._fields as _fields
 from securetcp._fields import Role
 from securetcp._spelling import inUserSpelling
 from securetcp.audit.records import AuditEmitter

@@ -20,7 +20,7 @@ from typing import Optional, Tuple
 
 import attrs
 
-from securetcp import _fields
+import securetcp._fields as _fields
 from securetcp._catalogue import TLSVersion
 from securetcp._fields import ClientAuth
 from securetcp.errors import PolicyError

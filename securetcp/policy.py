@@ -31,7 +31,7 @@ from typing import Any, Tuple
 
 import attrs
 
-from securetcp import _fields
+import securetcp._fields as _fields
 from securetcp._catalogue import GROUPS, TLS12_CIPHERS, TLSVersion
 from securetcp._fields import ClientAuth, Role
 from securetcp._parts import (

@@ -26,10 +26,16 @@ import argparse
 import sys
 from typing import List, Optional, Sequence, TextIO
 
-from securetcp._cli import audit, check, demo, pki, probe, profiles
+from securetcp._cli.audit import addParser as addAuditParser
+from securetcp._cli.check import addParser as addCheckParser
+from securetcp._cli.demo import addParser as addDemoParser
+from securetcp._cli.pki import addParser as addPKIParser
+from securetcp._cli.probe import addParser as addProbeParser
+from securetcp._cli.profiles import addParser as addProfilesParser
 
-#: the commands, in the order the help lists them
-COMMANDS = (demo, profiles, check, probe, audit, pki)
+#: what adds each command's parser, in the order the help lists them
+COMMANDS = (addDemoParser, addProfilesParser, addCheckParser, addProbeParser, addAuditParser,
+            addPKIParser)
 
 
 def buildParser() -> argparse.ArgumentParser:
@@ -40,8 +46,8 @@ def buildParser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m securetcp",
                                      description="securetcp: hardened TLS and mTLS for Twisted")
     sub = parser.add_subparsers(dest="command", required=True)
-    for command in COMMANDS:
-        command.addParser(sub)
+    for addParser in COMMANDS:
+        addParser(sub)
     return parser
 
 
