@@ -8,14 +8,17 @@ L{securetcp.endpoints}::
     serverFromString(reactor, "mtls:6661:certKey=server.pem:"
                               "privateKey=server.key:caCerts=devices-ca.pem")
 
-Every error in an endpoint string is raised when it is parsed, as
-L{EndpointArgumentError} naming the argument.
+The arguments each takes are the option table's (L{securetcp.options}): the
+endpoint's own (L{SERVER_ARGUMENTS}, L{CLIENT_ARGUMENTS}) and every policy
+option.  Every error in an endpoint string is raised when it is parsed, as
+L{EndpointArgumentError} naming the argument as it was written (an error of
+a policy part, which names a field, is translated through the table).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 from twisted.internet.endpoints import (
     HostnameEndpoint,
@@ -33,34 +36,29 @@ from twisted.logger import Logger
 from twisted.plugin import IPlugin
 from zope.interface import implementer
 
+import securetcp._fields as _fields
+from securetcp._fields import Role
+from securetcp._spelling import inUserSpelling
 from securetcp.audit.records import AuditEmitter
-from securetcp.config import POLICY_OPTIONS, loadPolicyFile, policyFromOptions
+from securetcp.config import loadPolicyFile, policyFromOptions
 from securetcp.endpoints import SecureClientEndpoint, SecureServerEndpoint
 from securetcp.errors import EndpointArgumentError, PolicyError
+from securetcp.options import (
+    OPTIONS,
+    Option,
+    endpointArguments,
+    ownArguments,
+)
+from securetcp.options import parseBool as _bool
 from securetcp.policy import TLSPolicy
 
+#: The server endpoint's own arguments (beyond the policy options), with
+#: their descriptions, from L{securetcp.options}.
 SERVER_ARGUMENTS: Dict[str, str] = {
-    "port": "TCP port to listen on (also the first positional argument)",
-    "interface": "address to listen on (default all IPv4 addresses)",
-    "backlog": "listen queue length (default 50)",
-    "endpoint": "wrap another server endpoint string instead (tcp6:, unix:, systemd:, ...)",
-    "policy": "TOML policy file; the other arguments override its keys",
-    "auditLog": "write the audit records to this file as a hash chain (AuditLogObserver)",
-    "proxyProtocol": "v1, v2 or any: read a PROXY protocol header (below TLS) naming the real client",
-    "permissive": "true: also accept plaintext on this port (migration mode, audited non-compliant)",
-    "insecurelyAllowPlaintext": "true: let permissive mode run under the nist-800-52r2 profile",
-    "maxConnections": "refuse (and audit) connections beyond this many open at once",
-    "maxHandshakes": "refuse (and audit) connections beyond this many handshakes in progress",
-}
+    name: option.doc for name, option in ownArguments(Role.SERVER).items()}
+#: The client endpoint's own arguments.
 CLIENT_ARGUMENTS: Dict[str, str] = {
-    "host": "server host name or address (also the first positional argument)",
-    "port": "server port (also the second positional argument)",
-    "timeout": "seconds to wait for the TCP connection (default 30)",
-    "bindAddress": "local address to connect from",
-    "endpoint": "wrap another client endpoint string instead (unix:, tcp6:, ...)",
-    "policy": "TOML policy file; the other arguments override its keys",
-    "auditLog": "write the audit records to this file as a hash chain (AuditLogObserver)",
-}
+    name: option.doc for name, option in ownArguments(Role.CLIENT).items()}
 
 
 def _emitterFor(kwargs: Dict[str, Any]) -> Optional[AuditEmitter]:
@@ -90,7 +88,7 @@ def _fail(argument: Optional[str], value: Any, problem: str, fix: str = "",
 
 
 def _policyFor(prefix: str, kwargs: Dict[str, Any], serverDefaults: bool) -> TLSPolicy:
-    options = {k: v for k, v in kwargs.items() if k in POLICY_OPTIONS}
+    options = {k: v for k, v in kwargs.items() if k in OPTIONS}
     base = None
     if "policy" in kwargs:
         base = loadPolicyFile(kwargs["policy"])
@@ -121,79 +119,126 @@ def _asArgumentError(prefix: str, error: PolicyError) -> EndpointArgumentError:
         wrapped.cause = error
         wrapped.path = error.path
         return wrapped
-    argument = {"version": "minVersion"}.get(error.field, error.field)
-    wrapped = EndpointArgumentError(argument, error.value, error.problem, error.fix)
+    error = inUserSpelling(error)
+    wrapped = EndpointArgumentError(error.field, error.value, error.problem, error.fix)
     wrapped.cause = error
     wrapped.path = getattr(error, "path", None)
     return wrapped
 
 
-def _checkArguments(prefix: str, kwargs: Dict[str, Any], own: Dict[str, str]) -> None:
-    valid = tuple(own) + tuple(POLICY_OPTIONS)
+def _checkArguments(prefix: str, kwargs: Dict[str, Any], role: Role) -> Mapping[str, Option]:
+    """
+    Refuse an argument an endpoint for C{role} does not take, or an empty
+    value where empty means nothing.
+
+    @return: the arguments the endpoint takes, by name.
+    """
+    arguments = endpointArguments(role)
+    valid = tuple(arguments)
     for key in kwargs:
-        if key not in valid:
+        if key not in arguments:
             raise _fail(key, kwargs[key], f"unknown {prefix}: argument",
                         "valid arguments: " + ", ".join(valid), valid)
     for key, value in kwargs.items():
-        if value == "" and key not in ("interface",):
+        if value == "" and not arguments[key].emptyAllowed:
             raise _fail(key, value, "empty value", f"give a value after {key}=")
+    return arguments
 
 
-def _int(argument: str, value: Any, low: int, high: int) -> int:
+def _int(option: Option, value: Any) -> int:
+    """
+    An integer argument, within the option's bounds.
+    """
+    assert option.bounds is not None
+    low, high = option.bounds
     try:
         number = int(str(value))
     except ValueError:
-        raise _fail(argument, value, "not an integer") from None
+        raise _fail(option.name, value, "not an integer") from None
     if not low <= number <= high:
-        raise _fail(argument, value, f"must be between {low} and {high}")
+        raise _fail(option.name, value, f"must be between {low} and {high}")
     return number
+
+
+def _tooMany(prefix: str, role: Role, args: Tuple[Any, ...], kwargs: Dict[str, Any],
+             expected: int, fix: str) -> EndpointArgumentError:
+    """
+    The error for positional arguments beyond C{expected}: most often the
+    rest of a value whose colons were not escaped, so name the argument
+    that takes such values, when one was given, and show it escaped.
+    """
+    extra = [str(a) for a in args[expected:]]
+    arguments = endpointArguments(role)
+    for name, value in kwargs.items():
+        option = arguments.get(name)
+        if option is not None and option.colons:
+            whole = ":".join([str(value)] + extra)
+            return _fail(name, whole, "its colons were not escaped, so it was cut at the first "
+                         "one and the rest read as positional arguments",
+                         f"write {name}={whole.replace(':', chr(92) + ':')}")
+    return _fail(None, ":".join(map(str, args)), "too many positional arguments", fix)
+
+
+def _inner(parse: Any, reactor: Any, description: str) -> Any:
+    """
+    The endpoint of an C{endpoint=} argument.
+    """
+    try:
+        return parse(reactor, description)
+    except Exception as e:  # any failure of a foreign parser is this argument's
+        raise _fail("endpoint", description, f"invalid inner endpoint string: {e}",
+                    "escape its colons as '\\:'") from None
 
 
 def _serverInner(reactor: Any, prefix: str, args: Tuple[Any, ...],
                  kwargs: Dict[str, Any]) -> IStreamServerEndpoint:
     if len(args) > 1:
-        raise _fail(None, ":".join(map(str, args)),
-                    "too many positional arguments",
-                    f"write {prefix}:PORT:name=value:... (escape ':' in values as '\\:')")
+        raise _tooMany(prefix, Role.SERVER, args, kwargs, 0 if "port" in kwargs else 1,
+                       f"write {prefix}:PORT:name=value:... (escape ':' in values as '\\:')")
     if "endpoint" in kwargs:
         if args or "port" in kwargs or "interface" in kwargs:
             raise _fail("endpoint", kwargs["endpoint"],
                         "cannot be combined with a port or interface",
                         "put the port and interface in the inner endpoint string")
-        try:
-            return serverFromString(reactor, kwargs["endpoint"])
-        except Exception as e:  # any failure of a foreign parser is this argument's
-            raise _fail("endpoint", kwargs["endpoint"],
-                        f"invalid inner endpoint string: {e}",
-                        "escape its colons as '\\:'") from None
+        return _inner(serverFromString, reactor, kwargs["endpoint"])  # type: ignore[no-any-return]
     if args and "port" in kwargs:
         raise _fail("port", kwargs["port"], "given twice (positional and port=)")
     if not args and "port" not in kwargs:
         raise _fail("port", None, "no port", f"write {prefix}:PORT:...")
-    port = _int("port", args[0] if args else kwargs["port"], 0, 65535)
-    backlog = _int("backlog", kwargs.get("backlog", 50), 1, 65535)
+    own = ownArguments(Role.SERVER)
+    port = _int(own["port"], args[0] if args else kwargs["port"])
+    backlog = _int(own["backlog"], kwargs.get("backlog", own["backlog"].default))
     interface = kwargs.get("interface", "")
     if ":" in interface:
         return TCP6ServerEndpoint(reactor, port, backlog, interface)
     return TCP4ServerEndpoint(reactor, port, backlog, interface)
 
 
+def _timeout(value: Any) -> float:
+    """
+    The C{timeout=} of a client: a positive, finite number of seconds.
+    """
+    try:
+        seconds = float(value)
+        if not (math.isfinite(seconds) and seconds > 0):
+            raise ValueError
+    except ValueError:
+        raise _fail("timeout", value, "not a positive number of seconds") from None
+    return seconds
+
+
 def _clientInner(reactor: Any, prefix: str, args: Tuple[Any, ...],
                  kwargs: Dict[str, Any]) -> Tuple[Any, Optional[str]]:
     if len(args) > 2:
-        raise _fail(None, ":".join(map(str, args)), "too many positional arguments",
-                    f"write {prefix}:HOST:PORT:name=value:...")
+        raise _tooMany(prefix, Role.CLIENT, args, kwargs,
+                       2 - len({"host", "port"} & set(kwargs)),
+                       f"write {prefix}:HOST:PORT:name=value:...")
     if "endpoint" in kwargs:
         if args or "host" in kwargs or "port" in kwargs:
             raise _fail("endpoint", kwargs["endpoint"],
                         "cannot be combined with host or port",
                         "put them in the inner endpoint string")
-        try:
-            return clientFromString(reactor, kwargs["endpoint"]), None
-        except Exception as e:  # any failure of a foreign parser is this argument's
-            raise _fail("endpoint", kwargs["endpoint"],
-                        f"invalid inner endpoint string: {e}",
-                        "escape its colons as '\\:'") from None
+        return _inner(clientFromString, reactor, kwargs["endpoint"]), None
     positional = dict(zip(("host", "port"), args, strict=False))
     for key in positional:
         if key in kwargs:
@@ -203,25 +248,18 @@ def _clientInner(reactor: Any, prefix: str, args: Tuple[Any, ...],
         raise _fail("host", None, "no host", f"write {prefix}:HOST:PORT or host=HOST")
     if "port" not in merged:
         raise _fail("port", None, "no port", f"write {prefix}:HOST:PORT or port=PORT")
-    port = _int("port", merged["port"], 1, 65535)
-    timeout = merged.get("timeout", 30)
-    try:
-        timeoutSeconds = float(timeout)
-        if not (math.isfinite(timeoutSeconds) and timeoutSeconds > 0):
-            raise ValueError
-    except ValueError:
-        raise _fail("timeout", timeout, "not a positive number of seconds") from None
+    own = ownArguments(Role.CLIENT)
+    port = _int(own["port"], merged["port"])
+    timeout = _timeout(merged.get("timeout", own["timeout"].default))
     bind = merged.get("bindAddress")
     host = str(merged["host"])
-    from securetcp.policy import _hostname
-
     try:
-        _hostname(host)
+        _fields.hostname(host)
     except PolicyError as e:
         raise _fail("host", host, e.problem, "give a DNS name or an IP address") from None
     try:
         return HostnameEndpoint(reactor, host.encode("idna") if not _isIPText(host) else host,
-                                port, timeout=timeoutSeconds,
+                                port, timeout=timeout,
                                 bindAddress=(bind, 0) if bind else None), host
     except UnicodeError as e:
         raise _fail("host", host, f"not a valid host name: {e}",
@@ -251,22 +289,20 @@ class SecureServerParser:
 
     def parseStreamServer(self, reactor: Any, *args: Any, **kwargs: Any) -> SecureServerEndpoint:
         try:
-            _checkArguments(self.prefix, kwargs, SERVER_ARGUMENTS)
+            arguments = _checkArguments(self.prefix, kwargs, Role.SERVER)
             inner = _serverInner(reactor, self.prefix, args, kwargs)
             policy = _policyFor(self.prefix, kwargs, serverDefaults=True)
-            from securetcp.config import _bool
-
             endpoint = SecureServerEndpoint(
                 reactor, inner, policy, self.mutual, proxyProtocol=kwargs.get("proxyProtocol"),
                 permissive=_bool("permissive", kwargs.get("permissive", False)),
                 insecurelyAllowPlaintext=_bool(
                     "insecurelyAllowPlaintext", kwargs.get("insecurelyAllowPlaintext", False)))
             if "maxConnections" in kwargs:
-                endpoint.maxConnections = _int("maxConnections", kwargs["maxConnections"],
-                                               1, 10_000_000)
+                endpoint.maxConnections = _int(arguments["maxConnections"],
+                                               kwargs["maxConnections"])
             if "maxHandshakes" in kwargs:
-                endpoint.maxHandshakes = _int("maxHandshakes", kwargs["maxHandshakes"],
-                                              1, 10_000_000)
+                endpoint.maxHandshakes = _int(arguments["maxHandshakes"],
+                                              kwargs["maxHandshakes"])
             emitter = _emitterFor(kwargs)
             if emitter is not None:
                 endpoint._emitter = emitter
@@ -287,7 +323,7 @@ class SecureClientParser:
 
     def parseStreamClient(self, reactor: Any, *args: Any, **kwargs: Any) -> SecureClientEndpoint:
         try:
-            _checkArguments(self.prefix, kwargs, CLIENT_ARGUMENTS)
+            _checkArguments(self.prefix, kwargs, Role.CLIENT)
             inner, host = _clientInner(reactor, self.prefix, args, kwargs)
             policy = _policyFor(self.prefix, kwargs, serverDefaults=False)
             hostname = policy.peer.hostname or host

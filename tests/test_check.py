@@ -36,16 +36,19 @@ from securetcp.compliance.check import (
     FAIL,
     NOT_APPLICABLE,
     PASS,
+    POLICY_JUDGES,
     Attempt,
     CertificateFacts,
     CheckItem,
     ProbeFacts,
+    Situation,
     certificateFacts,
     checkNegotiated,
     checkPolicy,
     exitStatus,
     renderText,
 )
+from securetcp.options import OPTIONS
 from securetcp.policy import ClientAuth, PeerVerification, Role, TrustAnchors
 
 from ._net import freePort
@@ -402,6 +405,29 @@ class ChecklistProperties(SynchronousTestCase):
         self.assertEqual(exitStatus(items), 3 if any(i.status == FAIL for i in items) else 0)
         self.assertEqual(len({i.id for i in items}), len(items))
 
+    @given(policies(), st.sampled_from(list(BENCHMARKS)), st.sampled_from(list(Role)))
+    def test_keysAreOptions(self, policy: TLSPolicy, name: str, role: Role) -> None:
+        """
+        The key every item names is an option of the option table, spelled
+        as users write it.
+        """
+        for item in checkPolicy(policy, role, BENCHMARKS[name], facts(), NOW):
+            if item.key is not None:
+                self.assertIn(item.key, OPTIONS, item)
+
+    @given(policies(), st.sampled_from(list(BENCHMARKS)), st.sampled_from(list(Role)))
+    def test_oneItemPerJudge(self, policy: TLSPolicy, name: str, role: Role) -> None:
+        """
+        L{checkPolicy} is its judges run in order: each judge gives one item
+        or (an item for the other role) none, and judging again gives the
+        same items.
+        """
+        items = checkPolicy(policy, role, BENCHMARKS[name], facts(), NOW)
+        judged = [judge(Situation(policy, role, BENCHMARKS[name], facts(), NOW))
+                  for judge in POLICY_JUDGES]
+        self.assertEqual([i for i in judged if i is not None], items)
+        self.assertEqual(sum(1 for i in judged if i is None), 1)
+
     @given(policies().filter(lambda p: p.versions.maximum is TLSVersion.TLSv1_3))
     def test_agreesWithCompliant(self, policy: TLSPolicy) -> None:
         """
@@ -551,6 +577,29 @@ class CheckCommandTests(SynchronousTestCase):
         self.assertEqual(data["check"]["benchmark"], "nist-800-52r2")
         self.assertIn("ocspStapling", [i["id"] for i in data["check"]["items"]])
         self.assertIn("CN=localhost", data["check"]["certificate"]["subject"])
+
+    def test_effectivePolicyFromTheTable(self) -> None:
+        """
+        The effective policy shows every option of the option table, with
+        its value as it would be written, in text and in JSON.
+        """
+        crl = writeCRL(self.pki)
+        status, out = run("check", "--json", self.mtls + f":crl={crl}:ocsp=prefer")
+        data = json.loads(out)
+        for name in OPTIONS:
+            if name != "name":  # shown as "policy"
+                self.assertIn(name, data)
+        self.assertEqual((data["crl"], data["ocsp"], data["clientAuth"], data["systemCAs"]),
+                         ([crl], "prefer", "required", False))
+        self.assertEqual(data["caCerts"], self.pki.path("ca.pem"))
+        status, out = run("check", self.mtls + f":crl={crl}")
+        effective = out.split("effective policy:\n")[1]
+        for name in OPTIONS:
+            if name != "name":
+                self.assertIn(f"\n  {name}: ", "\n" + effective)
+        self.assertIn(f"  crl: {crl}\n", effective)
+        self.assertIn("  crlEnforceLive: false\n", effective)
+        self.assertIn("  hostname: (none)\n", effective)
 
     def test_mozillaProfile(self) -> None:
         """

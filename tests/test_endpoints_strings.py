@@ -342,3 +342,43 @@ class TwistedRejectsTests(SynchronousTestCase):
         """
         self.assertRaises(EndpointArgumentError, serverFromString, MemoryReactor(),
                           "securessl:0:profile=n\N{LATIN SMALL LETTER I WITH DIAERESIS}st")
+
+
+class UnescapedColonTests(SynchronousTestCase):
+    """
+    A value whose colons were not escaped is cut by Twisted's tokenizer;
+    the error names the argument the option table says takes colons, and
+    shows the value escaped.
+    """
+
+    def test_server(self) -> None:
+        """
+        An unescaped C{allowPeers} rule on a server string is reported as
+        that argument, whole, with the escaped form as the fix.
+        """
+        error = self.assertRaises(EndpointArgumentError, serverFromString, MemoryReactor(),
+                                  "mtls:21701:allowPeers=uri:spiffe://hospital.example/*")
+        self.assertEqual((error.argument, error.value),
+                         ("allowPeers", "uri:spiffe://hospital.example/*"))
+        self.assertIn("allowPeers=uri\\:spiffe\\://hospital.example/*", error.fix)
+
+    def test_client(self) -> None:
+        """
+        On a client string the host and port come first; the rest of an
+        unescaped C{ocspResponder} URL is given back to it.
+        """
+        error = self.assertRaises(EndpointArgumentError, clientFromString, MemoryReactor(),
+                                  "mtls:lab.example:6661:ocspResponder=http://ocsp:2560")
+        self.assertEqual((error.argument, error.value),
+                         ("ocspResponder", "http://ocsp:2560"))
+        self.assertIn("http\\://ocsp\\:2560", error.fix)
+
+    def test_otherwiseTooMany(self) -> None:
+        """
+        Without an argument that takes colons, extra positional arguments
+        are reported as such, naming no argument.
+        """
+        error = self.assertRaises(EndpointArgumentError, serverFromString, MemoryReactor(),
+                                  "securessl:8443:9")
+        self.assertIsNone(error.argument)
+        self.assertIn("too many positional arguments", str(error))

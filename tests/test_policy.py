@@ -13,6 +13,7 @@ import attrs
 from twisted.trial.unittest import SynchronousTestCase
 
 from securetcp._catalogue import TLSVersion
+from securetcp._spelling import inUserSpelling, optionForField
 from securetcp.errors import PolicyError
 from securetcp.identity import IdentityPattern
 from securetcp.policy import (
@@ -48,6 +49,23 @@ class PolicyErrorAssertions:
     Mixin: assert that something raises a L{PolicyError} that names the
     field, carries the offending value and says how to fix it.
     """
+
+    def assertFieldError(
+        self, field: str, spelled: str, call: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> PolicyError:
+        """
+        Like L{assertPolicyError} for an error of a policy part, which names
+        the field by its path (C{versions.minimum}); through the option
+        table, its users read it as the option C{spelled} (C{minVersion}),
+        in the field, the message and the fix.
+        """
+        error = self.assertPolicyError(field, call, *args, **kwargs)
+        translated = inUserSpelling(error)
+        self.assertEqual(translated.field, spelled)  # type: ignore[attr-defined]
+        self.assertIn(spelled, str(translated))  # type: ignore[attr-defined]
+        self.assertEqual(translated.value, error.value)  # type: ignore[attr-defined]
+        self.assertNotIn(field, translated.fix)  # type: ignore[attr-defined]
+        return error
 
     def assertPolicyError(
         self, field: str, call: Callable[..., Any], *args: Any, **kwargs: Any
@@ -127,27 +145,30 @@ class VersionsTests(SynchronousTestCase, PolicyErrorAssertions):
 
     def test_minimumAboveMaximum(self) -> None:
         """
-        A minimum above the maximum is refused, naming C{minVersion}.
+        A minimum above the maximum is refused, naming C{versions.minimum}
+        (the option C{minVersion}).
         """
-        error = self.assertPolicyError("minVersion", Versions, "TLSv1.3", "TLSv1.2")
+        error = self.assertFieldError("versions.minimum", "minVersion",
+                                      Versions, "TLSv1.3", "TLSv1.2")
         self.assertEqual(error.value, "TLSv1.3")
         self.assertIn("TLSv1.2", error.problem)
 
     def test_unknownMinimum(self) -> None:
         """
-        An unknown minimum version is refused naming C{minVersion} and
-        listing the versions there are.
+        An unknown minimum version is refused naming C{versions.minimum}
+        (C{minVersion}) and listing the versions there are.
         """
-        error = self.assertPolicyError("minVersion", Versions, "TLSv9")
+        error = self.assertFieldError("versions.minimum", "minVersion", Versions, "TLSv9")
         self.assertEqual(error.value, "TLSv9")
         self.assertIn("TLSv1.3", error.fix)
 
     def test_unknownMaximum(self) -> None:
         """
-        An unknown maximum version is refused naming C{maxVersion}, not
-        C{minVersion}.
+        An unknown maximum version is refused naming C{versions.maximum}
+        (C{maxVersion}), not the minimum.
         """
-        error = self.assertPolicyError("maxVersion", Versions, "TLSv1.2", "SSLv3")
+        error = self.assertFieldError("versions.maximum", "maxVersion",
+                                      Versions, "TLSv1.2", "SSLv3")
         self.assertEqual(error.value, "SSLv3")
 
     def test_raiseMinimumTo(self) -> None:
@@ -183,7 +204,8 @@ class VersionsTests(SynchronousTestCase, PolicyErrorAssertions):
         Raising the minimum above the maximum is refused.
         """
         versions = Versions("TLSv1.2", "TLSv1.2")
-        self.assertPolicyError("minVersion", versions.raiseMinimumTo, TLSVersion.TLSv1_3)
+        self.assertFieldError("versions.minimum", "minVersion",
+                              versions.raiseMinimumTo, TLSVersion.TLSv1_3)
 
     def test_includes(self) -> None:
         """
@@ -216,18 +238,22 @@ class PartsTests(SynchronousTestCase, PolicyErrorAssertions):
 
     def test_unknownCipher(self) -> None:
         """
-        An unknown TLS 1.2 cipher name is refused naming C{ciphers} and the
+        An unknown TLS 1.2 cipher name is refused naming C{ciphers.tls12}
+        (C{ciphers}) and the
         name, and the fix lists the names securetcp knows.
         """
-        error = self.assertPolicyError("ciphers", Ciphers, ["ECDHE-RSA-AES128-GCM-SHA257"])
+        error = self.assertFieldError("ciphers.tls12", "ciphers",
+                                      Ciphers, ["ECDHE-RSA-AES128-GCM-SHA257"])
         self.assertEqual(error.value, "ECDHE-RSA-AES128-GCM-SHA257")
         self.assertIn("ECDHE-RSA-AES128-GCM-SHA256", error.fix)
 
     def test_unknownSuite(self) -> None:
         """
-        An unknown TLS 1.3 suite name is refused naming C{ciphersuites}.
+        An unknown TLS 1.3 suite name is refused naming C{ciphers.tls13}
+        (C{ciphersuites}).
         """
-        error = self.assertPolicyError("ciphersuites", Ciphers, (), ["TLS_AES_512_GCM_SHA512"])
+        error = self.assertFieldError("ciphers.tls13", "ciphersuites",
+                                      Ciphers, (), ["TLS_AES_512_GCM_SHA512"])
         self.assertEqual(error.value, "TLS_AES_512_GCM_SHA512")
         self.assertIn("TLS_AES_128_GCM_SHA256", error.fix)
 
@@ -235,7 +261,8 @@ class PartsTests(SynchronousTestCase, PolicyErrorAssertions):
         """
         A TLS 1.2 cipher name given as a TLS 1.3 suite is refused.
         """
-        self.assertPolicyError("ciphersuites", Ciphers, (), ["ECDHE-RSA-AES128-GCM-SHA256"])
+        self.assertFieldError("ciphers.tls13", "ciphersuites",
+                              Ciphers, (), ["ECDHE-RSA-AES128-GCM-SHA256"])
 
     def test_groupsCanonical(self) -> None:
         """
@@ -248,9 +275,10 @@ class PartsTests(SynchronousTestCase, PolicyErrorAssertions):
 
     def test_unknownGroup(self) -> None:
         """
-        An unknown group is refused naming C{groups} and the group.
+        An unknown group is refused naming C{groups.required} (the option
+        C{groups}) and the group.
         """
-        error = self.assertPolicyError("groups", Groups, ["brainpoolP256r1"])
+        error = self.assertFieldError("groups.required", "groups", Groups, ["brainpoolP256r1"])
         self.assertEqual(error.value, "brainpoolP256r1")
         self.assertIn("secp256r1", error.fix)
 
@@ -258,7 +286,7 @@ class PartsTests(SynchronousTestCase, PolicyErrorAssertions):
         """
         An unknown optional group is refused just like a required one.
         """
-        self.assertPolicyError("groups", Groups, ["secp256r1"], ["kyber9000"])
+        self.assertFieldError("groups.optional", "groups", Groups, ["secp256r1"], ["kyber9000"])
 
     def test_emptyGroups(self) -> None:
         """
@@ -277,10 +305,11 @@ class PartsTests(SynchronousTestCase, PolicyErrorAssertions):
         """
         A PKCS#12 bundle cannot be combined with a certificate or key file.
         """
-        error = self.assertPolicyError("pkcs12", Credentials, certificate="c.pem",
+        error = self.assertFieldError("credentials.pkcs12", "pkcs12",
+                                      Credentials, certificate="c.pem",
                                        pkcs12="bundle.p12")
         self.assertEqual(error.value, "bundle.p12")
-        self.assertPolicyError("pkcs12", Credentials, privateKey="k.pem",
+        self.assertFieldError("credentials.pkcs12", "pkcs12", Credentials, privateKey="k.pem",
                                pkcs12="bundle.p12")
 
     def test_badPassphraseSource(self) -> None:
@@ -288,7 +317,8 @@ class PartsTests(SynchronousTestCase, PolicyErrorAssertions):
         A passphrase must name its source; the refused value is never shown,
         since it may well be the secret itself.
         """
-        error = self.assertPolicyError("passphrase", Credentials, certificate="c.pem",
+        error = self.assertFieldError("credentials.passphrase", "passphrase",
+                                      Credentials, certificate="c.pem",
                                        passphrase="hunter2")
         self.assertNotIn("hunter2", str(error))
         self.assertNotEqual(error.value, "hunter2")
@@ -327,7 +357,8 @@ class PartsTests(SynchronousTestCase, PolicyErrorAssertions):
         """
         for bad in ["bad host", "a..b", "-leading.example", "under/score", "x" * 64 + ".org",
                     "ex ample.org"]:
-            error = self.assertPolicyError("hostname", PeerVerification, hostname=bad)
+            error = self.assertFieldError("peer.hostname", "hostname",
+                                          PeerVerification, hostname=bad)
             self.assertEqual(error.value, bad)
 
     def test_goodHostnames(self) -> None:
@@ -343,9 +374,11 @@ class PartsTests(SynchronousTestCase, PolicyErrorAssertions):
 
     def test_unknownClientAuth(self) -> None:
         """
-        An unknown client-certificate mode is refused naming C{clientAuth}.
+        An unknown client-certificate mode is refused naming
+        C{peer.clientAuth} (C{clientAuth}).
         """
-        self.assertPolicyError("clientAuth", PeerVerification, clientAuth="sometimes")
+        self.assertFieldError("peer.clientAuth", "clientAuth",
+                              PeerVerification, clientAuth="sometimes")
         self.assertIs(PeerVerification(clientAuth="REQUIRED").clientAuth,
                       ClientAuth.REQUIRED)
 
@@ -360,23 +393,26 @@ class PartsTests(SynchronousTestCase, PolicyErrorAssertions):
 
     def test_badAllowList(self) -> None:
         """
-        A malformed allow-list rule is refused naming C{allowPeers}.
+        A malformed allow-list rule is refused naming C{peer.allow}
+        (C{allowPeers}).
         """
-        self.assertPolicyError("allowPeers", PeerVerification, allow="ward3")
+        self.assertFieldError("peer.allow", "allowPeers", PeerVerification, allow="ward3")
 
     def test_badPin(self) -> None:
         """
-        A malformed pin is refused naming C{pinSPKI}.
+        A malformed pin is refused naming C{peer.pins} (C{pinSPKI}).
         """
-        self.assertPolicyError("pinSPKI", PeerVerification, pins="sha256/nope")
+        self.assertFieldError("peer.pins", "pinSPKI", PeerVerification, pins="sha256/nope")
 
     def test_keyStrengthFloors(self) -> None:
         """
         RSA keys below 1024 bits and EC keys below 224 bits are never
-        accepted, whatever the profile.
+        accepted, whatever the profile; no option sets them, so the error
+        names the field.
         """
-        self.assertPolicyError("minRSABits", KeyStrength, minRSABits=512)
-        self.assertPolicyError("minECBits", KeyStrength, minECBits=192)
+        self.assertPolicyError("keys.minRSABits", KeyStrength, minRSABits=512)
+        self.assertPolicyError("keys.minECBits", KeyStrength, minECBits=192)
+        self.assertIsNone(optionForField("keys.minRSABits"))
 
 
 class TLSPolicyConstructionTests(SynchronousTestCase, PolicyErrorAssertions):
@@ -452,7 +488,7 @@ class TLSPolicyConstructionTests(SynchronousTestCase, PolicyErrorAssertions):
         points at it.
         """
         for version in ("TLSv1", "TLSv1.1"):
-            error = self.assertPolicyError("minVersion", TLSPolicy,
+            error = self.assertFieldError("versions.minimum", "minVersion", TLSPolicy,
                                            versions=Versions(version))
             self.assertIn("legacy", error.fix)
 
@@ -467,8 +503,8 @@ class TLSPolicyConstructionTests(SynchronousTestCase, PolicyErrorAssertions):
         A CBC (non-AEAD) cipher is refused outside the legacy profile,
         naming the cipher.
         """
-        error = self.assertPolicyError(
-            "ciphers", TLSPolicy,
+        error = self.assertFieldError(
+            "ciphers.tls12", "ciphers", TLSPolicy,
             ciphers=Ciphers(NIST.tls12 + ("ECDHE-RSA-AES128-SHA256",), NIST.tls13))
         self.assertEqual(error.value, "ECDHE-RSA-AES128-SHA256")
         self.assertIn("legacy", error.fix)
@@ -478,8 +514,9 @@ class TLSPolicyConstructionTests(SynchronousTestCase, PolicyErrorAssertions):
         A static-RSA suite is refused outside the legacy profile even when it
         is AEAD, because it has no forward secrecy.
         """
-        error = self.assertPolicyError(
-            "ciphers", TLSPolicy, ciphers=Ciphers(("AES128-GCM-SHA256",), NIST.tls13))
+        error = self.assertFieldError(
+            "ciphers.tls12", "ciphers", TLSPolicy,
+            ciphers=Ciphers(("AES128-GCM-SHA256",), NIST.tls13))
         self.assertEqual(error.value, "AES128-GCM-SHA256")
 
     def test_weakCiphersInLegacy(self) -> None:
@@ -495,14 +532,15 @@ class TLSPolicyConstructionTests(SynchronousTestCase, PolicyErrorAssertions):
         A minimum RSA size below 2048 bits is refused outside the legacy
         profile.
         """
-        self.assertPolicyError("minRSABits", TLSPolicy, keys=KeyStrength(minRSABits=1024))
+        self.assertPolicyError("keys.minRSABits", TLSPolicy, keys=KeyStrength(minRSABits=1024))
         self.assertEqual(_legacy().keys.minRSABits, 1024)
 
     def test_noTLS12Cipher(self) -> None:
         """
         A policy that negotiates TLS 1.2 needs TLS 1.2 ciphers.
         """
-        self.assertPolicyError("ciphers", TLSPolicy, ciphers=Ciphers((), NIST.tls13))
+        self.assertFieldError("ciphers.tls12", "ciphers",
+                              TLSPolicy, ciphers=Ciphers((), NIST.tls13))
         policy = TLSPolicy(versions=Versions("TLSv1.3"), ciphers=Ciphers((), NIST.tls13))
         self.assertEqual(policy.ciphers.tls12, ())
 
@@ -510,7 +548,8 @@ class TLSPolicyConstructionTests(SynchronousTestCase, PolicyErrorAssertions):
         """
         A policy that negotiates TLS 1.3 needs TLS 1.3 suites.
         """
-        self.assertPolicyError("ciphersuites", TLSPolicy, ciphers=Ciphers(NIST.tls12, ()))
+        self.assertFieldError("ciphers.tls13", "ciphersuites",
+                              TLSPolicy, ciphers=Ciphers(NIST.tls12, ()))
         policy = TLSPolicy(versions=Versions("TLSv1.2", "TLSv1.2"),
                            ciphers=Ciphers(NIST.tls12, ()))
         self.assertEqual(policy.ciphers.tls13, ())
@@ -558,7 +597,7 @@ class TLSPolicyChangeTests(SynchronousTestCase, PolicyErrorAssertions):
         """
         L{attrs.evolve} validates the result like construction does.
         """
-        self.assertPolicyError("minVersion", attrs.evolve, TLSPolicy(),
+        self.assertFieldError("versions.minimum", "minVersion", attrs.evolve, TLSPolicy(),
                                versions=Versions("TLSv1"))
         self.assertPolicyError("handshakeTimeout", attrs.evolve, TLSPolicy(),
                                handshakeTimeout=0)
@@ -578,8 +617,9 @@ class TLSPolicyChangeTests(SynchronousTestCase, PolicyErrorAssertions):
         """
         L{TLSPolicy.withVersions} refuses what construction refuses.
         """
-        self.assertPolicyError("minVersion", TLSPolicy().withVersions, minimum="TLSv1.1")
-        self.assertPolicyError("minVersion", TLSPolicy().withVersions,
+        self.assertFieldError("versions.minimum", "minVersion",
+                              TLSPolicy().withVersions, minimum="TLSv1.1")
+        self.assertFieldError("versions.minimum", "minVersion", TLSPolicy().withVersions,
                                minimum="TLSv1.3", maximum="TLSv1.2")
 
     def test_withTrust(self) -> None:

@@ -25,9 +25,10 @@ from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
 from securetcp._twistd import tap as _tap
-from securetcp._twistd.config import loadServiceConfig
+from securetcp._twistd.config import LISTENER_KEYS, OPTION_KEYS, loadServiceConfig
 from securetcp._twistd.workers import SharedListeners, workerAuditPath
 from securetcp.errors import ServiceConfigError
+from securetcp.options import Role, ownArguments
 
 from ._net import escape as _escape
 from ._pki import TestPKI
@@ -112,6 +113,24 @@ class ConfigFileTests(SynchronousTestCase):
         for fragment in fragments:
             self.assertIn(fragment, message)
         return error
+
+    def test_optionKeys(self) -> None:
+        """
+        A listener key that is also an endpoint option is the option
+        table's row for it, and is read as the row's kind says: the policy
+        file is a path, taken from the file's directory.
+        """
+        self.assertEqual(OPTION_KEYS, {"policy": ownArguments(Role.SERVER)["policy"]})
+        self.assertLessEqual(set(OPTION_KEYS), set(LISTENER_KEYS))
+        config = self.load("""
+            [[listener]]
+            mode = "serve"
+            listen = "mtls:1"
+            app = "a:b"
+            policy = "../policies/hl7.toml"
+            """)
+        self.assertEqual(config.listeners[0].policy,
+                         os.path.join(self.directory, "..", "policies", "hl7.toml"))
 
     def test_fileProblems(self) -> None:
         """

@@ -25,7 +25,9 @@ worker processes), with one shared audit log.
 The keys are the command line's option names.  C{audit-log} and each
 listener's C{policy} are taken relative to the file's directory; paths
 inside endpoint strings are relative to the working directory, as on the
-command line.
+command line.  A listener key that is also an endpoint option (C{policy},
+the policy file) is declared once, in the option table
+(L{securetcp.options}), which says how its value is read.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from typing import Any, Callable, Dict, NoReturn, Optional, Tuple
 import attrs
 
 from securetcp.errors import ServiceConfigError
+from securetcp.options import Option, Role, ownArguments
 
 MODES = ("terminate", "originate", "serve")
 
@@ -58,6 +61,10 @@ LISTENER_KEYS: Dict[str, Tuple[str, ...]] = {
     "policy": MODES,
     "idle-timeout": ("terminate", "originate"),
 }
+
+#: the listener keys that are endpoint options too, as the option table
+#: declares them
+OPTION_KEYS: Dict[str, Option] = {"policy": ownArguments(Role.SERVER)["policy"]}
 
 _REQUIRED = {"terminate": ("listen", "backend"), "originate": ("listen", "connect"),
              "serve": ("listen", "app")}
@@ -126,22 +133,7 @@ def loadServiceConfig(path: str) -> ServiceConfig:
     @raise ServiceConfigError: naming the file, the listener (by number and
         name) and the key, for anything wrong.
     """
-    try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
-    except FileNotFoundError:
-        raise ServiceConfigError(path, None, None, "configuration file does not exist",
-                                 "check the path given to --config") from None
-    except IsADirectoryError:
-        raise ServiceConfigError(path, None, None, "is a directory",
-                                 "give the .toml file itself") from None
-    except OSError as e:
-        raise ServiceConfigError(path, None, None, f"cannot read: {e.strerror}") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ServiceConfigError(path, None, None, f"not valid TOML: {e}",
-                                 "fix the syntax at the position shown") from None
-    except UnicodeDecodeError as e:
-        raise ServiceConfigError(path, None, None, f"not UTF-8 text: {e.reason}") from None
+    data = _readTOML(path)
     baseDir = os.path.dirname(os.path.abspath(path))
 
     def fail(listener: Optional[str], key: Optional[str], problem: str,
@@ -159,7 +151,40 @@ def loadServiceConfig(path: str) -> ServiceConfig:
         auditLog = os.path.join(baseDir, auditLog)
     workers = checkWorkers(data.get("workers", 1),
                            lambda problem, fix: fail(None, "workers", problem, fix))
-    tables = data.get("listener")
+    listeners = _listeners(data.get("listener"), baseDir, fail)
+    return ServiceConfig(os.path.abspath(path), listeners, auditLog, workers)
+
+
+def _readTOML(path: str) -> Dict[str, Any]:
+    """
+    The content of a C{--config} file.
+
+    @raise ServiceConfigError: naming the file, when it cannot be read or
+        is not TOML.
+    """
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ServiceConfigError(path, None, None, "configuration file does not exist",
+                                 "check the path given to --config") from None
+    except IsADirectoryError:
+        raise ServiceConfigError(path, None, None, "is a directory",
+                                 "give the .toml file itself") from None
+    except OSError as e:
+        raise ServiceConfigError(path, None, None, f"cannot read: {e.strerror}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ServiceConfigError(path, None, None, f"not valid TOML: {e}",
+                                 "fix the syntax at the position shown") from None
+    except UnicodeDecodeError as e:
+        raise ServiceConfigError(path, None, None, f"not UTF-8 text: {e.reason}") from None
+
+
+def _listeners(tables: Any, baseDir: str,
+               fail: Callable[..., NoReturn]) -> Tuple[ListenerConfig, ...]:
+    """
+    The checked C{[[listener]]} tables, each with its own name.
+    """
     if tables is None:
         fail(None, "listener", "no listeners", "add at least one [[listener]] table")
     if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
@@ -176,24 +201,20 @@ def loadServiceConfig(path: str) -> ServiceConfig:
                  "give every listener its own name")
         names[listener.name] = number
         listeners.append(listener)
-    return ServiceConfig(os.path.abspath(path), tuple(listeners), auditLog, workers)
+    return tuple(listeners)
 
 
 def _listener(number: int, table: Dict[str, Any], baseDir: str,
               fail: Callable[..., NoReturn]) -> ListenerConfig:
+    """
+    One checked C{[[listener]]} table.
+    """
     name = table.get("name", str(number))
     label = f"listener {number} ({name!r})" if "name" in table else f"listener {number}"
     if not isinstance(name, str) or not name.strip():
         fail(label, "name", f"{name!r} is not a name", "write a short string")
     for key, value in table.items():
-        if key not in LISTENER_KEYS:
-            fail(label, key, "unknown key", "a listener takes " + ", ".join(LISTENER_KEYS))
-        if key == "idle-timeout":
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                fail(label, key, f"{value!r} is not a number of seconds",
-                     "write 0 (never) or a positive number")
-        elif not isinstance(value, str) or not value:
-            fail(label, key, f"{value!r} is not a non-empty string", "quote the value")
+        _checkKey(label, key, value, fail)
     mode = table.get("mode")
     if mode is None:
         fail(label, "mode", "is required", "use one of " + ", ".join(MODES))
@@ -206,10 +227,33 @@ def _listener(number: int, table: Dict[str, Any], baseDir: str,
     for key in _REQUIRED[mode]:
         if key not in table:
             fail(label, key, f"is required in mode {mode}")
-    policy = table.get("policy")
-    if policy is not None:
-        policy = os.path.join(baseDir, policy)
+    options = {key: _optionValue(OPTION_KEYS[key], table[key], baseDir)
+               for key in OPTION_KEYS if key in table}
     return ListenerConfig(
         index=number, name=name, mode=mode, listen=table["listen"],
         backend=table.get("backend"), connect=table.get("connect"), app=table.get("app"),
-        policy=policy, idleTimeout=float(table.get("idle-timeout", 0)))
+        policy=options.get("policy"), idleTimeout=float(table.get("idle-timeout", 0)))
+
+
+def _checkKey(label: str, key: str, value: Any, fail: Callable[..., NoReturn]) -> None:
+    """
+    Refuse a key a listener does not take, or a value of the wrong type.
+    """
+    if key not in LISTENER_KEYS:
+        fail(label, key, "unknown key", "a listener takes " + ", ".join(LISTENER_KEYS))
+    if key == "idle-timeout":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            fail(label, key, f"{value!r} is not a number of seconds",
+                 "write 0 (never) or a positive number")
+    elif not isinstance(value, str) or not value:
+        fail(label, key, f"{value!r} is not a non-empty string", "quote the value")
+
+
+def _optionValue(option: Option, value: str, baseDir: str) -> str:
+    """
+    A listener's value of an endpoint option: a path is taken from the
+    file's directory.
+    """
+    if option.kind.paths == "one":
+        return os.path.join(baseDir, value)
+    return value
