@@ -35,7 +35,7 @@ from zope.interface import implementer
 
 from securetcp.audit.records import AuditEmitter
 from securetcp.config import POLICY_OPTIONS, loadPolicyFile, policyFromOptions
-from securetcp.endpoints import SecureClientEndpoint, SecureServerEndpoint
+from securetcp.endpoints import Limits, SecureClientEndpoint, SecureServerEndpoint
 from securetcp.errors import EndpointArgumentError, PolicyError
 from securetcp.policy import TLSPolicy
 
@@ -256,21 +256,15 @@ class SecureServerParser:
             policy = _policyFor(self.prefix, kwargs, serverDefaults=True)
             from securetcp.config import _bool
 
-            endpoint = SecureServerEndpoint(
+            return SecureServerEndpoint(
                 reactor, inner, policy, self.mutual, proxyProtocol=kwargs.get("proxyProtocol"),
                 permissive=_bool("permissive", kwargs.get("permissive", False)),
                 insecurelyAllowPlaintext=_bool(
-                    "insecurelyAllowPlaintext", kwargs.get("insecurelyAllowPlaintext", False)))
-            if "maxConnections" in kwargs:
-                endpoint.maxConnections = _int("maxConnections", kwargs["maxConnections"],
-                                               1, 10_000_000)
-            if "maxHandshakes" in kwargs:
-                endpoint.maxHandshakes = _int("maxHandshakes", kwargs["maxHandshakes"],
-                                              1, 10_000_000)
-            emitter = _emitterFor(kwargs)
-            if emitter is not None:
-                endpoint._emitter = emitter
-            return endpoint
+                    "insecurelyAllowPlaintext", kwargs.get("insecurelyAllowPlaintext", False)),
+                limits=Limits(*(_int(name, kwargs[name], 1, 10_000_000) if name in kwargs
+                                else None for name in ("maxConnections", "maxHandshakes"))),
+                emitter=_emitterFor(kwargs),
+                rereadPolicy=lambda: _policyFor(self.prefix, kwargs, serverDefaults=True))
         except PolicyError as e:
             raise _asArgumentError(self.prefix, e) from e
 
@@ -291,10 +285,7 @@ class SecureClientParser:
             inner, host = _clientInner(reactor, self.prefix, args, kwargs)
             policy = _policyFor(self.prefix, kwargs, serverDefaults=False)
             hostname = policy.peer.hostname or host
-            endpoint = SecureClientEndpoint(reactor, inner, policy, hostname, self.mutual)
-            emitter = _emitterFor(kwargs)
-            if emitter is not None:
-                endpoint._emitter = emitter
-            return endpoint
+            return SecureClientEndpoint(reactor, inner, policy, hostname, self.mutual,
+                                        emitter=_emitterFor(kwargs))
         except PolicyError as e:
             raise _asArgumentError(self.prefix, e) from e

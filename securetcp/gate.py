@@ -8,9 +8,16 @@ verified and its identity authorised; a peer that fails any check never
 reaches it.  The gate also enforces the handshake timeout, turns on
 TCP_NODELAY and emits the audit events::
 
-    gate = GateFactory(appFactory, policy, Role.SERVER, clock, AuditEmitter())
-    tls = TLSMemoryBIOFactory(serverCreator, False, gate, clock=clock)
+    gate = GateFactory(appFactory, Role.SERVER, clock, sink, creator,
+                       limits=Limits(maxConnections=1000))
+    tls = TLSMemoryBIOFactory(creator, False, gate, clock=clock)
     tls.protocol = GatedTLSProtocol
+
+Everything the gate works with is given to its factory when it is built
+(typed by the interfaces of L{securetcp._interfaces}): the audit sink, the
+clock, the connection creator (the policy and materials in force: the CRLs
+and trust anchors), the OCSP checker, the staple fetcher, the CRL watcher
+and the limits.
 
 The TLS layer half-closes both ways, as TCP does: an application that
 provides L{IHalfCloseableProtocol} gets C{readConnectionLost()} when the
@@ -24,8 +31,9 @@ from __future__ import annotations
 import os
 from typing import Any, Dict, List, Optional, Tuple
 
+import attrs
 from twisted.internet.defer import Deferred
-from twisted.internet.error import ConnectionDone, ConnectionLost
+from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import (
     IAddress,
     IHalfCloseableProtocol,
@@ -39,17 +47,50 @@ from twisted.python.failure import Failure
 from zope.interface import alsoProvides, implementer
 
 from securetcp._below.proxyprotocol import proxiedBy
-from securetcp._tls.context import (
-    classifyFailure,
+from securetcp._interfaces import (
+    IAuditSink,
+    ICRLWatcher,
+    IMaterialsInForce,
+    IOCSPChecker,
+    IStapler,
+)
+from securetcp._tls.session import (
+    NegotiatedSession,
     connectionFacts,
+    lossReason,
     negotiated,
+    partialSession,
     tlsErrorDetail,
 )
-from securetcp.audit.records import AuditEmitter, addressText, auditHealth, utcTimestamp
+from securetcp._tls.verify import peerRejection
+from securetcp.audit.records import addressText, utcTimestamp
 from securetcp.compliance import verdict
-from securetcp.errors import HandshakeRejected
-from securetcp.identity import PeerIdentity, authorise, identityFromCertificate, spkiDigest
+from securetcp.errors import HandshakeRejected, PolicyError
+from securetcp.identity import PeerIdentity, identityFromCertificate
 from securetcp.policy import Role, TLSPolicy
+
+
+def _limit(name: str) -> Any:
+    def check(instance: Any, attribute: Any, value: Optional[int]) -> None:
+        if value is not None and (not isinstance(value, int) or value < 1):
+            raise PolicyError(name, value, "must be a positive integer",
+                              f"give {name}=N with N >= 1, or leave it out")
+    return check
+
+
+@attrs.frozen
+class Limits:
+    """
+    How many connections a server gate lets in; beyond them a new
+    connection is refused and audited.  C{None}: no limit.
+
+    @ivar maxConnections: connections open at once.
+    @ivar maxHandshakes: handshakes in progress at once.
+    """
+
+    maxConnections: Optional[int] = attrs.field(default=None,
+                                                validator=_limit("maxConnections"))
+    maxHandshakes: Optional[int] = attrs.field(default=None, validator=_limit("maxHandshakes"))
 
 
 @implementer(IHandshakeListener)
@@ -106,13 +147,15 @@ class GateProtocol(Protocol):
         gate.handshaking += 1
         self._handshaking = True
         super().makeConnection(transport)
-        if gate.maxConnections is not None and gate.openConnections > gate.maxConnections:
+        limits = gate.limits
+        if limits.maxConnections is not None and gate.openConnections > limits.maxConnections:
             self._reject("connection_limit",
-                         f"maxConnections={gate.maxConnections} connections are already open")
+                         f"maxConnections={limits.maxConnections} connections are already open")
             self.transport.abortConnection()
-        elif gate.maxHandshakes is not None and gate.handshaking > gate.maxHandshakes:
+        elif limits.maxHandshakes is not None and gate.handshaking > limits.maxHandshakes:
             self._reject("handshake_limit",
-                         f"maxHandshakes={gate.maxHandshakes} handshakes are already in progress")
+                         f"maxHandshakes={limits.maxHandshakes} handshakes are already in "
+                         "progress")
             self.transport.abortConnection()
 
     def _handshakeOver(self) -> None:
@@ -124,14 +167,7 @@ class GateProtocol(Protocol):
         self._handshakeOver()
         connection = self.transport.getHandle()
         session = negotiated(connection)
-        self.session = {
-            "version": session.version,
-            "cipher": session.cipher,
-            "group": session.group,
-            "alpn": session.alpn,
-            "sni": session.serverName,
-            "resumed": session.resumed,
-        }
+        self.session = session.asRecord()
         self.peerChain = session.peerChain
         facts = connectionFacts(connection)
         if facts is not None and facts.revocationWarning:
@@ -164,30 +200,16 @@ class GateProtocol(Protocol):
             return
         self._admit()
 
-    def _check(self, session: Any) -> Optional[Tuple[str, str]]:
-        policy = self.gate.policy
+    def _check(self, session: NegotiatedSession) -> Optional[Tuple[str, str]]:
         chain = session.peerChain
         if chain:
             self.identity = identityFromCertificate(chain[0])
-        if self.gate.role is Role.CLIENT:
-            if not chain:
-                return ("no_server_certificate", "the server presented no certificate")
-            if self.gate.hostname:
-                problem = _verifyName(chain[0], self.gate.hostname)
-                if problem:
-                    return ("hostname_mismatch", problem)
-        elif not chain and (policy.peer.allow or policy.peer.pins):
-            return ("no_client_certificate",
-                    "an allow-list or pins are set but the client sent no certificate")
-        if chain and (policy.peer.allow or policy.peer.pins):
-            assert self.identity is not None
-            return authorise(self.identity, [spkiDigest(c) for c in chain],
-                             policy.peer.allow, policy.peer.pins)
-        return None
+        return peerRejection(self.gate.policy, self.gate.role, self.gate.hostname, chain,
+                             self.identity)
 
     def _admit(self) -> None:
         self._cancelTimeout()
-        if not auditHealth.accepting:
+        if not self.gate.emitter.accepting():
             self._reject("audit_unavailable",
                          "the audit log cannot be written; unaudited connections are refused")
             self.transport.abortConnection()
@@ -202,7 +224,7 @@ class GateProtocol(Protocol):
             # from now on the peer's close_notify is a half-close
             alsoProvides(self, IHalfCloseableProtocol)
         self.gate.emit(self, "connection.accepted")
-        if not auditHealth.accepting:
+        if not self.gate.emitter.accepting():
             self.application = None
             self._reject("audit_unavailable",
                          "the audit log cannot be written; unaudited connections are refused")
@@ -279,30 +301,12 @@ class GateProtocol(Protocol):
             application.connectionLost(reason)
             return
         if self._rejected is None:
-            self._reject(*self._classify(reason))
+            self._reject(*lossReason(reason.value, self._handle(),
+                                     getattr(self.transport, "firstByte", None),
+                                     self.gate.role))
         self.gate.failed(self, self._rejected or ("internal_error", ""))
 
     # -- helpers -------------------------------------------------------
-
-    def _classify(self, reason: Failure) -> Tuple[str, str]:
-        handle = None
-        try:
-            handle = self.transport.getHandle()
-        except AttributeError:  # pragma: no cover
-            pass
-        facts = connectionFacts(handle)
-        first = getattr(self.transport, "firstByte", None)
-        if first is None:
-            if facts is not None and (facts.verifyCode is not None or facts.weakKey):
-                return classifyFailure(reason.value, handle)
-            return ("peer_closed", "the peer closed the connection before sending anything")
-        if first != 0x16 and self.gate.role is Role.SERVER:
-            return ("not_tls", f"the first byte was 0x{first:02x}, not a TLS handshake record")
-        if isinstance(reason.value, (ConnectionDone, ConnectionLost)) and not (
-            facts and (facts.verifyCode is not None or facts.weakKey)
-        ):
-            return ("peer_closed", "the peer closed the connection during the handshake")
-        return classifyFailure(reason.value, handle)
 
     def _reject(self, reason: str, detail: str) -> None:
         if self._rejected is not None:
@@ -310,27 +314,14 @@ class GateProtocol(Protocol):
         self._cancelTimeout()
         self._rejected = (reason, detail)
         self._buffer = []
-        handle = None
-        try:
-            handle = self.transport.getHandle()
-        except AttributeError:  # pragma: no cover
-            pass
+        handle = self._handle()
         facts = connectionFacts(handle)
         if self.identity is None and facts is not None and facts.peerLeaf is not None:
             self.identity = identityFromCertificate(facts.peerLeaf)
         if not self.session and handle is not None:
-            try:
-                self.session = {
-                    "version": handle.get_protocol_version_name() if facts and facts.peerLeaf is not None else None,
-                    "cipher": handle.get_cipher_name(),
-                    "group": None,
-                    "alpn": None,
-                    "sni": facts.serverName if facts else None,
-                }
-            except Exception:  # pragma: no cover
-                self.session = {}
+            self.session = partialSession(handle)
         extra: Dict[str, Any] = dict(self._revocationExtra)
-        crls = getattr(self.gate.creator, "crls", None) if self.gate.creator else None
+        crls = self.gate.inForce.materials.crls
         if reason == "revoked" and crls is not None and facts is not None \
                 and facts.peerLeaf is not None:
             # a CRL entry wins; else keep what OCSP said (the CRL may not list it)
@@ -348,26 +339,11 @@ class GateProtocol(Protocol):
             self._timeout.cancel()
         self._timeout = None
 
-
-def _verifyName(leaf: Any, hostname: str) -> Optional[str]:
-    from service_identity import CertificateError, VerificationError
-    from service_identity.cryptography import (
-        verify_certificate_hostname,
-        verify_certificate_ip_address,
-    )
-
-    try:
-        import ipaddress
-
+    def _handle(self) -> Any:
         try:
-            verify_certificate_ip_address(leaf, str(ipaddress.ip_address(hostname)))
-        except ValueError:
-            verify_certificate_hostname(leaf, hostname)
-    except VerificationError as e:
-        return f"the server's certificate is not valid for {hostname!r}: {e}"
-    except CertificateError as e:
-        return f"the server's certificate names no usable identity: {e}"
-    return None
+            return self.transport.getHandle()
+        except AttributeError:  # pragma: no cover
+            return None
 
 
 class GateFactory(Factory):
@@ -382,32 +358,51 @@ class GateFactory(Factory):
     def __init__(
         self,
         wrappedFactory: IProtocolFactory,
-        policy: TLSPolicy,
         role: Role,
         clock: IReactorTime,
-        emitter: AuditEmitter,
+        emitter: IAuditSink,
+        inForce: IMaterialsInForce,
+        *,
         hostname: Optional[str] = None,
+        ocsp: Optional[IOCSPChecker] = None,
+        stapler: Optional[IStapler] = None,
+        crlWatcher: Optional[ICRLWatcher] = None,
+        limits: Limits = Limits(),
     ) -> None:
+        """
+        @param emitter: where audit records go, and whether connections may
+            proceed (fail closed).
+        @param inForce: the policy and materials in force (the connection
+            creator): the CRLs and trust anchors the checks use.
+        @param hostname: (clients) the name the server's certificate must
+            be valid for.
+        @param ocsp: the OCSP checker, when the policy asks for OCSP.
+        @param stapler: (servers) keeps our stapled OCSP response fresh
+            while a port listens.
+        @param crlWatcher: (servers) reloads the CRLs while a port listens.
+        @param limits: (servers) how many connections are let in.
+        """
         self.wrappedFactory = wrappedFactory
-        self.policy = policy
         self.role = role
         self.clock = clock
         self.emitter = emitter
+        self.inForce = inForce
         self.hostname = hostname
+        self.ocsp = ocsp
+        self.stapler = stapler
+        self.crlWatcher = crlWatcher
+        self.limits = limits
         self.live: set[GateProtocol] = set()
-        self.watcher: Any = None
-        #: limits (set by server endpoints); over them a new connection is
-        #: refused and audited
-        self.maxConnections: Optional[int] = None
-        self.maxHandshakes: Optional[int] = None
         self.openConnections = 0
         self.handshaking = 0
-        #: the connection creator, for the CRLs in force (set by endpoints)
-        self.creator: Any = None
-        #: the L{securetcp.revocation.ocsp.OCSPChecker}, when the policy asks for OCSP
-        self.ocsp: Any = None
-        #: the server's L{securetcp.revocation.ocsp.StapleFetcher}, when it staples
-        self.stapler: Any = None
+
+    @property
+    def policy(self) -> TLSPolicy:
+        """
+        The policy in force (it changes on reload).
+        """
+        policy: TLSPolicy = self.inForce.policy
+        return policy
 
     def ocspDecision(self, chain: Tuple[Any, ...], stapled: Optional[bytes]
                      ) -> Deferred[Tuple[Optional[Tuple[str, str]], Dict[str, Any]]]:
@@ -417,8 +412,9 @@ class GateFactory(Factory):
         """
         from securetcp.revocation.ocsp import decide
 
+        assert self.ocsp is not None
         return decide(self.ocsp, self.policy.revocation, chain, stapled,
-                      getattr(self.creator, "caCerts", None) or [])
+                      self.inForce.materials.trust)
 
     def revokeLive(self, crls: Any) -> None:
         """
@@ -440,8 +436,8 @@ class GateFactory(Factory):
     def doStart(self) -> None:
         self.wrappedFactory.doStart()
         if self.numPorts == 0:
-            if self.watcher is not None:
-                self.watcher.start()
+            if self.crlWatcher is not None:
+                self.crlWatcher.start()
             if self.stapler is not None:
                 self.stapler.start()
         super().doStart()
@@ -449,8 +445,8 @@ class GateFactory(Factory):
     def doStop(self) -> None:
         self.wrappedFactory.doStop()
         if self.numPorts == 1:
-            if self.watcher is not None:
-                self.watcher.stop()
+            if self.crlWatcher is not None:
+                self.crlWatcher.stop()
             if self.stapler is not None:
                 self.stapler.stop()
         super().doStop()

@@ -1,15 +1,20 @@
-# -*- test-case-name: tests.test_credentials -*-
+# -*- test-case-name: tests.test_credentials,tests.test_materials -*-
 """
-Loading certificates, keys, CA bundles and PKCS#12 files, with errors that
-name the file and the fix.
+What a policy needs from disk, read once: our certificate chain and key
+(checked to match), DH parameters, the trust anchors, the CRLs in force and
+what stapling needs.  Every file problem is a L{CredentialError} naming the
+file and the fix.
 
-    >>> own = loadCredentials(Credentials(certificate="server.pem",
-    ...                                   privateKey="server.key"),
-    ...                       KeyStrength())
-    >>> own.chain[0].subject
+    materials = loadMaterials(policy, Role.SERVER)
+    materials.leaf.subject, materials.fingerprint
+    context = buildContext(policy, Role.SERVER, materials)    # no I/O
 
-Everything here uses C{cryptography} only; L{securetcp._tls.context} turns the
-results into OpenSSL objects.
+A context is built from (policy, role, materials) with no I/O
+(L{securetcp._tls.context}); a CRL reload replaces only the CRLs
+(L{Materials.withCRLs}); certificates and keys change only when the
+materials are loaded again (an explicit reload).
+
+Everything here uses C{cryptography} only.
 """
 
 from __future__ import annotations
@@ -17,16 +22,19 @@ from __future__ import annotations
 import datetime
 import functools
 import os
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 import attrs
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import dh, dsa, ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from securetcp.errors import CredentialError
-from securetcp.policy import Credentials, KeyStrength
+from securetcp.errors import CredentialError, PolicyError
+from securetcp.policy import Credentials, KeyStrength, Role, TLSPolicy, TrustAnchors
+from securetcp.revocation.crl import CRLSet, loadCRLs
+from securetcp.revocation.ocsp import findIssuer
 
 
 @attrs.frozen
@@ -36,7 +44,123 @@ class LoadedCredentials:
     """
 
     chain: Sequence[x509.Certificate]
-    key: object
+    key: PrivateKeyTypes
+
+
+@attrs.frozen
+class Materials:
+    """
+    What one policy needs from disk in one role, read once by
+    L{loadMaterials}.  Immutable: a CRL reload makes a new value with
+    L{withCRLs}; an explicit reload loads a new one.
+
+    @ivar chain: our certificate chain, leaf first (empty when the policy
+        names no credentials).
+    @ivar key: the private key of C{chain[0]}, checked to match it.
+    @ivar dhParameters: the PEM DH parameters, if the policy names a file.
+    @ivar trust: the trust anchors (C{caCerts} and C{caCertsDir}).
+    @ivar crls: the CRLs in force, when the policy checks CRLs.
+    @ivar stapleIssuer: the certificate of the CA that issued ours, when a
+        server staples OCSP responses (its request names leaf and issuer).
+    """
+
+    chain: Tuple[x509.Certificate, ...] = ()
+    key: Optional[PrivateKeyTypes] = attrs.field(default=None, eq=False, repr=False)
+    dhParameters: Optional[bytes] = None
+    trust: Tuple[x509.Certificate, ...] = ()
+    crls: Optional[CRLSet] = None
+    stapleIssuer: Optional[x509.Certificate] = None
+
+    @property
+    def leaf(self) -> Optional[x509.Certificate]:
+        """
+        Our own certificate, or C{None}.
+        """
+        return self.chain[0] if self.chain else None
+
+    @property
+    def fingerprint(self) -> Optional[str]:
+        """
+        The SHA-256 fingerprint (lowercase hex) of our own certificate, as
+        audit records write certificate fingerprints; C{None} without one.
+        """
+        leaf = self.leaf
+        return leaf.fingerprint(hashes.SHA256()).hex() if leaf is not None else None
+
+    def withCRLs(self, crls: Optional[CRLSet]) -> Materials:
+        """
+        The same materials with C{crls} in force instead.
+        """
+        return attrs.evolve(self, crls=crls)
+
+    def changesFrom(self, before: Materials) -> List[str]:
+        """
+        What differs from C{before}, in a fixed order: C{certificate} (our
+        leaf), C{chain} (the certificates sent after it), C{key},
+        C{dhParameters}, C{trust} and C{crls} (their files).
+        """
+        changed = []
+        if self.fingerprint != before.fingerprint:
+            changed.append("certificate")
+        if self.chain[1:] != before.chain[1:]:
+            changed.append("chain")
+        if _keyBytes(self.key) != _keyBytes(before.key):
+            changed.append("key")
+        if self.dhParameters != before.dhParameters:
+            changed.append("dhParameters")
+        if self.trust != before.trust:
+            changed.append("trust")
+        if _crlSources(self.crls) != _crlSources(before.crls):
+            changed.append("crls")
+        return changed
+
+
+def _keyBytes(key: Optional[PrivateKeyTypes]) -> Optional[bytes]:
+    return _publicBytes(key) if key is not None else None
+
+
+def _crlSources(crls: Optional[CRLSet]) -> object:
+    return None if crls is None else (crls.sources, crls.numbers)
+
+
+def loadMaterials(policy: TLSPolicy, role: Role, previous: Optional[Materials] = None,
+                  now: Optional[datetime.datetime] = None) -> Materials:
+    """
+    Read everything C{policy} needs from disk in C{role}, once.
+
+    @param previous: the materials in force, on reload: a CRL older than
+        the one it replaces is refused (a replayed CRL).
+    @raise PolicyError: (a L{CredentialError} for a file) naming the file
+        and the fix, when anything cannot be used.
+    """
+    trust = tuple(loadTrust(policy.trust))
+    crls = None
+    if policy.revocation.crlEnabled:
+        crls = loadCRLs(policy.revocation, trust,
+                        previous=previous.crls if previous is not None else None,
+                        hard=policy.revocation.mode == "hard")
+    chain: Tuple[x509.Certificate, ...] = ()
+    key = None
+    if policy.credentials.configured:
+        own = loadCredentials(policy.credentials, policy.keys, now)
+        chain, key = tuple(own.chain), own.key
+    dhParameters = None
+    if policy.credentials.dhParameters:
+        dhParameters = loadDHParameters(policy.credentials.dhParameters)
+    stapleIssuer = None
+    if role is Role.SERVER and policy.revocation.staple and chain:
+        stapleIssuer = _stapleIssuer(chain, trust)
+    return Materials(chain, key, dhParameters, trust, crls, stapleIssuer)
+
+
+def _stapleIssuer(chain: Sequence[x509.Certificate],
+                  trust: Sequence[x509.Certificate]) -> x509.Certificate:
+    issuer = chain[1] if len(chain) > 1 else findIssuer(chain[0], trust)
+    if issuer is None:
+        raise PolicyError("staple", True,
+                          "stapling needs the certificate of the CA that issued ours",
+                          "add it to extraCertChain (or after our certificate in certKey)")
+    return issuer
 
 
 #: No certificate, key, CA bundle or CRL file securetcp reads may be larger.
@@ -110,7 +234,25 @@ def loadCertificates(field: str, path: str, what: str = "certificate") -> List[x
     return certs
 
 
-def _loadKey(field: str, path: str, passphrase: Optional[bytes]) -> object:
+def loadDHParameters(path: str) -> bytes:
+    """
+    The PEM DH parameters in C{path}, checked to be DH parameters.
+
+    @raise CredentialError: naming the file, when it cannot be read or
+        holds no DH parameters.
+    """
+    data = _read("dhParameters", path, "DH parameters")
+    try:
+        parameters = serialization.load_pem_parameters(data)
+    except (ValueError, TypeError):
+        parameters = None
+    if not isinstance(parameters, dh.DHParameters):
+        raise CredentialError("dhParameters", path, "not a PEM DH parameters file",
+                              "make one with openssl dhparam -out dh.pem 2048")
+    return data
+
+
+def _loadKey(field: str, path: str, passphrase: Optional[bytes]) -> PrivateKeyTypes:
     data = _read(field, path, "private key")
     if b"PRIVATE KEY-----" not in data:
         raise CredentialError(field, path, "holds no PEM private key",
@@ -135,7 +277,7 @@ def _loadKey(field: str, path: str, passphrase: Optional[bytes]) -> object:
 
 
 def _publicBytes(key: object) -> bytes:
-    return key.public_key().public_bytes(  # type: ignore[attr-defined]
+    return key.public_key().public_bytes(  # type: ignore[attr-defined, no-any-return]
         serialization.Encoding.DER,
         serialization.PublicFormat.SubjectPublicKeyInfo,
     )
@@ -168,13 +310,50 @@ def keyProblem(publicKey: object, strength: KeyStrength) -> Optional[str]:
     return None
 
 
+def _loadPKCS12(path: str, passphrase: Optional[bytes]
+                ) -> Tuple[List[x509.Certificate], PrivateKeyTypes]:
+    data = _read("pkcs12", path, "PKCS#12")
+    try:
+        bundle = pkcs12.load_pkcs12(data, passphrase)
+    except (ValueError, TypeError):
+        raise CredentialError(
+            "pkcs12", path, "cannot open the PKCS#12 bundle (wrong passphrase or not PKCS#12)",
+            "check the file and passphrase source",
+        ) from None
+    if bundle.cert is None or bundle.key is None:
+        raise CredentialError("pkcs12", path, "the bundle lacks a certificate or a key",
+                              "export it with both")
+    chain = [bundle.cert.certificate] + [c.certificate for c in bundle.additional_certs]
+    return chain, bundle.key
+
+
+def _checkLeaf(leaf: x509.Certificate, strength: KeyStrength, field: str, path: str,
+               now: datetime.datetime) -> None:
+    problem = keyProblem(leaf.public_key(), strength)
+    if problem:
+        raise CredentialError(field, path, f"own key too weak: {problem}",
+                              "issue a certificate with a stronger key")
+    if leaf.not_valid_after_utc < now:
+        raise CredentialError(
+            field, path,
+            f"the certificate expired on {leaf.not_valid_after_utc:%Y-%m-%d %H:%M} UTC",
+            "renew it; peers would reject every connection",
+        )
+    if leaf.not_valid_before_utc > now:
+        raise CredentialError(
+            field, path,
+            f"the certificate is not valid before {leaf.not_valid_before_utc:%Y-%m-%d %H:%M} UTC",
+            "check the clock or the certificate",
+        )
+
+
 def loadCredentials(
     credentials: Credentials,
     strength: KeyStrength,
     now: Optional[datetime.datetime] = None,
 ) -> LoadedCredentials:
     """
-    Load and check our own chain and key.
+    Load and check our own chain and key (each file read once).
 
     @raise CredentialError: naming the file, when a file is missing or
         unreadable, the key is encrypted without a passphrase, the key does
@@ -183,28 +362,13 @@ def loadCredentials(
     """
     passphrase = readPassphrase(credentials.passphrase)
     if credentials.pkcs12:
-        data = _read("pkcs12", credentials.pkcs12, "PKCS#12")
-        try:
-            bundle = pkcs12.load_pkcs12(data, passphrase)
-        except (ValueError, TypeError):
-            raise CredentialError(
-                "pkcs12", credentials.pkcs12,
-                "cannot open the PKCS#12 bundle (wrong passphrase or not PKCS#12)",
-                "check the file and passphrase source",
-            ) from None
-        if bundle.cert is None or bundle.key is None:
-            raise CredentialError("pkcs12", credentials.pkcs12,
-                                  "the bundle lacks a certificate or a key",
-                                  "export it with both")
-        chain = [bundle.cert.certificate] + [c.certificate for c in bundle.additional_certs]
-        key: object = bundle.key
+        chain, key = _loadPKCS12(credentials.pkcs12, passphrase)
         certField, certPath = "pkcs12", credentials.pkcs12
     else:
         certPath = credentials.certificateFile or ""
-        keyPath = credentials.keyFile or ""
         certField = "certKey" if credentials.certificate else "privateKey"
         chain = loadCertificates(certField, certPath)
-        key = _loadKey("privateKey", keyPath, passphrase)
+        key = _loadKey("privateKey", credentials.keyFile or "", passphrase)
         if credentials.extraChain:
             chain = chain + loadCertificates("extraCertChain", credentials.extraChain)
     if _publicBytes(chain[0]) != _publicBytes(key):
@@ -213,25 +377,21 @@ def loadCredentials(
             f"the private key does not match the certificate in {certPath}",
             "give the key that was generated with this certificate",
         )
-    problem = keyProblem(chain[0].public_key(), strength)
-    if problem:
-        raise CredentialError(certField, certPath, f"own key too weak: {problem}",
-                              "issue a certificate with a stronger key")
-    now = now or datetime.datetime.now(datetime.UTC)
-    leaf = chain[0]
-    if leaf.not_valid_after_utc < now:
-        raise CredentialError(
-            certField, certPath,
-            f"the certificate expired on {leaf.not_valid_after_utc:%Y-%m-%d %H:%M} UTC",
-            "renew it; peers would reject every connection",
-        )
-    if leaf.not_valid_before_utc > now:
-        raise CredentialError(
-            certField, certPath,
-            f"the certificate is not valid before {leaf.not_valid_before_utc:%Y-%m-%d %H:%M} UTC",
-            "check the clock or the certificate",
-        )
+    _checkLeaf(chain[0], strength, certField, certPath,
+               now or datetime.datetime.now(datetime.UTC))
     return LoadedCredentials(chain, key)
+
+
+def loadTrust(trust: TrustAnchors) -> List[x509.Certificate]:
+    """
+    The CA certificates of C{trust}'s C{caCerts} file and C{caCertsDir}.
+    """
+    caCerts: List[x509.Certificate] = []
+    if trust.caFile:
+        caCerts = loadCAFile(trust.caFile)
+    if trust.caDir:
+        caCerts = caCerts + loadCADir(trust.caDir)
+    return caCerts
 
 
 def loadCAFile(path: str, field: str = "caCerts") -> List[x509.Certificate]:

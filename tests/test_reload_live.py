@@ -36,9 +36,12 @@ from OpenSSL import SSL
 from twisted.internet import reactor
 from twisted.internet.defer import CancelledError, Deferred, TimeoutError
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint
+from twisted.internet.interfaces import IReactorThreads
 from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import Logger, globalLogPublisher
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
+from zope.interface import implementer
 
 from securetcp import HandshakeRejected, buildPolicy, clientEndpoint
 from securetcp._twistd import tap as _tap
@@ -534,6 +537,41 @@ class FileWatchTests(SynchronousTestCase):
         self.assertEqual(self.served(), new.serial_number)
 
 
+class _SynchronousPool:
+    """
+    A thread pool that runs each call at once, in the calling thread.
+    """
+
+    def callInThreadWithCallback(self, onResult: Any, f: Any, *args: Any,
+                                 **kwargs: Any) -> None:
+        try:
+            result = f(*args, **kwargs)
+        except BaseException:
+            onResult(False, Failure())
+        else:
+            onResult(True, result)
+
+
+@implementer(IReactorThreads)
+class SynchronousThreadsClock(MemoryReactorClock):
+    """
+    A L{MemoryReactorClock} whose thread pool runs calls at once: what an
+    endpoint built on it runs "in a thread" (CRL parsing) is synchronous.
+    """
+
+    def getThreadPool(self) -> _SynchronousPool:
+        return _SynchronousPool()
+
+    def callFromThread(self, f: Any, *args: Any, **kwargs: Any) -> None:
+        f(*args, **kwargs)
+
+    def callInThread(self, f: Any, *args: Any, **kwargs: Any) -> None:
+        f(*args, **kwargs)
+
+    def suggestThreadPoolSize(self, size: int) -> None:
+        pass
+
+
 class ReloadKeepsCRLsTests(SynchronousTestCase):
     """
     A reload of the certificate and key (by the file watcher here; SIGHUP
@@ -551,7 +589,7 @@ class ReloadKeepsCRLsTests(SynchronousTestCase):
         self.older = authority.generate(self.pki.path("older.crl"))  # CRL number 1
         authority.revoke(self.pki.path("client.pem"))
         self.crlPath = authority.generate(self.pki.path("crl.pem"))  # 2, revoking client
-        self.clock = MemoryReactorClock()
+        self.clock = SynchronousThreadsClock()  # CRLs are parsed synchronously
         listen = (f"mtls:6661:interface=127.0.0.1"
                   f":certKey={_escape(self.pki.path('server.pem'))}"
                   f":privateKey={_escape(self.pki.path('server.key'))}"
@@ -563,7 +601,6 @@ class ReloadKeepsCRLsTests(SynchronousTestCase):
         service = _tap.makeService(options, self.clock)
         assert isinstance(service, _tap.SecureTCPService)
         [self.endpoint] = service.secureEndpoints
-        self.endpoint._runInThread = lambda f: f()  # parse CRLs synchronously
         service.startService()
         self.addCleanup(service.stopService)
         # a real port starts its factory, which starts the CRL watcher

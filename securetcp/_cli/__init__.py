@@ -54,13 +54,15 @@ def _loadTarget(target: str, client: bool) -> Tuple[Any, Optional[str]]:
 
     from securetcp._tls.context import buildContext
     from securetcp.config import loadPolicyFile
+    from securetcp.materials import loadMaterials
     from securetcp.policy import Role
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if os.path.isfile(target) and target.endswith(".toml"):
             policy = loadPolicyFile(target)
-            buildContext(policy, Role.CLIENT if client else Role.SERVER)
+            role = Role.CLIENT if client else Role.SERVER
+            buildContext(policy, role, loadMaterials(policy, role))
             return policy, policy.peer.hostname
         from twisted.internet.endpoints import clientFromString, serverFromString
 
@@ -197,7 +199,7 @@ def _probe(args: argparse.Namespace, out: TextIO) -> int:
     verdicts as C{check}.
     """
     from securetcp._catalogue import TLSVersion
-    from securetcp._tls.context import probeHandshake
+    from securetcp._tls.probe import probeHandshake
     from securetcp.compliance.check import (
         BENCHMARKS,
         Attempt,

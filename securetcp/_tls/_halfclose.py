@@ -1,9 +1,11 @@
-# -*- test-case-name: tests.test_halfclose,tests.test_gate -*-
+# -*- test-case-name: tests.test_halfclose,tests.test_fences,tests.test_gate -*-
 """
 L{GatedTLSProtocol}: Twisted's TLS transport with what the gate needs from
 below, and half-closes both ways.  It overrides and reads private names of
-Twisted's C{twisted.protocols.tls} (listed in L{TWISTED_PRIVATE_NAMES}, and
-checked by a test), so this is the one module that depends on them::
+Twisted's C{twisted.protocols.tls}, each listed in L{TWISTED_PRIVATE_NAMES}
+with what it is needed for; a test checks that the installed Twisted still
+has every one and says which is gone if a release drops one.  This is the
+one module that depends on them::
 
     tls = TLSMemoryBIOFactory(creator, False, gate, clock=clock)
     tls.protocol = GatedTLSProtocol
@@ -11,7 +13,7 @@ checked by a test), so this is the one module that depends on them::
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable, Optional, Tuple
 
 from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IHalfCloseableProtocol, IProtocol, ITCPTransport
@@ -20,7 +22,28 @@ from twisted.protocols.tls import BufferingTLSTransport
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from securetcp._tls.context import TLSError, WantReadError, ZeroReturnError
+from securetcp._tls.session import TLSError, WantReadError, ZeroReturnError
+
+#: The private names of Twisted's C{BufferingTLSTransport} (and its base
+#: C{TLSMemoryBIOProtocol}) that L{GatedTLSProtocol} overrides or reads:
+#: C{(name, what securetcp needs it for)}.  A dotted name is an attribute of
+#: an attribute; C{__init__:NAME} is a parameter of C{__init__}.
+TWISTED_PRIVATE_NAMES: Tuple[Tuple[str, str], ...] = (
+    ("_tlsConnection", "the OpenSSL connection: reading after close_notify, shutdown()"),
+    ("_flushReceiveBIO", "overridden: the peer's close_notify becomes a half-close"),
+    ("_flushSendBIO", "sending our close_notify and what was written before it"),
+    ("_lostTLSConnection", "whether the TLS connection already ended"),
+    ("_aborted", "whether abortConnection was called"),
+    ("_shutdownTLS", "closing when close_notify went both ways"),
+    ("_tlsShutdownFinished", "ending the connection after a TLS error"),
+    ("_aggregator", "flushing small writes before close_notify"),
+    ("_aggregator.flush", "flushing small writes before close_notify"),
+    ("_producer", "waiting for a registered producer before close_notify"),
+    ("_appSendBuffer", "waiting for writes queued before the handshake ended"),
+    ("_handshakeDone", "sending close_notify only after the handshake"),
+    ("_write", "overridden: nothing is written after our close_notify"),
+    ("__init__:_connectWrapped", "passed on by our __init__"),
+)
 
 
 @implementer(IHalfCloseableProtocol)

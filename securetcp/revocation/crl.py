@@ -4,15 +4,14 @@ Certificate revocation lists: loading and checking them, and reloading them
 while the server runs.
 
     crls = loadCRLs(policy.revocation, caCerts)      # at start: errors name the file
-    watcher = CRLWatcher(creator, clock, emitter)   # then: live reload
+    watcher = CRLWatcher(creator, clock, emit)      # then: live reload
     watcher.start()
 
 A CRL is accepted only if it parses, is signed by one of the policy's CAs,
 and (on reload) does not carry a lower CRL number than the one it replaces.
-A refused CRL leaves the last good one in force and is audited.
-
-OCSP checking and stapling are not implemented yet; revocation status comes
-from CRLs only.
+A refused CRL leaves the last good one in force and is audited.  A reload
+replaces the CRLs only: the certificate and key in force stay.  OCSP is in
+L{securetcp.revocation.ocsp}.
 """
 
 from __future__ import annotations
@@ -24,11 +23,15 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 import attrs
 from cryptography import x509
 from twisted.internet.defer import Deferred, maybeDeferred, succeed
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
 
+from securetcp._interfaces import ICRLTarget, ICRLWatcher
 from securetcp.errors import CredentialError
-from securetcp.policy import Revocation
+from securetcp.policy import Revocation, TLSPolicy
 
 _log = Logger(namespace="securetcp.revocation")
 
@@ -150,6 +153,24 @@ def _parse(path: str, data: bytes) -> List[x509.CertificateRevocationList]:
                               "give the file written by your CA, e.g. openssl ca -gencrl") from None
 
 
+@attrs.define
+class _Gathered:
+    """
+    What L{loadCRLs} has gathered so far.
+    """
+
+    crls: List[x509.CertificateRevocationList] = attrs.field(factory=list)
+    sources: List[Tuple[str, FileSignature]] = attrs.field(factory=list)
+    revoked: Set[Tuple[bytes, int]] = attrs.field(factory=set)
+    numbers: Dict[bytes, int] = attrs.field(factory=dict)
+    expired: List[str] = attrs.field(factory=list)
+    windows: Dict[bytes, Tuple[float, Optional[float]]] = attrs.field(factory=dict)
+
+    def crlSet(self) -> CRLSet:
+        return CRLSet(tuple(self.crls), tuple(self.sources), frozenset(self.revoked),
+                      tuple(self.numbers.items()), tuple(self.expired), self.windows)
+
+
 def loadCRLs(
     revocation: Revocation,
     caCerts: Sequence[x509.Certificate],
@@ -167,12 +188,7 @@ def loadCRLs(
         fail) an expired one.
     """
     now = now or datetime.datetime.now(datetime.UTC)
-    crls: List[x509.CertificateRevocationList] = []
-    sources: List[Tuple[str, FileSignature]] = []
-    revoked: Set[Tuple[bytes, int]] = set()
-    numbers: Dict[bytes, int] = {}
-    expired: List[str] = []
-    windows: Dict[bytes, Tuple[float, Optional[float]]] = {}
+    gathered = _Gathered()
     for path in crlPaths(revocation):
         try:
             signature = _signature(path)
@@ -182,48 +198,62 @@ def loadCRLs(
             raise CredentialError("crl", path, f"cannot be read: {e.strerror}",
                                   "fix its permissions") from None
         for crl in _parse(path, data):
-            issuers = [ca for ca in caCerts if ca.subject == crl.issuer]
-            if not issuers:
-                raise CredentialError(
-                    "crl", path,
-                    f"is issued by {crl.issuer.rfc4514_string()}, which is not one of the "
-                    "policy's CAs", "add that CA to caCerts, or remove the CRL")
-            if not any(_signedBy(crl, ca) for ca in issuers):
-                raise CredentialError("crl", path,
-                                      "its signature does not verify against its issuer CA",
-                                      "the file is corrupt or forged; fetch it again from the CA")
-            issuerKey = crl.issuer.public_bytes()
-            number = _crlNumber(crl)
-            if previous is not None and number is not None:
-                old = previous.number(issuerKey)
-                if old is not None and number < old:
-                    raise CredentialError(
-                        "crl", path,
-                        f"has CRL number {number}, lower than the {old} in force (a replayed "
-                        "older CRL?)", "publish the newest CRL")
-            if number is not None:
-                numbers[issuerKey] = max(number, numbers.get(issuerKey, number))
-            nextUpdate = crl.next_update_utc
-            if nextUpdate is not None and nextUpdate < now:
-                description = (f"{path}: CRL of {crl.issuer.rfc4514_string()} expired on "
-                               f"{nextUpdate:%Y-%m-%d %H:%M} UTC")
-                if hard and previous is None:
-                    raise CredentialError(
-                        "crl", path,
-                        f"expired on {nextUpdate:%Y-%m-%d %H:%M} UTC; under revocation=hard "
-                        "every peer of this CA would be rejected",
-                        "publish a fresh CRL, or use revocation=soft")
-                expired.append(description)
-            for entry in crl:
-                revoked.add((issuerKey, entry.serial_number))
-            thisUpdate = crl.last_update_utc.timestamp()
-            if issuerKey not in windows or windows[issuerKey][0] < thisUpdate:
-                windows[issuerKey] = (thisUpdate,
-                                      nextUpdate.timestamp() if nextUpdate is not None else None)
-            crls.append(crl)
-        sources.append((path, signature))
-    return CRLSet(tuple(crls), tuple(sources), frozenset(revoked),
-                  tuple(numbers.items()), tuple(expired), windows)
+            _checkIssuer(crl, path, caCerts)
+            _gather(gathered, crl, path, previous, now, hard and previous is None)
+        gathered.sources.append((path, signature))
+    return gathered.crlSet()
+
+
+def _checkIssuer(crl: x509.CertificateRevocationList, path: str,
+                 caCerts: Sequence[x509.Certificate]) -> None:
+    issuers = [ca for ca in caCerts if ca.subject == crl.issuer]
+    if not issuers:
+        raise CredentialError(
+            "crl", path,
+            f"is issued by {crl.issuer.rfc4514_string()}, which is not one of the "
+            "policy's CAs", "add that CA to caCerts, or remove the CRL")
+    if not any(_signedBy(crl, ca) for ca in issuers):
+        raise CredentialError("crl", path,
+                              "its signature does not verify against its issuer CA",
+                              "the file is corrupt or forged; fetch it again from the CA")
+
+
+def _gather(gathered: _Gathered, crl: x509.CertificateRevocationList, path: str,
+            previous: Optional[CRLSet], now: datetime.datetime,
+            refuseExpired: Optional[bool]) -> None:
+    """
+    Add one verified CRL, refusing a replayed older one and (at start,
+    under hard fail) an expired one.
+    """
+    issuerKey = crl.issuer.public_bytes()
+    number = _crlNumber(crl)
+    if previous is not None and number is not None:
+        old = previous.number(issuerKey)
+        if old is not None and number < old:
+            raise CredentialError(
+                "crl", path,
+                f"has CRL number {number}, lower than the {old} in force (a replayed "
+                "older CRL?)", "publish the newest CRL")
+    if number is not None:
+        gathered.numbers[issuerKey] = max(number, gathered.numbers.get(issuerKey, number))
+    nextUpdate = crl.next_update_utc
+    if nextUpdate is not None and nextUpdate < now:
+        if refuseExpired:
+            raise CredentialError(
+                "crl", path,
+                f"expired on {nextUpdate:%Y-%m-%d %H:%M} UTC; under revocation=hard "
+                "every peer of this CA would be rejected",
+                "publish a fresh CRL, or use revocation=soft")
+        gathered.expired.append(f"{path}: CRL of {crl.issuer.rfc4514_string()} expired on "
+                                f"{nextUpdate:%Y-%m-%d %H:%M} UTC")
+    for entry in crl:
+        gathered.revoked.add((issuerKey, entry.serial_number))
+    thisUpdate = crl.last_update_utc.timestamp()
+    windows = gathered.windows
+    if issuerKey not in windows or windows[issuerKey][0] < thisUpdate:
+        windows[issuerKey] = (thisUpdate,
+                              nextUpdate.timestamp() if nextUpdate is not None else None)
+    gathered.crls.append(crl)
 
 
 def _signedBy(crl: x509.CertificateRevocationList, ca: x509.Certificate) -> bool:
@@ -260,23 +290,28 @@ def sourcesChanged(current: CRLSet, revocation: Revocation) -> bool:
     return now is None or now != current.sources
 
 
+@implementer(ICRLWatcher)
 class CRLWatcher:
     """
-    Reloads the CRLs of a connection creator when their files change, every
-    C{policy.revocation.reloadInterval} seconds and on demand.
+    Reloads the CRLs of a connection creator (an L{ICRLTarget}) when their
+    files change, every C{policy.revocation.reloadInterval} seconds and on
+    demand.  Only the CRLs change: the new ones go into the materials in
+    force (no certificate or key is read again).
 
-    Parsing runs in C{runInThread} (the reactor's thread pool in production,
-    a direct call in tests); the new context is swapped in on the reactor
-    thread, so no handshake ever sees a half-built one.
+    Parsing, verifying and building the new context run in C{runInThread}
+    (the reactor's thread pool in production, a direct call in tests); the
+    new context is swapped in on the reactor thread, so no handshake ever
+    sees a half-built one.
 
     @param onReloaded: called with the new L{CRLSet} after a swap (the
         server uses it to close connections a new CRL revokes).
     """
 
-    def __init__(self, creator: Any, clock: Any, emit: Callable[[Dict[str, Any]], None],
-                 runInThread: Optional[Callable[..., Deferred]] = None,
+    def __init__(self, target: ICRLTarget, clock: IReactorTime,
+                 emit: Callable[[Dict[str, Any]], None],
+                 runInThread: Optional[Callable[..., Deferred[Any]]] = None,
                  onReloaded: Optional[Callable[[CRLSet], None]] = None) -> None:
-        self.creator = creator
+        self.target = target
         self.clock = clock
         self.emit = emit
         self.onReloaded = onReloaded
@@ -286,37 +321,53 @@ class CRLWatcher:
             runInThread = deferToThread
         self._run = runInThread
         self._loop: Optional[LoopingCall] = None
+        self._users = 0
         self._busy = False
         self._refused: Any = None
         self._pendingSignatures: Any = None
 
+    @property
+    def busy(self) -> bool:
+        """
+        Whether a reload is under way.
+        """
+        return self._busy
+
     def start(self) -> None:
-        interval = self.creator.policy.revocation.reloadInterval
+        """
+        Start the periodic check (each listening port that uses the CRLs
+        starts it; it runs until the last one stops it).
+        """
+        self._users += 1
+        interval = self.target.policy.revocation.reloadInterval
         if interval > 0 and self._loop is None:
             self._loop = LoopingCall(self.check)
             self._loop.clock = self.clock
             self._loop.start(interval, now=False)
 
     def stop(self) -> None:
+        self._users = max(0, self._users - 1)
+        if self._users:
+            return
         if self._loop is not None and self._loop.running:
             self._loop.stop()
         self._loop = None
 
-    def check(self) -> Deferred:
+    def check(self) -> Deferred[bool]:
         """
         Reload if any CRL file changed.
         """
-        current = self.creator.crls
+        current = self.target.materials.crls
         if current is None:
             return succeed(False)
-        now = sourceSignatures(self.creator.policy.revocation)
+        now = sourceSignatures(self.target.policy.revocation)
         if now is not None and (now == current.sources or now == self._refused):
             # unchanged, or the same files that were refused last time:
             # one crl_refused record per bad file, not one per poll
             return succeed(False)
         return self.reload()
 
-    def reload(self) -> Deferred:
+    def reload(self) -> Deferred[bool]:
         """
         Read the CRL files now and swap them in if they are acceptable.
 
@@ -326,53 +377,45 @@ class CRLWatcher:
         if self._busy:
             return succeed(False)
         self._busy = True
-        policy = self.creator.policy
+        target = self.target
+        policy = target.policy
         self._pendingSignatures = sourceSignatures(policy.revocation)
-        previous = self.creator.crls
-        caCerts = self.creator.caCerts
-
-        creator = self.creator
+        materials = target.materials
 
         def parse() -> Tuple[CRLSet, Any]:
             # parsing, verifying and building the context (adding every CRL
             # to a new X509 store) all happen here, off the reactor thread;
             # the reactor only swaps one reference
-            crls = loadCRLs(policy.revocation, caCerts, previous=previous,
+            crls = loadCRLs(policy.revocation, materials.trust, previous=materials.crls,
                             hard=policy.revocation.mode == "hard")
-            return crls, creator.contextFor(crls)
-
-        d = maybeDeferred(self._run, parse)
-
-        def swap(built: Tuple[CRLSet, Any]) -> bool:
-            self._busy = False
-            crls, context = built
-            if creator.policy is not policy:
-                # the policy was reloaded meanwhile: build for the new one
-                context = creator.contextFor(crls)
-            creator.install(context, crls)
-            self.emit({"event": "revocation.crl_loaded",
-                       "files": [p for p, _ in crls.sources],
-                       "crls": len(crls.crls), "revoked": len(crls.revoked)})
-            for description in crls.expired:
-                self.emit({"event": "revocation.crl_expired", "detail": description,
-                           "mode": policy.revocation.mode})
-            if self.onReloaded is not None:
-                self.onReloaded(crls)
-            return True
-
-        def refuse(failure: Any) -> bool:
-            self._busy = False
-            self._refused = self._pendingSignatures
-            error = failure.value
-            detail = str(error)
-            self.emit({"event": "revocation.crl_refused", "detail": detail,
-                       "file": getattr(error, "path", None)})
-            _log.error("securetcp: new CRL refused, the previous CRLs stay in force: {detail}",
-                       detail=detail)
-            return False
+            return crls, target.prepareCRLs(crls)
 
         # a swap that fails (the context cannot be rebuilt) is refused like
         # a bad CRL: the previous context stays, the periodic check goes on
-        d.addCallback(swap)
-        d.addErrback(refuse)
-        return d
+        d: Deferred[bool] = maybeDeferred(self._run, parse).addCallback(self._swap, policy)
+        return d.addErrback(self._refuse)
+
+    def _swap(self, built: Tuple[CRLSet, Any], policy: TLSPolicy) -> bool:
+        self._busy = False
+        crls, prepared = built
+        self.target.install(prepared)
+        self.emit({"event": "revocation.crl_loaded",
+                   "files": [p for p, _ in crls.sources],
+                   "crls": len(crls.crls), "revoked": len(crls.revoked)})
+        for description in crls.expired:
+            self.emit({"event": "revocation.crl_expired", "detail": description,
+                       "mode": policy.revocation.mode})
+        if self.onReloaded is not None:
+            self.onReloaded(crls)
+        return True
+
+    def _refuse(self, failure: Failure) -> bool:
+        self._busy = False
+        self._refused = self._pendingSignatures
+        error = failure.value
+        detail = str(error)
+        self.emit({"event": "revocation.crl_refused", "detail": detail,
+                   "file": getattr(error, "path", None)})
+        _log.error("securetcp: new CRL refused, the previous CRLs stay in force: {detail}",
+                   detail=detail)
+        return False

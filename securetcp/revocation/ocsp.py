@@ -30,6 +30,9 @@ from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
+from zope.interface import implementer
+
+from securetcp._interfaces import IOCSPChecker, IStapler
 
 _log = Logger(namespace="securetcp.ocsp")
 
@@ -255,6 +258,7 @@ def httpPoster(reactor: Any) -> Poster:
     return post
 
 
+@implementer(IOCSPChecker)
 class OCSPChecker:
     """
     Asks OCSP responders about certificates, asynchronously, with a cache
@@ -276,7 +280,10 @@ class OCSPChecker:
             collections.OrderedDict()
         self.queries = 0
 
-    def _now(self) -> datetime.datetime:
+    def now(self) -> datetime.datetime:
+        """
+        The current time, from the checker's clock.
+        """
         return datetime.datetime.fromtimestamp(self.clock.seconds(), datetime.UTC)
 
     def cached(self, leaf: x509.Certificate, issuer: x509.Certificate) -> Optional[OCSPStatus]:
@@ -285,7 +292,7 @@ class OCSPChecker:
         if status is None:
             return None
         expiry = status.nextUpdate or None
-        if expiry is not None and expiry < self._now():
+        if expiry is not None and expiry < self.now():
             del self._cache[key]
             return None
         self._cache.move_to_end(key)
@@ -296,7 +303,7 @@ class OCSPChecker:
         if not status.reachable:
             return
         if status.nextUpdate is None:
-            status = attrs.evolve(status, nextUpdate=self._now() + DEFAULT_TTL)
+            status = attrs.evolve(status, nextUpdate=self.now() + DEFAULT_TTL)
         self._cache[_cacheKey(leaf, issuer)] = status
         while len(self._cache) > self.cacheSize:
             self._cache.popitem(last=False)
@@ -318,7 +325,7 @@ class OCSPChecker:
         d = self.post(url, request, self.timeout)
 
         def answered(body: bytes) -> OCSPStatus:
-            status = validateResponse(body, leaf, issuer, nonce, self._now())
+            status = validateResponse(body, leaf, issuer, nonce, self.now())
             self.remember(leaf, issuer, status)
             return status
 
@@ -330,6 +337,7 @@ class OCSPChecker:
         return d.addCallbacks(answered, failed)  # type: ignore[return-value]
 
 
+@implementer(IStapler)
 class StapleFetcher:
     """
     Keeps the server's own OCSP response fresh for stapling: fetched at
@@ -344,21 +352,37 @@ class StapleFetcher:
         self.nextUpdate: Optional[datetime.datetime] = None
         self._call: Any = None
         self.stopped = False
+        self._running = False
 
     def current(self) -> bytes:
         """
         The DER response to staple now, or C{b""} if none is valid.
         """
-        if self.nextUpdate is not None and self.nextUpdate < self.checker._now():
+        if self.nextUpdate is not None and self.nextUpdate < self.checker.now():
             return b""
         return self.response
 
     def start(self) -> Deferred[bool]:
         self.stopped = False
+        self._running = True
         return self.refresh()
+
+    def useCertificate(self, leaf: x509.Certificate, issuer: x509.Certificate) -> None:
+        """
+        Staple for a new certificate (after an explicit reload): the
+        response for the old one is dropped, and one for the new one is
+        fetched now if the fetcher is running.
+        """
+        if (leaf, issuer) == (self.leaf, self.issuer):
+            return
+        self.leaf, self.issuer = leaf, issuer
+        self.response, self.nextUpdate = b"", None
+        if self._running:
+            self.refresh()
 
     def stop(self) -> None:
         self.stopped = True
+        self._running = False
         if self._call is not None and self._call.active():
             self._call.cancel()
         self._call = None
@@ -373,7 +397,7 @@ class StapleFetcher:
         d = self.checker.post(url, request, self.checker.timeout)
 
         def answered(body: bytes) -> bool:
-            status = validateResponse(body, self.leaf, self.issuer, nonce, self.checker._now())
+            status = validateResponse(body, self.leaf, self.issuer, nonce, self.checker.now())
             if status.status == "good":
                 self.response, self.nextUpdate = body, status.nextUpdate
                 self._schedule(status.nextUpdate)
@@ -399,7 +423,7 @@ class StapleFetcher:
         elif nextUpdate is None:
             delay = 3600.0
         else:
-            remaining = (nextUpdate - self.checker._now()).total_seconds()
+            remaining = (nextUpdate - self.checker.now()).total_seconds()
             delay = max(30.0, remaining / 2)
         if self._call is not None and self._call.active():
             self._call.cancel()
@@ -448,7 +472,7 @@ def judge(status: OCSPStatus, source: str, revocation: Any) -> Decision:
     return None, facts
 
 
-def decide(checker: OCSPChecker, revocation: Any, chain: Sequence[x509.Certificate],
+def decide(checker: IOCSPChecker, revocation: Any, chain: Sequence[x509.Certificate],
            stapled: Optional[bytes],
            caCerts: Sequence[x509.Certificate]) -> Deferred[Decision]:
     """
@@ -463,7 +487,7 @@ def decide(checker: OCSPChecker, revocation: Any, chain: Sequence[x509.Certifica
                             reachable=False)
         return succeed(judge(status, "none", revocation))
     if stapled:
-        status = validateResponse(stapled, leaf, issuer, None, checker._now())
+        status = validateResponse(stapled, leaf, issuer, None, checker.now())
         if status.reachable:
             checker.remember(leaf, issuer, status)
             return succeed(judge(status, "stapled", revocation))
