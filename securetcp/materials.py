@@ -19,15 +19,17 @@ Everything here uses C{cryptography} only.
 
 from __future__ import annotations
 
+import base64
 import datetime
 import functools
 import os
+import re
 from typing import List, Optional, Sequence, Tuple
 
 import attrs
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import dh, dsa, ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.hazmat.primitives.serialization import pkcs12
 
@@ -242,14 +244,21 @@ def loadDHParameters(path: str) -> bytes:
         holds no DH parameters.
     """
     data = _read("dhParameters", path, "DH parameters")
+    match = _DH_PEM.search(data)
     try:
-        parameters = serialization.load_pem_parameters(data)
-    except (ValueError, TypeError):
-        parameters = None
-    if not isinstance(parameters, dh.DHParameters):
+        if match is None:
+            raise ValueError("no DH PARAMETERS block")
+        base64.b64decode(b"".join(match.group(1).split()), validate=True)
+    except ValueError:
         raise CredentialError("dhParameters", path, "not a PEM DH parameters file",
-                              "make one with openssl dhparam -out dh.pem 2048")
+                              "make one with openssl dhparam -out dh.pem 2048") from None
     return data
+
+
+#: A PEM block of DH parameters (OpenSSL parses them when it uses them:
+#: C{cryptography} deprecates finite-field DH).
+_DH_PEM = re.compile(rb"-----BEGIN (?:X9\.42 )?DH PARAMETERS-----(.*?)"
+                     rb"-----END (?:X9\.42 )?DH PARAMETERS-----", re.DOTALL)
 
 
 def _loadKey(field: str, path: str, passphrase: Optional[bytes]) -> PrivateKeyTypes:

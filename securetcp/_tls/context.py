@@ -128,7 +128,7 @@ def buildContext(policy: TLSPolicy, role: Role, materials: Materials,
     @raise PolicyError: (or a subclass) naming what is wrong.
     """
     ctx = _protocolContext(policy, role)
-    _useOwn(ctx, materials)
+    _useOwn(ctx, policy, materials)
     _useTrust(ctx, policy, materials)
     check = verifyCheck(policy, materials.crls if policy.revocation.crlEnabled else None)
     if role is Role.SERVER:
@@ -165,7 +165,7 @@ def _protocolContext(policy: TLSPolicy, role: Role) -> SSL.Context:
     return ctx
 
 
-def _useOwn(ctx: SSL.Context, materials: Materials) -> None:
+def _useOwn(ctx: SSL.Context, policy: TLSPolicy, materials: Materials) -> None:
     """
     Our chain, key and DH parameters.
     """
@@ -177,8 +177,9 @@ def _useOwn(ctx: SSL.Context, materials: Materials) -> None:
         ctx.check_privatekey()
     if materials.dhParameters is not None and not _binding.useDHParameters(
             ctx, materials.dhParameters):
-        raise PolicyError("dhParameters", None, "not a PEM DH parameters file",
-                          "make one with openssl dhparam -out dh.pem 2048")
+        raise PolicyError("dhParameters", policy.credentials.dhParameters,
+                          "OpenSSL cannot use these DH parameters",
+                          "make them with openssl dhparam -out dh.pem 2048")
 
 
 def _useTrust(ctx: SSL.Context, policy: TLSPolicy, materials: Materials) -> None:
