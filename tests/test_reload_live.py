@@ -12,6 +12,11 @@ load", and the file watching of C{--watch}.
     C{-gencrl} revoke one device and publish a new CRL.  With C{--watch 1}
     the file watcher picks up the new pair by itself; with C{--watch 0} a
     SIGHUP does.
+  - L{CRLReloadKeepsCertificateTests}: a real C{twistd -n securetcp
+    terminate} with a CRL, probed by C{openssl s_client}: a CRL reload after
+    the certificate and key files were replaced keeps serving the old
+    certificate; SIGHUP then serves the new one, audited as
+    C{policy.reloaded} naming both fingerprints.
   - L{FileWatchTests}: the watcher of L{securetcp._twistd.tap.SecureTCPService}
     in-process, against a L{MemoryReactorClock}: one reload per settled
     change, none for an unchanged interval, one C{policy.reload_refused} for
@@ -27,11 +32,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import signal
+import subprocess
 import sys
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from OpenSSL import SSL
 from twisted.internet import reactor
 from twisted.internet.defer import CancelledError, Deferred, TimeoutError
@@ -61,7 +70,7 @@ from .test_realpeers import (
 )
 from .test_revocation import CRLAuthority, _needOpenSSL
 from .test_revocation_live import LineClientFactory, _bounded, _openssl
-from .test_tap import TWISTD, _env, _records
+from .test_tap import OPENSSL, TWISTD, TapProcessMixin, _env, _events, _records
 
 _log = Logger(namespace="tests.test_reload_live")
 
@@ -639,3 +648,111 @@ class ReloadKeepsCRLsTests(SynchronousTestCase):
         connection = SSL.Connection(self.endpoint.creator.context, None)
         self.assertEqual(connection.get_certificate().get_serial_number(), self.original)
         self.assertEqual(len(self.audit.events("revocation.crl_refused")), 1)
+
+
+#: The first PEM certificate s_client prints: the server's.
+_PEM_CERTIFICATE = re.compile(rb"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----",
+                              re.DOTALL)
+
+
+class CRLReloadKeepsCertificateTests(TapProcessMixin, SynchronousTestCase):
+    """
+    Against C{openssl s_client}: a CRL reload never changes the certificate
+    C{twistd securetcp} serves; only an explicit reload (SIGHUP) does, and
+    it is audited with the fingerprints before and after.
+    """
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.authority = CRLAuthority(self.pki, os.path.join(self.workdir, "ca-db"))
+        self.crlPath = self.pki.path("crl.pem")
+        self.publishCRL()
+
+    def publishCRL(self) -> None:
+        """
+        Write the CA's current CRL next to the CRL file and rename it over
+        that file (so the CRL watcher never reads half a file).
+        """
+        self.authority.generate(self.crlPath + ".new")
+        os.rename(self.crlPath + ".new", self.crlPath)
+
+    def listen(self, port: int) -> List[str]:
+        return ["--listen",
+                f"mtls:{port}:interface=127.0.0.1"
+                f":certKey={_escape(self.pki.path('server.pem'))}"
+                f":privateKey={_escape(self.pki.path('server.key'))}"
+                f":caCerts={_escape(self.pki.path('ca.pem'))}"
+                f":crl={_escape(self.crlPath)}:crlReload=1"]
+
+    def servedFingerprint(self, port: int) -> str:
+        """
+        The SHA-256 fingerprint of the certificate C{openssl s_client}
+        gets from 127.0.0.1:C{port} in a complete mTLS handshake.
+        """
+        assert OPENSSL is not None
+        result = subprocess.run(
+            [OPENSSL, "s_client", "-connect", f"127.0.0.1:{port}", "-servername", "localhost",
+             "-CAfile", self.pki.path("ca.pem"), "-verify_return_error",
+             "-cert", self.pki.path("client.pem"), "-key", self.pki.path("client.key")],
+            stdin=subprocess.DEVNULL, capture_output=True, timeout=START_TIMEOUT)
+        self.assertIn(b"Verify return code: 0 (ok)", result.stdout,
+                      result.stdout.decode("utf-8", "replace")
+                      + result.stderr.decode("utf-8", "replace"))
+        match = _PEM_CERTIFICATE.search(result.stdout)
+        assert match is not None, result.stdout
+        return x509.load_pem_x509_certificate(match.group(0)).fingerprint(
+            hashes.SHA256()).hex()
+
+    def waitForRecord(self, name: str, count: int) -> Dict[str, Any]:
+        """
+        Wait (bounded) until the audit file holds C{count} C{name} records;
+        the last one.
+        """
+        def found() -> List[Dict[str, Any]]:
+            records = _events(self.audit, name)
+            return records if len(records) >= count else []
+
+        deadline = time.monotonic() + START_TIMEOUT
+        while not found():
+            self.assertLess(time.monotonic(), deadline,
+                            f"no {count} {name} record(s) in the audit file:\n"
+                            + "\n".join(json.dumps(r) for r in _records(self.audit)))
+            time.sleep(0.05)
+        return found()[-1]
+
+    def test_crlReloadKeepsCertificateUntilSIGHUP(self) -> None:
+        """
+        C{twistd securetcp terminate} with C{crl=...:crlReload=1} and
+        C{--watch 0}: the certificate and key files are replaced, then a new
+        CRL is published and loaded (C{revocation.crl_loaded}); s_client
+        still gets the old certificate and nothing was audited as
+        C{policy.reloaded}.  After SIGHUP s_client gets the new certificate,
+        and the C{policy.reloaded} record names the old and new SHA-256
+        fingerprints; the audit file verifies.
+        """
+        backendPort, _, _ = self.backend()
+        port, twistd = self.twistd("terminate", "--backend", f"tcp:127.0.0.1:{backendPort}",
+                                   "--audit-log", self.audit, "--watch", "0",
+                                   listen=self.listen)
+        old = _certificate(self.pki.path("server.pem")).fingerprint(hashes.SHA256()).hex()
+        self.assertEqual(self.servedFingerprint(port), old)
+
+        new = _replacePair(self.pki, "server-renewed", "localhost (renewed)").fingerprint(
+            hashes.SHA256()).hex()
+        self.assertNotEqual(new, old)
+        self.authority.revoke(self.pki.path("client2.pem"))
+        self.publishCRL()
+        loaded = self.waitForRecord("revocation.crl_loaded", 1)
+        self.assertEqual(loaded["revoked"], 1)
+        self.assertEqual(self.servedFingerprint(port), old)
+        self.assertEqual(_events(self.audit, "policy.reloaded"), [])
+
+        twistd.process.send_signal(signal.SIGHUP)
+        reloaded = self.waitForRecord("policy.reloaded", 1)
+        self.assertEqual((reloaded["certificateBefore"], reloaded["certificateAfter"]),
+                         (old, new))
+        self.assertIn("certificate", reloaded["changed"])
+        self.assertEqual(self.servedFingerprint(port), new)
+        self.assertTrue(twistd.running, twistd.describe())
+        twistd.stop()
+        self.assertVerifies(self.audit)
