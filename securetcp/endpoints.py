@@ -45,7 +45,8 @@ from securetcp.errors import PolicyError
 from securetcp.gate import ClientGateFactory, GateFactory, Limits
 from securetcp.materials import Materials, loadMaterials
 from securetcp.policy import Role, TLSPolicy
-from securetcp.revocation.crl import CRLSet, CRLWatcher
+from securetcp.revocation.crl import CRLSet
+from securetcp.revocation.crlreload import CRLWatcher
 from securetcp.revocation.ocsp import OCSPChecker, Poster, StapleFetcher, httpPoster
 
 __all__ = ["Limits", "SecureClientEndpoint", "SecureServerEndpoint", "clientEndpoint",

@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from securetcp.errors import CredentialError, PolicyError
 from securetcp.policy import Credentials, KeyStrength, Role, TLSPolicy, TrustAnchors
 from securetcp.revocation.crl import CRLSet, loadCRLs
-from securetcp.revocation.ocsp import findIssuer
+from securetcp.revocation.ocspresponse import findIssuer
 
 
 @attrs.frozen
