@@ -34,11 +34,10 @@ from twisted.internet.interfaces import (
 )
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
-from twisted.protocols.tls import TLSMemoryBIOFactory
 from zope.interface import implementer
 
 from securetcp._interfaces import IAuditSink, IStapler
-from securetcp._tls._halfclose import GatedTLSProtocol
+from securetcp._tls._halfclose import GatedTLSFactory
 from securetcp._tls.context import ClientConnectionCreator, ServerConnectionCreator
 from securetcp.audit.records import AuditEmitter, utcTimestamp
 from securetcp.errors import PolicyError
@@ -231,7 +230,7 @@ class SecureServerEndpoint:
             return succeed(False)
         return self.crlWatcher.reload()
 
-    def wrapFactory(self, factory: IProtocolFactory) -> TLSMemoryBIOFactory:
+    def wrapFactory(self, factory: IProtocolFactory) -> GatedTLSFactory:
         """
         The factory that puts TLS and the gate in front of C{factory}.
         """
@@ -239,9 +238,7 @@ class SecureServerEndpoint:
                            ocsp=self.ocsp, stapler=self.stapler, crlWatcher=self.crlWatcher,
                            limits=self.limits)
         self._gates.append(gate)
-        tls = TLSMemoryBIOFactory(self.creator, False, gate, clock=self._clock)
-        tls.protocol = GatedTLSProtocol
-        return tls
+        return GatedTLSFactory(self.creator, False, gate, self._clock)
 
     def listen(self, protocolFactory: IProtocolFactory) -> Deferred[Any]:
         _policyLoaded(self._emitter, self._clock, self.policy, Role.SERVER,
@@ -328,7 +325,7 @@ class SecureClientEndpoint:
 
     def wrapFactory(
         self, protocolFactory: IProtocolFactory
-    ) -> Tuple[TLSMemoryBIOFactory, ClientGateFactory]:
+    ) -> Tuple[GatedTLSFactory, ClientGateFactory]:
         """
         The factory that puts TLS and the gate in front of C{protocolFactory},
         and the gate factory (whose C{whenReady} fires with the application
@@ -336,9 +333,7 @@ class SecureClientEndpoint:
         """
         gate = ClientGateFactory(protocolFactory, Role.CLIENT, self._clock, self._emitter,
                                  self.creator, hostname=self.hostname, ocsp=self.ocsp)
-        tls = TLSMemoryBIOFactory(self.creator, True, gate, clock=self._clock)
-        tls.protocol = GatedTLSProtocol
-        return tls, gate
+        return GatedTLSFactory(self.creator, True, gate, self._clock), gate
 
     def connect(self, protocolFactory: IProtocolFactory) -> Deferred[IProtocol]:
         tls, gate = self.wrapFactory(protocolFactory)

@@ -12,8 +12,7 @@ TCP_NODELAY and emits the audit events::
 
     gate = GateFactory(appFactory, Role.SERVER, clock, sink, creator,
                        limits=Limits(maxConnections=1000))
-    tls = TLSMemoryBIOFactory(creator, False, gate, clock=clock)
-    tls.protocol = GatedTLSProtocol
+    tls = GatedTLSFactory(creator, False, gate, clock)
 
 Everything the gate works with is given to its factory when it is built
 (typed by the interfaces of L{securetcp._interfaces}): the audit sink, the

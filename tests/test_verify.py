@@ -59,6 +59,7 @@ def _handshake(policy: TLSPolicy, clientName: str, version: int = SSL.TLS1_2_VER
     pki = _pki()
     creator = creator or _creator(policy)
     holder = _Holder()
+    holder.securetcpFacts = session.ConnectionFacts(Role.SERVER)
     server = creator.serverConnectionForTLS(holder)
     clientContext = SSL.Context(SSL.TLS_METHOD)
     clientContext.set_min_proto_version(version)

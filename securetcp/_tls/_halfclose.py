@@ -7,8 +7,7 @@ with what it is needed for; a test checks that the installed Twisted still
 has every one and says which is gone if a release drops one.  This is the
 one module that depends on them::
 
-    tls = TLSMemoryBIOFactory(creator, False, gate, clock=clock)
-    tls.protocol = GatedTLSProtocol
+    tls = GatedTLSFactory(creator, False, gate, clock)
 """
 
 from __future__ import annotations
@@ -16,13 +15,20 @@ from __future__ import annotations
 from typing import Any, Iterable, Optional, Tuple
 
 from twisted.internet.error import ConnectionDone
-from twisted.internet.interfaces import IHalfCloseableProtocol, IProtocol, ITCPTransport
+from twisted.internet.interfaces import (
+    IHalfCloseableProtocol,
+    IProtocol,
+    IProtocolFactory,
+    IReactorTime,
+    ITCPTransport,
+)
 from twisted.protocols.policies import ProtocolWrapper
-from twisted.protocols.tls import BufferingTLSTransport
+from twisted.protocols.tls import BufferingTLSTransport, TLSMemoryBIOFactory
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from securetcp._tls.session import TLSError, WantReadError, ZeroReturnError
+from securetcp._tls.session import ConnectionFacts, TLSError, WantReadError, ZeroReturnError
+from securetcp.policy import Role
 
 #: The private names of Twisted's C{BufferingTLSTransport} (and its base
 #: C{TLSMemoryBIOProtocol}) that L{GatedTLSProtocol} overrides or reads:
@@ -73,7 +79,8 @@ class GatedTLSProtocol(BufferingTLSTransport):
     transport: Any
     bytesOut = 0
     firstByte: Optional[int] = None
-    securetcpFacts: Any = None
+    #: what the verify callback and SNI learn about this connection
+    securetcpFacts: Optional[ConnectionFacts] = None
     #: the peer's close_notify arrived and was passed up as a half-close
     readClosed = False
     #: why L{closeTruncated} ended the connection, for the audit record
@@ -86,6 +93,7 @@ class GatedTLSProtocol(BufferingTLSTransport):
 
     def __init__(self, factory: Any, wrappedProtocol: IProtocol, _connectWrapped: bool = True) -> None:
         super().__init__(factory, wrappedProtocol, _connectWrapped)
+        self.securetcpFacts = ConnectionFacts(factory.role)
         aggregate = self.write
 
         def countingWrite(data: bytes) -> None:
@@ -263,3 +271,17 @@ class GatedTLSProtocol(BufferingTLSTransport):
     def unregisterProducer(self) -> None:
         super().unregisterProducer()
         self._sendCloseNotify()
+
+
+class GatedTLSFactory(TLSMemoryBIOFactory):
+    """
+    Twisted's TLS factory, making a L{GatedTLSProtocol} (with the
+    L{ConnectionFacts} of its C{role}) per connection.
+    """
+
+    protocol = GatedTLSProtocol
+
+    def __init__(self, creator: Any, isClient: bool, wrappedFactory: IProtocolFactory,
+                 clock: IReactorTime) -> None:
+        super().__init__(creator, isClient, wrappedFactory, clock=clock)
+        self.role = Role.CLIENT if isClient else Role.SERVER

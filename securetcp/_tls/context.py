@@ -6,7 +6,7 @@ connection.
 
     materials = loadMaterials(policy, Role.SERVER)      # every file, read once
     creator = ServerConnectionCreator(policy, materials)
-    TLSMemoryBIOFactory(creator, False, wrapped, clock=reactor)
+    GatedTLSFactory(creator, False, wrapped, reactor)
 
 A context is never changed once a connection may use it.  A CRL reload
 builds a new one from the same materials with new CRLs
@@ -32,7 +32,7 @@ from zope.interface import implementer
 from securetcp._catalogue import TLSVersion
 from securetcp._interfaces import ICRLTarget
 from securetcp._tls import _binding
-from securetcp._tls.session import ConnectionFacts, connectionFacts
+from securetcp._tls.session import connectionFacts
 from securetcp._tls.verify import setVerify, verifyCheck
 from securetcp.errors import PolicyError, UnsupportedByOpenSSLError
 from securetcp.materials import Materials
@@ -325,13 +325,9 @@ class ConnectionCreator:
 
     def _connection(self, tlsProtocol: object) -> SSL.Connection:
         # Twisted keeps the TLS protocol as the connection's app data; our
-        # per-connection facts ride on that protocol.
+        # per-connection facts ride on that protocol (a GatedTLSProtocol)
         connection = SSL.Connection(self.context, None)
         connection.set_app_data(tlsProtocol)
-        try:
-            tlsProtocol.securetcpFacts = ConnectionFacts(self.role)  # type: ignore[attr-defined]
-        except AttributeError:  # pragma: no cover
-            pass
         return connection
 
 
