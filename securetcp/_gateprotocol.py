@@ -14,7 +14,7 @@ says which); a peer that fails any check never reaches the application.
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 from typing import Protocol as TypingProtocol
 
 import attrs
@@ -52,7 +52,7 @@ from securetcp.policy import Role, TLSPolicy
 Decision = Tuple[Optional[Tuple[str, str]], Dict[str, Any]]
 
 
-def _limit(name: str) -> Any:
+def _limit(name: str) -> Callable[[Any, Any, Optional[int]], None]:
     def check(instance: Any, attribute: Any, value: Optional[int]) -> None:
         if value is not None and (not isinstance(value, int) or value < 1):
             raise PolicyError(name, value, "must be a positive integer",

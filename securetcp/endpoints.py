@@ -143,6 +143,7 @@ class SecureServerEndpoint:
         self._clock: IReactorTime = clock or reactor
         self._emitter: IAuditSink = emitter or AuditEmitter()
         self._rereadPolicy = rereadPolicy
+        #: the thread runner given (C{None}: the reactor's thread pool)
         self._runInThread = runInThread
         policy = policy.requireFor(Role.SERVER, mutual)
         materials = loadMaterials(policy, Role.SERVER)

@@ -19,6 +19,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from securetcp import AUDIT_NAMESPACE, AuditEmitter, buildPolicy
 from securetcp.endpoints import Limits, SecureClientEndpoint, SecureServerEndpoint
+from securetcp.errors import PolicyError
 
 from ._iosim import connectProtocols
 from ._net import escape
@@ -112,6 +113,18 @@ class LimitTests(SynchronousTestCase):
         firstPump.flush()
         _, third, _ = self.connect(tls)
         self.assertIsNotNone(third.wrappedProtocol.application)
+
+    def test_limitsValidated(self) -> None:
+        """
+        L{Limits} is a frozen value that refuses a limit that is not a
+        positive integer, naming it.
+        """
+        for name, value in (("maxConnections", 0), ("maxHandshakes", -1),
+                            ("maxConnections", "many")):
+            error = self.assertRaises(PolicyError, Limits, **{name: value})
+            self.assertEqual(error.field, name)
+        self.assertEqual(Limits(), Limits(None, None))
+        self.assertRaises(AttributeError, setattr, Limits(), "maxConnections", 5)
 
     def test_endpointArguments(self) -> None:
         """
