@@ -42,6 +42,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from OpenSSL import SSL
+from twisted.internet import endpoints as _endpoints
 from twisted.internet import reactor
 from twisted.internet.defer import CancelledError, Deferred, TimeoutError
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint
@@ -544,6 +545,73 @@ class FileWatchTests(SynchronousTestCase):
         self.tick(5)
         self.assertEqual(self.counts(), (1, 1), "the watcher refused the same file again")
         self.assertEqual(self.served(), new.serial_number)
+
+
+class PolicyFileReloadTests(SynchronousTestCase):
+    """
+    A reload of L{_tap.SecureTCPService} re-reads each endpoint's policy
+    file and endpoint-string arguments into a new policy (through the
+    parser's policy-building function): no throwaway endpoint is built.
+    """
+
+    def setUp(self) -> None:
+        self.pki = TestPKI.create(os.path.abspath(self.mktemp()))
+        self.audit = AuditRecorder()
+        globalLogPublisher.addObserver(self.audit)  # type: ignore[arg-type]
+        self.addCleanup(globalLogPublisher.removeObserver, self.audit)  # type: ignore[arg-type]
+        self.policyFile = self.pki.path("policy.toml")
+        self.writePolicy(10)
+        listen = (f"mtls:6661:interface=127.0.0.1:policy={_escape(self.policyFile)}"
+                  f":certKey={_escape(self.pki.path('server.pem'))}"
+                  f":privateKey={_escape(self.pki.path('server.key'))}")
+        options = _tap.Options(build=False)
+        options.parseOptions(["terminate", "--listen", listen, "--backend", "tcp:127.0.0.1:1",
+                              "--watch", "0"])
+        self.service = _tap.makeService(options, MemoryReactorClock())
+        assert isinstance(self.service, _tap.SecureTCPService)
+        [self.endpoint] = self.service.secureEndpoints
+
+    def writePolicy(self, timeout: int) -> None:
+        with open(self.policyFile + ".new", "w") as f:
+            f.write(f'caCerts = "{self.pki.path("ca.pem")}"\n'
+                    f"handshakeTimeout = {timeout}\n")
+        os.rename(self.policyFile + ".new", self.policyFile)
+
+    def test_policyFileReread(self) -> None:
+        """
+        After the policy file changes, a reload (what SIGHUP runs) puts its
+        new values in force, keeps the string's arguments, and audits
+        C{policy.reloaded} naming C{policy} as changed, with the same
+        certificate fingerprint before and after; no endpoint string is
+        parsed again.
+        """
+        self.assertEqual(self.endpoint.policy.handshakeTimeout, 10)
+        self.writePolicy(7)
+
+        def noThrowaway(*args: Any, **kwargs: Any) -> Any:
+            raise AssertionError("a reload parsed an endpoint string again")
+
+        self.patch(_endpoints, "serverFromString", noThrowaway)
+        self.assertTrue(self.service.reload())
+        self.assertEqual(self.endpoint.policy.handshakeTimeout, 7)
+        self.assertEqual(self.endpoint.policy.credentials.certificateFile,
+                         self.pki.path("server.pem"))
+        [reloaded] = self.audit.events("policy.reloaded")
+        self.assertEqual(reloaded["changed"], ["policy"])
+        self.assertEqual(reloaded["certificateBefore"], reloaded["certificateAfter"])
+
+    def test_badPolicyFileRefused(self) -> None:
+        """
+        A policy file that became invalid is refused on reload
+        (C{policy.reload_refused} naming the file and key); the running
+        policy stays.
+        """
+        self.writePolicy(0)
+        self.assertFalse(self.service.reload())
+        [refused] = self.audit.events("policy.reload_refused")
+        self.assertIn(self.policyFile, refused["detail"])
+        self.assertIn("handshakeTimeout", refused["detail"])
+        self.assertEqual(self.endpoint.policy.handshakeTimeout, 10)
 
 
 class _SynchronousPool:
