@@ -36,7 +36,7 @@ connections; a reload that fails keeps the running configuration.
 """
 
 
-class _JobError(Exception):
+class JobError(Exception):
     """
     A problem with one option of a job (C{listen}, C{backend}, C{app},
     ...); reported as C{--OPTION: ...} on the command line and with the
@@ -58,7 +58,7 @@ def secureString(description: str, policyFile: Optional[str], auditLog: Optional
     if description.startswith("ssl:"):
         description = "securessl:" + description[len("ssl:"):]
     if not description.startswith(("securessl:", "mtls:")):
-        raise _JobError(key,
+        raise JobError(key,
                         f"{description!r} is not a securessl: or mtls: endpoint string "
                         "(the TLS side must be one)")
     if policyFile and ":policy=" not in description:

@@ -27,7 +27,7 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 from twisted.python import usage
 
-from securetcp._twistd.options import SecureTCPOptions, _JobError, secureString
+from securetcp._twistd.options import JobError, SecureTCPOptions, secureString
 from securetcp._twistd.options import _CommonOptions as _CommonOptions
 from securetcp._twistd.service import SecureTCPService, redact
 from securetcp._twistd.splice import SpliceFactory
@@ -71,14 +71,14 @@ class Options(SecureTCPOptions):
 def _loadApp(spec: str) -> IProtocolFactory:
     module, sep, name = spec.partition(":")
     if not sep or not module or not name:
-        raise _JobError("app", f"{spec!r}: write package.module:name")
+        raise JobError("app", f"{spec!r}: write package.module:name")
     try:
         obj: Any = importlib.import_module(module)
     except ImportError as e:
-        raise _JobError("app", f"{spec!r}: cannot import {module}: {e}") from None
+        raise JobError("app", f"{spec!r}: cannot import {module}: {e}") from None
     for part in name.split("."):
         if not hasattr(obj, part):
-            raise _JobError("app", f"{spec!r}: {module} has no {name}")
+            raise JobError("app", f"{spec!r}: {module} has no {name}")
         obj = getattr(obj, part)
     if IProtocolFactory.providedBy(obj):
         return obj  # type: ignore[no-any-return]
@@ -86,11 +86,11 @@ def _loadApp(spec: str) -> IProtocolFactory:
         try:
             made = obj()
         except TypeError as e:  # needs arguments: not a factory-returning callable
-            raise _JobError("app", f"{spec!r} is neither a protocol factory nor "
+            raise JobError("app", f"{spec!r} is neither a protocol factory nor "
                             f"returns one when called without arguments: {e}") from None
         if IProtocolFactory.providedBy(made):
             return made  # type: ignore[no-any-return]
-    raise _JobError("app", f"{spec!r} is neither a protocol factory nor returns one")
+    raise JobError("app", f"{spec!r} is neither a protocol factory nor returns one")
 
 
 def _parseServer(reactor: Any, description: str) -> Any:
@@ -99,7 +99,7 @@ def _parseServer(reactor: Any, description: str) -> Any:
     try:
         return serverFromString(reactor, description)
     except ValueError as e:
-        raise _JobError("listen", str(e)) from None
+        raise JobError("listen", str(e)) from None
 
 
 def makeService(options: Options, reactor: Any = None) -> service.IService:
@@ -125,7 +125,7 @@ def makeService(options: Options, reactor: Any = None) -> service.IService:
     try:
         _addJob(top, reactor, listenReactor, mode, sub["listen"], sub.get("backend"),
                 sub.get("connect"), sub.get("app"), sub["policy"], sub["idle-timeout"])
-    except _JobError as e:
+    except JobError as e:
         raise usage.UsageError(f"--{e.key}: {e.problem}") from None
     return _finish(top)
 
@@ -169,7 +169,7 @@ def _addJob(top: SecureTCPService, reactor: Any, listenReactor: Any, mode: Optio
     """
     Add one terminate, originate or serve job to C{top}.
 
-    @raise _JobError: naming the option that is wrong.
+    @raise JobError: naming the option that is wrong.
     """
     from twisted.internet.endpoints import clientFromString
 
@@ -177,7 +177,7 @@ def _addJob(top: SecureTCPService, reactor: Any, listenReactor: Any, mode: Optio
     if mode in ("terminate", "serve"):
         description = secureString(listen, policy, None)
         if top.auditFields is not None and re.search(r"(^|:)auditLog=", description):
-            raise _JobError("listen", "an auditLog= argument cannot be shared by worker "
+            raise JobError("listen", "an auditLog= argument cannot be shared by worker "
                             "processes; use --audit-log (one chain per worker)")
         endpoint = _parseServer(listenReactor, description)
         top.addSecureEndpoint(endpoint, description)
@@ -186,7 +186,7 @@ def _addJob(top: SecureTCPService, reactor: Any, listenReactor: Any, mode: Optio
             try:
                 far = clientFromString(reactor, backend)
             except ValueError as e:
-                raise _JobError("backend", str(e)) from None
+                raise JobError("backend", str(e)) from None
             factory: Any = SpliceFactory(far.connect, backend, reactor, emitter, idleTimeout)
         else:
             assert app is not None
@@ -197,7 +197,7 @@ def _addJob(top: SecureTCPService, reactor: Any, listenReactor: Any, mode: Optio
         try:
             remote = clientFromString(reactor, secure)
         except ValueError as e:
-            raise _JobError("connect", str(e)) from None
+            raise JobError("connect", str(e)) from None
         endpoint = _parseServer(listenReactor, listen)
         factory = SpliceFactory(remote.connect, redact(secure), reactor, emitter, idleTimeout)
     StreamServerEndpointService(endpoint, factory).setServiceParent(top)
@@ -219,7 +219,7 @@ def _configService(reactor: Any, options: Options, worker: Any) -> service.IServ
             _addJob(top, reactor, listenReactor, listener.mode, listener.listen,
                     listener.backend, listener.connect, listener.app, listener.policy,
                     listener.idleTimeout)
-        except _JobError as e:
+        except JobError as e:
             raise ServiceConfigError(config.path, listener.label, e.key, e.problem) from None
     return _finish(top)
 
