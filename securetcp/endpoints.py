@@ -27,12 +27,10 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import (
     IProtocol,
     IProtocolFactory,
-    IReactorThreads,
     IReactorTime,
     IStreamClientEndpoint,
     IStreamServerEndpoint,
 )
-from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from zope.interface import implementer
 
@@ -45,8 +43,8 @@ from securetcp.gate import ClientGateFactory, GateFactory, Limits
 from securetcp.materials import Materials, loadMaterials
 from securetcp.policy import Role, TLSPolicy
 from securetcp.revocation.crl import CRLSet
-from securetcp.revocation.crlreload import CRLWatcher
-from securetcp.revocation.ocsp import OCSPChecker, Poster, StapleFetcher, httpPoster
+from securetcp.revocation.crlreload import CRLWatcher, reactorThreads
+from securetcp.revocation.ocsp import OCSPChecker, Poster, StapleFetcher, checkerFor, httpPoster
 
 __all__ = ["Limits", "SecureClientEndpoint", "SecureServerEndpoint", "clientEndpoint",
            "describeEndpoint", "serverEndpoint"]
@@ -147,14 +145,14 @@ class SecureServerEndpoint:
         self._runInThread = runInThread
         policy = policy.requireFor(Role.SERVER, mutual)
         materials = loadMaterials(policy, Role.SERVER)
-        self.ocsp = _ocspChecker(policy, self._clock, ocspPost or httpPoster(reactor))
+        self.ocsp = checkerFor(policy.revocation, self._clock, ocspPost or httpPoster(reactor))
         self.stapler = stapler or _stapler(materials, self.ocsp, self._clock)
         self.creator = ServerConnectionCreator(
             policy, materials, staple=self.stapler.current if self.stapler else None)
         self.crlWatcher: Optional[CRLWatcher] = None
         if policy.revocation.crlEnabled:
             self.crlWatcher = CRLWatcher(self.creator, self._clock, self._emitRecord,
-                                         runInThread=runInThread or _threads(reactor),
+                                         runInThread=runInThread or reactorThreads(reactor),
                                          onReloaded=self._revokeLive)
         self._gates: List[GateFactory] = []
 
@@ -322,7 +320,8 @@ class SecureClientEndpoint:
             self.policy, loadMaterials(self.policy, Role.CLIENT), self.hostname)
         self._clock: IReactorTime = clock or reactor
         self._emitter: IAuditSink = emitter or AuditEmitter()
-        self.ocsp = _ocspChecker(self.policy, self._clock, ocspPost or httpPoster(reactor))
+        self.ocsp = checkerFor(self.policy.revocation, self._clock,
+                               ocspPost or httpPoster(reactor))
 
     def wrapFactory(
         self, protocolFactory: IProtocolFactory
@@ -374,28 +373,6 @@ def _checkBelowTLS(policy: TLSPolicy, proxyProtocol: Optional[str], permissive: 
             "permissive", True,
             "permissive mode accepts unencrypted connections, which the nist-800-52r2 "
             "profile refuses", "add insecurelyAllowPlaintext=true to migrate on purpose")
-
-
-def _threads(reactor: Any) -> Optional[Callable[..., Deferred[Any]]]:
-    """
-    Run a function in C{reactor}'s thread pool (C{None}, Twisted's
-    C{deferToThread}, for a reactor without threads).
-    """
-    if not IReactorThreads.providedBy(reactor):
-        return None
-
-    def run(f: Callable[[], Any]) -> Deferred[Any]:
-        return deferToThreadPool(reactor, reactor.getThreadPool(), f)
-
-    return run
-
-
-def _ocspChecker(policy: TLSPolicy, clock: IReactorTime, post: Poster) -> Optional[OCSPChecker]:
-    revocation = policy.revocation
-    if not (revocation.ocspEnabled or revocation.staple):
-        return None
-    return OCSPChecker(clock, post, revocation.ocspResponder, revocation.ocspTimeout,
-                       revocation.ocspNonce)
 
 
 def _stapler(materials: Materials, checker: Optional[OCSPChecker],

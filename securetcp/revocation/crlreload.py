@@ -18,8 +18,9 @@ from __future__ import annotations
 from typing import Any, Callable, Dict, Optional, Tuple
 
 from twisted.internet.defer import Deferred, maybeDeferred, succeed
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IReactorThreads, IReactorTime
 from twisted.internet.task import LoopingCall
+from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -29,6 +30,21 @@ from securetcp.policy import TLSPolicy
 from securetcp.revocation.crl import CRLSet, loadCRLs, sourceSignatures
 
 _log = Logger(namespace="securetcp.revocation")
+
+
+def reactorThreads(reactor: Any) -> Optional[Callable[..., Deferred[Any]]]:
+    """
+    How a L{CRLWatcher} runs its parsing on C{reactor}: in the reactor's
+    thread pool (C{None}, Twisted's C{deferToThread}, for a reactor without
+    threads).
+    """
+    if not IReactorThreads.providedBy(reactor):
+        return None
+
+    def run(f: Callable[[], Any]) -> Deferred[Any]:
+        return deferToThreadPool(reactor, reactor.getThreadPool(), f)
+
+    return run
 
 
 @implementer(ICRLWatcher)

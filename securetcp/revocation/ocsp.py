@@ -23,10 +23,12 @@ from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 import attrs
 from cryptography import x509
 from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from zope.interface import implementer
 
 from securetcp._interfaces import IOCSPChecker, IStapler
+from securetcp.policy import Revocation
 from securetcp.revocation.ocspresponse import (
     OCSPStatus,
     buildRequest,
@@ -36,7 +38,7 @@ from securetcp.revocation.ocspresponse import (
 )
 
 __all__ = ["DEFAULT_TTL", "Decision", "OCSPChecker", "OCSPStatus", "Poster", "StapleFetcher",
-           "buildRequest", "decide", "findIssuer", "httpPoster", "judge", "responderURL",
+           "buildRequest", "checkerFor", "decide", "findIssuer", "httpPoster", "judge", "responderURL",
            "validateResponse"]
 
 _log = Logger(namespace="securetcp.ocsp")
@@ -158,6 +160,18 @@ class OCSPChecker:
         return d.addCallbacks(answered, failed)  # type: ignore[return-value]
 
 
+def checkerFor(revocation: Revocation, clock: IReactorTime,
+               post: Poster) -> Optional[OCSPChecker]:
+    """
+    The OCSP checker of a policy's C{revocation} part (C{None} when it
+    neither checks OCSP nor staples).
+    """
+    if not (revocation.ocspEnabled or revocation.staple):
+        return None
+    return OCSPChecker(clock, post, revocation.ocspResponder, revocation.ocspTimeout,
+                       revocation.ocspNonce)
+
+
 @implementer(IStapler)
 class StapleFetcher:
     """
@@ -254,7 +268,7 @@ class StapleFetcher:
 Decision = Tuple[Optional[Tuple[str, str]], Dict[str, Any]]
 
 
-def judge(status: OCSPStatus, source: str, revocation: Any) -> Decision:
+def judge(status: OCSPStatus, source: str, revocation: Revocation) -> Decision:
     """
     What an OCSP answer means under a policy's C{revocation} part, as a pure
     function: C{(rejection or None, facts for the audit record)}.
@@ -282,7 +296,7 @@ def judge(status: OCSPStatus, source: str, revocation: Any) -> Decision:
     return None, facts
 
 
-def decide(checker: IOCSPChecker, revocation: Any, chain: Sequence[x509.Certificate],
+def decide(checker: IOCSPChecker, revocation: Revocation, chain: Sequence[x509.Certificate],
            stapled: Optional[bytes],
            caCerts: Sequence[x509.Certificate]) -> Deferred[Decision]:
     """
