@@ -44,21 +44,24 @@ def _perConnection(paths: Dict[str, str], mutual: bool, release: bool, count: in
     from OpenSSL import SSL
     from OpenSSL._util import lib
 
-    from securetcp._tls.context import _groupsSetter, buildContext
+    from securetcp._tls._binding import setGroups
+    from securetcp._tls.context import buildContext
     from securetcp.config import buildPolicy
+    from securetcp.materials import loadMaterials
     from securetcp.policy import Role
 
     options: Dict[str, Any] = {"certKey": paths["serverCert"], "privateKey": paths["serverKey"]}
     if mutual:
         options.update(clientAuth="required", caCerts=paths["ca"])
-    server = buildContext(buildPolicy(**options), Role.SERVER)
+    policy = buildPolicy(**options)
+    server = buildContext(policy, Role.SERVER, loadMaterials(policy, Role.SERVER))
     if not release:
         lib.SSL_CTX_clear_mode(server._context, SSL.MODE_RELEASE_BUFFERS)
     client = SSL.Context(SSL.TLS_METHOD)
     # offer one group: P-256, as the harness's load generator does, or the
     # P-256 + ML-KEM-768 hybrid that OpenSSL 3.5+ clients negotiate with a
     # nist-800-52r2 server
-    _groupsSetter()(client, group.encode("ascii"))
+    setGroups(client, group.encode("ascii"))
     if mutual:
         client.use_certificate_file(paths["clientCert"])
         client.use_privatekey_file(paths["clientKey"])

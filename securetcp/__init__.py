@@ -27,6 +27,7 @@ from securetcp.audit import (
 )
 from securetcp.config import POLICY_OPTIONS, buildPolicy, loadPolicyFile
 from securetcp.endpoints import (
+    Limits,
     SecureClientEndpoint,
     SecureServerEndpoint,
     clientEndpoint,
@@ -85,6 +86,7 @@ __all__ = [
     "IdentityPattern",
     "KeyStrength",
     "LegacyProfileWarning",
+    "Limits",
     "POLICY_OPTIONS",
     "PROFILES",
     "PeerIdentity",

@@ -1,19 +1,21 @@
-# -*- test-case-name: tests.test_gate,tests.test_auditlog -*-
+# -*- test-case-name: tests.test_gate,tests.test_auditlog,tests.test_fences -*-
 """
 The small interfaces that collaborators are typed by when they are passed to
 a constructor, so that no module needs to import the one that implements them:
 
-    gate = GateFactory(application, policy, Role.SERVER, clock, sink, ...)
+    gate = GateFactory(application, Role.SERVER, clock, sink, creator,
+                       ocsp=checker, crlWatcher=watcher, limits=limits)
 
 where C{sink} provides L{IAuditSink} (an L{securetcp.audit.AuditEmitter}, or a
-test's recorder).
+test's recorder), C{creator} L{IMaterialsInForce}, C{checker} L{IOCSPChecker}
+and C{watcher} L{ICRLWatcher}.
 """
 
 from __future__ import annotations
 
 from typing import Any, Dict
 
-from zope.interface import Interface
+from zope.interface import Attribute, Interface
 
 
 class IAuditSink(Interface):
@@ -32,4 +34,112 @@ class IAuditSink(Interface):
         """
         Whether new connections may proceed: every audit destination that
         refuses connections while it fails can be written now.
+        """
+
+
+class IMaterialsInForce(Interface):
+    """
+    What new connections use now: a policy and the
+    L{securetcp.materials.Materials} loaded for it.  Both change on an
+    explicit reload; the materials' CRLs change on a CRL reload.  A
+    connection creator provides it; the gate reads the CRLs and trust
+    anchors in force through it.
+    """
+
+    policy = Attribute("The L{securetcp.policy.TLSPolicy} in force.")
+    materials = Attribute("The L{securetcp.materials.Materials} in force.")
+
+
+class ICRLTarget(IMaterialsInForce):
+    """
+    What a CRL reload puts new CRLs into (a connection creator): built off
+    the reactor thread, installed on it.
+    """
+
+    def prepareCRLs(crls: Any) -> Any:
+        """
+        Build, without installing, what new connections need to use C{crls}
+        (a L{securetcp.revocation.crl.CRLSet}) with the materials in force.
+        Reads no file and shares nothing yet: safe off the reactor thread.
+        """
+
+    def install(prepared: Any) -> None:
+        """
+        Use what L{prepareCRLs} built for new connections (one reference
+        swap, on the reactor thread).
+        """
+
+
+class IOCSPChecker(Interface):
+    """
+    Asks OCSP responders about certificates, with a cache (a
+    L{securetcp.revocation.ocsp.OCSPChecker}).
+    """
+
+    def check(leaf: Any, issuer: Any) -> Any:
+        """
+        A Deferred firing with the L{securetcp.revocation.ocsp.OCSPStatus}
+        of C{leaf} issued by C{issuer}; never fails.
+        """
+
+    def remember(leaf: Any, issuer: Any, status: Any) -> None:
+        """
+        Cache C{status} (from a stapled response) for C{leaf}.
+        """
+
+    def now() -> Any:
+        """
+        The current time (a timezone-aware C{datetime}), from the checker's
+        clock.
+        """
+
+
+class IStapler(Interface):
+    """
+    Keeps a server's own OCSP response fresh for stapling (a
+    L{securetcp.revocation.ocsp.StapleFetcher}).
+    """
+
+    def start() -> Any:
+        """
+        Fetch now and keep refreshing (when the server starts listening).
+        """
+
+    def stop() -> None:
+        """
+        Stop refreshing (when the server stops listening).
+        """
+
+    def current() -> bytes:
+        """
+        The DER response to staple now, or C{b""}.
+        """
+
+    def useCertificate(leaf: Any, issuer: Any) -> None:
+        """
+        Staple for a new certificate C{leaf} issued by C{issuer} (after an
+        explicit reload read a new one).
+        """
+
+
+class ICRLWatcher(Interface):
+    """
+    Reloads the CRLs in force when their files change (a
+    L{securetcp.revocation.crl.CRLWatcher}).
+    """
+
+    def start() -> None:
+        """
+        Start the periodic check, for one more listening port.
+        """
+
+    def stop() -> None:
+        """
+        Stop it when the last listening port that started it stops.
+        """
+
+    def reload() -> Any:
+        """
+        Read the CRL files now; a Deferred firing with whether new CRLs are
+        in force.
         """

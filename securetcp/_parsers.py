@@ -41,7 +41,7 @@ from securetcp._fields import Role
 from securetcp._spelling import inUserSpelling
 from securetcp.audit.records import AuditEmitter
 from securetcp.config import loadPolicyFile, policyFromOptions
-from securetcp.endpoints import SecureClientEndpoint, SecureServerEndpoint
+from securetcp.endpoints import Limits, SecureClientEndpoint, SecureServerEndpoint
 from securetcp.errors import EndpointArgumentError, PolicyError
 from securetcp.options import (
     OPTIONS,
@@ -292,21 +292,15 @@ class SecureServerParser:
             arguments = _checkArguments(self.prefix, kwargs, Role.SERVER)
             inner = _serverInner(reactor, self.prefix, args, kwargs)
             policy = _policyFor(self.prefix, kwargs, serverDefaults=True)
-            endpoint = SecureServerEndpoint(
+            return SecureServerEndpoint(
                 reactor, inner, policy, self.mutual, proxyProtocol=kwargs.get("proxyProtocol"),
                 permissive=_bool("permissive", kwargs.get("permissive", False)),
                 insecurelyAllowPlaintext=_bool(
-                    "insecurelyAllowPlaintext", kwargs.get("insecurelyAllowPlaintext", False)))
-            if "maxConnections" in kwargs:
-                endpoint.maxConnections = _int(arguments["maxConnections"],
-                                               kwargs["maxConnections"])
-            if "maxHandshakes" in kwargs:
-                endpoint.maxHandshakes = _int(arguments["maxHandshakes"],
-                                              kwargs["maxHandshakes"])
-            emitter = _emitterFor(kwargs)
-            if emitter is not None:
-                endpoint._emitter = emitter
-            return endpoint
+                    "insecurelyAllowPlaintext", kwargs.get("insecurelyAllowPlaintext", False)),
+                limits=Limits(*(_int(arguments[name], kwargs[name]) if name in kwargs
+                                else None for name in ("maxConnections", "maxHandshakes"))),
+                emitter=_emitterFor(kwargs),
+                rereadPolicy=lambda: _policyFor(self.prefix, kwargs, serverDefaults=True))
         except PolicyError as e:
             raise _asArgumentError(self.prefix, e) from e
 
@@ -327,10 +321,7 @@ class SecureClientParser:
             inner, host = _clientInner(reactor, self.prefix, args, kwargs)
             policy = _policyFor(self.prefix, kwargs, serverDefaults=False)
             hostname = policy.peer.hostname or host
-            endpoint = SecureClientEndpoint(reactor, inner, policy, hostname, self.mutual)
-            emitter = _emitterFor(kwargs)
-            if emitter is not None:
-                endpoint._emitter = emitter
-            return endpoint
+            return SecureClientEndpoint(reactor, inner, policy, hostname, self.mutual,
+                                        emitter=_emitterFor(kwargs))
         except PolicyError as e:
             raise _asArgumentError(self.prefix, e) from e

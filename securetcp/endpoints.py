@@ -1,31 +1,29 @@
-# -*- test-case-name: tests.test_endpoints -*-
+# -*- test-case-name: tests.test_endpoints,tests.test_materials,tests.test_limits -*-
 """
-Server and client endpoints that wrap any stream endpoint with a policy, and
-the C{securessl:} / C{mtls:} endpoint-string parsers.
-
-From Python::
+Server and client endpoints that wrap any stream endpoint with a policy
+(the C{securessl:} / C{mtls:} strings build them: L{securetcp._parsers}).
 
     inner = TCP4ServerEndpoint(reactor, 6661, interface="127.0.0.1")
-    endpoint = serverEndpoint(reactor, inner, policy, mutual=True)
+    endpoint = serverEndpoint(reactor, inner, policy, mutual=True,
+                              limits=Limits(maxConnections=1000))
     endpoint.listen(HL7Factory())
+    ...
+    endpoint.reload()          # certificates, keys, CAs, CRLs read again
 
-From a string (any Twisted application that takes endpoint strings)::
-
-    serverFromString(reactor, "mtls:6661:certKey=server.pem:"
-                              "privateKey=server.key:caCerts=devices-ca.pem")
-    clientFromString(reactor, "securessl:host=lab.example:port=6661:"
-                              "caCerts=ca.pem")
-
-Every error in an endpoint string is raised when it is parsed, as
-L{EndpointArgumentError}; a policy or file problem keeps its own type
-(L{PolicyError} and subclasses, all L{ValueError}s).
+An endpoint reads the policy's files once, when it is built
+(L{securetcp.materials.loadMaterials}); a configuration error is a
+L{PolicyError} (a L{ValueError}) naming the file and the fix.  It builds its
+collaborators from the policy (connection creator, OCSP checker, staple
+fetcher, CRL watcher) and hands them to each gate it makes; what it is given
+(audit sink, clock, limits, thread runner, OCSP poster) comes in through its
+constructor.
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import (
     IProtocol,
     IProtocolFactory,
@@ -34,15 +32,22 @@ from twisted.internet.interfaces import (
     IStreamServerEndpoint,
 )
 from twisted.logger import Logger
-from twisted.protocols.tls import TLSMemoryBIOFactory
 from zope.interface import implementer
 
-from securetcp._tls._halfclose import GatedTLSProtocol
+from securetcp._interfaces import IAuditSink, IStapler
+from securetcp._tls._halfclose import GatedTLSFactory
 from securetcp._tls.context import ClientConnectionCreator, ServerConnectionCreator
 from securetcp.audit.records import AuditEmitter, utcTimestamp
 from securetcp.errors import PolicyError
-from securetcp.gate import ClientGateFactory, GateFactory
+from securetcp.gate import ClientGateFactory, GateFactory, Limits
+from securetcp.materials import Materials, loadMaterials
 from securetcp.policy import Role, TLSPolicy
+from securetcp.revocation.crl import CRLSet
+from securetcp.revocation.crlreload import CRLWatcher, reactorThreads
+from securetcp.revocation.ocsp import OCSPChecker, Poster, StapleFetcher, checkerFor, httpPoster
+
+__all__ = ["Limits", "SecureClientEndpoint", "SecureServerEndpoint", "clientEndpoint",
+           "describeEndpoint", "serverEndpoint"]
 
 _log = Logger(namespace="securetcp")
 
@@ -66,7 +71,7 @@ def describeEndpoint(endpoint: Any) -> str:
     return kind
 
 
-def _policyLoaded(emitter: AuditEmitter, clock: IReactorTime, policy: TLSPolicy,
+def _policyLoaded(emitter: IAuditSink, clock: IReactorTime, policy: TLSPolicy,
                   role: Role, mutual: bool, endpoint: str) -> None:
     emitter.emit({
         "event": "policy.loaded",
@@ -98,46 +103,65 @@ class SecureServerEndpoint:
     A server endpoint that speaks TLS under a L{TLSPolicy} on top of any
     inner stream server endpoint.  Build it with L{serverEndpoint}.
 
-    The context is built (and every file read) when the endpoint is created,
-    so configuration errors surface before anything listens.
+    Every file the policy names is read when the endpoint is created (once:
+    L{securetcp.materials.loadMaterials}), so configuration errors surface
+    before anything listens.  Only L{reload} reads them again; a CRL reload
+    reads the CRL files only.
     """
 
     def __init__(self, reactor: Any, inner: IStreamServerEndpoint, policy: TLSPolicy,
                  mutual: bool = False, clock: Optional[IReactorTime] = None,
-                 emitter: Optional[AuditEmitter] = None, proxyProtocol: Optional[str] = None,
-                 permissive: bool = False, insecurelyAllowPlaintext: bool = False) -> None:
-        if proxyProtocol not in (None, "v1", "v2", "any"):
-            raise PolicyError("proxyProtocol", proxyProtocol, "unknown PROXY protocol version",
-                              "use v1, v2 or any")
-        if permissive and policy.profile == "nist-800-52r2" and not insecurelyAllowPlaintext:
-            raise PolicyError(
-                "permissive", True,
-                "permissive mode accepts unencrypted connections, which the nist-800-52r2 "
-                "profile refuses", "add insecurelyAllowPlaintext=true to migrate on purpose")
+                 emitter: Optional[IAuditSink] = None, proxyProtocol: Optional[str] = None,
+                 permissive: bool = False, insecurelyAllowPlaintext: bool = False, *,
+                 limits: Limits = Limits(),
+                 rereadPolicy: Optional[Callable[[], TLSPolicy]] = None,
+                 runInThread: Optional[Callable[..., Deferred[Any]]] = None,
+                 ocspPost: Optional[Poster] = None,
+                 stapler: Optional[IStapler] = None) -> None:
+        """
+        @param limits: refuse (and audit) connections beyond these.
+        @param rereadPolicy: reads the policy again for L{reload} (the
+            endpoint-string parser passes one that re-reads the policy
+            file and applies the string's arguments); without it, a reload
+            re-reads the files of the policy in force.
+        @param runInThread: how CRL files are parsed on reload: the
+            reactor's thread pool by default (a direct call in tests).
+        @param ocspPost: how OCSP requests are sent: Twisted's HTTP client
+            on C{reactor} by default.
+        @param stapler: what to staple instead of fetching our own OCSP
+            response (tests).
+        """
+        _checkBelowTLS(policy, proxyProtocol, permissive, insecurelyAllowPlaintext)
         self.proxyProtocol = proxyProtocol
         self.permissive = permissive
-        #: refuse (and audit) connections beyond these; None: no limit
-        self.maxConnections: Optional[int] = None
-        self.maxHandshakes: Optional[int] = None
+        self.limits = limits
         self._reactor = reactor
         self._inner = inner
         self.mutual = mutual
-        self.policy = policy.requireFor(Role.SERVER, mutual)
-        self.creator = ServerConnectionCreator(self.policy)
         self._clock: IReactorTime = clock or reactor
-        self._emitter = emitter or AuditEmitter()
-        self._watchers: list[Any] = []
-        self._gates: list[GateFactory] = []
-        #: how CRL files are parsed on reload: the reactor's thread pool by
-        #: default; tests may set a direct call
-        self._runInThread: Any = None
-        #: how OCSP requests are sent: Twisted's HTTP client by default
-        self.ocspPost: Any = None
-        self.ocsp = _ocspChecker(self)
-        self.stapler = None
-        if self.policy.revocation.staple:
-            self.stapler = _stapler(self)
-            self.creator.useStapler(self.stapler.current)
+        self._emitter: IAuditSink = emitter or AuditEmitter()
+        self._rereadPolicy = rereadPolicy
+        #: the thread runner given (C{None}: the reactor's thread pool)
+        self._runInThread = runInThread
+        policy = policy.requireFor(Role.SERVER, mutual)
+        materials = loadMaterials(policy, Role.SERVER)
+        self.ocsp = checkerFor(policy.revocation, self._clock, ocspPost or httpPoster(reactor))
+        self.stapler = stapler or _stapler(materials, self.ocsp, self._clock)
+        self.creator = ServerConnectionCreator(
+            policy, materials, staple=self.stapler.current if self.stapler else None)
+        self.crlWatcher: Optional[CRLWatcher] = None
+        if policy.revocation.crlEnabled:
+            self.crlWatcher = CRLWatcher(self.creator, self._clock, self._emitRecord,
+                                         runInThread=runInThread or reactorThreads(reactor),
+                                         onReloaded=self._revokeLive)
+        self._gates: List[GateFactory] = []
+
+    @property
+    def policy(self) -> TLSPolicy:
+        """
+        The policy in force (L{reload} changes it).
+        """
+        return self.creator.policy
 
     def _emitRecord(self, record: Dict[str, Any]) -> None:
         record.setdefault("time", utcTimestamp(self._clock.seconds()))
@@ -146,83 +170,74 @@ class SecureServerEndpoint:
         record.setdefault("profile", self.policy.profile)
         self._emitter.emit(record)
 
-    def reload(self, policy: TLSPolicy) -> None:
+    def reload(self, policy: Optional[TLSPolicy] = None) -> None:
         """
-        Use C{policy} (with freshly read certificates, keys, CAs and CRLs)
-        for new connections; connections already open keep the context they
-        started with.  Audited as C{policy.reloaded}.
+        Read the policy's files again (certificates, keys, CAs, CRLs, DH
+        parameters) and use them with C{policy} for new connections;
+        connections already open keep the context they started with.
+        Audited as C{policy.reloaded}, naming what changed and the SHA-256
+        fingerprints of the certificate before and after.
 
+        @param policy: the new policy; by default the policy is read again
+            (C{rereadPolicy}), or the one in force is kept.
         @raise PolicyError: and keep the running configuration (audited as
             C{policy.reload_refused}), if the new policy cannot be used.
         """
-        before = self.creator.crls
+        before, oldPolicy = self.creator.materials, self.creator.policy
         try:
+            if policy is None:
+                policy = self._rereadPolicy() if self._rereadPolicy else oldPolicy
             policy = policy.requireFor(Role.SERVER, self.mutual)
-            self.creator.swap(policy)
+            materials = loadMaterials(policy, Role.SERVER, previous=before)
+            self.creator.swap(policy, materials)
         except PolicyError as e:
-            self._emitter.emit({"event": "policy.reload_refused",
-                                "time": utcTimestamp(self._clock.seconds()),
-                                "role": Role.SERVER.value, "policy": self.policy.name,
-                                "profile": self.policy.profile, "detail": str(e)})
+            self._emitRecord({"event": "policy.reload_refused", "detail": str(e)})
             raise
-        self.policy = policy
-        for gate in self._gates:
-            gate.policy = policy
-        after = self.creator.crls
-        if after is not None and (before is None or after.sources != before.sources):
+        if self.stapler is not None and materials.stapleIssuer is not None:
+            assert materials.leaf is not None
+            self.stapler.useCertificate(materials.leaf, materials.stapleIssuer)
+        after = materials.crls
+        if after is not None and (before.crls is None or after.sources != before.crls.sources):
             # the reload read newer CRLs before the CRL watcher did: say so,
             # and enforce them on live connections as the watcher would
             self._emitRecord({"event": "revocation.crl_loaded",
                               "files": [p for p, _ in after.sources],
                               "crls": len(after.crls), "revoked": len(after.revoked)})
-            if policy.revocation.enforceOnLive:
-                for gate in self._gates:
-                    gate.revokeLive(after)
-        self._emitter.emit({"event": "policy.reloaded",
-                            "time": utcTimestamp(self._clock.seconds()),
-                            "role": Role.SERVER.value, "policy": policy.name,
-                            "profile": policy.profile,
-                            "compliance": {"profile": "nist-800-52r2",
-                                           "compliant": policy.compliant, "reasons": []}})
+            self._revokeLive(after)
+        changed = (["policy"] if policy != oldPolicy else []) + materials.changesFrom(before)
+        self._emitRecord({"event": "policy.reloaded",
+                          "compliance": {"profile": "nist-800-52r2",
+                                         "compliant": policy.compliant, "reasons": []},
+                          "changed": changed, "certificateBefore": before.fingerprint,
+                          "certificateAfter": materials.fingerprint})
+
+    def _revokeLive(self, crls: CRLSet) -> None:
+        if self.policy.revocation.enforceOnLive:
+            for gate in self._gates:
+                gate.revokeLive(crls)
 
     def reloadCRLs(self) -> Deferred[bool]:
         """
         Re-read the CRL files now (as the periodic check does when they
-        change) and swap them in if they verify.
+        change) and swap them in if they verify; nothing else is read.
 
         @return: fires with C{True} if new CRLs are in force, C{False} if
             they were refused (the previous ones stay; an audit event says
-            why).
+            why) or the policy checks no CRLs.
         """
-        from twisted.internet.defer import gatherResults
+        if self.crlWatcher is None:
+            return succeed(False)
+        return self.crlWatcher.reload()
 
-        from securetcp.revocation.crl import CRLWatcher
-
-        watchers = self._watchers or [CRLWatcher(self.creator, self._clock, self._emitRecord,
-                                                 runInThread=self._runInThread)]
-        return gatherResults([w.reload() for w in watchers]).addCallback(all)
-
-    def wrapFactory(self, factory: IProtocolFactory) -> TLSMemoryBIOFactory:
+    def wrapFactory(self, factory: IProtocolFactory) -> GatedTLSFactory:
         """
         The factory that puts TLS and the gate in front of C{factory}.
         """
-        gate = GateFactory(factory, self.policy, Role.SERVER, self._clock, self._emitter)
-        gate.creator = self.creator
-        gate.ocsp = self.ocsp
-        gate.stapler = self.stapler
-        gate.maxConnections = self.maxConnections
-        gate.maxHandshakes = self.maxHandshakes
+        gate = GateFactory(factory, Role.SERVER, self._clock, self._emitter, self.creator,
+                           ocsp=self.ocsp, stapler=self.stapler, crlWatcher=self.crlWatcher,
+                           limits=self.limits)
         self._gates.append(gate)
-        if self.policy.revocation.crlEnabled:
-            from securetcp.revocation.crl import CRLWatcher
-
-            gate.watcher = CRLWatcher(
-                self.creator, self._clock, self._emitRecord, runInThread=self._runInThread,
-                onReloaded=gate.revokeLive if self.policy.revocation.enforceOnLive else None)
-            self._watchers.append(gate.watcher)
-        tls = TLSMemoryBIOFactory(self.creator, False, gate, clock=self._clock)
-        tls.protocol = GatedTLSProtocol
-        return tls
+        return GatedTLSFactory(self.creator, False, gate, self._clock)
 
     def listen(self, protocolFactory: IProtocolFactory) -> Deferred[Any]:
         _policyLoaded(self._emitter, self._clock, self.policy, Role.SERVER,
@@ -290,33 +305,35 @@ class SecureClientEndpoint:
     def __init__(self, reactor: Any, inner: IStreamClientEndpoint, policy: TLSPolicy,
                  hostname: Optional[str] = None, mutual: bool = False,
                  clock: Optional[IReactorTime] = None,
-                 emitter: Optional[AuditEmitter] = None) -> None:
+                 emitter: Optional[IAuditSink] = None, *,
+                 ocspPost: Optional[Poster] = None) -> None:
+        """
+        @param ocspPost: how OCSP requests are sent: Twisted's HTTP client
+            on C{reactor} by default.
+        """
         self._reactor = reactor
         self._inner = inner
         self.mutual = mutual
         self.policy = policy.requireFor(Role.CLIENT, mutual)
         self.hostname = hostname or self.policy.peer.hostname
-        self.creator = ClientConnectionCreator(self.policy, self.hostname)
+        self.creator = ClientConnectionCreator(
+            self.policy, loadMaterials(self.policy, Role.CLIENT), self.hostname)
         self._clock: IReactorTime = clock or reactor
-        self._emitter = emitter or AuditEmitter()
-        self.ocspPost: Any = None
-        self.ocsp = _ocspChecker(self)
+        self._emitter: IAuditSink = emitter or AuditEmitter()
+        self.ocsp = checkerFor(self.policy.revocation, self._clock,
+                               ocspPost or httpPoster(reactor))
 
     def wrapFactory(
         self, protocolFactory: IProtocolFactory
-    ) -> Tuple[TLSMemoryBIOFactory, ClientGateFactory]:
+    ) -> Tuple[GatedTLSFactory, ClientGateFactory]:
         """
         The factory that puts TLS and the gate in front of C{protocolFactory},
         and the gate factory (whose C{whenReady} fires with the application
         protocol once the server is verified).
         """
-        gate = ClientGateFactory(protocolFactory, self.policy, Role.CLIENT, self._clock,
-                                 self._emitter, hostname=self.hostname)
-        gate.creator = self.creator
-        gate.ocsp = self.ocsp
-        tls = TLSMemoryBIOFactory(self.creator, True, gate, clock=self._clock)
-        tls.protocol = GatedTLSProtocol
-        return tls, gate
+        gate = ClientGateFactory(protocolFactory, Role.CLIENT, self._clock, self._emitter,
+                                 self.creator, hostname=self.hostname, ocsp=self.ocsp)
+        return GatedTLSFactory(self.creator, True, gate, self._clock), gate
 
     def connect(self, protocolFactory: IProtocolFactory) -> Deferred[IProtocol]:
         tls, gate = self.wrapFactory(protocolFactory)
@@ -346,55 +363,32 @@ class SecureClientEndpoint:
         return result
 
 
-class _LazyPost:
-    """
-    Sends OCSP requests with the endpoint's C{ocspPost} if a test set one,
-    else with Twisted's HTTP client on the endpoint's reactor.
-    """
-
-    def __init__(self, endpoint: Any) -> None:
-        self.endpoint = endpoint
-
-    def __call__(self, url: str, body: bytes, timeout: float) -> Any:
-        post = self.endpoint.ocspPost
-        if post is None:
-            from securetcp.revocation.ocsp import httpPoster
-
-            post = httpPoster(self.endpoint._reactor)
-        return post(url, body, timeout)
+def _checkBelowTLS(policy: TLSPolicy, proxyProtocol: Optional[str], permissive: bool,
+                   insecurelyAllowPlaintext: bool) -> None:
+    if proxyProtocol not in (None, "v1", "v2", "any"):
+        raise PolicyError("proxyProtocol", proxyProtocol, "unknown PROXY protocol version",
+                          "use v1, v2 or any")
+    if permissive and policy.profile == "nist-800-52r2" and not insecurelyAllowPlaintext:
+        raise PolicyError(
+            "permissive", True,
+            "permissive mode accepts unencrypted connections, which the nist-800-52r2 "
+            "profile refuses", "add insecurelyAllowPlaintext=true to migrate on purpose")
 
 
-def _ocspChecker(endpoint: Any) -> Any:
-    revocation = endpoint.policy.revocation
-    if not (revocation.ocspEnabled or revocation.staple):
+def _stapler(materials: Materials, checker: Optional[OCSPChecker],
+             clock: IReactorTime) -> Optional[StapleFetcher]:
+    if materials.stapleIssuer is None or materials.leaf is None:
         return None
-    from securetcp.revocation.ocsp import OCSPChecker
-
-    return OCSPChecker(endpoint._clock, _LazyPost(endpoint), revocation.ocspResponder,
-                       revocation.ocspTimeout, revocation.ocspNonce)
-
-
-def _stapler(endpoint: Any) -> Any:
-    from securetcp.materials import loadCredentials
-    from securetcp.revocation.ocsp import StapleFetcher, findIssuer
-
-    policy = endpoint.policy
-    own = loadCredentials(policy.credentials, policy.keys)
-    leaf = own.chain[0]
-    issuer = own.chain[1] if len(own.chain) > 1 else findIssuer(
-        leaf, endpoint.creator.caCerts)
-    if issuer is None:
-        raise PolicyError("staple", True,
-                          "stapling needs the certificate of the CA that issued ours",
-                          "add it to extraCertChain (or after our certificate in certKey)")
-    return StapleFetcher(leaf, issuer, endpoint.ocsp, endpoint._clock)
+    assert checker is not None
+    return StapleFetcher(materials.leaf, materials.stapleIssuer, checker, clock)
 
 
 def serverEndpoint(reactor: Any, inner: IStreamServerEndpoint, policy: TLSPolicy, *,
                    mutual: bool = False, clock: Optional[IReactorTime] = None,
-                   emitter: Optional[AuditEmitter] = None,
+                   emitter: Optional[IAuditSink] = None,
                    proxyProtocol: Optional[str] = None, permissive: bool = False,
-                   insecurelyAllowPlaintext: bool = False) -> SecureServerEndpoint:
+                   insecurelyAllowPlaintext: bool = False,
+                   limits: Limits = Limits()) -> SecureServerEndpoint:
     """
     Wrap C{inner} with TLS under C{policy}; with C{mutual}, require and
     verify client certificates.
@@ -404,17 +398,18 @@ def serverEndpoint(reactor: Any, inner: IStreamServerEndpoint, policy: TLSPolicy
     @param permissive: also accept plaintext on the same port (migration
         mode; audited as non-compliant).  Under C{nist-800-52r2} it needs
         C{insecurelyAllowPlaintext=True} as well.
+    @param limits: refuse (and audit) connections beyond these.
     @raise PolicyError: if the policy cannot serve (missing credentials or
         CA, unreadable files, ...).
     """
     return SecureServerEndpoint(reactor, inner, policy, mutual, clock, emitter, proxyProtocol,
-                                permissive, insecurelyAllowPlaintext)
+                                permissive, insecurelyAllowPlaintext, limits=limits)
 
 
 def clientEndpoint(reactor: Any, inner: IStreamClientEndpoint, policy: TLSPolicy, *,
                    hostname: Optional[str] = None, mutual: bool = False,
                    clock: Optional[IReactorTime] = None,
-                   emitter: Optional[AuditEmitter] = None) -> SecureClientEndpoint:
+                   emitter: Optional[IAuditSink] = None) -> SecureClientEndpoint:
     """
     Connect over C{inner} and verify the server under C{policy} (its
     certificate must be valid for C{hostname}); with C{mutual}, present our

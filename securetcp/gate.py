@@ -1,6 +1,8 @@
-# -*- test-case-name: tests.test_gate,tests.test_halfclose -*-
+# -*- test-case-name: tests.test_gate,tests.test_halfclose,tests.test_limits -*-
 """
-The gate: a protocol wrapper between TLS and the application.
+The gate: a protocol wrapper between TLS and the application (one
+L{GateProtocol} per connection, L{securetcp._gateprotocol}), and the
+factories that build it with their collaborators.
 
 The application protocol is the caller's, unchanged.  It is built, and gets
 C{makeConnection}, only after the handshake completed, the peer's chain
@@ -8,9 +10,15 @@ verified and its identity authorised; a peer that fails any check never
 reaches it.  The gate also enforces the handshake timeout, turns on
 TCP_NODELAY and emits the audit events::
 
-    gate = GateFactory(appFactory, policy, Role.SERVER, clock, AuditEmitter())
-    tls = TLSMemoryBIOFactory(serverCreator, False, gate, clock=clock)
-    tls.protocol = GatedTLSProtocol
+    gate = GateFactory(appFactory, Role.SERVER, clock, sink, creator,
+                       limits=Limits(maxConnections=1000))
+    tls = GatedTLSFactory(creator, False, gate, clock)
+
+Everything the gate works with is given to its factory when it is built
+(typed by the interfaces of L{securetcp._interfaces}): the audit sink, the
+clock, the connection creator (the policy and materials in force: the CRLs
+and trust anchors), the OCSP checker, the staple fetcher, the CRL watcher
+and the limits.
 
 The TLS layer half-closes both ways, as TCP does: an application that
 provides L{IHalfCloseableProtocol} gets C{readConnectionLost()} when the
@@ -21,353 +29,28 @@ the TCP write side while the peer's data still arrives.
 
 from __future__ import annotations
 
-import os
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 from twisted.internet.defer import Deferred
-from twisted.internet.error import ConnectionDone, ConnectionLost
-from twisted.internet.interfaces import (
-    IAddress,
-    IHalfCloseableProtocol,
-    IHandshakeListener,
-    IProtocol,
-    IProtocolFactory,
-    IReactorTime,
-)
-from twisted.internet.protocol import Factory, Protocol
-from twisted.python.failure import Failure
-from zope.interface import alsoProvides, implementer
+from twisted.internet.interfaces import IAddress, IProtocol, IProtocolFactory, IReactorTime
+from twisted.internet.protocol import Factory
 
-from securetcp._below.proxyprotocol import proxiedBy
-from securetcp._tls.context import (
-    classifyFailure,
-    connectionFacts,
-    negotiated,
-    tlsErrorDetail,
+from securetcp._gateprotocol import Decision, GateProtocol, Limits
+from securetcp._interfaces import (
+    IAuditSink,
+    ICRLWatcher,
+    IMaterialsInForce,
+    IOCSPChecker,
+    IStapler,
 )
-from securetcp.audit.records import AuditEmitter, addressText, auditHealth, utcTimestamp
+from securetcp.audit.records import utcTimestamp
 from securetcp.compliance import verdict
 from securetcp.errors import HandshakeRejected
-from securetcp.identity import PeerIdentity, authorise, identityFromCertificate, spkiDigest
 from securetcp.policy import Role, TLSPolicy
+from securetcp.revocation.crl import CRLSet
+from securetcp.revocation.ocsp import decide
 
-
-@implementer(IHandshakeListener)
-class GateProtocol(Protocol):
-    """
-    Sits on top of a L{GatedTLSProtocol}; hands the connection to the
-    application protocol once every check has passed.
-
-    It passes half-closes through to an application that provides
-    L{IHalfCloseableProtocol}: the gate provides that interface itself from
-    the moment such an application is admitted.  Before admission (while
-    an OCSP answer is awaited) the peer's close_notify closes the connection
-    as it always did: the peer is audited as C{peer_closed} and nothing
-    reaches the application.
-    """
-
-    transport: Any
-    application: Optional[IProtocol] = None
-    _done = False
-    _handshaking = False
-    local: Optional[str] = None
-    peer: Optional[str] = None
-    proxy: Optional[str] = None
-
-    def __init__(self, factory: GateFactory, addr: Optional[IAddress]) -> None:
-        self.gate = factory
-        self.addr = addr
-        self.connectionId = os.urandom(8).hex()
-        self.bytesIn = 0
-        self.identity: Optional[PeerIdentity] = None
-        self.session: Dict[str, Any] = {}
-        self._timeout: Any = None
-        self._rejected: Optional[Tuple[str, str]] = None
-        self._buffer: List[bytes] = []
-        self.peerChain: Tuple[Any, ...] = ()
-        self._revocationExtra: Dict[str, Any] = {}
-
-    # -- lifecycle -----------------------------------------------------
-
-    def makeConnection(self, transport: Any) -> None:
-        self.started = self.gate.clock.seconds()
-        self.local = addressText(transport.getHost())
-        self.peer = addressText(transport.getPeer())
-        self.proxy = proxiedBy(transport)
-        if self.proxy is not None:
-            # built before the PROXY header was read: the application factory
-            # gets the original client, as getPeer() reports it
-            self.addr = transport.getPeer()
-        self._timeout = self.gate.clock.callLater(
-            self.gate.policy.handshakeTimeout, self._handshakeTimedOut
-        )
-        gate = self.gate
-        gate.openConnections += 1
-        gate.handshaking += 1
-        self._handshaking = True
-        super().makeConnection(transport)
-        if gate.maxConnections is not None and gate.openConnections > gate.maxConnections:
-            self._reject("connection_limit",
-                         f"maxConnections={gate.maxConnections} connections are already open")
-            self.transport.abortConnection()
-        elif gate.maxHandshakes is not None and gate.handshaking > gate.maxHandshakes:
-            self._reject("handshake_limit",
-                         f"maxHandshakes={gate.maxHandshakes} handshakes are already in progress")
-            self.transport.abortConnection()
-
-    def _handshakeOver(self) -> None:
-        if self._handshaking:
-            self._handshaking = False
-            self.gate.handshaking -= 1
-
-    def handshakeCompleted(self) -> None:
-        self._handshakeOver()
-        connection = self.transport.getHandle()
-        session = negotiated(connection)
-        self.session = {
-            "version": session.version,
-            "cipher": session.cipher,
-            "group": session.group,
-            "alpn": session.alpn,
-            "sni": session.serverName,
-            "resumed": session.resumed,
-        }
-        self.peerChain = session.peerChain
-        facts = connectionFacts(connection)
-        if facts is not None and facts.revocationWarning:
-            self.session["revocationWarning"] = facts.revocationWarning
-        decision = self._check(session)
-        if decision is not None:
-            self._reject(*decision)
-            self.transport.abortConnection()
-            return
-        if self.gate.ocsp is not None and session.peerChain:
-            # the application waits for the OCSP answer (or the decision not
-            # to wait); data that arrives meanwhile is buffered
-            stapled = facts.stapled if facts is not None else None
-            self.gate.ocspDecision(session.peerChain, stapled).addCallback(self._afterOCSP)
-            return
-        self._admit()
-
-    def _afterOCSP(self, outcome: Tuple[Optional[Tuple[str, str]], Dict[str, Any]]) -> None:
-        decision, facts = outcome
-        if self._done or self._rejected is not None:
-            return
-        self.session.update({k: v for k, v in facts.items() if k != "revocationWarning"})
-        if facts.get("revocationWarning"):
-            self.session["revocationWarning"] = facts["revocationWarning"]
-        if decision is not None:
-            self._revocationExtra = {k: v for k, v in facts.items()
-                                     if k in ("revocationReason", "revocationTime")}
-            self._reject(*decision)
-            self.transport.abortConnection()
-            return
-        self._admit()
-
-    def _check(self, session: Any) -> Optional[Tuple[str, str]]:
-        policy = self.gate.policy
-        chain = session.peerChain
-        if chain:
-            self.identity = identityFromCertificate(chain[0])
-        if self.gate.role is Role.CLIENT:
-            if not chain:
-                return ("no_server_certificate", "the server presented no certificate")
-            if self.gate.hostname:
-                problem = _verifyName(chain[0], self.gate.hostname)
-                if problem:
-                    return ("hostname_mismatch", problem)
-        elif not chain and (policy.peer.allow or policy.peer.pins):
-            return ("no_client_certificate",
-                    "an allow-list or pins are set but the client sent no certificate")
-        if chain and (policy.peer.allow or policy.peer.pins):
-            assert self.identity is not None
-            return authorise(self.identity, [spkiDigest(c) for c in chain],
-                             policy.peer.allow, policy.peer.pins)
-        return None
-
-    def _admit(self) -> None:
-        self._cancelTimeout()
-        if not auditHealth.accepting:
-            self._reject("audit_unavailable",
-                         "the audit log cannot be written; unaudited connections are refused")
-            self.transport.abortConnection()
-            return
-        application = self.gate.wrappedFactory.buildProtocol(self.addr)  # type: ignore[arg-type]
-        if application is None:
-            self._reject("internal_error", "the application factory refused the connection")
-            self.transport.loseConnection()
-            return
-        self.application = application
-        if IHalfCloseableProtocol.providedBy(application):
-            # from now on the peer's close_notify is a half-close
-            alsoProvides(self, IHalfCloseableProtocol)
-        self.gate.emit(self, "connection.accepted")
-        if not auditHealth.accepting:
-            self.application = None
-            self._reject("audit_unavailable",
-                         "the audit log cannot be written; unaudited connections are refused")
-            self.transport.abortConnection()
-            return
-        application.makeConnection(self.transport)
-        if IHandshakeListener.providedBy(application):
-            application.handshakeCompleted()
-        # only now is the application connected: a client endpoint's
-        # connect() fires here, with a protocol that has its transport
-        self.gate.live.add(self)
-        self._forgetHandshake()
-        self.gate.admitted(self, application)
-        buffered, self._buffer = self._buffer, []
-        for data in buffered:
-            application.dataReceived(data)
-
-    def _forgetHandshake(self) -> None:
-        """
-        Drop what only the handshake needed, so an idle connection holds
-        less: the converted chain (kept only when a reloaded CRL may have to
-        disconnect this peer) and the verify callback's notes.
-        """
-        if not self.gate.policy.revocation.enforceOnLive:
-            self.peerChain = ()
-        facts = connectionFacts(self.transport.getHandle())
-        if facts is not None:
-            facts.chain.clear()
-            facts.peerLeaf = None
-
-    def dataReceived(self, data: bytes) -> None:
-        self.bytesIn += len(data)
-        if self.application is not None:
-            self.application.dataReceived(data)
-        elif self._rejected is None:
-            self._buffer.append(data)
-
-    def readConnectionLost(self) -> None:
-        """
-        The peer sent close_notify (L{IHalfCloseableProtocol}, provided only
-        once a half-closeable application is admitted): pass it on.
-        """
-        above = IHalfCloseableProtocol(self.application, None)
-        if above is not None:
-            above.readConnectionLost()
-
-    def writeConnectionLost(self) -> None:
-        """
-        Our write side has been shut down (L{IHalfCloseableProtocol}).
-        """
-        above = IHalfCloseableProtocol(self.application, None)
-        if above is not None:
-            above.writeConnectionLost()
-
-    def connectionLost(self, reason: Failure = Failure(ConnectionDone())) -> None:
-        self._cancelTimeout()
-        if self._done:
-            return
-        self._done = True
-        self._handshakeOver()
-        self.gate.openConnections -= 1
-        self.gate.live.discard(self)
-        if self.application is not None:
-            # e.g. a TLS 1.3 server refusing our certificate after our side
-            # of the handshake had completed
-            closeReason = (getattr(self.transport, "closeNote", None)
-                           or tlsErrorDetail(reason.value))
-            self.gate.emit(self, "connection.closed",
-                           closeReason=closeReason,
-                           duration=round(self.gate.clock.seconds() - self.started, 6),
-                           bytesIn=self.bytesIn,
-                           bytesOut=getattr(self.transport, "bytesOut", None))
-            application, self.application = self.application, None
-            application.connectionLost(reason)
-            return
-        if self._rejected is None:
-            self._reject(*self._classify(reason))
-        self.gate.failed(self, self._rejected or ("internal_error", ""))
-
-    # -- helpers -------------------------------------------------------
-
-    def _classify(self, reason: Failure) -> Tuple[str, str]:
-        handle = None
-        try:
-            handle = self.transport.getHandle()
-        except AttributeError:  # pragma: no cover
-            pass
-        facts = connectionFacts(handle)
-        first = getattr(self.transport, "firstByte", None)
-        if first is None:
-            if facts is not None and (facts.verifyCode is not None or facts.weakKey):
-                return classifyFailure(reason.value, handle)
-            return ("peer_closed", "the peer closed the connection before sending anything")
-        if first != 0x16 and self.gate.role is Role.SERVER:
-            return ("not_tls", f"the first byte was 0x{first:02x}, not a TLS handshake record")
-        if isinstance(reason.value, (ConnectionDone, ConnectionLost)) and not (
-            facts and (facts.verifyCode is not None or facts.weakKey)
-        ):
-            return ("peer_closed", "the peer closed the connection during the handshake")
-        return classifyFailure(reason.value, handle)
-
-    def _reject(self, reason: str, detail: str) -> None:
-        if self._rejected is not None:
-            return
-        self._cancelTimeout()
-        self._rejected = (reason, detail)
-        self._buffer = []
-        handle = None
-        try:
-            handle = self.transport.getHandle()
-        except AttributeError:  # pragma: no cover
-            pass
-        facts = connectionFacts(handle)
-        if self.identity is None and facts is not None and facts.peerLeaf is not None:
-            self.identity = identityFromCertificate(facts.peerLeaf)
-        if not self.session and handle is not None:
-            try:
-                self.session = {
-                    "version": handle.get_protocol_version_name() if facts and facts.peerLeaf is not None else None,
-                    "cipher": handle.get_cipher_name(),
-                    "group": None,
-                    "alpn": None,
-                    "sni": facts.serverName if facts else None,
-                }
-            except Exception:  # pragma: no cover
-                self.session = {}
-        extra: Dict[str, Any] = dict(self._revocationExtra)
-        crls = getattr(self.gate.creator, "crls", None) if self.gate.creator else None
-        if reason == "revoked" and crls is not None and facts is not None \
-                and facts.peerLeaf is not None:
-            # a CRL entry wins; else keep what OCSP said (the CRL may not list it)
-            extra = crls.entry(facts.revokedCert or facts.peerLeaf) or extra
-        self.gate.emit(self, "handshake.rejected", reason=reason, detail=detail, **extra)
-
-    def _handshakeTimedOut(self) -> None:
-        self._timeout = None
-        self._reject("handshake_timeout",
-                     f"no completed handshake after {self.gate.policy.handshakeTimeout}s")
-        self.transport.abortConnection()
-
-    def _cancelTimeout(self) -> None:
-        if self._timeout is not None and self._timeout.active():
-            self._timeout.cancel()
-        self._timeout = None
-
-
-def _verifyName(leaf: Any, hostname: str) -> Optional[str]:
-    from service_identity import CertificateError, VerificationError
-    from service_identity.cryptography import (
-        verify_certificate_hostname,
-        verify_certificate_ip_address,
-    )
-
-    try:
-        import ipaddress
-
-        try:
-            verify_certificate_ip_address(leaf, str(ipaddress.ip_address(hostname)))
-        except ValueError:
-            verify_certificate_hostname(leaf, hostname)
-    except VerificationError as e:
-        return f"the server's certificate is not valid for {hostname!r}: {e}"
-    except CertificateError as e:
-        return f"the server's certificate names no usable identity: {e}"
-    return None
+__all__ = ["ClientGateFactory", "GateFactory", "GateProtocol", "Limits"]
 
 
 class GateFactory(Factory):
@@ -382,45 +65,63 @@ class GateFactory(Factory):
     def __init__(
         self,
         wrappedFactory: IProtocolFactory,
-        policy: TLSPolicy,
         role: Role,
         clock: IReactorTime,
-        emitter: AuditEmitter,
+        emitter: IAuditSink,
+        inForce: IMaterialsInForce,
+        *,
         hostname: Optional[str] = None,
+        ocsp: Optional[IOCSPChecker] = None,
+        stapler: Optional[IStapler] = None,
+        crlWatcher: Optional[ICRLWatcher] = None,
+        limits: Limits = Limits(),
     ) -> None:
+        """
+        @param emitter: where audit records go, and whether connections may
+            proceed (fail closed).
+        @param inForce: the policy and materials in force (the connection
+            creator): the CRLs and trust anchors the checks use.
+        @param hostname: (clients) the name the server's certificate must
+            be valid for.
+        @param ocsp: the OCSP checker, when the policy asks for OCSP.
+        @param stapler: (servers) keeps our stapled OCSP response fresh
+            while a port listens.
+        @param crlWatcher: (servers) reloads the CRLs while a port listens.
+        @param limits: (servers) how many connections are let in.
+        """
         self.wrappedFactory = wrappedFactory
-        self.policy = policy
         self.role = role
         self.clock = clock
         self.emitter = emitter
+        self.inForce = inForce
         self.hostname = hostname
+        self.ocsp = ocsp
+        self.stapler = stapler
+        self.crlWatcher = crlWatcher
+        self.limits = limits
         self.live: set[GateProtocol] = set()
-        self.watcher: Any = None
-        #: limits (set by server endpoints); over them a new connection is
-        #: refused and audited
-        self.maxConnections: Optional[int] = None
-        self.maxHandshakes: Optional[int] = None
         self.openConnections = 0
         self.handshaking = 0
-        #: the connection creator, for the CRLs in force (set by endpoints)
-        self.creator: Any = None
-        #: the L{securetcp.revocation.ocsp.OCSPChecker}, when the policy asks for OCSP
-        self.ocsp: Any = None
-        #: the server's L{securetcp.revocation.ocsp.StapleFetcher}, when it staples
-        self.stapler: Any = None
+
+    @property
+    def policy(self) -> TLSPolicy:
+        """
+        The policy in force (it changes on reload).
+        """
+        policy: TLSPolicy = self.inForce.policy
+        return policy
 
     def ocspDecision(self, chain: Tuple[Any, ...], stapled: Optional[bytes]
-                     ) -> Deferred[Tuple[Optional[Tuple[str, str]], Dict[str, Any]]]:
+                     ) -> Deferred[Decision]:
         """
         Decide on the peer's OCSP status with L{securetcp.revocation.ocsp.decide}:
         C{(rejection or None, facts for the audit record)}.  Never fails.
         """
-        from securetcp.revocation.ocsp import decide
-
+        assert self.ocsp is not None
         return decide(self.ocsp, self.policy.revocation, chain, stapled,
-                      getattr(self.creator, "caCerts", None) or [])
+                      self.inForce.materials.trust)
 
-    def revokeLive(self, crls: Any) -> None:
+    def revokeLive(self, crls: CRLSet) -> None:
         """
         Disconnect every connected peer that C{crls} revokes (the leaf, or
         any certificate of its chain under C{revocationScope=chain}), and
@@ -440,8 +141,8 @@ class GateFactory(Factory):
     def doStart(self) -> None:
         self.wrappedFactory.doStart()
         if self.numPorts == 0:
-            if self.watcher is not None:
-                self.watcher.start()
+            if self.crlWatcher is not None:
+                self.crlWatcher.start()
             if self.stapler is not None:
                 self.stapler.start()
         super().doStart()
@@ -449,8 +150,8 @@ class GateFactory(Factory):
     def doStop(self) -> None:
         self.wrappedFactory.doStop()
         if self.numPorts == 1:
-            if self.watcher is not None:
-                self.watcher.stop()
+            if self.crlWatcher is not None:
+                self.crlWatcher.stop()
             if self.stapler is not None:
                 self.stapler.stop()
         super().doStop()

@@ -1,270 +1,172 @@
-# -*- test-case-name: tests.test_credentials -*-
+# -*- test-case-name: tests.test_credentials,tests.test_materials -*-
 """
-Loading certificates, keys, CA bundles and PKCS#12 files, with errors that
-name the file and the fix.
+What a policy needs from disk, read once: our certificate chain and key
+(checked to match), DH parameters, the trust anchors, the CRLs in force and
+what stapling needs.  Every file problem is a L{CredentialError} naming the
+file and the fix.
 
-    >>> own = loadCredentials(Credentials(certificate="server.pem",
-    ...                                   privateKey="server.key"),
-    ...                       KeyStrength())
-    >>> own.chain[0].subject
+    materials = loadMaterials(policy, Role.SERVER)
+    materials.leaf.subject, materials.fingerprint
+    context = buildContext(policy, Role.SERVER, materials)    # no I/O
 
-Everything here uses C{cryptography} only; L{securetcp._tls.context} turns the
-results into OpenSSL objects.
+A context is built from (policy, role, materials) with no I/O
+(L{securetcp._tls.context}); a CRL reload replaces only the CRLs
+(L{Materials.withCRLs}); certificates and keys change only when the
+materials are loaded again (an explicit reload).
+
+Everything here uses C{cryptography} only.  The readers of single files
+are in L{securetcp._readers}; their public names are importable from here.
 """
 
 from __future__ import annotations
 
 import datetime
-import functools
-import os
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 import attrs
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
-from cryptography.hazmat.primitives.serialization import pkcs12
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
-from securetcp.errors import CredentialError
-from securetcp.policy import Credentials, KeyStrength
+from securetcp._readers import (
+    LoadedCredentials,
+    certificateKeyProblem,
+    keyProblem,
+    loadCADir,
+    loadCAFile,
+    loadCertificates,
+    loadCredentials,
+    loadDHParameters,
+    loadTrust,
+    publicKeyBytes,
+    readPassphrase,
+)
+from securetcp.errors import PolicyError
+from securetcp.policy import Role, TLSPolicy
+from securetcp.revocation.crl import CRLSet, loadCRLs
+from securetcp.revocation.ocspresponse import findIssuer
+
+__all__ = [
+    "LoadedCredentials", "Materials", "certificateKeyProblem", "keyProblem", "loadCADir",
+    "loadCAFile", "loadCertificates", "loadCredentials", "loadDHParameters", "loadMaterials",
+    "loadTrust", "readPassphrase",
+]
 
 
 @attrs.frozen
-class LoadedCredentials:
+class Materials:
     """
-    A certificate chain (leaf first) and its private key, checked to match.
+    What one policy needs from disk in one role, read once by
+    L{loadMaterials}.  Immutable: a CRL reload makes a new value with
+    L{withCRLs}; an explicit reload loads a new one.
+
+    @ivar chain: our certificate chain, leaf first (empty when the policy
+        names no credentials).
+    @ivar key: the private key of C{chain[0]}, checked to match it.
+    @ivar dhParameters: the PEM DH parameters, if the policy names a file.
+    @ivar trust: the trust anchors (C{caCerts} and C{caCertsDir}).
+    @ivar crls: the CRLs in force, when the policy checks CRLs.
+    @ivar stapleIssuer: the certificate of the CA that issued ours, when a
+        server staples OCSP responses (its request names leaf and issuer).
     """
 
-    chain: Sequence[x509.Certificate]
-    key: object
+    chain: Tuple[x509.Certificate, ...] = ()
+    key: Optional[PrivateKeyTypes] = attrs.field(default=None, eq=False, repr=False)
+    dhParameters: Optional[bytes] = None
+    trust: Tuple[x509.Certificate, ...] = ()
+    crls: Optional[CRLSet] = None
+    stapleIssuer: Optional[x509.Certificate] = None
+
+    @property
+    def leaf(self) -> Optional[x509.Certificate]:
+        """
+        Our own certificate, or C{None}.
+        """
+        return self.chain[0] if self.chain else None
+
+    @property
+    def fingerprint(self) -> Optional[str]:
+        """
+        The SHA-256 fingerprint (lowercase hex) of our own certificate, as
+        audit records write certificate fingerprints; C{None} without one.
+        """
+        leaf = self.leaf
+        return leaf.fingerprint(hashes.SHA256()).hex() if leaf is not None else None
+
+    def withCRLs(self, crls: Optional[CRLSet]) -> Materials:
+        """
+        The same materials with C{crls} in force instead.
+        """
+        return attrs.evolve(self, crls=crls)
+
+    def changesFrom(self, before: Materials) -> List[str]:
+        """
+        What differs from C{before}, in a fixed order: C{certificate} (our
+        leaf), C{chain} (the certificates sent after it), C{key},
+        C{dhParameters}, C{trust} and C{crls} (their files).
+        """
+        changed = []
+        if self.fingerprint != before.fingerprint:
+            changed.append("certificate")
+        if self.chain[1:] != before.chain[1:]:
+            changed.append("chain")
+        if _keyBytes(self.key) != _keyBytes(before.key):
+            changed.append("key")
+        if self.dhParameters != before.dhParameters:
+            changed.append("dhParameters")
+        if self.trust != before.trust:
+            changed.append("trust")
+        if _crlSources(self.crls) != _crlSources(before.crls):
+            changed.append("crls")
+        return changed
+
+
+def _keyBytes(key: Optional[PrivateKeyTypes]) -> Optional[bytes]:
+    return publicKeyBytes(key) if key is not None else None
+
+
+def _crlSources(crls: Optional[CRLSet]) -> object:
+    return None if crls is None else (crls.sources, crls.numbers)
+
+
+def loadMaterials(policy: TLSPolicy, role: Role, previous: Optional[Materials] = None,
+                  now: Optional[datetime.datetime] = None) -> Materials:
+    """
+    Read everything C{policy} needs from disk in C{role}, once.
+
+    @param previous: the materials in force, on reload: a CRL older than
+        the one it replaces is refused (a replayed CRL).
+    @raise PolicyError: (a L{CredentialError} for a file) naming the file
+        and the fix, when anything cannot be used.
+    """
+    trust = tuple(loadTrust(policy.trust))
+    crls = None
+    if policy.revocation.crlEnabled:
+        crls = loadCRLs(policy.revocation, trust,
+                        previous=previous.crls if previous is not None else None,
+                        hard=policy.revocation.mode == "hard")
+    chain: Tuple[x509.Certificate, ...] = ()
+    key = None
+    if policy.credentials.configured:
+        own = loadCredentials(policy.credentials, policy.keys, now)
+        chain, key = tuple(own.chain), own.key
+    dhParameters = None
+    if policy.credentials.dhParameters:
+        dhParameters = loadDHParameters(policy.credentials.dhParameters)
+    stapleIssuer = None
+    if role is Role.SERVER and policy.revocation.staple and chain:
+        stapleIssuer = _stapleIssuer(chain, trust)
+    return Materials(chain, key, dhParameters, trust, crls, stapleIssuer)
+
+
+def _stapleIssuer(chain: Sequence[x509.Certificate],
+                  trust: Sequence[x509.Certificate]) -> x509.Certificate:
+    issuer = chain[1] if len(chain) > 1 else findIssuer(chain[0], trust)
+    if issuer is None:
+        raise PolicyError("staple", True,
+                          "stapling needs the certificate of the CA that issued ours",
+                          "add it to extraCertChain (or after our certificate in certKey)")
+    return issuer
 
 
 #: No certificate, key, CA bundle or CRL file securetcp reads may be larger.
-MAX_FILE_BYTES = 64 * 2**20
-
-
-def _read(field: str, path: str, what: str) -> bytes:
-    if not os.path.exists(path):
-        raise CredentialError(
-            field, path, f"{what} file does not exist",
-            "check the path (relative paths are taken from the current "
-            f"directory, {os.getcwd()!r}, or from the policy file's directory)",
-        )
-    if os.path.isdir(path):
-        raise CredentialError(field, path, f"{what} path is a directory, not a file",
-                              "give the PEM file itself")
-    if not os.path.isfile(path):
-        raise CredentialError(field, path, f"{what} path is not a regular file",
-                              "give the PEM file itself")
-    if os.path.getsize(path) > MAX_FILE_BYTES:
-        raise CredentialError(field, path,
-                              f"{what} file is larger than {MAX_FILE_BYTES // 2**20} MiB",
-                              "check that this is the right file")
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError as e:
-        raise CredentialError(field, path, f"{what} file cannot be read: {e.strerror}",
-                              "fix the file's permissions for this user") from None
-
-
-def readPassphrase(source: Optional[str]) -> Optional[bytes]:
-    """
-    Resolve a passphrase source (C{env:NAME}, C{file:PATH}, C{pass:TEXT}).
-
-    @raise CredentialError: when the variable or file is missing.
-    """
-    if source is None:
-        return None
-    kind, _, rest = source.partition(":")
-    if kind == "env":
-        value = os.environ.get(rest)
-        if value is None:
-            raise CredentialError("passphrase", source,
-                                  f"environment variable {rest!r} is not set",
-                                  "export it before starting, or use file:PATH")
-        return value.encode("utf-8")
-    if kind == "file":
-        lines = _read("passphrase", rest, "passphrase").splitlines()
-        return lines[0] if lines else b""
-    return rest.encode("utf-8")
-
-
-def loadCertificates(field: str, path: str, what: str = "certificate") -> List[x509.Certificate]:
-    """
-    Every certificate in a PEM (or single DER) file.
-
-    @raise CredentialError: if there is none.
-    """
-    data = _read(field, path, what)
-    try:
-        if b"-----BEGIN" in data:
-            certs = x509.load_pem_x509_certificates(data)
-        else:
-            certs = [x509.load_der_x509_certificate(data)]
-    except ValueError:
-        raise CredentialError(
-            field, path, f"{what} file holds no readable certificate",
-            "give a PEM file with -----BEGIN CERTIFICATE----- blocks",
-        ) from None
-    return certs
-
-
-def _loadKey(field: str, path: str, passphrase: Optional[bytes]) -> object:
-    data = _read(field, path, "private key")
-    if b"PRIVATE KEY-----" not in data:
-        raise CredentialError(field, path, "holds no PEM private key",
-                              "give the key's PEM file (BEGIN PRIVATE KEY)")
-    try:
-        return serialization.load_pem_private_key(data, password=passphrase)
-    except TypeError as e:
-        if passphrase is None:
-            raise CredentialError(
-                field, path, "the private key is encrypted and no passphrase was given",
-                "give passphrase=env:VARIABLE or passphrase=file:PATH",
-            ) from None
-        raise CredentialError(field, path, f"cannot load the key: {e}",
-                              "check the passphrase") from None
-    except ValueError:
-        if passphrase is not None:
-            raise CredentialError(field, path,
-                                  "cannot decrypt the private key: wrong passphrase?",
-                                  "check the passphrase source") from None
-        raise CredentialError(field, path, "the private key cannot be parsed",
-                              "give an unencrypted or PKCS#8 PEM key") from None
-
-
-def _publicBytes(key: object) -> bytes:
-    return key.public_key().public_bytes(  # type: ignore[attr-defined]
-        serialization.Encoding.DER,
-        serialization.PublicFormat.SubjectPublicKeyInfo,
-    )
-
-
-@functools.lru_cache(maxsize=4096)
-def certificateKeyProblem(certificate: x509.Certificate, strength: KeyStrength) -> Optional[str]:
-    """
-    L{keyProblem} for a certificate's key, cached per certificate (the
-    verify callback asks for every certificate of every handshake).
-    """
-    return keyProblem(certificate.public_key(), strength)
-
-
-def keyProblem(publicKey: object, strength: KeyStrength) -> Optional[str]:
-    """
-    Why a public key is too weak for C{strength}, or C{None}.
-    """
-    if isinstance(publicKey, rsa.RSAPublicKey):
-        if publicKey.key_size < strength.minRSABits:
-            return f"RSA key of {publicKey.key_size} bits is below {strength.minRSABits}"
-    elif isinstance(publicKey, ec.EllipticCurvePublicKey):
-        if publicKey.curve.key_size < strength.minECBits:
-            return (f"EC key on {publicKey.curve.name} ({publicKey.curve.key_size} "
-                    f"bits) is below {strength.minECBits}")
-    elif isinstance(publicKey, dsa.DSAPublicKey):
-        return "DSA keys are not accepted"
-    elif isinstance(publicKey, (ed25519.Ed25519PublicKey, ed448.Ed448PublicKey)):
-        return None
-    return None
-
-
-def loadCredentials(
-    credentials: Credentials,
-    strength: KeyStrength,
-    now: Optional[datetime.datetime] = None,
-) -> LoadedCredentials:
-    """
-    Load and check our own chain and key.
-
-    @raise CredentialError: naming the file, when a file is missing or
-        unreadable, the key is encrypted without a passphrase, the key does
-        not match the certificate, the key is too weak or the certificate is
-        not valid now.
-    """
-    passphrase = readPassphrase(credentials.passphrase)
-    if credentials.pkcs12:
-        data = _read("pkcs12", credentials.pkcs12, "PKCS#12")
-        try:
-            bundle = pkcs12.load_pkcs12(data, passphrase)
-        except (ValueError, TypeError):
-            raise CredentialError(
-                "pkcs12", credentials.pkcs12,
-                "cannot open the PKCS#12 bundle (wrong passphrase or not PKCS#12)",
-                "check the file and passphrase source",
-            ) from None
-        if bundle.cert is None or bundle.key is None:
-            raise CredentialError("pkcs12", credentials.pkcs12,
-                                  "the bundle lacks a certificate or a key",
-                                  "export it with both")
-        chain = [bundle.cert.certificate] + [c.certificate for c in bundle.additional_certs]
-        key: object = bundle.key
-        certField, certPath = "pkcs12", credentials.pkcs12
-    else:
-        certPath = credentials.certificateFile or ""
-        keyPath = credentials.keyFile or ""
-        certField = "certKey" if credentials.certificate else "privateKey"
-        chain = loadCertificates(certField, certPath)
-        key = _loadKey("privateKey", keyPath, passphrase)
-        if credentials.extraChain:
-            chain = chain + loadCertificates("extraCertChain", credentials.extraChain)
-    if _publicBytes(chain[0]) != _publicBytes(key):
-        raise CredentialError(
-            "privateKey", credentials.keyFile or certPath,
-            f"the private key does not match the certificate in {certPath}",
-            "give the key that was generated with this certificate",
-        )
-    problem = keyProblem(chain[0].public_key(), strength)
-    if problem:
-        raise CredentialError(certField, certPath, f"own key too weak: {problem}",
-                              "issue a certificate with a stronger key")
-    now = now or datetime.datetime.now(datetime.UTC)
-    leaf = chain[0]
-    if leaf.not_valid_after_utc < now:
-        raise CredentialError(
-            certField, certPath,
-            f"the certificate expired on {leaf.not_valid_after_utc:%Y-%m-%d %H:%M} UTC",
-            "renew it; peers would reject every connection",
-        )
-    if leaf.not_valid_before_utc > now:
-        raise CredentialError(
-            certField, certPath,
-            f"the certificate is not valid before {leaf.not_valid_before_utc:%Y-%m-%d %H:%M} UTC",
-            "check the clock or the certificate",
-        )
-    return LoadedCredentials(chain, key)
-
-
-def loadCAFile(path: str, field: str = "caCerts") -> List[x509.Certificate]:
-    """
-    The CA certificates in a PEM bundle.
-    """
-    return loadCertificates(field, path, "CA certificate")
-
-
-def loadCADir(path: str, field: str = "caCertsDir") -> List[x509.Certificate]:
-    """
-    The CA certificates in every PEM or DER file of a directory (as Twisted's
-    C{ssl:} client reads C{caCertsDir}); other files are skipped.
-
-    @raise CredentialError: if the directory does not exist or holds no
-        certificate.
-    """
-    if not os.path.isdir(path):
-        raise CredentialError(
-            field, path,
-            "is not a directory" if os.path.exists(path) else "directory does not exist",
-            "give a directory of CA certificate files, or use caCerts=FILE",
-        )
-    found: List[x509.Certificate] = []
-    for name in sorted(os.listdir(path)):
-        full = os.path.join(path, name)
-        if not os.path.isfile(full):
-            continue
-        try:
-            found.extend(loadCertificates(field, full, "CA certificate"))
-        except CredentialError:
-            continue
-    if not found:
-        raise CredentialError(field, path, "directory holds no CA certificate",
-                              "put PEM CA certificates in it")
-    return found

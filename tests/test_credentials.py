@@ -26,7 +26,7 @@ from securetcp import serverEndpoint
 from securetcp.config import POLICY_OPTIONS, buildPolicy
 from securetcp.endpoints import SecureServerEndpoint
 from securetcp.errors import CredentialError, EndpointArgumentError, PolicyError
-from securetcp.materials import loadCredentials
+from securetcp.materials import Materials, loadCredentials
 from securetcp.policy import KeyStrength, LegacyProfileWarning, TLSPolicy
 
 from ._pki import TestPKI, sharedPKI
@@ -139,10 +139,22 @@ def _policy(**options: Any) -> TLSPolicy:
     return buildPolicy(**options)
 
 
+def _cert(name: str) -> x509.Certificate:
+    with open(_p(name), "rb") as f:
+        return x509.load_pem_x509_certificate(f.read())
+
+
 class WorkingInputTests(SynchronousTestCase):
     """
     The good rows of the table: these build an endpoint.
     """
+
+    def assertKeyOf(self, materials: Materials, name: str) -> None:
+        """
+        The key of C{materials} is the private key of certificate C{name}.
+        """
+        assert materials.key is not None
+        self.assertEqual(materials.key.public_key(), _cert(name).public_key())
 
     def test_plain(self) -> None:
         """
@@ -159,10 +171,14 @@ class WorkingInputTests(SynchronousTestCase):
     def test_bundle(self) -> None:
         """
         As with C{ssl:}, C{privateKey} alone may hold both key and
-        certificate.
+        certificate: the certificate is loaded as the whole chain, with the
+        key that matches it.
         """
-        serverFromString(MemoryReactor(),
-                         f"securessl:0:privateKey={_esc(_p('server-bundle.pem'))}")
+        endpoint = serverFromString(MemoryReactor(),
+                                    f"securessl:0:privateKey={_esc(_p('server-bundle.pem'))}")
+        materials = endpoint.creator.materials
+        self.assertEqual(materials.chain, (_cert("server.pem"),))
+        self.assertKeyOf(materials, "server.pem")
 
     def test_encryptedKeyEnvPassphrase(self) -> None:
         """
@@ -179,13 +195,16 @@ class WorkingInputTests(SynchronousTestCase):
     def test_encryptedKeyFilePassphrase(self) -> None:
         """
         An encrypted key opens with C{passphrase=file:PATH}, which reads the
-        file's first line.
+        file's first line: the key loaded is the certificate's.
         """
-        serverFromString(
+        endpoint = serverFromString(
             MemoryReactor(),
             f"securessl:0:certKey={_esc(_p('encrypted.pem'))}:"
             f"privateKey={_esc(_p('encrypted.key'))}:"
             f"passphrase={_esc('file:' + _p('passphrase.txt'))}")
+        materials = endpoint.creator.materials
+        self.assertEqual(materials.chain, (_cert("encrypted.pem"),))
+        self.assertKeyOf(materials, "encrypted.pem")
 
     def test_pkcs12(self) -> None:
         """
@@ -203,10 +222,17 @@ class WorkingInputTests(SynchronousTestCase):
 
     def test_pkcs12Unencrypted(self) -> None:
         """
-        An unencrypted PKCS#12 bundle needs no passphrase.
+        An unencrypted PKCS#12 bundle needs no passphrase: its certificate
+        (the whole chain: the bundle holds no CA) and key are loaded, and
+        the C{caCerts} of the C{mtls:} server are its trust anchors.
         """
-        serverFromString(MemoryReactor(), f"mtls:0:pkcs12={_esc(_p('server-plain.p12'))}:"
-                                          f"caCerts={_esc(_p('ca.pem'))}")
+        endpoint = serverFromString(MemoryReactor(),
+                                    f"mtls:0:pkcs12={_esc(_p('server-plain.p12'))}:"
+                                    f"caCerts={_esc(_p('ca.pem'))}")
+        materials = endpoint.creator.materials
+        self.assertEqual(materials.chain, (_cert("server.pem"),))
+        self.assertKeyOf(materials, "server.pem")
+        self.assertEqual(materials.trust, (_pki().ca,))
 
     def test_weakKeyUnderLegacy(self) -> None:
         """

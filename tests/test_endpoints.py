@@ -12,6 +12,7 @@ import os
 import shutil
 from typing import Any, List
 
+from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import (
     HostnameEndpoint,
     TCP4ClientEndpoint,
@@ -31,16 +32,19 @@ from twisted.internet.interfaces import (
     IStreamServerEndpointStringParser,
 )
 from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactor, MemoryReactorClock
 from twisted.plugin import IPlugin, getPlugins
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
+from securetcp import AuditEmitter, buildPolicy
 from securetcp._catalogue import TLSVersion
+from securetcp._interfaces import IAuditSink, ICRLTarget, ICRLWatcher, IOCSPChecker, IStapler
 from securetcp._plugins import SecureClientParserPlugin, SecureServerParserPlugin
 from securetcp._tls._halfclose import GatedTLSProtocol
-from securetcp.endpoints import SecureClientEndpoint, SecureServerEndpoint
+from securetcp.endpoints import Limits, SecureClientEndpoint, SecureServerEndpoint
 from securetcp.errors import EndpointArgumentError
 from securetcp.gate import ClientGateFactory, GateFactory
 from securetcp.policy import ClientAuth
@@ -634,3 +638,67 @@ class ParserObjectTests(SynchronousTestCase):
                                      SecureServerParser("mtls", True)))
         self.assertTrue(verifyObject(IStreamClientEndpointStringParserWithReactor,
                                      SecureClientParser("mtls", True)))
+
+
+def _emptyCRL(pki: TestPKI) -> str:
+    """
+    Write an empty CRL of the test CA and return its path.
+    """
+    return pki.write("empty.crl", pki.crl())
+
+
+class CollaboratorTests(SynchronousTestCase):
+    """
+    A server endpoint builds its collaborators from the policy and hands
+    them to each gate it makes, by constructor; each provides the small
+    interface it is typed by.
+    """
+
+    def test_gateCollaborators(self) -> None:
+        """
+        The gate of a server with CRLs, OCSP and stapling gets the
+        endpoint's connection creator (the policy and materials in force),
+        OCSP checker, staple fetcher, CRL watcher, limits and audit sink,
+        each verified against its interface.
+        """
+        pki = sharedPKI()
+        clock = Clock()
+        emitter = AuditEmitter()
+        limits = Limits(maxConnections=10, maxHandshakes=5)
+        endpoint = SecureServerEndpoint(
+            clock, None, buildPolicy(  # type: ignore[arg-type]
+                certKey=pki.path("server.pem"), privateKey=pki.path("server.key"),
+                caCerts=pki.path("ca.pem"), crl=_emptyCRL(pki), ocsp="prefer", staple=True,
+                ocspResponder="http://ocsp.invalid/"),
+            mutual=True, clock=clock, emitter=emitter, limits=limits,
+            ocspPost=lambda url, body, timeout: Deferred())
+        gate = endpoint.wrapFactory(Factory.forProtocol(Protocol)).wrappedFactory
+        self.assertIs(gate.inForce, endpoint.creator)
+        self.assertTrue(verifyObject(ICRLTarget, gate.inForce))
+        self.assertIs(gate.ocsp, endpoint.ocsp)
+        self.assertTrue(verifyObject(IOCSPChecker, gate.ocsp))
+        self.assertIs(gate.stapler, endpoint.stapler)
+        self.assertTrue(verifyObject(IStapler, gate.stapler))
+        self.assertIs(gate.crlWatcher, endpoint.crlWatcher)
+        self.assertTrue(verifyObject(ICRLWatcher, gate.crlWatcher))
+        self.assertIs(gate.emitter, emitter)
+        self.assertTrue(verifyObject(IAuditSink, gate.emitter))
+        self.assertEqual((gate.limits, gate.clock), (limits, clock))
+
+    def test_clientCollaborators(self) -> None:
+        """
+        A client's gate gets the endpoint's connection creator, OCSP checker
+        and hostname; it has no staple fetcher, CRL watcher or limits.
+        """
+        pki = sharedPKI()
+        clock = Clock()
+        endpoint = SecureClientEndpoint(
+            clock, None, buildPolicy(caCerts=pki.path("ca.pem"),  # type: ignore[arg-type]
+                                     ocsp="require"),
+            hostname="localhost", clock=clock,
+            ocspPost=lambda url, body, timeout: Deferred())
+        _, gate = endpoint.wrapFactory(Factory.forProtocol(Protocol))
+        self.assertIs(gate.inForce, endpoint.creator)
+        self.assertTrue(verifyObject(IOCSPChecker, gate.ocsp))
+        self.assertEqual((gate.hostname, gate.stapler, gate.crlWatcher, gate.limits),
+                         ("localhost", None, None, Limits()))

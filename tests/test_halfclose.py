@@ -26,7 +26,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from twisted.internet.defer import Deferred, inlineCallbacks, succeed
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint
-from twisted.internet.error import ConnectionDone, ConnectionLost
+from twisted.internet.error import ConnectionDone, ConnectionLost, ConnectionRefusedError
 from twisted.internet.interfaces import (
     IHalfCloseableDescriptor,
     IHalfCloseableProtocol,
@@ -212,14 +212,18 @@ class AuditMixin:
                 if e["securetcp_audit"]["role"] == role
                 and e["securetcp_audit"]["event"] == event]
 
-    def policy(self, version: Optional[str] = None, server: bool = True) -> Any:
+    def policySettings(self, version: Optional[str] = None,
+                       server: bool = True) -> Dict[str, Any]:
         settings: Dict[str, Any] = dict(caCerts=self.pki.path("ca.pem"))
         name = "server" if server else "client"
         settings.update(certKey=self.pki.path(f"{name}.pem"),
                         privateKey=self.pki.path(f"{name}.key"))
         if version is not None:
             settings.update(minVersion=version, maxVersion=version)
-        return buildPolicy(**settings)
+        return settings
+
+    def policy(self, version: Optional[str] = None, server: bool = True) -> Any:
+        return buildPolicy(**self.policySettings(version, server))
 
     def serverEndpoint(self, version: Optional[str] = None, inner: Any = None,
                        reactor: Any = None) -> SecureServerEndpoint:
@@ -516,21 +520,31 @@ class GateHalfCloseTests(AuditMixin, SynchronousTestCase):
         connects nobody.
         """
         serverApp = Built()
-        tls = self.serverEndpoint().wrapFactory(serverApp)
-        gate = tls.wrappedFactory
-        answer: Deferred[Any] = Deferred()
-        gate.ocsp = object()
-        gate.ocspDecision = lambda chain, stapled: answer
+        answer: Deferred[bytes] = Deferred()
+        asked: List[str] = []
+
+        def post(url: str, body: bytes, timeout: float) -> Deferred[bytes]:
+            asked.append(url)
+            return answer
+
+        endpoint = SecureServerEndpoint(
+            self.clock, None, buildPolicy(ocsp="prefer", ocspResponder="http://ocsp.invalid/",
+                                          **self.policySettings()),
+            mutual=True, clock=self.clock, emitter=self.emitter, ocspPost=post)
+        tls = endpoint.wrapFactory(serverApp)
         clientApp = Built()
         clientTLS, _ = self.clientEndpoint().wrapFactory(clientApp)
         client, server, pump = connectProtocols(tls, clientTLS, self.clock, halfClose=True)
+        self.assertEqual(asked, ["http://ocsp.invalid/"])  # the answer is awaited
         [clientProtocol] = clientApp.built
         clientProtocol.transport.write(b"request")
         clientProtocol.transport.loseWriteConnection()
         pump.flush()
         [rejected] = self.records("server", "handshake.rejected")
         self.assertEqual(rejected["reason"], "peer_closed")
-        answer.callback((None, {}))
+        # the responder cannot be reached: under ocsp=prefer the peer would
+        # be admitted now, but it has gone
+        answer.errback(ConnectionRefusedError())
         pump.flush()
         self.assertEqual(serverApp.built, [])
         self.assertEqual(eventNames(clientProtocol), ["readLost", "lost:ConnectionDone"])

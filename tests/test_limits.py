@@ -14,11 +14,12 @@ from twisted.internet.endpoints import serverFromString
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock, deferLater
 from twisted.internet.testing import MemoryReactorClock
-from twisted.logger import Logger
+from twisted.logger import Logger, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from securetcp import AUDIT_NAMESPACE, AuditEmitter, buildPolicy
-from securetcp.endpoints import SecureClientEndpoint, SecureServerEndpoint
+from securetcp.endpoints import Limits, SecureClientEndpoint, SecureServerEndpoint
+from securetcp.errors import PolicyError
 
 from ._iosim import connectProtocols
 from ._net import escape
@@ -51,11 +52,9 @@ class LimitTests(SynchronousTestCase):
         policy = buildPolicy(certKey=self.pki.path("server.pem"),
                              privateKey=self.pki.path("server.key"),
                              caCerts=self.pki.path("ca.pem"))
-        endpoint = SecureServerEndpoint(self.clock, None, policy, mutual=True,  # type: ignore[arg-type]
-                                        clock=self.clock, emitter=self.emitter)
-        for name, value in limits.items():
-            setattr(endpoint, name, value)
-        return endpoint
+        return SecureServerEndpoint(self.clock, None, policy, mutual=True,  # type: ignore[arg-type]
+                                    clock=self.clock, emitter=self.emitter,
+                                    limits=Limits(**limits))
 
     def client(self) -> SecureClientEndpoint:
         policy = buildPolicy(certKey=self.pki.path("client.pem"),
@@ -116,6 +115,18 @@ class LimitTests(SynchronousTestCase):
         _, third, _ = self.connect(tls)
         self.assertIsNotNone(third.wrappedProtocol.application)
 
+    def test_limitsValidated(self) -> None:
+        """
+        L{Limits} is a frozen value that refuses a limit that is not a
+        positive integer, naming it.
+        """
+        for name, value in (("maxConnections", 0), ("maxHandshakes", -1),
+                            ("maxConnections", "many")):
+            error = self.assertRaises(PolicyError, Limits, **{name: value})
+            self.assertEqual(error.field, name)
+        self.assertEqual(Limits(), Limits(None, None))
+        self.assertRaises(AttributeError, setattr, Limits(), "maxConnections", 5)
+
     def test_endpointArguments(self) -> None:
         """
         C{maxConnections=} and C{maxHandshakes=} are server endpoint
@@ -125,7 +136,8 @@ class LimitTests(SynchronousTestCase):
                 f"privateKey={self.pki.path('server.key')}:caCerts={self.pki.path('ca.pem')}")
         endpoint = serverFromString(MemoryReactorClock(),
                                     base + ":maxConnections=100:maxHandshakes=10")
-        self.assertEqual((endpoint.maxConnections, endpoint.maxHandshakes), (100, 10))
+        self.assertEqual((endpoint.limits.maxConnections, endpoint.limits.maxHandshakes),
+                         (100, 10))
         for bad in ("maxConnections=0", "maxHandshakes=many"):
             self.assertRaises(ValueError, serverFromString, MemoryReactorClock(),
                               base + ":" + bad)
@@ -151,8 +163,10 @@ class RealPeerLimitTests(RealPeerMixin, TestCase):
                        f":certKey={escape(self.pki.path('server.pem'))}"
                        f":privateKey={escape(self.pki.path('server.key'))}"
                        f":caCerts={escape(self.pki.path('ca.pem'))}")
+        # the endpoint's default audit sink emits to the global log publisher
+        globalLogPublisher.addObserver(audit)
+        self.addCleanup(globalLogPublisher.removeObserver, audit)
         endpoint = serverFromString(reactor, description)
-        endpoint._emitter = audit.emitter()
         port = yield endpoint.listen(factory)
         self.addCleanup(port.stopListening)
         number = port.getHost().port

@@ -12,7 +12,7 @@ Four kinds of test:
   - L{OCSPChecker} with a fake C{post} and a L{Clock}: cache, failures,
     nonce;
   - handshakes in memory (L{tests._iosim}) with the endpoints' C{ocspPost}
-    set to L{FakeResponder}, which answers like a responder of the test CA,
+    being L{FakeResponder}, which answers like a responder of the test CA,
     at once or when the test says so;
   - real peers over loopback: the C{openssl ocsp} responder (behind a tiny
     HTTP front on 127.0.0.1 in the test reactor, because C{openssl ocsp
@@ -40,8 +40,10 @@ from twisted.logger import Logger, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
+from zope.interface import implementer
 
 from securetcp import AUDIT_NAMESPACE, AuditEmitter, HandshakeRejected, buildPolicy
+from securetcp._interfaces import IStapler
 from securetcp.endpoints import SecureClientEndpoint, SecureServerEndpoint
 from securetcp.revocation.ocsp import (
     DEFAULT_TTL,
@@ -151,6 +153,29 @@ def _requestNonce(request: ocsp.OCSPRequest) -> Optional[bytes]:
         return request.extensions.get_extension_for_class(x509.OCSPNonce).value.nonce
     except x509.ExtensionNotFound:
         return None
+
+
+@implementer(IStapler)
+class FixedStaple:
+    """
+    An L{IStapler} that staples the same response, C{der}, and fetches
+    nothing.
+    """
+
+    def __init__(self, der: bytes) -> None:
+        self.der = der
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+    def current(self) -> bytes:
+        return self.der
+
+    def useCertificate(self, leaf: Any, issuer: Any) -> None:
+        pass
 
 
 class FakeResponder:
@@ -637,15 +662,15 @@ class InMemoryOCSPTestCase(SynchronousTestCase):
         return [r for r in self.records(role)
                 if r["event"] in ("connection.accepted", "handshake.rejected")]
 
-    def serverEndpoint(self, mutual: bool = True, **options: Any) -> SecureServerEndpoint:
+    def serverEndpoint(self, mutual: bool = True, stapler: Any = None,
+                       **options: Any) -> SecureServerEndpoint:
         settings: Dict[str, Any] = dict(certKey=self.pki.path("server.pem"),
                                         privateKey=self.pki.path("server.key"),
                                         caCerts=self.pki.path("ca.pem"))
         settings.update(options)
-        endpoint = SecureServerEndpoint(self.clock, None, buildPolicy(**settings),
-                                        mutual=mutual, clock=self.clock, emitter=self.emitter)
-        endpoint.ocspPost = self.responder
-        return endpoint
+        return SecureServerEndpoint(self.clock, None, buildPolicy(**settings),
+                                    mutual=mutual, clock=self.clock, emitter=self.emitter,
+                                    ocspPost=self.responder, stapler=stapler)
 
     def clientEndpoint(self, client: Optional[str] = "client",
                        responder: Optional[FakeResponder] = None,
@@ -655,11 +680,10 @@ class InMemoryOCSPTestCase(SynchronousTestCase):
             settings.update(certKey=self.pki.path(f"{client}.pem"),
                             privateKey=self.pki.path(f"{client}.key"))
         settings.update(options)
-        endpoint = SecureClientEndpoint(self.clock, None, buildPolicy(**settings),
-                                        hostname="localhost", mutual=client is not None,
-                                        clock=self.clock, emitter=self.emitter)
-        endpoint.ocspPost = responder or self.responder
-        return endpoint
+        return SecureClientEndpoint(self.clock, None, buildPolicy(**settings),
+                                    hostname="localhost", mutual=client is not None,
+                                    clock=self.clock, emitter=self.emitter,
+                                    ocspPost=responder or self.responder)
 
     def serve(self, endpoint: SecureServerEndpoint) -> Tuple[Any, RecordingFactory]:
         """
@@ -1071,9 +1095,7 @@ class ClientOCSPTests(InMemoryOCSPTestCase):
             self.assertEqual((record["reason"], record["ocsp"]), ("staple_missing", "missing"))
 
     def stapling(self, der: bytes) -> Any:
-        endpoint = self.serverEndpoint(mutual=False)
-        endpoint.creator.useStapler(lambda: der)
-        tls, app = self.serve(endpoint)
+        tls, app = self.serve(self.serverEndpoint(mutual=False, stapler=FixedStaple(der)))
         _, _, _, ready, _ = self.connect(tls, self.clientEndpoint(None, requireStaple=True))
         return self.successResultOf(ready)
 

@@ -12,6 +12,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from securetcp._catalogue import GROUPS, TLS12_CIPHERS, TLS13_SUITES, TLSVersion
 from securetcp._tls.context import buildContext, effectiveGroups, groupAvailable
+from securetcp.materials import loadMaterials
 from securetcp.policy import Credentials, LegacyProfileWarning, Role, TLSPolicy
 from securetcp.profiles import (
     DEFAULT_PROFILE,
@@ -227,7 +228,8 @@ class ProfilesInOpenSSLTests(SynchronousTestCase):
         profile (so none was silently dropped by OpenSSL).
         """
         for profile in PROFILES.values():
-            context = buildContext(_serverPolicy(profile), Role.SERVER)
+            policy = _serverPolicy(profile)
+            context = buildContext(policy, Role.SERVER, loadMaterials(policy, Role.SERVER))
             self.assertIsInstance(context, SSL.Context)
             offered = SSL.Connection(context, None).get_cipher_list()
             for name in profile.tls12 + profile.tls13:

@@ -12,6 +12,11 @@ load", and the file watching of C{--watch}.
     C{-gencrl} revoke one device and publish a new CRL.  With C{--watch 1}
     the file watcher picks up the new pair by itself; with C{--watch 0} a
     SIGHUP does.
+  - L{CRLReloadKeepsCertificateTests}: a real C{twistd -n securetcp
+    terminate} with a CRL, probed by C{openssl s_client}: a CRL reload after
+    the certificate and key files were replaced keeps serving the old
+    certificate; SIGHUP then serves the new one, audited as
+    C{policy.reloaded} naming both fingerprints.
   - L{FileWatchTests}: the watcher of L{securetcp._twistd.tap.SecureTCPService}
     in-process, against a L{MemoryReactorClock}: one reload per settled
     change, none for an unchanged interval, one C{policy.reload_refused} for
@@ -27,18 +32,26 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import signal
+import subprocess
 import sys
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from OpenSSL import SSL
+from twisted.internet import endpoints as _endpoints
 from twisted.internet import reactor
 from twisted.internet.defer import CancelledError, Deferred, TimeoutError
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint
+from twisted.internet.interfaces import IReactorThreads
 from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import Logger, globalLogPublisher
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
+from zope.interface import implementer
 
 from securetcp import HandshakeRejected, buildPolicy, clientEndpoint
 from securetcp._twistd import tap as _tap
@@ -53,10 +66,12 @@ from ._peers import runOpenSSLWithReactor as _openssl
 from ._peers import sleep as _sleep
 from ._peers import waitUntil as _waitUntil
 from ._pki import TestPKI
-from ._programs import TWISTD
+from ._programs import OPENSSL, TWISTD
 from ._programs import needOpenSSL as _needOpenSSL
 from ._programs import subprocessEnvironment as _env
 from ._recording import AuditRecorder, CountingEchoFactory
+from ._twistd import TapProcessMixin
+from ._twistd import auditEvents as _events
 from ._twistd import auditRecords as _records
 
 _log = Logger(namespace="tests.test_reload_live")
@@ -532,6 +547,108 @@ class FileWatchTests(SynchronousTestCase):
         self.assertEqual(self.served(), new.serial_number)
 
 
+class PolicyFileReloadTests(SynchronousTestCase):
+    """
+    A reload of L{_tap.SecureTCPService} re-reads each endpoint's policy
+    file and endpoint-string arguments into a new policy (through the
+    parser's policy-building function): no throwaway endpoint is built.
+    """
+
+    def setUp(self) -> None:
+        self.pki = TestPKI.create(os.path.abspath(self.mktemp()))
+        self.audit = AuditRecorder()
+        globalLogPublisher.addObserver(self.audit)  # type: ignore[arg-type]
+        self.addCleanup(globalLogPublisher.removeObserver, self.audit)  # type: ignore[arg-type]
+        self.policyFile = self.pki.path("policy.toml")
+        self.writePolicy(10)
+        listen = (f"mtls:6661:interface=127.0.0.1:policy={_escape(self.policyFile)}"
+                  f":certKey={_escape(self.pki.path('server.pem'))}"
+                  f":privateKey={_escape(self.pki.path('server.key'))}")
+        options = _tap.Options(build=False)
+        options.parseOptions(["terminate", "--listen", listen, "--backend", "tcp:127.0.0.1:1",
+                              "--watch", "0"])
+        self.service = _tap.makeService(options, MemoryReactorClock())
+        assert isinstance(self.service, _tap.SecureTCPService)
+        [self.endpoint] = self.service.secureEndpoints
+
+    def writePolicy(self, timeout: int) -> None:
+        with open(self.policyFile + ".new", "w") as f:
+            f.write(f'caCerts = "{self.pki.path("ca.pem")}"\n'
+                    f"handshakeTimeout = {timeout}\n")
+        os.rename(self.policyFile + ".new", self.policyFile)
+
+    def test_policyFileReread(self) -> None:
+        """
+        After the policy file changes, a reload (what SIGHUP runs) puts its
+        new values in force, keeps the string's arguments, and audits
+        C{policy.reloaded} naming C{policy} as changed, with the same
+        certificate fingerprint before and after; no endpoint string is
+        parsed again.
+        """
+        self.assertEqual(self.endpoint.policy.handshakeTimeout, 10)
+        self.writePolicy(7)
+
+        def noThrowaway(*args: Any, **kwargs: Any) -> Any:
+            raise AssertionError("a reload parsed an endpoint string again")
+
+        self.patch(_endpoints, "serverFromString", noThrowaway)
+        self.assertTrue(self.service.reload())
+        self.assertEqual(self.endpoint.policy.handshakeTimeout, 7)
+        self.assertEqual(self.endpoint.policy.credentials.certificateFile,
+                         self.pki.path("server.pem"))
+        [reloaded] = self.audit.events("policy.reloaded")
+        self.assertEqual(reloaded["changed"], ["policy"])
+        self.assertEqual(reloaded["certificateBefore"], reloaded["certificateAfter"])
+
+    def test_badPolicyFileRefused(self) -> None:
+        """
+        A policy file that became invalid is refused on reload
+        (C{policy.reload_refused} naming the file and key); the running
+        policy stays.
+        """
+        self.writePolicy(0)
+        self.assertFalse(self.service.reload())
+        [refused] = self.audit.events("policy.reload_refused")
+        self.assertIn(self.policyFile, refused["detail"])
+        self.assertIn("handshakeTimeout", refused["detail"])
+        self.assertEqual(self.endpoint.policy.handshakeTimeout, 10)
+
+
+class _SynchronousPool:
+    """
+    A thread pool that runs each call at once, in the calling thread.
+    """
+
+    def callInThreadWithCallback(self, onResult: Any, f: Any, *args: Any,
+                                 **kwargs: Any) -> None:
+        try:
+            result = f(*args, **kwargs)
+        except BaseException:
+            onResult(False, Failure())
+        else:
+            onResult(True, result)
+
+
+@implementer(IReactorThreads)
+class SynchronousThreadsClock(MemoryReactorClock):
+    """
+    A L{MemoryReactorClock} whose thread pool runs calls at once: what an
+    endpoint built on it runs "in a thread" (CRL parsing) is synchronous.
+    """
+
+    def getThreadPool(self) -> _SynchronousPool:
+        return _SynchronousPool()
+
+    def callFromThread(self, f: Any, *args: Any, **kwargs: Any) -> None:
+        f(*args, **kwargs)
+
+    def callInThread(self, f: Any, *args: Any, **kwargs: Any) -> None:
+        f(*args, **kwargs)
+
+    def suggestThreadPoolSize(self, size: int) -> None:
+        pass
+
+
 class ReloadKeepsCRLsTests(SynchronousTestCase):
     """
     A reload of the certificate and key (by the file watcher here; SIGHUP
@@ -549,7 +666,7 @@ class ReloadKeepsCRLsTests(SynchronousTestCase):
         self.older = authority.generate(self.pki.path("older.crl"))  # CRL number 1
         authority.revoke(self.pki.path("client.pem"))
         self.crlPath = authority.generate(self.pki.path("crl.pem"))  # 2, revoking client
-        self.clock = MemoryReactorClock()
+        self.clock = SynchronousThreadsClock()  # CRLs are parsed synchronously
         listen = (f"mtls:6661:interface=127.0.0.1"
                   f":certKey={_escape(self.pki.path('server.pem'))}"
                   f":privateKey={_escape(self.pki.path('server.key'))}"
@@ -561,7 +678,6 @@ class ReloadKeepsCRLsTests(SynchronousTestCase):
         service = _tap.makeService(options, self.clock)
         assert isinstance(service, _tap.SecureTCPService)
         [self.endpoint] = service.secureEndpoints
-        self.endpoint._runInThread = lambda f: f()  # parse CRLs synchronously
         service.startService()
         self.addCleanup(service.stopService)
         # a real port starts its factory, which starts the CRL watcher
@@ -600,3 +716,111 @@ class ReloadKeepsCRLsTests(SynchronousTestCase):
         connection = SSL.Connection(self.endpoint.creator.context, None)
         self.assertEqual(connection.get_certificate().get_serial_number(), self.original)
         self.assertEqual(len(self.audit.events("revocation.crl_refused")), 1)
+
+
+#: The first PEM certificate s_client prints: the server's.
+_PEM_CERTIFICATE = re.compile(rb"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----",
+                              re.DOTALL)
+
+
+class CRLReloadKeepsCertificateTests(TapProcessMixin, SynchronousTestCase):
+    """
+    Against C{openssl s_client}: a CRL reload never changes the certificate
+    C{twistd securetcp} serves; only an explicit reload (SIGHUP) does, and
+    it is audited with the fingerprints before and after.
+    """
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.authority = CRLAuthority(self.pki, os.path.join(self.workdir, "ca-db"))
+        self.crlPath = self.pki.path("crl.pem")
+        self.publishCRL()
+
+    def publishCRL(self) -> None:
+        """
+        Write the CA's current CRL next to the CRL file and rename it over
+        that file (so the CRL watcher never reads half a file).
+        """
+        self.authority.generate(self.crlPath + ".new")
+        os.rename(self.crlPath + ".new", self.crlPath)
+
+    def listen(self, port: int) -> List[str]:
+        return ["--listen",
+                f"mtls:{port}:interface=127.0.0.1"
+                f":certKey={_escape(self.pki.path('server.pem'))}"
+                f":privateKey={_escape(self.pki.path('server.key'))}"
+                f":caCerts={_escape(self.pki.path('ca.pem'))}"
+                f":crl={_escape(self.crlPath)}:crlReload=1"]
+
+    def servedFingerprint(self, port: int) -> str:
+        """
+        The SHA-256 fingerprint of the certificate C{openssl s_client}
+        gets from 127.0.0.1:C{port} in a complete mTLS handshake.
+        """
+        assert OPENSSL is not None
+        result = subprocess.run(
+            [OPENSSL, "s_client", "-connect", f"127.0.0.1:{port}", "-servername", "localhost",
+             "-CAfile", self.pki.path("ca.pem"), "-verify_return_error",
+             "-cert", self.pki.path("client.pem"), "-key", self.pki.path("client.key")],
+            stdin=subprocess.DEVNULL, capture_output=True, timeout=START_TIMEOUT)
+        self.assertIn(b"Verify return code: 0 (ok)", result.stdout,
+                      result.stdout.decode("utf-8", "replace")
+                      + result.stderr.decode("utf-8", "replace"))
+        match = _PEM_CERTIFICATE.search(result.stdout)
+        assert match is not None, result.stdout
+        return x509.load_pem_x509_certificate(match.group(0)).fingerprint(
+            hashes.SHA256()).hex()
+
+    def waitForRecord(self, name: str, count: int) -> Dict[str, Any]:
+        """
+        Wait (bounded) until the audit file holds C{count} C{name} records;
+        the last one.
+        """
+        def found() -> List[Dict[str, Any]]:
+            records = _events(self.audit, name)
+            return records if len(records) >= count else []
+
+        deadline = time.monotonic() + START_TIMEOUT
+        while not found():
+            self.assertLess(time.monotonic(), deadline,
+                            f"no {count} {name} record(s) in the audit file:\n"
+                            + "\n".join(json.dumps(r) for r in _records(self.audit)))
+            time.sleep(0.05)
+        return found()[-1]
+
+    def test_crlReloadKeepsCertificateUntilSIGHUP(self) -> None:
+        """
+        C{twistd securetcp terminate} with C{crl=...:crlReload=1} and
+        C{--watch 0}: the certificate and key files are replaced, then a new
+        CRL is published and loaded (C{revocation.crl_loaded}); s_client
+        still gets the old certificate and nothing was audited as
+        C{policy.reloaded}.  After SIGHUP s_client gets the new certificate,
+        and the C{policy.reloaded} record names the old and new SHA-256
+        fingerprints; the audit file verifies.
+        """
+        backendPort, _, _ = self.backend()
+        port, twistd = self.twistd("terminate", "--backend", f"tcp:127.0.0.1:{backendPort}",
+                                   "--audit-log", self.audit, "--watch", "0",
+                                   listen=self.listen)
+        old = _certificate(self.pki.path("server.pem")).fingerprint(hashes.SHA256()).hex()
+        self.assertEqual(self.servedFingerprint(port), old)
+
+        new = _replacePair(self.pki, "server-renewed", "localhost (renewed)").fingerprint(
+            hashes.SHA256()).hex()
+        self.assertNotEqual(new, old)
+        self.authority.revoke(self.pki.path("client2.pem"))
+        self.publishCRL()
+        loaded = self.waitForRecord("revocation.crl_loaded", 1)
+        self.assertEqual(loaded["revoked"], 1)
+        self.assertEqual(self.servedFingerprint(port), old)
+        self.assertEqual(_events(self.audit, "policy.reloaded"), [])
+
+        twistd.process.send_signal(signal.SIGHUP)
+        reloaded = self.waitForRecord("policy.reloaded", 1)
+        self.assertEqual((reloaded["certificateBefore"], reloaded["certificateAfter"]),
+                         (old, new))
+        self.assertIn("certificate", reloaded["changed"])
+        self.assertEqual(self.servedFingerprint(port), new)
+        self.assertTrue(twistd.running, twistd.describe())
+        twistd.stop()
+        self.assertVerifies(self.audit)

@@ -568,10 +568,9 @@ class InMemoryTestCase(CRLFixture, SynchronousTestCase):
                                         privateKey=self.pki.path("server.key"),
                                         caCerts=self.pki.path("ca.pem"))
         settings.update(options)
-        endpoint = SecureServerEndpoint(self.clock, None, buildPolicy(**settings),
-                                        mutual=True, clock=self.clock, emitter=self.emitter)
-        endpoint._runInThread = _direct
-        return endpoint
+        return SecureServerEndpoint(self.clock, None, buildPolicy(**settings),
+                                    mutual=True, clock=self.clock, emitter=self.emitter,
+                                    runInThread=_direct)
 
     def serve(self, endpoint: SecureServerEndpoint) -> Tuple[Any, RecordingFactory]:
         """

@@ -147,7 +147,7 @@ class ReloadUnderLoadTests(RealPeerMixin, TestCase):
         return endpoint, port.getHost().port
 
     async def _reloadsFinishedAsync(self, endpoint: SecureServerEndpoint) -> None:
-        await _waitUntil(lambda: not any(w._busy for w in endpoint._watchers),
+        await _waitUntil(lambda: endpoint.crlWatcher is None or not endpoint.crlWatcher.busy,
                          PROCESS_TIMEOUT, "the CRL reload thread")
 
     def _reloadsFinished(self, endpoint: SecureServerEndpoint) -> Deferred[None]:

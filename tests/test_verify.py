@@ -1,8 +1,9 @@
 """
-Tests for the verify callback that L{securetcp._tls.context} installs through
-the binding: the X509 verify code of a rejection reaches the peer as its
-alert, each certificate is worked out once per context, and an exception in
-the check rejects the certificate instead of escaping into OpenSSL.
+Tests for the verify callback that L{securetcp._tls.verify} installs through
+the binding (L{securetcp._tls._binding}): the X509 verify code of a
+rejection reaches the peer as its alert, each certificate is worked out once
+per context, and an exception in the check rejects the certificate instead
+of escaping into OpenSSL.
 
 The handshakes run in memory between two C{OpenSSL.SSL.Connection}s: the
 server from L{securetcp._tls.context.ServerConnectionCreator}, the client a
@@ -13,13 +14,16 @@ from __future__ import annotations
 
 from typing import Any, List, Optional, Tuple
 
+import attrs
 from cryptography import x509
 from OpenSSL import SSL
 from twisted.trial.unittest import SynchronousTestCase
 
-from securetcp._tls import context as _context
+from securetcp._tls import _binding, session, verify
+from securetcp._tls.context import ServerConnectionCreator
 from securetcp.config import buildPolicy
-from securetcp.policy import TLSPolicy
+from securetcp.materials import loadMaterials
+from securetcp.policy import Role, TLSPolicy
 
 from ._pki import TestPKI, sharedPKI
 
@@ -43,7 +47,7 @@ class _Holder:
 
 
 def _handshake(policy: TLSPolicy, clientName: str, version: int = SSL.TLS1_2_VERSION,
-               creator: Optional[_context.ServerConnectionCreator] = None,
+               creator: Optional[ServerConnectionCreator] = None,
                ) -> Tuple[Optional[str], Optional[str], Any]:
     """
     One in-memory handshake of a client presenting C{clientName}'s
@@ -53,8 +57,9 @@ def _handshake(policy: TLSPolicy, clientName: str, version: int = SSL.TLS1_2_VER
         C{None}), and the server connection's facts.
     """
     pki = _pki()
-    creator = creator or _context.ServerConnectionCreator(policy)
+    creator = creator or _creator(policy)
     holder = _Holder()
+    holder.securetcpFacts = session.ConnectionFacts(Role.SERVER)
     server = creator.serverConnectionForTLS(holder)
     clientContext = SSL.Context(SSL.TLS_METHOD)
     clientContext.set_min_proto_version(version)
@@ -83,6 +88,10 @@ def _handshake(policy: TLSPolicy, clientName: str, version: int = SSL.TLS1_2_VER
         if not moved:
             break
     return errors[1], errors[0], holder.securetcpFacts
+
+
+def _creator(policy: TLSPolicy) -> ServerConnectionCreator:
+    return ServerConnectionCreator(policy, loadMaterials(policy, Role.SERVER))
 
 
 class VerifyCallbackTests(SynchronousTestCase):
@@ -117,7 +126,7 @@ class VerifyCallbackTests(SynchronousTestCase):
         self.assertIn("alert", clientError or "")
         self.assertIn("depth 0", facts.weakKey)
         self.assertIn("secp224r1", facts.weakKey)
-        reason, detail = _context.classifyFailure(SSL.Error([]), _Connection(facts))
+        reason, detail = session.classifyFailure(SSL.Error([]), _Connection(facts))
         self.assertEqual(reason, "weak_key")
         self.assertIn("depth 0", detail)
 
@@ -138,14 +147,14 @@ class VerifyCallbackTests(SynchronousTestCase):
         converts and checks no certificate again.
         """
         calls: List[Any] = []
-        original = _context.SeenCertificate.of
+        original = verify.SeenCertificate.of
 
         def counting(certificate: Any, strength: Any) -> Any:
             calls.append(certificate.subject)
             return original(certificate, strength)
 
-        self.patch(_context.SeenCertificate, "of", staticmethod(counting))
-        creator = _context.ServerConnectionCreator(self.policy())
+        self.patch(verify.SeenCertificate, "of", staticmethod(counting))
+        creator = _creator(self.policy())
         self.assertIsNone(_handshake(self.policy(), "client", creator=creator)[0])
         self.assertEqual(len(calls), 2)  # the leaf and the CA
         serverError, _, facts = _handshake(self.policy(), "client", creator=creator)
@@ -157,11 +166,11 @@ class VerifyCallbackTests(SynchronousTestCase):
 
     def test_cacheBounded(self) -> None:
         """
-        The per-context cache is bounded by L{_context.VERIFY_CACHE_SIZE}:
+        The per-context cache is bounded by L{verify.VERIFY_CACHE_SIZE}:
         when full it starts again, and handshakes still verify correctly.
         """
-        self.patch(_context, "VERIFY_CACHE_SIZE", 1)
-        creator = _context.ServerConnectionCreator(self.policy())
+        self.patch(verify, "VERIFY_CACHE_SIZE", 1)
+        creator = _creator(self.policy())
         for name in ("client", "client2", "client", "client-other"):
             serverError = _handshake(self.policy(), name, creator=creator)[0]
             if name == "client-other":
@@ -178,9 +187,9 @@ class VerifyCallbackTests(SynchronousTestCase):
         def broken(certificate: Any, strength: Any) -> Any:
             raise RuntimeError("boom")
 
-        self.patch(_context.SeenCertificate, "of", staticmethod(broken))
+        self.patch(verify.SeenCertificate, "of", staticmethod(broken))
         logged: List[Any] = []
-        self.patch(_context._log, "observer", logged.append)
+        self.patch(verify._log, "observer", logged.append)
         serverError, clientError, facts = _handshake(self.policy(), "client")
         self.assertIsNotNone(serverError)
         self.assertIsNotNone(clientError)
@@ -188,7 +197,7 @@ class VerifyCallbackTests(SynchronousTestCase):
         self.assertIn("internal error in the verify callback", facts.verifyMessage)
         self.assertIn("boom", facts.verifyMessage)
         # audited as securetcp's fault, not the peer's, and logged with the traceback
-        reason, detail = _context.classifyFailure(SSL.Error([]), _Connection(facts))
+        reason, detail = session.classifyFailure(SSL.Error([]), _Connection(facts))
         self.assertEqual(reason, "internal_error")
         self.assertIn("boom", detail)
         self.assertEqual(len(logged), 1)
@@ -198,7 +207,7 @@ class VerifyCallbackTests(SynchronousTestCase):
 class _Connection:
     """
     The part of C{OpenSSL.SSL.Connection} that
-    L{_context.connectionFacts} reads.
+    L{session.connectionFacts} reads.
     """
 
     def __init__(self, facts: Any) -> None:
@@ -221,7 +230,7 @@ class FallbackTests(SynchronousTestCase):
         def missing() -> Any:
             raise AttributeError("no SSL_CTX_set_verify in this binding")
 
-        self.patch(_context, "_verifyBinding", missing)
+        self.patch(_binding, "verifyPieces", missing)
 
     def policy(self) -> TLSPolicy:
         return VerifyCallbackTests.policy(self)  # type: ignore[arg-type]
@@ -231,7 +240,7 @@ class FallbackTests(SynchronousTestCase):
         A good client is accepted; an untrusted one and a weak key are
         rejected, with the same facts as through the binding.
         """
-        creator = _context.ServerConnectionCreator(self.policy())
+        creator = _creator(self.policy())
         self.assertFalse(hasattr(creator.context, "_securetcpVerify"))
         self.assertEqual(_handshake(self.policy(), "client", creator=creator)[:2], (None, None))
         serverError, _, facts = _handshake(self.policy(), "client-other", creator=creator)
@@ -254,15 +263,12 @@ class NoCurrentCertificateTests(SynchronousTestCase):
         C{NULL}, a client OpenSSL itself would accept is rejected, and the
         facts record the rejection (code 1, unspecified).
         """
-        real = _context._verifyBinding
+        real = _binding.verifyPieces
 
         def withoutCurrent() -> Any:
-            pieces = list(real())
-            ffi = pieces[0]
-            pieces[5] = lambda store: ffi.NULL  # X509_STORE_CTX_get_current_cert
-            return tuple(pieces)
+            return attrs.evolve(real(), getCurrentCert=lambda store: _binding.ffi.NULL)
 
-        self.patch(_context, "_verifyBinding", withoutCurrent)
+        self.patch(_binding, "verifyPieces", withoutCurrent)
         serverError, clientError, facts = _handshake(
             VerifyCallbackTests.policy(self), "client")  # type: ignore[arg-type]
         self.assertIsNotNone(serverError)

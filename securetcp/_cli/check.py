@@ -66,12 +66,14 @@ def loadTarget(target: str, client: bool) -> Tuple[TLSPolicy, Optional[str]]:
 
     from securetcp._tls.context import buildContext
     from securetcp.config import loadPolicyFile
+    from securetcp.materials import loadMaterials
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if os.path.isfile(target) and target.endswith(".toml"):
             policy = loadPolicyFile(target)
-            buildContext(policy, Role.CLIENT if client else Role.SERVER)
+            role = Role.CLIENT if client else Role.SERVER
+            buildContext(policy, role, loadMaterials(policy, role))
             return policy, policy.peer.hostname
         parse = clientFromString if client else serverFromString
         endpoint: Any = parse(MemoryReactor(), target)

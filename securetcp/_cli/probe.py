@@ -105,7 +105,7 @@ def gatherFacts(args: argparse.Namespace, benchmark: Benchmark) -> Tuple[Any, Pr
 
     @raise Exception: when the server cannot be probed.
     """
-    from securetcp._tls.context import probeHandshake
+    from securetcp._tls.probe import probeHandshake
 
     host, port = hostPort(args.target)
     common: Dict[str, Any] = dict(serverName=args.servername, caFile=args.cacert,

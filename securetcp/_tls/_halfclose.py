@@ -1,26 +1,55 @@
-# -*- test-case-name: tests.test_halfclose,tests.test_gate -*-
+# -*- test-case-name: tests.test_halfclose,tests.test_fences,tests.test_gate -*-
 """
 L{GatedTLSProtocol}: Twisted's TLS transport with what the gate needs from
 below, and half-closes both ways.  It overrides and reads private names of
-Twisted's C{twisted.protocols.tls} (listed in L{TWISTED_PRIVATE_NAMES}, and
-checked by a test), so this is the one module that depends on them::
+Twisted's C{twisted.protocols.tls}, each listed in L{TWISTED_PRIVATE_NAMES}
+with what it is needed for; a test checks that the installed Twisted still
+has every one and says which is gone if a release drops one.  This is the
+one module that depends on them::
 
-    tls = TLSMemoryBIOFactory(creator, False, gate, clock=clock)
-    tls.protocol = GatedTLSProtocol
+    tls = GatedTLSFactory(creator, False, gate, clock)
 """
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable, Optional, Tuple
 
 from twisted.internet.error import ConnectionDone
-from twisted.internet.interfaces import IHalfCloseableProtocol, IProtocol, ITCPTransport
+from twisted.internet.interfaces import (
+    IHalfCloseableProtocol,
+    IProtocol,
+    IProtocolFactory,
+    IReactorTime,
+    ITCPTransport,
+)
 from twisted.protocols.policies import ProtocolWrapper
-from twisted.protocols.tls import BufferingTLSTransport
+from twisted.protocols.tls import BufferingTLSTransport, TLSMemoryBIOFactory
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from securetcp._tls.context import TLSError, WantReadError, ZeroReturnError
+from securetcp._tls.session import ConnectionFacts, TLSError, WantReadError, ZeroReturnError
+from securetcp.policy import Role
+
+#: The private names of Twisted's C{BufferingTLSTransport} (and its base
+#: C{TLSMemoryBIOProtocol}) that L{GatedTLSProtocol} overrides or reads:
+#: C{(name, what securetcp needs it for)}.  A dotted name is an attribute of
+#: an attribute; C{__init__:NAME} is a parameter of C{__init__}.
+TWISTED_PRIVATE_NAMES: Tuple[Tuple[str, str], ...] = (
+    ("_tlsConnection", "the OpenSSL connection: reading after close_notify, shutdown()"),
+    ("_flushReceiveBIO", "overridden: the peer's close_notify becomes a half-close"),
+    ("_flushSendBIO", "sending our close_notify and what was written before it"),
+    ("_lostTLSConnection", "whether the TLS connection already ended"),
+    ("_aborted", "whether abortConnection was called"),
+    ("_shutdownTLS", "closing when close_notify went both ways"),
+    ("_tlsShutdownFinished", "ending the connection after a TLS error"),
+    ("_aggregator", "flushing small writes before close_notify"),
+    ("_aggregator.flush", "flushing small writes before close_notify"),
+    ("_producer", "waiting for a registered producer before close_notify"),
+    ("_appSendBuffer", "waiting for writes queued before the handshake ended"),
+    ("_handshakeDone", "sending close_notify only after the handshake"),
+    ("_write", "overridden: nothing is written after our close_notify"),
+    ("__init__:_connectWrapped", "passed on by our __init__"),
+)
 
 
 @implementer(IHalfCloseableProtocol)
@@ -50,7 +79,8 @@ class GatedTLSProtocol(BufferingTLSTransport):
     transport: Any
     bytesOut = 0
     firstByte: Optional[int] = None
-    securetcpFacts: Any = None
+    #: what the verify callback and SNI learn about this connection
+    securetcpFacts: Optional[ConnectionFacts] = None
     #: the peer's close_notify arrived and was passed up as a half-close
     readClosed = False
     #: why L{closeTruncated} ended the connection, for the audit record
@@ -63,6 +93,7 @@ class GatedTLSProtocol(BufferingTLSTransport):
 
     def __init__(self, factory: Any, wrappedProtocol: IProtocol, _connectWrapped: bool = True) -> None:
         super().__init__(factory, wrappedProtocol, _connectWrapped)
+        self.securetcpFacts = ConnectionFacts(factory.role)
         aggregate = self.write
 
         def countingWrite(data: bytes) -> None:
@@ -240,3 +271,17 @@ class GatedTLSProtocol(BufferingTLSTransport):
     def unregisterProducer(self) -> None:
         super().unregisterProducer()
         self._sendCloseNotify()
+
+
+class GatedTLSFactory(TLSMemoryBIOFactory):
+    """
+    Twisted's TLS factory, making a L{GatedTLSProtocol} (with the
+    L{ConnectionFacts} of its C{role}) per connection.
+    """
+
+    protocol = GatedTLSProtocol
+
+    def __init__(self, creator: Any, isClient: bool, wrappedFactory: IProtocolFactory,
+                 clock: IReactorTime) -> None:
+        super().__init__(creator, isClient, wrappedFactory, clock=clock)
+        self.role = Role.CLIENT if isClient else Role.SERVER

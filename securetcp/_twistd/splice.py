@@ -28,7 +28,8 @@ from twisted.internet.interfaces import IHalfCloseableProtocol, INegotiated
 from twisted.internet.protocol import Factory, Protocol
 from zope.interface import implementer
 
-from securetcp.audit.records import AuditEmitter, utcTimestamp
+from securetcp._interfaces import IAuditSink
+from securetcp.audit.records import utcTimestamp
 
 
 @implementer(IHalfCloseableProtocol)
@@ -247,7 +248,7 @@ class SpliceFactory(Factory):
     noisy = False
 
     def __init__(self, connectFar: Callable[[Any], Any], farDescription: str, clock: Any,
-                 emitter: AuditEmitter, idleTimeout: float = 0) -> None:
+                 emitter: IAuditSink, idleTimeout: float = 0) -> None:
         self.connectFar = connectFar
         self.farDescription = farDescription
         self.clock = clock

@@ -71,11 +71,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         sys.stdout.flush()
 
     globalLogBeginner.beginLoggingTo([plain], redirectStandardIO=False)  # type: ignore[list-item]
-    options = _tap.Options(build=False)
     try:
+        options = _tap.Options(build=False, worker=WorkerRole(
+            int(spec["worker"]), int(spec["workers"]), [int(fd) for fd in spec["fds"]]))
         options.parseOptions(spec["argv"])
-        options.worker = WorkerRole(int(spec["worker"]), int(spec["workers"]),
-                                    [int(fd) for fd in spec["fds"]])
         top = _tap.makeService(options, reactor)
     except (usage.UsageError, ValueError) as e:
         print(f"securetcp worker {spec.get('worker')}: {e}", file=sys.stderr)

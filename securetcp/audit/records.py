@@ -32,7 +32,9 @@ from typing import Any, Dict, Optional
 
 from twisted.internet.interfaces import IAddress
 from twisted.logger import Logger, LogLevel
+from zope.interface import implementer
 
+from securetcp._interfaces import IAuditSink
 from securetcp._reasons import REJECTION_REASONS
 
 __all__ = [
@@ -131,6 +133,7 @@ def utcTimestamp(seconds: float) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+@implementer(IAuditSink)
 class AuditEmitter:
     """
     Emits audit records through a L{Logger} in the C{securetcp.audit}
@@ -141,6 +144,12 @@ class AuditEmitter:
 
     def __init__(self, logger: Optional[Logger] = None) -> None:
         self.logger = logger or Logger(namespace=AUDIT_NAMESPACE)
+
+    def accepting(self) -> bool:
+        """
+        Whether new connections may proceed (L{auditHealth}).
+        """
+        return auditHealth.accepting
 
     def emit(self, record: Dict[str, Any]) -> None:
         """

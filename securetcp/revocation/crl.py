@@ -1,36 +1,29 @@
 # -*- test-case-name: tests.test_revocation -*-
 """
-Certificate revocation lists: loading and checking them, and reloading them
-while the server runs.
+Certificate revocation lists: loading and checking them (their reload while
+the server runs is L{securetcp.revocation.crlreload}).
 
-    crls = loadCRLs(policy.revocation, caCerts)      # at start: errors name the file
-    watcher = CRLWatcher(creator, clock, emitter)   # then: live reload
-    watcher.start()
+    crls = loadCRLs(policy.revocation, caCerts)      # errors name the file
+    crls.isRevoked(peerCertificate)
 
 A CRL is accepted only if it parses, is signed by one of the policy's CAs,
 and (on reload) does not carry a lower CRL number than the one it replaces.
-A refused CRL leaves the last good one in force and is audited.
-
-OCSP checking and stapling are not implemented yet; revocation status comes
-from CRLs only.
+A refused CRL leaves the last good one in force and is audited.  A reload
+replaces the CRLs only: the certificate and key in force stay.  OCSP is in
+L{securetcp.revocation.ocsp}.
 """
 
 from __future__ import annotations
 
 import datetime
 import os
-from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 import attrs
 from cryptography import x509
-from twisted.internet.defer import Deferred, maybeDeferred, succeed
-from twisted.internet.task import LoopingCall
-from twisted.logger import Logger
 
 from securetcp.errors import CredentialError
 from securetcp.policy import Revocation
-
-_log = Logger(namespace="securetcp.revocation")
 
 FileSignature = Tuple[int, int, int, int]  # inode, device, size, mtime_ns
 
@@ -150,6 +143,24 @@ def _parse(path: str, data: bytes) -> List[x509.CertificateRevocationList]:
                               "give the file written by your CA, e.g. openssl ca -gencrl") from None
 
 
+@attrs.define
+class _Gathered:
+    """
+    What L{loadCRLs} has gathered so far.
+    """
+
+    crls: List[x509.CertificateRevocationList] = attrs.field(factory=list)
+    sources: List[Tuple[str, FileSignature]] = attrs.field(factory=list)
+    revoked: Set[Tuple[bytes, int]] = attrs.field(factory=set)
+    numbers: Dict[bytes, int] = attrs.field(factory=dict)
+    expired: List[str] = attrs.field(factory=list)
+    windows: Dict[bytes, Tuple[float, Optional[float]]] = attrs.field(factory=dict)
+
+    def crlSet(self) -> CRLSet:
+        return CRLSet(tuple(self.crls), tuple(self.sources), frozenset(self.revoked),
+                      tuple(self.numbers.items()), tuple(self.expired), self.windows)
+
+
 def loadCRLs(
     revocation: Revocation,
     caCerts: Sequence[x509.Certificate],
@@ -167,12 +178,7 @@ def loadCRLs(
         fail) an expired one.
     """
     now = now or datetime.datetime.now(datetime.UTC)
-    crls: List[x509.CertificateRevocationList] = []
-    sources: List[Tuple[str, FileSignature]] = []
-    revoked: Set[Tuple[bytes, int]] = set()
-    numbers: Dict[bytes, int] = {}
-    expired: List[str] = []
-    windows: Dict[bytes, Tuple[float, Optional[float]]] = {}
+    gathered = _Gathered()
     for path in crlPaths(revocation):
         try:
             signature = _signature(path)
@@ -182,48 +188,62 @@ def loadCRLs(
             raise CredentialError("crl", path, f"cannot be read: {e.strerror}",
                                   "fix its permissions") from None
         for crl in _parse(path, data):
-            issuers = [ca for ca in caCerts if ca.subject == crl.issuer]
-            if not issuers:
-                raise CredentialError(
-                    "crl", path,
-                    f"is issued by {crl.issuer.rfc4514_string()}, which is not one of the "
-                    "policy's CAs", "add that CA to caCerts, or remove the CRL")
-            if not any(_signedBy(crl, ca) for ca in issuers):
-                raise CredentialError("crl", path,
-                                      "its signature does not verify against its issuer CA",
-                                      "the file is corrupt or forged; fetch it again from the CA")
-            issuerKey = crl.issuer.public_bytes()
-            number = _crlNumber(crl)
-            if previous is not None and number is not None:
-                old = previous.number(issuerKey)
-                if old is not None and number < old:
-                    raise CredentialError(
-                        "crl", path,
-                        f"has CRL number {number}, lower than the {old} in force (a replayed "
-                        "older CRL?)", "publish the newest CRL")
-            if number is not None:
-                numbers[issuerKey] = max(number, numbers.get(issuerKey, number))
-            nextUpdate = crl.next_update_utc
-            if nextUpdate is not None and nextUpdate < now:
-                description = (f"{path}: CRL of {crl.issuer.rfc4514_string()} expired on "
-                               f"{nextUpdate:%Y-%m-%d %H:%M} UTC")
-                if hard and previous is None:
-                    raise CredentialError(
-                        "crl", path,
-                        f"expired on {nextUpdate:%Y-%m-%d %H:%M} UTC; under revocation=hard "
-                        "every peer of this CA would be rejected",
-                        "publish a fresh CRL, or use revocation=soft")
-                expired.append(description)
-            for entry in crl:
-                revoked.add((issuerKey, entry.serial_number))
-            thisUpdate = crl.last_update_utc.timestamp()
-            if issuerKey not in windows or windows[issuerKey][0] < thisUpdate:
-                windows[issuerKey] = (thisUpdate,
-                                      nextUpdate.timestamp() if nextUpdate is not None else None)
-            crls.append(crl)
-        sources.append((path, signature))
-    return CRLSet(tuple(crls), tuple(sources), frozenset(revoked),
-                  tuple(numbers.items()), tuple(expired), windows)
+            _checkIssuer(crl, path, caCerts)
+            _gather(gathered, crl, path, previous, now, hard and previous is None)
+        gathered.sources.append((path, signature))
+    return gathered.crlSet()
+
+
+def _checkIssuer(crl: x509.CertificateRevocationList, path: str,
+                 caCerts: Sequence[x509.Certificate]) -> None:
+    issuers = [ca for ca in caCerts if ca.subject == crl.issuer]
+    if not issuers:
+        raise CredentialError(
+            "crl", path,
+            f"is issued by {crl.issuer.rfc4514_string()}, which is not one of the "
+            "policy's CAs", "add that CA to caCerts, or remove the CRL")
+    if not any(_signedBy(crl, ca) for ca in issuers):
+        raise CredentialError("crl", path,
+                              "its signature does not verify against its issuer CA",
+                              "the file is corrupt or forged; fetch it again from the CA")
+
+
+def _gather(gathered: _Gathered, crl: x509.CertificateRevocationList, path: str,
+            previous: Optional[CRLSet], now: datetime.datetime,
+            refuseExpired: Optional[bool]) -> None:
+    """
+    Add one verified CRL, refusing a replayed older one and (at start,
+    under hard fail) an expired one.
+    """
+    issuerKey = crl.issuer.public_bytes()
+    number = _crlNumber(crl)
+    if previous is not None and number is not None:
+        old = previous.number(issuerKey)
+        if old is not None and number < old:
+            raise CredentialError(
+                "crl", path,
+                f"has CRL number {number}, lower than the {old} in force (a replayed "
+                "older CRL?)", "publish the newest CRL")
+    if number is not None:
+        gathered.numbers[issuerKey] = max(number, gathered.numbers.get(issuerKey, number))
+    nextUpdate = crl.next_update_utc
+    if nextUpdate is not None and nextUpdate < now:
+        if refuseExpired:
+            raise CredentialError(
+                "crl", path,
+                f"expired on {nextUpdate:%Y-%m-%d %H:%M} UTC; under revocation=hard "
+                "every peer of this CA would be rejected",
+                "publish a fresh CRL, or use revocation=soft")
+        gathered.expired.append(f"{path}: CRL of {crl.issuer.rfc4514_string()} expired on "
+                                f"{nextUpdate:%Y-%m-%d %H:%M} UTC")
+    for entry in crl:
+        gathered.revoked.add((issuerKey, entry.serial_number))
+    thisUpdate = crl.last_update_utc.timestamp()
+    windows = gathered.windows
+    if issuerKey not in windows or windows[issuerKey][0] < thisUpdate:
+        windows[issuerKey] = (thisUpdate,
+                              nextUpdate.timestamp() if nextUpdate is not None else None)
+    gathered.crls.append(crl)
 
 
 def _signedBy(crl: x509.CertificateRevocationList, ca: x509.Certificate) -> bool:
@@ -258,121 +278,3 @@ def sourcesChanged(current: CRLSet, revocation: Revocation) -> bool:
     """
     now = sourceSignatures(revocation)
     return now is None or now != current.sources
-
-
-class CRLWatcher:
-    """
-    Reloads the CRLs of a connection creator when their files change, every
-    C{policy.revocation.reloadInterval} seconds and on demand.
-
-    Parsing runs in C{runInThread} (the reactor's thread pool in production,
-    a direct call in tests); the new context is swapped in on the reactor
-    thread, so no handshake ever sees a half-built one.
-
-    @param onReloaded: called with the new L{CRLSet} after a swap (the
-        server uses it to close connections a new CRL revokes).
-    """
-
-    def __init__(self, creator: Any, clock: Any, emit: Callable[[Dict[str, Any]], None],
-                 runInThread: Optional[Callable[..., Deferred]] = None,
-                 onReloaded: Optional[Callable[[CRLSet], None]] = None) -> None:
-        self.creator = creator
-        self.clock = clock
-        self.emit = emit
-        self.onReloaded = onReloaded
-        if runInThread is None:
-            from twisted.internet.threads import deferToThread
-
-            runInThread = deferToThread
-        self._run = runInThread
-        self._loop: Optional[LoopingCall] = None
-        self._busy = False
-        self._refused: Any = None
-        self._pendingSignatures: Any = None
-
-    def start(self) -> None:
-        interval = self.creator.policy.revocation.reloadInterval
-        if interval > 0 and self._loop is None:
-            self._loop = LoopingCall(self.check)
-            self._loop.clock = self.clock
-            self._loop.start(interval, now=False)
-
-    def stop(self) -> None:
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
-        self._loop = None
-
-    def check(self) -> Deferred:
-        """
-        Reload if any CRL file changed.
-        """
-        current = self.creator.crls
-        if current is None:
-            return succeed(False)
-        now = sourceSignatures(self.creator.policy.revocation)
-        if now is not None and (now == current.sources or now == self._refused):
-            # unchanged, or the same files that were refused last time:
-            # one crl_refused record per bad file, not one per poll
-            return succeed(False)
-        return self.reload()
-
-    def reload(self) -> Deferred:
-        """
-        Read the CRL files now and swap them in if they are acceptable.
-
-        @return: a Deferred firing with C{True} if new CRLs are in force,
-            C{False} if they were refused (the old ones stay).
-        """
-        if self._busy:
-            return succeed(False)
-        self._busy = True
-        policy = self.creator.policy
-        self._pendingSignatures = sourceSignatures(policy.revocation)
-        previous = self.creator.crls
-        caCerts = self.creator.caCerts
-
-        creator = self.creator
-
-        def parse() -> Tuple[CRLSet, Any]:
-            # parsing, verifying and building the context (adding every CRL
-            # to a new X509 store) all happen here, off the reactor thread;
-            # the reactor only swaps one reference
-            crls = loadCRLs(policy.revocation, caCerts, previous=previous,
-                            hard=policy.revocation.mode == "hard")
-            return crls, creator.contextFor(crls)
-
-        d = maybeDeferred(self._run, parse)
-
-        def swap(built: Tuple[CRLSet, Any]) -> bool:
-            self._busy = False
-            crls, context = built
-            if creator.policy is not policy:
-                # the policy was reloaded meanwhile: build for the new one
-                context = creator.contextFor(crls)
-            creator.install(context, crls)
-            self.emit({"event": "revocation.crl_loaded",
-                       "files": [p for p, _ in crls.sources],
-                       "crls": len(crls.crls), "revoked": len(crls.revoked)})
-            for description in crls.expired:
-                self.emit({"event": "revocation.crl_expired", "detail": description,
-                           "mode": policy.revocation.mode})
-            if self.onReloaded is not None:
-                self.onReloaded(crls)
-            return True
-
-        def refuse(failure: Any) -> bool:
-            self._busy = False
-            self._refused = self._pendingSignatures
-            error = failure.value
-            detail = str(error)
-            self.emit({"event": "revocation.crl_refused", "detail": detail,
-                       "file": getattr(error, "path", None)})
-            _log.error("securetcp: new CRL refused, the previous CRLs stay in force: {detail}",
-                       detail=detail)
-            return False
-
-        # a swap that fails (the context cannot be rebuilt) is refused like
-        # a bad CRL: the previous context stays, the periodic check goes on
-        d.addCallback(swap)
-        d.addErrback(refuse)
-        return d

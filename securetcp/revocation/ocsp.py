@@ -1,224 +1,50 @@
 # -*- test-case-name: tests.test_ocsp -*-
 """
-OCSP: building requests, validating responses, an asynchronous checker with
-a cache, and the fetcher that keeps a server's own stapled response fresh.
+OCSP checks: an asynchronous checker with a cache, the fetcher that keeps a
+server's own stapled response fresh, and what an answer means under a
+policy (L{judge}, L{decide}).
 
-The decisions are pure functions of values::
+    checker = OCSPChecker(clock, httpPoster(reactor), responder)
+    decision, facts = yield decide(checker, policy.revocation, chain, stapled, trust)
 
-    request, nonce = buildRequest(leaf, issuer)
-    status = validateResponse(der, leaf, issuer, nonce, now)   # -> OCSPStatus
-
-and the I/O is thin: L{OCSPChecker} posts requests with Twisted's HTTP
-client (never a blocking call in the reactor) and caches answers by issuer
-and serial until their C{nextUpdate}.
+The I/O is thin: L{OCSPChecker} posts requests with Twisted's HTTP client
+(never a blocking call in the reactor) and caches answers by issuer and
+serial until their C{nextUpdate}; requests and responses themselves are
+built and validated by pure functions (L{securetcp.revocation.ocspresponse}).
 """
 
 from __future__ import annotations
 
 import collections
 import datetime
-import os
 from io import BytesIO
 from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 import attrs
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
-from cryptography.x509 import ocsp
-from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID
 from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
+from zope.interface import implementer
+
+from securetcp._interfaces import IOCSPChecker, IStapler
+from securetcp.policy import Revocation
+from securetcp.revocation.ocspresponse import (
+    OCSPStatus,
+    buildRequest,
+    findIssuer,
+    responderURL,
+    validateResponse,
+)
+
+__all__ = ["DEFAULT_TTL", "Decision", "OCSPChecker", "OCSPStatus", "Poster", "StapleFetcher",
+           "buildRequest", "checkerFor", "decide", "findIssuer", "httpPoster", "judge", "responderURL",
+           "validateResponse"]
 
 _log = Logger(namespace="securetcp.ocsp")
 
-#: Allowed clock skew between us and the responder.
-SKEW = datetime.timedelta(minutes=5)
 #: How long a response without nextUpdate is cached.
 DEFAULT_TTL = datetime.timedelta(hours=1)
-
-
-@attrs.frozen
-class OCSPStatus:
-    """
-    The outcome of one OCSP check.
-
-    @ivar status: C{"good"}, C{"revoked"} or C{"unknown"} (the responder
-        does not know the certificate, or no valid answer could be had).
-    @ivar detail: why, for the audit log.
-    @ivar revocationReason: e.g. C{"keyCompromise"}, when revoked.
-    @ivar revocationTime: ISO time, when revoked.
-    @ivar nextUpdate: until when the answer may be cached.
-    @ivar reachable: C{False} when the responder could not be asked or its
-        answer was invalid (as opposed to an authoritative "unknown").
-    """
-
-    status: str
-    detail: str = ""
-    revocationReason: Optional[str] = None
-    revocationTime: Optional[str] = None
-    nextUpdate: Optional[datetime.datetime] = None
-    reachable: bool = True
-
-
-def responderURL(certificate: x509.Certificate) -> Optional[str]:
-    """
-    The OCSP responder named in a certificate's Authority Information Access
-    extension, if any.
-    """
-    try:
-        aia = certificate.extensions.get_extension_for_class(x509.AuthorityInformationAccess)
-    except x509.ExtensionNotFound:
-        return None
-    for description in aia.value:
-        if description.access_method == AuthorityInformationAccessOID.OCSP and isinstance(
-                description.access_location, x509.UniformResourceIdentifier):
-            return description.access_location.value
-    return None
-
-
-def buildRequest(leaf: x509.Certificate, issuer: x509.Certificate,
-                 nonce: bool = True) -> Tuple[bytes, Optional[bytes]]:
-    """
-    A DER OCSP request for C{leaf}, with a 16-byte nonce when asked.
-
-    @return: the request and the nonce (or C{None}).
-    """
-    builder = ocsp.OCSPRequestBuilder().add_certificate(leaf, issuer, hashes.SHA1())
-    value = os.urandom(16) if nonce else None
-    if value is not None:
-        builder = builder.add_extension(x509.OCSPNonce(value), critical=False)
-    request = builder.build()
-    from cryptography.hazmat.primitives.serialization import Encoding
-
-    return request.public_bytes(Encoding.DER), value
-
-
-def _verifySignature(publicKey: Any, signature: bytes, data: bytes, algorithm: Any) -> bool:
-    try:
-        if isinstance(publicKey, rsa.RSAPublicKey):
-            publicKey.verify(signature, data, padding.PKCS1v15(), algorithm)
-        elif isinstance(publicKey, ec.EllipticCurvePublicKey):
-            publicKey.verify(signature, data, ec.ECDSA(algorithm))
-        elif isinstance(publicKey, (ed25519.Ed25519PublicKey, ed448.Ed448PublicKey)):
-            publicKey.verify(signature, data)
-        else:
-            return False
-    except (InvalidSignature, ValueError, TypeError):
-        return False
-    return True
-
-
-def _signedByIssuer(certificate: x509.Certificate, issuer: x509.Certificate) -> bool:
-    if certificate.issuer != issuer.subject:
-        return False
-    return _verifySignature(issuer.public_key(), certificate.signature,
-                            certificate.tbs_certificate_bytes,
-                            certificate.signature_hash_algorithm)
-
-
-def _responderCertificate(response: ocsp.OCSPResponse, issuer: x509.Certificate,
-                          now: datetime.datetime) -> Optional[x509.Certificate]:
-    """
-    The certificate whose key signed C{response}, if it is authorised: the
-    issuer itself, or a delegated responder certificate issued by it with
-    the OCSP-signing EKU (RFC 6960 section 4.2.2.2).
-    """
-    def named(cert: x509.Certificate) -> bool:
-        if response.responder_name is not None:
-            return cert.subject == response.responder_name
-        digest = hashes.Hash(hashes.SHA1())
-        from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-
-        spki = cert.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
-        # the key hash is over the BIT STRING value of the key: compare via
-        # cryptography's own helper
-        del digest, spki
-        return x509.SubjectKeyIdentifier.from_public_key(
-            cert.public_key()).digest == response.responder_key_hash
-
-    if named(issuer):
-        return issuer
-    for candidate in response.certificates:
-        if not named(candidate) or not _signedByIssuer(candidate, issuer):
-            continue
-        try:
-            eku = candidate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-        except x509.ExtensionNotFound:
-            continue
-        if ExtendedKeyUsageOID.OCSP_SIGNING not in eku:
-            continue
-        if not (candidate.not_valid_before_utc - SKEW <= now <= candidate.not_valid_after_utc + SKEW):
-            continue
-        return candidate
-    return None
-
-
-def validateResponse(der: bytes, leaf: x509.Certificate, issuer: x509.Certificate,
-                     nonce: Optional[bytes], now: datetime.datetime) -> OCSPStatus:
-    """
-    Validate a DER OCSP response for C{leaf} and say what it asserts.
-
-    Checks: the response parses and is successful; it is signed by the
-    issuer or by a responder the issuer authorised; it is about this
-    certificate (serial, issuer name and key hashes); its nonce matches when
-    we sent one and the responder echoed it; and C{thisUpdate} /
-    C{nextUpdate} bracket now (with L{SKEW}).  Anything else gives
-    C{status="unknown", reachable=False} with the reason.
-    """
-    def invalid(detail: str) -> OCSPStatus:
-        return OCSPStatus("unknown", f"invalid OCSP response: {detail}", reachable=False)
-
-    try:
-        response = ocsp.load_der_ocsp_response(der)
-    except ValueError:
-        return invalid("not a DER OCSP response")
-    if response.response_status != ocsp.OCSPResponseStatus.SUCCESSFUL:
-        return invalid(f"responder answered {response.response_status.name}")
-    responder = _responderCertificate(response, issuer, now)
-    if responder is None:
-        return invalid("not signed by the issuer or a responder it authorised")
-    if not _verifySignature(responder.public_key(), response.signature,
-                            response.tbs_response_bytes, response.signature_hash_algorithm):
-        return invalid("bad signature")
-    single = None
-    for candidate in response.responses:
-        if candidate.serial_number != leaf.serial_number:
-            continue
-        algorithm = candidate.hash_algorithm
-        expected = ocsp.OCSPRequestBuilder().add_certificate(leaf, issuer, algorithm).build()
-        if (candidate.issuer_name_hash == expected.issuer_name_hash
-                and candidate.issuer_key_hash == expected.issuer_key_hash):
-            single = candidate
-            break
-    if single is None:
-        return invalid("it does not cover this certificate")
-    if nonce is not None:
-        try:
-            echoed = response.extensions.get_extension_for_class(x509.OCSPNonce).value.nonce
-        except x509.ExtensionNotFound:
-            echoed = None
-        if echoed is not None and echoed != nonce:
-            return invalid("nonce mismatch (a replayed response?)")
-    thisUpdate = single.this_update_utc
-    nextUpdate = single.next_update_utc
-    if thisUpdate > now + SKEW:
-        return invalid(f"thisUpdate {thisUpdate:%Y-%m-%d %H:%M} UTC is in the future")
-    if nextUpdate is not None and nextUpdate < now - SKEW:
-        return invalid(f"stale: nextUpdate {nextUpdate:%Y-%m-%d %H:%M} UTC has passed")
-    status = single.certificate_status
-    if status == ocsp.OCSPCertStatus.GOOD:
-        return OCSPStatus("good", "OCSP: good", nextUpdate=nextUpdate)
-    if status == ocsp.OCSPCertStatus.REVOKED:
-        # the RFC 5280 name (keyCompromise), as CRL rejections record it
-        reason = single.revocation_reason.value if single.revocation_reason else None
-        when = single.revocation_time_utc
-        return OCSPStatus("revoked", "OCSP: revoked", revocationReason=reason,
-                          revocationTime=when.strftime("%Y-%m-%dT%H:%M:%SZ") if when else None,
-                          nextUpdate=nextUpdate)
-    return OCSPStatus("unknown", "OCSP: the responder does not know this certificate",
-                      nextUpdate=nextUpdate)
 
 
 def _cacheKey(leaf: x509.Certificate, issuer: x509.Certificate) -> Tuple[bytes, int]:
@@ -255,6 +81,7 @@ def httpPoster(reactor: Any) -> Poster:
     return post
 
 
+@implementer(IOCSPChecker)
 class OCSPChecker:
     """
     Asks OCSP responders about certificates, asynchronously, with a cache
@@ -276,7 +103,10 @@ class OCSPChecker:
             collections.OrderedDict()
         self.queries = 0
 
-    def _now(self) -> datetime.datetime:
+    def now(self) -> datetime.datetime:
+        """
+        The current time, from the checker's clock.
+        """
         return datetime.datetime.fromtimestamp(self.clock.seconds(), datetime.UTC)
 
     def cached(self, leaf: x509.Certificate, issuer: x509.Certificate) -> Optional[OCSPStatus]:
@@ -285,7 +115,7 @@ class OCSPChecker:
         if status is None:
             return None
         expiry = status.nextUpdate or None
-        if expiry is not None and expiry < self._now():
+        if expiry is not None and expiry < self.now():
             del self._cache[key]
             return None
         self._cache.move_to_end(key)
@@ -296,7 +126,7 @@ class OCSPChecker:
         if not status.reachable:
             return
         if status.nextUpdate is None:
-            status = attrs.evolve(status, nextUpdate=self._now() + DEFAULT_TTL)
+            status = attrs.evolve(status, nextUpdate=self.now() + DEFAULT_TTL)
         self._cache[_cacheKey(leaf, issuer)] = status
         while len(self._cache) > self.cacheSize:
             self._cache.popitem(last=False)
@@ -318,7 +148,7 @@ class OCSPChecker:
         d = self.post(url, request, self.timeout)
 
         def answered(body: bytes) -> OCSPStatus:
-            status = validateResponse(body, leaf, issuer, nonce, self._now())
+            status = validateResponse(body, leaf, issuer, nonce, self.now())
             self.remember(leaf, issuer, status)
             return status
 
@@ -330,6 +160,19 @@ class OCSPChecker:
         return d.addCallbacks(answered, failed)  # type: ignore[return-value]
 
 
+def checkerFor(revocation: Revocation, clock: IReactorTime,
+               post: Poster) -> Optional[OCSPChecker]:
+    """
+    The OCSP checker of a policy's C{revocation} part (C{None} when it
+    neither checks OCSP nor staples).
+    """
+    if not (revocation.ocspEnabled or revocation.staple):
+        return None
+    return OCSPChecker(clock, post, revocation.ocspResponder, revocation.ocspTimeout,
+                       revocation.ocspNonce)
+
+
+@implementer(IStapler)
 class StapleFetcher:
     """
     Keeps the server's own OCSP response fresh for stapling: fetched at
@@ -344,21 +187,37 @@ class StapleFetcher:
         self.nextUpdate: Optional[datetime.datetime] = None
         self._call: Any = None
         self.stopped = False
+        self._running = False
 
     def current(self) -> bytes:
         """
         The DER response to staple now, or C{b""} if none is valid.
         """
-        if self.nextUpdate is not None and self.nextUpdate < self.checker._now():
+        if self.nextUpdate is not None and self.nextUpdate < self.checker.now():
             return b""
         return self.response
 
     def start(self) -> Deferred[bool]:
         self.stopped = False
+        self._running = True
         return self.refresh()
+
+    def useCertificate(self, leaf: x509.Certificate, issuer: x509.Certificate) -> None:
+        """
+        Staple for a new certificate (after an explicit reload): the
+        response for the old one is dropped, and one for the new one is
+        fetched now if the fetcher is running.
+        """
+        if (leaf, issuer) == (self.leaf, self.issuer):
+            return
+        self.leaf, self.issuer = leaf, issuer
+        self.response, self.nextUpdate = b"", None
+        if self._running:
+            self.refresh()
 
     def stop(self) -> None:
         self.stopped = True
+        self._running = False
         if self._call is not None and self._call.active():
             self._call.cancel()
         self._call = None
@@ -373,7 +232,7 @@ class StapleFetcher:
         d = self.checker.post(url, request, self.checker.timeout)
 
         def answered(body: bytes) -> bool:
-            status = validateResponse(body, self.leaf, self.issuer, nonce, self.checker._now())
+            status = validateResponse(body, self.leaf, self.issuer, nonce, self.checker.now())
             if status.status == "good":
                 self.response, self.nextUpdate = body, status.nextUpdate
                 self._schedule(status.nextUpdate)
@@ -399,28 +258,17 @@ class StapleFetcher:
         elif nextUpdate is None:
             delay = 3600.0
         else:
-            remaining = (nextUpdate - self.checker._now()).total_seconds()
+            remaining = (nextUpdate - self.checker.now()).total_seconds()
             delay = max(30.0, remaining / 2)
         if self._call is not None and self._call.active():
             self._call.cancel()
         self._call = self.clock.callLater(delay, self.refresh)
 
 
-def findIssuer(leaf: x509.Certificate,
-               candidates: Sequence[x509.Certificate]) -> Optional[x509.Certificate]:
-    """
-    The certificate among C{candidates} that issued C{leaf}.
-    """
-    for candidate in candidates:
-        if _signedByIssuer(leaf, candidate):
-            return candidate
-    return None
-
-
 Decision = Tuple[Optional[Tuple[str, str]], Dict[str, Any]]
 
 
-def judge(status: OCSPStatus, source: str, revocation: Any) -> Decision:
+def judge(status: OCSPStatus, source: str, revocation: Revocation) -> Decision:
     """
     What an OCSP answer means under a policy's C{revocation} part, as a pure
     function: C{(rejection or None, facts for the audit record)}.
@@ -448,7 +296,7 @@ def judge(status: OCSPStatus, source: str, revocation: Any) -> Decision:
     return None, facts
 
 
-def decide(checker: OCSPChecker, revocation: Any, chain: Sequence[x509.Certificate],
+def decide(checker: IOCSPChecker, revocation: Revocation, chain: Sequence[x509.Certificate],
            stapled: Optional[bytes],
            caCerts: Sequence[x509.Certificate]) -> Deferred[Decision]:
     """
@@ -463,7 +311,7 @@ def decide(checker: OCSPChecker, revocation: Any, chain: Sequence[x509.Certifica
                             reachable=False)
         return succeed(judge(status, "none", revocation))
     if stapled:
-        status = validateResponse(stapled, leaf, issuer, None, checker._now())
+        status = validateResponse(stapled, leaf, issuer, None, checker.now())
         if status.reachable:
             checker.remember(leaf, issuer, status)
             return succeed(judge(status, "stapled", revocation))

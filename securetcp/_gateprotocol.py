@@ -1,0 +1,359 @@
+# -*- test-case-name: tests.test_gate,tests.test_halfclose -*-
+"""
+One connection's way through the gate (L{GateProtocol}): the handshake, the
+peer's checks (name, allow-list, pins), revocation (OCSP may be awaited),
+the audit record, and only then the application protocol::
+
+    gate = GateFactory(appFactory, Role.SERVER, clock, sink, creator)
+    gate.buildProtocol(address)       # a GateProtocol, on a GatedTLSProtocol
+
+Built by L{securetcp.gate.GateFactory}, whose collaborators it uses (L{Gate}
+says which); a peer that fails any check never reaches the application.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
+from typing import Protocol as TypingProtocol
+
+import attrs
+from twisted.internet.defer import Deferred
+from twisted.internet.error import ConnectionDone
+from twisted.internet.interfaces import (
+    IAddress,
+    IHalfCloseableProtocol,
+    IHandshakeListener,
+    IProtocol,
+    IProtocolFactory,
+    IReactorTime,
+)
+from twisted.internet.protocol import Protocol
+from twisted.python.failure import Failure
+from zope.interface import alsoProvides, implementer
+
+from securetcp._below.proxyprotocol import proxiedBy
+from securetcp._interfaces import IAuditSink, IMaterialsInForce, IOCSPChecker
+from securetcp._tls.session import (
+    NegotiatedSession,
+    connectionFacts,
+    lossReason,
+    negotiated,
+    partialSession,
+    tlsErrorDetail,
+)
+from securetcp._tls.verify import peerRejection
+from securetcp.audit.records import addressText
+from securetcp.errors import PolicyError
+from securetcp.identity import PeerIdentity, identityFromCertificate
+from securetcp.policy import Role, TLSPolicy
+
+#: An OCSP decision: C{(rejection or None, facts for the audit record)}.
+Decision = Tuple[Optional[Tuple[str, str]], Dict[str, Any]]
+
+
+def _limit(name: str) -> Callable[[Any, Any, Optional[int]], None]:
+    def check(instance: Any, attribute: Any, value: Optional[int]) -> None:
+        if value is not None and (not isinstance(value, int) or value < 1):
+            raise PolicyError(name, value, "must be a positive integer",
+                              f"give {name}=N with N >= 1, or leave it out")
+    return check
+
+
+@attrs.frozen
+class Limits:
+    """
+    How many connections a server gate lets in; beyond them a new
+    connection is refused and audited.  C{None}: no limit.
+
+    @ivar maxConnections: connections open at once.
+    @ivar maxHandshakes: handshakes in progress at once.
+    """
+
+    maxConnections: Optional[int] = attrs.field(default=None,
+                                                validator=_limit("maxConnections"))
+    maxHandshakes: Optional[int] = attrs.field(default=None, validator=_limit("maxHandshakes"))
+
+
+class Gate(TypingProtocol):
+    """
+    What a L{GateProtocol} uses of the factory that built it (a
+    L{securetcp.gate.GateFactory}).
+    """
+
+    wrappedFactory: IProtocolFactory
+    role: Role
+    clock: IReactorTime
+    emitter: IAuditSink
+    inForce: IMaterialsInForce
+    hostname: Optional[str]
+    ocsp: Optional[IOCSPChecker]
+    limits: Limits
+    live: Set[GateProtocol]
+    openConnections: int
+    handshaking: int
+
+    @property
+    def policy(self) -> TLSPolicy: ...
+
+    def ocspDecision(self, chain: Tuple[Any, ...], stapled: Optional[bytes]
+                     ) -> Deferred[Decision]: ...
+
+    def emit(self, gate: GateProtocol, event: str, **extra: Any) -> None: ...
+
+    def admitted(self, gate: GateProtocol, application: IProtocol) -> None: ...
+
+    def failed(self, gate: GateProtocol, rejection: Tuple[str, str]) -> None: ...
+
+
+@implementer(IHandshakeListener)
+class GateProtocol(Protocol):
+    """
+    Sits on top of a L{GatedTLSProtocol}; hands the connection to the
+    application protocol once every check has passed.
+
+    It passes half-closes through to an application that provides
+    L{IHalfCloseableProtocol}: the gate provides that interface itself from
+    the moment such an application is admitted.  Before admission (while
+    an OCSP answer is awaited) the peer's close_notify closes the connection
+    as it always did: the peer is audited as C{peer_closed} and nothing
+    reaches the application.
+    """
+
+    transport: Any
+    application: Optional[IProtocol] = None
+    _done = False
+    _handshaking = False
+    local: Optional[str] = None
+    peer: Optional[str] = None
+    proxy: Optional[str] = None
+
+    def __init__(self, factory: Gate, addr: Optional[IAddress]) -> None:
+        self.gate = factory
+        self.addr = addr
+        self.connectionId = os.urandom(8).hex()
+        self.bytesIn = 0
+        self.identity: Optional[PeerIdentity] = None
+        self.session: Dict[str, Any] = {}
+        self._timeout: Any = None
+        self._rejected: Optional[Tuple[str, str]] = None
+        self._buffer: List[bytes] = []
+        self.peerChain: Tuple[Any, ...] = ()
+        self._revocationExtra: Dict[str, Any] = {}
+
+    # -- lifecycle -----------------------------------------------------
+
+    def makeConnection(self, transport: Any) -> None:
+        self.started = self.gate.clock.seconds()
+        self.local = addressText(transport.getHost())
+        self.peer = addressText(transport.getPeer())
+        self.proxy = proxiedBy(transport)
+        if self.proxy is not None:
+            # built before the PROXY header was read: the application factory
+            # gets the original client, as getPeer() reports it
+            self.addr = transport.getPeer()
+        self._timeout = self.gate.clock.callLater(
+            self.gate.policy.handshakeTimeout, self._handshakeTimedOut
+        )
+        gate = self.gate
+        gate.openConnections += 1
+        gate.handshaking += 1
+        self._handshaking = True
+        super().makeConnection(transport)
+        limits = gate.limits
+        if limits.maxConnections is not None and gate.openConnections > limits.maxConnections:
+            self._reject("connection_limit",
+                         f"maxConnections={limits.maxConnections} connections are already open")
+            self.transport.abortConnection()
+        elif limits.maxHandshakes is not None and gate.handshaking > limits.maxHandshakes:
+            self._reject("handshake_limit",
+                         f"maxHandshakes={limits.maxHandshakes} handshakes are already in "
+                         "progress")
+            self.transport.abortConnection()
+
+    def _handshakeOver(self) -> None:
+        if self._handshaking:
+            self._handshaking = False
+            self.gate.handshaking -= 1
+
+    def handshakeCompleted(self) -> None:
+        self._handshakeOver()
+        connection = self.transport.getHandle()
+        session = negotiated(connection)
+        self.session = session.asRecord()
+        self.peerChain = session.peerChain
+        facts = connectionFacts(connection)
+        if facts is not None and facts.revocationWarning:
+            self.session["revocationWarning"] = facts.revocationWarning
+        decision = self._check(session)
+        if decision is not None:
+            self._reject(*decision)
+            self.transport.abortConnection()
+            return
+        if self.gate.ocsp is not None and session.peerChain:
+            # the application waits for the OCSP answer (or the decision not
+            # to wait); data that arrives meanwhile is buffered
+            stapled = facts.stapled if facts is not None else None
+            self.gate.ocspDecision(session.peerChain, stapled).addCallback(self._afterOCSP)
+            return
+        self._admit()
+
+    def _afterOCSP(self, outcome: Decision) -> None:
+        decision, facts = outcome
+        if self._done or self._rejected is not None:
+            return
+        self.session.update({k: v for k, v in facts.items() if k != "revocationWarning"})
+        if facts.get("revocationWarning"):
+            self.session["revocationWarning"] = facts["revocationWarning"]
+        if decision is not None:
+            self._revocationExtra = {k: v for k, v in facts.items()
+                                     if k in ("revocationReason", "revocationTime")}
+            self._reject(*decision)
+            self.transport.abortConnection()
+            return
+        self._admit()
+
+    def _check(self, session: NegotiatedSession) -> Optional[Tuple[str, str]]:
+        chain = session.peerChain
+        if chain:
+            self.identity = identityFromCertificate(chain[0])
+        return peerRejection(self.gate.policy, self.gate.role, self.gate.hostname, chain,
+                             self.identity)
+
+    def _admit(self) -> None:
+        self._cancelTimeout()
+        if not self.gate.emitter.accepting():
+            self._reject("audit_unavailable",
+                         "the audit log cannot be written; unaudited connections are refused")
+            self.transport.abortConnection()
+            return
+        application = self.gate.wrappedFactory.buildProtocol(self.addr)  # type: ignore[arg-type]
+        if application is None:
+            self._reject("internal_error", "the application factory refused the connection")
+            self.transport.loseConnection()
+            return
+        self.application = application
+        if IHalfCloseableProtocol.providedBy(application):
+            # from now on the peer's close_notify is a half-close
+            alsoProvides(self, IHalfCloseableProtocol)
+        self.gate.emit(self, "connection.accepted")
+        if not self.gate.emitter.accepting():
+            self.application = None
+            self._reject("audit_unavailable",
+                         "the audit log cannot be written; unaudited connections are refused")
+            self.transport.abortConnection()
+            return
+        application.makeConnection(self.transport)
+        if IHandshakeListener.providedBy(application):
+            application.handshakeCompleted()
+        # only now is the application connected: a client endpoint's
+        # connect() fires here, with a protocol that has its transport
+        self.gate.live.add(self)
+        self._forgetHandshake()
+        self.gate.admitted(self, application)
+        buffered, self._buffer = self._buffer, []
+        for data in buffered:
+            application.dataReceived(data)
+
+    def _forgetHandshake(self) -> None:
+        """
+        Drop what only the handshake needed, so an idle connection holds
+        less: the converted chain (kept only when a reloaded CRL may have to
+        disconnect this peer) and the verify callback's notes.
+        """
+        if not self.gate.policy.revocation.enforceOnLive:
+            self.peerChain = ()
+        facts = connectionFacts(self.transport.getHandle())
+        if facts is not None:
+            facts.chain.clear()
+            facts.peerLeaf = None
+
+    def dataReceived(self, data: bytes) -> None:
+        self.bytesIn += len(data)
+        if self.application is not None:
+            self.application.dataReceived(data)
+        elif self._rejected is None:
+            self._buffer.append(data)
+
+    def readConnectionLost(self) -> None:
+        """
+        The peer sent close_notify (L{IHalfCloseableProtocol}, provided only
+        once a half-closeable application is admitted): pass it on.
+        """
+        above = IHalfCloseableProtocol(self.application, None)
+        if above is not None:
+            above.readConnectionLost()
+
+    def writeConnectionLost(self) -> None:
+        """
+        Our write side has been shut down (L{IHalfCloseableProtocol}).
+        """
+        above = IHalfCloseableProtocol(self.application, None)
+        if above is not None:
+            above.writeConnectionLost()
+
+    def connectionLost(self, reason: Failure = Failure(ConnectionDone())) -> None:
+        self._cancelTimeout()
+        if self._done:
+            return
+        self._done = True
+        self._handshakeOver()
+        self.gate.openConnections -= 1
+        self.gate.live.discard(self)
+        if self.application is not None:
+            # e.g. a TLS 1.3 server refusing our certificate after our side
+            # of the handshake had completed
+            closeReason = (getattr(self.transport, "closeNote", None)
+                           or tlsErrorDetail(reason.value))
+            self.gate.emit(self, "connection.closed",
+                           closeReason=closeReason,
+                           duration=round(self.gate.clock.seconds() - self.started, 6),
+                           bytesIn=self.bytesIn,
+                           bytesOut=getattr(self.transport, "bytesOut", None))
+            application, self.application = self.application, None
+            application.connectionLost(reason)
+            return
+        if self._rejected is None:
+            self._reject(*lossReason(reason.value, self._handle(),
+                                     getattr(self.transport, "firstByte", None),
+                                     self.gate.role))
+        self.gate.failed(self, self._rejected or ("internal_error", ""))
+
+    # -- helpers -------------------------------------------------------
+
+    def _reject(self, reason: str, detail: str) -> None:
+        if self._rejected is not None:
+            return
+        self._cancelTimeout()
+        self._rejected = (reason, detail)
+        self._buffer = []
+        handle = self._handle()
+        facts = connectionFacts(handle)
+        if self.identity is None and facts is not None and facts.peerLeaf is not None:
+            self.identity = identityFromCertificate(facts.peerLeaf)
+        if not self.session and handle is not None:
+            self.session = partialSession(handle)
+        extra: Dict[str, Any] = dict(self._revocationExtra)
+        crls = self.gate.inForce.materials.crls
+        if reason == "revoked" and crls is not None and facts is not None \
+                and facts.peerLeaf is not None:
+            # a CRL entry wins; else keep what OCSP said (the CRL may not list it)
+            extra = crls.entry(facts.revokedCert or facts.peerLeaf) or extra
+        self.gate.emit(self, "handshake.rejected", reason=reason, detail=detail, **extra)
+
+    def _handshakeTimedOut(self) -> None:
+        self._timeout = None
+        self._reject("handshake_timeout",
+                     f"no completed handshake after {self.gate.policy.handshakeTimeout}s")
+        self.transport.abortConnection()
+
+    def _cancelTimeout(self) -> None:
+        if self._timeout is not None and self._timeout.active():
+            self._timeout.cancel()
+        self._timeout = None
+
+    def _handle(self) -> Any:
+        try:
+            return self.transport.getHandle()
+        except AttributeError:  # pragma: no cover
+            return None

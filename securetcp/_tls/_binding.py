@@ -1,0 +1,313 @@
+# -*- test-case-name: tests.test_fences -*-
+"""
+The one module that touches pyOpenSSL's private names: its CFFI binding
+(C{OpenSSL._util.lib} and C{ffi}) and the pointers inside its objects.  Each
+is listed in L{PYOPENSSL_PRIVATE_NAMES}, with what securetcp needs it for;
+a test checks that the installed pyOpenSSL still has every one and says
+which is gone if a release drops one.
+
+    setGroups(context, b"X25519:P-256")             # no public setter
+    verifyErrorString(20)                          # OpenSSL's text for a code
+    installVerifyCallback(context, mode, callback)  # sets the verify code
+
+Nothing else in securetcp imports C{OpenSSL._util} or reads a private
+attribute of a pyOpenSSL object.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Optional, Tuple
+
+import attrs
+from cryptography import x509
+from OpenSSL import SSL, crypto
+
+from securetcp.errors import UnsupportedByOpenSSLError
+
+try:
+    from OpenSSL._util import ffi, lib  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover
+    ffi = lib = None
+
+
+@attrs.frozen
+class PrivateName:
+    """
+    A private name of pyOpenSSL that securetcp uses.
+
+    @ivar owner: where it is: C{"OpenSSL._util"}, C{"lib"} (the binding's
+        functions), C{"ffi"}, or a class whose instances carry it.
+    @ivar names: the name; when several are given, any one of them will do
+        (an older alias).
+    @ivar purpose: what securetcp needs it for.
+    """
+
+    owner: str
+    names: Tuple[str, ...]
+    purpose: str
+
+
+def _lib(*names: str, purpose: str) -> PrivateName:
+    return PrivateName("lib", names, purpose)
+
+
+_VERIFY = "the verify callback (it sets the X509 verify code, so the peer gets the precise alert)"
+
+#: Every private name of pyOpenSSL securetcp uses.
+PYOPENSSL_PRIVATE_NAMES: Tuple[PrivateName, ...] = (
+    PrivateName("OpenSSL._util", ("lib",), "OpenSSL's functions that pyOpenSSL does not wrap"),
+    PrivateName("OpenSSL._util", ("ffi",), "calling them (pointers, buffers, callbacks)"),
+    PrivateName("OpenSSL.SSL.Context", ("_context",), "the SSL_CTX pointer a context wraps"),
+    PrivateName("OpenSSL.SSL.Connection", ("_ssl",), "the SSL pointer a connection wraps"),
+    PrivateName("OpenSSL.SSL.Connection", ("_reverse_mapping",),
+                "finding the Connection a verify step belongs to"),
+    PrivateName("OpenSSL.crypto.X509", ("_from_raw_x509_ptr",),
+                "turning the certificate of a verify step into an X509"),
+    _lib("SSL_CTX_set1_groups_list", "SSL_CTX_set1_curves_list",
+         purpose="setting the key-exchange groups (pyOpenSSL has no setter for a list)"),
+    _lib("X509_verify_cert_error_string", purpose="OpenSSL's text for an X509 verify code"),
+    _lib("SSL_session_reused", purpose="whether a handshake resumed a session"),
+    _lib("BIO_new_mem_buf", purpose="DH parameters from memory (load_tmp_dh reads a file)"),
+    _lib("PEM_read_bio_DHparams", purpose="DH parameters from memory"),
+    _lib("SSL_CTX_set_tmp_dh", purpose="DH parameters from memory"),
+    _lib("DH_free", purpose="DH parameters from memory"),
+    _lib("BIO_free", purpose="DH parameters from memory"),
+    _lib("SSL_get_ex_data_X509_STORE_CTX_idx", purpose=_VERIFY),
+    _lib("EVP_get_digestbyname", purpose=_VERIFY),
+    _lib("X509_STORE_CTX_get_ex_data", purpose=_VERIFY),
+    _lib("X509_STORE_CTX_get_current_cert", purpose=_VERIFY),
+    _lib("X509_STORE_CTX_get_error", purpose=_VERIFY),
+    _lib("X509_STORE_CTX_get_error_depth", purpose=_VERIFY),
+    _lib("X509_STORE_CTX_set_error", purpose=_VERIFY),
+    _lib("X509_digest", purpose=_VERIFY),
+    _lib("X509_up_ref", purpose=_VERIFY),
+    _lib("SSL_CTX_set_verify", purpose=_VERIFY),
+    _lib("X509_V_OK", purpose=_VERIFY),
+    PrivateName("ffi", ("callback", "new", "buffer", "string", "gc", "NULL"),
+                "calling OpenSSL through the binding"),
+)
+
+
+def _owners() -> dict[str, Any]:
+    scratch = SSL.Context(SSL.TLS_METHOD)
+    return {"OpenSSL._util": _util(), "lib": lib, "ffi": ffi,
+            "OpenSSL.SSL.Context": scratch,
+            "OpenSSL.SSL.Connection": SSL.Connection(scratch, None),
+            "OpenSSL.crypto.X509": crypto.X509}
+
+
+def _util() -> Any:
+    try:
+        import OpenSSL._util as util  # type: ignore[import-not-found]
+    except ImportError:  # pragma: no cover
+        return None
+    return util
+
+
+def missingPrivateNames() -> Tuple[Tuple[PrivateName, str], ...]:
+    """
+    Each entry of L{PYOPENSSL_PRIVATE_NAMES} the installed pyOpenSSL lacks,
+    with the name that was looked for.  For C{ffi}, every name is needed;
+    elsewhere one of C{names} is enough.
+    """
+    owners = _owners()
+    missing: list[Tuple[PrivateName, str]] = []
+    for entry in PYOPENSSL_PRIVATE_NAMES:
+        owner = owners[entry.owner]
+        present = [n for n in entry.names if owner is not None and hasattr(owner, n)]
+        if entry.owner == "ffi":
+            missing.extend((entry, n) for n in entry.names if n not in present)
+        elif not present:
+            missing.append((entry, entry.names[0]))
+    return tuple(missing)
+
+
+# -- what the rest of _tls asks of the binding --------------------------
+
+
+def setGroups(context: SSL.Context, groups: bytes) -> bool:
+    """
+    Set the key-exchange groups of C{context} (C{b"X25519:P-256"}).
+
+    @return: whether OpenSSL accepted every name.
+    @raise UnsupportedByOpenSSLError: when the binding has no setter.
+    """
+    for name in ("SSL_CTX_set1_groups_list", "SSL_CTX_set1_curves_list"):
+        function = getattr(lib, name, None)
+        if function is not None:
+            return bool(function(context._context, groups) == 1)  # type: ignore[attr-defined]
+    raise UnsupportedByOpenSSLError(
+        "groups", None,
+        "this pyOpenSSL/cryptography build exposes no way to set key-exchange groups",
+        "install a pyOpenSSL and cryptography release listed in setup.cfg",
+    )
+
+
+def verifyErrorString(code: int) -> str:
+    """
+    OpenSSL's description of the X509 verify code C{code}.
+    """
+    try:
+        text = ffi.string(lib.X509_verify_cert_error_string(code))
+        return str(text.decode("ascii", "replace"))
+    except Exception:  # pragma: no cover
+        return f"X509 verify code {code}"
+
+
+def sessionReused(connection: SSL.Connection) -> Optional[bool]:
+    """
+    Whether C{connection}'s handshake resumed a session (C{None} if the
+    binding cannot tell).
+    """
+    try:
+        return bool(lib.SSL_session_reused(connection._ssl))  # type: ignore[attr-defined]
+    except AttributeError:  # pragma: no cover
+        return None
+
+
+def useDHParameters(context: SSL.Context, pem: bytes) -> bool:
+    """
+    Use the PEM DH parameters C{pem} (in memory: pyOpenSSL's
+    C{load_tmp_dh} reads a file).
+
+    @return: whether OpenSSL accepted them.
+    """
+    bio = lib.BIO_new_mem_buf(pem, len(pem))
+    if bio == ffi.NULL:  # pragma: no cover
+        return False
+    bio = ffi.gc(bio, lib.BIO_free)
+    parameters = lib.PEM_read_bio_DHparams(bio, ffi.NULL, ffi.NULL, ffi.NULL)
+    if parameters == ffi.NULL:
+        return False
+    parameters = ffi.gc(parameters, lib.DH_free)
+    return bool(lib.SSL_CTX_set_tmp_dh(context._context, parameters) == 1)  # type: ignore[attr-defined]
+
+
+# -- the verify callback --------------------------------------------------
+
+
+@attrs.frozen
+class VerifyPieces:
+    """
+    What L{installVerifyCallback} needs of the binding, looked up once per
+    context.
+    """
+
+    reverse: Any
+    index: Any
+    sha256: Any
+    getData: Callable[[Any, Any], Any]
+    getCurrentCert: Callable[[Any], Any]
+    getError: Callable[[Any], int]
+    getDepth: Callable[[Any], int]
+    setError: Callable[[Any, int], None]
+    digest: Callable[..., int]
+    upRef: Callable[[Any], int]
+    fromPointer: Callable[[Any], crypto.X509]
+    setVerify: Callable[[Any, int, Any], None]
+    verifyOK: int
+
+
+def verifyPieces() -> VerifyPieces:
+    """
+    The binding's pieces for the verify callback.
+
+    @raise AttributeError: (or C{ImportError}) if any is missing.
+    """
+    if lib is None:  # pragma: no cover
+        raise ImportError("pyOpenSSL has no OpenSSL._util binding")
+    return VerifyPieces(
+        SSL.Connection._reverse_mapping,  # type: ignore[attr-defined]
+        lib.SSL_get_ex_data_X509_STORE_CTX_idx(), lib.EVP_get_digestbyname(b"sha256"),
+        lib.X509_STORE_CTX_get_ex_data, lib.X509_STORE_CTX_get_current_cert,
+        lib.X509_STORE_CTX_get_error, lib.X509_STORE_CTX_get_error_depth,
+        lib.X509_STORE_CTX_set_error, lib.X509_digest, lib.X509_up_ref,
+        crypto.X509._from_raw_x509_ptr,  # type: ignore[attr-defined]
+        lib.SSL_CTX_set_verify, lib.X509_V_OK)
+
+
+class VerifyStep:
+    """
+    One step of OpenSSL's chain verification, as the verify callback sees
+    it: the connection, the certificate at this depth, OpenSSL's error.
+    """
+
+    __slots__ = ("_pieces", "_store")
+
+    def __init__(self, pieces: VerifyPieces, store: Any) -> None:
+        self._pieces = pieces
+        self._store = store
+
+    def connection(self) -> SSL.Connection:
+        """
+        The connection being verified.
+
+        @raise KeyError: if pyOpenSSL does not know it.
+        """
+        pieces = self._pieces
+        result: SSL.Connection = pieces.reverse[pieces.getData(self._store, pieces.index)]
+        return result
+
+    def error(self) -> int:
+        return self._pieces.getError(self._store)
+
+    def depth(self) -> int:
+        return self._pieces.getDepth(self._store)
+
+    def fingerprint(self) -> Optional[bytes]:
+        """
+        The SHA-256 of the current certificate's DER, or C{None} when
+        OpenSSL names no current certificate.
+        """
+        pieces = self._pieces
+        pointer = pieces.getCurrentCert(self._store)
+        if pointer == ffi.NULL:
+            return None
+        out, size = ffi.new("unsigned char[64]"), ffi.new("unsigned int *")
+        if pieces.digest(pointer, pieces.sha256, out, size) != 1:
+            raise ValueError("X509_digest failed")
+        return bytes(ffi.buffer(out, size[0]))
+
+    def certificate(self) -> x509.Certificate:
+        """
+        The current certificate (there must be one: see L{fingerprint}).
+        """
+        pieces = self._pieces
+        pointer = pieces.getCurrentCert(self._store)
+        pieces.upRef(pointer)
+        return pieces.fromPointer(pointer).to_cryptography()
+
+    def setError(self, code: Optional[int]) -> int:
+        """
+        Accept (C{code} is C{None}) or reject with the X509 verify code
+        C{code}; the result is what the callback returns to OpenSSL.
+        """
+        if code is None:
+            self._pieces.setError(self._store, self._pieces.verifyOK)
+            return 1
+        self._pieces.setError(self._store, code)
+        return 0
+
+
+#: The verify callback securetcp installs: C{(ok, step)} to OpenSSL's answer
+#: (use L{VerifyStep.setError}); it must never raise.
+RawVerify = Callable[[int, VerifyStep], int]
+
+
+def installVerifyCallback(context: SSL.Context, mode: int, callback: RawVerify,
+                          pieces: VerifyPieces) -> None:
+    """
+    Make C{callback} the verify callback of C{context} through the binding
+    (pyOpenSSL's C{set_verify} cannot set the verify code, so the peer would
+    get a generic alert).  The callback lives as long as the context.
+    """
+    def raw(ok: int, store: Any) -> int:
+        step = VerifyStep(pieces, store)
+        try:
+            return callback(ok, step)
+        except Exception:  # never let an exception cross into OpenSSL
+            return step.setError(1)
+
+    function = ffi.callback("int (*)(int, X509_STORE_CTX *)", raw)
+    context._securetcpVerify = function  # type: ignore[attr-defined]
+    pieces.setVerify(context._context, mode, function)  # type: ignore[attr-defined]

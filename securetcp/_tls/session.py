@@ -1,0 +1,200 @@
+# -*- test-case-name: tests.test_gate,tests.test_verify -*-
+"""
+What one TLS connection learned, and how it ended: the facts the verify
+callback and SNI record on the connection (L{ConnectionFacts}), what a
+completed handshake negotiated (L{negotiated}), and why a failed one failed
+(L{classifyFailure}, as an audit C{reason} and detail)::
+
+    session = negotiated(tlsTransport.getHandle())
+    session.version, session.cipher, session.peerChain
+    reason, detail = classifyFailure(error, tlsTransport.getHandle())
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Optional, Tuple
+
+import attrs
+from cryptography import x509
+from OpenSSL import SSL
+from twisted.internet.error import ConnectionDone, ConnectionLost
+
+from securetcp._reasons import reasonForErrorString, reasonForVerifyCode
+from securetcp._tls import _binding
+from securetcp.policy import Role
+
+#: The TLS errors the TLS transport (L{securetcp._tls._halfclose}) tells
+#: apart, so that it need not import C{OpenSSL} itself.
+TLSError = SSL.Error
+WantReadError = SSL.WantReadError
+ZeroReturnError = SSL.ZeroReturnError
+
+
+@attrs.define
+class ConnectionFacts:
+    """
+    What the verify callback and SNI learned about one connection, kept on
+    the C{OpenSSL.SSL.Connection}'s app data (Twisted's TLS protocol).
+    """
+
+    role: Role
+    verifyCode: Optional[int] = None
+    verifyDepth: Optional[int] = None
+    verifyMessage: str = ""
+    weakKey: Optional[str] = None
+    serverName: Optional[str] = None
+    peerLeaf: Optional[x509.Certificate] = None
+    revocationWarning: Optional[str] = None
+    stapled: Optional[bytes] = None
+    revokedCert: Optional[x509.Certificate] = None
+    #: an exception in the verify callback (a bug): the certificate was rejected
+    internalError: Optional[str] = None
+    #: the certificates the verify callback accepted, by depth
+    chain: Dict[int, x509.Certificate] = attrs.field(factory=dict)
+
+    def rejected(self, code: int, depth: int, message: str) -> int:
+        """
+        Record the first rejection of the chain (later ones say less), and
+        return C{code}.
+        """
+        if self.verifyCode is None:
+            self.verifyCode, self.verifyDepth, self.verifyMessage = code, depth, message
+        return code
+
+
+def connectionFacts(connection: Any) -> Optional[ConnectionFacts]:
+    """
+    The L{ConnectionFacts} recorded for an C{OpenSSL.SSL.Connection}.
+    """
+    if connection is None:
+        return None
+    facts = getattr(connection.get_app_data(), "securetcpFacts", None)
+    return facts if isinstance(facts, ConnectionFacts) else None
+
+
+@attrs.frozen
+class NegotiatedSession:
+    """
+    What a completed handshake negotiated, and the peer's chain.
+    """
+
+    version: Optional[str]
+    cipher: Optional[str]
+    group: Optional[str]
+    alpn: Optional[str]
+    serverName: Optional[str]
+    resumed: Optional[bool]
+    peerChain: Tuple[x509.Certificate, ...]
+
+    def asRecord(self) -> Dict[str, Any]:
+        """
+        The session facts as audit records name them.
+        """
+        return {"version": self.version, "cipher": self.cipher, "group": self.group,
+                "alpn": self.alpn, "sni": self.serverName, "resumed": self.resumed}
+
+
+def _peerChain(connection: SSL.Connection,
+               facts: Optional[ConnectionFacts]) -> Tuple[x509.Certificate, ...]:
+    if facts is not None and facts.chain and 0 in facts.chain:
+        # the verify callback already saw (and converted) every certificate
+        # of the verified chain, leaf at depth 0
+        return tuple(facts.chain[d] for d in sorted(facts.chain))
+    verified = connection.get_verified_chain(as_cryptography=True)
+    if verified:
+        return tuple(verified)
+    return tuple(connection.get_peer_cert_chain(as_cryptography=True) or ())
+
+
+def negotiated(connection: SSL.Connection) -> NegotiatedSession:
+    """
+    Read what C{connection} negotiated.
+    """
+    facts = connectionFacts(connection)
+    alpn = connection.get_alpn_proto_negotiated()
+    getGroup = getattr(connection, "get_group_name", None)
+    serverName = facts.serverName if facts else None
+    if serverName is None and facts is not None and facts.role is Role.CLIENT:
+        raw = connection.get_servername()
+        serverName = raw.decode("ascii", "replace") if raw else None
+    return NegotiatedSession(
+        version=connection.get_protocol_version_name(),
+        cipher=connection.get_cipher_name(),
+        group=getGroup() if getGroup else None,
+        alpn=alpn.decode("utf-8", "replace") if alpn else None,
+        serverName=serverName,
+        resumed=_binding.sessionReused(connection),
+        peerChain=_peerChain(connection, facts),
+    )
+
+
+def partialSession(connection: SSL.Connection) -> Dict[str, Any]:
+    """
+    What a handshake that did not complete had agreed on, for the audit
+    record of its rejection.
+    """
+    facts = connectionFacts(connection)
+    try:
+        return {
+            "version": connection.get_protocol_version_name()
+            if facts and facts.peerLeaf is not None else None,
+            "cipher": connection.get_cipher_name(),
+            "group": None,
+            "alpn": None,
+            "sni": facts.serverName if facts else None,
+        }
+    except Exception:  # pragma: no cover
+        return {}
+
+
+def lossReason(error: Optional[BaseException], connection: Any, firstByte: Optional[int],
+               role: Role) -> Tuple[str, str]:
+    """
+    Why a connection ended before it reached the application, as
+    C{(reason, detail)}: C{error} ended it, C{firstByte} is the first byte
+    the peer sent (C{None}: nothing).
+    """
+    facts = connectionFacts(connection)
+    verifyFailed = facts is not None and (facts.verifyCode is not None or bool(facts.weakKey))
+    if firstByte is None:
+        if verifyFailed:
+            return classifyFailure(error, connection)
+        return ("peer_closed", "the peer closed the connection before sending anything")
+    if firstByte != 0x16 and role is Role.SERVER:
+        return ("not_tls", f"the first byte was 0x{firstByte:02x}, not a TLS handshake record")
+    if isinstance(error, (ConnectionDone, ConnectionLost)) and not verifyFailed:
+        return ("peer_closed", "the peer closed the connection during the handshake")
+    return classifyFailure(error, connection)
+
+
+def tlsErrorDetail(error: Optional[BaseException]) -> Optional[str]:
+    """
+    OpenSSL's description of C{error} if it is a TLS error, else C{None}.
+    """
+    if isinstance(error, SSL.Error):
+        return classifyFailure(error, None)[1]
+    return None
+
+
+def classifyFailure(error: Optional[BaseException], connection: Any) -> Tuple[str, str]:
+    """
+    Turn a handshake failure into C{(reason, detail)}, using what the verify
+    callback recorded first (it knows more than the alert does).
+    """
+    facts = connectionFacts(connection)
+    if facts is not None and facts.internalError:
+        return ("internal_error", facts.internalError)
+    if facts is not None and facts.weakKey:
+        return ("weak_key", facts.weakKey)
+    if facts is not None and facts.verifyCode is not None:
+        return (reasonForVerifyCode(facts.verifyCode),
+                f"{facts.verifyMessage} (X509 verify code {facts.verifyCode}, "
+                f"depth {facts.verifyDepth})")
+    if isinstance(error, SSL.Error):
+        texts = []
+        for entry in error.args[0] if error.args and isinstance(error.args[0], list) else []:
+            if isinstance(entry, tuple) and entry:
+                texts.append(str(entry[-1]))
+        text = "; ".join(texts) or str(error)
+        return (reasonForErrorString(text) or "internal_error", text)
+    return ("peer_closed", str(error) or type(error).__name__)
