@@ -1,6 +1,7 @@
+# -*- test-case-name: tests.test_compliance -*-
 """
-Tests for L{securetcp.compliance}: the verdict on a negotiated connection
-against C{nist-800-52r2}.
+Tests for L{securetcp.compliance}: the verdicts on a negotiated connection,
+a policy and a plaintext connection against C{nist-800-52r2}.
 """
 
 from __future__ import annotations
@@ -12,7 +13,15 @@ from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from securetcp._catalogue import GROUPS, TLS12_CIPHERS, TLS13_SUITES, VERSION_NAMES
-from securetcp.compliance import NIST_PROFILE, NIST_TLS12, NIST_TLS13, verdict
+from securetcp.compliance import (
+    NIST_PROFILE,
+    NIST_TLS12,
+    NIST_TLS13,
+    connectionCompliance,
+    plaintextCompliance,
+    policyCompliance,
+    verdict,
+)
 from securetcp.policy import Ciphers, TLSPolicy
 from securetcp.profiles import PROFILES
 
@@ -231,3 +240,48 @@ class ConsistencyTests(SynchronousTestCase):
             if name not in NIST_TLS13:
                 self.assertFalse(TLSPolicy(ciphers=Ciphers(tls12, tls13 + [name])).compliant,
                                  name)
+
+
+class OtherVerdictTests(SynchronousTestCase):
+    """
+    The verdicts on a policy as a whole and on a plaintext connection, in
+    the same shape as the connection verdict.
+    """
+
+    def test_connectionVerdictIsVerdict(self) -> None:
+        """
+        L{connectionCompliance} is the connection verdict (L{verdict} is its
+        former name), and each call returns a fresh dict.
+        """
+        self.assertIs(verdict, connectionCompliance)
+        first = connectionCompliance("TLSv1", "AES128-SHA", "secp256r1", False)
+        first["reasons"].clear()
+        self.assertTrue(connectionCompliance("TLSv1", "AES128-SHA", "secp256r1",
+                                             False)["reasons"])
+
+    def test_compliantPolicy(self) -> None:
+        """
+        A policy within C{nist-800-52r2} is compliant, with no reasons.
+        """
+        self.assertEqual(policyCompliance(TLSPolicy()),
+                         {"profile": NIST_PROFILE, "compliant": True, "reasons": []})
+
+    def test_policyBeyondProfile(self) -> None:
+        """
+        A policy beyond C{nist-800-52r2} is not compliant; its one reason
+        names the profile it came from.
+        """
+        policy = TLSPolicy(ciphers=Ciphers(sorted(NIST_TLS12), ["TLS_CHACHA20_POLY1305_SHA256"]),
+                           profile="mozilla-modern")
+        self.assertFalse(policy.compliant)
+        self.assertEqual(policyCompliance(policy), {
+            "profile": NIST_PROFILE, "compliant": False,
+            "reasons": ["policy from profile mozilla-modern goes beyond nist-800-52r2"]})
+
+    def test_plaintext(self) -> None:
+        """
+        A plaintext connection is never compliant, and says why.
+        """
+        self.assertEqual(plaintextCompliance(), {
+            "profile": NIST_PROFILE, "compliant": False,
+            "reasons": ["plaintext: no TLS (permissive migration mode)"]})

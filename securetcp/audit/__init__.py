@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from securetcp.audit.emitter import AuditEmitter, auditHealth
 from securetcp.audit.file import AuditLogObserver, auditLogObserver
 from securetcp.audit.records import (
     AUDIT_NAMESPACE,
@@ -19,8 +20,6 @@ from securetcp.audit.records import (
     EVENTS,
     REJECTION_REASONS,
     SCHEMA_VERSION,
-    AuditEmitter,
-    auditHealth,
     utcTimestamp,
 )
 from securetcp.audit.verify import VerifyResult, buildReport, verifyFiles

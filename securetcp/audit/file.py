@@ -31,10 +31,16 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from twisted.logger import ILogObserver, Logger
 from zope.interface import implementer
 
+from securetcp.audit.records import (
+    SCHEMA_VERSION,
+    chainGap,
+    chainResumed,
+    chainRotated,
+    chainStarted,
+)
 from securetcp.errors import AuditLogError
 
 ZERO_HASH = "0" * 64
-AUDIT_SCHEMA = 1
 _log = Logger(namespace="securetcp.auditlog")
 
 FSYNC_MODES = ("always", "interval", "off")
@@ -68,7 +74,7 @@ def seal(record: Dict[str, Any], seq: int, prev: str,
     """
     sealed = dict(record)
     sealed.pop("hash", None)
-    sealed["schema"] = AUDIT_SCHEMA
+    sealed["schema"] = SCHEMA_VERSION
     sealed["seq"] = seq
     sealed["prev"] = prev
     body = canonical(sealed)
@@ -81,11 +87,6 @@ def seal(record: Dict[str, Any], seq: int, prev: str,
     if body == b"{}":  # pragma: no cover
         return b'{"hash":"' + digest.encode("ascii") + b'"}\n', digest
     return body[:-1] + b',"hash":"' + digest.encode("ascii") + b'"}\n', digest
-
-
-def _utcNow(now: float) -> str:
-    return datetime.datetime.fromtimestamp(now, datetime.UTC).strftime(
-        "%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _lastLines(path: str) -> Tuple[bytes, int]:
@@ -154,7 +155,7 @@ class AuditLogObserver:
         self._fsyncTimer: Optional[threading.Timer] = None
         self.failing = False
         self.lost = 0
-        self._lostSince: Optional[str] = None
+        self._lostSince: Optional[float] = None
         self.written = 0
         self._open()
 
@@ -178,16 +179,15 @@ class AuditLogObserver:
         self._size = self._file.tell()
         self._day = self._today()
         if resumed is None:
-            self._append({"event": "chain.started", "time": _utcNow(self._now()),
-                          "algorithm": "hmac-sha256" if self._key else "sha256"})
+            self._append(chainStarted(self._now(), "hmac-sha256" if self._key else "sha256"))
         else:
             self._append(resumed)
 
     def _resume(self) -> Dict[str, Any]:
         line, goodEnd = _lastLines(self.path)
         size = os.path.getsize(self.path)
-        record: Dict[str, Any] = {"event": "chain.resumed", "time": _utcNow(self._now()),
-                                  "reason": "restart"}
+        tornBytes: Optional[int] = None
+        tornFile: Optional[str] = None
         if goodEnd < size:
             with open(self.path, "rb") as f:
                 f.seek(goodEnd)
@@ -197,8 +197,7 @@ class AuditLogObserver:
                 f.write(torn)
             with open(self.path, "r+b") as f:
                 f.truncate(goodEnd)
-            record.update(reason="torn_record", tornBytes=len(torn),
-                          tornFile=os.path.basename(aside))
+            tornBytes, tornFile = len(torn), os.path.basename(aside)
             _log.warn("securetcp audit log {path}: the last record was torn "
                       "({n} bytes, kept in {aside}); the chain resumes after it",
                       path=self.path, n=len(torn), aside=aside)
@@ -216,8 +215,7 @@ class AuditLogObserver:
                 "run `python -m securetcp audit verify` on it, then move it aside "
                 "to start a new chain") from None
         self._seq, self._prev = seq, digest
-        record["previousSeq"] = seq
-        return record
+        return chainResumed(self._now(), seq, tornBytes, tornFile)
 
     def _today(self) -> str:
         return datetime.datetime.fromtimestamp(self._now(), datetime.UTC).strftime(
@@ -244,8 +242,7 @@ class AuditLogObserver:
         self._file = open(self.path, "ab")
         self._size = 0
         self._day = self._today()
-        self._append({"event": "chain.rotated", "time": _utcNow(self._now()),
-                      "previousFile": os.path.basename(target)}, rotate=False)
+        self._append(chainRotated(self._now(), os.path.basename(target)), rotate=False)
         return True
 
     # -- writing -------------------------------------------------------
@@ -323,14 +320,13 @@ class AuditLogObserver:
                     self._file = open(self.path, "ab")
                     self._size = self._file.tell()
                 if self.failing:
-                    self._append({"event": "chain.gap", "time": _utcNow(self._now()),
-                                  "lost": self.lost, "since": self._lostSince})
+                    self._append(chainGap(self._now(), self.lost, self._lostSince))
                 self._append(record)
             except (OSError, ValueError) as e:
                 self.lost += 1
                 if not self.failing:
                     self.failing = True
-                    self._lostSince = _utcNow(self._now())
+                    self._lostSince = self._now()
                     if self.onFailure == "refuse":
                         auditHealth.fail(self)
                     _log.critical(
@@ -363,8 +359,7 @@ class AuditLogObserver:
                 if self._file is None or self._file.closed:
                     self._file = open(self.path, "ab")
                     self._size = self._file.tell()
-                self._append({"event": "chain.gap", "time": _utcNow(self._now()),
-                              "lost": self.lost, "since": self._lostSince})
+                self._append(chainGap(self._now(), self.lost, self._lostSince))
             except (OSError, ValueError):
                 return False
             self.failing = False

@@ -20,7 +20,8 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import attrs
 
-from securetcp.audit.file import AUDIT_SCHEMA, ZERO_HASH, recordHash
+from securetcp.audit.file import ZERO_HASH, recordHash
+from securetcp.audit.records import SCHEMA_VERSION
 
 _REQUIRED = ("schema", "seq", "prev", "hash", "event")
 
@@ -117,7 +118,7 @@ def verifyFiles(paths: Sequence[str], key: Optional[bytes] = None,
                                         "missing field(s) " + ", ".join(missing)))
                 break
             seq = record["seq"]
-            if record["schema"] != AUDIT_SCHEMA:
+            if record["schema"] != SCHEMA_VERSION:
                 problems.append(Problem(path, number, seq,
                                         f"unknown schema version {record['schema']!r}"))
                 break
