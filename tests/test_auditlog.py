@@ -51,7 +51,8 @@ from securetcp._cli import main
 from securetcp.audit import file as _auditfile
 from securetcp.audit.file import ZERO_HASH, AuditLogObserver, readChain, recordHash
 from securetcp.audit.records import AUDIT_NAMESPACE, AuditEmitter, auditHealth
-from securetcp.audit.verify import buildReport, iterRecords, verifyFiles
+from securetcp.audit.report import buildReport
+from securetcp.audit.verify import iterRecords, verifyFiles
 from securetcp.config import buildPolicy
 from securetcp.endpoints import SecureServerEndpoint
 from securetcp.errors import AuditLogError

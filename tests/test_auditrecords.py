@@ -15,13 +15,12 @@ from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.trial.unittest import SynchronousTestCase
 
 from securetcp.audit import records
+from securetcp.audit.emitter import FORMATS, WARNING_EVENTS
 from securetcp.audit.records import (
     BUILDERS,
     CHAIN_EVENTS,
     EVENTS,
-    FORMATS,
     SCHEMA_VERSION,
-    WARNING_EVENTS,
     AuditConnection,
     SessionFacts,
 )

@@ -302,7 +302,8 @@ def _auditVerify(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _auditReport(args: argparse.Namespace, out: TextIO) -> int:
-    from securetcp.audit.verify import buildReport, iterRecords, reportHTML, reportText, verifyFiles
+    from securetcp.audit.report import buildReport, reportHTML, reportText
+    from securetcp.audit.verify import iterRecords, verifyFiles
 
     verified = verifyFiles(args.files, key=_readKey(args.key), partial=True)
     report = buildReport(iterRecords(args.files))

@@ -1,8 +1,15 @@
 # -*- test-case-name: tests.test_auditlog -*-
 """
-The audit trail: the record schema (L{securetcp.audit.records}), the
-hash-chained file observer (L{securetcp.audit.file}) and its verifier and
-report (L{securetcp.audit.verify}).
+The audit trail:
+
+  - L{securetcp.audit.records}: the schema, and a pure builder per record;
+  - L{securetcp.audit.emitter}: L{AuditEmitter}, which emits records
+    through L{twisted.logger};
+  - L{securetcp.audit.chain}: how records are sealed into a hash chain;
+  - L{securetcp.audit.file}: L{AuditLogObserver}, which writes the chain
+    to a file;
+  - L{securetcp.audit.verify} and L{securetcp.audit.report}: checking and
+    summarising audit files.
 
     observer = auditLogObserver("/var/log/securetcp/audit.jsonl")
     globalLogPublisher.addObserver(observer)
@@ -10,7 +17,11 @@ report (L{securetcp.audit.verify}).
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Any
+
+from twisted.logger import LogPublisher, textFileLogObserver
 
 from securetcp.audit.emitter import AuditEmitter, auditHealth
 from securetcp.audit.file import AuditLogObserver, auditLogObserver
@@ -22,7 +33,8 @@ from securetcp.audit.records import (
     SCHEMA_VERSION,
     utcTimestamp,
 )
-from securetcp.audit.verify import VerifyResult, buildReport, verifyFiles
+from securetcp.audit.report import buildReport
+from securetcp.audit.verify import VerifyResult, verifyFiles
 
 __all__ = [
     "AUDIT_NAMESPACE",
@@ -53,12 +65,5 @@ def twistdLogger() -> Any:
         SECURETCP_AUDIT_LOG=/var/log/securetcp/audit.jsonl \\
             twistd -n --logger=securetcp.audit.twistdLogger web --listen "mtls:..."
     """
-    import os
-    import sys
-
-    from twisted.logger import LogPublisher, textFileLogObserver
-
-    from securetcp.audit.file import auditLogObserver
-
     path = os.environ.get("SECURETCP_AUDIT_LOG", "securetcp-audit.jsonl")
     return LogPublisher(textFileLogObserver(sys.stdout), auditLogObserver(path))

@@ -13,7 +13,34 @@ from typing import Any, Dict, Optional
 
 from twisted.logger import Logger, LogLevel
 
-from securetcp.audit.records import AUDIT_NAMESPACE, EVENTS, FORMATS, SCHEMA_VERSION, WARNING_EVENTS
+from securetcp.audit.records import AUDIT_NAMESPACE, EVENTS, SCHEMA_VERSION
+
+#: Events logged at C{warn} level; the others at C{info}.
+WARNING_EVENTS = frozenset({
+    "handshake.rejected", "revocation.crl_refused", "revocation.crl_expired",
+    "connection.revoked", "policy.reload_refused", "proxy.backend_failed",
+})
+
+#: The text form of each event, as twistd's log shows it.
+FORMATS = {
+    "connection.accepted": "securetcp: accepted {securetcp_audit[peer]} "
+    "{securetcp_audit[version]} {securetcp_audit[cipher]}",
+    "handshake.rejected": "securetcp: rejected {securetcp_audit[peer]}: "
+    "{securetcp_audit[reason]}",
+    "connection.closed": "securetcp: closed {securetcp_audit[peer]} after "
+    "{securetcp_audit[duration]}s",
+    "policy.loaded": "securetcp: policy {securetcp_audit[policy]} "
+    "({securetcp_audit[profile]}) loaded for {securetcp_audit[role]}",
+    "revocation.crl_loaded": "securetcp: CRLs loaded ({securetcp_audit[revoked]} revoked)",
+    "revocation.crl_refused": "securetcp: new CRL refused: {securetcp_audit[detail]}",
+    "revocation.crl_expired": "securetcp: CRL expired: {securetcp_audit[detail]}",
+    "connection.revoked": "securetcp: disconnected revoked peer {securetcp_audit[peer]}",
+    "policy.reloaded": "securetcp: policy {securetcp_audit[policy]} reloaded",
+    "policy.reload_refused": "securetcp: reload refused, running configuration kept: "
+    "{securetcp_audit[detail]}",
+    "proxy.backend_failed": "securetcp: backend {securetcp_audit[backend]} failed for "
+    "{securetcp_audit[peer]}: {securetcp_audit[detail]}",
+}
 
 
 class AuditHealth:

@@ -4,9 +4,8 @@ L{AuditLogObserver}: writes the C{securetcp.audit} events as a
 tamper-evident chain of JSON lines.
 
 Each line is one record with a schema version, a sequence number, the hash
-of the record before it (C{prev}) and its own hash (C{hash}: SHA-256, or
-HMAC-SHA256 when a key is configured, over the canonical JSON of the record
-without C{hash})::
+of the record before it (C{prev}) and its own hash (see
+L{securetcp.audit.chain})::
 
     observer = auditLogObserver("/var/log/securetcp/audit.jsonl")
     globalLogPublisher.addObserver(observer)
@@ -20,96 +19,25 @@ so); rotation by size or day keeps the chain unbroken across files.
 from __future__ import annotations
 
 import datetime
-import hashlib
-import hmac
 import json
 import os
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional
 
 from twisted.logger import ILogObserver, Logger
 from zope.interface import implementer
 
-from securetcp.audit.records import (
-    SCHEMA_VERSION,
-    chainGap,
-    chainResumed,
-    chainRotated,
-    chainStarted,
-)
+from securetcp.audit.chain import ZERO_HASH, recordHash, resumeChain, seal
+from securetcp.audit.records import chainGap, chainRotated, chainStarted
 from securetcp.errors import AuditLogError
 
-ZERO_HASH = "0" * 64
+__all__ = ["ZERO_HASH", "AuditLogObserver", "auditLogObserver", "readChain", "recordHash"]
+
 _log = Logger(namespace="securetcp.auditlog")
 
 FSYNC_MODES = ("always", "interval", "off")
 FAILURE_MODES = ("refuse", "continue")
-
-
-def canonical(record: Dict[str, Any]) -> bytes:
-    """
-    The canonical JSON encoding that hashes are computed over.
-    """
-    return json.dumps(record, sort_keys=True, separators=(",", ":"),
-                      ensure_ascii=True, allow_nan=False).encode("ascii")
-
-
-def recordHash(record: Dict[str, Any], key: Optional[bytes] = None) -> str:
-    """
-    The hash of a record: over its canonical JSON without the C{hash} field.
-    """
-    body = canonical({k: v for k, v in record.items() if k != "hash"})
-    if key:
-        return hmac.new(key, body, hashlib.sha256).hexdigest()
-    return hashlib.sha256(body).hexdigest()
-
-
-def seal(record: Dict[str, Any], seq: int, prev: str,
-         key: Optional[bytes] = None) -> Tuple[bytes, str]:
-    """
-    Add C{schema}, C{seq}, C{prev} and C{hash} to a copy of C{record}.
-
-    @return: the JSON line (with its newline) and the record's hash.
-    """
-    sealed = dict(record)
-    sealed.pop("hash", None)
-    sealed["schema"] = SCHEMA_VERSION
-    sealed["seq"] = seq
-    sealed["prev"] = prev
-    body = canonical(sealed)
-    if key:
-        digest = hmac.new(key, body, hashlib.sha256).hexdigest()
-    else:
-        digest = hashlib.sha256(body).hexdigest()
-    # the line is the hashed canonical JSON with the hash appended as its
-    # last member: encoded once, and verifiable by re-encoding without it
-    if body == b"{}":  # pragma: no cover
-        return b'{"hash":"' + digest.encode("ascii") + b'"}\n', digest
-    return body[:-1] + b',"hash":"' + digest.encode("ascii") + b'"}\n', digest
-
-
-def _lastLines(path: str) -> Tuple[bytes, int]:
-    """
-    The last complete line of C{path} (without its newline) and the offset
-    just after it; any bytes after that offset are a torn line.
-    """
-    size = os.path.getsize(path)
-    data = b""
-    base = size
-    with open(path, "rb") as f:
-        while base > 0:
-            step = min(base, 65536)
-            base -= step
-            f.seek(base)
-            data = f.read(step) + data
-            last = data.rfind(b"\n")
-            if last == -1:
-                continue
-            previous = data.rfind(b"\n", 0, last)
-            if previous != -1 or base == 0:
-                return data[previous + 1:last], base + last + 1
-    return b"", 0
 
 
 @implementer(ILogObserver)
@@ -170,7 +98,7 @@ class AuditLogObserver:
             raise AuditLogError(self.path, "is a directory", "give a file name")
         resumed: Optional[Dict[str, Any]] = None
         if os.path.exists(self.path) and os.path.getsize(self.path) > 0:
-            resumed = self._resume()
+            self._seq, self._prev, resumed = resumeChain(self.path, self._key, self._now())
         try:
             self._file = open(self.path, "ab")
         except OSError as e:
@@ -182,40 +110,6 @@ class AuditLogObserver:
             self._append(chainStarted(self._now(), "hmac-sha256" if self._key else "sha256"))
         else:
             self._append(resumed)
-
-    def _resume(self) -> Dict[str, Any]:
-        line, goodEnd = _lastLines(self.path)
-        size = os.path.getsize(self.path)
-        tornBytes: Optional[int] = None
-        tornFile: Optional[str] = None
-        if goodEnd < size:
-            with open(self.path, "rb") as f:
-                f.seek(goodEnd)
-                torn = f.read()
-            aside = f"{self.path}.torn-{int(self._now())}"
-            with open(aside, "wb") as f:
-                f.write(torn)
-            with open(self.path, "r+b") as f:
-                f.truncate(goodEnd)
-            tornBytes, tornFile = len(torn), os.path.basename(aside)
-            _log.warn("securetcp audit log {path}: the last record was torn "
-                      "({n} bytes, kept in {aside}); the chain resumes after it",
-                      path=self.path, n=len(torn), aside=aside)
-        if not line:
-            raise AuditLogError(self.path, "holds no complete audit record",
-                                "move the file aside to start a new chain")
-        try:
-            last = json.loads(line)
-            seq, digest = int(last["seq"]), str(last["hash"])
-            if recordHash(last, self._key) != digest:
-                raise ValueError("hash mismatch")
-        except (ValueError, KeyError, TypeError) as e:
-            raise AuditLogError(
-                self.path, f"the last record does not verify ({e})",
-                "run `python -m securetcp audit verify` on it, then move it aside "
-                "to start a new chain") from None
-        self._seq, self._prev = seq, digest
-        return chainResumed(self._now(), seq, tornBytes, tornFile)
 
     def _today(self) -> str:
         return datetime.datetime.fromtimestamp(self._now(), datetime.UTC).strftime(

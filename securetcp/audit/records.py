@@ -38,34 +38,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from securetcp.policy import TLSPolicy
 
 __all__ = [
-    "AUDIT_NAMESPACE",
-    "BUILDERS",
-    "CHAIN_EVENTS",
-    "EVENTS",
-    "FORMATS",
-    "REJECTION_REASONS",
-    "SCHEMA_VERSION",
-    "WARNING_EVENTS",
-    "AuditConnection",
-    "SessionFacts",
-    "addressText",
-    "backendFailed",
-    "chainGap",
-    "chainResumed",
-    "chainRotated",
-    "chainStarted",
-    "connectionAccepted",
-    "connectionClosed",
-    "connectionRevoked",
-    "crlExpired",
-    "crlLoaded",
-    "crlRefused",
-    "handshakeRejected",
-    "newConnectionId",
-    "policyLoaded",
-    "policyReloadRefused",
-    "policyReloaded",
-    "utcTimestamp",
+    "AUDIT_NAMESPACE", "BUILDERS", "CHAIN_EVENTS", "EVENTS", "REJECTION_REASONS",
+    "SCHEMA_VERSION", "AuditConnection", "SessionFacts", "addressText",
+    "backendFailed", "chainGap", "chainResumed", "chainRotated", "chainStarted",
+    "connectionAccepted", "connectionClosed", "connectionRevoked", "crlExpired", "crlLoaded",
+    "crlRefused", "handshakeRejected", "newConnectionId", "policyLoaded",
+    "policyReloadRefused", "policyReloaded", "utcTimestamp",
 ]
 
 AUDIT_NAMESPACE = "securetcp.audit"
@@ -96,41 +74,12 @@ CHAIN_EVENTS = {
     "chain.gap": "records were lost while the file could not be written (lost: how many)",
 }
 
-#: Events logged at C{warn} level; the others at C{info}.
-WARNING_EVENTS = frozenset({
-    "handshake.rejected", "revocation.crl_refused", "revocation.crl_expired",
-    "connection.revoked", "policy.reload_refused", "proxy.backend_failed",
-})
-
-#: The text form of each event, as twistd's log shows it.
-FORMATS = {
-    "connection.accepted": "securetcp: accepted {securetcp_audit[peer]} "
-    "{securetcp_audit[version]} {securetcp_audit[cipher]}",
-    "handshake.rejected": "securetcp: rejected {securetcp_audit[peer]}: "
-    "{securetcp_audit[reason]}",
-    "connection.closed": "securetcp: closed {securetcp_audit[peer]} after "
-    "{securetcp_audit[duration]}s",
-    "policy.loaded": "securetcp: policy {securetcp_audit[policy]} "
-    "({securetcp_audit[profile]}) loaded for {securetcp_audit[role]}",
-    "revocation.crl_loaded": "securetcp: CRLs loaded ({securetcp_audit[revoked]} revoked)",
-    "revocation.crl_refused": "securetcp: new CRL refused: {securetcp_audit[detail]}",
-    "revocation.crl_expired": "securetcp: CRL expired: {securetcp_audit[detail]}",
-    "connection.revoked": "securetcp: disconnected revoked peer {securetcp_audit[peer]}",
-    "policy.reloaded": "securetcp: policy {securetcp_audit[policy]} reloaded",
-    "policy.reload_refused": "securetcp: reload refused, running configuration kept: "
-    "{securetcp_audit[detail]}",
-    "proxy.backend_failed": "securetcp: backend {securetcp_audit[backend]} failed for "
-    "{securetcp_audit[peer]}: {securetcp_audit[detail]}",
-}
-
 #: The fields of a C{handshake.rejected} record that a revocation adds.
 _REVOCATION_FIELDS = ("revocationReason", "revocationTime")
 
 
 class PolicyNames(Protocol):
-    """
-    What a record says about the policy in force: a L{TLSPolicy} is one.
-    """
+    """What a record says about the policy in force: a L{TLSPolicy} is one."""
 
     @property
     def name(self) -> str: ...
@@ -140,10 +89,7 @@ class PolicyNames(Protocol):
 
 
 class IdentityRecord(Protocol):
-    """
-    A peer identity that describes itself for the audit log: a
-    L{securetcp.identity.PeerIdentity} is one.
-    """
+    """A peer identity for the audit log: a L{securetcp.identity.PeerIdentity} is one."""
 
     def asRecord(self) -> Dict[str, Any]: ...
 
@@ -178,8 +124,7 @@ def addressText(address: Optional[IAddress]) -> Optional[str]:
 
 def newConnectionId() -> str:
     """
-    A fresh connection id: 16 random hex digits, the same in every record
-    of one connection.
+    A fresh connection id (16 random hex digits) for a connection's records.
     """
     return os.urandom(8).hex()
 
@@ -206,8 +151,7 @@ class SessionFacts:
     @classmethod
     def fromMapping(cls, session: Mapping[str, Any]) -> SessionFacts:
         """
-        The facts from a mapping with (some of) the same keys; others are
-        ignored.
+        The facts from a mapping with (some of) the same keys; others are ignored.
         """
         return cls(**{f.name: session.get(f.name) for f in attrs.fields(cls)})
 
@@ -386,8 +330,7 @@ def policyReloadRefused(policy: PolicyNames, detail: str, time: float,
 def crlLoaded(policy: PolicyNames, files: Sequence[str], crls: int, revoked: int,
               time: float, role: Role = Role.SERVER) -> Dict[str, Any]:
     """
-    C{revocation.crl_loaded}: C{crls} CRLs from C{files}, revoking
-    C{revoked} serials, are in force for new handshakes.
+    C{revocation.crl_loaded}: C{crls} CRLs from C{files} (C{revoked} serials) are in force.
     """
     return _policyRecord("revocation.crl_loaded", policy, role, time, files=list(files),
                          crls=crls, revoked=revoked)
@@ -396,8 +339,7 @@ def crlLoaded(policy: PolicyNames, files: Sequence[str], crls: int, revoked: int
 def crlRefused(policy: PolicyNames, detail: str, file: Optional[str], time: float,
                role: Role = Role.SERVER) -> Dict[str, Any]:
     """
-    C{revocation.crl_refused}: new CRL files were refused (C{file}, if one
-    is to blame); the previous CRLs stay in force.
+    C{revocation.crl_refused}: new CRL files (C{file}, if one is to blame) were refused.
     """
     return _policyRecord("revocation.crl_refused", policy, role, time, detail=detail,
                          file=file)
@@ -406,8 +348,7 @@ def crlRefused(policy: PolicyNames, detail: str, file: Optional[str], time: floa
 def crlExpired(policy: PolicyNames, detail: str, mode: str, time: float,
                role: Role = Role.SERVER) -> Dict[str, Any]:
     """
-    C{revocation.crl_expired}: a CRL in force has passed its nextUpdate
-    (C{mode}: the policy's revocation mode).
+    C{revocation.crl_expired}: a CRL in force is past its nextUpdate (C{mode}: hard/soft).
     """
     return _policyRecord("revocation.crl_expired", policy, role, time, detail=detail,
                          mode=mode)
@@ -430,8 +371,7 @@ def backendFailed(backend: str, peer: Optional[str], detail: str, time: float,
 
 def chainStarted(time: float, algorithm: str) -> Dict[str, Any]:
     """
-    C{chain.started}: the first record of a new chain, hashed with
-    C{algorithm} (C{sha256} or C{hmac-sha256}).
+    C{chain.started}: the first record of a chain hashed with C{algorithm}.
     """
     return _record("chain.started", time, algorithm=algorithm)
 
@@ -451,16 +391,14 @@ def chainResumed(time: float, previousSeq: int, tornBytes: Optional[int] = None,
 
 def chainRotated(time: float, previousFile: str) -> Dict[str, Any]:
     """
-    C{chain.rotated}: the first record of a new file; C{previousFile}
-    (a base name) holds the records before it.
+    C{chain.rotated}: the first record of a file; C{previousFile} has those before.
     """
     return _record("chain.rotated", time, previousFile=previousFile)
 
 
 def chainGap(time: float, lost: int, since: Optional[float]) -> Dict[str, Any]:
     """
-    C{chain.gap}: C{lost} records could not be written, the first at
-    C{since} (seconds).
+    C{chain.gap}: C{lost} records could not be written, since C{since} (seconds).
     """
     return _record("chain.gap", time, lost=lost,
                    since=utcTimestamp(since) if since is not None else None)

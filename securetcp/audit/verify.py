@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.test_auditlog -*-
 """
-Checking and summarising audit files: C{python -m securetcp audit verify}
-and C{audit report}.
+Checking audit files (C{python -m securetcp audit verify}), and reading
+their records in chain order for L{securetcp.audit.report}::
 
     result = verifyFiles(["audit.jsonl.20261101T000000Z", "audit.jsonl"])
     if not result.ok:
@@ -13,14 +13,12 @@ sequence number of their first record.
 
 from __future__ import annotations
 
-import collections
-import html
 import json
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import attrs
 
-from securetcp.audit.file import ZERO_HASH, recordHash
+from securetcp.audit.chain import ZERO_HASH, recordHash
 from securetcp.audit.records import SCHEMA_VERSION
 
 _REQUIRED = ("schema", "seq", "prev", "hash", "event")
@@ -179,163 +177,3 @@ def iterRecords(paths: Sequence[str]) -> Iterable[Dict[str, Any]]:
                     continue
                 if isinstance(record, dict):
                     yield record
-
-
-def _host(address: Optional[str]) -> str:
-    if not address:
-        return "?"
-    if address.startswith("["):
-        return address[1:address.index("]")]
-    return address.rsplit(":", 1)[0]
-
-
-def buildReport(records: Iterable[Dict[str, Any]]) -> Dict[str, Any]:
-    """
-    Summarise audit records for a compliance reviewer.
-    """
-    accepted = 0
-    byVersion: collections.Counter[str] = collections.Counter()
-    byCipher: collections.Counter[str] = collections.Counter()
-    byIdentity: collections.Counter[str] = collections.Counter()
-    byDay: collections.Counter[str] = collections.Counter()
-    rejections: collections.Counter[str] = collections.Counter()
-    rejectedPeers: collections.Counter[str] = collections.Counter()
-    rejectedByDay: collections.Counter[str] = collections.Counter()
-    nonCompliant: List[Dict[str, Any]] = []
-    closed = 0
-    bytesIn = bytesOut = 0
-    first = last = None
-    for r in records:
-        event = r.get("event")
-        time = r.get("time")
-        if time:
-            first = time if first is None or time < first else first
-            last = time if last is None or time > last else last
-        day = (time or "?")[:10]
-        if event == "connection.accepted":
-            accepted += 1
-            byVersion[r.get("version") or "?"] += 1
-            byCipher[r.get("cipher") or "?"] += 1
-            identity = (r.get("peerIdentity") or {}).get("subject") or "(no certificate)"
-            byIdentity[identity] += 1
-            byDay[day] += 1
-            compliance = r.get("compliance") or {}
-            if not compliance.get("compliant", False):
-                nonCompliant.append({
-                    "time": time, "peer": r.get("peer"), "identity": identity,
-                    "version": r.get("version"), "cipher": r.get("cipher"),
-                    "reasons": compliance.get("reasons", []),
-                })
-        elif event == "handshake.rejected":
-            rejections[r.get("reason") or "?"] += 1
-            rejectedPeers[_host(r.get("peer"))] += 1
-            rejectedByDay[day] += 1
-        elif event == "connection.closed":
-            closed += 1
-            bytesIn += int(r.get("bytesIn") or 0)
-            bytesOut += int(r.get("bytesOut") or 0)
-    return {
-        "period": {"first": first, "last": last},
-        "accepted": accepted,
-        "rejected": sum(rejections.values()),
-        "closed": closed,
-        "bytesIn": bytesIn,
-        "bytesOut": bytesOut,
-        "acceptedByVersion": dict(byVersion.most_common()),
-        "acceptedByCipher": dict(byCipher.most_common()),
-        "acceptedByIdentity": dict(byIdentity.most_common()),
-        "acceptedByDay": dict(sorted(byDay.items())),
-        "rejectedByReason": dict(rejections.most_common()),
-        "rejectedByPeer": dict(rejectedPeers.most_common()),
-        "rejectedByDay": dict(sorted(rejectedByDay.items())),
-        "nonCompliant": nonCompliant,
-    }
-
-
-def reportText(report: Dict[str, Any], verified: Optional[VerifyResult] = None) -> str:
-    """
-    The report as plain text.
-    """
-    out: List[str] = ["securetcp audit report", "======================"]
-    if verified is not None:
-        out.append("chain: " + ("INTACT" if verified.ok else "BROKEN: " + str(verified.problems[0]))
-                   + f" ({verified.records} records)")
-    period = report["period"]
-    out.append(f"period: {period['first']} .. {period['last']}")
-    out.append(f"connections accepted: {report['accepted']}, rejected: {report['rejected']}, "
-               f"closed: {report['closed']} (bytes in {report['bytesIn']}, out {report['bytesOut']})")
-    sections = [
-        ("accepted by protocol version", "acceptedByVersion"),
-        ("accepted by cipher", "acceptedByCipher"),
-        ("accepted by peer identity", "acceptedByIdentity"),
-        ("accepted by day", "acceptedByDay"),
-        ("rejected by reason", "rejectedByReason"),
-        ("rejected by peer address", "rejectedByPeer"),
-        ("rejected by day", "rejectedByDay"),
-    ]
-    for title, key in sections:
-        out.append("")
-        out.append(title + ":")
-        if not report[key]:
-            out.append("  (none)")
-        for name, count in report[key].items():
-            out.append(f"  {count:8d}  {name}")
-    out.append("")
-    out.append(f"non-compliant connections (nist-800-52r2): {len(report['nonCompliant'])}")
-    for item in report["nonCompliant"]:
-        out.append(f"  {item['time']} {item['peer']} {item['identity']} {item['version']} "
-                   f"{item['cipher']}: {'; '.join(item['reasons'])}")
-    return "\n".join(out) + "\n"
-
-
-def _bars(title: str, data: Dict[str, int]) -> str:
-    if not data:
-        return f"<h2>{html.escape(title)}</h2><p>(none)</p>"
-    width, row = 640, 22
-    top = max(data.values()) or 1
-    parts = [f'<h2>{html.escape(title)}</h2>',
-             f'<svg width="{width}" height="{row * len(data) + 4}" role="img" '
-             f'aria-label="{html.escape(title)}">']
-    for i, (name, count) in enumerate(data.items()):
-        bar = int((width - 300) * count / top)
-        y = i * row
-        parts.append(f'<text x="0" y="{y + 15}" font-size="12">{html.escape(str(name))[:40]}</text>'
-                     f'<rect x="260" y="{y + 3}" width="{bar}" height="16" fill="#3b6ea5"/>'
-                     f'<text x="{266 + bar}" y="{y + 15}" font-size="12">{count}</text>')
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-def reportHTML(report: Dict[str, Any], verified: Optional[VerifyResult] = None) -> str:
-    """
-    The report as a self-contained HTML page with bar charts (inline SVG).
-    """
-    status = ""
-    if verified is not None:
-        status = ("<p><strong>Chain intact</strong>" if verified.ok else
-                  f"<p style='color:#b00'><strong>Chain BROKEN</strong>: "
-                  f"{html.escape(str(verified.problems[0]))}") + f" ({verified.records} records)</p>"
-    rows = "".join(
-        f"<tr><td>{html.escape(str(i['time']))}</td><td>{html.escape(str(i['peer']))}</td>"
-        f"<td>{html.escape(str(i['identity']))}</td><td>{html.escape(str(i['version']))}</td>"
-        f"<td>{html.escape(str(i['cipher']))}</td><td>{html.escape('; '.join(i['reasons']))}</td></tr>"
-        for i in report["nonCompliant"])
-    period = report["period"]
-    return (
-        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>securetcp audit report</title>"
-        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-        "td,th{border:1px solid #ccc;padding:4px 8px}</style></head><body>"
-        "<h1>securetcp audit report</h1>" + status +
-        f"<p>Period {html.escape(str(period['first']))} to {html.escape(str(period['last']))}. "
-        f"Accepted {report['accepted']}, rejected {report['rejected']}, closed {report['closed']}.</p>"
-        + _bars("Accepted by protocol version", report["acceptedByVersion"])
-        + _bars("Accepted by cipher", report["acceptedByCipher"])
-        + _bars("Accepted by peer identity", report["acceptedByIdentity"])
-        + _bars("Accepted by day", report["acceptedByDay"])
-        + _bars("Rejected by reason", report["rejectedByReason"])
-        + _bars("Rejected by peer address", report["rejectedByPeer"])
-        + "<h2>Non-compliant connections (nist-800-52r2)</h2>"
-        + (f"<table><tr><th>time</th><th>peer</th><th>identity</th><th>version</th>"
-           f"<th>cipher</th><th>reasons</th></tr>{rows}</table>" if rows else "<p>(none)</p>")
-        + "</body></html>\n"
-    )
