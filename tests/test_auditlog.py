@@ -49,8 +49,9 @@ from zope.interface.verify import verifyObject
 import securetcp
 from securetcp._cli import main
 from securetcp.audit import file as _auditfile
+from securetcp.audit.emitter import AuditEmitter
 from securetcp.audit.file import ZERO_HASH, AuditLogObserver, readChain, recordHash
-from securetcp.audit.records import AUDIT_NAMESPACE, AuditEmitter, auditHealth
+from securetcp.audit.records import AUDIT_NAMESPACE
 from securetcp.audit.report import buildReport
 from securetcp.audit.verify import iterRecords, verifyFiles
 from securetcp.config import buildPolicy
@@ -125,19 +126,6 @@ def _cli(*argv: str) -> Tuple[int, str]:
     out = io.StringIO()
     status = main(list(argv), out=out)
     return status, out.getvalue()
-
-
-def _keepAuditHealth(test: SynchronousTestCase) -> None:
-    """
-    Restore L{auditHealth} to its current state when C{test} ends.
-    """
-    saved = set(auditHealth._failing)
-
-    def restore() -> None:
-        auditHealth._failing.clear()
-        auditHealth._failing.update(saved)
-
-    test.addCleanup(restore)
 
 
 def _captureLog(test: SynchronousTestCase) -> List[Dict[str, Any]]:
@@ -653,7 +641,6 @@ class FailureTests(SynchronousTestCase):
     """
 
     def setUp(self) -> None:
-        _keepAuditHealth(self)
         self.log = _captureLog(self)
 
     def critical(self) -> List[str]:
@@ -664,21 +651,25 @@ class FailureTests(SynchronousTestCase):
     def test_refuse(self) -> None:
         """
         With C{onFailure="refuse"} (the default), a failing write makes
-        C{auditHealth.accepting} false and logs a critical event; once writes
+        the observer's C{accepting()} false, and so that of an
+        L{AuditEmitter} given it, and logs a critical event; once writes
         work again a C{chain.gap} record says how many records were lost,
         C{accepting} is true again, and the chain verifies.
         """
         disk = _Disk()
         observer = _observer(self, openFile=disk)
+        emitter = AuditEmitter(Logger(namespace=AUDIT_NAMESPACE, observer=lambda e: None),
+                               observers=[observer])
         self.assertEqual(observer.onFailure, "refuse")
         observer.write(_accepted(1))
         repair = _breakDisk(self, disk)
-        self.assertTrue(auditHealth.accepting)
+        self.assertTrue(emitter.accepting())
         self.assertFalse(observer.write(_accepted(2)))
-        self.assertFalse(auditHealth.accepting)
+        self.assertFalse(emitter.accepting())
+        self.assertFalse(observer.accepting())
         self.assertTrue(observer.failing)
         self.assertFalse(observer.write(_accepted(3)))
-        self.assertFalse(auditHealth.accepting)
+        self.assertFalse(emitter.accepting())
         self.assertEqual(observer.lost, 2)
         critical = self.critical()
         self.assertEqual(len(critical), 1, critical)
@@ -688,7 +679,7 @@ class FailureTests(SynchronousTestCase):
 
         repair()
         self.assertTrue(observer.write(_accepted(4)))
-        self.assertTrue(auditHealth.accepting)
+        self.assertTrue(emitter.accepting())
         self.assertFalse(observer.failing)
         observer.close()
         records = readChain(observer.path)
@@ -711,7 +702,7 @@ class FailureTests(SynchronousTestCase):
         self.assertFalse(observer.write(_accepted(1)))
         self.assertFalse(observer.write(_accepted(2)))
         self.assertFalse(observer.write(_accepted(3)))
-        self.assertTrue(auditHealth.accepting)
+        self.assertTrue(observer.accepting())
         critical = self.critical()
         self.assertEqual(len(critical), 1, critical)
         self.assertIn("LOST", critical[0])
@@ -742,8 +733,8 @@ class FailureTests(SynchronousTestCase):
         disk = _Disk()
         observer = _observer(self, openFile=disk)
         seen: List[Dict[str, Any]] = []
-        emitter = AuditEmitter(Logger(namespace=AUDIT_NAMESPACE,
-                                      observer=LogPublisher(observer, seen.append)))
+        emitter = AuditEmitter(Logger(namespace=AUDIT_NAMESPACE, observer=seen.append),
+                               observers=[observer])
         server = SecureServerEndpoint(
             clock, None, buildPolicy(certKey=pki.path("server.pem"),
                                      privateKey=pki.path("server.key"),
@@ -754,7 +745,7 @@ class FailureTests(SynchronousTestCase):
             with open(pki.path(name)) as f:
                 return f.read()
 
-        # a client that is not securetcp (and so does not consult auditHealth)
+        # a client that is not securetcp (and so has no audit file of its own)
         options = ssl.optionsForClientTLS(
             "localhost", trustRoot=ssl.Certificate.loadPEM(read("ca.pem")),
             clientCertificate=ssl.PrivateCertificate.loadPEM(
@@ -772,7 +763,7 @@ class FailureTests(SynchronousTestCase):
 
         repair = _breakDisk(self, disk)
         connect()  # its own connection.accepted record cannot be written
-        self.assertFalse(auditHealth.accepting)
+        self.assertFalse(emitter.accepting())
         connect()  # refused before the application is built
         self.assertEqual(app.connected, 0)
         self.assertEqual(serverRecords(), [("connection.accepted", None),
@@ -783,7 +774,7 @@ class FailureTests(SynchronousTestCase):
         repair()
         client, _, pump = connect()
         self.assertEqual(app.connected, 1)
-        self.assertTrue(auditHealth.accepting)
+        self.assertTrue(emitter.accepting())
         client.loseConnection()
         pump.flush()
         observer.close()
@@ -813,7 +804,6 @@ class FailureTests(SynchronousTestCase):
             import json, os, resource, signal, sys
             from twisted.logger import LogLevel, globalLogPublisher
             from securetcp.audit.file import AuditLogObserver
-            from securetcp.audit.records import auditHealth
             signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
             critical = []
             globalLogPublisher.addObserver(
@@ -826,12 +816,12 @@ class FailureTests(SynchronousTestCase):
             resource.setrlimit(resource.RLIMIT_FSIZE, (os.path.getsize(path) + slack, hard))
             failed = [observer.write({"event": "connection.closed", "n": n})
                       for n in (1, 2, 3)]
-            during = auditHealth.accepting
+            during = observer.accepting()
             resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
             after = observer.write({"event": "connection.closed", "n": 4})
             observer.close()
             print(json.dumps({"failed": failed, "during": during, "after": after,
-                              "accepting": auditHealth.accepting,
+                              "accepting": observer.accepting(),
                               "critical": len(critical)}))
         """)
         env = dict(os.environ, PYTHONPATH=SOURCE_ROOT)

@@ -13,27 +13,12 @@ from twisted.internet.defer import fail
 from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
+from twisted.logger import Logger
 from twisted.trial.unittest import SynchronousTestCase
-from zope.interface import implementer
 
-from securetcp._interfaces import IAuditSink
 from securetcp._twistd.splice import SpliceFactory, auditedConnectionId
-
-
-@implementer(IAuditSink)
-class _Sink:
-    """
-    Keeps the records emitted.
-    """
-
-    def __init__(self) -> None:
-        self.records: List[Dict[str, Any]] = []
-
-    def emit(self, record: Dict[str, Any]) -> None:
-        self.records.append(record)
-
-    def accepting(self) -> bool:
-        return True
+from securetcp.audit.emitter import AuditEmitter
+from securetcp.audit.records import AUDIT_NAMESPACE
 
 
 class _Gate:
@@ -61,14 +46,16 @@ class BackendFailedTests(SynchronousTestCase):
     """
 
     def connect(self, transport: StringTransport) -> Dict[str, Any]:
-        sink = _Sink()
+        events: List[Dict[str, Any]] = []
         clock = Clock()
         clock.advance(1793527200)
         factory = SpliceFactory(lambda f: fail(ConnectionRefusedError("no one listens")),
-                                "tcp:127.0.0.1:2575", clock, sink)
+                                "tcp:127.0.0.1:2575", clock,
+                                AuditEmitter(Logger(namespace=AUDIT_NAMESPACE,
+                                                    observer=events.append)))
         front = factory.buildProtocol(None)
         front.makeConnection(transport)
-        [record] = sink.records
+        [record] = [e["securetcp_audit"] for e in events]
         self.assertTrue(transport.disconnecting)
         return record
 

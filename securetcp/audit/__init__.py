@@ -4,15 +4,17 @@ The audit trail:
 
   - L{securetcp.audit.records}: the schema, and a pure builder per record;
   - L{securetcp.audit.emitter}: L{AuditEmitter}, which emits records
-    through L{twisted.logger};
+    through L{twisted.logger} and to audit files, and says whether
+    connections may proceed;
   - L{securetcp.audit.chain}: how records are sealed into a hash chain;
-  - L{securetcp.audit.file}: L{AuditLogObserver}, which writes the chain
+  - L{securetcp.audit.writer}: L{AuditLogObserver}, which writes the chain
     to a file;
+  - L{securetcp.audit.file}: L{AuditFiles}, which owns the writers (one
+    per file), and L{auditLogObserver};
   - L{securetcp.audit.verify} and L{securetcp.audit.report}: checking and
     summarising audit files.
 
-    observer = auditLogObserver("/var/log/securetcp/audit.jsonl")
-    globalLogPublisher.addObserver(observer)
+    emitter = AuditEmitter(observers=[auditLogObserver("/var/log/securetcp/audit.jsonl")])
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ from typing import Any
 
 from twisted.logger import LogPublisher, textFileLogObserver
 
-from securetcp.audit.emitter import AuditEmitter, auditHealth
-from securetcp.audit.file import AuditLogObserver, auditLogObserver
+from securetcp.audit.emitter import AuditEmitter
+from securetcp.audit.file import AuditFiles, AuditLogObserver, auditLogObserver, globalAuditFiles
 from securetcp.audit.records import (
     AUDIT_NAMESPACE,
     CHAIN_EVENTS,
@@ -39,15 +41,16 @@ from securetcp.audit.verify import VerifyResult, verifyFiles
 __all__ = [
     "AUDIT_NAMESPACE",
     "AuditEmitter",
+    "AuditFiles",
     "AuditLogObserver",
     "CHAIN_EVENTS",
     "EVENTS",
     "REJECTION_REASONS",
     "SCHEMA_VERSION",
     "VerifyResult",
-    "auditHealth",
     "auditLogObserver",
     "buildReport",
+    "globalAuditFiles",
     "twistdLogger",
     "utcTimestamp",
     "verifyFiles",
@@ -64,6 +67,10 @@ def twistdLogger() -> Any:
 
         SECURETCP_AUDIT_LOG=/var/log/securetcp/audit.jsonl \\
             twistd -n --logger=securetcp.audit.twistdLogger web --listen "mtls:..."
+
+    The file's writer is the one of L{globalAuditFiles}: an endpoint whose
+    C{auditLog=} names the same file shares it (each record is written
+    once), and endpoints refuse connections while it cannot be written.
     """
     path = os.environ.get("SECURETCP_AUDIT_LOG", "securetcp-audit.jsonl")
     return LogPublisher(textFileLogObserver(sys.stdout), auditLogObserver(path))

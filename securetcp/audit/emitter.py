@@ -1,19 +1,35 @@
-# -*- test-case-name: tests.test_auditlog -*-
+# -*- test-case-name: tests.test_auditemitter,tests.test_auditlog -*-
 """
-L{AuditEmitter}: sends the records built by L{securetcp.audit.records}
-through L{twisted.logger}, in the C{securetcp.audit} namespace::
+L{AuditEmitter}, the L{IAuditSink} that endpoints, gates and the twistd
+service are given: it sends the records built by L{securetcp.audit.records}
+through L{twisted.logger} (the C{securetcp.audit} namespace), to the audit
+files it was given as well, and says whether new connections may proceed
+(fail closed: not while one of those files cannot be written)::
 
-    emitter = AuditEmitter()
-    emitter.emit(connectionAccepted(connection, time=clock.seconds()))
+    writer = auditLogObserver("/var/log/securetcp/audit.jsonl")
+    emitter = AuditEmitter(observers=[writer])
+    if emitter.accepting():
+        emitter.emit(connectionAccepted(connection, time=clock.seconds()))
+
+One fallback: an emitter whose records go to the global log publisher (the
+default) also consults the writers of
+L{securetcp.audit.file.globalAuditFiles}, since that publisher may carry
+its records to them (C{twistd --logger=securetcp.audit.twistdLogger}, the
+twistd service's C{--audit-log}, an L{auditLogObserver} added to the global
+log publisher by hand).
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
-from twisted.logger import Logger, LogLevel
+from twisted.logger import Logger, LogLevel, LogPublisher, globalLogPublisher
+from zope.interface import implementer
 
+from securetcp._interfaces import IAuditFile, IAuditSink
+from securetcp.audit.file import globalAuditFiles
 from securetcp.audit.records import AUDIT_NAMESPACE, EVENTS, SCHEMA_VERSION
+from securetcp.audit.writer import legacyAuditHealth
 
 #: Events logged at C{warn} level; the others at C{info}.
 WARNING_EVENTS = frozenset({
@@ -43,61 +59,64 @@ FORMATS = {
 }
 
 
-class AuditHealth:
-    """
-    Which audit files with C{onFailure="refuse"} cannot be written now.  The
-    gate refuses new connections while any cannot.
-    """
-
-    def __init__(self) -> None:
-        self._failing: Dict[int, Any] = {}
-
-    def fail(self, observer: object) -> None:
-        self._failing[id(observer)] = observer
-
-    def recover(self, observer: object) -> None:
-        self._failing.pop(id(observer), None)
-
-    @property
-    def accepting(self) -> bool:
-        """
-        Whether new connections may proceed: every refusing audit file is
-        writable.  A failing file is probed (it tries to write its
-        C{chain.gap} record) so the first connection after a repair is
-        already accepted.
-        """
-        for observer in list(self._failing.values()):
-            probe = getattr(observer, "probe", None)
-            if probe is not None and probe():
-                self.recover(observer)
-        return not self._failing
-
-
-auditHealth = AuditHealth()
-
-
+@implementer(IAuditSink)
 class AuditEmitter:
     """
     Emits audit records through a L{Logger} in the C{securetcp.audit}
-    namespace.
+    namespace, and to the audit files C{observers}.
 
-    @ivar logger: the L{Logger} used; tests pass one with their own observer.
+    @param logger: where records go besides C{observers}; by default a
+        logger of the global log publisher.  Tests pass one with their own
+        observer.
+    @param observers: the audit files this emitter writes to; it refuses
+        new connections while one of them refuses (L{IAuditFile.accepting}).
     """
 
-    def __init__(self, logger: Optional[Logger] = None) -> None:
+    def __init__(self, logger: Optional[Logger] = None,
+                 observers: Sequence[IAuditFile] = ()) -> None:
         self.logger = logger or Logger(namespace=AUDIT_NAMESPACE)
+        self.observers = tuple(observers)
+        self._route = self.logger
+        if self.observers:
+            self._route = Logger(namespace=self.logger.namespace, source=self.logger.source,
+                                 observer=LogPublisher(self.logger.observer, *self.observers))
+        #: whether the records reach the global log publisher (see above)
+        self._global = self.logger.observer is globalLogPublisher
 
     def emit(self, record: Dict[str, Any]) -> None:
         """
         Emit one record (which must have an C{event} key from L{EVENTS}).
+
+        @raise ValueError: for an event the schema does not have.
         """
         event = record["event"]
-        assert event in EVENTS, event
+        if event not in EVENTS:
+            raise ValueError(f"{event!r} is not an audit event of the schema")
         record.setdefault("schema", SCHEMA_VERSION)
         level = LogLevel.warn if event in WARNING_EVENTS else LogLevel.info
-        self.logger.emit(
-            level,
-            FORMATS[event],
-            securetcp_audit=record,
-            securetcp_event=event,
-        )
+        self._route.emit(level, FORMATS[event], securetcp_audit=record, securetcp_event=event)
+
+    def consulted(self) -> List[IAuditFile]:
+        """
+        The audit files whose state decides L{accepting}: C{observers}, and
+        (for records that go to the global log publisher) the writers of
+        L{globalAuditFiles}.
+        """
+        files: List[IAuditFile] = list(self.observers)
+        if self._global:
+            files += [w for w in globalAuditFiles.writers()
+                      if not any(w is known for known in files)]
+        return files
+
+    def accepting(self) -> bool:
+        """
+        Whether new connections may proceed: no consulted file refuses.
+        Every failing one is probed, so each writes its C{chain.gap} record
+        as soon as it can.
+        """
+        return all([f.accepting() for f in self.consulted()])
+
+
+# TRANSITIONAL: read by the gate as securetcp.audit.records.auditHealth until
+# it asks its IAuditSink (delete with securetcp.audit.writer.legacyAuditHealth).
+auditHealth = legacyAuditHealth

@@ -429,7 +429,7 @@ BUILDERS: Dict[str, Callable[..., Dict[str, Any]]] = {
 # from here.  They live in securetcp.audit.emitter; delete this function once
 # those modules import AuditEmitter from there and ask their IAuditSink
 # whether connections may proceed instead of auditHealth.
-_MOVED = ("AuditEmitter", "AuditHealth", "auditHealth")
+_MOVED = ("AuditEmitter", "auditHealth")
 
 
 def __getattr__(name: str) -> Any:

@@ -29,9 +29,10 @@ import threading
 import time
 from typing import IO, Any, Callable, Deque, Dict, Optional
 
-from twisted.logger import ILogObserver, Logger
+from twisted.logger import Logger
 from zope.interface import implementer
 
+from securetcp._interfaces import IAuditFile
 from securetcp.audit.chain import ZERO_HASH, resumeChain, seal
 from securetcp.audit.records import AUDIT_NAMESPACE, chainGap, chainRotated, chainStarted
 from securetcp.errors import AuditLogError
@@ -52,6 +53,38 @@ _REMEMBERED = 256
 
 #: What a writer opens its file with: C{open}, or a test's stand-in.
 OpenFile = Callable[[str, str], IO[bytes]]
+
+
+class _LegacyAuditHealth:
+    """
+    TRANSITIONAL: the process-wide register of refusing writers that cannot
+    be written, read by the gate as C{securetcp.audit.records.auditHealth}
+    until it asks its L{securetcp._interfaces.IAuditSink} instead.  Delete
+    it (and the two lines that feed it) then.
+    """
+
+    def __init__(self) -> None:
+        self._failing: Dict[int, AuditLogObserver] = {}
+
+    def fail(self, writer: AuditLogObserver) -> None:
+        self._failing[id(writer)] = writer
+
+    def recover(self, writer: AuditLogObserver) -> None:
+        self._failing.pop(id(writer), None)
+
+    @property
+    def accepting(self) -> bool:
+        """
+        Whether every refusing writer can be written (probing those that
+        failed).
+        """
+        for writer in list(self._failing.values()):
+            if writer.probe():
+                self.recover(writer)
+        return not self._failing
+
+
+legacyAuditHealth = _LegacyAuditHealth()
 
 
 def _lockFile(path: str) -> Optional[int]:
@@ -78,11 +111,11 @@ def _lockFile(path: str) -> Optional[int]:
     return fd
 
 
-@implementer(ILogObserver)
+@implementer(IAuditFile)
 class AuditLogObserver:
     """
-    An L{ILogObserver} that keeps the C{securetcp.audit} events and writes
-    them as a hash chain of JSON lines.  Thread-safe.
+    An L{IAuditFile} (an L{ILogObserver}) that keeps the C{securetcp.audit}
+    events and writes them as a hash chain of JSON lines.  Thread-safe.
 
     @ivar path: the active file.
     @ivar failing: whether the last write failed.
@@ -298,15 +331,13 @@ class AuditLogObserver:
             return True
 
     def _failed(self, error: Exception) -> None:
-        from securetcp.audit.records import auditHealth
-
         self.lost += 1
         if self.failing:
             return
         self.failing = True
         self._lostSince = self._now()
         if self.onFailure == "refuse":
-            auditHealth.fail(self)
+            legacyAuditHealth.fail(self)  # TRANSITIONAL (see there)
         _log.critical(
             "securetcp audit log {path} cannot be written ({error}); {action}",
             path=self.path, error=str(error),
@@ -314,14 +345,12 @@ class AuditLogObserver:
             else "connections CONTINUE and their audit records are LOST")
 
     def _recovered(self) -> None:
-        from securetcp.audit.records import auditHealth
-
         if not self.failing:
             return
         self.failing = False
         self.lost = 0
         self._lostSince = None
-        auditHealth.recover(self)
+        legacyAuditHealth.recover(self)  # TRANSITIONAL (see there)
         _log.info("securetcp audit log {path} is writable again", path=self.path)
 
     def probe(self) -> bool:
