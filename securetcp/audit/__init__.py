@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_auditlog -*-
+# -*- test-case-name: tests.test_auditlog,tests.test_auditpackage -*-
 """
 The audit trail:
 

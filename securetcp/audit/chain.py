@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_auditlog -*-
+# -*- test-case-name: tests.test_auditlog,tests.test_auditfiles -*-
 """
 The hash chain of an audit file: how a record is sealed into one line
 (canonical JSON, C{seq}, C{prev} and C{hash}), and how a writer continues

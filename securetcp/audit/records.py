@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_auditlog,tests.test_docs -*-
+# -*- test-case-name: tests.test_auditrecords,tests.test_auditlog,tests.test_docs -*-
 """
 The audit schema in one place: the event names, the schema version, and a
 pure builder for every record.  A builder is a function of values (the

@@ -26,67 +26,84 @@ def _host(address: Optional[str]) -> str:
     return address.rsplit(":", 1)[0]
 
 
+class _Tally:
+    """
+    The counts of a report, as the records go by.
+    """
+
+    def __init__(self) -> None:
+        counter = collections.Counter
+        self.accepted = self.closed = self.bytesIn = self.bytesOut = 0
+        self.byVersion: collections.Counter[str] = counter()
+        self.byCipher: collections.Counter[str] = counter()
+        self.byIdentity: collections.Counter[str] = counter()
+        self.byDay: collections.Counter[str] = counter()
+        self.rejections: collections.Counter[str] = counter()
+        self.rejectedPeers: collections.Counter[str] = counter()
+        self.rejectedByDay: collections.Counter[str] = counter()
+        self.nonCompliant: List[Dict[str, Any]] = []
+        self.first: Optional[str] = None
+        self.last: Optional[str] = None
+
+    def add(self, r: Dict[str, Any]) -> None:
+        event, time = r.get("event"), r.get("time")
+        if time:
+            self.first = time if self.first is None or time < self.first else self.first
+            self.last = time if self.last is None or time > self.last else self.last
+        day = (time or "?")[:10]
+        if event == "connection.accepted":
+            self._accepted(r, day)
+        elif event == "handshake.rejected":
+            self.rejections[r.get("reason") or "?"] += 1
+            self.rejectedPeers[_host(r.get("peer"))] += 1
+            self.rejectedByDay[day] += 1
+        elif event == "connection.closed":
+            self.closed += 1
+            self.bytesIn += int(r.get("bytesIn") or 0)
+            self.bytesOut += int(r.get("bytesOut") or 0)
+
+    def _accepted(self, r: Dict[str, Any], day: str) -> None:
+        self.accepted += 1
+        self.byVersion[r.get("version") or "?"] += 1
+        self.byCipher[r.get("cipher") or "?"] += 1
+        identity = (r.get("peerIdentity") or {}).get("subject") or "(no certificate)"
+        self.byIdentity[identity] += 1
+        self.byDay[day] += 1
+        compliance = r.get("compliance") or {}
+        if not compliance.get("compliant", False):
+            self.nonCompliant.append({
+                "time": r.get("time"), "peer": r.get("peer"), "identity": identity,
+                "version": r.get("version"), "cipher": r.get("cipher"),
+                "reasons": compliance.get("reasons", []),
+            })
+
+    def report(self) -> Dict[str, Any]:
+        return {
+            "period": {"first": self.first, "last": self.last},
+            "accepted": self.accepted,
+            "rejected": sum(self.rejections.values()),
+            "closed": self.closed,
+            "bytesIn": self.bytesIn,
+            "bytesOut": self.bytesOut,
+            "acceptedByVersion": dict(self.byVersion.most_common()),
+            "acceptedByCipher": dict(self.byCipher.most_common()),
+            "acceptedByIdentity": dict(self.byIdentity.most_common()),
+            "acceptedByDay": dict(sorted(self.byDay.items())),
+            "rejectedByReason": dict(self.rejections.most_common()),
+            "rejectedByPeer": dict(self.rejectedPeers.most_common()),
+            "rejectedByDay": dict(sorted(self.rejectedByDay.items())),
+            "nonCompliant": self.nonCompliant,
+        }
+
+
 def buildReport(records: Iterable[Dict[str, Any]]) -> Dict[str, Any]:
     """
     Summarise audit records for a compliance reviewer.
     """
-    accepted = 0
-    byVersion: collections.Counter[str] = collections.Counter()
-    byCipher: collections.Counter[str] = collections.Counter()
-    byIdentity: collections.Counter[str] = collections.Counter()
-    byDay: collections.Counter[str] = collections.Counter()
-    rejections: collections.Counter[str] = collections.Counter()
-    rejectedPeers: collections.Counter[str] = collections.Counter()
-    rejectedByDay: collections.Counter[str] = collections.Counter()
-    nonCompliant: List[Dict[str, Any]] = []
-    closed = 0
-    bytesIn = bytesOut = 0
-    first = last = None
-    for r in records:
-        event = r.get("event")
-        time = r.get("time")
-        if time:
-            first = time if first is None or time < first else first
-            last = time if last is None or time > last else last
-        day = (time or "?")[:10]
-        if event == "connection.accepted":
-            accepted += 1
-            byVersion[r.get("version") or "?"] += 1
-            byCipher[r.get("cipher") or "?"] += 1
-            identity = (r.get("peerIdentity") or {}).get("subject") or "(no certificate)"
-            byIdentity[identity] += 1
-            byDay[day] += 1
-            compliance = r.get("compliance") or {}
-            if not compliance.get("compliant", False):
-                nonCompliant.append({
-                    "time": time, "peer": r.get("peer"), "identity": identity,
-                    "version": r.get("version"), "cipher": r.get("cipher"),
-                    "reasons": compliance.get("reasons", []),
-                })
-        elif event == "handshake.rejected":
-            rejections[r.get("reason") or "?"] += 1
-            rejectedPeers[_host(r.get("peer"))] += 1
-            rejectedByDay[day] += 1
-        elif event == "connection.closed":
-            closed += 1
-            bytesIn += int(r.get("bytesIn") or 0)
-            bytesOut += int(r.get("bytesOut") or 0)
-    return {
-        "period": {"first": first, "last": last},
-        "accepted": accepted,
-        "rejected": sum(rejections.values()),
-        "closed": closed,
-        "bytesIn": bytesIn,
-        "bytesOut": bytesOut,
-        "acceptedByVersion": dict(byVersion.most_common()),
-        "acceptedByCipher": dict(byCipher.most_common()),
-        "acceptedByIdentity": dict(byIdentity.most_common()),
-        "acceptedByDay": dict(sorted(byDay.items())),
-        "rejectedByReason": dict(rejections.most_common()),
-        "rejectedByPeer": dict(rejectedPeers.most_common()),
-        "rejectedByDay": dict(sorted(rejectedByDay.items())),
-        "nonCompliant": nonCompliant,
-    }
+    tally = _Tally()
+    for record in records:
+        tally.add(record)
+    return tally.report()
 
 
 def reportText(report: Dict[str, Any], verified: Optional[VerifyResult] = None) -> str:

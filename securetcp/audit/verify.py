@@ -66,6 +66,114 @@ def _firstSeq(path: str) -> Tuple[int, str]:
         return (-1, path)
 
 
+def _chainOrder(paths: Sequence[str]) -> List[str]:
+    return [p for _, p in sorted(_firstSeq(p) for p in paths)]
+
+
+def _lines(data: bytes) -> Tuple[List[bytes], Optional[Tuple[int, int]]]:
+    """
+    The complete lines of a file's C{data}, and for a torn last line its
+    line number and length.
+    """
+    lines = data.split(b"\n")
+    torn: Optional[Tuple[int, int]] = None
+    if lines[-1] != b"":
+        torn = (len(lines), len(lines[-1]))
+    lines.pop()  # empty after the last newline, or the torn tail
+    return lines, torn
+
+
+class _Chain:
+    """
+    Walks the records of a chain in order, checking each against the one
+    before it.
+    """
+
+    def __init__(self, key: Optional[bytes], partial: bool) -> None:
+        self.key = key
+        self.partial = partial
+        self.expectedSeq: Optional[int] = None
+        self.prev: Optional[str] = None
+        self.count = 0
+        self.firstSeq: Optional[int] = None
+
+    def file(self, path: str) -> Optional[Problem]:
+        """
+        Check every record of C{path}; the first problem, if any.
+        """
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError as e:
+            return Problem(path, 0, None, f"cannot read: {e.strerror}")
+        lines, torn = _lines(data)
+        for number, raw in enumerate(lines, 1):
+            problem = self.record(path, number, raw)
+            if problem is not None:
+                return problem
+        if torn is not None:
+            # reported after the complete lines before it are verified, with
+            # the number of the record it should have been
+            return Problem(path, torn[0], self.expectedSeq,
+                           f"truncated: the last line ({torn[1]} bytes) is incomplete")
+        return None
+
+    def record(self, path: str, number: int, raw: bytes) -> Optional[Problem]:
+        """
+        Check one line; C{None} if it is the next record of the chain.
+        """
+        try:
+            record = json.loads(raw)
+            if not isinstance(record, dict):
+                raise ValueError("not an object")
+        except ValueError as e:
+            return Problem(path, number, self.expectedSeq,
+                           f"not a JSON record ({e}): edited or corrupted")
+        missing = [k for k in _REQUIRED if k not in record]
+        if missing:
+            return Problem(path, number, record.get("seq"),
+                           "missing field(s) " + ", ".join(missing))
+        seq = record["seq"]
+        if record["schema"] != SCHEMA_VERSION:
+            return Problem(path, number, seq, f"unknown schema version {record['schema']!r}")
+        if recordHash(record, self.key) != record["hash"]:
+            return Problem(path, number, seq,
+                           "hash does not match the record's content: edited"
+                           + ("" if self.key else " (or written with an HMAC key)"))
+        problem = self._linked(path, number, seq, record)
+        if problem is None:
+            self.expectedSeq = seq + 1
+            self.prev = record["hash"]
+            self.count += 1
+        return problem
+
+    def _linked(self, path: str, number: int, seq: int,
+                record: Dict[str, Any]) -> Optional[Problem]:
+        """
+        Whether C{record} follows the one before it (or starts the chain).
+        """
+        if self.expectedSeq is None:
+            self.firstSeq = seq
+            if self.partial or (record["prev"] == ZERO_HASH
+                                and record["event"] == "chain.started"):
+                return None
+            return Problem(path, number, seq,
+                           "the chain does not start here (chain.started missing): "
+                           "earlier files or records are missing; pass --partial if "
+                           "they were left out on purpose")
+        if seq != self.expectedSeq:
+            what = "missing" if seq > self.expectedSeq else "repeated or reordered"
+            where = " at a file boundary (a rotated file is missing?)" if number == 1 else ""
+            return Problem(path, number, seq,
+                           f"expected record {self.expectedSeq}, found {seq}: "
+                           f"records {what}{where}")
+        if record["prev"] != self.prev:
+            return Problem(path, number, seq,
+                           "prev does not match the previous record's hash: "
+                           "records deleted, reordered or edited before it")
+        return None
+
+
 def verifyFiles(paths: Sequence[str], key: Optional[bytes] = None,
                 partial: bool = False) -> VerifyResult:
     """
@@ -75,91 +183,19 @@ def verifyFiles(paths: Sequence[str], key: Optional[bytes] = None,
     @param partial: accept a chain that does not start at C{chain.started}
         (older rotated files deliberately left out).
     """
-    ordered = [p for _, p in sorted(_firstSeq(p) for p in paths)]
+    ordered = _chainOrder(paths)
+    chain = _Chain(key, partial)
     problems: List[Problem] = []
-    expectedSeq: Optional[int] = None
-    prev: Optional[str] = None
-    count = 0
-    firstSeq: Optional[int] = None
     for path in ordered:
-        try:
-            f = open(path, "rb")
-        except OSError as e:
-            problems.append(Problem(path, 0, None, f"cannot read: {e.strerror}"))
+        problem = chain.file(path)
+        if problem is not None:
+            problems.append(problem)
             break
-        with f:
-            data = f.read()
-        torn: Optional[Tuple[int, int]] = None
-        if data and not data.endswith(b"\n"):
-            # reported after the complete lines before it are verified, with
-            # the number of the record it should have been
-            torn = (data.count(b"\n") + 1, len(data.rsplit(b"\n", 1)[-1]))
-        lines = data.split(b"\n")
-        if lines and lines[-1] == b"":
-            lines.pop()
-        elif lines:
-            lines.pop()  # the torn tail, reported below
-        for number, raw in enumerate(lines, 1):
-            if problems:
-                break
-            try:
-                record = json.loads(raw)
-                if not isinstance(record, dict):
-                    raise ValueError("not an object")
-            except ValueError as e:
-                problems.append(Problem(path, number, expectedSeq,
-                                        f"not a JSON record ({e}): edited or corrupted"))
-                break
-            missing = [k for k in _REQUIRED if k not in record]
-            if missing:
-                problems.append(Problem(path, number, record.get("seq"),
-                                        "missing field(s) " + ", ".join(missing)))
-                break
-            seq = record["seq"]
-            if record["schema"] != SCHEMA_VERSION:
-                problems.append(Problem(path, number, seq,
-                                        f"unknown schema version {record['schema']!r}"))
-                break
-            if recordHash(record, key) != record["hash"]:
-                problems.append(Problem(path, number, seq,
-                                        "hash does not match the record's content: edited"
-                                        + ("" if key else " (or written with an HMAC key)")))
-                break
-            if expectedSeq is None:
-                firstSeq = seq
-                if record["prev"] != ZERO_HASH or record["event"] != "chain.started":
-                    if not partial:
-                        problems.append(Problem(
-                            path, number, seq,
-                            "the chain does not start here (chain.started missing): "
-                            "earlier files or records are missing; pass --partial if "
-                            "they were left out on purpose"))
-                        break
-            else:
-                if seq != expectedSeq:
-                    what = "missing" if seq > expectedSeq else "repeated or reordered"
-                    where = " at a file boundary (a rotated file is missing?)" if number == 1 else ""
-                    problems.append(Problem(path, number, seq,
-                                            f"expected record {expectedSeq}, found {seq}: "
-                                            f"records {what}{where}"))
-                    break
-                if record["prev"] != prev:
-                    problems.append(Problem(path, number, seq,
-                                            "prev does not match the previous record's hash: "
-                                            "records deleted, reordered or edited before it"))
-                    break
-            expectedSeq = seq + 1
-            prev = record["hash"]
-            count += 1
-        if torn is not None and not problems:
-            problems.append(Problem(path, torn[0], expectedSeq,
-                                    f"truncated: the last line ({torn[1]} bytes) is incomplete"))
-        if problems:
-            break
+    expectedSeq = chain.expectedSeq
     return VerifyResult(
-        ok=not problems, records=count, problems=tuple(problems), firstSeq=firstSeq,
-        lastSeq=(expectedSeq - 1) if expectedSeq is not None else None,
-        lastHash=prev, files=tuple(ordered),
+        ok=not problems, records=chain.count, problems=tuple(problems),
+        firstSeq=chain.firstSeq, lastSeq=(expectedSeq - 1) if expectedSeq is not None else None,
+        lastHash=chain.prev, files=tuple(ordered),
     )
 
 
@@ -167,8 +203,7 @@ def iterRecords(paths: Sequence[str]) -> Iterable[Dict[str, Any]]:
     """
     Every parseable record of C{paths}, in chain order.
     """
-    ordered = [p for _, p in sorted(_firstSeq(p) for p in paths)]
-    for path in ordered:
+    for path in _chainOrder(paths):
         with open(path, "rb") as f:
             for line in f:
                 try:
