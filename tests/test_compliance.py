@@ -20,7 +20,6 @@ from securetcp.compliance import (
     connectionCompliance,
     plaintextCompliance,
     policyCompliance,
-    verdict,
 )
 from securetcp.policy import Ciphers, TLSPolicy
 from securetcp.profiles import PROFILES
@@ -30,12 +29,12 @@ NIST = PROFILES["nist-800-52r2"]
 
 class VerdictTests(SynchronousTestCase):
     """
-    Tests for L{verdict}.
+    Tests for L{connectionCompliance}.
     """
 
     def judge(self, version: Optional[str], cipher: Optional[str],
               group: Optional[str], legacy: bool = False) -> Dict[str, Any]:
-        result = verdict(version, cipher, group, legacy=legacy)
+        result = connectionCompliance(version, cipher, group, legacy=legacy)
         self.assertEqual(set(result), {"profile", "compliant", "reasons"})
         self.assertEqual(result["profile"], NIST_PROFILE)
         self.assertEqual(result["compliant"], not result["reasons"])
@@ -61,7 +60,7 @@ class VerdictTests(SynchronousTestCase):
         The module docstring's example holds.
         """
         self.assertEqual(
-            verdict("TLSv1.2", "ECDHE-RSA-AES128-GCM-SHA256", "secp256r1", legacy=False),
+            connectionCompliance("TLSv1.2", "ECDHE-RSA-AES128-GCM-SHA256", "secp256r1", legacy=False),
             {"profile": "nist-800-52r2", "compliant": True, "reasons": []})
 
     def test_tls13AESGCM(self) -> None:
@@ -208,9 +207,9 @@ class ConsistencyTests(SynchronousTestCase):
         """
         for group in NIST.groups + NIST.optionalGroups:
             for cipher in NIST.tls12:
-                self.assertTrue(verdict("TLSv1.2", cipher, group, False)["compliant"])
+                self.assertTrue(connectionCompliance("TLSv1.2", cipher, group, False)["compliant"])
             for suite in NIST.tls13:
-                self.assertTrue(verdict("TLSv1.3", suite, group, False)["compliant"])
+                self.assertTrue(connectionCompliance("TLSv1.3", suite, group, False)["compliant"])
 
     def test_chachaProfilesNot(self) -> None:
         """
@@ -222,7 +221,7 @@ class ConsistencyTests(SynchronousTestCase):
             for cipher in profile.tls12 + profile.tls13:
                 if "CHACHA" in cipher:
                     version = "TLSv1.3" if cipher in TLS13_SUITES else "TLSv1.2"
-                    self.assertFalse(verdict(version, cipher, "secp256r1", False)["compliant"])
+                    self.assertFalse(connectionCompliance(version, cipher, "secp256r1", False)["compliant"])
 
     def test_policyAgrees(self) -> None:
         """
@@ -248,12 +247,11 @@ class OtherVerdictTests(SynchronousTestCase):
     the same shape as the connection verdict.
     """
 
-    def test_connectionVerdictIsVerdict(self) -> None:
+    def test_freshVerdicts(self) -> None:
         """
-        L{connectionCompliance} is the connection verdict (L{verdict} is its
-        former name), and each call returns a fresh dict.
+        Each call of L{connectionCompliance} returns a fresh dict: changing
+        one leaves the next untouched.
         """
-        self.assertIs(verdict, connectionCompliance)
         first = connectionCompliance("TLSv1", "AES128-SHA", "secp256r1", False)
         first["reasons"].clear()
         self.assertTrue(connectionCompliance("TLSv1", "AES128-SHA", "secp256r1",
