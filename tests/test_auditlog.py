@@ -1386,13 +1386,18 @@ class TwistdTests(SynchronousTestCase):
         self.assertIn("securetcp: rejected", log)
         self.assertIn('"POST /file.txt HTTP/1.1" 405', log)
 
-    def assertEachRecordOnce(self, records: List[Dict[str, Any]]) -> None:
+    def assertEachRecordOnce(self, records: List[Dict[str, Any]], connections: int) -> None:
         """
-        No connection has the same event twice, and the chain has one start.
+        The file of one endpoint's run has one start, one C{policy.loaded},
+        an accepted and a closed record for each of C{connections}, and no
+        connection has the same event twice.
         """
+        events = Counter(r["event"] for r in records)
+        self.assertEqual((events["chain.started"], events["policy.loaded"],
+                          events["connection.accepted"], events["connection.closed"]),
+                         (1, 1, connections, connections), records)
         pairs = Counter((r["event"], r["connection"]) for r in records if "connection" in r)
         self.assertEqual([pair for pair, n in pairs.items() if n > 1], [])
-        self.assertEqual(Counter(r["event"] for r in records)["chain.started"], 1)
 
     def test_serviceAndEndpointNameOneFile(self) -> None:
         """
@@ -1413,10 +1418,7 @@ class TwistdTests(SynchronousTestCase):
             r["event"] == "connection.closed" for r in rs) >= 3, "three closed records")
         server.stop()
         records = readChain(self.audit)
-        events = Counter(r["event"] for r in records)
-        self.assertEqual((events["policy.loaded"], events["connection.accepted"],
-                          events["connection.closed"]), (1, 3, 3), records)
-        self.assertEachRecordOnce(records)
+        self.assertEachRecordOnce(records, 3)
         self.assertEqual(self.rejections(records, server.probes), {})
         self.assertVerifies(self.audit)
 
@@ -1436,10 +1438,7 @@ class TwistdTests(SynchronousTestCase):
             r.get("reason") == "unknown_ca" for r in rs), "the records")
         server.stop()
         records = readChain(self.audit)
-        events = Counter(r["event"] for r in records)
-        self.assertEqual((events["policy.loaded"], events["connection.accepted"],
-                          events["connection.closed"]), (1, 1, 1), records)
-        self.assertEachRecordOnce(records)
+        self.assertEachRecordOnce(records, 1)
         self.assertEqual(self.rejections(records, server.probes), {"unknown_ca": 1})
         self.assertVerifies(self.audit)
 
