@@ -211,3 +211,20 @@ def canonicalGroup(name: str) -> str:
         if canonical.lower() == lowered:
             return canonical
     raise KeyError(name)
+
+
+#: The TLS 1.2 cipher suites and TLS 1.3 suites NIST SP 800-52r2 allows
+#: (sections 3.3.1.1 and 3.3.1.2), which the C{nist-800-52r2} verdicts use.
+NIST_TLS12 = frozenset({
+    "ECDHE-ECDSA-AES128-GCM-SHA256",
+    "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "ECDHE-RSA-AES128-GCM-SHA256",
+    "ECDHE-RSA-AES256-GCM-SHA384",
+    "ECDHE-ECDSA-AES128-CCM",
+    "ECDHE-ECDSA-AES256-CCM",
+})
+NIST_TLS13 = frozenset({
+    "TLS_AES_128_GCM_SHA256",
+    "TLS_AES_256_GCM_SHA384",
+    "TLS_AES_128_CCM_SHA256",
+})

@@ -43,7 +43,13 @@ from securetcp._tls.session import (
     tlsErrorDetail,
 )
 from securetcp._tls.verify import peerRejection
-from securetcp.audit.records import addressText
+from securetcp.audit.records import (
+    AuditConnection,
+    addressText,
+    connectionAccepted,
+    connectionClosed,
+    handshakeRejected,
+)
 from securetcp.errors import PolicyError
 from securetcp.identity import PeerIdentity, identityFromCertificate
 from securetcp.policy import Role, TLSPolicy
@@ -99,7 +105,7 @@ class Gate(TypingProtocol):
     def ocspDecision(self, chain: Tuple[Any, ...], stapled: Optional[bytes]
                      ) -> Deferred[Decision]: ...
 
-    def emit(self, gate: GateProtocol, event: str, **extra: Any) -> None: ...
+    def auditConnection(self, gate: GateProtocol) -> AuditConnection: ...
 
     def admitted(self, gate: GateProtocol, application: IProtocol) -> None: ...
 
@@ -236,7 +242,8 @@ class GateProtocol(Protocol):
         if IHalfCloseableProtocol.providedBy(application):
             # from now on the peer's close_notify is a half-close
             alsoProvides(self, IHalfCloseableProtocol)
-        self.gate.emit(self, "connection.accepted")
+        self.gate.emitter.emit(connectionAccepted(self.gate.auditConnection(self),
+                                                  self.gate.clock.seconds()))
         if not self.gate.emitter.accepting():
             self.application = None
             self._reject("audit_unavailable",
@@ -305,11 +312,11 @@ class GateProtocol(Protocol):
             # of the handshake had completed
             closeReason = (getattr(self.transport, "closeNote", None)
                            or tlsErrorDetail(reason.value))
-            self.gate.emit(self, "connection.closed",
-                           closeReason=closeReason,
-                           duration=round(self.gate.clock.seconds() - self.started, 6),
-                           bytesIn=self.bytesIn,
-                           bytesOut=getattr(self.transport, "bytesOut", None))
+            now = self.gate.clock.seconds()
+            self.gate.emitter.emit(connectionClosed(
+                self.gate.auditConnection(self), now, duration=round(now - self.started, 6),
+                bytesIn=self.bytesIn, bytesOut=getattr(self.transport, "bytesOut", None),
+                closeReason=closeReason))
             application, self.application = self.application, None
             application.connectionLost(reason)
             return
@@ -339,7 +346,9 @@ class GateProtocol(Protocol):
                 and facts.peerLeaf is not None:
             # a CRL entry wins; else keep what OCSP said (the CRL may not list it)
             extra = crls.entry(facts.revokedCert or facts.peerLeaf) or extra
-        self.gate.emit(self, "handshake.rejected", reason=reason, detail=detail, **extra)
+        self.gate.emitter.emit(handshakeRejected(self.gate.auditConnection(self),
+                                                 self.gate.clock.seconds(), reason, detail,
+                                                 revocation=extra))
 
     def _handshakeTimedOut(self) -> None:
         self._timeout = None

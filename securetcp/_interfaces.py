@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_gate,tests.test_auditlog,tests.test_fences -*-
+# -*- test-case-name: tests.test_gate,tests.test_auditlog,tests.test_fences,tests.test_auditemitter -*-
 """
 The small interfaces that collaborators are typed by when they are passed to
 a constructor, so that no module needs to import the one that implements them:
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any, Dict
 
+from twisted.logger import ILogObserver
 from zope.interface import Attribute, Interface
 
 
@@ -142,4 +143,20 @@ class ICRLWatcher(Interface):
         """
         Read the CRL files now; a Deferred firing with whether new CRLs are
         in force.
+        """
+
+
+class IAuditFile(ILogObserver):
+    """
+    A log observer that writes audit records to a file, and knows whether
+    connections may proceed as far as that file is concerned (an
+    L{securetcp.audit.writer.AuditLogObserver}).  An
+    L{securetcp.audit.emitter.AuditEmitter} is given the ones it writes to.
+    """
+
+    def accepting() -> bool:
+        """
+        Whether new connections may proceed: C{False} while the file cannot
+        be written and its policy is to refuse connections then.  May try
+        to write (a probe), so that a repaired file is seen at once.
         """

@@ -32,14 +32,13 @@ from twisted.internet.interfaces import (
     IStreamServerEndpoint,
     IStreamServerEndpointStringParser,
 )
-from twisted.logger import Logger
 from twisted.plugin import IPlugin
 from zope.interface import implementer
 
 import securetcp._fields as _fields
 from securetcp._fields import Role
 from securetcp._spelling import inUserSpelling
-from securetcp.audit.records import AuditEmitter
+from securetcp.audit.emitter import AuditEmitter
 from securetcp.config import loadPolicyFile, policyFromOptions
 from securetcp.endpoints import Limits, SecureClientEndpoint, SecureServerEndpoint
 from securetcp.errors import EndpointArgumentError, PolicyError
@@ -68,18 +67,14 @@ def _emitterFor(kwargs: Dict[str, Any]) -> Optional[AuditEmitter]:
     path = kwargs.get("auditLog")
     if not path:
         return None
-    from twisted.logger import LogPublisher, globalLogPublisher
-
     from securetcp.audit.file import auditLogObserver
-    from securetcp.audit.records import AUDIT_NAMESPACE
     from securetcp.errors import AuditLogError
 
     try:
         observer = auditLogObserver(path)
     except AuditLogError as e:
         raise _fail("auditLog", path, e.problem, e.fix) from None
-    return AuditEmitter(Logger(namespace=AUDIT_NAMESPACE,
-                               observer=LogPublisher(globalLogPublisher, observer)))
+    return AuditEmitter(observers=[observer])
 
 
 def _fail(argument: Optional[str], value: Any, problem: str, fix: str = "",

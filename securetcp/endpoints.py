@@ -34,10 +34,17 @@ from twisted.internet.interfaces import (
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from securetcp._below._audit import PreTLSAudit
 from securetcp._interfaces import IAuditSink, IStapler
 from securetcp._tls._halfclose import GatedTLSFactory
 from securetcp._tls.context import ClientConnectionCreator, ServerConnectionCreator
-from securetcp.audit.records import AuditEmitter, utcTimestamp
+from securetcp.audit.emitter import AuditEmitter
+from securetcp.audit.records import (
+    crlLoaded,
+    policyLoaded,
+    policyReloaded,
+    policyReloadRefused,
+)
 from securetcp.errors import PolicyError
 from securetcp.gate import ClientGateFactory, GateFactory, Limits
 from securetcp.materials import Materials, loadMaterials
@@ -50,12 +57,6 @@ __all__ = ["Limits", "SecureClientEndpoint", "SecureServerEndpoint", "clientEndp
            "describeEndpoint", "serverEndpoint"]
 
 _log = Logger(namespace="securetcp")
-
-
-def _newId() -> str:
-    import os
-
-    return os.urandom(8).hex()
 
 
 def describeEndpoint(endpoint: Any) -> str:
@@ -73,23 +74,7 @@ def describeEndpoint(endpoint: Any) -> str:
 
 def _policyLoaded(emitter: IAuditSink, clock: IReactorTime, policy: TLSPolicy,
                   role: Role, mutual: bool, endpoint: str) -> None:
-    emitter.emit({
-        "event": "policy.loaded",
-        "time": utcTimestamp(clock.seconds()),
-        "role": role.value,
-        "policy": policy.name,
-        "profile": policy.profile,
-        "endpoint": endpoint,
-        "mutual": mutual,
-        "minVersion": policy.versions.minimum.value,
-        "maxVersion": policy.versions.maximum.value,
-        "ciphers": list(policy.ciphers.tls12),
-        "ciphersuites": list(policy.ciphers.tls13),
-        "clientAuth": policy.peer.clientAuth.value,
-        "compliance": {"profile": "nist-800-52r2", "compliant": policy.compliant,
-                       "reasons": [] if policy.compliant else
-                       [f"policy from profile {policy.profile} goes beyond nist-800-52r2"]},
-    })
+    emitter.emit(policyLoaded(policy, role, mutual, endpoint, clock.seconds()))
     if policy.legacy:
         _log.warn(
             "securetcp: policy {name!r} uses the INSECURE legacy profile "
@@ -151,7 +136,7 @@ class SecureServerEndpoint:
             policy, materials, staple=self.stapler.current if self.stapler else None)
         self.crlWatcher: Optional[CRLWatcher] = None
         if policy.revocation.crlEnabled:
-            self.crlWatcher = CRLWatcher(self.creator, self._clock, self._emitRecord,
+            self.crlWatcher = CRLWatcher(self.creator, self._clock, self._emitter.emit,
                                          runInThread=runInThread or reactorThreads(reactor),
                                          onReloaded=self._revokeLive)
         self._gates: List[GateFactory] = []
@@ -162,13 +147,6 @@ class SecureServerEndpoint:
         The policy in force (L{reload} changes it).
         """
         return self.creator.policy
-
-    def _emitRecord(self, record: Dict[str, Any]) -> None:
-        record.setdefault("time", utcTimestamp(self._clock.seconds()))
-        record.setdefault("role", Role.SERVER.value)
-        record.setdefault("policy", self.policy.name)
-        record.setdefault("profile", self.policy.profile)
-        self._emitter.emit(record)
 
     def reload(self, policy: Optional[TLSPolicy] = None) -> None:
         """
@@ -191,7 +169,7 @@ class SecureServerEndpoint:
             materials = loadMaterials(policy, Role.SERVER, previous=before)
             self.creator.swap(policy, materials)
         except PolicyError as e:
-            self._emitRecord({"event": "policy.reload_refused", "detail": str(e)})
+            self._emitter.emit(policyReloadRefused(oldPolicy, str(e), self._clock.seconds()))
             raise
         if self.stapler is not None and materials.stapleIssuer is not None:
             assert materials.leaf is not None
@@ -200,16 +178,13 @@ class SecureServerEndpoint:
         if after is not None and (before.crls is None or after.sources != before.crls.sources):
             # the reload read newer CRLs before the CRL watcher did: say so,
             # and enforce them on live connections as the watcher would
-            self._emitRecord({"event": "revocation.crl_loaded",
-                              "files": [p for p, _ in after.sources],
-                              "crls": len(after.crls), "revoked": len(after.revoked)})
+            self._emitter.emit(crlLoaded(policy, [p for p, _ in after.sources], len(after.crls),
+                                         len(after.revoked), self._clock.seconds()))
             self._revokeLive(after)
         changed = (["policy"] if policy != oldPolicy else []) + materials.changesFrom(before)
-        self._emitRecord({"event": "policy.reloaded",
-                          "compliance": {"profile": "nist-800-52r2",
-                                         "compliant": policy.compliant, "reasons": []},
-                          "changed": changed, "certificateBefore": before.fingerprint,
-                          "certificateAfter": materials.fingerprint})
+        self._emitter.emit(policyReloaded(policy, self._clock.seconds(), changed=changed,
+                                          certificateBefore=before.fingerprint,
+                                          certificateAfter=materials.fingerprint))
 
     def _revokeLive(self, crls: CRLSet) -> None:
         if self.policy.revocation.enforceOnLive:
@@ -243,54 +218,19 @@ class SecureServerEndpoint:
         _policyLoaded(self._emitter, self._clock, self.policy, Role.SERVER,
                       self.mutual, describeEndpoint(self._inner))
         factory: Any = self.wrapFactory(protocolFactory)
+        audit = PreTLSAudit(self._emitter, lambda: self.policy, self._clock)
         if self.permissive:
             from securetcp._below.permissive import SniffingFactory
 
-            factory = SniffingFactory(factory, protocolFactory, self._clock, self._preTLSAudit,
+            factory = SniffingFactory(factory, protocolFactory, self._clock, audit,
                                       self.policy.handshakeTimeout)
         if self.proxyProtocol is not None:
             from securetcp._below.proxyprotocol import ProxyHeaderFactory
 
             versions = ("v1", "v2") if self.proxyProtocol == "any" else (self.proxyProtocol,)
-            factory = ProxyHeaderFactory(
-                factory, versions, self._clock, self.policy.handshakeTimeout,
-                lambda protocol, reason, detail: self._preTLSAudit(
-                    protocol, "handshake.rejected", reason=reason, detail=detail))
+            factory = ProxyHeaderFactory(factory, versions, self._clock,
+                                         self.policy.handshakeTimeout, audit)
         return self._inner.listen(factory)
-
-    def _preTLSAudit(self, protocol: Any, event: str, **extra: Any) -> None:
-        """
-        Audit a connection decided before TLS: a bad PROXY header, or a
-        plaintext connection in permissive mode.
-        """
-        from securetcp._below.proxyprotocol import proxiedBy
-        from securetcp.audit.records import addressText as _address
-
-        plaintext = getattr(protocol, "mode", None) == "plain"
-        facts = protocol.__dict__
-        if "auditLocal" not in facts:
-            # remembered while the socket exists: the close comes after it
-            facts["auditLocal"] = _address(protocol.getHost())
-            facts["auditPeer"] = _address(protocol.getPeer())
-            facts["auditProxy"] = getattr(protocol, "proxiedBy", None) or proxiedBy(protocol)
-        record: Dict[str, Any] = {
-            "event": event,
-            "connection": facts.setdefault("connectionId", _newId()),
-            "local": facts["auditLocal"],
-            "peer": facts["auditPeer"],
-            "proxy": facts["auditProxy"],
-            "sni": None, "version": None, "cipher": None, "group": None, "alpn": None,
-            "peerIdentity": None,
-        }
-        if plaintext:
-            record["plaintext"] = True
-            record["compliance"] = {
-                "profile": "nist-800-52r2", "compliant": False,
-                "reasons": ["plaintext: no TLS (permissive migration mode)"]}
-        else:
-            record["compliance"] = None
-        record.update(extra)
-        self._emitRecord(record)
 
 
 @implementer(IStreamClientEndpoint)

@@ -29,7 +29,7 @@ the TCP write side while the peer's data still arrives.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Optional, Tuple
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IAddress, IProtocol, IProtocolFactory, IReactorTime
@@ -43,8 +43,7 @@ from securetcp._interfaces import (
     IOCSPChecker,
     IStapler,
 )
-from securetcp.audit.records import utcTimestamp
-from securetcp.compliance import verdict
+from securetcp.audit.records import AuditConnection, SessionFacts, connectionRevoked
 from securetcp.errors import HandshakeRejected
 from securetcp.policy import Role, TLSPolicy
 from securetcp.revocation.crl import CRLSet
@@ -131,8 +130,9 @@ class GateFactory(Factory):
         for gate in list(self.live):
             chain = gate.peerChain if wholeChain else gate.peerChain[:1]
             if any(crls.isRevoked(c) for c in chain):
-                self.emit(gate, "connection.revoked",
-                          detail="a reloaded CRL revokes the peer's certificate")
+                self.emitter.emit(connectionRevoked(
+                    self.auditConnection(gate), self.clock.seconds(),
+                    "a reloaded CRL revokes the peer's certificate"))
                 gate.transport.abortConnection()
 
     def buildProtocol(self, addr: Optional[IAddress]) -> GateProtocol:
@@ -172,38 +172,15 @@ class GateFactory(Factory):
         application.
         """
 
-    def emit(self, gate: GateProtocol, event: str, **extra: Any) -> None:
-        local, peer = gate.local, gate.peer
+    def auditConnection(self, gate: GateProtocol) -> AuditConnection:
+        """
+        What the audit records of C{gate}'s connection say about it.
+        """
         policy = self.policy
-        record: Dict[str, Any] = {
-            "event": event,
-            "time": utcTimestamp(self.clock.seconds()),
-            "connection": gate.connectionId,
-            "role": self.role.value,
-            "local": local,
-            "peer": peer,
-            "proxy": gate.proxy,
-            "sni": gate.session.get("sni"),
-            "version": gate.session.get("version"),
-            "cipher": gate.session.get("cipher"),
-            "group": gate.session.get("group"),
-            "alpn": gate.session.get("alpn"),
-            "resumed": gate.session.get("resumed"),
-            "revocationWarning": gate.session.get("revocationWarning"),
-            "ocsp": gate.session.get("ocsp"),
-            "peerIdentity": gate.identity.asRecord() if gate.identity else None,
-            "policy": policy.name,
-            "profile": policy.profile,
-        }
-        if event == "handshake.rejected":
-            # no data was protected: there is nothing to judge
-            record["compliance"] = None
-        else:
-            record["compliance"] = verdict(
-                gate.session.get("version"), gate.session.get("cipher"),
-                gate.session.get("group"), policy.legacy)
-        record.update(extra)
-        self.emitter.emit(record)
+        return AuditConnection(
+            connectionId=gate.connectionId, role=self.role, local=gate.local, peer=gate.peer,
+            proxy=gate.proxy, policy=policy.name, profile=policy.profile, legacy=policy.legacy,
+            session=SessionFacts.fromMapping(gate.session), peerIdentity=gate.identity)
 
 
 class ClientGateFactory(GateFactory):

@@ -32,7 +32,7 @@ from typing import Any, Tuple
 import attrs
 
 import securetcp._fields as _fields
-from securetcp._catalogue import GROUPS, TLS12_CIPHERS, TLSVersion
+from securetcp._catalogue import GROUPS, NIST_TLS12, NIST_TLS13, TLS12_CIPHERS, TLSVersion
 from securetcp._fields import ClientAuth, Role
 from securetcp._parts import (
     Ciphers,
@@ -45,7 +45,6 @@ from securetcp._parts import (
     Versions,
 )
 from securetcp._spelling import inUserSpelling
-from securetcp.compliance import NIST_TLS12, NIST_TLS13
 from securetcp.errors import PolicyError
 from securetcp.profiles import DEFAULT_PROFILE, PROFILES, Profile
 

@@ -49,9 +49,11 @@ from zope.interface.verify import verifyObject
 import securetcp
 from securetcp._cli import main
 from securetcp.audit import file as _auditfile
+from securetcp.audit.emitter import AuditEmitter
 from securetcp.audit.file import ZERO_HASH, AuditLogObserver, readChain, recordHash
-from securetcp.audit.records import AUDIT_NAMESPACE, AuditEmitter, auditHealth
-from securetcp.audit.verify import buildReport, iterRecords, verifyFiles
+from securetcp.audit.records import AUDIT_NAMESPACE
+from securetcp.audit.report import buildReport
+from securetcp.audit.verify import iterRecords, verifyFiles
 from securetcp.config import buildPolicy
 from securetcp.endpoints import SecureServerEndpoint
 from securetcp.errors import AuditLogError
@@ -126,19 +128,6 @@ def _cli(*argv: str) -> Tuple[int, str]:
     return status, out.getvalue()
 
 
-def _keepAuditHealth(test: SynchronousTestCase) -> None:
-    """
-    Restore L{auditHealth} to its current state when C{test} ends.
-    """
-    saved = set(auditHealth._failing)
-
-    def restore() -> None:
-        auditHealth._failing.clear()
-        auditHealth._failing.update(saved)
-
-    test.addCleanup(restore)
-
-
 def _captureLog(test: SynchronousTestCase) -> List[Dict[str, Any]]:
     """
     Every event of the global log publisher while C{test} runs.
@@ -149,52 +138,58 @@ def _captureLog(test: SynchronousTestCase) -> List[Dict[str, Any]]:
     return events
 
 
-class _FullDisk:
+class _Disk:
     """
-    A file (opened for appending at C{path}) whose writes fail as on a full
-    disk.
+    What an observer opens its files with (its C{openFile}): real files,
+    whose writes fail as on a full disk while L{full} is true.
     """
 
-    closed = False
+    full = False
 
-    def __init__(self, path: str) -> None:
-        self.path = path
+    def __call__(self, path: str, mode: str) -> _DiskFile:
+        return _DiskFile(self, open(path, mode))  # noqa: SIM115
+
+
+class _DiskFile:
+    """
+    A file on a L{_Disk}.
+    """
+
+    def __init__(self, disk: _Disk, real: Any) -> None:
+        self.disk = disk
+        self.real = real
 
     def write(self, data: bytes) -> int:
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        if self.disk.full:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return int(self.real.write(data))
 
     def flush(self) -> None:
-        pass
+        self.real.flush()
 
     def tell(self) -> int:
-        return os.path.getsize(self.path)
-
-    def truncate(self, size: int) -> int:
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return int(self.real.tell())
 
     def fileno(self) -> int:
-        raise ValueError("no descriptor")
+        return int(self.real.fileno())
+
+    @property
+    def closed(self) -> bool:
+        return bool(self.real.closed)
 
     def close(self) -> None:
-        self.closed = True
+        self.real.close()
 
 
-def _breakDisk(test: SynchronousTestCase, observer: AuditLogObserver) -> Callable[[], None]:
+def _breakDisk(test: SynchronousTestCase, disk: _Disk) -> Callable[[], None]:
     """
-    Make every write of C{observer} fail with ENOSPC, including after it
-    reopens its file, until the returned function is called.
+    Make every write to C{disk} fail with ENOSPC until the returned function
+    is called.
     """
-    observer._file.close()
-    observer._file = _FullDisk(observer.path)
-
-    def failingOpen(path: str, *args: Any, **kwargs: Any) -> _FullDisk:
-        return _FullDisk(path)
-
-    _auditfile.open = failingOpen  # type: ignore[attr-defined]
+    disk.full = True
 
     def repair() -> None:
-        if "open" in vars(_auditfile):
-            del _auditfile.open  # type: ignore[attr-defined]
+        disk.full = False
 
     test.addCleanup(repair)
     return repair
@@ -646,7 +641,6 @@ class FailureTests(SynchronousTestCase):
     """
 
     def setUp(self) -> None:
-        _keepAuditHealth(self)
         self.log = _captureLog(self)
 
     def critical(self) -> List[str]:
@@ -657,20 +651,25 @@ class FailureTests(SynchronousTestCase):
     def test_refuse(self) -> None:
         """
         With C{onFailure="refuse"} (the default), a failing write makes
-        C{auditHealth.accepting} false and logs a critical event; once writes
+        the observer's C{accepting()} false, and so that of an
+        L{AuditEmitter} given it, and logs a critical event; once writes
         work again a C{chain.gap} record says how many records were lost,
         C{accepting} is true again, and the chain verifies.
         """
-        observer = _observer(self)
+        disk = _Disk()
+        observer = _observer(self, openFile=disk)
+        emitter = AuditEmitter(Logger(namespace=AUDIT_NAMESPACE, observer=lambda e: None),
+                               observers=[observer])
         self.assertEqual(observer.onFailure, "refuse")
         observer.write(_accepted(1))
-        repair = _breakDisk(self, observer)
-        self.assertTrue(auditHealth.accepting)
+        repair = _breakDisk(self, disk)
+        self.assertTrue(emitter.accepting())
         self.assertFalse(observer.write(_accepted(2)))
-        self.assertFalse(auditHealth.accepting)
+        self.assertFalse(emitter.accepting())
+        self.assertFalse(observer.accepting())
         self.assertTrue(observer.failing)
         self.assertFalse(observer.write(_accepted(3)))
-        self.assertFalse(auditHealth.accepting)
+        self.assertFalse(emitter.accepting())
         self.assertEqual(observer.lost, 2)
         critical = self.critical()
         self.assertEqual(len(critical), 1, critical)
@@ -680,7 +679,7 @@ class FailureTests(SynchronousTestCase):
 
         repair()
         self.assertTrue(observer.write(_accepted(4)))
-        self.assertTrue(auditHealth.accepting)
+        self.assertTrue(emitter.accepting())
         self.assertFalse(observer.failing)
         observer.close()
         records = readChain(observer.path)
@@ -697,12 +696,13 @@ class FailureTests(SynchronousTestCase):
         With C{onFailure="continue"}, C{accepting} stays true, but the loss is
         logged as critical and recorded in a C{chain.gap} record.
         """
-        observer = _observer(self, onFailure="continue")
-        repair = _breakDisk(self, observer)
+        disk = _Disk()
+        observer = _observer(self, onFailure="continue", openFile=disk)
+        repair = _breakDisk(self, disk)
         self.assertFalse(observer.write(_accepted(1)))
         self.assertFalse(observer.write(_accepted(2)))
         self.assertFalse(observer.write(_accepted(3)))
-        self.assertTrue(auditHealth.accepting)
+        self.assertTrue(observer.accepting())
         critical = self.critical()
         self.assertEqual(len(critical), 1, critical)
         self.assertIn("LOST", critical[0])
@@ -730,10 +730,11 @@ class FailureTests(SynchronousTestCase):
             raise SkipTest(f"tests._iosim has no in-memory connect helper: {e}")
         pki = TestPKI.create(self.mktemp())
         clock = Clock()
-        observer = _observer(self)
+        disk = _Disk()
+        observer = _observer(self, openFile=disk)
         seen: List[Dict[str, Any]] = []
-        emitter = AuditEmitter(Logger(namespace=AUDIT_NAMESPACE,
-                                      observer=LogPublisher(observer, seen.append)))
+        emitter = AuditEmitter(Logger(namespace=AUDIT_NAMESPACE, observer=seen.append),
+                               observers=[observer])
         server = SecureServerEndpoint(
             clock, None, buildPolicy(certKey=pki.path("server.pem"),
                                      privateKey=pki.path("server.key"),
@@ -744,7 +745,7 @@ class FailureTests(SynchronousTestCase):
             with open(pki.path(name)) as f:
                 return f.read()
 
-        # a client that is not securetcp (and so does not consult auditHealth)
+        # a client that is not securetcp (and so has no audit file of its own)
         options = ssl.optionsForClientTLS(
             "localhost", trustRoot=ssl.Certificate.loadPEM(read("ca.pem")),
             clientCertificate=ssl.PrivateCertificate.loadPEM(
@@ -760,9 +761,9 @@ class FailureTests(SynchronousTestCase):
             return [(e["securetcp_audit"]["event"], e["securetcp_audit"].get("reason"))
                     for e in seen]
 
-        repair = _breakDisk(self, observer)
+        repair = _breakDisk(self, disk)
         connect()  # its own connection.accepted record cannot be written
-        self.assertFalse(auditHealth.accepting)
+        self.assertFalse(emitter.accepting())
         connect()  # refused before the application is built
         self.assertEqual(app.connected, 0)
         self.assertEqual(serverRecords(), [("connection.accepted", None),
@@ -773,7 +774,7 @@ class FailureTests(SynchronousTestCase):
         repair()
         client, _, pump = connect()
         self.assertEqual(app.connected, 1)
-        self.assertTrue(auditHealth.accepting)
+        self.assertTrue(emitter.accepting())
         client.loseConnection()
         pump.flush()
         observer.close()
@@ -803,7 +804,6 @@ class FailureTests(SynchronousTestCase):
             import json, os, resource, signal, sys
             from twisted.logger import LogLevel, globalLogPublisher
             from securetcp.audit.file import AuditLogObserver
-            from securetcp.audit.records import auditHealth
             signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
             critical = []
             globalLogPublisher.addObserver(
@@ -816,12 +816,12 @@ class FailureTests(SynchronousTestCase):
             resource.setrlimit(resource.RLIMIT_FSIZE, (os.path.getsize(path) + slack, hard))
             failed = [observer.write({"event": "connection.closed", "n": n})
                       for n in (1, 2, 3)]
-            during = auditHealth.accepting
+            during = observer.accepting()
             resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
             after = observer.write({"event": "connection.closed", "n": 4})
             observer.close()
             print(json.dumps({"failed": failed, "during": during, "after": after,
-                              "accepting": auditHealth.accepting,
+                              "accepting": observer.accepting(),
                               "critical": len(critical)}))
         """)
         env = dict(os.environ, PYTHONPATH=SOURCE_ROOT)
@@ -1056,7 +1056,8 @@ class Twistd:
 
     def __init__(self, test: SynchronousTestCase, pki: TestPKI, root: str,
                  auditLog: Optional[str] = None, env: Optional[Dict[str, str]] = None,
-                 twistdArgs: Sequence[str] = (), port: Optional[int] = None) -> None:
+                 twistdArgs: Sequence[str] = (), port: Optional[int] = None,
+                 command: Optional[Callable[[str], List[str]]] = None) -> None:
         self.test = test
         self.pki = pki
         self.root = root
@@ -1064,6 +1065,9 @@ class Twistd:
         self.env = env or {}
         self.twistdArgs = list(twistdArgs)
         self.port = port
+        #: the twistd subcommand and its options, given the listen string
+        self.command = command or (lambda listen: ["web", "--listen", listen,
+                                                   "--path", self.root])
         self.process: Optional[subprocess.Popen[bytes]] = None
         self.probes = 0
         self.logPath = os.path.join(root, f"twistd-{random.randrange(1 << 30)}.log")
@@ -1090,7 +1094,7 @@ class Twistd:
         for _attempt in range(3):
             port = self.port or _freePort()
             argv = ([TWISTD, "-n", "--pidfile="] + self.twistdArgs
-                    + ["web", "--listen", self.listenString(port), "--path", self.root])
+                    + self.command(self.listenString(port)))
             with open(self.logPath, "ab") as log:
                 self.process = subprocess.Popen(argv, env=env, cwd=self.root, stdout=log,
                                                 stderr=subprocess.STDOUT,
@@ -1165,6 +1169,26 @@ class Twistd:
         return subprocess.run(argv, input=data, capture_output=True,
                               timeout=CLIENT_TIMEOUT + 5)
 
+    def exchange(self, line: bytes) -> bytes:
+        """
+        Connect with the C{client} certificate, send C{line}, and read until
+        the answer ends with a newline; then close.
+        """
+        import ssl as _ssl
+
+        context = _ssl.create_default_context(cafile=self.pki.path("ca.pem"))
+        context.load_cert_chain(self.pki.path("client.pem"), self.pki.path("client.key"))
+        with socket.create_connection(("127.0.0.1", self.port), timeout=CLIENT_TIMEOUT) as raw:
+            with context.wrap_socket(raw, server_hostname="localhost") as tls:
+                tls.sendall(line + b"\n")
+                answer = b""
+                while not answer.endswith(b"\n"):
+                    chunk = tls.recv(4096)
+                    if not chunk:
+                        break
+                    answer += chunk
+        return answer
+
     def sClientTLS11(self) -> subprocess.CompletedProcess[bytes]:
         return subprocess.run(
             [OPENSSL, "s_client", "-connect", f"127.0.0.1:{self.port}", "-tls1_1",
@@ -1195,6 +1219,34 @@ class Twistd:
         s = socket.create_connection(("127.0.0.1", self.port), timeout=CLIENT_TIMEOUT)
         self.test.addCleanup(s.close)
         return s
+
+
+def _echoBackend(test: SynchronousTestCase) -> int:
+    """
+    A plaintext line echo server on 127.0.0.1 (in a thread of this
+    process), stopped at cleanup.
+
+    @return: its port.
+    """
+    import socketserver
+
+    class Echo(socketserver.StreamRequestHandler):
+        def handle(self) -> None:
+            for line in self.rfile:
+                self.wfile.write(b"backend:" + line)
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Echo)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+
+    def stop() -> None:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=SETTLE_TIMEOUT)
+
+    test.addCleanup(stop)
+    return int(server.server_address[1])
 
 
 def _waitClosedByServer(s: socket.socket) -> float:
@@ -1333,6 +1385,62 @@ class TwistdTests(SynchronousTestCase):
         log = server.log()
         self.assertIn("securetcp: rejected", log)
         self.assertIn('"POST /file.txt HTTP/1.1" 405', log)
+
+    def assertEachRecordOnce(self, records: List[Dict[str, Any]], connections: int) -> None:
+        """
+        The file of one endpoint's run has one start, one C{policy.loaded},
+        an accepted and a closed record for each of C{connections}, and no
+        connection has the same event twice.
+        """
+        events = Counter(r["event"] for r in records)
+        self.assertEqual((events["chain.started"], events["policy.loaded"],
+                          events["connection.accepted"], events["connection.closed"]),
+                         (1, 1, connections, connections), records)
+        pairs = Counter((r["event"], r["connection"]) for r in records if "connection" in r)
+        self.assertEqual([pair for pair, n in pairs.items() if n > 1], [])
+
+    def test_serviceAndEndpointNameOneFile(self) -> None:
+        """
+        C{twistd securetcp terminate --audit-log FILE --listen
+        "mtls:...:auditLog=FILE"}: the service's audit log and the
+        endpoint's are one file, written by one writer, and every record is
+        in it once: one C{policy.loaded}, one C{connection.accepted} and one
+        C{connection.closed} per client, one rejection per readiness probe;
+        the chain verifies.
+        """
+        backend = _echoBackend(self)
+        server = Twistd(self, self.pki, self.root, auditLog=self.audit, command=lambda listen: [
+            "securetcp", "terminate", "--listen", listen,
+            "--backend", f"tcp:127.0.0.1:{backend}", "--audit-log", self.audit]).start()
+        for n in range(3):
+            self.assertEqual(server.exchange(b"HL7 %d" % n), b"backend:HL7 %d\n" % n)
+        self.waitForRecords(self.audit, lambda rs: sum(
+            r["event"] == "connection.closed" for r in rs) >= 3, "three closed records")
+        server.stop()
+        records = readChain(self.audit)
+        self.assertEachRecordOnce(records, 3)
+        self.assertEqual(self.rejections(records, server.probes), {})
+        self.assertVerifies(self.audit)
+
+    def test_twistdLoggerAndEndpointNameOneFile(self) -> None:
+        """
+        C{twistd --logger=securetcp.audit.twistdLogger} writing to FILE and
+        an endpoint with C{auditLog=FILE} share one writer: each record is
+        written once.
+        """
+        server = Twistd(self, self.pki, self.root, auditLog=self.audit,
+                        env={"SECURETCP_AUDIT_LOG": self.audit},
+                        twistdArgs=["--logger=securetcp.audit.twistdLogger"]).start()
+        self.assertEqual(server.curl("client").returncode, 0)
+        self.assertNotEqual(server.curl("client-other").returncode, 0)
+        self.waitForRecords(self.audit, lambda rs: any(
+            r["event"] == "connection.closed" for r in rs) and any(
+            r.get("reason") == "unknown_ca" for r in rs), "the records")
+        server.stop()
+        records = readChain(self.audit)
+        self.assertEachRecordOnce(records, 1)
+        self.assertEqual(self.rejections(records, server.probes), {"unknown_ca": 1})
+        self.assertVerifies(self.audit)
 
     def test_killAndRestart(self) -> None:
         """

@@ -1,6 +1,7 @@
+# -*- test-case-name: tests.test_compliance -*-
 """
-Tests for L{securetcp.compliance}: the verdict on a negotiated connection
-against C{nist-800-52r2}.
+Tests for L{securetcp.compliance}: the verdicts on a negotiated connection,
+a policy and a plaintext connection against C{nist-800-52r2}.
 """
 
 from __future__ import annotations
@@ -12,7 +13,14 @@ from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from securetcp._catalogue import GROUPS, TLS12_CIPHERS, TLS13_SUITES, VERSION_NAMES
-from securetcp.compliance import NIST_PROFILE, NIST_TLS12, NIST_TLS13, verdict
+from securetcp.compliance import (
+    NIST_PROFILE,
+    NIST_TLS12,
+    NIST_TLS13,
+    connectionCompliance,
+    plaintextCompliance,
+    policyCompliance,
+)
 from securetcp.policy import Ciphers, TLSPolicy
 from securetcp.profiles import PROFILES
 
@@ -21,12 +29,12 @@ NIST = PROFILES["nist-800-52r2"]
 
 class VerdictTests(SynchronousTestCase):
     """
-    Tests for L{verdict}.
+    Tests for L{connectionCompliance}.
     """
 
     def judge(self, version: Optional[str], cipher: Optional[str],
               group: Optional[str], legacy: bool = False) -> Dict[str, Any]:
-        result = verdict(version, cipher, group, legacy=legacy)
+        result = connectionCompliance(version, cipher, group, legacy=legacy)
         self.assertEqual(set(result), {"profile", "compliant", "reasons"})
         self.assertEqual(result["profile"], NIST_PROFILE)
         self.assertEqual(result["compliant"], not result["reasons"])
@@ -52,7 +60,7 @@ class VerdictTests(SynchronousTestCase):
         The module docstring's example holds.
         """
         self.assertEqual(
-            verdict("TLSv1.2", "ECDHE-RSA-AES128-GCM-SHA256", "secp256r1", legacy=False),
+            connectionCompliance("TLSv1.2", "ECDHE-RSA-AES128-GCM-SHA256", "secp256r1", legacy=False),
             {"profile": "nist-800-52r2", "compliant": True, "reasons": []})
 
     def test_tls13AESGCM(self) -> None:
@@ -199,9 +207,9 @@ class ConsistencyTests(SynchronousTestCase):
         """
         for group in NIST.groups + NIST.optionalGroups:
             for cipher in NIST.tls12:
-                self.assertTrue(verdict("TLSv1.2", cipher, group, False)["compliant"])
+                self.assertTrue(connectionCompliance("TLSv1.2", cipher, group, False)["compliant"])
             for suite in NIST.tls13:
-                self.assertTrue(verdict("TLSv1.3", suite, group, False)["compliant"])
+                self.assertTrue(connectionCompliance("TLSv1.3", suite, group, False)["compliant"])
 
     def test_chachaProfilesNot(self) -> None:
         """
@@ -213,7 +221,7 @@ class ConsistencyTests(SynchronousTestCase):
             for cipher in profile.tls12 + profile.tls13:
                 if "CHACHA" in cipher:
                     version = "TLSv1.3" if cipher in TLS13_SUITES else "TLSv1.2"
-                    self.assertFalse(verdict(version, cipher, "secp256r1", False)["compliant"])
+                    self.assertFalse(connectionCompliance(version, cipher, "secp256r1", False)["compliant"])
 
     def test_policyAgrees(self) -> None:
         """
@@ -231,3 +239,47 @@ class ConsistencyTests(SynchronousTestCase):
             if name not in NIST_TLS13:
                 self.assertFalse(TLSPolicy(ciphers=Ciphers(tls12, tls13 + [name])).compliant,
                                  name)
+
+
+class OtherVerdictTests(SynchronousTestCase):
+    """
+    The verdicts on a policy as a whole and on a plaintext connection, in
+    the same shape as the connection verdict.
+    """
+
+    def test_freshVerdicts(self) -> None:
+        """
+        Each call of L{connectionCompliance} returns a fresh dict: changing
+        one leaves the next untouched.
+        """
+        first = connectionCompliance("TLSv1", "AES128-SHA", "secp256r1", False)
+        first["reasons"].clear()
+        self.assertTrue(connectionCompliance("TLSv1", "AES128-SHA", "secp256r1",
+                                             False)["reasons"])
+
+    def test_compliantPolicy(self) -> None:
+        """
+        A policy within C{nist-800-52r2} is compliant, with no reasons.
+        """
+        self.assertEqual(policyCompliance(TLSPolicy()),
+                         {"profile": NIST_PROFILE, "compliant": True, "reasons": []})
+
+    def test_policyBeyondProfile(self) -> None:
+        """
+        A policy beyond C{nist-800-52r2} is not compliant; its one reason
+        names the profile it came from.
+        """
+        policy = TLSPolicy(ciphers=Ciphers(sorted(NIST_TLS12), ["TLS_CHACHA20_POLY1305_SHA256"]),
+                           profile="mozilla-modern")
+        self.assertFalse(policy.compliant)
+        self.assertEqual(policyCompliance(policy), {
+            "profile": NIST_PROFILE, "compliant": False,
+            "reasons": ["policy from profile mozilla-modern goes beyond nist-800-52r2"]})
+
+    def test_plaintext(self) -> None:
+        """
+        A plaintext connection is never compliant, and says why.
+        """
+        self.assertEqual(plaintextCompliance(), {
+            "profile": NIST_PROFILE, "compliant": False,
+            "reasons": ["plaintext: no TLS (permissive migration mode)"]})

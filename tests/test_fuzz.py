@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from securetcp.audit.file import AuditLogObserver
-from securetcp.audit.verify import buildReport, iterRecords, verifyFiles
+from securetcp.audit.report import buildReport
+from securetcp.audit.verify import iterRecords, verifyFiles
 from securetcp.config import buildPolicy, loadPolicyFile
 from securetcp.errors import PolicyError
 from securetcp.profiles import PROFILES

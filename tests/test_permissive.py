@@ -20,12 +20,20 @@ import time
 from typing import Any, Dict, List
 
 from twisted.internet.endpoints import serverFromString
-from twisted.internet.protocol import Factory
+from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactor
+from twisted.logger import Logger
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
 
 from securetcp import EndpointArgumentError, buildPolicy, serverEndpoint
-from securetcp.audit.records import auditHealth
+from securetcp._below._audit import PreTLSAudit
+from securetcp._below.permissive import SniffingFactory
+from securetcp._interfaces import IAuditFile
+from securetcp.audit.emitter import AuditEmitter
+from securetcp.audit.records import AUDIT_NAMESPACE
+from securetcp.compliance import plaintextCompliance
 from securetcp.errors import PolicyError
 
 from ._iosim import CLIENT_ADDRESS
@@ -301,17 +309,100 @@ class PermissiveInMemoryTests(InMemoryTestCase):
         refused with C{audit_unavailable} and never reaches the
         application, as a TLS client would be.
         """
-        failing = object()
-        auditHealth.fail(failing)
-        self.addCleanup(auditHealth.recover, failing)
+        sniffing = _Sniffing(self.clock, observers=[_Unwritable()])
         app = AddressRecordingFactory()
-        client, server, pump = connectThrough(self.listenPermissive(app), HL7, self.clock)
+        client, server, pump = connectThrough(sniffing.factory(app), HL7, self.clock)
         self.assertEqual(app.built, [])
         self.assertIsNotNone(client.lost)
         self.assertEqual(client.received, b"")
-        [rejected] = self.records
+        [rejected] = sniffing.records
         self.assertEqual((rejected["event"], rejected["reason"]),
                          ("handshake.rejected", "audit_unavailable"))
+
+
+@implementer(IAuditFile)
+class _Unwritable:
+    """
+    An audit file that cannot be written, and refuses connections.
+    """
+
+    def __call__(self, event: Dict[str, Any]) -> None:
+        pass
+
+    def accepting(self) -> bool:
+        return False
+
+
+class _Sniffing:
+    """
+    A L{SniffingFactory} auditing through an L{AuditEmitter} (given
+    C{observers}) under a policy that tests may change.
+    """
+
+    def __init__(self, clock: Clock, observers: Any = ()) -> None:
+        self.clock = clock
+        self.events: List[Dict[str, Any]] = []
+        self.emitter = AuditEmitter(Logger(namespace=AUDIT_NAMESPACE,
+                                           observer=self.events.append), observers)
+        self.policy = buildPolicy(name="migrating", profile="mozilla-intermediate")
+
+    @property
+    def records(self) -> List[Dict[str, Any]]:
+        return [e["securetcp_audit"] for e in self.events]
+
+    def factory(self, app: Any) -> SniffingFactory:
+        audit = PreTLSAudit(self.emitter, lambda: self.policy, self.clock)
+        return SniffingFactory(Factory.forProtocol(Protocol), app, self.clock, audit, 3)
+
+
+class PreTLSAuditTests(SynchronousTestCase):
+    """
+    The layer below TLS builds its records with the audit record builders
+    and emits them through the L{IAuditSink} it is given.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.clock.advance(1793527200)
+        self.sniffing = _Sniffing(self.clock)
+
+    def test_plaintextRecords(self) -> None:
+        """
+        A plaintext client's C{connection.accepted} and C{connection.closed}
+        records carry the connection's id and addresses, C{plaintext: true},
+        the plaintext verdict, the time, and the name of the policy in force
+        when each was written.
+        """
+        app = AddressRecordingFactory()
+        client, server, pump = connectThrough(self.sniffing.factory(app), HL7, self.clock)
+        self.sniffing.policy = buildPolicy(name="reloaded", profile="mozilla-intermediate")
+        self.clock.advance(2)
+        client.transport.loseConnection()
+        pump.flush()
+        accepted, closed = self.sniffing.records
+        self.assertEqual((accepted["event"], closed["event"]),
+                         ("connection.accepted", "connection.closed"))
+        for record in (accepted, closed):
+            self.assertIs(record["plaintext"], True)
+            self.assertEqual(record["compliance"], plaintextCompliance())
+            self.assertEqual((record["peer"], record["role"], record["proxy"]),
+                             (BALANCER, "server", None))
+        self.assertEqual(accepted["connection"], closed["connection"])
+        self.assertEqual((accepted["policy"], closed["policy"]), ("migrating", "reloaded"))
+        self.assertEqual((accepted["time"], closed["time"]),
+                         ("2026-11-01T10:00:00.000000Z", "2026-11-01T10:00:02.000000Z"))
+        self.assertEqual((closed["duration"], closed["bytesIn"]), (2, len(HL7)))
+
+    def test_timeout(self) -> None:
+        """
+        A silent client is rejected C{handshake_timeout}, with no verdict.
+        """
+        connectThrough(self.sniffing.factory(AddressRecordingFactory()), b"", self.clock)
+        self.clock.advance(3)
+        [rejected] = self.sniffing.records
+        self.assertEqual((rejected["reason"], rejected["compliance"], rejected["policy"]),
+                         ("handshake_timeout", None, "migrating"))
+        self.assertNotIn("plaintext", rejected)
 
 
 class PermissiveTwistdTests(TapProcessMixin, SynchronousTestCase):

@@ -20,15 +20,17 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from hypothesis import given
 from hypothesis import strategies as st
 from twisted.internet.defer import inlineCallbacks
-from twisted.internet.protocol import Factory
+from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 
 from securetcp import AUDIT_NAMESPACE, AuditEmitter, buildPolicy
+from securetcp._below._audit import PreTLSAudit
 from securetcp._below.proxyprotocol import (
     V2_SIGNATURE,
     InvalidProxyHeader,
     ProxyHeader,
+    ProxyHeaderFactory,
     ProxyHeaderParser,
 )
 
@@ -541,6 +543,30 @@ class ProxyProtocolInMemoryTests(InMemoryTestCase):
         [rejected] = self.recordsOf("server", "handshake.rejected")
         self.assertEqual((rejected["reason"], rejected["peer"]),
                          ("proxy_header_invalid", BALANCER))
+        self.assertIsNotNone(client.lost)
+
+    def test_auditedThroughSink(self) -> None:
+        """
+        The PROXY layer builds its own rejection records and emits them
+        through the L{IAuditSink} of its L{PreTLSAudit}, naming the balancer
+        as C{peer} and C{proxy} and the policy in force.
+        """
+        self.clock.advance(1793527200)
+        family, body = v2Addresses(CLIENT_V4, FRONT_V4)
+        audit = PreTLSAudit(self.emitter, lambda: buildPolicy(name="behind-haproxy"),
+                            self.clock)
+        factory = ProxyHeaderFactory(Factory.forProtocol(Protocol), ("v2",), self.clock, 5,
+                                     audit)
+        client, server, pump = connectThrough(factory, v2(5, family, body), self.clock)
+        [rejected] = self.records
+        self.assertEqual(
+            {k: rejected[k] for k in ("event", "reason", "peer", "proxy", "local", "policy",
+                                      "role", "compliance", "time")},
+            {"event": "handshake.rejected", "reason": "proxy_header_invalid",
+             "peer": BALANCER, "proxy": BALANCER, "local": "127.0.0.1:6661",
+             "policy": "behind-haproxy", "role": "server", "compliance": None,
+             "time": "2026-11-01T10:00:00.000000Z"})
+        self.assertRegex(rejected["connection"], "^[0-9a-f]{16}$")
         self.assertIsNotNone(client.lost)
 
     def test_silentDroppedAtHandshakeTimeout(self) -> None:

@@ -8,7 +8,11 @@ Plaintext connections go straight to the application, and are audited like
 TLS ones (C{connection.accepted} / C{connection.closed}) with
 C{"plaintext": true} and a non-compliant verdict, so operators can see who
 still has to migrate.  Off by default; the C{nist-800-52r2} profile refuses
-it unless C{insecurelyAllowPlaintext=true} is also given.
+it unless C{insecurelyAllowPlaintext=true} is also given::
+
+    factory = SniffingFactory(tlsFactory, applicationFactory, reactor,
+                              PreTLSAudit(sink, lambda: endpoint.policy, reactor),
+                              timeout=10)
 """
 
 from __future__ import annotations
@@ -18,6 +22,10 @@ from typing import Any, List, Optional
 from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from zope.interface import implementer
+
+from securetcp._below._audit import BelowTLSConnection, PreTLSAudit
+from securetcp._below._halfclose import passReadConnectionLost, passWriteConnectionLost
+from securetcp._below.proxyprotocol import proxiedBy
 
 TLS_HANDSHAKE = 0x16
 
@@ -45,6 +53,13 @@ class _PlainApplication(ProtocolWrapper):
     def writeSequence(self, data: Any) -> None:
         self.write(b"".join(data))
 
+    @property
+    def connectionId(self) -> str:
+        """
+        The audit id of this connection (as its records name it).
+        """
+        return self.sniffer.auditConnection.connectionId
+
 
 @implementer(IHalfCloseableProtocol)
 class SniffingProtocol(ProtocolWrapper):
@@ -66,13 +81,9 @@ class SniffingProtocol(ProtocolWrapper):
         self.connected = 1
         self.transport = transport
         self.factory.registerProtocol(self)
-        from securetcp._below.proxyprotocol import proxiedBy
-        from securetcp.audit.records import addressText as _address
-
         # remembered now, for the audit records written after the socket closed
-        self.auditLocal = _address(transport.getHost())
-        self.auditPeer = _address(transport.getPeer())
-        self.auditProxy = proxiedBy(self)
+        self.auditConnection = BelowTLSConnection.seen(
+            transport.getHost(), transport.getPeer(), proxiedBy(self))
         factory: SniffingFactory = self.factory  # type: ignore[assignment]
         self._timeout = factory.clock.callLater(factory.timeout, self._timedOut)
 
@@ -80,8 +91,8 @@ class SniffingProtocol(ProtocolWrapper):
         self._timeout = None
         factory: SniffingFactory = self.factory  # type: ignore[assignment]
         self.mode = "refused"
-        factory.audit(self, "handshake.rejected", reason="handshake_timeout",
-                      detail=f"no data after {factory.timeout}s")
+        factory.audit.rejected(self.auditConnection, "handshake_timeout",
+                               f"no data after {factory.timeout}s")
         self.transport.abortConnection()  # type: ignore[union-attr]
 
     def dataReceived(self, data: bytes) -> None:
@@ -103,9 +114,7 @@ class SniffingProtocol(ProtocolWrapper):
             self.wrappedProtocol.makeConnection(self)  # type: ignore[arg-type]
             self.wrappedProtocol.dataReceived(data)
             return
-        from securetcp.audit.records import auditHealth
-
-        if not auditHealth.accepting:
+        if not factory.audit.accepting():
             # as the gate does for TLS: no unaudited connections
             self._refuse("audit_unavailable",
                          "the audit log cannot be written; unaudited connections are refused")
@@ -119,7 +128,7 @@ class SniffingProtocol(ProtocolWrapper):
         self.plain = _PlainApplication(factory, application, self)
         self.plain.makeConnection(self.transport)
         self.started = factory.clock.seconds()
-        factory.audit(self, "connection.accepted")
+        factory.audit.plaintextAccepted(self.auditConnection)
         self.plain.dataReceived(data)
 
     def _above(self) -> Any:
@@ -130,19 +139,15 @@ class SniffingProtocol(ProtocolWrapper):
         return None
 
     def readConnectionLost(self) -> None:
-        from securetcp._below._halfclose import passReadConnectionLost
-
         passReadConnectionLost(self.transport, self._above())
 
     def writeConnectionLost(self) -> None:
-        from securetcp._below._halfclose import passWriteConnectionLost
-
         passWriteConnectionLost(self._above())
 
     def _refuse(self, reason: str, detail: str) -> None:
         self.mode = "refused"
         factory: SniffingFactory = self.factory  # type: ignore[assignment]
-        factory.audit(self, "handshake.rejected", reason=reason, detail=detail)
+        factory.audit.rejected(self.auditConnection, reason, detail)
         self.transport.loseConnection()  # type: ignore[union-attr]
 
     def connectionLost(self, reason: Any = None) -> None:
@@ -155,24 +160,28 @@ class SniffingProtocol(ProtocolWrapper):
         self.factory.unregisterProtocol(self)
         if self.mode == "plain" and self.plain is not None:
             factory: SniffingFactory = self.factory  # type: ignore[assignment]
-            factory.audit(self, "connection.closed",
-                          duration=round(factory.clock.seconds() - self.started, 6),
-                          bytesIn=self.plain.bytesIn, bytesOut=self.plain.bytesOut)
+            factory.audit.plaintextClosed(
+                self.auditConnection, round(factory.clock.seconds() - self.started, 6),
+                self.plain.bytesIn, self.plain.bytesOut)
             self.plain.connectionLost(reason)
 
 
 class SniffingFactory(WrappingFactory):
     """
     Wraps a server endpoint's TLS factory; plaintext connections are handed
-    to C{applicationFactory} and audited through C{audit(protocol, event,
-    **fields)}.
+    to C{applicationFactory}, audited by C{audit}, and refused (as the gate
+    refuses TLS ones) while C{audit} says the audit log cannot be written.
+
+    @param audit: a L{PreTLSAudit} (TRANSITIONAL: or the endpoint's
+        C{audit(protocol, event, **fields)} callback).
+    @param timeout: seconds to wait for the first byte.
     """
 
     protocol = SniffingProtocol  # type: ignore[assignment]
     noisy = False
 
-    def __init__(self, tlsFactory: Any, applicationFactory: Any, clock: Any, audit: Any,
-                 timeout: float) -> None:
+    def __init__(self, tlsFactory: Any, applicationFactory: Any, clock: Any,
+                 audit: PreTLSAudit, timeout: float) -> None:
         super().__init__(tlsFactory)
         self.applicationFactory = applicationFactory
         self.clock = clock

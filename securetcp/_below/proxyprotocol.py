@@ -11,7 +11,10 @@ The parser is sans-IO::
 and L{ProxyHeaderFactory} wraps the TLS factory: the TLS layer (and the
 gate) are connected only once the header has been read, and see the original
 client as C{getPeer()}.  A connection without a valid header is refused and
-audited as C{proxy_header_invalid}.
+audited as C{proxy_header_invalid}::
+
+    factory = ProxyHeaderFactory(tlsFactory, ("v1", "v2"), reactor, timeout=10,
+                                 audit=PreTLSAudit(sink, lambda: endpoint.policy, reactor))
 """
 
 from __future__ import annotations
@@ -25,6 +28,10 @@ from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.interfaces import IAddress, IHalfCloseableProtocol
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from zope.interface import implementer
+
+from securetcp._below._audit import BelowTLSConnection, PreTLSAudit
+from securetcp._below._halfclose import passReadConnectionLost, passWriteConnectionLost
+from securetcp.audit.records import addressText
 
 V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
 V1_MAX = 107
@@ -156,15 +163,6 @@ class ProxyHeaderParser:
         return ProxyHeader("v2", _address(src, sport), _address(dst, dport)), rest
 
 
-def _text(address: Optional[IAddress]) -> Optional[str]:
-    if address is None:
-        return None
-    host, port = getattr(address, "host", None), getattr(address, "port", None)
-    if host is None:
-        return str(address)
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
 @implementer(IHalfCloseableProtocol)
 class ProxyHeaderProtocol(ProtocolWrapper):
     """
@@ -188,11 +186,11 @@ class ProxyHeaderProtocol(ProtocolWrapper):
         self.connected = 1
         self.transport = transport
         self.factory.registerProtocol(self)
-        self.proxiedBy = _text(transport.getPeer())
-        # for the audit of a connection refused before the header is read
-        self.auditLocal = _text(transport.getHost())
-        self.auditPeer = self.proxiedBy
-        self.auditProxy = self.proxiedBy
+        # for the audit of a connection refused before the header is read:
+        # the balancer is all we know of the peer
+        self.auditConnection = BelowTLSConnection.seen(
+            transport.getHost(), transport.getPeer(), addressText(transport.getPeer()))
+        self.proxiedBy = self.auditConnection.proxy
         factory: ProxyHeaderFactory = self.factory  # type: ignore[assignment]
         self._timeout = factory.clock.callLater(factory.timeout, self._timedOut)
 
@@ -216,14 +214,10 @@ class ProxyHeaderProtocol(ProtocolWrapper):
             self.wrappedProtocol.dataReceived(rest)
 
     def readConnectionLost(self) -> None:
-        from securetcp._below._halfclose import passReadConnectionLost
-
         passReadConnectionLost(self.transport,
                                self.wrappedProtocol if self.header is not None else None)
 
     def writeConnectionLost(self) -> None:
-        from securetcp._below._halfclose import passWriteConnectionLost
-
         passWriteConnectionLost(self.wrappedProtocol if self.header is not None else None)
 
     def getPeer(self) -> IAddress:
@@ -259,7 +253,7 @@ class ProxyHeaderProtocol(ProtocolWrapper):
 
     def _audit(self, reason: str, detail: str) -> None:
         factory: ProxyHeaderFactory = self.factory  # type: ignore[assignment]
-        factory.reject(self, reason, detail)
+        factory.audit.rejected(self.auditConnection, reason, detail)
 
     def _cancel(self) -> None:
         if self._timeout is not None and self._timeout.active():
@@ -271,20 +265,21 @@ class ProxyHeaderFactory(WrappingFactory):
     """
     Wraps the TLS factory of a server endpoint with PROXY header parsing.
 
-    @param reject: called with C{(protocol, reason, detail)} to audit a
-        connection refused before TLS.
+    @param audit: a L{PreTLSAudit}, to audit a connection refused before TLS
+        (TRANSITIONAL: or the endpoint's C{reject(protocol, reason, detail)}
+        callback).
     """
 
     protocol = ProxyHeaderProtocol  # type: ignore[assignment]
     noisy = False
 
     def __init__(self, wrappedFactory: Any, versions: Sequence[str], clock: Any,
-                 timeout: float, reject: Any) -> None:
+                 timeout: float, audit: PreTLSAudit) -> None:
         super().__init__(wrappedFactory)
         self.versions = tuple(versions)
         self.clock = clock
         self.timeout = timeout
-        self.reject = reject
+        self.audit = audit
 
     def logPrefix(self) -> str:
         inner = getattr(self.wrappedFactory, "logPrefix", None)

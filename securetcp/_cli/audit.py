@@ -73,7 +73,8 @@ def reportCommand(args: argparse.Namespace, out: TextIO) -> int:
     Summarise audit files (text, JSON, HTML); exit 1 when the chain is
     broken.
     """
-    from securetcp.audit.verify import buildReport, iterRecords, reportHTML, reportText, verifyFiles
+    from securetcp.audit.report import buildReport, reportHTML, reportText
+    from securetcp.audit.verify import iterRecords, verifyFiles
 
     verified = verifyFiles(args.files, key=_readKey(args.key), partial=True)
     report = buildReport(iterRecords(args.files))

@@ -27,7 +27,8 @@ from twisted.logger import Logger, globalLogPublisher
 
 from securetcp._interfaces import IAuditSink
 from securetcp._twistd.workers import WorkerSupervisor
-from securetcp.audit.records import AUDIT_NAMESPACE, AuditEmitter
+from securetcp.audit.emitter import AuditEmitter
+from securetcp.audit.records import AUDIT_NAMESPACE
 from securetcp.errors import PolicyError
 
 _log = Logger(namespace="securetcp.tap")
@@ -80,9 +81,9 @@ class SecureTCPService(service.MultiService):
 
     def _openAuditLog(self) -> None:
         if self.auditLog and self._observer is None:
-            from securetcp.audit.file import auditLogObserver
+            from securetcp.audit.file import globalAuditFiles
 
-            self._observer = auditLogObserver(self.auditLog)
+            self._observer = globalAuditFiles.open(self.auditLog)
             self._published = self._observer
             if self.auditFields is not None:
                 self._published = _tagging(self._observer,
@@ -165,8 +166,10 @@ class SecureTCPService(service.MultiService):
 
         def cleanup(result: Any) -> Any:
             if self._observer is not None:
+                from securetcp.audit.file import globalAuditFiles
+
                 globalLogPublisher.removeObserver(self._published)
-                self._observer.close()
+                globalAuditFiles.release(self._observer)
                 self._observer = self._published = None
             return result
 

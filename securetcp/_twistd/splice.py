@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_tap,tests.test_halfclose -*-
+# -*- test-case-name: tests.test_tap,tests.test_halfclose,tests.test_splice -*-
 """
 The plaintext/TLS splice behind C{twistd securetcp terminate} and
 C{originate}: every accepted connection is joined to a new connection to
@@ -29,7 +29,7 @@ from twisted.internet.protocol import Factory, Protocol
 from zope.interface import implementer
 
 from securetcp._interfaces import IAuditSink
-from securetcp.audit.records import utcTimestamp
+from securetcp.audit.records import addressText, backendFailed
 
 
 @implementer(IHalfCloseableProtocol)
@@ -137,6 +137,20 @@ class _Half(Protocol):
             self.idle.stop()
 
 
+def auditedConnectionId(transport: Any) -> Optional[str]:
+    """
+    The audit id of the connection C{transport} belongs to, as its
+    C{connection.accepted} record names it: the transport's own (a
+    plaintext connection of permissive mode), or that of the gate the TLS
+    transport wraps; C{None} for a connection that is not audited.
+    """
+    for holder in (transport, getattr(transport, "wrappedProtocol", None)):
+        connectionId = getattr(holder, "connectionId", None)
+        if isinstance(connectionId, str):
+            return connectionId
+    return None
+
+
 class _IdleTimer:
     def __init__(self, clock: Any, seconds: float, onIdle: Callable[[], None]) -> None:
         self._clock, self._seconds, self._onIdle = clock, seconds, onIdle
@@ -221,14 +235,12 @@ class _Front(_Half):
 
     def _failed(self, failure: Any) -> None:
         self.connecting = False
-        peer = self.transport.getPeer() if self.transport is not None else None
-        self.factory.emitter.emit({
-            "event": "proxy.backend_failed",
-            "time": utcTimestamp(self.factory.clock.seconds()),
-            "backend": self.factory.farDescription,
-            "peer": f"{getattr(peer, 'host', '?')}:{getattr(peer, 'port', '?')}",
-            "detail": failure.getErrorMessage(),
-        })
+        transport = self.transport
+        self.factory.emitter.emit(backendFailed(
+            self.factory.farDescription,
+            addressText(transport.getPeer()) if transport is not None else None,
+            failure.getErrorMessage(), self.factory.clock.seconds(),
+            connectionId=auditedConnectionId(transport)))
         if self.transport is not None:
             self.transport.loseConnection()
 

@@ -1,42 +1,56 @@
-# -*- test-case-name: tests.test_auditlog -*-
+# -*- test-case-name: tests.test_auditlog,tests.test_auditpackage -*-
 """
-The audit trail: the record schema (L{securetcp.audit.records}), the
-hash-chained file observer (L{securetcp.audit.file}) and its verifier and
-report (L{securetcp.audit.verify}).
+The audit trail:
 
-    observer = auditLogObserver("/var/log/securetcp/audit.jsonl")
-    globalLogPublisher.addObserver(observer)
+  - L{securetcp.audit.records}: the schema, and a pure builder per record;
+  - L{securetcp.audit.emitter}: L{AuditEmitter}, which emits records
+    through L{twisted.logger} and to audit files, and says whether
+    connections may proceed;
+  - L{securetcp.audit.chain}: how records are sealed into a hash chain;
+  - L{securetcp.audit.writer}: L{AuditLogObserver}, which writes the chain
+    to a file;
+  - L{securetcp.audit.file}: L{AuditFiles}, which owns the writers (one
+    per file), and L{auditLogObserver};
+  - L{securetcp.audit.verify} and L{securetcp.audit.report}: checking and
+    summarising audit files.
+
+    emitter = AuditEmitter(observers=[auditLogObserver("/var/log/securetcp/audit.jsonl")])
 """
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Any
 
-from securetcp.audit.file import AuditLogObserver, auditLogObserver
+from twisted.logger import LogPublisher, textFileLogObserver
+
+from securetcp.audit.emitter import AuditEmitter
+from securetcp.audit.file import AuditFiles, AuditLogObserver, auditLogObserver, globalAuditFiles
 from securetcp.audit.records import (
     AUDIT_NAMESPACE,
     CHAIN_EVENTS,
     EVENTS,
     REJECTION_REASONS,
     SCHEMA_VERSION,
-    AuditEmitter,
-    auditHealth,
     utcTimestamp,
 )
-from securetcp.audit.verify import VerifyResult, buildReport, verifyFiles
+from securetcp.audit.report import buildReport
+from securetcp.audit.verify import VerifyResult, verifyFiles
 
 __all__ = [
     "AUDIT_NAMESPACE",
     "AuditEmitter",
+    "AuditFiles",
     "AuditLogObserver",
     "CHAIN_EVENTS",
     "EVENTS",
     "REJECTION_REASONS",
     "SCHEMA_VERSION",
     "VerifyResult",
-    "auditHealth",
     "auditLogObserver",
     "buildReport",
+    "globalAuditFiles",
     "twistdLogger",
     "utcTimestamp",
     "verifyFiles",
@@ -53,13 +67,10 @@ def twistdLogger() -> Any:
 
         SECURETCP_AUDIT_LOG=/var/log/securetcp/audit.jsonl \\
             twistd -n --logger=securetcp.audit.twistdLogger web --listen "mtls:..."
+
+    The file's writer is the one of L{globalAuditFiles}: an endpoint whose
+    C{auditLog=} names the same file shares it (each record is written
+    once), and endpoints refuse connections while it cannot be written.
     """
-    import os
-    import sys
-
-    from twisted.logger import LogPublisher, textFileLogObserver
-
-    from securetcp.audit.file import auditLogObserver
-
     path = os.environ.get("SECURETCP_AUDIT_LOG", "securetcp-audit.jsonl")
     return LogPublisher(textFileLogObserver(sys.stdout), auditLogObserver(path))

@@ -1,432 +1,179 @@
-# -*- test-case-name: tests.test_auditlog -*-
+# -*- test-case-name: tests.test_auditfiles,tests.test_auditlog -*-
 """
-L{AuditLogObserver}: writes the C{securetcp.audit} events as a
-tamper-evident chain of JSON lines.
+Who owns the audit files of a process: an L{AuditFiles} opens one
+L{AuditLogObserver} (writer) per file and gives it to everyone who names
+that file, so they share one chain::
 
-Each line is one record with a schema version, a sequence number, the hash
-of the record before it (C{prev}) and its own hash (C{hash}: SHA-256, or
-HMAC-SHA256 when a key is configured, over the canonical JSON of the record
-without C{hash})::
+    files = AuditFiles()
+    writer = files.open("/var/log/securetcp/audit.jsonl", fsync="always")
+    same = files.open("/var/log/securetcp/audit.jsonl")   # the same writer
+    files.open("/var/log/securetcp/audit.jsonl", fsync="off")  # AuditLogError
+    files.release(writer); files.release(same)            # the last one closes it
 
-    observer = auditLogObserver("/var/log/securetcp/audit.jsonl")
-    globalLogPublisher.addObserver(observer)
+The rules:
 
-Every record is flushed to the operating system before the next event is
-processed.  On start the chain continues from the last record of an existing
-file (a torn last line is moved aside and a C{chain.resumed} record says
-so); rotation by size or day keeps the chain unbroken across files.
+  - one writer per file: naming a file again gives the writer that has it;
+    a second writer for it (built directly, by another L{AuditFiles}, or in
+    another process) fails at start, because a writer locks its file;
+  - options are never ignored: every option a caller names must be what
+    the writer was opened with, else L{AuditLogError} names the file and
+    the fix; a caller that names none takes the writer as it is;
+  - one event is written once, however many routes deliver it to the
+    writer (the writer remembers the events it has written).
+
+L{globalAuditFiles} is the one L{AuditFiles} of the process for what cannot
+be given an owner: the C{auditLog=} argument of endpoint strings, C{twistd
+--logger=securetcp.audit.twistdLogger}, the twistd service's
+C{--audit-log}, and L{auditLogObserver}.  They share its writers, and an
+L{securetcp.audit.emitter.AuditEmitter} that publishes to the global log
+publisher (whose events reach those writers) consults them before letting
+a connection through.  Writers still open when the process exits are
+closed then.
 """
 
 from __future__ import annotations
 
-import datetime
-import hashlib
+import atexit
 import hmac
 import json
 import os
 import threading
-import time
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List
 
-from twisted.logger import ILogObserver, Logger
-from zope.interface import implementer
-
+from securetcp.audit.chain import ZERO_HASH, recordHash
+from securetcp.audit.writer import AuditLogObserver
 from securetcp.errors import AuditLogError
 
-ZERO_HASH = "0" * 64
-AUDIT_SCHEMA = 1
-_log = Logger(namespace="securetcp.auditlog")
+__all__ = [
+    "ZERO_HASH", "AuditFiles", "AuditLogObserver", "auditLogObserver", "globalAuditFiles",
+    "readChain", "recordHash",
+]
 
-FSYNC_MODES = ("always", "interval", "off")
-FAILURE_MODES = ("refuse", "continue")
+#: The options a writer is opened with (see L{auditLogObserver}).
+OPTIONS = ("fsync", "fsyncInterval", "maxBytes", "daily", "onFailure", "key")
 
 
-def canonical(record: Dict[str, Any]) -> bytes:
+def _differs(name: str, have: Any, wanted: Any) -> bool:
+    if name == "key":
+        return not hmac.compare_digest(have or b"", wanted or b"")
+    return bool(have != wanted)
+
+
+def _shown(name: str, value: Any) -> str:
+    if name == "key":
+        return "an HMAC key" if value else "no HMAC key"
+    return f"{name}={value!r}"
+
+
+class AuditFiles:
     """
-    The canonical JSON encoding that hashes are computed over.
-    """
-    return json.dumps(record, sort_keys=True, separators=(",", ":"),
-                      ensure_ascii=True, allow_nan=False).encode("ascii")
+    The owner of audit file writers: one L{AuditLogObserver} per file,
+    shared by every caller that names it, closed when the last of them
+    releases it.
 
-
-def recordHash(record: Dict[str, Any], key: Optional[bytes] = None) -> str:
-    """
-    The hash of a record: over its canonical JSON without the C{hash} field.
-    """
-    body = canonical({k: v for k, v in record.items() if k != "hash"})
-    if key:
-        return hmac.new(key, body, hashlib.sha256).hexdigest()
-    return hashlib.sha256(body).hexdigest()
-
-
-def seal(record: Dict[str, Any], seq: int, prev: str,
-         key: Optional[bytes] = None) -> Tuple[bytes, str]:
-    """
-    Add C{schema}, C{seq}, C{prev} and C{hash} to a copy of C{record}.
-
-    @return: the JSON line (with its newline) and the record's hash.
-    """
-    sealed = dict(record)
-    sealed.pop("hash", None)
-    sealed["schema"] = AUDIT_SCHEMA
-    sealed["seq"] = seq
-    sealed["prev"] = prev
-    body = canonical(sealed)
-    if key:
-        digest = hmac.new(key, body, hashlib.sha256).hexdigest()
-    else:
-        digest = hashlib.sha256(body).hexdigest()
-    # the line is the hashed canonical JSON with the hash appended as its
-    # last member: encoded once, and verifiable by re-encoding without it
-    if body == b"{}":  # pragma: no cover
-        return b'{"hash":"' + digest.encode("ascii") + b'"}\n', digest
-    return body[:-1] + b',"hash":"' + digest.encode("ascii") + b'"}\n', digest
-
-
-def _utcNow(now: float) -> str:
-    return datetime.datetime.fromtimestamp(now, datetime.UTC).strftime(
-        "%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _lastLines(path: str) -> Tuple[bytes, int]:
-    """
-    The last complete line of C{path} (without its newline) and the offset
-    just after it; any bytes after that offset are a torn line.
-    """
-    size = os.path.getsize(path)
-    data = b""
-    base = size
-    with open(path, "rb") as f:
-        while base > 0:
-            step = min(base, 65536)
-            base -= step
-            f.seek(base)
-            data = f.read(step) + data
-            last = data.rfind(b"\n")
-            if last == -1:
-                continue
-            previous = data.rfind(b"\n", 0, last)
-            if previous != -1 or base == 0:
-                return data[previous + 1:last], base + last + 1
-    return b"", 0
-
-
-@implementer(ILogObserver)
-class AuditLogObserver:
-    """
-    An L{ILogObserver} that keeps the C{securetcp.audit} events and writes
-    them as a hash chain of JSON lines.  Thread-safe.  Build it with
-    L{auditLogObserver}.
-
-    @ivar path: the active file.
-    @ivar failing: whether the last write failed.
-    @ivar lost: records that could not be written since the last success.
+    @param opener: builds a writer from a path and options.
     """
 
-    def __init__(self, path: str, fsync: str = "interval", fsyncInterval: float = 1.0,
-                 maxBytes: Optional[int] = None, daily: bool = False,
-                 onFailure: str = "refuse", key: Optional[bytes] = None,
-                 now: Callable[[], float] = time.time) -> None:
-        if fsync not in FSYNC_MODES:
-            raise AuditLogError(path, f"unknown fsync mode {fsync!r}",
-                                "use " + ", ".join(FSYNC_MODES))
-        if onFailure not in FAILURE_MODES:
-            raise AuditLogError(path, f"unknown onFailure mode {onFailure!r}",
-                                "use refuse or continue")
-        if maxBytes is not None and maxBytes < 4096:
-            raise AuditLogError(path, f"maxBytes={maxBytes} is too small",
-                                "rotate at 4096 bytes or more")
-        self.path = os.path.abspath(path)
-        self.fsync = fsync
-        self.fsyncInterval = fsyncInterval
-        self.maxBytes = maxBytes
-        self.daily = daily
-        self.onFailure = onFailure
-        self._key = key
-        self._now = now
-        self._lock = threading.RLock()
-        self._file: Any = None
-        self._size = 0
-        self._seq = 0
-        self._prev = ZERO_HASH
-        self._day: Optional[str] = None
-        self._lastFsync = now()
-        self._fsyncTimer: Optional[threading.Timer] = None
-        self.failing = False
-        self.lost = 0
-        self._lostSince: Optional[str] = None
-        self.written = 0
-        self._open()
+    def __init__(self, opener: Callable[..., AuditLogObserver] = AuditLogObserver) -> None:
+        self._opener = opener
+        self._lock = threading.Lock()
+        self._writers: Dict[str, AuditLogObserver] = {}
+        self._users: Dict[str, int] = {}
 
-    # -- opening, resuming, rotating -------------------------------------
+    def open(self, path: str, **options: Any) -> AuditLogObserver:
+        """
+        The writer of C{path}: the one already open (after checking that
+        every option named here is the one it has), or a new one.
 
-    def _open(self) -> None:
-        directory = os.path.dirname(self.path)
-        if not os.path.isdir(directory):
-            raise AuditLogError(self.path, "the directory does not exist",
-                                f"create {directory} or choose another auditLog path")
-        if os.path.isdir(self.path):
-            raise AuditLogError(self.path, "is a directory", "give a file name")
-        resumed: Optional[Dict[str, Any]] = None
-        if os.path.exists(self.path) and os.path.getsize(self.path) > 0:
-            resumed = self._resume()
-        try:
-            self._file = open(self.path, "ab")
-        except OSError as e:
-            raise AuditLogError(self.path, f"cannot open for appending: {e.strerror}",
-                                "fix the permissions or choose another path") from None
-        self._size = self._file.tell()
-        self._day = self._today()
-        if resumed is None:
-            self._append({"event": "chain.started", "time": _utcNow(self._now()),
-                          "algorithm": "hmac-sha256" if self._key else "sha256"})
-        else:
-            self._append(resumed)
-
-    def _resume(self) -> Dict[str, Any]:
-        line, goodEnd = _lastLines(self.path)
-        size = os.path.getsize(self.path)
-        record: Dict[str, Any] = {"event": "chain.resumed", "time": _utcNow(self._now()),
-                                  "reason": "restart"}
-        if goodEnd < size:
-            with open(self.path, "rb") as f:
-                f.seek(goodEnd)
-                torn = f.read()
-            aside = f"{self.path}.torn-{int(self._now())}"
-            with open(aside, "wb") as f:
-                f.write(torn)
-            with open(self.path, "r+b") as f:
-                f.truncate(goodEnd)
-            record.update(reason="torn_record", tornBytes=len(torn),
-                          tornFile=os.path.basename(aside))
-            _log.warn("securetcp audit log {path}: the last record was torn "
-                      "({n} bytes, kept in {aside}); the chain resumes after it",
-                      path=self.path, n=len(torn), aside=aside)
-        if not line:
-            raise AuditLogError(self.path, "holds no complete audit record",
-                                "move the file aside to start a new chain")
-        try:
-            last = json.loads(line)
-            seq, digest = int(last["seq"]), str(last["hash"])
-            if recordHash(last, self._key) != digest:
-                raise ValueError("hash mismatch")
-        except (ValueError, KeyError, TypeError) as e:
-            raise AuditLogError(
-                self.path, f"the last record does not verify ({e})",
-                "run `python -m securetcp audit verify` on it, then move it aside "
-                "to start a new chain") from None
-        self._seq, self._prev = seq, digest
-        record["previousSeq"] = seq
-        return record
-
-    def _today(self) -> str:
-        return datetime.datetime.fromtimestamp(self._now(), datetime.UTC).strftime(
-            "%Y-%m-%d")
-
-    def _rotateIfDue(self, incoming: int) -> bool:
-        due = False
-        if self.maxBytes is not None and self._size + incoming > self.maxBytes and self._size > 0:
-            due = True
-        if self.daily and self._today() != self._day:
-            due = True
-        if not due:
-            return False
-        self._sync(force=True)
-        self._file.close()
-        stamp = datetime.datetime.fromtimestamp(self._now(), datetime.UTC).strftime(
-            "%Y%m%dT%H%M%SZ")
-        target = f"{self.path}.{stamp}"
-        n = 1
-        while os.path.exists(target):
-            target = f"{self.path}.{stamp}-{n}"
-            n += 1
-        os.rename(self.path, target)
-        self._file = open(self.path, "ab")
-        self._size = 0
-        self._day = self._today()
-        self._append({"event": "chain.rotated", "time": _utcNow(self._now()),
-                      "previousFile": os.path.basename(target)}, rotate=False)
-        return True
-
-    # -- writing -------------------------------------------------------
-
-    def _append(self, record: Dict[str, Any], rotate: bool = True) -> None:
-        line, digest = seal(record, self._seq + 1, self._prev, self._key)
-        if rotate and self._rotateIfDue(len(line)):
-            # a chain.rotated record came first: seal again after it
-            line, digest = seal(record, self._seq + 1, self._prev, self._key)
-        goodSize = self._size
-        try:
-            self._file.write(line)
-            self._file.flush()
-        except (OSError, ValueError):
-            # Keep the file ending on a whole record, and drop the line from
-            # the write buffer too: left there, it would be flushed with the
-            # next record and repeat this record's sequence number.  Closing
-            # discards the buffer; the next write reopens the file.
-            try:
-                self._file.close()
-            except (OSError, ValueError):
-                pass
-            self._file = None
-            try:
-                os.truncate(self.path, goodSize)
-            except OSError:
-                pass
-            raise
-        self._size += len(line)
-        self._seq += 1
-        self._prev = digest
-        self.written += 1
-        self._sync()
-
-    def _sync(self, force: bool = False) -> None:
-        if self.fsync == "off" or self._file is None:
-            return
-        if self.fsync == "always" or force:
-            os.fsync(self._file.fileno())
-            self._lastFsync = self._now()
-            return
-        if self._now() - self._lastFsync >= self.fsyncInterval:
-            os.fsync(self._file.fileno())
-            self._lastFsync = self._now()
-        elif self._fsyncTimer is None:
-            timer = threading.Timer(self.fsyncInterval, self._timedSync)
-            timer.daemon = True
-            self._fsyncTimer = timer
-            timer.start()
-
-    def _timedSync(self) -> None:
+        @param options: see L{auditLogObserver}.
+        @raise AuditLogError: naming the file, if it cannot be used, is
+            already open with other options, or another writer has it.
+        @raise TypeError: for an option that does not exist.
+        """
+        unknown = sorted(set(options) - set(OPTIONS))
+        if unknown:
+            raise TypeError(f"unknown audit log option(s) {', '.join(unknown)}; "
+                            f"the options are {', '.join(OPTIONS)}")
+        real = os.path.realpath(path)
         with self._lock:
-            self._fsyncTimer = None
-            try:
-                if self._file is not None and not self._file.closed:
-                    os.fsync(self._file.fileno())
-                    self._lastFsync = self._now()
-            except (OSError, ValueError):
-                pass
+            writer = self._writers.get(real)
+            if writer is not None and writer.closed:
+                # closed by its owner: a new writer resumes the chain
+                del self._writers[real], self._users[real]
+                writer = None
+            if writer is None:
+                writer = self._opener(path, **options)
+                self._writers[real], self._users[real] = writer, 0
+            else:
+                self._checkSame(path, writer, options)
+            self._users[real] += 1
+            return writer
 
-    def write(self, record: Dict[str, Any]) -> bool:
+    @staticmethod
+    def _checkSame(path: str, writer: AuditLogObserver, options: Dict[str, Any]) -> None:
+        settings = writer.settings()
+        for name, wanted in sorted(options.items()):
+            if _differs(name, settings[name], wanted):
+                raise AuditLogError(
+                    os.path.abspath(path),
+                    f"is already open in this process with {_shown(name, settings[name])}, "
+                    f"not {_shown(name, wanted)}",
+                    "give this file the same options everywhere it is named (one writer "
+                    "serves them all), or use another file")
+
+    def release(self, writer: AuditLogObserver) -> None:
         """
-        Append one audit record to the chain.
-
-        @return: whether it was written.  A failure is never silent: it is
-            logged, counted in L{lost}, reported to the gate (which refuses
-            new connections when C{onFailure="refuse"}), and recorded in a
-            C{chain.gap} record once writing works again.
-        """
-        from securetcp.audit.records import auditHealth
-
-        with self._lock:
-            try:
-                if self._file is None or self._file.closed:
-                    self._file = open(self.path, "ab")
-                    self._size = self._file.tell()
-                if self.failing:
-                    self._append({"event": "chain.gap", "time": _utcNow(self._now()),
-                                  "lost": self.lost, "since": self._lostSince})
-                self._append(record)
-            except (OSError, ValueError) as e:
-                self.lost += 1
-                if not self.failing:
-                    self.failing = True
-                    self._lostSince = _utcNow(self._now())
-                    if self.onFailure == "refuse":
-                        auditHealth.fail(self)
-                    _log.critical(
-                        "securetcp audit log {path} cannot be written ({error}); "
-                        "{action}", path=self.path, error=str(e),
-                        action="new connections are REFUSED until it can"
-                        if self.onFailure == "refuse"
-                        else "connections CONTINUE and their audit records are LOST")
-                return False
-            if self.failing:
-                self.failing = False
-                self.lost = 0
-                self._lostSince = None
-                auditHealth.recover(self)
-                _log.info("securetcp audit log {path} is writable again", path=self.path)
-            return True
-
-    def probe(self) -> bool:
-        """
-        While failing, try to write the C{chain.gap} record now.
-
-        @return: whether the file can be written again.
-        """
-        from securetcp.audit.records import auditHealth
-
-        with self._lock:
-            if not self.failing:
-                return True
-            try:
-                if self._file is None or self._file.closed:
-                    self._file = open(self.path, "ab")
-                    self._size = self._file.tell()
-                self._append({"event": "chain.gap", "time": _utcNow(self._now()),
-                              "lost": self.lost, "since": self._lostSince})
-            except (OSError, ValueError):
-                return False
-            self.failing = False
-            self.lost = 0
-            self._lostSince = None
-            auditHealth.recover(self)
-            _log.info("securetcp audit log {path} is writable again", path=self.path)
-            return True
-
-    def __call__(self, event: Dict[str, Any]) -> None:
-        record = event.get("securetcp_audit")
-        if record is None or event.get("log_namespace") != "securetcp.audit":
-            return
-        self.write(record)
-
-    def close(self) -> None:
-        """
-        Flush, fsync and close the file.
+        One caller of L{open} is done with C{writer}; the last one closes it.
         """
         with self._lock:
-            if self._fsyncTimer is not None:
-                self._fsyncTimer.cancel()
-                self._fsyncTimer = None
-            if self._file is not None and not self._file.closed:
-                try:
-                    self._file.flush()
-                    if self.fsync != "off":
-                        os.fsync(self._file.fileno())
-                finally:
-                    self._file.close()
+            for real, known in list(self._writers.items()):
+                if known is writer:
+                    self._users[real] -= 1
+                    if self._users[real] > 0:
+                        return
+                    del self._writers[real], self._users[real]
+                    break
+        writer.close()
 
-    @property
-    def lastHash(self) -> str:
-        return self._prev
+    def writers(self) -> List[AuditLogObserver]:
+        """
+        The writers open now.
+        """
+        with self._lock:
+            return [w for w in self._writers.values() if not w.closed]
 
-    @property
-    def lastSeq(self) -> int:
-        return self._seq
+    def closeAll(self) -> None:
+        """
+        Close every writer, whoever still uses it.
+        """
+        with self._lock:
+            writers = list(self._writers.values())
+            self._writers.clear()
+            self._users.clear()
+        for writer in writers:
+            writer.close()
 
 
-_observers: Dict[str, AuditLogObserver] = {}
-_observersLock = threading.Lock()
+#: The audit files of this process that have no other owner (see above).
+globalAuditFiles = AuditFiles()
+atexit.register(globalAuditFiles.closeAll)
 
 
 def auditLogObserver(path: str, **options: Any) -> AuditLogObserver:
     """
-    The L{AuditLogObserver} for C{path}, created on first use.  Endpoints
-    that name the same file share one observer, so they share one chain.
+    The writer of the audit file C{path}, from L{globalAuditFiles}: every
+    caller naming the same file gets the same writer, so they share one
+    chain and each event is written once.
 
     @param options: C{fsync} ("always", "interval" (default), "off"),
         C{fsyncInterval} (seconds, default 1.0), C{maxBytes}, C{daily},
         C{onFailure} ("refuse" (default) or "continue"), C{key} (bytes, for
-        an HMAC-SHA256 chain).
-    @raise AuditLogError: when the file cannot be used.
+        an HMAC-SHA256 chain).  When the file is already open, each option
+        named must be the one it was opened with.
+    @raise AuditLogError: when the file cannot be used, or is already open
+        with other options.
     """
-    real = os.path.realpath(path)
-    with _observersLock:
-        observer = _observers.get(real)
-        if observer is None or (observer._file is not None and observer._file.closed):
-            observer = AuditLogObserver(path, **options)
-            _observers[real] = observer
-        return observer
+    return globalAuditFiles.open(path, **options)
 
 
 def readChain(path: str) -> List[Dict[str, Any]]:

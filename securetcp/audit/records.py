@@ -1,52 +1,58 @@
-# -*- test-case-name: tests.test_auditlog,tests.test_docs -*-
+# -*- test-case-name: tests.test_auditrecords,tests.test_auditlog,tests.test_docs -*-
 """
-The audit event schema, and how events are emitted.
+The audit schema in one place: the event names, the schema version, and a
+pure builder for every record.  A builder is a function of values (the
+time is a parameter: no clock, no I/O) returning the JSON-ready dict that
+an L{securetcp._interfaces.IAuditSink} emits::
 
-Every connection produces events through L{twisted.logger} under the
-C{securetcp.audit} namespace.  Each event carries one JSON-ready dict, its
-I{record}, under the key C{securetcp_audit}::
+    connection = AuditConnection(
+        connectionId=newConnectionId(), role=Role.SERVER, local="10.0.0.5:6661",
+        peer="10.0.3.17:43856", policy=policy.name, profile=policy.profile,
+        session=SessionFacts(version="TLSv1.3", cipher="TLS_AES_128_GCM_SHA256"))
+    sink.emit(connectionAccepted(connection, time=clock.seconds()))
 
-    from twisted.logger import globalLogPublisher
-    def show(event):
-        if event.get("log_namespace") == AUDIT_NAMESPACE:
-            print(event["securetcp_audit"]["event"])
-    globalLogPublisher.addObserver(show)
-
-The events (C{record["event"]}) are:
-
-  - C{connection.accepted}: handshake done, peer verified and authorised;
-    the application now has the connection.
-  - C{handshake.rejected}: the peer never reached the application;
-    C{reason} is one of L{REJECTION_REASONS}.
-  - C{connection.closed}: an accepted connection ended; C{duration} (seconds),
-    C{bytesIn} and C{bytesOut} (application bytes).
-  - C{policy.loaded}: an endpoint started using a policy.
-
-No record ever contains application data.
+Every event travels through L{twisted.logger} in the C{securetcp.audit}
+namespace, the record under the event key C{securetcp_audit}.  The events
+(C{record["event"]}) are L{EVENTS}; the audit file adds L{CHAIN_EVENTS}.
+A connection produces either C{handshake.rejected}, or
+C{connection.accepted} then C{connection.closed}; a connection decided
+below TLS (a bad PROXY header, a plaintext client in permissive mode) gets
+the same records from the same builders, with a connection that has no
+TLS session.  No record ever contains application data.
 """
 
 from __future__ import annotations
 
-import datetime
-from typing import Any, Dict, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, Mapping, Optional, Sequence
 
-from twisted.internet.interfaces import IAddress
-from twisted.logger import Logger, LogLevel
-from zope.interface import implementer
-
-from securetcp._interfaces import IAuditSink
 from securetcp._reasons import REJECTION_REASONS
+from securetcp.audit.connection import (
+    AuditConnection,
+    PolicyNames,
+    SessionFacts,
+    addressText,
+    newConnectionId,
+    utcTimestamp,
+)
+from securetcp.compliance import connectionCompliance, plaintextCompliance, policyCompliance
+from securetcp.policy import Role
+
+if TYPE_CHECKING:  # pragma: no cover
+    from securetcp.policy import TLSPolicy
 
 __all__ = [
-    "CHAIN_EVENTS",
-    "AUDIT_NAMESPACE",
-    "SCHEMA_VERSION",
-    "EVENTS",
-    "REJECTION_REASONS",
-    "AuditEmitter",
+    "AUDIT_NAMESPACE", "BUILDERS", "CHAIN_EVENTS", "EVENTS", "REJECTION_REASONS",
+    "SCHEMA_VERSION", "AuditConnection", "SessionFacts", "addressText",
+    "backendFailed", "chainGap", "chainResumed", "chainRotated", "chainStarted",
+    "connectionAccepted", "connectionClosed", "connectionRevoked", "crlExpired", "crlLoaded",
+    "crlRefused", "handshakeRejected", "newConnectionId", "policyLoaded",
+    "policyReloadRefused", "policyReloaded", "utcTimestamp",
 ]
 
 AUDIT_NAMESPACE = "securetcp.audit"
+
+#: The version of the record schema: every record (and every line of an
+#: audit file) carries it as C{schema}.
 SCHEMA_VERSION = 1
 
 EVENTS = {
@@ -71,117 +77,250 @@ CHAIN_EVENTS = {
     "chain.gap": "records were lost while the file could not be written (lost: how many)",
 }
 
-_FORMATS = {
-    "connection.accepted": "securetcp: accepted {securetcp_audit[peer]} "
-    "{securetcp_audit[version]} {securetcp_audit[cipher]}",
-    "handshake.rejected": "securetcp: rejected {securetcp_audit[peer]}: "
-    "{securetcp_audit[reason]}",
-    "connection.closed": "securetcp: closed {securetcp_audit[peer]} after "
-    "{securetcp_audit[duration]}s",
-    "policy.loaded": "securetcp: policy {securetcp_audit[policy]} "
-    "({securetcp_audit[profile]}) loaded for {securetcp_audit[role]}",
-    "revocation.crl_loaded": "securetcp: CRLs loaded ({securetcp_audit[revoked]} revoked)",
-    "revocation.crl_refused": "securetcp: new CRL refused: {securetcp_audit[detail]}",
-    "revocation.crl_expired": "securetcp: CRL expired: {securetcp_audit[detail]}",
-    "connection.revoked": "securetcp: disconnected revoked peer {securetcp_audit[peer]}",
-    "policy.reloaded": "securetcp: policy {securetcp_audit[policy]} reloaded",
-    "policy.reload_refused": "securetcp: reload refused, running configuration kept: "
-    "{securetcp_audit[detail]}",
-    "proxy.backend_failed": "securetcp: backend {securetcp_audit[backend]} failed for "
-    "{securetcp_audit[peer]}: {securetcp_audit[detail]}",
+#: The fields of a C{handshake.rejected} record that a revocation adds.
+_REVOCATION_FIELDS = ("revocationReason", "revocationTime")
+
+
+# -- connection records ----------------------------------------------------
+
+
+def _record(event: str, time: float, **fields: Any) -> Dict[str, Any]:
+    record: Dict[str, Any] = {"event": event, "time": utcTimestamp(time)}
+    record.update(fields)
+    record["schema"] = SCHEMA_VERSION
+    return record
+
+
+def _connectionRecord(event: str, connection: AuditConnection, time: float,
+                      compliance: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+    session = connection.session
+    identity = connection.peerIdentity
+    fields: Dict[str, Any] = {
+        "connection": connection.connectionId,
+        "role": connection.role.value,
+        "local": connection.local,
+        "peer": connection.peer,
+        "proxy": connection.proxy,
+        "sni": session.sni,
+        "version": session.version,
+        "cipher": session.cipher,
+        "group": session.group,
+        "alpn": session.alpn,
+        "resumed": session.resumed,
+        "revocationWarning": session.revocationWarning,
+        "ocsp": session.ocsp,
+        "peerIdentity": identity.asRecord() if identity is not None else None,
+        "policy": connection.policy,
+        "profile": connection.profile,
+        "compliance": compliance,
+    }
+    if connection.plaintext:
+        fields["plaintext"] = True
+    return _record(event, time, **fields)
+
+
+def _verdict(connection: AuditConnection) -> Dict[str, Any]:
+    if connection.plaintext:
+        return plaintextCompliance()
+    session = connection.session
+    return connectionCompliance(session.version, session.cipher, session.group,
+                                connection.legacy)
+
+
+def connectionAccepted(connection: AuditConnection, time: float) -> Dict[str, Any]:
+    """
+    C{connection.accepted}: the peer was verified and authorised (or, in
+    permissive mode, spoke plaintext) and the application has it.
+    """
+    return _connectionRecord("connection.accepted", connection, time, _verdict(connection))
+
+
+def connectionClosed(connection: AuditConnection, time: float, duration: float,
+                     bytesIn: int, bytesOut: Optional[int],
+                     closeReason: Optional[str] = None) -> Dict[str, Any]:
+    """
+    C{connection.closed}: an accepted connection ended after C{duration}
+    seconds with C{bytesIn} and C{bytesOut} application bytes;
+    C{closeReason} is C{None} for a normal close.
+    """
+    record = _connectionRecord("connection.closed", connection, time, _verdict(connection))
+    record.update(closeReason=closeReason, duration=duration, bytesIn=bytesIn,
+                  bytesOut=bytesOut)
+    return record
+
+
+def handshakeRejected(connection: AuditConnection, time: float, reason: str, detail: str,
+                      revocation: Mapping[str, Any] = {}) -> Dict[str, Any]:
+    """
+    C{handshake.rejected}: the connection never reached the application.
+    No data was protected, so there is no compliance verdict.
+
+    @param reason: one of L{REJECTION_REASONS}.
+    @param revocation: for a revoked peer, the C{revocationReason} and
+        C{revocationTime} its CRL entry (or OCSP answer) gives; other keys
+        are ignored.
+    @raise ValueError: for a reason that is not one of L{REJECTION_REASONS}.
+    """
+    if reason not in REJECTION_REASONS:
+        raise ValueError(f"{reason!r} is not one of the audit schema's rejection reasons")
+    record = _connectionRecord("handshake.rejected", connection, time, None)
+    record.update(reason=reason, detail=detail)
+    record.update({k: revocation[k] for k in _REVOCATION_FIELDS if k in revocation})
+    return record
+
+
+def connectionRevoked(connection: AuditConnection, time: float, detail: str) -> Dict[str, Any]:
+    """
+    C{connection.revoked}: a connected peer was revoked by a reloaded CRL
+    and disconnected.
+    """
+    record = _connectionRecord("connection.revoked", connection, time, _verdict(connection))
+    record["detail"] = detail
+    return record
+
+
+# -- policy and revocation records -----------------------------------------
+
+
+def _policyRecord(event: str, policy: PolicyNames, role: Role, time: float,
+                  **fields: Any) -> Dict[str, Any]:
+    return _record(event, time, role=role.value, policy=policy.name, profile=policy.profile,
+                   **fields)
+
+
+def policyLoaded(policy: TLSPolicy, role: Role, mutual: bool, endpoint: str,
+                 time: float) -> Dict[str, Any]:
+    """
+    C{policy.loaded}: an endpoint (described by C{endpoint}, without
+    secrets) started using C{policy}.
+    """
+    return _policyRecord(
+        "policy.loaded", policy, role, time, endpoint=endpoint, mutual=mutual,
+        minVersion=policy.versions.minimum.value, maxVersion=policy.versions.maximum.value,
+        ciphers=list(policy.ciphers.tls12), ciphersuites=list(policy.ciphers.tls13),
+        clientAuth=policy.peer.clientAuth.value, compliance=policyCompliance(policy))
+
+
+def policyReloaded(policy: TLSPolicy, time: float, role: Role = Role.SERVER,
+                   changed: Optional[Sequence[str]] = None,
+                   certificateBefore: Optional[str] = None,
+                   certificateAfter: Optional[str] = None) -> Dict[str, Any]:
+    """
+    C{policy.reloaded}: an explicit reload put C{policy} in force.
+
+    @param changed: what the reload changed (e.g. C{["certificate",
+        "key"]}), or C{None} if not known.
+    @param certificateBefore: the SHA-256 fingerprint (hex) of our
+        certificate before the reload.
+    @param certificateAfter: and after it.
+    """
+    return _policyRecord(
+        "policy.reloaded", policy, role, time, compliance=policyCompliance(policy),
+        changed=list(changed) if changed is not None else None,
+        certificateBefore=certificateBefore, certificateAfter=certificateAfter)
+
+
+def policyReloadRefused(policy: PolicyNames, detail: str, time: float,
+                        role: Role = Role.SERVER) -> Dict[str, Any]:
+    """
+    C{policy.reload_refused}: a reload failed (C{detail} names the file and
+    the fix); C{policy}, the running one, stays in force.
+    """
+    return _policyRecord("policy.reload_refused", policy, role, time, detail=detail)
+
+
+def crlLoaded(policy: PolicyNames, files: Sequence[str], crls: int, revoked: int,
+              time: float, role: Role = Role.SERVER) -> Dict[str, Any]:
+    """
+    C{revocation.crl_loaded}: C{crls} CRLs from C{files} (C{revoked} serials) are in force.
+    """
+    return _policyRecord("revocation.crl_loaded", policy, role, time, files=list(files),
+                         crls=crls, revoked=revoked)
+
+
+def crlRefused(policy: PolicyNames, detail: str, file: Optional[str], time: float,
+               role: Role = Role.SERVER) -> Dict[str, Any]:
+    """
+    C{revocation.crl_refused}: new CRL files (C{file}, if one is to blame) were refused.
+    """
+    return _policyRecord("revocation.crl_refused", policy, role, time, detail=detail,
+                         file=file)
+
+
+def crlExpired(policy: PolicyNames, detail: str, mode: str, time: float,
+               role: Role = Role.SERVER) -> Dict[str, Any]:
+    """
+    C{revocation.crl_expired}: a CRL in force is past its nextUpdate (C{mode}: hard/soft).
+    """
+    return _policyRecord("revocation.crl_expired", policy, role, time, detail=detail,
+                         mode=mode)
+
+
+def backendFailed(backend: str, peer: Optional[str], detail: str, time: float,
+                  connectionId: Optional[str] = None) -> Dict[str, Any]:
+    """
+    C{proxy.backend_failed}: C{twistd securetcp terminate}/C{originate}
+    could not reach the far side C{backend} (an endpoint description
+    without secrets) for the accepted C{peer}, whose connection id (if it
+    has one) is C{connectionId}.
+    """
+    return _record("proxy.backend_failed", time, connection=connectionId, backend=backend,
+                   peer=peer, detail=detail)
+
+
+# -- the audit file's own records ------------------------------------------
+
+
+def chainStarted(time: float, algorithm: str) -> Dict[str, Any]:
+    """
+    C{chain.started}: the first record of a chain hashed with C{algorithm}.
+    """
+    return _record("chain.started", time, algorithm=algorithm)
+
+
+def chainResumed(time: float, previousSeq: int, tornBytes: Optional[int] = None,
+                 tornFile: Optional[str] = None) -> Dict[str, Any]:
+    """
+    C{chain.resumed}: a writer continues the chain after record
+    C{previousSeq}; with C{tornBytes}, after moving a torn last line of
+    that many bytes aside to C{tornFile}.
+    """
+    if tornBytes is None:
+        return _record("chain.resumed", time, reason="restart", previousSeq=previousSeq)
+    return _record("chain.resumed", time, reason="torn_record", tornBytes=tornBytes,
+                   tornFile=tornFile, previousSeq=previousSeq)
+
+
+def chainRotated(time: float, previousFile: str) -> Dict[str, Any]:
+    """
+    C{chain.rotated}: the first record of a file; C{previousFile} has those before.
+    """
+    return _record("chain.rotated", time, previousFile=previousFile)
+
+
+def chainGap(time: float, lost: int, since: Optional[float]) -> Dict[str, Any]:
+    """
+    C{chain.gap}: C{lost} records could not be written, since C{since} (seconds).
+    """
+    return _record("chain.gap", time, lost=lost,
+                   since=utcTimestamp(since) if since is not None else None)
+
+
+#: The builder of every event, by name.
+BUILDERS: Dict[str, Callable[..., Dict[str, Any]]] = {
+    "connection.accepted": connectionAccepted,
+    "handshake.rejected": handshakeRejected,
+    "connection.closed": connectionClosed,
+    "connection.revoked": connectionRevoked,
+    "policy.loaded": policyLoaded,
+    "policy.reloaded": policyReloaded,
+    "policy.reload_refused": policyReloadRefused,
+    "revocation.crl_loaded": crlLoaded,
+    "revocation.crl_refused": crlRefused,
+    "revocation.crl_expired": crlExpired,
+    "proxy.backend_failed": backendFailed,
+    "chain.started": chainStarted,
+    "chain.resumed": chainResumed,
+    "chain.rotated": chainRotated,
+    "chain.gap": chainGap,
 }
-
-
-class AuditHealth:
-    """
-    Which audit files with C{onFailure="refuse"} cannot be written now.  The
-    gate refuses new connections while any cannot.
-    """
-
-    def __init__(self) -> None:
-        self._failing: Dict[int, Any] = {}
-
-    def fail(self, observer: object) -> None:
-        self._failing[id(observer)] = observer
-
-    def recover(self, observer: object) -> None:
-        self._failing.pop(id(observer), None)
-
-    @property
-    def accepting(self) -> bool:
-        """
-        Whether new connections may proceed: every refusing audit file is
-        writable.  A failing file is probed (it tries to write its
-        C{chain.gap} record) so the first connection after a repair is
-        already accepted.
-        """
-        for observer in list(self._failing.values()):
-            probe = getattr(observer, "probe", None)
-            if probe is not None and probe():
-                self.recover(observer)
-        return not self._failing
-
-
-auditHealth = AuditHealth()
-
-
-def utcTimestamp(seconds: float) -> str:
-    """
-    ISO 8601 UTC time with microseconds and a C{Z}.
-    """
-    moment = datetime.datetime.fromtimestamp(seconds, datetime.UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-@implementer(IAuditSink)
-class AuditEmitter:
-    """
-    Emits audit records through a L{Logger} in the C{securetcp.audit}
-    namespace.
-
-    @ivar logger: the L{Logger} used; tests pass one with their own observer.
-    """
-
-    def __init__(self, logger: Optional[Logger] = None) -> None:
-        self.logger = logger or Logger(namespace=AUDIT_NAMESPACE)
-
-    def accepting(self) -> bool:
-        """
-        Whether new connections may proceed (L{auditHealth}).
-        """
-        return auditHealth.accepting
-
-    def emit(self, record: Dict[str, Any]) -> None:
-        """
-        Emit one record (which must have an C{event} key from L{EVENTS}).
-        """
-        event = record["event"]
-        assert event in EVENTS, event
-        record.setdefault("schema", SCHEMA_VERSION)
-        level = LogLevel.warn if event in (
-            "handshake.rejected", "revocation.crl_refused", "revocation.crl_expired",
-            "connection.revoked", "policy.reload_refused",
-            "proxy.backend_failed") else LogLevel.info
-        self.logger.emit(
-            level,
-            _FORMATS[event],
-            securetcp_audit=record,
-            securetcp_event=event,
-        )
-
-
-def addressText(address: Optional[IAddress]) -> Optional[str]:
-    """
-    An address as audit records write it: C{host:port}, C{[v6]:port} or
-    C{unix:PATH}.
-    """
-    if address is None:
-        return None
-    host = getattr(address, "host", None)
-    port = getattr(address, "port", None)
-    if host is not None and port is not None:
-        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    name = getattr(address, "name", None)
-    if name is not None:
-        return f"unix:{name.decode() if isinstance(name, bytes) else name}"
-    return str(address)

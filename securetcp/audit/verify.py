@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.test_auditlog -*-
 """
-Checking and summarising audit files: C{python -m securetcp audit verify}
-and C{audit report}.
+Checking audit files (C{python -m securetcp audit verify}), and reading
+their records in chain order for L{securetcp.audit.report}::
 
     result = verifyFiles(["audit.jsonl.20261101T000000Z", "audit.jsonl"])
     if not result.ok:
@@ -13,14 +13,13 @@ sequence number of their first record.
 
 from __future__ import annotations
 
-import collections
-import html
 import json
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import attrs
 
-from securetcp.audit.file import AUDIT_SCHEMA, ZERO_HASH, recordHash
+from securetcp.audit.chain import ZERO_HASH, recordHash
+from securetcp.audit.records import SCHEMA_VERSION
 
 _REQUIRED = ("schema", "seq", "prev", "hash", "event")
 
@@ -67,6 +66,114 @@ def _firstSeq(path: str) -> Tuple[int, str]:
         return (-1, path)
 
 
+def _chainOrder(paths: Sequence[str]) -> List[str]:
+    return [p for _, p in sorted(_firstSeq(p) for p in paths)]
+
+
+def _lines(data: bytes) -> Tuple[List[bytes], Optional[Tuple[int, int]]]:
+    """
+    The complete lines of a file's C{data}, and for a torn last line its
+    line number and length.
+    """
+    lines = data.split(b"\n")
+    torn: Optional[Tuple[int, int]] = None
+    if lines[-1] != b"":
+        torn = (len(lines), len(lines[-1]))
+    lines.pop()  # empty after the last newline, or the torn tail
+    return lines, torn
+
+
+class _Chain:
+    """
+    Walks the records of a chain in order, checking each against the one
+    before it.
+    """
+
+    def __init__(self, key: Optional[bytes], partial: bool) -> None:
+        self.key = key
+        self.partial = partial
+        self.expectedSeq: Optional[int] = None
+        self.prev: Optional[str] = None
+        self.count = 0
+        self.firstSeq: Optional[int] = None
+
+    def file(self, path: str) -> Optional[Problem]:
+        """
+        Check every record of C{path}; the first problem, if any.
+        """
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError as e:
+            return Problem(path, 0, None, f"cannot read: {e.strerror}")
+        lines, torn = _lines(data)
+        for number, raw in enumerate(lines, 1):
+            problem = self.record(path, number, raw)
+            if problem is not None:
+                return problem
+        if torn is not None:
+            # reported after the complete lines before it are verified, with
+            # the number of the record it should have been
+            return Problem(path, torn[0], self.expectedSeq,
+                           f"truncated: the last line ({torn[1]} bytes) is incomplete")
+        return None
+
+    def record(self, path: str, number: int, raw: bytes) -> Optional[Problem]:
+        """
+        Check one line; C{None} if it is the next record of the chain.
+        """
+        try:
+            record = json.loads(raw)
+            if not isinstance(record, dict):
+                raise ValueError("not an object")
+        except ValueError as e:
+            return Problem(path, number, self.expectedSeq,
+                           f"not a JSON record ({e}): edited or corrupted")
+        missing = [k for k in _REQUIRED if k not in record]
+        if missing:
+            return Problem(path, number, record.get("seq"),
+                           "missing field(s) " + ", ".join(missing))
+        seq = record["seq"]
+        if record["schema"] != SCHEMA_VERSION:
+            return Problem(path, number, seq, f"unknown schema version {record['schema']!r}")
+        if recordHash(record, self.key) != record["hash"]:
+            return Problem(path, number, seq,
+                           "hash does not match the record's content: edited"
+                           + ("" if self.key else " (or written with an HMAC key)"))
+        problem = self._linked(path, number, seq, record)
+        if problem is None:
+            self.expectedSeq = seq + 1
+            self.prev = record["hash"]
+            self.count += 1
+        return problem
+
+    def _linked(self, path: str, number: int, seq: int,
+                record: Dict[str, Any]) -> Optional[Problem]:
+        """
+        Whether C{record} follows the one before it (or starts the chain).
+        """
+        if self.expectedSeq is None:
+            self.firstSeq = seq
+            if self.partial or (record["prev"] == ZERO_HASH
+                                and record["event"] == "chain.started"):
+                return None
+            return Problem(path, number, seq,
+                           "the chain does not start here (chain.started missing): "
+                           "earlier files or records are missing; pass --partial if "
+                           "they were left out on purpose")
+        if seq != self.expectedSeq:
+            what = "missing" if seq > self.expectedSeq else "repeated or reordered"
+            where = " at a file boundary (a rotated file is missing?)" if number == 1 else ""
+            return Problem(path, number, seq,
+                           f"expected record {self.expectedSeq}, found {seq}: "
+                           f"records {what}{where}")
+        if record["prev"] != self.prev:
+            return Problem(path, number, seq,
+                           "prev does not match the previous record's hash: "
+                           "records deleted, reordered or edited before it")
+        return None
+
+
 def verifyFiles(paths: Sequence[str], key: Optional[bytes] = None,
                 partial: bool = False) -> VerifyResult:
     """
@@ -76,91 +183,19 @@ def verifyFiles(paths: Sequence[str], key: Optional[bytes] = None,
     @param partial: accept a chain that does not start at C{chain.started}
         (older rotated files deliberately left out).
     """
-    ordered = [p for _, p in sorted(_firstSeq(p) for p in paths)]
+    ordered = _chainOrder(paths)
+    chain = _Chain(key, partial)
     problems: List[Problem] = []
-    expectedSeq: Optional[int] = None
-    prev: Optional[str] = None
-    count = 0
-    firstSeq: Optional[int] = None
     for path in ordered:
-        try:
-            f = open(path, "rb")
-        except OSError as e:
-            problems.append(Problem(path, 0, None, f"cannot read: {e.strerror}"))
+        problem = chain.file(path)
+        if problem is not None:
+            problems.append(problem)
             break
-        with f:
-            data = f.read()
-        torn: Optional[Tuple[int, int]] = None
-        if data and not data.endswith(b"\n"):
-            # reported after the complete lines before it are verified, with
-            # the number of the record it should have been
-            torn = (data.count(b"\n") + 1, len(data.rsplit(b"\n", 1)[-1]))
-        lines = data.split(b"\n")
-        if lines and lines[-1] == b"":
-            lines.pop()
-        elif lines:
-            lines.pop()  # the torn tail, reported below
-        for number, raw in enumerate(lines, 1):
-            if problems:
-                break
-            try:
-                record = json.loads(raw)
-                if not isinstance(record, dict):
-                    raise ValueError("not an object")
-            except ValueError as e:
-                problems.append(Problem(path, number, expectedSeq,
-                                        f"not a JSON record ({e}): edited or corrupted"))
-                break
-            missing = [k for k in _REQUIRED if k not in record]
-            if missing:
-                problems.append(Problem(path, number, record.get("seq"),
-                                        "missing field(s) " + ", ".join(missing)))
-                break
-            seq = record["seq"]
-            if record["schema"] != AUDIT_SCHEMA:
-                problems.append(Problem(path, number, seq,
-                                        f"unknown schema version {record['schema']!r}"))
-                break
-            if recordHash(record, key) != record["hash"]:
-                problems.append(Problem(path, number, seq,
-                                        "hash does not match the record's content: edited"
-                                        + ("" if key else " (or written with an HMAC key)")))
-                break
-            if expectedSeq is None:
-                firstSeq = seq
-                if record["prev"] != ZERO_HASH or record["event"] != "chain.started":
-                    if not partial:
-                        problems.append(Problem(
-                            path, number, seq,
-                            "the chain does not start here (chain.started missing): "
-                            "earlier files or records are missing; pass --partial if "
-                            "they were left out on purpose"))
-                        break
-            else:
-                if seq != expectedSeq:
-                    what = "missing" if seq > expectedSeq else "repeated or reordered"
-                    where = " at a file boundary (a rotated file is missing?)" if number == 1 else ""
-                    problems.append(Problem(path, number, seq,
-                                            f"expected record {expectedSeq}, found {seq}: "
-                                            f"records {what}{where}"))
-                    break
-                if record["prev"] != prev:
-                    problems.append(Problem(path, number, seq,
-                                            "prev does not match the previous record's hash: "
-                                            "records deleted, reordered or edited before it"))
-                    break
-            expectedSeq = seq + 1
-            prev = record["hash"]
-            count += 1
-        if torn is not None and not problems:
-            problems.append(Problem(path, torn[0], expectedSeq,
-                                    f"truncated: the last line ({torn[1]} bytes) is incomplete"))
-        if problems:
-            break
+    expectedSeq = chain.expectedSeq
     return VerifyResult(
-        ok=not problems, records=count, problems=tuple(problems), firstSeq=firstSeq,
-        lastSeq=(expectedSeq - 1) if expectedSeq is not None else None,
-        lastHash=prev, files=tuple(ordered),
+        ok=not problems, records=chain.count, problems=tuple(problems),
+        firstSeq=chain.firstSeq, lastSeq=(expectedSeq - 1) if expectedSeq is not None else None,
+        lastHash=chain.prev, files=tuple(ordered),
     )
 
 
@@ -168,8 +203,7 @@ def iterRecords(paths: Sequence[str]) -> Iterable[Dict[str, Any]]:
     """
     Every parseable record of C{paths}, in chain order.
     """
-    ordered = [p for _, p in sorted(_firstSeq(p) for p in paths)]
-    for path in ordered:
+    for path in _chainOrder(paths):
         with open(path, "rb") as f:
             for line in f:
                 try:
@@ -178,163 +212,3 @@ def iterRecords(paths: Sequence[str]) -> Iterable[Dict[str, Any]]:
                     continue
                 if isinstance(record, dict):
                     yield record
-
-
-def _host(address: Optional[str]) -> str:
-    if not address:
-        return "?"
-    if address.startswith("["):
-        return address[1:address.index("]")]
-    return address.rsplit(":", 1)[0]
-
-
-def buildReport(records: Iterable[Dict[str, Any]]) -> Dict[str, Any]:
-    """
-    Summarise audit records for a compliance reviewer.
-    """
-    accepted = 0
-    byVersion: collections.Counter[str] = collections.Counter()
-    byCipher: collections.Counter[str] = collections.Counter()
-    byIdentity: collections.Counter[str] = collections.Counter()
-    byDay: collections.Counter[str] = collections.Counter()
-    rejections: collections.Counter[str] = collections.Counter()
-    rejectedPeers: collections.Counter[str] = collections.Counter()
-    rejectedByDay: collections.Counter[str] = collections.Counter()
-    nonCompliant: List[Dict[str, Any]] = []
-    closed = 0
-    bytesIn = bytesOut = 0
-    first = last = None
-    for r in records:
-        event = r.get("event")
-        time = r.get("time")
-        if time:
-            first = time if first is None or time < first else first
-            last = time if last is None or time > last else last
-        day = (time or "?")[:10]
-        if event == "connection.accepted":
-            accepted += 1
-            byVersion[r.get("version") or "?"] += 1
-            byCipher[r.get("cipher") or "?"] += 1
-            identity = (r.get("peerIdentity") or {}).get("subject") or "(no certificate)"
-            byIdentity[identity] += 1
-            byDay[day] += 1
-            compliance = r.get("compliance") or {}
-            if not compliance.get("compliant", False):
-                nonCompliant.append({
-                    "time": time, "peer": r.get("peer"), "identity": identity,
-                    "version": r.get("version"), "cipher": r.get("cipher"),
-                    "reasons": compliance.get("reasons", []),
-                })
-        elif event == "handshake.rejected":
-            rejections[r.get("reason") or "?"] += 1
-            rejectedPeers[_host(r.get("peer"))] += 1
-            rejectedByDay[day] += 1
-        elif event == "connection.closed":
-            closed += 1
-            bytesIn += int(r.get("bytesIn") or 0)
-            bytesOut += int(r.get("bytesOut") or 0)
-    return {
-        "period": {"first": first, "last": last},
-        "accepted": accepted,
-        "rejected": sum(rejections.values()),
-        "closed": closed,
-        "bytesIn": bytesIn,
-        "bytesOut": bytesOut,
-        "acceptedByVersion": dict(byVersion.most_common()),
-        "acceptedByCipher": dict(byCipher.most_common()),
-        "acceptedByIdentity": dict(byIdentity.most_common()),
-        "acceptedByDay": dict(sorted(byDay.items())),
-        "rejectedByReason": dict(rejections.most_common()),
-        "rejectedByPeer": dict(rejectedPeers.most_common()),
-        "rejectedByDay": dict(sorted(rejectedByDay.items())),
-        "nonCompliant": nonCompliant,
-    }
-
-
-def reportText(report: Dict[str, Any], verified: Optional[VerifyResult] = None) -> str:
-    """
-    The report as plain text.
-    """
-    out: List[str] = ["securetcp audit report", "======================"]
-    if verified is not None:
-        out.append("chain: " + ("INTACT" if verified.ok else "BROKEN: " + str(verified.problems[0]))
-                   + f" ({verified.records} records)")
-    period = report["period"]
-    out.append(f"period: {period['first']} .. {period['last']}")
-    out.append(f"connections accepted: {report['accepted']}, rejected: {report['rejected']}, "
-               f"closed: {report['closed']} (bytes in {report['bytesIn']}, out {report['bytesOut']})")
-    sections = [
-        ("accepted by protocol version", "acceptedByVersion"),
-        ("accepted by cipher", "acceptedByCipher"),
-        ("accepted by peer identity", "acceptedByIdentity"),
-        ("accepted by day", "acceptedByDay"),
-        ("rejected by reason", "rejectedByReason"),
-        ("rejected by peer address", "rejectedByPeer"),
-        ("rejected by day", "rejectedByDay"),
-    ]
-    for title, key in sections:
-        out.append("")
-        out.append(title + ":")
-        if not report[key]:
-            out.append("  (none)")
-        for name, count in report[key].items():
-            out.append(f"  {count:8d}  {name}")
-    out.append("")
-    out.append(f"non-compliant connections (nist-800-52r2): {len(report['nonCompliant'])}")
-    for item in report["nonCompliant"]:
-        out.append(f"  {item['time']} {item['peer']} {item['identity']} {item['version']} "
-                   f"{item['cipher']}: {'; '.join(item['reasons'])}")
-    return "\n".join(out) + "\n"
-
-
-def _bars(title: str, data: Dict[str, int]) -> str:
-    if not data:
-        return f"<h2>{html.escape(title)}</h2><p>(none)</p>"
-    width, row = 640, 22
-    top = max(data.values()) or 1
-    parts = [f'<h2>{html.escape(title)}</h2>',
-             f'<svg width="{width}" height="{row * len(data) + 4}" role="img" '
-             f'aria-label="{html.escape(title)}">']
-    for i, (name, count) in enumerate(data.items()):
-        bar = int((width - 300) * count / top)
-        y = i * row
-        parts.append(f'<text x="0" y="{y + 15}" font-size="12">{html.escape(str(name))[:40]}</text>'
-                     f'<rect x="260" y="{y + 3}" width="{bar}" height="16" fill="#3b6ea5"/>'
-                     f'<text x="{266 + bar}" y="{y + 15}" font-size="12">{count}</text>')
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-def reportHTML(report: Dict[str, Any], verified: Optional[VerifyResult] = None) -> str:
-    """
-    The report as a self-contained HTML page with bar charts (inline SVG).
-    """
-    status = ""
-    if verified is not None:
-        status = ("<p><strong>Chain intact</strong>" if verified.ok else
-                  f"<p style='color:#b00'><strong>Chain BROKEN</strong>: "
-                  f"{html.escape(str(verified.problems[0]))}") + f" ({verified.records} records)</p>"
-    rows = "".join(
-        f"<tr><td>{html.escape(str(i['time']))}</td><td>{html.escape(str(i['peer']))}</td>"
-        f"<td>{html.escape(str(i['identity']))}</td><td>{html.escape(str(i['version']))}</td>"
-        f"<td>{html.escape(str(i['cipher']))}</td><td>{html.escape('; '.join(i['reasons']))}</td></tr>"
-        for i in report["nonCompliant"])
-    period = report["period"]
-    return (
-        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>securetcp audit report</title>"
-        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-        "td,th{border:1px solid #ccc;padding:4px 8px}</style></head><body>"
-        "<h1>securetcp audit report</h1>" + status +
-        f"<p>Period {html.escape(str(period['first']))} to {html.escape(str(period['last']))}. "
-        f"Accepted {report['accepted']}, rejected {report['rejected']}, closed {report['closed']}.</p>"
-        + _bars("Accepted by protocol version", report["acceptedByVersion"])
-        + _bars("Accepted by cipher", report["acceptedByCipher"])
-        + _bars("Accepted by peer identity", report["acceptedByIdentity"])
-        + _bars("Accepted by day", report["acceptedByDay"])
-        + _bars("Rejected by reason", report["rejectedByReason"])
-        + _bars("Rejected by peer address", report["rejectedByPeer"])
-        + "<h2>Non-compliant connections (nist-800-52r2)</h2>"
-        + (f"<table><tr><th>time</th><th>peer</th><th>identity</th><th>version</th>"
-           f"<th>cipher</th><th>reasons</th></tr>{rows}</table>" if rows else "<p>(none)</p>")
-        + "</body></html>\n"
-    )

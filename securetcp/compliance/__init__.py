@@ -1,48 +1,88 @@
 # -*- test-case-name: tests.test_compliance -*-
 """
-The compliance verdict of a negotiated connection against the
-C{nist-800-52r2} profile, as a pure function of values.
+The compliance verdicts the audit records carry, against the
+C{nist-800-52r2} profile, as pure functions of values: one for a negotiated
+connection, one for a policy, one for a plaintext connection (permissive
+migration mode).  Each returns the record's C{compliance} dict::
 
-    >>> verdict("TLSv1.2", "ECDHE-RSA-AES128-GCM-SHA256", "secp256r1", legacy=False)
+    >>> connectionCompliance("TLSv1.2", "ECDHE-RSA-AES128-GCM-SHA256", "secp256r1",
+    ...                      legacy=False)
     {'profile': 'nist-800-52r2', 'compliant': True, 'reasons': []}
+    >>> plaintextCompliance()["compliant"]
+    False
+
+The checklist behind C{python -m securetcp check} is L{securetcp.compliance.check}.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
-from securetcp._catalogue import GROUPS, TLS12_CIPHERS, TLS13_SUITES, TLSVersion, canonicalGroup
+from securetcp._catalogue import (
+    GROUPS,
+    NIST_TLS12,
+    NIST_TLS13,
+    TLS12_CIPHERS,
+    TLS13_SUITES,
+    TLSVersion,
+    canonicalGroup,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from securetcp.policy import TLSPolicy
+
+__all__ = ["NIST_PROFILE", "NIST_TLS12", "NIST_TLS13", "PLAINTEXT_REASON", "connectionCompliance",
+           "plaintextCompliance", "policyCompliance"]
 
 NIST_PROFILE = "nist-800-52r2"
 
-NIST_TLS12 = frozenset({
-    "ECDHE-ECDSA-AES128-GCM-SHA256",
-    "ECDHE-ECDSA-AES256-GCM-SHA384",
-    "ECDHE-RSA-AES128-GCM-SHA256",
-    "ECDHE-RSA-AES256-GCM-SHA384",
-    "ECDHE-ECDSA-AES128-CCM",
-    "ECDHE-ECDSA-AES256-CCM",
-})
-NIST_TLS13 = frozenset({
-    "TLS_AES_128_GCM_SHA256",
-    "TLS_AES_256_GCM_SHA384",
-    "TLS_AES_128_CCM_SHA256",
-})
+#: The one reason a plaintext connection (permissive migration mode) gives.
+PLAINTEXT_REASON = "plaintext: no TLS (permissive migration mode)"
+
+def _compliance(compliant: bool, reasons: Tuple[str, ...]) -> Dict[str, Any]:
+    """
+    The C{compliance} dict of an audit record: a fresh one each time.
+    """
+    return {"profile": NIST_PROFILE, "compliant": compliant, "reasons": list(reasons)}
 
 
-def verdict(
+def connectionCompliance(
     version: Optional[str],
     cipher: Optional[str],
     group: Optional[str],
     legacy: bool,
 ) -> Dict[str, Any]:
     """
-    Judge a negotiated version, cipher and group (see L{_judge}); a fresh
-    dict each time, computed once per combination.
+    The verdict on a negotiated version, cipher and group (see L{_judge}),
+    computed once per combination.
+
+    @param legacy: whether the connection ran under a legacy (explicitly
+        insecure) policy; such connections are never compliant.
     """
-    compliant, reasons = _judge(version, cipher, group, legacy)
-    return {"profile": NIST_PROFILE, "compliant": compliant, "reasons": list(reasons)}
+    return _compliance(*_judge(version, cipher, group, legacy))
+
+
+#: The former name of L{connectionCompliance}, until the gate's audit records
+#: come from L{securetcp.audit.records}.
+
+
+def policyCompliance(policy: TLSPolicy) -> Dict[str, Any]:
+    """
+    The verdict on a policy as a whole (L{TLSPolicy.compliant}): a policy
+    that goes beyond C{nist-800-52r2} says which profile it came from.
+    """
+    if policy.compliant:
+        return _compliance(True, ())
+    return _compliance(
+        False, (f"policy from profile {policy.profile} goes beyond {NIST_PROFILE}",))
+
+
+def plaintextCompliance() -> Dict[str, Any]:
+    """
+    The verdict on a plaintext connection: never compliant.
+    """
+    return _compliance(False, (PLAINTEXT_REASON,))
 
 
 @functools.lru_cache(maxsize=1024)

@@ -26,6 +26,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from securetcp._interfaces import ICRLTarget, ICRLWatcher
+from securetcp.audit.records import crlExpired, crlLoaded, crlRefused
 from securetcp.policy import TLSPolicy
 from securetcp.revocation.crl import CRLSet, loadCRLs, sourceSignatures
 
@@ -156,12 +157,11 @@ class CRLWatcher:
         self._busy = False
         crls, prepared = built
         self.target.install(prepared)
-        self.emit({"event": "revocation.crl_loaded",
-                   "files": [p for p, _ in crls.sources],
-                   "crls": len(crls.crls), "revoked": len(crls.revoked)})
+        now = self.clock.seconds()
+        self.emit(crlLoaded(policy, [p for p, _ in crls.sources], len(crls.crls),
+                            len(crls.revoked), now))
         for description in crls.expired:
-            self.emit({"event": "revocation.crl_expired", "detail": description,
-                       "mode": policy.revocation.mode})
+            self.emit(crlExpired(policy, description, policy.revocation.mode, now))
         if self.onReloaded is not None:
             self.onReloaded(crls)
         return True
@@ -171,8 +171,8 @@ class CRLWatcher:
         self._refused = self._pendingSignatures
         error = failure.value
         detail = str(error)
-        self.emit({"event": "revocation.crl_refused", "detail": detail,
-                   "file": getattr(error, "path", None)})
+        self.emit(crlRefused(self.target.policy, detail, getattr(error, "path", None),
+                             self.clock.seconds()))
         _log.error("securetcp: new CRL refused, the previous CRLs stay in force: {detail}",
                    detail=detail)
         return False

@@ -1,0 +1,150 @@
+# -*- test-case-name: tests.test_auditlog,tests.test_auditfiles -*-
+"""
+The hash chain of an audit file: how a record is sealed into one line
+(canonical JSON, C{seq}, C{prev} and C{hash}), and how a writer continues
+the chain of an existing file::
+
+    line, digest = seal(record, seq=42, prev=previousHash)
+    seq, prev, resumed = resumeChain("/var/log/securetcp/audit.jsonl", key=None,
+                                     now=time.time())
+
+C{hash} is SHA-256, or HMAC-SHA256 with a key, over the canonical JSON of
+the record without C{hash}; the first record's C{prev} is L{ZERO_HASH}.
+L{securetcp.audit.file} writes chains, L{securetcp.audit.verify} checks them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+from typing import Any, Dict, Optional, Tuple
+
+from twisted.logger import Logger
+
+from securetcp.audit.records import SCHEMA_VERSION, chainResumed
+from securetcp.errors import AuditLogError
+
+#: The C{prev} of the first record of a chain.
+ZERO_HASH = "0" * 64
+
+_log = Logger(namespace="securetcp.auditlog")
+
+
+def canonical(record: Dict[str, Any]) -> bytes:
+    """
+    The canonical JSON encoding that hashes are computed over.
+    """
+    return json.dumps(record, sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=True, allow_nan=False).encode("ascii")
+
+
+def _digest(body: bytes, key: Optional[bytes]) -> str:
+    if key:
+        return hmac.new(key, body, hashlib.sha256).hexdigest()
+    return hashlib.sha256(body).hexdigest()
+
+
+def recordHash(record: Dict[str, Any], key: Optional[bytes] = None) -> str:
+    """
+    The hash of a record: over its canonical JSON without the C{hash} field.
+    """
+    return _digest(canonical({k: v for k, v in record.items() if k != "hash"}), key)
+
+
+def seal(record: Dict[str, Any], seq: int, prev: str,
+         key: Optional[bytes] = None) -> Tuple[bytes, str]:
+    """
+    Add C{schema}, C{seq}, C{prev} and C{hash} to a copy of C{record}.
+
+    @return: the JSON line (with its newline) and the record's hash.
+    """
+    sealed = dict(record)
+    sealed.pop("hash", None)
+    sealed["schema"] = SCHEMA_VERSION
+    sealed["seq"] = seq
+    sealed["prev"] = prev
+    body = canonical(sealed)
+    digest = _digest(body, key)
+    # the line is the hashed canonical JSON with the hash appended as its
+    # last member: encoded once, and verifiable by re-encoding without it
+    if body == b"{}":  # pragma: no cover
+        return b'{"hash":"' + digest.encode("ascii") + b'"}\n', digest
+    return body[:-1] + b',"hash":"' + digest.encode("ascii") + b'"}\n', digest
+
+
+def lastCompleteLine(path: str) -> Tuple[bytes, int]:
+    """
+    The last complete line of C{path} (without its newline) and the offset
+    just after it; any bytes after that offset are a torn line.
+    """
+    size = os.path.getsize(path)
+    data = b""
+    base = size
+    with open(path, "rb") as f:
+        while base > 0:
+            step = min(base, 65536)
+            base -= step
+            f.seek(base)
+            data = f.read(step) + data
+            last = data.rfind(b"\n")
+            if last == -1:
+                continue
+            previous = data.rfind(b"\n", 0, last)
+            if previous != -1 or base == 0:
+                return data[previous + 1:last], base + last + 1
+    return b"", 0
+
+
+def _moveTornTail(path: str, goodEnd: int, now: float) -> Tuple[int, str]:
+    """
+    Move the bytes of C{path} after C{goodEnd} (a torn last line) to
+    C{PATH.torn-SECONDS} and cut the file there.
+
+    @return: how many bytes were moved, and the base name they went to.
+    """
+    with open(path, "rb") as f:
+        f.seek(goodEnd)
+        torn = f.read()
+    aside = f"{path}.torn-{int(now)}"
+    with open(aside, "wb") as f:
+        f.write(torn)
+    with open(path, "r+b") as f:
+        f.truncate(goodEnd)
+    _log.warn("securetcp audit log {path}: the last record was torn "
+              "({n} bytes, kept in {aside}); the chain resumes after it",
+              path=path, n=len(torn), aside=aside)
+    return len(torn), os.path.basename(aside)
+
+
+def resumeChain(path: str, key: Optional[bytes], now: float
+                ) -> Tuple[int, str, Dict[str, Any]]:
+    """
+    Continue the chain of the non-empty file C{path}: a torn last line is
+    moved aside first, then the last complete record must verify.
+
+    @return: the last record's C{seq} and C{hash}, and the
+        C{chain.resumed} record to write next.
+    @raise AuditLogError: if the file holds no complete record, or its
+        last record does not verify (with C{key}).
+    """
+    line, goodEnd = lastCompleteLine(path)
+    tornBytes: Optional[int] = None
+    tornFile: Optional[str] = None
+    if goodEnd < os.path.getsize(path):
+        tornBytes, tornFile = _moveTornTail(path, goodEnd, now)
+    if not line:
+        raise AuditLogError(path, "holds no complete audit record",
+                            "move the file aside to start a new chain")
+    try:
+        last = json.loads(line)
+        seq, digest = int(last["seq"]), str(last["hash"])
+        if recordHash(last, key) != digest:
+            raise ValueError("hash mismatch")
+    except (ValueError, KeyError, TypeError) as e:
+        raise AuditLogError(
+            path, f"the last record does not verify ({e})",
+            "run `python -m securetcp audit verify` on it, then move it aside "
+            "to start a new chain") from None
+    return seq, digest, chainResumed(now, seq, tornBytes, tornFile)

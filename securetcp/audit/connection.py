@@ -1,0 +1,124 @@
+# -*- test-case-name: tests.test_auditrecords -*-
+"""
+The values the audit record builders (L{securetcp.audit.records}) are
+given: a connection as the audit log describes it (L{AuditConnection}, with
+its L{SessionFacts}), and the text forms of times and addresses::
+
+    connection = AuditConnection(connectionId=newConnectionId(), role=Role.SERVER,
+                                 local="127.0.0.1:6661", peer="127.0.0.1:40000",
+                                 proxy=None, policy="hl7", profile="nist-800-52r2",
+                                 legacy=False, session=SessionFacts(), peerIdentity=None)
+    utcTimestamp(0.0) == "1970-01-01T00:00:00.000000Z"
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from typing import Any, Dict, Mapping, Optional, Protocol
+
+import attrs
+from twisted.internet.interfaces import IAddress
+
+from securetcp.policy import Role
+
+
+class PolicyNames(Protocol):
+    """What a record says about the policy in force: a L{TLSPolicy} is one."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def profile(self) -> str: ...
+
+
+class IdentityRecord(Protocol):
+    """A peer identity for the audit log: a L{securetcp.identity.PeerIdentity} is one."""
+
+    def asRecord(self) -> Dict[str, Any]: ...
+
+
+# -- values ----------------------------------------------------------------
+
+
+def utcTimestamp(seconds: float) -> str:
+    """
+    ISO 8601 UTC time with microseconds and a C{Z}: the C{time} of records.
+    """
+    moment = datetime.datetime.fromtimestamp(seconds, datetime.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def addressText(address: Optional[IAddress]) -> Optional[str]:
+    """
+    An address as audit records write it: C{host:port}, C{[v6]:port} or
+    C{unix:PATH}.
+    """
+    if address is None:
+        return None
+    host = getattr(address, "host", None)
+    port = getattr(address, "port", None)
+    if host is not None and port is not None:
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    name = getattr(address, "name", None)
+    if name is not None:
+        return f"unix:{name.decode() if isinstance(name, bytes) else name}"
+    return str(address)
+
+
+def newConnectionId() -> str:
+    """
+    A fresh connection id (16 random hex digits) for a connection's records.
+    """
+    return os.urandom(8).hex()
+
+
+@attrs.frozen
+class SessionFacts:
+    """
+    What a TLS handshake negotiated, as far as it got; every field C{None}
+    for a connection decided below TLS.
+    """
+
+    sni: Optional[str] = None
+    version: Optional[str] = None
+    cipher: Optional[str] = None
+    group: Optional[str] = None
+    alpn: Optional[str] = None
+    resumed: Optional[bool] = None
+    #: why the peer's revocation status could not be established although
+    #: it was accepted
+    revocationWarning: Optional[str] = None
+    #: the OCSP answer and where it came from, e.g. C{good (stapled)}
+    ocsp: Optional[str] = None
+
+    @classmethod
+    def fromMapping(cls, session: Mapping[str, Any]) -> SessionFacts:
+        """
+        The facts from a mapping with (some of) the same keys; others are ignored.
+        """
+        return cls(**{f.name: session.get(f.name) for f in attrs.fields(cls)})
+
+
+@attrs.frozen
+class AuditConnection:
+    """
+    One connection as its records describe it.
+
+    @ivar legacy: whether it runs under a legacy (explicitly insecure)
+        policy, which no connection complies with.
+    @ivar plaintext: a plaintext connection of permissive migration mode.
+    """
+
+    connectionId: str
+    role: Role
+    local: Optional[str]
+    peer: Optional[str]
+    policy: str
+    profile: str
+    proxy: Optional[str] = None
+    legacy: bool = False
+    session: SessionFacts = SessionFacts()
+    peerIdentity: Optional[IdentityRecord] = None
+    plaintext: bool = False

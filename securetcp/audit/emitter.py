@@ -1,0 +1,116 @@
+# -*- test-case-name: tests.test_auditemitter,tests.test_auditlog -*-
+"""
+L{AuditEmitter}, the L{IAuditSink} that endpoints, gates and the twistd
+service are given: it sends the records built by L{securetcp.audit.records}
+through L{twisted.logger} (the C{securetcp.audit} namespace), to the audit
+files it was given as well, and says whether new connections may proceed
+(fail closed: not while one of those files cannot be written)::
+
+    writer = auditLogObserver("/var/log/securetcp/audit.jsonl")
+    emitter = AuditEmitter(observers=[writer])
+    if emitter.accepting():
+        emitter.emit(connectionAccepted(connection, time=clock.seconds()))
+
+One fallback: an emitter whose records go to the global log publisher (the
+default) also consults the writers of
+L{securetcp.audit.file.globalAuditFiles}, since that publisher may carry
+its records to them (C{twistd --logger=securetcp.audit.twistdLogger}, the
+twistd service's C{--audit-log}, an L{auditLogObserver} added to the global
+log publisher by hand).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Sequence
+
+from twisted.logger import Logger, LogLevel, LogPublisher, globalLogPublisher
+from zope.interface import implementer
+
+from securetcp._interfaces import IAuditFile, IAuditSink
+from securetcp.audit.file import globalAuditFiles
+from securetcp.audit.records import AUDIT_NAMESPACE, EVENTS, SCHEMA_VERSION
+
+#: Events logged at C{warn} level; the others at C{info}.
+WARNING_EVENTS = frozenset({
+    "handshake.rejected", "revocation.crl_refused", "revocation.crl_expired",
+    "connection.revoked", "policy.reload_refused", "proxy.backend_failed",
+})
+
+#: The text form of each event, as twistd's log shows it.
+FORMATS = {
+    "connection.accepted": "securetcp: accepted {securetcp_audit[peer]} "
+    "{securetcp_audit[version]} {securetcp_audit[cipher]}",
+    "handshake.rejected": "securetcp: rejected {securetcp_audit[peer]}: "
+    "{securetcp_audit[reason]}",
+    "connection.closed": "securetcp: closed {securetcp_audit[peer]} after "
+    "{securetcp_audit[duration]}s",
+    "policy.loaded": "securetcp: policy {securetcp_audit[policy]} "
+    "({securetcp_audit[profile]}) loaded for {securetcp_audit[role]}",
+    "revocation.crl_loaded": "securetcp: CRLs loaded ({securetcp_audit[revoked]} revoked)",
+    "revocation.crl_refused": "securetcp: new CRL refused: {securetcp_audit[detail]}",
+    "revocation.crl_expired": "securetcp: CRL expired: {securetcp_audit[detail]}",
+    "connection.revoked": "securetcp: disconnected revoked peer {securetcp_audit[peer]}",
+    "policy.reloaded": "securetcp: policy {securetcp_audit[policy]} reloaded",
+    "policy.reload_refused": "securetcp: reload refused, running configuration kept: "
+    "{securetcp_audit[detail]}",
+    "proxy.backend_failed": "securetcp: backend {securetcp_audit[backend]} failed for "
+    "{securetcp_audit[peer]}: {securetcp_audit[detail]}",
+}
+
+
+@implementer(IAuditSink)
+class AuditEmitter:
+    """
+    Emits audit records through a L{Logger} in the C{securetcp.audit}
+    namespace, and to the audit files C{observers}.
+
+    @param logger: where records go besides C{observers}; by default a
+        logger of the global log publisher.  Tests pass one with their own
+        observer.
+    @param observers: the audit files this emitter writes to; it refuses
+        new connections while one of them refuses (L{IAuditFile.accepting}).
+    """
+
+    def __init__(self, logger: Optional[Logger] = None,
+                 observers: Sequence[IAuditFile] = ()) -> None:
+        self.logger = logger or Logger(namespace=AUDIT_NAMESPACE)
+        self.observers = tuple(observers)
+        self._route = self.logger
+        if self.observers:
+            self._route = Logger(namespace=self.logger.namespace, source=self.logger.source,
+                                 observer=LogPublisher(self.logger.observer, *self.observers))
+        #: whether the records reach the global log publisher (see above)
+        self._global = self.logger.observer is globalLogPublisher
+
+    def emit(self, record: Dict[str, Any]) -> None:
+        """
+        Emit one record (which must have an C{event} key from L{EVENTS}).
+
+        @raise ValueError: for an event the schema does not have.
+        """
+        event = record["event"]
+        if event not in EVENTS:
+            raise ValueError(f"{event!r} is not an audit event of the schema")
+        record.setdefault("schema", SCHEMA_VERSION)
+        level = LogLevel.warn if event in WARNING_EVENTS else LogLevel.info
+        self._route.emit(level, FORMATS[event], securetcp_audit=record, securetcp_event=event)
+
+    def consulted(self) -> List[IAuditFile]:
+        """
+        The audit files whose state decides L{accepting}: C{observers}, and
+        (for records that go to the global log publisher) the writers of
+        L{globalAuditFiles}.
+        """
+        files: List[IAuditFile] = list(self.observers)
+        if self._global:
+            files += [w for w in globalAuditFiles.writers()
+                      if not any(w is known for known in files)]
+        return files
+
+    def accepting(self) -> bool:
+        """
+        Whether new connections may proceed: no consulted file refuses.
+        Every failing one is probed, so each writes its C{chain.gap} record
+        as soon as it can.
+        """
+        return all([f.accepting() for f in self.consulted()])

@@ -1,0 +1,391 @@
+# -*- test-case-name: tests.test_auditlog,tests.test_auditfiles -*-
+"""
+L{AuditLogObserver}: writes the C{securetcp.audit} events to one file as a
+tamper-evident chain of JSON lines (see L{securetcp.audit.chain})::
+
+    writer = AuditLogObserver("/var/log/securetcp/audit.jsonl", fsync="always")
+    globalLogPublisher.addObserver(writer)
+
+Build it through L{securetcp.audit.file.auditLogObserver} (or an
+L{securetcp.audit.file.AuditFiles}), which gives everyone who names one file
+the same writer.  A writer holds an exclusive lock on its file
+(C{flock}) while it has it open: a second writer for the same file, in this
+process or another, fails at start with an L{AuditLogError}.
+
+Every record is flushed to the operating system before the next event is
+processed.  On start the chain continues from the last record of an existing
+file (a torn last line is moved aside and a C{chain.resumed} record says
+so); rotation by size or day keeps the chain unbroken across files.  A
+writer writes each log event at most once, however many routes (log
+publishers) deliver it.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime
+import os
+import threading
+import time
+from typing import IO, Any, Callable, Deque, Dict, Optional
+
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from securetcp._interfaces import IAuditFile
+from securetcp.audit.chain import ZERO_HASH, resumeChain, seal
+from securetcp.audit.records import AUDIT_NAMESPACE, chainGap, chainRotated, chainStarted
+from securetcp.errors import AuditLogError
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover (not on Windows)
+    fcntl = None  # type: ignore[assignment]
+
+_log = Logger(namespace="securetcp.auditlog")
+
+FSYNC_MODES = ("always", "interval", "off")
+FAILURE_MODES = ("refuse", "continue")
+
+#: How many recent log events a writer remembers, so that one delivered
+#: again (by a second log publisher) is not written twice.
+_REMEMBERED = 256
+
+#: What a writer opens its file with: C{open}, or a test's stand-in.
+OpenFile = Callable[[str, str], IO[bytes]]
+
+
+def _lockFile(path: str) -> Optional[int]:
+    """
+    Open C{path} (creating it) and take an exclusive lock on it.
+
+    @return: the descriptor holding the lock (C{None} where there are no
+        locks).
+    @raise AuditLogError: if another writer holds the lock.
+    @raise OSError: if the file cannot be opened.
+    """
+    if fcntl is None:  # pragma: no cover
+        return None
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise AuditLogError(
+            path, "another audit log writer, in this process or another, is writing it",
+            "let everything in one process that names this file share one writer "
+            "(auditLog=, --audit-log and auditLogObserver() do), and give every "
+            "process its own file") from None
+    return fd
+
+
+@implementer(IAuditFile)
+class AuditLogObserver:
+    """
+    An L{IAuditFile} (an L{ILogObserver}) that keeps the C{securetcp.audit}
+    events and writes them as a hash chain of JSON lines.  Thread-safe.
+
+    @ivar path: the active file.
+    @ivar failing: whether the last write failed.
+    @ivar lost: records that could not be written since the last success.
+    @ivar closed: whether L{close} was called (a later record reopens the
+        file, if no other writer took it meanwhile).
+    """
+
+    def __init__(self, path: str, fsync: str = "interval", fsyncInterval: float = 1.0,
+                 maxBytes: Optional[int] = None, daily: bool = False,
+                 onFailure: str = "refuse", key: Optional[bytes] = None,
+                 now: Callable[[], float] = time.time, openFile: OpenFile = open) -> None:
+        if fsync not in FSYNC_MODES:
+            raise AuditLogError(path, f"unknown fsync mode {fsync!r}",
+                                "use " + ", ".join(FSYNC_MODES))
+        if onFailure not in FAILURE_MODES:
+            raise AuditLogError(path, f"unknown onFailure mode {onFailure!r}",
+                                "use refuse or continue")
+        if maxBytes is not None and maxBytes < 4096:
+            raise AuditLogError(path, f"maxBytes={maxBytes} is too small",
+                                "rotate at 4096 bytes or more")
+        self.path = os.path.abspath(path)
+        self.fsync = fsync
+        self.fsyncInterval = fsyncInterval
+        self.maxBytes = maxBytes
+        self.daily = daily
+        self.onFailure = onFailure
+        self._key = key
+        self._now = now
+        self._openFile = openFile
+        self._lock = threading.RLock()
+        self._file: Any = None
+        self._locked: Optional[int] = None
+        self._size = 0
+        self._seq = 0
+        self._prev = ZERO_HASH
+        self._day: Optional[str] = None
+        self._lastFsync = now()
+        self._fsyncTimer: Optional[threading.Timer] = None
+        self._recent: Deque[Dict[str, Any]] = collections.deque(maxlen=_REMEMBERED)
+        self.failing = False
+        self.lost = 0
+        self._lostSince: Optional[float] = None
+        self.written = 0
+        self.closed = False
+        self._open()
+
+    def settings(self) -> Dict[str, Any]:
+        """
+        The options this writer was built with (as L{auditLogObserver}
+        takes them).
+        """
+        return {"fsync": self.fsync, "fsyncInterval": self.fsyncInterval,
+                "maxBytes": self.maxBytes, "daily": self.daily,
+                "onFailure": self.onFailure, "key": self._key}
+
+    # -- opening, resuming, rotating -------------------------------------
+
+    def _open(self) -> None:
+        directory = os.path.dirname(self.path)
+        if not os.path.isdir(directory):
+            raise AuditLogError(self.path, "the directory does not exist",
+                                f"create {directory} or choose another auditLog path")
+        if os.path.isdir(self.path):
+            raise AuditLogError(self.path, "is a directory", "give a file name")
+        try:
+            # before anything is read: the file is ours alone from here on
+            self._locked = _lockFile(self.path)
+            resumed: Optional[Dict[str, Any]] = None
+            if os.path.getsize(self.path) > 0:
+                self._seq, self._prev, resumed = resumeChain(self.path, self._key, self._now())
+            self._file = self._openFile(self.path, "ab")
+        except OSError as e:
+            self._unlock()
+            raise AuditLogError(self.path, f"cannot open for appending: {e.strerror}",
+                                "fix the permissions or choose another path") from None
+        except AuditLogError:
+            self._unlock()
+            raise
+        self._size = self._file.tell()
+        self._day = self._today()
+        if resumed is None:
+            self._append(chainStarted(self._now(), "hmac-sha256" if self._key else "sha256"))
+        else:
+            self._append(resumed)
+
+    def _unlock(self) -> None:
+        if self._locked is not None:
+            os.close(self._locked)
+            self._locked = None
+
+    def _reopen(self) -> None:
+        """
+        Open the file again after a failed write or L{close}, taking its
+        lock again if L{close} gave it up.
+        """
+        if self._file is None or self._file.closed:
+            if self._locked is None:
+                self._locked = _lockFile(self.path)
+            self.closed = False
+            self._file = self._openFile(self.path, "ab")
+            self._size = self._file.tell()
+
+    def _today(self) -> str:
+        return datetime.datetime.fromtimestamp(self._now(), datetime.UTC).strftime(
+            "%Y-%m-%d")
+
+    def _rotateIfDue(self, incoming: int) -> bool:
+        due = False
+        if self.maxBytes is not None and self._size + incoming > self.maxBytes and self._size > 0:
+            due = True
+        if self.daily and self._today() != self._day:
+            due = True
+        if not due:
+            return False
+        self._sync(force=True)
+        self._file.close()
+        stamp = datetime.datetime.fromtimestamp(self._now(), datetime.UTC).strftime(
+            "%Y%m%dT%H%M%SZ")
+        target = f"{self.path}.{stamp}"
+        n = 1
+        while os.path.exists(target):
+            target = f"{self.path}.{stamp}-{n}"
+            n += 1
+        os.rename(self.path, target)
+        previousLock, self._locked = self._locked, _lockFile(self.path)
+        if previousLock is not None:
+            os.close(previousLock)
+        self._file = self._openFile(self.path, "ab")
+        self._size = 0
+        self._day = self._today()
+        self._append(chainRotated(self._now(), os.path.basename(target)), rotate=False)
+        return True
+
+    # -- writing -------------------------------------------------------
+
+    def _append(self, record: Dict[str, Any], rotate: bool = True) -> None:
+        line, digest = seal(record, self._seq + 1, self._prev, self._key)
+        if rotate and self._rotateIfDue(len(line)):
+            # a chain.rotated record came first: seal again after it
+            line, digest = seal(record, self._seq + 1, self._prev, self._key)
+        goodSize = self._size
+        try:
+            self._file.write(line)
+            self._file.flush()
+        except (OSError, ValueError):
+            # Keep the file ending on a whole record, and drop the line from
+            # the write buffer too: left there, it would be flushed with the
+            # next record and repeat this record's sequence number.  Closing
+            # discards the buffer; the next write reopens the file.
+            try:
+                self._file.close()
+            except (OSError, ValueError):
+                pass
+            self._file = None
+            try:
+                os.truncate(self.path, goodSize)
+            except OSError:
+                pass
+            raise
+        self._size += len(line)
+        self._seq += 1
+        self._prev = digest
+        self.written += 1
+        self._sync()
+
+    def _sync(self, force: bool = False) -> None:
+        if self.fsync == "off" or self._file is None:
+            return
+        if self.fsync == "always" or force:
+            os.fsync(self._file.fileno())
+            self._lastFsync = self._now()
+            return
+        if self._now() - self._lastFsync >= self.fsyncInterval:
+            os.fsync(self._file.fileno())
+            self._lastFsync = self._now()
+        elif self._fsyncTimer is None:
+            timer = threading.Timer(self.fsyncInterval, self._timedSync)
+            timer.daemon = True
+            self._fsyncTimer = timer
+            timer.start()
+
+    def _timedSync(self) -> None:
+        with self._lock:
+            self._fsyncTimer = None
+            try:
+                if self._file is not None and not self._file.closed:
+                    os.fsync(self._file.fileno())
+                    self._lastFsync = self._now()
+            except (OSError, ValueError):
+                pass
+
+    def write(self, record: Dict[str, Any]) -> bool:
+        """
+        Append one audit record to the chain.
+
+        @return: whether it was written.  A failure is never silent: it is
+            logged, counted in L{lost}, makes L{accepting} false when
+            C{onFailure="refuse"} (so that new connections are refused),
+            and is recorded in a C{chain.gap} record once writing works
+            again.
+        """
+        with self._lock:
+            try:
+                self._reopen()
+                if self.failing:
+                    self._append(chainGap(self._now(), self.lost, self._lostSince))
+                self._append(record)
+            except (OSError, ValueError) as e:
+                self._failed(e)
+                return False
+            self._recovered()
+            return True
+
+    def _failed(self, error: Exception) -> None:
+        self.lost += 1
+        if self.failing:
+            return
+        self.failing = True
+        self._lostSince = self._now()
+        _log.critical(
+            "securetcp audit log {path} cannot be written ({error}); {action}",
+            path=self.path, error=str(error),
+            action="new connections are REFUSED until it can" if self.onFailure == "refuse"
+            else "connections CONTINUE and their audit records are LOST")
+
+    def _recovered(self) -> None:
+        if not self.failing:
+            return
+        self.failing = False
+        self.lost = 0
+        self._lostSince = None
+        _log.info("securetcp audit log {path} is writable again", path=self.path)
+
+    def probe(self) -> bool:
+        """
+        While failing, try to write the C{chain.gap} record now.
+
+        @return: whether the file can be written again.
+        """
+        with self._lock:
+            if not self.failing:
+                return True
+            try:
+                self._reopen()
+                self._append(chainGap(self._now(), self.lost, self._lostSince))
+            except (OSError, ValueError):
+                return False
+            self._recovered()
+            return True
+
+    def accepting(self) -> bool:
+        """
+        Whether new connections may proceed as far as this file is
+        concerned: always with C{onFailure="continue"}; with C{"refuse"},
+        unless it cannot be written.  While it fails, each call probes it
+        (tries to write its C{chain.gap} record), so the first connection
+        after a repair is accepted.
+        """
+        if self.onFailure != "refuse":
+            return True
+        return self.probe()
+
+    def __call__(self, event: Dict[str, Any]) -> None:
+        """
+        Write the record of a C{securetcp.audit} event, once: an event
+        delivered again (the same event, through a second log publisher
+        this writer also observes) is not written again.
+        """
+        record = event.get("securetcp_audit")
+        if record is None or event.get("log_namespace") != AUDIT_NAMESPACE:
+            return
+        with self._lock:
+            if any(seen is event for seen in self._recent):
+                return
+            self._recent.append(event)
+            self.write(record)
+
+    def close(self) -> None:
+        """
+        Flush, fsync and close the file, and give up its lock.
+        """
+        with self._lock:
+            if self._fsyncTimer is not None:
+                self._fsyncTimer.cancel()
+                self._fsyncTimer = None
+            self.closed = True
+            try:
+                if self._file is not None and not self._file.closed:
+                    try:
+                        self._file.flush()
+                        if self.fsync != "off":
+                            os.fsync(self._file.fileno())
+                    finally:
+                        self._file.close()
+            finally:
+                self._unlock()
+
+    @property
+    def lastHash(self) -> str:
+        return self._prev
+
+    @property
+    def lastSeq(self) -> int:
+        return self._seq
