@@ -1,12 +1,14 @@
 """
 Small helpers for tests that start real servers: a free port below the
-ephemeral range, and escaping a value for an endpoint string.
+ephemeral range, escaping a value for an endpoint string, and one line
+exchanged over mutual TLS with Python's C{ssl}.
 """
 
 from __future__ import annotations
 
 import random
 import socket
+import ssl
 
 
 def freePort() -> int:
@@ -32,3 +34,25 @@ def escape(value: str) -> str:
     Escape C{value} (a path, a URL) for use in an endpoint string.
     """
     return value.replace("\\", "\\\\").replace(":", "\\:")
+
+
+def exchangeLine(caFile: str, certFile: str, keyFile: str, port: int, line: bytes,
+                 timeout: float) -> bytes:
+    """
+    One mutual-TLS connection to C{127.0.0.1:port} from Python's C{ssl},
+    trusting C{caFile}, presenting C{certFile}/C{keyFile} and checking the
+    name C{localhost}: send C{line} and a newline, read until the answer ends
+    with a newline (or the server closes), then close.
+    """
+    context = ssl.create_default_context(cafile=caFile)
+    context.load_cert_chain(certFile, keyFile)
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as raw:
+        with context.wrap_socket(raw, server_hostname="localhost") as tls:
+            tls.sendall(line + b"\n")
+            answer = b""
+            while not answer.endswith(b"\n"):
+                chunk = tls.recv(4096)
+                if not chunk:
+                    break
+                answer += chunk
+    return answer

@@ -59,6 +59,7 @@ from securetcp.endpoints import SecureServerEndpoint
 from securetcp.errors import AuditLogError
 
 from ._net import escape as _escape
+from ._net import exchangeLine
 from ._net import freePort as _freePort
 from ._pki import TestPKI
 
@@ -1174,20 +1175,8 @@ class Twistd:
         Connect with the C{client} certificate, send C{line}, and read until
         the answer ends with a newline; then close.
         """
-        import ssl as _ssl
-
-        context = _ssl.create_default_context(cafile=self.pki.path("ca.pem"))
-        context.load_cert_chain(self.pki.path("client.pem"), self.pki.path("client.key"))
-        with socket.create_connection(("127.0.0.1", self.port), timeout=CLIENT_TIMEOUT) as raw:
-            with context.wrap_socket(raw, server_hostname="localhost") as tls:
-                tls.sendall(line + b"\n")
-                answer = b""
-                while not answer.endswith(b"\n"):
-                    chunk = tls.recv(4096)
-                    if not chunk:
-                        break
-                    answer += chunk
-        return answer
+        return exchangeLine(self.pki.path("ca.pem"), self.pki.path("client.pem"),
+                            self.pki.path("client.key"), self.port, line, CLIENT_TIMEOUT)
 
     def sClientTLS11(self) -> subprocess.CompletedProcess[bytes]:
         return subprocess.run(

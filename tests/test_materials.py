@@ -32,18 +32,7 @@ from securetcp.materials import Materials, loadMaterials
 from securetcp.policy import Role, TLSPolicy
 
 from ._iosim import connectEndpoints
-from ._pki import TestPKI
-
-#: RFC 7919 ffdhe2048 (generating DH parameters in a test is slow).
-FFDHE2048 = b"""-----BEGIN DH PARAMETERS-----
-MIIBCAKCAQEA//////////+t+FRYortKmq/cViAnPTzx2LnFg84tNpWp4TZBFGQz
-+8yTnc4kmz75fS/jY2MMddj2gbICrsRhetPfHtXV/WVhJDP1H18GbtCFY2VVPe0a
-87VXE15/V8k1mE8McODmi3fipona8+/och3xWKE2rec1MKzKT0g6eXq8CrGCsyT7
-YdEIqUuyyOP7uWrat2DX9GgdT0Kj3jlN9K5W7edjcrsZCwenyO4KbXCeAvzhzffi
-7MA0BM0oNC9hkXL+nOmFg/+OTxIy7vKBg8P+OxtMb61zO7X8vC7CIAXFjvGDfRaD
-ssbzSibBsu/6iGtCOGEoXJf//////////wIBAg==
------END DH PARAMETERS-----
-"""
+from ._pki import FFDHE2048, TestPKI
 
 _NOW = datetime.datetime.now(datetime.UTC)
 

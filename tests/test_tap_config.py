@@ -15,7 +15,6 @@ import os
 import re
 import signal
 import socket
-import ssl
 import textwrap
 from typing import Any, Dict, List, Set
 
@@ -31,6 +30,7 @@ from securetcp.errors import ServiceConfigError
 from securetcp.options import Role, ownArguments
 
 from ._net import escape as _escape
+from ._net import exchangeLine
 from ._pki import TestPKI
 from ._programs import TWISTD
 from ._twistd import HL7, PEER_TIMEOUT, START_TIMEOUT, Program, TapProcessMixin
@@ -387,18 +387,8 @@ class ConfigProcessTests(TapProcessMixin, SynchronousTestCase):
         One mTLS connection from Python's C{ssl} with the test client
         certificate: send C{line}, return the answer line.
         """
-        context = ssl.create_default_context(cafile=self.pki.path("ca.pem"))
-        context.load_cert_chain(self.pki.path("client.pem"), self.pki.path("client.key"))
-        with socket.create_connection(("127.0.0.1", port), timeout=PEER_TIMEOUT) as raw:
-            with context.wrap_socket(raw, server_hostname="localhost") as tls:
-                tls.sendall(line + b"\n")
-                answer = b""
-                while not answer.endswith(b"\n"):
-                    data = tls.recv(4096)
-                    if not data:
-                        break
-                    answer += data
-        return answer
+        return exchangeLine(self.pki.path("ca.pem"), self.pki.path("client.pem"),
+                            self.pki.path("client.key"), port, line, PEER_TIMEOUT)
 
     def listenString(self, port: int) -> str:
         return (f"mtls:{port}:interface=127.0.0.1"
