@@ -40,7 +40,7 @@ from hypothesis import strategies as st
 from twisted.internet.endpoints import _parse, clientFromString, serverFromString
 from twisted.internet.interfaces import IStreamClientEndpoint, IStreamServerEndpoint
 from twisted.internet.testing import MemoryReactor
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from securetcp._parsers import CLIENT_ARGUMENTS, SERVER_ARGUMENTS
 from securetcp.config import POLICY_OPTIONS, buildPolicy
@@ -456,6 +456,27 @@ class RepeatedArgumentTests(SynchronousTestCase):
                                   self.server("name=a", "name=b"), Factory(),
                                   reactor=MemoryReactor())
         self.assertEqual(error.argument, "name")
+
+    def test_twistdWeb(self) -> None:
+        """
+        C{twistd web --listen} with a repeated argument exits with an error
+        naming it, and serves nothing.
+        """
+        import subprocess
+
+        from ._programs import TWISTD, subprocessEnvironment
+
+        if TWISTD is None:
+            raise SkipTest("twistd is not installed")
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        done = subprocess.run([TWISTD, "-n", "--pidfile=", "web", "--listen",
+                               "mtls:0:caCerts=a.pem:caCerts=b.pem", "--path", directory],
+                              capture_output=True, env=subprocessEnvironment(), cwd=directory,
+                              timeout=30)
+        self.assertNotEqual(done.returncode, 0)
+        self.assertIn(b"caCerts='b.pem': given 2 times ('a.pem', 'b.pem')",
+                      done.stdout + done.stderr)
 
     def test_innerEndpoint(self) -> None:
         """
