@@ -21,6 +21,7 @@ import enum
 import ipaddress
 import math
 import re
+import unicodedata
 from typing import Any, Optional, Tuple
 
 from securetcp._catalogue import GROUPS, TLS12_CIPHERS, TLS13_SUITES, TLSVersion, canonicalGroup
@@ -237,10 +238,44 @@ def ocspMode(value: Any) -> str:
     return _choice("revocation.ocsp", OCSP_MODES, value)
 
 
+_ASCII_INTEGER = re.compile(r"-?[0-9]+")
+_ASCII_NUMBER = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
+
+
+def asciiInteger(value: Any) -> int:
+    """
+    An integer, or text of one in the ASCII digits 0-9 (an optional C{-}
+    first).  Python's C{int} also reads full-width and other Unicode
+    digits, C{_} between digits and blanks around them, which an operator
+    never means and a reviewer may misread.
+
+    @raise ValueError: for anything else.
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and _ASCII_INTEGER.fullmatch(value):
+        return int(value)
+    raise ValueError(f"not an integer in ASCII digits: {value!r}")
+
+
+def asciiNumber(value: Any) -> float:
+    """
+    A number, or text of one in ASCII (C{10}, C{2.5}, C{1e3}), for the same
+    reason as L{asciiInteger}.
+
+    @raise ValueError: for anything else (also C{inf} and C{nan}).
+    """
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str) and _ASCII_NUMBER.fullmatch(value):
+        return float(value)
+    raise ValueError(f"not a number in ASCII digits: {value!r}")
+
+
 def _seconds(field: str, value: Any, fix: str) -> float:
     try:
-        return float(value)
-    except (TypeError, ValueError):
+        return asciiNumber(value)
+    except ValueError:
         raise PolicyError(field, value, "not a number of seconds", fix) from None
 
 
@@ -264,8 +299,8 @@ def responderURL(value: Any) -> Optional[str]:
 
 def ocspTimeout(value: Any) -> float:
     try:
-        number = float(value)
-    except (TypeError, ValueError):
+        number = asciiNumber(value)
+    except ValueError:
         number = math.nan
     if not 0 < number <= 60:
         raise PolicyError("revocation.ocspTimeout", value,
@@ -294,6 +329,40 @@ def alpnNames(value: Any) -> Tuple[str, ...]:
                               "an ALPN protocol name is 1 to 255 bytes",
                               "write e.g. h2,http/1.1")
     return names
+
+
+#: The longest policy name: it is copied into every audit record.
+MAX_NAME_LENGTH = 128
+
+
+def _shown(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
+
+
+def policyName(value: Any) -> str:
+    """
+    The policy's C{name}: 1 to L{MAX_NAME_LENGTH} printable characters.
+    It labels every audit record, so a control character (NUL, a newline),
+    a bidirectional override or another invisible format character (which
+    make a log line read differently from what it holds) is refused.
+    """
+    fix = f"write 1 to {MAX_NAME_LENGTH} printable characters, e.g. hl7-inbound"
+    if not isinstance(value, str):
+        raise PolicyError("name", value, "expected a string", fix)
+    if not value:
+        raise PolicyError("name", value, "empty", fix)
+    if len(value) > MAX_NAME_LENGTH:
+        raise PolicyError("name", _shown(value),
+                          f"longer than {MAX_NAME_LENGTH} characters", fix)
+    for position, character in enumerate(value):
+        if not character.isprintable():
+            category = unicodedata.category(character)
+            what = unicodedata.name(character, "a control character" if category == "Cc"
+                                    else f"category {category}")
+            raise PolicyError("name", _shown(value),
+                              f"holds U+{ord(character):04X} ({what}) at position {position}, "
+                              "which is not printable", fix)
+    return value
 
 
 def profileName(value: Any) -> str:

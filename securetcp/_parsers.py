@@ -36,6 +36,7 @@ from twisted.plugin import IPlugin
 from zope.interface import implementer
 
 import securetcp._fields as _fields
+from securetcp._description import callingDescription, repeated
 from securetcp._fields import Role
 from securetcp._spelling import inUserSpelling
 from securetcp.audit.emitter import AuditEmitter
@@ -140,16 +141,39 @@ def _checkArguments(prefix: str, kwargs: Dict[str, Any], role: Role) -> Mapping[
     return arguments
 
 
+def _refuseRepeats(prefix: str, role: Role, args: Tuple[Any, ...],
+                   kwargs: Dict[str, Any]) -> None:
+    """
+    Refuse an argument written more than once, which Twisted would reduce
+    to its last value, when the description can be read back
+    (L{securetcp._description}).
+    """
+    description = callingDescription(args, kwargs)
+    if description is None:
+        return
+    for name, values in repeated(description):
+        option = endpointArguments(role).get(name)
+        hidden = option is not None and option.kind.hidden
+        shown = "(hidden)" if hidden else ", ".join(map(repr, values))
+        together = ", with its values comma-separated" if option and option.kind.many else ""
+        raise _fail(name, "(hidden)" if hidden else values[-1],
+                    f"given {len(values)} times ({shown}); {prefix}: takes each argument once",
+                    f"write {name}= once{together}")
+
+
 def _int(option: Option, value: Any) -> int:
     """
-    An integer argument, within the option's bounds.
+    An integer argument, within the option's bounds: ASCII digits only
+    (Python's C{int} would also take full-width and other digits, and
+    C{_} between them).
     """
     assert option.bounds is not None
     low, high = option.bounds
     try:
-        number = int(str(value))
+        number = _fields.asciiInteger(value)
     except ValueError:
-        raise _fail(option.name, value, "not an integer") from None
+        raise _fail(option.name, value, "not an integer in the digits 0-9",
+                    "write it in ASCII digits, e.g. " + (option.example or "10")) from None
     if not low <= number <= high:
         raise _fail(option.name, value, f"must be between {low} and {high}")
     return number
@@ -176,8 +200,16 @@ def _tooMany(prefix: str, role: Role, args: Tuple[Any, ...], kwargs: Dict[str, A
 
 def _inner(parse: Any, reactor: Any, description: str) -> Any:
     """
-    The endpoint of an C{endpoint=} argument.
+    The endpoint of an C{endpoint=} argument, whose own arguments are
+    each written once (Twisted's parser for it would keep the last).
     """
+    try:
+        twice = repeated(description)
+    except (RuntimeError, UnicodeError):
+        twice = []  # Twisted's own parsing below reports what is wrong
+    for name, values in twice:
+        raise _fail("endpoint", description, f"its argument {name} is given {len(values)} "
+                    "times", f"write {name}= once in the inner endpoint string")
     try:
         return parse(reactor, description)
     except Exception as e:  # any failure of a foreign parser is this argument's
@@ -214,7 +246,7 @@ def _timeout(value: Any) -> float:
     The C{timeout=} of a client: a positive, finite number of seconds.
     """
     try:
-        seconds = float(value)
+        seconds = _fields.asciiNumber(value)
         if not (math.isfinite(seconds) and seconds > 0):
             raise ValueError
     except ValueError:
@@ -284,6 +316,7 @@ class SecureServerParser:
 
     def parseStreamServer(self, reactor: Any, *args: Any, **kwargs: Any) -> SecureServerEndpoint:
         try:
+            _refuseRepeats(self.prefix, Role.SERVER, args, kwargs)
             arguments = _checkArguments(self.prefix, kwargs, Role.SERVER)
             inner = _serverInner(reactor, self.prefix, args, kwargs)
             policy = _policyFor(self.prefix, kwargs, serverDefaults=True)
@@ -312,6 +345,7 @@ class SecureClientParser:
 
     def parseStreamClient(self, reactor: Any, *args: Any, **kwargs: Any) -> SecureClientEndpoint:
         try:
+            _refuseRepeats(self.prefix, Role.CLIENT, args, kwargs)
             _checkArguments(self.prefix, kwargs, Role.CLIENT)
             inner, host = _clientInner(reactor, self.prefix, args, kwargs)
             policy = _policyFor(self.prefix, kwargs, serverDefaults=False)

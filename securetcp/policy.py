@@ -87,13 +87,14 @@ class TLSPolicy:
     change it with the C{with*} helpers or L{attrs.evolve}; every invalid
     combination raises L{PolicyError} at construction.
 
-    @ivar name: a label for the audit log (e.g. C{"hl7-inbound"}).
+    @ivar name: a label for the audit log (e.g. C{"hl7-inbound"}): 1 to 128
+        printable characters (L{securetcp._fields.policyName}).
     @ivar profile: the profile the policy started from.
     @ivar legacy: whether weaker-than-NIST settings were explicitly allowed
         (true only under the C{legacy} profile).
     """
 
-    name: str = "default"
+    name: str = attrs.field(default="default", converter=_fields.policyName)
     profile: str = attrs.field(default=DEFAULT_PROFILE, converter=_fields.profileName)
     versions: Versions = attrs.field(factory=Versions)
     ciphers: Ciphers = attrs.field(factory=_defaultCiphers)

@@ -107,7 +107,8 @@ class PythonCommandLineTests(SynchronousTestCase):
         found = {name for name, _ in commands(buildParser())}
         self.assertEqual(found, {f"python -m securetcp {c}" for c in (
             "demo", "profiles", "check", "probe", "audit verify", "audit report",
-            "pki init", "pki issue-server", "pki issue-client", "pki revoke", "pki crl")})
+            "pki init", "pki issue-server", "pki issue-client", "pki issue-node", "pki sign-csr",
+            "pki revoke", "pki crl")})
 
     def test_everyCommandHasASection(self) -> None:
         """

@@ -457,6 +457,34 @@ class PolicyFileTests(SynchronousTestCase):
         self.assertFileError(path, "pkcs12", "cannot be combined")
 
 
+class NameRuleTests(SynchronousTestCase):
+    """
+    The policy's C{name} is held to one rule wherever it is written.
+    """
+
+    def test_sameEverywhere(self) -> None:
+        """
+        A name with a right-to-left override, or one of 100 000 characters,
+        is refused with the same problem from an endpoint string, a TOML
+        policy file (naming the file and the key) and L{buildPolicy}.
+        """
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        for bad, toml in [("ward\N{RIGHT-TO-LEFT OVERRIDE}3", "ward\\u202E3"),
+                          ("n" * 100_000, "n" * 100_000)]:
+            fromPython = self.assertRaises(PolicyError, buildPolicy, name=bad)
+            path = os.path.join(directory, "policy.toml")
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(f'name = "{toml}"\n')
+            fromFile = self.assertRaises(PolicyFileError, loadPolicyFile, path)
+            fromString = self.assertRaises(EndpointArgumentError, serverFromString,
+                                           MemoryReactor(), f"securessl:0:name={bad}")
+            self.assertEqual((fromFile.path, fromFile.key), (path, "name"))
+            self.assertEqual((fromPython.field, fromString.argument), ("name", "name"))
+            self.assertEqual({fromPython.problem, fromFile.problem, fromString.problem},
+                             {fromPython.problem})
+
+
 class EndpointArgumentsTests(SynchronousTestCase):
     """
     Endpoint strings take the same option names, with the same meaning.

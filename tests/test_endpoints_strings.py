@@ -40,10 +40,10 @@ from hypothesis import strategies as st
 from twisted.internet.endpoints import _parse, clientFromString, serverFromString
 from twisted.internet.interfaces import IStreamClientEndpoint, IStreamServerEndpoint
 from twisted.internet.testing import MemoryReactor
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from securetcp._parsers import CLIENT_ARGUMENTS, SERVER_ARGUMENTS
-from securetcp.config import POLICY_OPTIONS
+from securetcp.config import POLICY_OPTIONS, buildPolicy
 from securetcp.errors import EndpointArgumentError, PolicyError
 from securetcp.policy import LegacyProfileWarning
 
@@ -88,7 +88,8 @@ def _plausible(pki: TestPKI) -> Dict[str, List[str]]:
              p("ca.pem"), p("notpem.txt"), p("nope.pem"), pki.directory, "server.pem",
              "a\x00b"]
     return {
-        "port": ["0", "443", "6661", "65535", "65536", "-1", "x", "1.5"],
+        "port": ["0", "443", "6661", "65535", "65536", "-1", "x", "1.5",
+                 "\N{FULLWIDTH DIGIT SIX}\N{FULLWIDTH DIGIT ONE}", "6_661"],
         "interface": ["127.0.0.1", "::1", "", "0.0.0.0", "lo"],
         "backlog": ["50", "0", "1", "lots"],
         "endpoint": ["tcp:0", "tcp6:0:interface=::1", "unix:" + p("sock"), "bogus:1",
@@ -129,7 +130,9 @@ def _plausible(pki: TestPKI) -> Dict[str, List[str]]:
         "allowPeers": ["dns:*.example", "uri:spiffe://x/*", "ip:10.0.0.0/8",
                        "cn:PUMP-0042,email:*@x.example", "bogus", "dns:a..b"],
         "pinSPKI": ["sha256/" + "A" * 43 + "=", "ab" * 32, "bad"],
-        "handshakeTimeout": ["10", "0", "601", "nan", "x"],
+        "handshakeTimeout": ["10", "0", "601", "nan", "x", "\N{FULLWIDTH DIGIT FIVE}"],
+        "name": ["hl7-inbound", "Station S\N{LATIN SMALL LETTER U WITH DIAERESIS}d",
+                 "a\N{RIGHT-TO-LEFT OVERRIDE}b", "x" * 129, "a\nb"],
         "alpn": ["h2,http/1.1", "x" * 300, "mllp"],
         "crl": [p("ca.pem"), p("notpem.txt"), p("nope.crl")],
         "crlDir": [pki.directory, p("empty"), p("nope")],
@@ -382,3 +385,251 @@ class UnescapedColonTests(SynchronousTestCase):
                                   "securessl:8443:9")
         self.assertIsNone(error.argument)
         self.assertIn("too many positional arguments", str(error))
+
+
+class RepeatedArgumentTests(SynchronousTestCase):
+    """
+    An argument written twice is refused, naming it, though Twisted hands
+    the parser only the last value (L{securetcp._description}).
+    """
+
+    def server(self, *arguments: str) -> str:
+        pki = _pki()
+        return ":".join(["mtls:0", f"certKey={_escape(pki.path('server.pem'))}",
+                         f"privateKey={_escape(pki.path('server.key'))}", *arguments])
+
+    def test_server(self) -> None:
+        """
+        C{caCerts=A:caCerts=B} on a server string is an
+        L{EndpointArgumentError} naming C{caCerts}, showing both values.
+        """
+        pki = _pki()
+        error = self.assertRaises(
+            EndpointArgumentError, serverFromString, MemoryReactor(),
+            self.server(f"caCerts={_escape(pki.path('ca.pem'))}",
+                        f"caCerts={_escape(pki.path('other-ca.pem'))}"))
+        self.assertEqual(error.argument, "caCerts")
+        self.assertIn("given 2 times", error.problem)
+        self.assertIn(repr(pki.path("ca.pem")), error.problem)
+        self.assertIn(repr(pki.path("other-ca.pem")), error.problem)
+        self.assertEqual(error.fix, "write caCerts= once")
+
+    def test_client(self) -> None:
+        """
+        A repeated argument of a client string is refused as well; for an
+        argument that takes a list, the fix says to comma-separate.
+        """
+        error = self.assertRaises(EndpointArgumentError, clientFromString, MemoryReactor(),
+                                  "securessl:localhost:443:alpn=h2:alpn=http/1.1")
+        self.assertEqual(error.argument, "alpn")
+        self.assertIn("comma-separated", error.fix)
+
+    def test_hiddenValues(self) -> None:
+        """
+        The values of a repeated C{passphrase} are not shown.
+        """
+        error = self.assertRaises(
+            EndpointArgumentError, serverFromString, MemoryReactor(),
+            self.server("passphrase=pass\\:first-secret", "passphrase=pass\\:second-secret"))
+        self.assertEqual(error.argument, "passphrase")
+        self.assertNotIn("secret", str(error))
+
+    def test_firstRepeatNamed(self) -> None:
+        """
+        With several repeated arguments, the first one written is named,
+        before any other problem of the string is looked at.
+        """
+        error = self.assertRaises(EndpointArgumentError, serverFromString, MemoryReactor(),
+                                  "mtls:0:bogus=1:crl=a:name=x:crl=b:name=y")
+        self.assertEqual(error.argument, "crl")
+
+    def test_twistedCallers(self) -> None:
+        """
+        The repeat is seen however Twisted's C{serverFromString} is reached:
+        through C{twisted.application.strports}, as C{twistd web --listen}
+        does.
+        """
+        from twisted.application import strports
+        from twisted.internet.protocol import Factory
+
+        error = self.assertRaises(EndpointArgumentError, strports.service,
+                                  self.server("name=a", "name=b"), Factory(),
+                                  reactor=MemoryReactor())
+        self.assertEqual(error.argument, "name")
+
+    def test_twistdWeb(self) -> None:
+        """
+        C{twistd web --listen} with a repeated argument exits with an error
+        naming it, and serves nothing.
+        """
+        import subprocess
+
+        from ._programs import TWISTD, subprocessEnvironment
+
+        if TWISTD is None:
+            raise SkipTest("twistd is not installed")
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        done = subprocess.run([TWISTD, "-n", "--pidfile=", "web", "--listen",
+                               "mtls:0:caCerts=a.pem:caCerts=b.pem", "--path", directory],
+                              capture_output=True, env=subprocessEnvironment(), cwd=directory,
+                              timeout=30)
+        self.assertNotEqual(done.returncode, 0)
+        self.assertIn(b"caCerts='b.pem': given 2 times ('a.pem', 'b.pem')",
+                      done.stdout + done.stderr)
+
+    def test_innerEndpoint(self) -> None:
+        """
+        The string of C{endpoint=} (which Twisted's own parser may read,
+        keeping the last of a repeated argument) is checked for repeats too,
+        and the arguments of the outer string are not mistaken for its own.
+        """
+        ca = f"caCerts={_escape(_pki().path('ca.pem'))}"
+        endpoint = serverFromString(MemoryReactor(), self.server(
+            "endpoint=tcp\\:0\\:interface=127.0.0.1", ca).replace(":0:", ":", 1))
+        self.assertTrue(IStreamServerEndpoint.providedBy(endpoint))
+        error = self.assertRaises(EndpointArgumentError, serverFromString, MemoryReactor(),
+                                  self.server("endpoint=tcp\\:0\\:backlog=1\\:backlog=2", ca)
+                                  .replace(":0:", ":", 1))
+        self.assertEqual((error.argument, error.value), ("endpoint", "tcp:0:backlog=1:backlog=2"))
+        self.assertIn("backlog is given 2 times", error.problem)
+
+    def test_calledDirectly(self) -> None:
+        """
+        A parser called with keyword arguments, not by Twisted's
+        C{serverFromString}, has no description to check and parses as
+        before.
+        """
+        from securetcp._parsers import SecureServerParser
+
+        pki = _pki()
+        endpoint = SecureServerParser("mtls", True).parseStreamServer(
+            MemoryReactor(), "0", certKey=pki.path("server.pem"),
+            privateKey=pki.path("server.key"), caCerts=pki.path("ca.pem"))
+        self.assertTrue(IStreamServerEndpoint.providedBy(endpoint))
+
+    def test_description(self) -> None:
+        """
+        L{split} keeps every argument in order as Twisted's tokenizer
+        splits it, escapes undone; L{repeated} lists each one given more
+        than once with its values.
+        """
+        from securetcp._description import repeated, split
+
+        description = "mtls:6661:crl=a\\:b:name=x=y:crl=c:6662:crl=d"
+        self.assertEqual(split(description),
+                         (["mtls", "6661", "6662"],
+                          [("crl", "a:b"), ("name", "x=y"), ("crl", "c"), ("crl", "d")]))
+        self.assertEqual(repeated(description), [("crl", ["a:b", "c", "d"])])
+        self.assertEqual(repeated("mtls:6661:crl=a:name=b"), [])
+        positional, named = split(description)
+        self.assertEqual((positional, dict(named)), tuple(_parse(description)))
+
+    def test_twistedPrivateNames(self) -> None:
+        """
+        The private names of Twisted that L{securetcp._description} relies
+        on are still there: C{_tokenize} and its token kinds, and the
+        C{description} parameter of C{serverFromString} and
+        C{clientFromString}.
+        """
+        from twisted.internet import endpoints
+
+        from securetcp._description import TWISTED_PRIVATE
+
+        for name in TWISTED_PRIVATE:
+            function, _, parameter = name.partition("(")
+            self.assertTrue(hasattr(endpoints, function), name)
+            if parameter:
+                code = getattr(endpoints, function).__code__
+                self.assertEqual(code.co_varnames[:code.co_argcount].index(parameter[:-1]), 1)
+
+
+class ASCIIDigitTests(SynchronousTestCase):
+    """
+    Integers and numbers of seconds are read in the ASCII digits only,
+    though Python's C{int} and C{float} read any Unicode digit.
+    """
+
+    def test_fullWidthPort(self) -> None:
+        """
+        C{mtls:２１４６１} is refused naming C{port}, on servers and
+        clients; so are other digits and C{_} between digits.
+        """
+        pki = _pki()
+        keys = (f"certKey={_escape(pki.path('server.pem'))}:"
+                f"privateKey={_escape(pki.path('server.key'))}:"
+                f"caCerts={_escape(pki.path('ca.pem'))}")
+        for port in ("\N{FULLWIDTH DIGIT TWO}\N{FULLWIDTH DIGIT ONE}\N{FULLWIDTH DIGIT FOUR}"
+                     "\N{FULLWIDTH DIGIT SIX}\N{FULLWIDTH DIGIT ONE}",
+                     "\N{ARABIC-INDIC DIGIT FOUR}\N{ARABIC-INDIC DIGIT FOUR}\N{ARABIC-INDIC DIGIT THREE}",
+                     "6_661", " 6661", "+6661"):
+            error = self.assertRaises(EndpointArgumentError, serverFromString, MemoryReactor(),
+                                      f"mtls:{port}:{keys}")
+            self.assertEqual((error.argument, error.value), ("port", port))
+            self.assertIn("digits 0-9", error.problem)
+            error = self.assertRaises(EndpointArgumentError, clientFromString, MemoryReactor(),
+                                      f"securessl:localhost:{port}")
+            self.assertEqual(error.argument, "port")
+
+    def test_everyInteger(self) -> None:
+        """
+        C{backlog}, C{maxConnections} and C{maxHandshakes} take ASCII
+        digits only, as the port does.
+        """
+        pki = _pki()
+        keys = (f"certKey={_escape(pki.path('server.pem'))}:"
+                f"privateKey={_escape(pki.path('server.key'))}")
+        five = "\N{FULLWIDTH DIGIT FIVE}"
+        for name in ("backlog", "maxConnections", "maxHandshakes", "port"):
+            port = "port=0:" if name != "port" else ""
+            error = self.assertRaises(EndpointArgumentError, serverFromString, MemoryReactor(),
+                                      f"securessl:{port}{name}={five}:{keys}")
+            self.assertEqual((error.argument, error.value), (name, five))
+
+    def test_seconds(self) -> None:
+        """
+        Numbers of seconds, in endpoint strings and policy values alike,
+        take ASCII only; ASCII decimals and exponents still work.
+        """
+        five = "\N{FULLWIDTH DIGIT FIVE}"
+        error = self.assertRaises(EndpointArgumentError, clientFromString, MemoryReactor(),
+                                  f"securessl:localhost:443:timeout={five}")
+        self.assertEqual(error.argument, "timeout")
+        for name in ("handshakeTimeout", "crlReload", "ocspTimeout"):
+            error = self.assertRaises(PolicyError, buildPolicy, **{name: five})
+            self.assertEqual(error.field, name)
+        self.assertEqual(buildPolicy(handshakeTimeout="2.5").handshakeTimeout, 2.5)
+        self.assertEqual(buildPolicy(crlReload="1e2").revocation.reloadInterval, 100.0)
+
+
+class NameArgumentTests(SynchronousTestCase):
+    """
+    C{name=}, copied into every audit record, is bounded and printable.
+    """
+
+    def test_refused(self) -> None:
+        """
+        A name over 128 characters, or with a right-to-left override, a NUL
+        or a newline, is refused naming C{name}, without echoing a long
+        value whole.
+        """
+        for bad, problem in [("x" * 100_000, "longer than 128 characters"),
+                             ("ward\N{RIGHT-TO-LEFT OVERRIDE}3", "RIGHT-TO-LEFT OVERRIDE"),
+                             ("a\x00b", "U+0000"), ("a\nb", "U+000A")]:
+            error = self.assertRaises(EndpointArgumentError, serverFromString, MemoryReactor(),
+                                      f"securessl:0:certKey=a.pem:name={_escape(bad)}")
+            self.assertEqual(error.argument, "name")
+            self.assertIn(problem, error.problem)
+            self.assertLess(len(str(error)), 400)
+
+    def test_accepted(self) -> None:
+        """
+        A name of 128 printable characters, letters of any script and
+        blanks included, is taken as written.
+        """
+        pki = _pki()
+        for name in ("x" * 128, "Station S\N{LATIN SMALL LETTER U WITH DIAERESIS}d 3"):
+            endpoint = serverFromString(
+                MemoryReactor(), f"securessl:0:certKey={_escape(pki.path('server.pem'))}:"
+                f"privateKey={_escape(pki.path('server.key'))}:name={name}")
+            self.assertEqual(endpoint.policy.name, name)  # type: ignore[attr-defined]

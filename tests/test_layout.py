@@ -55,7 +55,8 @@ LAYERS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
                              "securetcp._pki")),
     ("TLS", ("securetcp._tls",)),
     ("connections", ("securetcp._below", "securetcp.gate", "securetcp._gateprotocol")),
-    ("endpoints", ("securetcp.endpoints", "securetcp._parsers", "securetcp._plugins")),
+    ("endpoints", ("securetcp.endpoints", "securetcp._parsers", "securetcp._plugins",
+                   "securetcp._description")),
     ("commands", ("securetcp._twistd", "securetcp._cli")),
     ("public face", ("securetcp", "securetcp.__main__")),
 )

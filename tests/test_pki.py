@@ -13,7 +13,7 @@ import os
 import stat
 import subprocess
 import sys
-from typing import Any, List, Tuple
+from typing import Any, Dict, List, Tuple
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -28,6 +28,7 @@ from securetcp.policy import Revocation
 from securetcp.revocation.crl import loadCRLs
 
 from ._net import escape as _escape
+from ._programs import OPENSSL, needOpenSSL
 from ._programs import subprocessEnvironment as _env
 from ._twistd import PEER_TIMEOUT, START_TIMEOUT, TapProcessMixin
 from ._twistd import auditEvents as _events
@@ -53,17 +54,18 @@ def _mode(path: str) -> int:
     return stat.S_IMODE(os.stat(path).st_mode)
 
 
-class PKICommandTests(SynchronousTestCase):
+class _PKICommands:
     """
-    C{python -m securetcp pki}, run in-process through L{main}.
+    Running C{python -m securetcp pki} in-process through L{main}, in a
+    temporary directory, with standard error captured.
     """
 
     def setUp(self) -> None:
-        self.base = os.path.abspath(self.mktemp())
+        self.base = os.path.abspath(self.mktemp())  # type: ignore[attr-defined]
         os.makedirs(self.base)
         self.ca = os.path.join(self.base, "ca")
         self.stderr = io.StringIO()
-        self.patch(sys, "stderr", self.stderr)
+        self.patch(sys, "stderr", self.stderr)  # type: ignore[attr-defined]
 
     def pki(self, *argv: str) -> Tuple[int, str]:
         """
@@ -75,7 +77,7 @@ class PKICommandTests(SynchronousTestCase):
 
     def ok(self, *argv: str) -> str:
         status, out = self.pki(*argv)
-        self.assertEqual(status, 0, self.stderr.getvalue())
+        self.assertEqual(status, 0, self.stderr.getvalue())  # type: ignore[attr-defined]
         return out
 
     def out(self, name: str) -> str:
@@ -83,6 +85,25 @@ class PKICommandTests(SynchronousTestCase):
 
     def init(self, *extra: str) -> None:
         self.ok("init", "--dir", self.ca, "--name", "Hospital devices CA", *extra)
+
+    def failing(self, *argv: str) -> str:
+        """
+        Run C{pki ARGV}, which must fail with status 1; return its one-line
+        message on standard error.
+        """
+        self.stderr.truncate(0)
+        self.stderr.seek(0)
+        status, _ = self.pki(*argv)
+        self.assertEqual(status, 1, argv)  # type: ignore[attr-defined]
+        message = self.stderr.getvalue()
+        self.assertEqual(message.count("\n"), 1, message)  # type: ignore[attr-defined]
+        return message
+
+
+class PKICommandTests(_PKICommands, SynchronousTestCase):
+    """
+    C{python -m securetcp pki}, run in-process through L{main}.
+    """
 
     def test_init(self) -> None:
         """
@@ -286,6 +307,248 @@ class PKICommandTests(SynchronousTestCase):
                          "valid")
 
 
+def _openssl(*argv: str, cwd: str) -> subprocess.CompletedProcess[bytes]:
+    """
+    Run the system C{openssl} with C{argv} in C{cwd}, to its end.
+    """
+    needOpenSSL()
+    assert OPENSSL is not None
+    return subprocess.run([OPENSSL, *argv], capture_output=True, cwd=cwd, timeout=PEER_TIMEOUT)
+
+
+def _purposes(certificate: str, ca: str, cwd: str) -> Dict[str, bool]:
+    """
+    Whether C{openssl verify -purpose sslserver} and C{-purpose sslclient}
+    accept C{certificate} under C{ca}.
+    """
+    return {purpose: _openssl("verify", "-purpose", purpose, "-CAfile", ca, certificate,
+                              cwd=cwd).returncode == 0
+            for purpose in ("sslserver", "sslclient")}
+
+
+def _usages(certificate: x509.Certificate) -> List[x509.ObjectIdentifier]:
+    return list(certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
+
+
+def _sans(certificate: x509.Certificate) -> List[str]:
+    return [str(n.value) for n in certificate.extensions.get_extension_for_class(
+        x509.SubjectAlternativeName).value]
+
+
+_BOTH = [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+
+
+class NodeAndNamesTests(_PKICommands, SynchronousTestCase):
+    """
+    C{pki issue-client --dns --org} and C{pki issue-node}: a certificate
+    valid for both server and client use.
+    """
+
+    def test_issueClientNames(self) -> None:
+        """
+        C{issue-client} adds each C{--dns} name after the SPIFFE ID and
+        writes C{--org} as the subject's organisation.
+        """
+        self.init("--trust-domain", "hospital.example")
+        self.ok("issue-client", "--dir", self.ca, "--out", self.out("pump"), "--device-id",
+                "pump-0042", "--dns", "pump-0042.ward3.example", "--dns", "pump-0042.local",
+                "--org", "Ward 3")
+        cert = _load(self.out("pump.pem"))
+        self.assertEqual(_sans(cert), ["spiffe://hospital.example/device/pump-0042",
+                                       "pump-0042.ward3.example", "pump-0042.local"])
+        self.assertEqual(cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)[0].value,
+                         "Ward 3")
+        self.assertEqual(_usages(cert), [ExtendedKeyUsageOID.CLIENT_AUTH])
+        identity = identityFromCertificate(cert)
+        self.assertEqual(identity.dns, ("pump-0042.ward3.example", "pump-0042.local"))
+
+    def test_issueNode(self) -> None:
+        """
+        C{issue-node} writes OUT.pem and OUT.key: serverAuth and clientAuth,
+        the C{--dns} and C{--ip} names (the first as CN), the C{--spiffe}
+        URI, the C{--org} organisation; the index records it as a node.
+        """
+        self.init()
+        self.ok("issue-node", "--dir", self.ca, "--out", self.out("pacs"), "--dns",
+                "pacs.hospital.example", "--ip", "10.20.0.7", "--spiffe",
+                "spiffe://hospital.example/node/pacs", "--org", "Radiology", "--days", "30")
+        cert = _load(self.out("pacs.pem"))
+        self.assertEqual(_usages(cert), _BOTH)
+        self.assertEqual(_sans(cert), ["pacs.hospital.example", "10.20.0.7",
+                                       "spiffe://hospital.example/node/pacs"])
+        self.assertEqual(cert.subject.rfc4514_string(), "CN=pacs.hospital.example,O=Radiology")
+        cert.verify_directly_issued_by(_load(os.path.join(self.ca, "ca.pem")))
+        self.assertEqual(_mode(self.out("pacs.key")), 0o600)
+        [entry] = CertificateAuthority.open(self.ca).index["certificates"]
+        self.assertEqual((entry["kind"], entry["sans"][1]), ("node", "ip:10.20.0.7"))
+        self.assertIn("needs at least one name", self.failing(
+            "issue-node", "--dir", self.ca, "--out", self.out("nameless"), "--spiffe",
+            "spiffe://hospital.example/node/x"))
+        self.assertIn("--org", self.failing("issue-node", "--dir", self.ca, "--out",
+                                            self.out("o"), "--dns", "a.example", "--org", ""))
+
+    def test_openSSLPurposes(self) -> None:
+        """
+        C{openssl verify} accepts the node certificate both as an SSL
+        server and as an SSL client, a server certificate only as a server
+        and a device certificate only as a client.
+        """
+        self.init()
+        self.ok("issue-node", "--dir", self.ca, "--out", self.out("node"), "--dns", "localhost")
+        self.ok("issue-server", "--dir", self.ca, "--out", self.out("server"), "--dns", "s.example")
+        self.ok("issue-client", "--dir", self.ca, "--out", self.out("client"), "--device-id", "d")
+        ca = os.path.join(self.ca, "ca.pem")
+        self.assertEqual(_purposes("node.pem", ca, self.base),
+                         {"sslserver": True, "sslclient": True})
+        self.assertEqual(_purposes("server.pem", ca, self.base),
+                         {"sslserver": True, "sslclient": False})
+        self.assertEqual(_purposes("client.pem", ca, self.base),
+                         {"sslserver": False, "sslclient": True})
+
+
+class SignRequestTests(_PKICommands, SynchronousTestCase):
+    """
+    C{pki sign-csr}: certifying the key of a request made by C{openssl req}.
+    """
+
+    def request(self, name: str, *extra: str, key: Tuple[str, ...] = (
+            "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256")) -> str:
+        """
+        Make NAME.key and NAME.csr with C{openssl req -new}, adding
+        C{extra} (C{-subj}, C{-addext}); return the request's path.
+        """
+        made = _openssl("req", "-new", *key, "-nodes", "-keyout", f"{name}.key",
+                        "-out", f"{name}.csr", *extra, cwd=self.base)
+        self.assertEqual(made.returncode, 0, made.stderr.decode())
+        return self.out(f"{name}.csr")
+
+    def sign(self, csr: str, out: str, kind: str, *extra: str) -> x509.Certificate:
+        self.ok("sign-csr", "--dir", self.ca, "--csr", csr, "--out", self.out(out),
+                "--as", kind, *extra)
+        return _load(self.out(f"{out}.pem"))
+
+    def test_namesFromCommandLine(self) -> None:
+        """
+        By default the names come from the command line, not the request,
+        and nothing else the request asks for (here, to be a CA) is
+        copied: the certificate certifies the request's key as a server,
+        no key file is written, and the index records the request.
+        """
+        self.init()
+        csr = self.request("device", "-subj", "/CN=evil.example", "-addext",
+                           "subjectAltName=DNS:evil.example", "-addext",
+                           "basicConstraints=critical,CA:TRUE")
+        cert = self.sign(csr, "ct1", "server", "--dns", "ct1.hospital.example", "--org", "CT")
+        self.assertEqual(_sans(cert), ["ct1.hospital.example"])
+        self.assertEqual(cert.subject.rfc4514_string(), "CN=ct1.hospital.example,O=CT")
+        self.assertEqual(_usages(cert), [ExtendedKeyUsageOID.SERVER_AUTH])
+        self.assertFalse(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+        with open(csr, "rb") as f:
+            self.assertEqual(cert.public_key(),
+                             x509.load_pem_x509_csr(f.read()).public_key())
+        self.assertFalse(os.path.exists(self.out("ct1.key")))
+        [entry] = CertificateAuthority.open(self.ca).index["certificates"]
+        self.assertEqual((entry["kind"], entry["csr"], entry["namesFrom"], entry["status"]),
+                         ("server", csr, "command line", "valid"))
+        self.assertTrue(os.path.exists(os.path.join(self.ca, "issued",
+                                                    entry["serial"] + ".pem")))
+        self.assertEqual(_purposes("ct1.pem", os.path.join(self.ca, "ca.pem"), self.base),
+                         {"sslserver": True, "sslclient": False})
+
+    def test_acceptRequestNames(self) -> None:
+        """
+        With C{--accept-csr-names} the request's subject and its DNS, IP
+        and URI names are taken; as a node, OpenSSL accepts the certificate
+        as server and client; the index says where the names came from.
+        """
+        self.init()
+        csr = self.request("modality", "-subj", "/O=Radiology/CN=ct2.hospital.example",
+                           "-addext", "subjectAltName=DNS:ct2.hospital.example,IP:10.1.2.3,"
+                           "URI:spiffe://hospital.example/node/ct2")
+        cert = self.sign(csr, "modality", "node", "--accept-csr-names")
+        self.assertEqual(cert.subject.rfc4514_string(), "CN=ct2.hospital.example,O=Radiology")
+        self.assertEqual(_sans(cert), ["ct2.hospital.example", "10.1.2.3",
+                                       "spiffe://hospital.example/node/ct2"])
+        self.assertEqual(_usages(cert), _BOTH)
+        self.assertEqual(_purposes("modality.pem", os.path.join(self.ca, "ca.pem"), self.base),
+                         {"sslserver": True, "sslclient": True})
+        [entry] = CertificateAuthority.open(self.ca).index["certificates"]
+        self.assertEqual((entry["kind"], entry["namesFrom"]), ("node", "csr"))
+
+    def test_asClient(self) -> None:
+        """
+        C{--as client} certifies a device's own key with C{--device-id}
+        (and the CA's trust domain) as a device certificate; an RSA request
+        and a DER request are accepted.
+        """
+        self.init("--trust-domain", "hospital.example")
+        der = self.out("pump.der")
+        csr = self.request("pump", "-subj", "/CN=whatever", "-outform", "DER",
+                           key=("-newkey", "rsa:2048"))
+        os.rename(csr, der)
+        cert = self.sign(der, "pump", "client", "--device-id", "pump-0042")
+        identity = identityFromCertificate(cert)
+        self.assertEqual((identity.commonName, identity.uri),
+                         (("pump-0042",), ("spiffe://hospital.example/device/pump-0042",)))
+        self.assertEqual(_usages(cert), [ExtendedKeyUsageOID.CLIENT_AUTH])
+        self.assertIsInstance(cert.public_key(), rsa.RSAPublicKey)
+        self.assertEqual(_purposes("pump.pem", os.path.join(self.ca, "ca.pem"), self.base),
+                         {"sslserver": False, "sslclient": True})
+
+    def test_refusedRequests(self) -> None:
+        """
+        A request whose signature does not verify (altered after signing),
+        one for an RSA-1024 key or a key on a curve securetcp does not
+        accept, a file that is no request and a missing file are refused
+        with status 1 and one line naming the file, and nothing is issued.
+        """
+        self.init()
+        good = self.request("good", "-subj", "/CN=pump-0042", "-outform", "DER")
+        with open(good, "rb") as f:
+            data = f.read()
+        altered = self.out("altered.csr")
+        with open(altered, "wb") as f:
+            f.write(data.replace(b"pump-0042", b"pump-0043"))
+        weak = self.request("weak", "-subj", "/CN=weak", key=("-newkey", "rsa:1024"))
+        curve = self.request("k1", "-subj", "/CN=k1",
+                             key=("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:secp256k1"))
+        for csr, problem in [(altered, "its signature does not verify"),
+                             (weak, "RSA-1024 key"), (curve, "secp256k1"),
+                             (self.out("good.key"), "is not a certificate signing request"),
+                             (self.out("missing.csr"), "cannot be read")]:
+            message = self.failing("sign-csr", "--dir", self.ca, "--csr", csr, "--out",
+                                   self.out("x"), "--as", "client", "--device-id", "d")
+            self.assertIn(f"{csr}: ", message)
+            self.assertIn(problem, message)
+        self.assertEqual(CertificateAuthority.open(self.ca).index["certificates"], [])
+        self.assertFalse(os.path.exists(self.out("x.pem")))
+
+    def test_refusedNames(self) -> None:
+        """
+        Names on the command line and C{--accept-csr-names} together, a
+        client without C{--device-id}, an option that does not name the
+        kind asked for, a server request without a DNS name or IP address,
+        and an existing C{--out} (without C{--force}) are refused.
+        """
+        self.init()
+        csr = self.request("r", "-subj", "/CN=r.example")
+        sign = ("sign-csr", "--dir", self.ca, "--csr", csr, "--out", self.out("r"))
+        for extra, problem in [
+                (("--as", "node", "--accept-csr-names", "--dns", "a.example"), "not both"),
+                (("--as", "client"), "needs --device-id"),
+                (("--as", "client", "--device-id", "d", "--ip", "10.0.0.1"),
+                 "--ip is not a name of a client certificate"),
+                (("--as", "server", "--accept-csr-names"), "no DNS name or IP address"),
+                (("--as", "server"), "needs at least one name")]:
+            self.assertIn(problem, self.failing(*sign, *extra))
+        self.ok(*sign, "--as", "client", "--accept-csr-names")
+        self.assertIn("--force", self.failing(*sign, "--as", "client", "--accept-csr-names"))
+        self.ok(*sign, "--as", "client", "--accept-csr-names", "--force")
+        exit = self.assertRaises(SystemExit, self.pki, *sign, "--as", "admin")
+        self.assertEqual(exit.code, 2)
+        self.assertIn("invalid choice: 'admin'", self.stderr.getvalue())
+
+
 class PKIEndToEndTests(TapProcessMixin, SynchronousTestCase):
     """
     Certificates from C{python -m securetcp pki} (run as a subprocess) work
@@ -361,5 +624,60 @@ class PKIEndToEndTests(TapProcessMixin, SynchronousTestCase):
                          ("revoked", "keyCompromise"))
         exchange("pump-0043", b"another device")
         self.assertEqual(len(_events(self.audit, "connection.accepted")), 2)
+        twistd.stop()
+        self.assertVerifies(self.audit)
+
+    def test_nodeCertificateBothWays(self) -> None:
+        """
+        A node certificate from C{pki issue-node} serves as the mTLS
+        server's certificate, and C{openssl s_client} presenting the same
+        certificate as its client certificate (checking the server's name)
+        is accepted and exchanges a line; so is a node certificate from
+        C{pki sign-csr --as node} for a key and request made by
+        C{openssl req}.  The audit records each node's identity.  A server
+        certificate (serverAuth only), which the allow-list would let in by
+        its DNS name, is refused as a client certificate.
+        """
+        self.run_pki("init", "--dir", "ca", "--name", "Imaging CA")
+        self.run_pki("issue-node", "--dir", "ca", "--out", "pacs", "--dns", "localhost",
+                     "--ip", "127.0.0.1", "--spiffe", "spiffe://hospital.example/node/pacs",
+                     "--org", "Radiology")
+        made = subprocess.run(
+            [OPENSSL, "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+             "-nodes", "-keyout", "ct1.key", "-out", "ct1.csr", "-subj", "/CN=ct1"],
+            capture_output=True, cwd=self.workdir, timeout=PEER_TIMEOUT)
+        self.assertEqual(made.returncode, 0, made.stderr.decode())
+        self.run_pki("sign-csr", "--dir", "ca", "--csr", "ct1.csr", "--out", "ct1", "--as",
+                     "node", "--dns", "ct1.hospital.example", "--spiffe",
+                     "spiffe://hospital.example/node/ct1")
+        p = self.path
+
+        def listen(port: int) -> List[str]:
+            return ["--listen",
+                    f"mtls:{port}:interface=127.0.0.1:certKey={_escape(p('pacs.pem'))}"
+                    f":privateKey={_escape(p('pacs.key'))}:caCerts={_escape(p('ca/ca.pem'))}"
+                    ":allowPeers=uri\\:spiffe\\://hospital.example/node/*,dns\\:localhost"]
+
+        port, twistd = self.twistd("serve", "--app", "tests.test_pki:echoFactory",
+                                   "--audit-log", self.audit, listen=listen)
+        for node in ("pacs", "ct1"):
+            peer = self.sClient(port, None, p("ca/ca.pem"), "-cert", p(f"{node}.pem"),
+                                "-key", p(f"{node}.key"), "-verify_hostname", "localhost")
+            peer.send(node.encode("ascii") + b"\n")
+            peer.waitFor(b"backend:" + node.encode("ascii"), PEER_TIMEOUT, "the echo")
+            peer.closeStdin()
+            self.assertEqual(peer.waitExit(), 0, peer.describe())
+        accepted = self.waitForEvent("connection.accepted", 2)
+        self.assertIn("spiffe://hospital.example/node/pacs", json.dumps(accepted[0]))
+        self.assertIn("spiffe://hospital.example/node/ct1", json.dumps(accepted[1]))
+
+        self.run_pki("issue-server", "--dir", "ca", "--out", "websrv", "--dns", "localhost")
+        peer = self.sClient(port, None, p("ca/ca.pem"), "-cert", p("websrv.pem"),
+                            "-key", p("websrv.key"))
+        peer.send(b"server certificate\n")
+        peer.waitExit()
+        self.assertNotIn(b"backend:", peer.out)
+        [rejected] = self.waitForEvent("handshake.rejected")
+        self.assertEqual(rejected["reason"], "wrong_key_usage")
         twistd.stop()
         self.assertVerifies(self.audit)

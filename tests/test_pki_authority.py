@@ -15,16 +15,20 @@ from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsag
 from twisted.trial.unittest import SynchronousTestCase
 
 from securetcp._pki import (
+    NODE_USAGES,
     Authority,
     Revoked,
     Validity,
     certificatePEM,
+    checkPublicKey,
     deviceNames,
     keyPEM,
     newKey,
+    nodeNames,
     serverNames,
 )
 from securetcp._pki.authority import CLOCK_SKEW, checkKey
+from securetcp._pki.names import namesFor
 from securetcp.errors import PKIError
 from securetcp.policy import Revocation
 from securetcp.revocation.crl import loadCRLs
@@ -186,6 +190,39 @@ class AuthorityTests(SynchronousTestCase):
         weak = cachedKey("rsa", 1024, "weak")
         self.assertRaises(PKIError, self.ca.issue, _name("weak"), [SERVER_AUTH], key=weak)
 
+    def test_certify(self) -> None:
+        """
+        L{Authority.certify} certifies a public key made elsewhere (no
+        private key needed) as L{Authority.issue} does a new one: issued by
+        the CA, with the names and usages given, key encipherment for an
+        RSA server key.
+        """
+        subject, sans = nodeNames("node", ["pacs.example"])
+        key = cachedKey("rsa", 2048, "elsewhere")
+        certificate = self.ca.certify(subject, NODE_USAGES, sans, key.public_key())
+        certificate.verify_directly_issued_by(self.ca.certificate)
+        self.assertEqual(certificate.public_key(), key.public_key())
+        self.assertEqual(list(_extension(certificate, x509.ExtendedKeyUsage)),  # type: ignore
+                         [SERVER_AUTH, CLIENT_AUTH])
+        self.assertTrue(_extension(certificate, x509.KeyUsage).key_encipherment)  # type: ignore
+        self.assertFalse(_extension(certificate, x509.BasicConstraints).ca)  # type: ignore
+
+    def test_certifyRefusesWeakKeys(self) -> None:
+        """
+        L{Authority.certify} refuses the public keys whose private keys
+        L{checkKey} refuses, by the same rules (L{checkPublicKey}).
+        """
+        for key, named in [(cachedKey("rsa", 1024, "weak"), "RSA-1024"),
+                           (cachedKey("ec", 224, "weak"), "secp224r1")]:
+            error = self.assertRaises(PKIError, self.ca.certify, _name("weak"), [CLIENT_AUTH],
+                                      (), key.public_key())  # type: ignore[arg-type]
+            self.assertIn(named, str(error))
+            self.assertRaises(PKIError, checkKey, key)
+        self.assertRaises(PKIError, checkPublicKey, cachedKey().public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+        self.assertEqual(checkPublicKey(cachedKey().public_key()).curve.name,  # type: ignore
+                         "secp256r1")
+
     def test_authorityInformationAccess(self) -> None:
         """
         With C{ocspURL} and C{caIssuersURL} the certificate names its OCSP
@@ -298,3 +335,66 @@ class NamesTests(SynchronousTestCase):
         self.assertIn("--device-id", str(self.assertRaises(PKIError, deviceNames, "o", "a/b")))
         self.assertIn("--spiffe", str(self.assertRaises(PKIError, deviceNames, "o", "d",
                                                         "https://x")))
+
+    def test_organisationAndDeviceDNSNames(self) -> None:
+        """
+        C{org} becomes the subject's organisation, before the common name;
+        a device's C{dns} names follow its SPIFFE ID as SANs; a server's
+        names are unchanged without C{org}.
+        """
+        subject, sans = deviceNames("out", "pump-7", dns=["pump-7.ward3.example"], org="Ward 3")
+        self.assertEqual([(a.oid, a.value) for a in subject],
+                         [(NameOID.ORGANIZATION_NAME, "Ward 3"), (NameOID.COMMON_NAME, "pump-7"),
+                          (NameOID.SERIAL_NUMBER, "pump-7")])
+        self.assertEqual([n.value for n in sans],
+                         ["spiffe://devices.invalid/device/pump-7", "pump-7.ward3.example"])
+        subject, _ = serverNames("out", ["a.example"], org="Radiology")
+        self.assertEqual(subject.rfc4514_string(), "CN=a.example,O=Radiology")
+        self.assertEqual(serverNames("out", ["a.example"])[0].rfc4514_string(), "CN=a.example")
+
+    def test_nodeNames(self) -> None:
+        """
+        A node has a server's names (at least one DNS name or IP address)
+        and, if given, a SPIFFE ID.
+        """
+        subject, sans = nodeNames("node", ["pacs.example"], ["10.0.0.5"],
+                                  "spiffe://hospital.example/node/pacs")
+        self.assertEqual(subject.rfc4514_string(), "CN=pacs.example")
+        self.assertEqual([str(n.value) for n in sans],
+                         ["pacs.example", "10.0.0.5", "spiffe://hospital.example/node/pacs"])
+        self.assertIn("--dns", str(self.assertRaises(PKIError, nodeNames, "node",
+                                                     spiffe="spiffe://h.example/n")))
+
+    def test_namesRefused(self) -> None:
+        """
+        An organisation that is empty, too long or not printable, and a
+        DNS name with a blank, an empty label or a non-ASCII letter, are
+        refused naming the option.
+        """
+        for org in ("", " ", "x" * 65, "Ward\n3", "Ward\N{RIGHT-TO-LEFT OVERRIDE}3"):
+            self.assertIn("--org", str(self.assertRaises(PKIError, serverNames, "o", ["a.example"],
+                                                         org=org)))
+        for dns in ("a b.example", "a..example", "caf\N{LATIN SMALL LETTER E WITH ACUTE}.example",
+                    "", "a.example."):
+            self.assertIn("--dns", str(self.assertRaises(PKIError, deviceNames, "o", "d",
+                                                         dns=[dns])))
+        self.assertEqual(serverNames("o", ["*.ward3.example"])[1][0].value, "*.ward3.example")
+
+    def test_namesFor(self) -> None:
+        """
+        L{namesFor} builds a kind's names from the C{pki} options given,
+        refusing an option that kind does not take and a client without a
+        device identity.
+        """
+        subject, sans = namesFor("o", "client", {"--device-id": "pump-1", "--dns": ["p.example"]},
+                                 "hospital.example")
+        self.assertEqual([n.value for n in sans],
+                         ["spiffe://hospital.example/device/pump-1", "p.example"])
+        self.assertEqual(namesFor("o", "node", {"--dns": ["n.example"]}),
+                         nodeNames("o", ["n.example"]))
+        self.assertIn("--ip is not a name of a client certificate", str(self.assertRaises(
+            PKIError, namesFor, "o", "client", {"--device-id": "d", "--ip": ["10.0.0.1"]})))
+        self.assertIn("--device-id", str(self.assertRaises(PKIError, namesFor, "o", "client",
+                                                           {"--dns": ["p.example"]})))
+        self.assertIn("--spiffe is not a name of a server certificate", str(self.assertRaises(
+            PKIError, namesFor, "o", "server", {"--dns": ["s"], "--spiffe": "spiffe://h/x"})))

@@ -560,10 +560,37 @@ class TLSPolicyConstructionTests(SynchronousTestCase, PolicyErrorAssertions):
         """
         self.assertEqual(TLSPolicy(handshakeTimeout="2.5").handshakeTimeout, 2.5)
         self.assertEqual(TLSPolicy(handshakeTimeout=600).handshakeTimeout, 600.0)
-        for bad in ["abc", None, 0, -1, 600.5, "nan", "inf", "-inf", ""]:
+        for bad in ["abc", None, 0, -1, 600.5, "nan", "inf", "-inf", "",
+                    "\N{FULLWIDTH DIGIT FIVE}", "1_0"]:
             error = self.assertPolicyError("handshakeTimeout", TLSPolicy,
                                            handshakeTimeout=bad)
             self.assertEqual(error.value, bad)
+
+    def test_name(self) -> None:
+        """
+        The name, copied into every audit record, is 1 to 128 printable
+        characters of any script: a longer one, an empty one, one that is
+        not text, and one holding a control character or an invisible
+        format character (a bidirectional override or isolate, a zero-width
+        space) is refused, naming the character and where it is.
+        """
+        for good in ("hl7-inbound", "x" * 128, "Station S\N{LATIN SMALL LETTER U WITH DIAERESIS}d 3",
+                     "\N{CJK UNIFIED IDEOGRAPH-75C5}\N{CJK UNIFIED IDEOGRAPH-9662}"):
+            self.assertEqual(TLSPolicy(name=good).name, good)
+        self.assertEqual(TLSPolicy().name, "default")
+        for bad, problem in [("x" * 129, "longer than 128"), ("", "empty"),
+                             (42, "expected a string"),
+                             ("a\x00b", "U+0000 (a control character) at position 1"),
+                             ("a\nb", "U+000A"), ("a\tb", "U+0009"),
+                             ("ward\N{RIGHT-TO-LEFT OVERRIDE}3",
+                              "U+202E (RIGHT-TO-LEFT OVERRIDE) at position 4"),
+                             ("\N{LEFT-TO-RIGHT ISOLATE}x", "U+2066"),
+                             ("a\N{ZERO WIDTH SPACE}b", "U+200B"),
+                             ("a\N{LINE SEPARATOR}b", "U+2028")]:
+            error = self.assertPolicyError("name", TLSPolicy, name=bad)
+            self.assertIn(problem, error.problem)
+        error = self.assertPolicyError("name", TLSPolicy, name="y" * 100_000)
+        self.assertLess(len(str(error)), 300)
 
     def test_alpn(self) -> None:
         """

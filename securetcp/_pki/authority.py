@@ -13,6 +13,11 @@ and benchmarks use it directly.
     crl = ca.crl([Revoked(serial, when, x509.ReasonFlags.key_compromise)], number=2,
                  validity=Validity.days(7))
 
+A key made elsewhere (the public key of a certificate signing request) is
+certified the same way, without its private key::
+
+    certificate = ca.certify(subject, NODE_USAGES, sans, request.public_key())
+
 What it will not do, on purpose: sign a key every securetcp profile
 refuses (RSA under 2048 bits, an elliptic curve other than P-256, P-384 or
 P-521), or issue a certificate that outlives its CA.
@@ -32,6 +37,13 @@ from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsag
 from securetcp.errors import PKIError
 
 PrivateKey = Union[ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey]
+PublicKey = Union[ec.EllipticCurvePublicKey, rsa.RSAPublicKey]
+
+#: The extended key usages of a server, a client (device) and a node that
+#: is both (a DICOM node acting as SCU and SCP with one certificate).
+SERVER_USAGES = (ExtendedKeyUsageOID.SERVER_AUTH,)
+CLIENT_USAGES = (ExtendedKeyUsageOID.CLIENT_AUTH,)
+NODE_USAGES = (ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH)
 
 MIN_RSA_BITS = 2048
 #: The elliptic curves a key may be on.
@@ -117,6 +129,20 @@ def newKey(rsaBits: Optional[int] = None) -> PrivateKey:
     return rsa.generate_private_key(65537, rsaBits)
 
 
+def _checkStrength(key: Union[PrivateKey, PublicKey]) -> None:
+    """
+    Refuse an RSA key under L{MIN_RSA_BITS} bits or an elliptic-curve key
+    on a curve not in L{CURVES}.
+    """
+    if isinstance(key, (rsa.RSAPrivateKey, rsa.RSAPublicKey)):
+        if key.key_size < MIN_RSA_BITS:
+            raise PKIError(f"RSA-{key.key_size} key", "is refused by every securetcp profile "
+                           "but legacy", f"use RSA-{MIN_RSA_BITS} or more, or ECDSA P-256")
+    elif key.curve.name not in CURVES:
+        raise PKIError(f"ECDSA {key.curve.name} key", "is not on a curve securetcp accepts",
+                       "use ECDSA P-256, P-384 or P-521")
+
+
 def checkKey(key: object) -> PrivateKey:
     """
     C{key}, if this authority would sign it.
@@ -124,17 +150,25 @@ def checkKey(key: object) -> PrivateKey:
     @raise PKIError: if it is not an ECDSA key on one of L{CURVES} or an RSA
         key of at least L{MIN_RSA_BITS} bits.
     """
-    if isinstance(key, rsa.RSAPrivateKey):
-        if key.key_size < MIN_RSA_BITS:
-            raise PKIError(f"RSA-{key.key_size} key", "is refused by every securetcp profile "
-                           "but legacy", f"use RSA-{MIN_RSA_BITS} or more, or ECDSA P-256")
-        return key
-    if isinstance(key, ec.EllipticCurvePrivateKey):
-        if key.curve.name not in CURVES:
-            raise PKIError(f"ECDSA {key.curve.name} key", "is not on a curve securetcp accepts",
-                           "use ECDSA P-256, P-384 or P-521")
-        return key
-    raise PKIError(type(key).__name__, "is not an ECDSA or RSA private key")
+    if not isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):
+        raise PKIError(type(key).__name__, "is not an ECDSA or RSA private key")
+    _checkStrength(key)
+    return key
+
+
+def checkPublicKey(key: object) -> PublicKey:
+    """
+    C{key}, a public key made elsewhere, if this authority would certify
+    it: the same rules as L{checkKey}.
+
+    @raise PKIError: if L{checkKey} would refuse its private key.
+    """
+    if not isinstance(key, (rsa.RSAPublicKey, ec.EllipticCurvePublicKey)):
+        raise PKIError(type(key).__name__, "is not an ECDSA or RSA public key",
+                       "make an ECDSA P-256 key, or RSA of at least "
+                       f"{MIN_RSA_BITS} bits")
+    _checkStrength(key)
+    return key
 
 
 def certificatePEM(certificate: x509.Certificate) -> bytes:
@@ -213,7 +247,7 @@ class Authority:
         )
         return cls(certificate, key)
 
-    def _builder(self, subject: x509.Name, key: PrivateKey,
+    def _builder(self, subject: x509.Name, key: Union[PrivateKey, PublicKey],
                  validity: Optional[Validity]) -> x509.CertificateBuilder:
         """
         A certificate for C{key} named C{subject}, issued by this CA, valid
@@ -221,15 +255,16 @@ class Authority:
         with the key identifiers of both.
         """
         validity = validity or Validity.days(397)
+        public = key if isinstance(key, (rsa.RSAPublicKey, ec.EllipticCurvePublicKey)) \
+            else key.public_key()
         return (
             x509.CertificateBuilder()
             .subject_name(subject).issuer_name(self.certificate.subject)
-            .public_key(key.public_key())
+            .public_key(public)
             .serial_number(x509.random_serial_number())
             .not_valid_before(validity.notBefore)
             .not_valid_after(min(validity.notAfter, self.certificate.not_valid_after_utc))
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
-                           critical=False)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
                 self.key.public_key()), critical=False)
         )
@@ -252,7 +287,21 @@ class Authority:
         @raise PKIError: if C{key} is one L{checkKey} refuses.
         """
         key = checkKey(key if key is not None else newKey())
-        encipherment = isinstance(key, rsa.RSAPrivateKey) and (
+        return Credential(self.certify(subject, usages, sans, key.public_key(), validity,
+                                       ocspURL, caIssuersURL), key)
+
+    def certify(self, subject: x509.Name, usages: Sequence[x509.ObjectIdentifier],
+                sans: Sequence[x509.GeneralName], key: PublicKey,
+                validity: Optional[Validity] = None, ocspURL: Optional[str] = None,
+                caIssuersURL: Optional[str] = None) -> x509.Certificate:
+        """
+        An end-entity certificate for the public C{key} (from a certificate
+        signing request, say), as L{issue} makes one for a new key.
+
+        @raise PKIError: if C{key} is one L{checkPublicKey} refuses.
+        """
+        key = checkPublicKey(key)
+        encipherment = isinstance(key, rsa.RSAPublicKey) and (
             ExtendedKeyUsageOID.SERVER_AUTH in usages)
         builder = (
             self._builder(subject, key, validity)
@@ -266,7 +315,7 @@ class Authority:
         access = _authorityInformation(ocspURL, caIssuersURL)
         if access is not None:
             builder = builder.add_extension(access, critical=False)
-        return Credential(builder.sign(self.key, hashes.SHA256()), key)
+        return builder.sign(self.key, hashes.SHA256())
 
     def issueAuthority(self, subject: x509.Name, key: Optional[PrivateKey] = None,
                        validity: Optional[Validity] = None,

@@ -7,7 +7,9 @@ issued certificate with its status and revocation reason and time),
 C{crlnumber} (the number of the last CRL) and C{issued/SERIAL.pem}.
 
     ca = CertificateAuthority.create("ca", "Hospital devices CA")
-    ca.issueClient("pump-0042", "pump-0042")
+    ca.issueClient("pump-0042", "pump-0042", dns=["pump-0042.ward3.example"])
+    ca.issueNode("pacs", dns=["pacs.hospital.example"], org="Radiology")
+    ca.signRequest("modality.csr", "modality", "node", dns=["ct1.hospital.example"])
     ca.revoke("pump-0042.pem", reason="keyCompromise")
     ca.crl("devices.crl")
 """
@@ -15,65 +17,50 @@ C{crlnumber} (the number of the last CRL) and C{issued/SERIAL.pem}.
 from __future__ import annotations
 
 import contextlib
-import datetime
 import json
 import os
-from typing import Any, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Dict, Iterator, Mapping, Optional, Sequence, Tuple
 
-import attrs
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.hazmat.primitives import serialization
+from cryptography.x509.oid import NameOID
 
 from securetcp._pki.authority import (
+    CLIENT_USAGES,
+    NODE_USAGES,
+    SERVER_USAGES,
     Authority,
     PrivateKey,
-    Revoked,
     Validity,
     certificatePEM,
     keyPEM,
     newKey,
     now,
 )
-from securetcp._pki.files import outPaths, readCertificate, writeAtomically
-from securetcp._pki.names import deviceNames, serverNames
+from securetcp._pki.files import (
+    CA_CERT,
+    CA_KEY,
+    INDEX,
+    outPaths,
+    readCA,
+    readCertificate,
+    readCRLNumber,
+    writeAtomically,
+)
+from securetcp._pki.index import REASONS, Issued, entryFor, revokedEntries, stamp
+from securetcp._pki.names import Names, deviceNames, namesFor, nodeNames, serverNames
+from securetcp._pki.requests import readRequest, refuseGivenNames, requestKey, requestNames
 from securetcp.errors import PKIError
 
-CA_CERT = "ca.pem"
-CA_KEY = "ca.key"
-INDEX = "index.json"
 CRL_NUMBER = "crlnumber"
 ISSUED = "issued"
 _LOCK = ".lock"
 
-#: RFC 5280 revocation reasons, by the names C{revoke --reason} accepts.
-REASONS: Dict[str, x509.ReasonFlags] = {
-    flag.value: flag for flag in x509.ReasonFlags if flag is not x509.ReasonFlags.remove_from_crl
-}
+DEFAULT_DAYS = {"ca": 3650, "server": 397, "client": 397, "node": 397, "crl": 7}
 
-DEFAULT_DAYS = {"ca": 3650, "server": 397, "client": 397, "crl": 7}
-
-
-@attrs.frozen
-class Issued:
-    """
-    What an C{issue-*} command wrote.
-
-    @ivar certificate: path of the certificate (PEM).
-    @ivar key: path of its private key (PEM, mode 0600).
-    @ivar serial: the serial number, in hex.
-    @ivar subject: the subject, RFC 4514.
-    """
-
-    certificate: str
-    key: str
-    serial: str
-    subject: str
-
-
-def _stamp(moment: datetime.datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+#: The extended key usages of each kind of certificate.
+USAGES: Mapping[str, Tuple[x509.ObjectIdentifier, ...]] = {
+    "server": SERVER_USAGES, "client": CLIENT_USAGES, "node": NODE_USAGES}
 
 
 class CertificateAuthority:
@@ -97,6 +84,9 @@ class CertificateAuthority:
         return Authority(self.cert, self.key)
 
     def path(self, name: str) -> str:
+        """
+        The path of C{name} in the CA directory.
+        """
         return os.path.join(self.directory, name)
 
     # -- creating and opening ---------------------------------------------
@@ -131,7 +121,7 @@ class CertificateAuthority:
         index: Dict[str, Any] = {
             "version": 1,
             "ca": {"subject": subject.rfc4514_string(), "serial": format(cert.serial_number, "x"),
-                   "created": _stamp(moment),
+                   "created": stamp(moment),
                    "trustDomain": trustDomain},
             "certificates": [],
         }
@@ -152,26 +142,7 @@ class CertificateAuthority:
         @raise PKIError: if there is none, or its files are unusable.
         """
         directory = os.path.abspath(directory)
-        if not os.path.isdir(directory):
-            raise PKIError(directory, "CA directory does not exist",
-                           "create a CA first: python -m securetcp pki init --dir "
-                           f"{directory} --name NAME")
-        for name in (CA_CERT, CA_KEY, INDEX):
-            if not os.path.isfile(os.path.join(directory, name)):
-                raise PKIError(directory, f"holds no CA ({name} is missing)",
-                               "give the --dir of `pki init`, or run `pki init` there")
-        try:
-            with open(os.path.join(directory, CA_CERT), "rb") as f:
-                cert = x509.load_pem_x509_certificate(f.read())
-            with open(os.path.join(directory, CA_KEY), "rb") as f:
-                key = serialization.load_pem_private_key(f.read(), password=None)
-            with open(os.path.join(directory, INDEX), encoding="utf-8") as f:
-                index = json.load(f)
-        except (OSError, ValueError, TypeError) as e:
-            raise PKIError(directory, f"cannot read the CA: {e}",
-                           "restore ca.pem, ca.key and index.json from your backup") from None
-        if not isinstance(key, (ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey)):
-            raise PKIError(os.path.join(directory, CA_KEY), "is not an ECDSA or RSA key")
+        cert, key, index = readCA(directory)
         return cls(directory, cert, key, index)
 
     # -- the index ----------------------------------------------------------
@@ -211,64 +182,118 @@ class CertificateAuthority:
 
     # -- issuing ------------------------------------------------------------
 
-    def _issue(self, out: str, kind: str, subject: x509.Name, sans: List[x509.GeneralName],
-               usage: x509.ObjectIdentifier, days: int, rsaBits: Optional[int],
-               force: bool, extra: Dict[str, Any]) -> Issued:
+    def _record(self, certPath: str, keyPath: Optional[str], kind: str,
+                cert: x509.Certificate, key: Optional[PrivateKey], sans: Sequence[x509.GeneralName],
+                extra: Mapping[str, Any]) -> Issued:
+        """
+        Write C{cert} (and C{key}, if there is one) and its copy in
+        C{issued/}, and record it in the index.
+        """
         moment = now()
-        validity = Validity.days(days, moment)
-        certPath, keyPath = outPaths(out)
-        if not force:
-            for path in (certPath, keyPath):
-                if os.path.exists(path):
-                    raise PKIError(path, "already exists",
-                                   "choose another --out, or add --force to overwrite it")
-        issued = self.authority.issue(subject, [usage], sans, newKey(rsaBits), validity)
-        cert, key = issued.certificate, issued.key
         serial = format(cert.serial_number, "x")
         with self._locked():
             self._reload()
-            writeAtomically(keyPath, keyPEM(key), 0o600)
+            if keyPath is not None and key is not None:
+                writeAtomically(keyPath, keyPEM(key), 0o600)
             writeAtomically(certPath, certificatePEM(cert), 0o644)
             os.makedirs(self.path(ISSUED), mode=0o700, exist_ok=True)
             writeAtomically(self.path(os.path.join(ISSUED, serial + ".pem")),
-                             certificatePEM(cert), 0o644)
-            self.index["certificates"].append({
-                "serial": serial, "kind": kind, "subject": subject.rfc4514_string(),
-                "sans": [_describeSAN(n) for n in sans],
-                "notBefore": _stamp(cert.not_valid_before_utc),
-                "notAfter": _stamp(cert.not_valid_after_utc),
-                "sha256": cert.fingerprint(hashes.SHA256()).hex(),
-                "file": os.path.abspath(certPath), "issued": _stamp(moment),
-                "status": "valid", "revocationReason": None, "revocationTime": None,
-                **extra,
-            })
+                            certificatePEM(cert), 0o644)
+            self.index["certificates"].append(
+                entryFor(cert, kind, os.path.abspath(certPath), moment, sans, extra))
             self._saveIndex()
-        return Issued(os.path.abspath(certPath), os.path.abspath(keyPath), serial,
-                      subject.rfc4514_string())
+        return Issued(os.path.abspath(certPath),
+                      os.path.abspath(keyPath) if keyPath is not None else None, serial,
+                      cert.subject.rfc4514_string())
+
+    def _issue(self, out: str, kind: str, names: Names, days: int, rsaBits: Optional[int],
+               force: bool, extra: Mapping[str, Any]) -> Issued:
+        """
+        Issue a certificate of C{kind} with C{names} for a new key, written
+        to C{OUT.pem} and C{OUT.key}.
+        """
+        validity = Validity.days(days)
+        certPath, keyPath = outPaths(out)
+        _refuseExisting((certPath, keyPath), force)
+        subject, sans = names
+        issued = self.authority.issue(subject, USAGES[kind], sans, newKey(rsaBits), validity)
+        return self._record(certPath, keyPath, kind, issued.certificate, issued.key, sans, extra)
 
     def issueServer(self, out: str, dns: Sequence[str] = (), ips: Sequence[str] = (),
                     days: int = DEFAULT_DAYS["server"], rsaBits: Optional[int] = None,
-                    force: bool = False) -> Issued:
+                    force: bool = False, org: Optional[str] = None) -> Issued:
         """
-        Issue a server certificate (serverAuth) for C{dns} names and C{ips}.
+        Issue a server certificate (serverAuth) for C{dns} names and C{ips},
+        of organisation C{org}.
         """
-        subject, sans = serverNames(out, dns, ips)
-        return self._issue(out, "server", subject, sans, ExtendedKeyUsageOID.SERVER_AUTH, days,
-                           rsaBits, force, {})
+        return self._issue(out, "server", serverNames(out, dns, ips, org), days, rsaBits,
+                           force, {})
 
     def issueClient(self, out: str, deviceId: str, spiffe: Optional[str] = None,
                     days: int = DEFAULT_DAYS["client"], rsaBits: Optional[int] = None,
-                    force: bool = False) -> Issued:
+                    force: bool = False, dns: Sequence[str] = (),
+                    org: Optional[str] = None) -> Issued:
         """
         Issue a device (client) certificate (clientAuth): C{deviceId} is the
-        subject's common name and serialNumber, and the SAN URI is
-        C{spiffe}, or C{spiffe://TRUST-DOMAIN/device/DEVICE-ID} with the
-        CA's trust domain.
+        subject's common name and serialNumber, C{org} its organisation;
+        the SAN URI is C{spiffe}, or C{spiffe://TRUST-DOMAIN/device/DEVICE-ID}
+        with the CA's trust domain, and the C{dns} names follow it.
         """
-        subject, sans = deviceNames(out, deviceId, spiffe,
-                                    self.index["ca"].get("trustDomain"))
-        return self._issue(out, "client", subject, sans, ExtendedKeyUsageOID.CLIENT_AUTH, days,
-                           rsaBits, force, {"deviceId": deviceId})
+        names = deviceNames(out, deviceId, spiffe, self.index["ca"].get("trustDomain"), dns,
+                            org)
+        return self._issue(out, "client", names, days, rsaBits, force, {"deviceId": deviceId})
+
+    def issueNode(self, out: str, dns: Sequence[str] = (), ips: Sequence[str] = (),
+                  spiffe: Optional[str] = None, org: Optional[str] = None,
+                  days: int = DEFAULT_DAYS["node"], rsaBits: Optional[int] = None,
+                  force: bool = False) -> Issued:
+        """
+        Issue a node certificate, valid for both server and client use
+        (serverAuth and clientAuth: a DICOM node that is both SCU and SCP
+        uses one): the names of a server certificate, and the SAN URI
+        C{spiffe} if given.
+        """
+        return self._issue(out, "node", nodeNames(out, dns, ips, spiffe, org), days, rsaBits,
+                           force, {})
+
+    def signRequest(self, csrPath: str, out: str, kind: str, acceptRequestNames: bool = False,
+                    dns: Sequence[str] = (), ips: Sequence[str] = (),
+                    deviceId: Optional[str] = None, spiffe: Optional[str] = None,
+                    org: Optional[str] = None, days: Optional[int] = None,
+                    force: bool = False) -> Issued:
+        """
+        Certify the key of the certificate signing request in C{csrPath} as
+        a C{kind} (C{"server"}, C{"client"} or C{"node"}) certificate,
+        written to C{OUT.pem} (the key stays with the requester).
+
+        The request's signature and key are checked first.  Its names are
+        taken only if C{acceptRequestNames}; otherwise they are built from
+        C{dns}, C{ips}, C{deviceId}, C{spiffe} and C{org} as the C{issue-*}
+        commands build them.
+
+        @raise PKIError: naming the request for a bad signature, a weak key
+            or names that cannot be used; naming the option for a missing
+            or misplaced one.
+        """
+        if kind not in USAGES:
+            raise PKIError(kind, "is not a kind of certificate", "use server, client or node")
+        request = readRequest(csrPath)
+        key = requestKey(csrPath, request)
+        given = {"--dns": dns, "--ip": ips, "--device-id": deviceId, "--spiffe": spiffe,
+                 "--org": org}
+        if acceptRequestNames:
+            refuseGivenNames(csrPath, given)
+            names = requestNames(csrPath, request, kind)
+        else:
+            names = namesFor(out, kind, given, self.index["ca"].get("trustDomain"))
+        certPath = outPaths(out)[0]
+        _refuseExisting((certPath,), force)
+        cert = self.authority.certify(names[0], USAGES[kind], names[1], key,
+                                      Validity.days(days if days is not None else DEFAULT_DAYS[kind]))
+        return self._record(certPath, None, kind, cert, None, names[1], {
+            "csr": os.path.abspath(csrPath),
+            "namesFrom": "csr" if acceptRequestNames else "command line",
+            **({"deviceId": deviceId} if deviceId is not None else {})})
 
     # -- revoking -----------------------------------------------------------
 
@@ -315,36 +340,11 @@ class CertificateAuthority:
             if entry["status"] == "revoked":
                 return entry
             entry.update(status="revoked", revocationReason=reason,
-                         revocationTime=_stamp(now()))
+                         revocationTime=stamp(now()))
             self._saveIndex()
         return entry
 
     # -- CRLs ---------------------------------------------------------------
-
-    def _nextCRLNumber(self) -> int:
-        """
-        One more than the number of the last CRL written.
-        """
-        try:
-            with open(self.path(CRL_NUMBER), encoding="ascii") as f:
-                return int(f.read().strip() or "0") + 1
-        except FileNotFoundError:
-            return 1
-        except ValueError:
-            raise PKIError(self.path(CRL_NUMBER), "does not hold a number",
-                           "write the number of the last CRL issued into it") from None
-
-    def _revoked(self) -> List[Revoked]:
-        """
-        Every revoked certificate in the index, as CRL entries.
-        """
-        return [
-            Revoked(int(entry["serial"], 16),
-                    datetime.datetime.strptime(entry["revocationTime"], "%Y-%m-%dT%H:%M:%SZ")
-                    .replace(tzinfo=datetime.UTC),
-                    REASONS[entry["revocationReason"] or "unspecified"])
-            for entry in self.index["certificates"] if entry["status"] == "revoked"
-        ]
 
     def crl(self, out: str, days: int = DEFAULT_DAYS["crl"]) -> int:
         """
@@ -356,8 +356,8 @@ class CertificateAuthority:
         validity = Validity.days(days)
         with self._locked():
             self._reload()
-            number = self._nextCRLNumber()
-            crl = self.authority.crl(self._revoked(), number, validity)
+            number = readCRLNumber(self.path(CRL_NUMBER)) + 1
+            crl = self.authority.crl(revokedEntries(self.index), number, validity)
             writeAtomically(out, crl.public_bytes(serialization.Encoding.PEM), 0o644)
             writeAtomically(self.path(CRL_NUMBER), f"{number}\n".encode("ascii"), 0o644)
         return number
@@ -371,7 +371,13 @@ def _signedBy(cert: x509.Certificate, ca: x509.Certificate) -> bool:
     return True
 
 
-def _describeSAN(name: x509.GeneralName) -> str:
-    kind = {x509.DNSName: "dns", x509.IPAddress: "ip",
-            x509.UniformResourceIdentifier: "uri"}[type(name)]
-    return f"{kind}:{name.value}"
+def _refuseExisting(paths: Sequence[str], force: bool) -> None:
+    """
+    Refuse to overwrite any of C{paths} unless C{force}.
+    """
+    if not force:
+        for path in paths:
+            if os.path.exists(path):
+                raise PKIError(path, "already exists",
+                               "choose another --out, or add --force to overwrite it")
+

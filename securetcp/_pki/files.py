@@ -1,9 +1,9 @@
 # -*- test-case-name: tests.test_pki -*-
 """
 The certificate authority's files: written atomically with their modes,
-the two files an C{issue-*} command writes, and reading back a
-certificate to revoke, each with an error that names the file and says
-what to do.
+the two files an C{issue-*} command writes, reading the CA, its CRL
+number and a certificate to revoke, each with an error that names the
+file and says what to do.
 
     certPath, keyPath = outPaths("pump-0042")       # pump-0042.pem, pump-0042.key
     writeAtomically(keyPath, keyPEM(key), 0o600)
@@ -12,13 +12,20 @@ what to do.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
-from typing import Tuple
+from typing import Any, Dict, Tuple, Union
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from securetcp.errors import PKIError
+
+CA_CERT = "ca.pem"
+CA_KEY = "ca.key"
+INDEX = "index.json"
 
 
 def writeAtomically(path: str, data: bytes, mode: int) -> None:
@@ -71,3 +78,50 @@ def readCertificate(path: str) -> x509.Certificate:
     except ValueError:
         raise PKIError(path, "is not a certificate (PEM or DER)",
                        "give the .pem file written by issue-server or issue-client") from None
+
+
+def readCA(directory: str) -> Tuple[x509.Certificate,
+                                    Union[ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey],
+                                    Dict[str, Any]]:
+    """
+    The CA certificate, its key and the index in C{directory}.
+
+    @raise PKIError: if there is no CA there, or its files are unusable.
+    """
+    if not os.path.isdir(directory):
+        raise PKIError(directory, "CA directory does not exist",
+                       "create a CA first: python -m securetcp pki init --dir "
+                       f"{directory} --name NAME")
+    for name in (CA_CERT, CA_KEY, INDEX):
+        if not os.path.isfile(os.path.join(directory, name)):
+            raise PKIError(directory, f"holds no CA ({name} is missing)",
+                           "give the --dir of `pki init`, or run `pki init` there")
+    try:
+        with open(os.path.join(directory, CA_CERT), "rb") as f:
+            cert = x509.load_pem_x509_certificate(f.read())
+        with open(os.path.join(directory, CA_KEY), "rb") as f:
+            key = serialization.load_pem_private_key(f.read(), password=None)
+        with open(os.path.join(directory, INDEX), encoding="utf-8") as f:
+            index = json.load(f)
+    except (OSError, ValueError, TypeError) as e:
+        raise PKIError(directory, f"cannot read the CA: {e}",
+                       "restore ca.pem, ca.key and index.json from your backup") from None
+    if not isinstance(key, (ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey)):
+        raise PKIError(os.path.join(directory, CA_KEY), "is not an ECDSA or RSA key")
+    return cert, key, index
+
+
+def readCRLNumber(path: str) -> int:
+    """
+    The number of the last CRL written, kept in C{path} (0 if it is gone).
+
+    @raise PKIError: if it does not hold a number.
+    """
+    try:
+        with open(path, encoding="ascii") as f:
+            return int(f.read().strip() or "0")
+    except FileNotFoundError:
+        return 0
+    except ValueError:
+        raise PKIError(path, "does not hold a number",
+                       "write the number of the last CRL issued into it") from None
