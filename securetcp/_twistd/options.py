@@ -95,8 +95,8 @@ class _CommonOptions(usage.Options):
          "(with --workers, one file per worker: FILE.worker-K)"],
         ["idle-timeout", None, "0", "close connections idle for this many seconds (0: never)"],
         ["workers", None, "1", "processes sharing the listening socket (default 1)"],
-        ["watch", None, "5", "seconds between checks of the certificate, key, CA and policy "
-         "files for changes, which reload them like SIGHUP (0: only on SIGHUP)"],
+        ["watch", None, "5", "seconds between checks of the certificate, key, CA, CRL and "
+         "policy files for changes, which reload them like SIGHUP (0: only on SIGHUP)"],
     ]
 
     def postOptions(self) -> None:
