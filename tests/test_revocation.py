@@ -989,6 +989,37 @@ class LiveReloadTests(InMemoryTestCase):
         self.assertEqual(len(self.named("revocation.crl_refused")), 1)
         self.assertStillInForce()
 
+    def test_changeDuringReloadLookedAtAgain(self) -> None:
+        """
+        A change noticed while a reload is still parsing (in a thread) is
+        not lost: once that reload is done, the files are checked again and
+        the newer CRL is loaded (an inotify event can come at any time).
+        """
+        from securetcp.revocation.crlreload import CRLWatcher
+
+        self.start()
+        held: List[Tuple[Deferred[Any], Any]] = []
+
+        def later(parse: Any) -> Deferred[Any]:
+            d: Deferred[Any] = Deferred()
+            held.append((d, parse))
+            return d
+
+        watcher = CRLWatcher(self.endpoint.creator, self.clock, self.emitter.emit,
+                             runInThread=later)
+        self.replace(self.crlPath, revoke=["client"])
+        watcher.check()
+        first, parse = held[0]
+        parsed = parse()  # read while only the first change was published
+        self.replace(self.crlPath, revoke=["client2"])
+        self.assertIs(self.successResultOf(watcher.check()), False)  # busy
+        first.callback(parsed)
+        self.clock.advance(0)
+        second, parse = held[1]
+        second.callback(parse())
+        self.assertEqual(len(self.named("revocation.crl_loaded")), 2)
+        self.assertRejected(self.outcome(self.tls, "client2"), "revoked")
+
     def test_hardReloadOfExpiredCRL(self) -> None:
         """
         Under hard fail a reloaded CRL that has already expired is refused,
