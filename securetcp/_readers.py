@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_credentials,tests.test_materials -*-
+# -*- test-case-name: tests.test_credentials,tests.test_materials,tests.test_purpose -*-
 """
 The file readers that L{securetcp.materials} builds its one L{Materials}
 value from: certificates, keys (encrypted, PKCS#12), DH parameters, CA files
@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.hazmat.primitives.serialization import pkcs12
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from securetcp.errors import CredentialError
 from securetcp.policy import Credentials, KeyStrength, TrustAnchors
@@ -230,18 +231,48 @@ def _checkLeaf(leaf: x509.Certificate, strength: KeyStrength, field: str, path: 
         )
 
 
+#: The extended key usage our own certificate needs in each role, and the
+#: words that name it (C{openssl x509 -purpose} and curl refuse the rest).
+PURPOSES = {
+    "server": (ExtendedKeyUsageOID.SERVER_AUTH, "serverAuth", "TLS server"),
+    "client": (ExtendedKeyUsageOID.CLIENT_AUTH, "clientAuth", "TLS client"),
+}
+
+
+def purposeProblem(certificate: x509.Certificate, role: str) -> Optional[str]:
+    """
+    Why C{certificate} cannot be ours in C{role} (C{"server"} or
+    C{"client"}): its extended key usage extension leaves out the purpose
+    (TLS peers refuse it: curl says "unsuitable certificate purpose").  A
+    certificate without the extension may serve any purpose.
+    """
+    oid, name, what = PURPOSES[role]
+    try:
+        usages = certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        return None
+    if oid in usages:
+        return None
+    given = ", ".join(getattr(u, "_name", None) or u.dotted_string for u in usages) or "none"
+    return (f"the certificate's extended key usage ({given}) does not include {name}: "
+            f"every peer would refuse it as a {what} certificate")
+
+
 def loadCredentials(
     credentials: Credentials,
     strength: KeyStrength,
     now: Optional[datetime.datetime] = None,
+    role: Optional[str] = None,
 ) -> LoadedCredentials:
     """
     Load and check our own chain and key (each file read once).
 
+    @param role: C{"server"} or C{"client"}: the certificate must be for
+        that purpose (L{purposeProblem}); C{None}: not checked.
     @raise CredentialError: naming the file, when a file is missing or
         unreadable, the key is encrypted without a passphrase, the key does
-        not match the certificate, the key is too weak or the certificate is
-        not valid now.
+        not match the certificate, the key is too weak, the certificate is
+        not valid now or not for C{role}.
     """
     passphrase = readPassphrase(credentials.passphrase)
     if credentials.pkcs12:
@@ -262,6 +293,11 @@ def loadCredentials(
         )
     _checkLeaf(chain[0], strength, certField, certPath,
                now or datetime.datetime.now(datetime.UTC))
+    problem = purposeProblem(chain[0], role) if role is not None else None
+    if problem and role is not None:
+        raise CredentialError(certField, certPath, problem,
+                              f"issue a certificate with the {PURPOSES[role][1]} extended "
+                              "key usage (or without that extension)")
     return LoadedCredentials(chain, key)
 
 

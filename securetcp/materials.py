@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_credentials,tests.test_materials -*-
+# -*- test-case-name: tests.test_credentials,tests.test_materials,tests.test_purpose -*-
 """
 What a policy needs from disk, read once: our certificate chain and key
 (checked to match), DH parameters, the trust anchors, the CRLs in force and
@@ -148,7 +148,7 @@ def loadMaterials(policy: TLSPolicy, role: Role, previous: Optional[Materials] =
     chain: Tuple[x509.Certificate, ...] = ()
     key = None
     if policy.credentials.configured:
-        own = loadCredentials(policy.credentials, policy.keys, now)
+        own = loadCredentials(policy.credentials, policy.keys, now, role.value)
         chain, key = tuple(own.chain), own.key
     dhParameters = None
     if policy.credentials.dhParameters:

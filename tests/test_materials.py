@@ -171,7 +171,9 @@ class LoadMaterialsTests(SynchronousTestCase):
         """
         A client's materials have no stapling issuer (only servers staple).
         """
-        materials = loadMaterials(self.fullPolicy(clientAuth="none"), Role.CLIENT)
+        materials = loadMaterials(self.fullPolicy(
+            clientAuth="none", certKey=self.pki.path("client.pem"),
+            privateKey=self.pki.path("client.key")), Role.CLIENT)
         self.assertIsNone(materials.stapleIssuer)
         self.assertEqual(len(materials.chain), 2)
 
@@ -270,8 +272,10 @@ class BuildContextTests(SynchronousTestCase):
         contexts are still built from loaded materials, and use them.
         """
         server = loadMaterials(self.policy, Role.SERVER)
-        client = loadMaterials(self.policy.withPeer(attrs.evolve(
-            self.policy.peer, clientAuth=self.policy.peer.clientAuth.NONE)), Role.CLIENT)
+        client = loadMaterials(buildPolicy(
+            certKey=self.pki.path("client.pem"), privateKey=self.pki.path("client.key"),
+            caCerts=self.pki.path("ca.pem"), crl=self.pki.path("crl.pem")), Role.CLIENT)
+        self.assertEqual(client.leaf, _certificate(self.pki.path("client.pem")))
         shutil.rmtree(self.pki.directory)
         _noFiles(self)
         context = buildContext(self.policy, Role.SERVER, server)

@@ -989,20 +989,111 @@ class LiveReloadTests(InMemoryTestCase):
         self.assertEqual(len(self.named("revocation.crl_refused")), 1)
         self.assertStillInForce()
 
+    def test_changeDuringReloadLookedAtAgain(self) -> None:
+        """
+        A change noticed while a reload is still parsing (in a thread) is
+        not lost: once that reload is done, the files are checked again and
+        the newer CRL is loaded (an inotify event can come at any time).
+        """
+        from securetcp.revocation.crlreload import CRLWatcher
+
+        self.start()
+        held: List[Tuple[Deferred[Any], Any]] = []
+
+        def later(parse: Any) -> Deferred[Any]:
+            d: Deferred[Any] = Deferred()
+            held.append((d, parse))
+            return d
+
+        watcher = CRLWatcher(self.endpoint.creator, self.clock, self.emitter.emit,
+                             runInThread=later)
+        self.replace(self.crlPath, revoke=["client"])
+        watcher.check()
+        first, parse = held[0]
+        parsed = parse()  # read while only the first change was published
+        self.replace(self.crlPath, revoke=["client2"])
+        self.assertIs(self.successResultOf(watcher.check()), False)  # busy
+        first.callback(parsed)
+        self.clock.advance(0)
+        second, parse = held[1]
+        second.callback(parse())
+        self.assertEqual(len(self.named("revocation.crl_loaded")), 2)
+        self.assertRejected(self.outcome(self.tls, "client2"), "revoked")
+
     def test_hardReloadOfExpiredCRL(self) -> None:
         """
-        Under hard fail a reloaded CRL that has already expired is loaded
-        with a C{revocation.crl_expired} event (mode C{hard}), and new
-        handshakes are rejected with C{revocation_unknown}.
+        Under hard fail a reloaded CRL that has already expired is refused,
+        as it is at start: C{revocation.crl_refused} names the file and the
+        expiry, no C{revocation.crl_loaded} follows, and the CRL in force
+        stays, so devices are still accepted (not C{revocation_unknown}).
         """
         self.start()
         self.replace(self.crlPath, data=craftCRL(self.pki, number=99))
         self.clock.advance(5)
+        [refused] = self.named("revocation.crl_refused")
+        self.assertEqual(refused["file"], self.crlPath)
+        self.assertIn("expired on", refused["detail"])
+        self.assertIn("revocation=hard", refused["detail"])
+        self.assertEqual(self.named("revocation.crl_loaded"), [])
+        self.assertEqual(self.named("revocation.crl_expired"), [])
+        self.assertAccepted(self.outcome(self.tls, "client2"))
+
+    def test_refusedNumberDoesNotBlockNext(self) -> None:
+        """
+        After an expired CRL numbered 50 is refused under hard fail, the
+        CA's next good CRL (numbered 2, below the refused one) is loaded
+        at the next check and revokes what it lists: a refused CRL's number
+        never locks the server out of the CA's real CRLs.
+        """
+        self.start()
+        self.replace(self.crlPath, data=craftCRL(self.pki, number=50))
+        self.clock.advance(5)
+        self.assertEqual(len(self.named("revocation.crl_refused")), 1)
+        self.replace(self.crlPath, revoke=["client"])
+        self.clock.advance(5)
+        self.assertEqual(len(self.named("revocation.crl_refused")), 1)
+        self.assertEqual(len(self.named("revocation.crl_loaded")), 1)
+        self.assertEqual(self.endpoint.creator.crls.numbers[0][1], 2)
+        self.assertStillInForce()
+
+    def test_softReloadOfExpiredCRL(self) -> None:
+        """
+        Under soft fail an expired CRL is still loaded on reload (with a
+        C{revocation.crl_expired} event, mode C{soft}): its revocations
+        apply, and peers it does not list are accepted.
+        """
+        self.crlPath = self.crl()
+        self.endpoint = self.serverEndpoint(crl=self.crlPath, crlReload="5", revocation="soft")
+        self.tls, self.app = self.serve(self.endpoint)
+        self.replace(self.crlPath, data=craftCRL(self.pki, [self.cert("client")], number=99))
+        self.clock.advance(5)
         self.assertEqual(len(self.named("revocation.crl_loaded")), 1)
         [expired] = self.named("revocation.crl_expired")
-        self.assertEqual(expired["mode"], "hard")
-        self.assertIn("expired on", expired["detail"])
-        self.assertRejected(self.outcome(self.tls, "client2"), "revocation_unknown")
+        self.assertEqual(expired["mode"], "soft")
+        self.assertStillInForce()
+
+    def test_expiredInPlaceKeptOnReload(self) -> None:
+        """
+        Under hard fail, a CRL loaded while valid that has since expired
+        does not block a reload of the files: a reload that finds it
+        unchanged keeps it (its expiry is audited as
+        C{revocation.crl_expired}).
+        """
+        now = datetime.datetime.now(datetime.UTC)
+        fresh = self.path("fresh.pem")
+        with open(fresh, "wb") as f:
+            f.write(craftCRL(self.pki, number=7, lastUpdate=now - datetime.timedelta(days=1),
+                             nextUpdate=now + datetime.timedelta(days=30)))
+        policy = buildPolicy(certKey=self.pki.path("server.pem"),
+                             privateKey=self.pki.path("server.key"),
+                             caCerts=self.pki.path("ca.pem"), crl=fresh)
+        trust = [self.cert("ca")]
+        inForce = loadCRLs(policy.revocation, trust, hard=True)
+        later = now + datetime.timedelta(days=40)
+        self.assertRaises(CredentialError, loadCRLs, policy.revocation, trust,
+                          now=later, hard=True)
+        again = loadCRLs(policy.revocation, trust, previous=inForce, now=later, hard=True)
+        self.assertEqual(len(again.expired), 1)
 
 
 # -- 4. real peers over loopback -------------------------------------------

@@ -223,6 +223,42 @@ class OptionsTests(SynchronousTestCase):
                                   "--idle-timeout", "soon")
         self.assertIn("--idle-timeout", str(error))
 
+    def test_idleTimeoutOneRule(self) -> None:
+        """
+        C{--idle-timeout} on the command line and C{idle-timeout} in a
+        C{--config} file follow one rule: a negative, infinite or NaN
+        timeout is refused by both, naming the option, and C{0} and a
+        positive number are accepted by both.
+        """
+        from securetcp._twistd.config import loadServiceConfig
+        from securetcp.errors import ServiceConfigError
+
+        path = os.path.join(os.path.abspath(self.mktemp()))
+        os.makedirs(path)
+        path = os.path.join(path, "listeners.toml")
+
+        def fromFile(value: str) -> float:
+            with open(path, "w") as f:
+                f.write('[[listener]]\nmode = "terminate"\nlisten = "mtls:1"\n'
+                        f'backend = "tcp:127.0.0.1:1"\nidle-timeout = {value}\n')
+            [listener] = loadServiceConfig(path).listeners
+            return listener.idleTimeout
+
+        def fromCommandLine(value: str) -> float:
+            options = self.parse("terminate", "--listen", "mtls:6661", "--backend",
+                                 "tcp:127.0.0.1:1", "--idle-timeout", value)
+            return float(options.subOptions["idle-timeout"])
+
+        for value in ("-1", "-0.5", "inf", "nan"):
+            error = self.assertRaises(usage.UsageError, fromCommandLine, value)
+            self.assertIn("--idle-timeout", str(error))
+            self.assertIn("not a number of seconds", str(error))
+            fileError = self.assertRaises(ServiceConfigError, fromFile, value)
+            self.assertIn("idle-timeout", str(fileError))
+            self.assertIn("not a number of seconds", str(fileError))
+        for value, seconds in (("0", 0.0), ("30", 30.0), ("2.5", 2.5)):
+            self.assertEqual((fromCommandLine(value), fromFile(value)), (seconds, seconds))
+
     def test_watchNotASeconds(self) -> None:
         """
         A C{--watch} that is not a number of seconds, or is negative, is a
@@ -414,6 +450,70 @@ class PluginTests(SynchronousTestCase):
                                 timeout=START_TIMEOUT)
         self.assertEqual(result.returncode, 0, result.stderr)
         self.assertRegex(result.stdout.decode(), r"\n\s+securetcp\s+Hardened TLS")
+
+    def twistd(self, *argv: str) -> subprocess.CompletedProcess[bytes]:
+        if TWISTD is None:
+            raise SkipTest("twistd is not installed")
+        cwd = os.path.abspath(self.mktemp())
+        os.makedirs(cwd)
+        return subprocess.run([TWISTD, "-n", "--pidfile=", "securetcp", *argv],
+                              capture_output=True, env=_env(), cwd=cwd, timeout=START_TIMEOUT)
+
+    def test_help(self) -> None:
+        """
+        C{twistd securetcp --help} shows one usage line naming the command
+        once, no epytext markup, and each example on a line of its own.
+        """
+        result = self.twistd("--help")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        text = result.stdout.decode()
+        self.assertEqual(text.splitlines()[0],
+                         "Usage: twistd [options] securetcp (terminate|originate|serve|demo) "
+                         "[options] | --config FILE [--workers N]")
+        self.assertNotIn("securetcp securetcp", text)
+        self.assertNotIn("C{", text)
+        examples = [line.strip() for line in text.splitlines()
+                    if line.startswith("  twistd -n securetcp")]
+        self.assertEqual(len(examples), 6, text)
+        self.assertTrue(all(e.count("twistd -n") == 1 for e in examples), examples)
+
+    def test_modeHelp(self) -> None:
+        """
+        C{twistd securetcp terminate --help} starts with one usage line: the
+        command, the mode and the mode's own arguments.
+        """
+        result = self.twistd("terminate", "--help")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(result.stdout.decode().splitlines()[0],
+                         "Usage: twistd [options] securetcp terminate --listen SECURE_ENDPOINT "
+                         "--backend PLAIN_ENDPOINT")
+
+    def test_usageErrorFirstLine(self) -> None:
+        """
+        A bad argument ends twistd with status 1, and the first line of its
+        output is the problem (not twistd's help); the second says where
+        the help is.
+        """
+        for argv, first in (
+                (["terminate", "--bogus"],
+                 "twistd securetcp terminate: option --bogus not recognized"),
+                (["terminate", "--listen", "mtls:6661"],
+                 "twistd securetcp terminate: --backend is required"),
+                (["--bogus"], "twistd securetcp: option --bogus not recognized")):
+            result = self.twistd(*argv)
+            self.assertEqual(result.returncode, 1, result)
+            lines = (result.stderr + result.stdout).decode().splitlines()
+            self.assertEqual(lines[0], first)
+            self.assertIn("--help' for the options", lines[1])
+            self.assertNotIn("Options:", "\n".join(lines))
+
+    def test_parseOutsideTwistdRaises(self) -> None:
+        """
+        Parsed outside twistd (no parent options), a bad argument is still
+        a L{usage.UsageError}, for callers that handle it.
+        """
+        self.assertRaises(usage.UsageError, _tap.Options(build=False).parseOptions,
+                          ["terminate", "--bogus"])
 
 
 # -- real processes -----------------------------------------------------------

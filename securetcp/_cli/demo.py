@@ -13,7 +13,7 @@ import argparse
 import json
 import os
 import sys
-from typing import Any, Dict, TextIO
+from typing import Any, Dict, List, TextIO
 
 
 def addParser(sub: Any) -> None:
@@ -91,10 +91,17 @@ def demoCommand(args: argparse.Namespace, out: TextIO) -> int:
         print(f"securetcp: {e}", file=sys.stderr)
         return 1
 
+    problems: List[str] = []
+
     def failed(f: Any) -> None:
-        print(f"securetcp: cannot listen: {f.getErrorMessage()}", file=sys.stderr)
-        reactor.stop()
+        problems.append(f"securetcp: cannot listen on 127.0.0.1:{args.port}: "
+                        f"{f.getErrorMessage()}")
+        if reactor.running:
+            reactor.stop()
 
     endpoint.listen(Factory.forProtocol(Echo)).addCallbacks(_listening(out, args.dir), failed)
-    reactor.run()
-    return 0
+    if not problems:  # a port that is taken fails at once: never run the reactor then
+        reactor.run()
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    return 1 if problems else 0

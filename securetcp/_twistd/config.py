@@ -126,6 +126,24 @@ def checkWorkers(value: Any, fail: Callable[[str, str], NoReturn]) -> int:
     return number
 
 
+def checkIdleTimeout(value: Any, fail: Callable[[str, str], NoReturn]) -> float:
+    """
+    An idle timeout from the command line (text) or the file (a number):
+    a finite number of seconds, 0 or more (0: never).
+
+    @param fail: called with the problem and the fix; must raise.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        fail(f"{value!r} is not a number of seconds", "write 0 (never) or a positive number")
+    try:
+        seconds = float(value)
+    except ValueError:
+        fail(f"{value!r} is not a number of seconds", "write 0 (never) or a positive number")
+    if not 0 <= seconds < float("inf"):
+        fail(f"{value!r} is not a number of seconds", "write 0 (never) or a positive number")
+    return seconds
+
+
 def loadServiceConfig(path: str) -> ServiceConfig:
     """
     Read and check a C{--config} file.
@@ -242,9 +260,10 @@ def _checkKey(label: str, key: str, value: Any, fail: Callable[..., NoReturn]) -
     if key not in LISTENER_KEYS:
         fail(label, key, "unknown key", "a listener takes " + ", ".join(LISTENER_KEYS))
     if key == "idle-timeout":
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        if isinstance(value, str):
             fail(label, key, f"{value!r} is not a number of seconds",
-                 "write 0 (never) or a positive number")
+                 "write 0 (never) or a positive number, unquoted")
+        checkIdleTimeout(value, lambda problem, fix: fail(label, key, problem, fix))
     elif not isinstance(value, str) or not value:
         fail(label, key, f"{value!r} is not a non-empty string", "quote the value")
 

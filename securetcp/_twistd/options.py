@@ -19,21 +19,25 @@ from typing import Any, List, NoReturn, Optional, Sequence
 
 from twisted.python import usage
 
-USAGE = """
-C{twistd securetcp}: put TLS in front of (or behind) any plaintext TCP
-service.
+#: What C{twistd securetcp --help} says after the options, wrapped.
+LONGDESC = ("Put TLS in front of (or behind) any plaintext TCP service.  ssl: is accepted "
+            "as an alias of securessl: here.  SIGHUP re-reads certificates, keys, CAs, CRLs "
+            "and policy files and swaps them in for new connections; a reload that fails "
+            "keeps the running configuration.  Run twistd securetcp MODE --help for a "
+            "mode's options.")
 
-    twistd -n securetcp terminate --listen "mtls:6661:certKey=server.pem:privateKey=server.key:caCerts=devices-ca.pem" --backend tcp:127.0.0.1:2575 --audit-log audit.jsonl
-    twistd -n securetcp originate --listen tcp:2576:interface=127.0.0.1 --connect "mtls:host=hl7.example:port=6661:caCerts=ca.pem:certKey=device.pem:privateKey=device.key"
-    twistd -n securetcp serve --listen "mtls:6661:..." --app mypackage.hl7:factory
-    twistd -n securetcp demo
-    twistd -n securetcp --config /etc/securetcp/listeners.toml
-    twistd -n securetcp terminate --workers 4 --listen ... --backend ...
-
-C{ssl:} is accepted as an alias of C{securessl:} here.  SIGHUP re-reads
-certificates, keys, CAs, CRLs and policy files and swaps them in for new
-connections; a reload that fails keeps the running configuration.
-"""
+#: The examples C{twistd securetcp --help} shows, one a line, as they are.
+EXAMPLES = (
+    'twistd -n securetcp terminate --listen "mtls:6661:certKey=server.pem:'
+    'privateKey=server.key:caCerts=devices-ca.pem" --backend tcp:127.0.0.1:2575 '
+    '--audit-log audit.jsonl',
+    'twistd -n securetcp originate --listen tcp:2576:interface=127.0.0.1 --connect '
+    '"mtls:host=hl7.example:port=6661:caCerts=ca.pem:certKey=device.pem:privateKey=device.key"',
+    'twistd -n securetcp serve --listen "mtls:6661:..." --app mypackage.hl7:factory',
+    "twistd -n securetcp demo",
+    "twistd -n securetcp --config /etc/securetcp/listeners.toml",
+    "twistd -n securetcp terminate --workers 4 --listen ... --backend ...",
+)
 
 
 class JobError(Exception):
@@ -66,6 +70,15 @@ def secureString(description: str, policyFile: Optional[str], auditLog: Optional
     return description
 
 
+def _idleTimeoutOption(options: usage.Options) -> None:
+    from securetcp._twistd.config import checkIdleTimeout
+
+    def fail(problem: str, fix: str) -> NoReturn:
+        raise usage.UsageError(f"--idle-timeout: {problem} ({fix})")
+
+    options["idle-timeout"] = checkIdleTimeout(options["idle-timeout"], fail)
+
+
 def _workersOption(options: usage.Options) -> None:
     from securetcp._twistd.config import checkWorkers
 
@@ -82,15 +95,12 @@ class _CommonOptions(usage.Options):
          "(with --workers, one file per worker: FILE.worker-K)"],
         ["idle-timeout", None, "0", "close connections idle for this many seconds (0: never)"],
         ["workers", None, "1", "processes sharing the listening socket (default 1)"],
-        ["watch", None, "5", "seconds between checks of the certificate, key, CA and policy "
-         "files for changes, which reload them like SIGHUP (0: only on SIGHUP)"],
+        ["watch", None, "5", "seconds between checks of the certificate, key, CA, CRL and "
+         "policy files for changes, which reload them like SIGHUP (0: only on SIGHUP)"],
     ]
 
     def postOptions(self) -> None:
-        try:
-            self["idle-timeout"] = float(self["idle-timeout"])
-        except ValueError:
-            raise usage.UsageError("--idle-timeout must be a number of seconds") from None
+        _idleTimeoutOption(self)
         try:
             self["watch"] = float(self["watch"])
             if self["watch"] < 0:
@@ -159,9 +169,8 @@ class DemoOptions(usage.Options):
 
 
 class SecureTCPOptions(usage.Options):
-    synopsis = ("securetcp (terminate|originate|serve|demo) [options]\n"
-                "       twistd [twistd options] securetcp --config FILE [--workers N]")
-    longdesc = USAGE
+    synopsis = "(terminate|originate|serve|demo) [options] | --config FILE [--workers N]"
+    longdesc = LONGDESC
     optParameters = [
         ["config", None, None, "TOML file with several listeners (instead of a mode)"],
         ["workers", None, None, "with --config: processes sharing the listening sockets "
@@ -185,8 +194,45 @@ class SecureTCPOptions(usage.Options):
         self.worker = worker
 
     def parseOptions(self, options: Optional[Sequence[str]] = None) -> None:
+        """
+        Parse C{options}; a problem is a L{usage.UsageError}.  Under twistd
+        (when this is twistd's subcommand), a problem is instead printed as
+        one line to standard error, followed by where the help is, and
+        twistd exits with status 1: twistd itself would print all of its
+        help before the message.
+        """
         self.argv = list(sys.argv[1:] if options is None else options)
-        super().parseOptions(options)  # type: ignore[arg-type]
+        try:
+            super().parseOptions(options)  # type: ignore[arg-type]
+        except usage.UsageError as e:
+            if self.parent is None:
+                raise
+            command = " ".join(["twistd securetcp"] + ([self.subCommand]
+                                                        if self.subCommand else []))
+            sys.stderr.write(f"{command}: {e}\nRun '{command} --help' for the options.\n")
+            sys.stderr.flush()
+            raise SystemExit(1) from None
+
+    def getSynopsis(self) -> str:
+        """
+        The usage line: as a mode's parent, only the words before the mode
+        (the mode's own synopsis follows).
+        """
+        if self.subCommand is None:
+            return super().getSynopsis()
+        if self.parent is None:
+            return "Usage: twistd [options] securetcp"
+        return f"{self.parent.getSynopsis()} {self.parent.subCommand}"
+
+    def getUsage(self, width: Optional[int] = None) -> str:
+        """
+        The options, the description and the modes, then the examples one
+        a line (Twisted wraps the description into one paragraph).
+        """
+        text = super().getUsage(width)
+        if hasattr(self, "subOptions"):
+            return text
+        return text + "\nExamples:\n" + "".join(f"  {e}\n" for e in EXAMPLES)
 
     def postOptions(self) -> None:
         if self["config"] is not None:

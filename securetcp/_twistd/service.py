@@ -112,8 +112,10 @@ class SecureTCPService(service.MultiService):
 
     def watchedFiles(self) -> List[str]:
         """
-        The certificate, key, CA and policy files the secure endpoints were
-        built from (CRLs have their own watcher).
+        The certificate, key, CA, CRL and policy files (and CRL
+        directories) the secure endpoints were built from.  CRLs also have
+        their own watcher (inotify, and every C{crlReload} seconds); this
+        one covers them too, at the C{--watch} interval.
         """
         paths: List[str] = []
         for endpoint, description in zip(self.secureEndpoints, self.listenDescriptions,
@@ -122,7 +124,8 @@ class SecureTCPService(service.MultiService):
             credentials = policy.credentials
             for path in (credentials.certificateFile, credentials.keyFile,
                          credentials.extraChain, credentials.pkcs12, credentials.dhParameters,
-                         policy.trust.caFile, policy.trust.caDir, _policyFileOf(description)):
+                         policy.trust.caFile, policy.trust.caDir, _policyFileOf(description),
+                         *policy.revocation.crlFiles, *policy.revocation.crlDirs):
                 if path and path not in paths:
                     paths.append(path)
         return paths
@@ -150,7 +153,7 @@ class SecureTCPService(service.MultiService):
             return
         self._candidate = None
         self._seen = now
-        _log.info("securetcp: certificate, key, CA or policy files changed; reloading")
+        _log.info("securetcp: certificate, key, CA, CRL or policy files changed; reloading")
         self.reload()
 
     def _hangup(self) -> None:

@@ -21,12 +21,12 @@ import re
 from typing import Any, Optional, Tuple
 
 from twisted.application import service
-from twisted.application.internet import StreamServerEndpointService
 from twisted.internet.interfaces import IProtocolFactory
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 from twisted.python import usage
 
+from securetcp._twistd.listening import ListeningService
 from securetcp._twistd.options import JobError, SecureTCPOptions, secureString
 from securetcp._twistd.options import _CommonOptions as _CommonOptions
 from securetcp._twistd.service import SecureTCPService, redact
@@ -198,9 +198,10 @@ def _addJob(top: SecureTCPService, reactor: Any, listenReactor: Any, mode: Optio
             remote = clientFromString(reactor, secure)
         except ValueError as e:
             raise JobError("connect", str(e)) from None
+        description = listen
         endpoint = _parseServer(listenReactor, listen)
         factory = SpliceFactory(remote.connect, redact(secure), reactor, emitter, idleTimeout)
-    StreamServerEndpointService(endpoint, factory).setServiceParent(top)
+    ListeningService(endpoint, factory, redact(description), reactor).setServiceParent(top)
 
 
 def _configService(reactor: Any, options: Options, worker: Any) -> service.IService:
@@ -252,7 +253,8 @@ def _demoService(reactor: Any, sub: Any, options: Options, worker: Any) -> servi
             assert self.transport is not None
             self.transport.write(data)
 
-    StreamServerEndpointService(endpoint, Factory.forProtocol(Echo)).setServiceParent(top)
+    ListeningService(endpoint, Factory.forProtocol(Echo), f"tcp:{port}:interface=127.0.0.1",
+                     reactor).setServiceParent(top)
     _finish(top)
     if worker is not None:
         return top

@@ -132,6 +132,7 @@ _NIST_REFS = {
     "certificate.key": "SP 800-52r2 3.2.1 / 4.2.1 (certificate profile: key)",
     "certificate.validity": "SP 800-52r2 3.2.1 / 4.2.1 (certificate profile: validity)",
     "certificate.signature": "SP 800-52r2 3.2.1 / 4.2.1 (certificate profile: signature)",
+    "certificate.purpose": "SP 800-52r2 3.2.1 / 4.2.1 (certificate profile: extended key usage)",
     "certificate.chain": "SP 800-52r2 4.5.1 (server certificate path validation)",
     "peer.keys": "SP 800-52r2 3.5.3 / 4.5.3 (checking the peer's key size)",
     "clientAuth": "SP 800-52r2 3.5 (client authentication)",

@@ -1,8 +1,8 @@
-# -*- test-case-name: tests.test_check -*-
+# -*- test-case-name: tests.test_check,tests.test_purpose -*-
 """
 The facts of a certificate the checklist needs (L{CertificateFacts}) and
-the three judgements of a certificate that C{check} (our own) and C{probe}
-(the server's) share: key type and size, validity, signature::
+the judgements of a certificate that C{check} (our own) and C{probe}
+(the server's) share: key type and size, validity, signature, purpose::
 
     >>> facts = certificateFacts(cert)
     >>> judgeCertificateKey(BENCHMARKS["nist-800-52r2"], facts).status
@@ -193,3 +193,31 @@ def judgeCertificateSignature(b: Benchmark, cert: Optional[CertificateFacts],
                     _CERT)
     what = cert.signatureHash or f"{cert.keyType} (no separate hash)"
     return item(b, "certificate.signature", title, PASS, f"signed with {what}", _CERT)
+
+
+#: the extended key usage each role's certificate needs (dotted OID, name)
+_PURPOSE_OIDS = {"server": ("1.3.6.1.5.5.7.3.1", "serverAuth"),
+                 "client": ("1.3.6.1.5.5.7.3.2", "clientAuth")}
+
+
+def judgeCertificatePurpose(b: Benchmark, cert: Optional[CertificateFacts], role: str,
+                            whose: str = "own") -> CheckItem:
+    """
+    Whether a certificate may serve as a TLS C{role} (C{"server"} or
+    C{"client"}) certificate: an extended key usage extension, when there
+    is one, must include serverAuth (clientAuth), or every peer refuses it.
+    """
+    title = f"{whose} certificate purpose"
+    if cert is None:
+        return item(b, "certificate.purpose", title, NOT_APPLICABLE,
+                    "no certificate configured", _CERT)
+    oid, name = _PURPOSE_OIDS[role]
+    if cert.extendedKeyUsage is None:
+        return item(b, "certificate.purpose", title, PASS,
+                    "no extended key usage extension: any purpose", _CERT)
+    if oid not in cert.extendedKeyUsage:
+        return item(b, "certificate.purpose", title, FAIL,
+                    f"extended key usage {', '.join(cert.extendedKeyUsage)} lacks {name}: "
+                    f"peers refuse it as a TLS {role} certificate", _CERT)
+    return item(b, "certificate.purpose", title, PASS,
+                f"extended key usage includes {name}", _CERT)

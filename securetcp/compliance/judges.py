@@ -47,6 +47,7 @@ from securetcp.compliance.catalogue import (
 )
 from securetcp.compliance.certificates import (
     judgeCertificateKey,
+    judgeCertificatePurpose,
     judgeCertificateSignature,
     judgeCertificateValidity,
 )
@@ -154,6 +155,10 @@ def judgeOwnValidity(s: Situation) -> CheckItem:
 
 def judgeOwnSignature(s: Situation) -> CheckItem:
     return judgeCertificateSignature(s.benchmark, s.certificate)
+
+
+def judgeOwnPurpose(s: Situation) -> CheckItem:
+    return judgeCertificatePurpose(s.benchmark, s.certificate, s.role.value)
 
 
 def judgePeerKeys(s: Situation) -> CheckItem:
@@ -337,6 +342,7 @@ POLICY_JUDGES: Tuple[Judge, ...] = (
     judgeOwnKey,
     judgeOwnValidity,
     judgeOwnSignature,
+    judgeOwnPurpose,
     judgePeerKeys,
     judgeClientAuth,
     judgeServerAuth,

@@ -7,7 +7,8 @@ the server runs is L{securetcp.revocation.crlreload}).
     crls.isRevoked(peerCertificate)
 
 A CRL is accepted only if it parses, is signed by one of the policy's CAs,
-and (on reload) does not carry a lower CRL number than the one it replaces.
+(on reload) does not carry a lower CRL number than the one in force and,
+under C{revocation=hard}, has not expired (at start and on reload alike).
 A refused CRL leaves the last good one in force and is audited.  A reload
 replaces the CRLs only: the certificate and key in force stay.  OCSP is in
 L{securetcp.revocation.ocsp}.
@@ -172,10 +173,11 @@ def loadCRLs(
     Read, parse and verify every CRL of C{revocation}.
 
     @param previous: the CRLs in force, on reload: a CRL whose number is
-        lower than its predecessor's is refused.
+        lower than its predecessor's is refused.  Only CRLs in force count:
+        a refused CRL's number never blocks the next one.
     @raise CredentialError: naming the file, for a missing, unreadable,
-        unparseable, wrongly signed or older CRL, or (at start, under hard
-        fail) an expired one.
+        unparseable, wrongly signed or older CRL, or (under hard fail, at
+        start and on reload) an expired one that is not already in force.
     """
     now = now or datetime.datetime.now(datetime.UTC)
     gathered = _Gathered()
@@ -189,7 +191,11 @@ def loadCRLs(
                                   "fix its permissions") from None
         for crl in _parse(path, data):
             _checkIssuer(crl, path, caCerts)
-            _gather(gathered, crl, path, previous, now, hard and previous is None)
+            # the rules of start-up hold on reload too, so an expired CRL
+            # never replaces a good one under hard fail; one already in force
+            # that expired in place stays (its expiry is audited)
+            refuseExpired = bool(hard) and (previous is None or crl not in previous.crls)
+            _gather(gathered, crl, path, previous, now, refuseExpired)
         gathered.sources.append((path, signature))
     return gathered.crlSet()
 
@@ -210,10 +216,10 @@ def _checkIssuer(crl: x509.CertificateRevocationList, path: str,
 
 def _gather(gathered: _Gathered, crl: x509.CertificateRevocationList, path: str,
             previous: Optional[CRLSet], now: datetime.datetime,
-            refuseExpired: Optional[bool]) -> None:
+            refuseExpired: bool) -> None:
     """
-    Add one verified CRL, refusing a replayed older one and (at start,
-    under hard fail) an expired one.
+    Add one verified CRL, refusing a replayed older one and (when
+    C{refuseExpired}) an expired one.
     """
     issuerKey = crl.issuer.public_bytes()
     number = _crlNumber(crl)

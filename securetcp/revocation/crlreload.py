@@ -8,6 +8,11 @@ in force; no certificate or key is read again.
     watcher.start()            # each listening port starts it
     yield watcher.reload()     # True: new CRLs in force; False: refused
 
+With a reactor that has file descriptors, on Linux, the CRL files are also
+watched with inotify (L{securetcp.revocation.crlnotify}), so a replaced
+CRL is in force within a fraction of a second; the poll every
+C{crlReload} seconds stays as the fallback.
+
 A refused CRL (unparseable, wrongly signed, older than the one in force)
 leaves the last good ones in force and is audited as
 C{revocation.crl_refused}.
@@ -29,6 +34,7 @@ from securetcp._interfaces import ICRLTarget, ICRLWatcher
 from securetcp.audit.records import crlExpired, crlLoaded, crlRefused
 from securetcp.policy import TLSPolicy
 from securetcp.revocation.crl import CRLSet, loadCRLs, sourceSignatures
+from securetcp.revocation.crlnotify import watchCRLFiles
 
 _log = Logger(namespace="securetcp.revocation")
 
@@ -52,8 +58,9 @@ def reactorThreads(reactor: Any) -> Optional[Callable[..., Deferred[Any]]]:
 class CRLWatcher:
     """
     Reloads the CRLs of a connection creator (an L{ICRLTarget}) when their
-    files change, every C{policy.revocation.reloadInterval} seconds and on
-    demand.  Only the CRLs change: the new ones go into the materials in
+    files change: at once when inotify says so (a C{clock} that is a real
+    reactor, on Linux), every C{policy.revocation.reloadInterval} seconds
+    and on demand.  Only the CRLs change: the new ones go into the materials in
     force (no certificate or key is read again).
 
     Parsing, verifying and building the new context run in C{runInThread}
@@ -83,6 +90,8 @@ class CRLWatcher:
         self._busy = False
         self._refused: Any = None
         self._pendingSignatures: Any = None
+        self._stopNotify: Optional[Callable[[], None]] = None
+        self._again = False
 
     @property
     def busy(self) -> bool:
@@ -102,6 +111,15 @@ class CRLWatcher:
             self._loop = LoopingCall(self.check)
             self._loop.clock = self.clock
             self._loop.start(interval, now=False)
+            self._stopNotify = watchCRLFiles(self.clock, self.target.policy.revocation,
+                                             self.check)
+
+    @property
+    def notified(self) -> bool:
+        """
+        Whether the files are watched with inotify (not only polled).
+        """
+        return self._stopNotify is not None
 
     def stop(self) -> None:
         self._users = max(0, self._users - 1)
@@ -110,6 +128,9 @@ class CRLWatcher:
         if self._loop is not None and self._loop.running:
             self._loop.stop()
         self._loop = None
+        if self._stopNotify is not None:
+            stop, self._stopNotify = self._stopNotify, None
+            stop()
 
     def check(self) -> Deferred[bool]:
         """
@@ -133,8 +154,10 @@ class CRLWatcher:
             C{False} if they were refused (the old ones stay).
         """
         if self._busy:
+            self._again = True  # look again once this one is done
             return succeed(False)
         self._busy = True
+        self._again = False
         target = self.target
         policy = target.policy
         self._pendingSignatures = sourceSignatures(policy.revocation)
@@ -153,8 +176,14 @@ class CRLWatcher:
         d: Deferred[bool] = maybeDeferred(self._run, parse).addCallback(self._swap, policy)
         return d.addErrback(self._refuse)
 
-    def _swap(self, built: Tuple[CRLSet, Any], policy: TLSPolicy) -> bool:
+    def _done(self) -> None:
         self._busy = False
+        if self._again:
+            self._again = False
+            self.clock.callLater(0, self.check)
+
+    def _swap(self, built: Tuple[CRLSet, Any], policy: TLSPolicy) -> bool:
+        self._done()
         crls, prepared = built
         self.target.install(prepared)
         now = self.clock.seconds()
@@ -167,7 +196,7 @@ class CRLWatcher:
         return True
 
     def _refuse(self, failure: Failure) -> bool:
-        self._busy = False
+        self._done()
         self._refused = self._pendingSignatures
         error = failure.value
         detail = str(error)

@@ -8,7 +8,8 @@ policy (L{judge}, L{decide}).
     decision, facts = yield decide(checker, policy.revocation, chain, stapled, trust)
 
 The I/O is thin: L{OCSPChecker} posts requests with Twisted's HTTP client
-(never a blocking call in the reactor) and caches answers by issuer and
+(never a blocking call in the reactor; every answer bounded in size and
+time by L{securetcp.revocation.fetch}) and caches answers by issuer and
 serial until their C{nextUpdate}; requests and responses themselves are
 built and validated by pure functions (L{securetcp.revocation.ocspresponse}).
 """
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import collections
 import datetime
-from io import BytesIO
 from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 import attrs
@@ -29,6 +29,7 @@ from zope.interface import implementer
 
 from securetcp._interfaces import IOCSPChecker, IStapler
 from securetcp.policy import Revocation
+from securetcp.revocation.fetch import MAX_RESPONSE_BYTES, post
 from securetcp.revocation.ocspresponse import (
     OCSPStatus,
     buildRequest,
@@ -55,30 +56,18 @@ def _cacheKey(leaf: x509.Certificate, issuer: x509.Certificate) -> Tuple[bytes, 
 Poster = Callable[[str, bytes, float], "Deferred[bytes]"]
 
 
-def httpPoster(reactor: Any) -> Poster:
+def httpPoster(reactor: Any, limit: int = MAX_RESPONSE_BYTES) -> Poster:
     """
-    POST an OCSP request with Twisted's HTTP client and return the body.
+    POST an OCSP request with Twisted's HTTP client and return the body,
+    read only up to C{limit} bytes and within the timeout given
+    (L{securetcp.revocation.fetch.post}).
     """
-    def post(url: str, body: bytes, timeout: float) -> Deferred[bytes]:
-        from twisted.web.client import Agent, FileBodyProducer, readBody
-        from twisted.web.http_headers import Headers
+    def postRequest(url: str, body: bytes, timeout: float) -> Deferred[bytes]:
+        return post(reactor, url, body, {b"Content-Type": [b"application/ocsp-request"],
+                                         b"Accept": [b"application/ocsp-response"]},
+                    timeout, limit)
 
-        agent = Agent(reactor, connectTimeout=timeout)
-        d = agent.request(b"POST", url.encode("ascii"),
-                          Headers({b"Content-Type": [b"application/ocsp-request"],
-                                   b"Accept": [b"application/ocsp-response"]}),
-                          FileBodyProducer(BytesIO(body)))
-
-        def gotResponse(response: Any) -> Deferred[bytes]:
-            if response.code != 200:
-                raise ValueError(f"HTTP {response.code} from {url}")
-            return readBody(response)  # type: ignore[no-any-return]
-
-        answer: Deferred[bytes] = d.addCallback(gotResponse)  # type: ignore[assignment]
-        answer.addTimeout(timeout, reactor)
-        return answer
-
-    return post
+    return postRequest
 
 
 @implementer(IOCSPChecker)
