@@ -330,7 +330,7 @@ class SecureServerParser:
                 emitter=_emitterFor(kwargs),
                 rereadPolicy=lambda: _policyFor(self.prefix, kwargs, serverDefaults=True))
         except PolicyError as e:
-            raise _asArgumentError(self.prefix, e) from e
+            raise _asArgumentError(self.prefix, e) from None  # its cause is kept as .cause
 
 
 @implementer(IPlugin, IStreamClientEndpointStringParserWithReactor)
@@ -353,4 +353,4 @@ class SecureClientParser:
             return SecureClientEndpoint(reactor, inner, policy, hostname, self.mutual,
                                         emitter=_emitterFor(kwargs))
         except PolicyError as e:
-            raise _asArgumentError(self.prefix, e) from e
+            raise _asArgumentError(self.prefix, e) from None  # its cause is kept as .cause
