@@ -91,6 +91,8 @@ class GatedTLSProtocol(BufferingTLSTransport):
     #: our close_notify has been sent after L{loseWriteConnection}
     writeClosed = False
     _connectionLostDone = False
+    #: bytes the peer sent after the handshake were read without a TLS error
+    heardAfterHandshake = False
     #: see L{whenPeerHeard}
     _peerHeard: Optional[Callable[[], None]] = None
 
@@ -121,21 +123,27 @@ class GatedTLSProtocol(BufferingTLSTransport):
 
     def whenPeerHeard(self, callback: Callable[[], None]) -> None:
         """
-        Call C{callback} once the peer's next bytes after the handshake
+        Call C{callback} once bytes the peer sent after the handshake
         (application data, or a TLS 1.3 session ticket) have been read
-        without a TLS error: a TLS 1.3 server sends them only once it has
-        accepted our Finished, and our certificate.
+        without a TLS error (at once if they already were): a TLS 1.3
+        server sends them only once it has accepted our Finished, and our
+        certificate.
         """
-        self._peerHeard = callback
+        if self.heardAfterHandshake:
+            callback()
+        else:
+            self._peerHeard = callback
 
     def dataReceived(self, data: bytes) -> None:
         if self.firstByte is None and data:
             self.firstByte = data[0]
-        waiting = self._peerHeard if self._handshakeDone else None
+        handshook = self._handshakeDone
         super().dataReceived(data)
-        if waiting is not None and not self._lostTLSConnection:
-            self._peerHeard = None
-            waiting()
+        if handshook and not self.heardAfterHandshake and not self._lostTLSConnection:
+            self.heardAfterHandshake = True
+            waiting, self._peerHeard = self._peerHeard, None
+            if waiting is not None:
+                waiting()
         # the handshake may just have completed, or writes that waited
         # for it have gone out: a pending close_notify may now be sent
         self._sendCloseNotify()

@@ -129,13 +129,16 @@ def verifyCheck(policy: TLSPolicy, crls: Optional[CRLSet] = None) -> VerifyCheck
     """
     The verify check of C{policy}: records why OpenSSL rejected a
     certificate, checks key sizes, and checks revocation against C{crls}
-    (the CRLs in force, if the policy checks CRLs).  A rejection carries the
-    X509 verify code, so the peer still gets the precise alert
-    (C{certificate_revoked} for a revoked certificate).
+    (the CRLs in force, if the policy checks CRLs), then, at the leaf, the
+    allow-list and pins.  A rejection carries the X509 verify code, so the
+    peer still gets the precise alert (C{certificate_revoked} for a revoked
+    certificate, C{bad_certificate} for one the allow-list or pins refuse).
     """
     soft = policy.revocation.mode == "soft"
     crlEnabled = policy.revocation.crlEnabled
     revocation = _revocationCheck(policy, crls) if crls is not None and crlEnabled else None
+    authorising = bool(policy.peer.allow or policy.peer.pins)
+    authorisation = _authorisationCheck(policy)
 
     def verify(conn: Optional[SSL.Connection], seen: SeenCertificate, errno: int, depth: int,
                ok: int) -> Optional[int]:
@@ -162,8 +165,6 @@ def verifyCheck(policy: TLSPolicy, crls: Optional[CRLSet] = None) -> VerifyCheck
             return authorisation(facts, seen, depth)
         return None
 
-    authorising = bool(policy.peer.allow or policy.peer.pins)
-    authorisation = _authorisationCheck(policy)
     return verify
 
 
