@@ -95,6 +95,8 @@ class Gate(TypingProtocol):
     hostname: Optional[str]
     ocsp: Optional[IOCSPChecker]
     limits: Limits
+    #: (clients, TLS 1.3) how long to wait for the server's acceptance
+    confirmationWindow: float
     live: Set[GateProtocol]
     openConnections: int
     handshaking: int
@@ -130,6 +132,8 @@ class GateProtocol(Protocol):
     application: Optional[IProtocol] = None
     _done = False
     _handshaking = False
+    #: (TLS 1.3 clients) waiting for the server to accept our side
+    _confirming = False
     local: Optional[str] = None
     peer: Optional[str] = None
     proxy: Optional[str] = None
@@ -202,7 +206,7 @@ class GateProtocol(Protocol):
             stapled = facts.stapled if facts is not None else None
             self.gate.ocspDecision(session.peerChain, stapled).addCallback(self._afterOCSP)
             return
-        self._admit()
+        self._admitWhenConfirmed()
 
     def _afterOCSP(self, outcome: Decision) -> None:
         decision, facts = outcome
@@ -217,14 +221,36 @@ class GateProtocol(Protocol):
             self._reject(*decision)
             self.transport.abortConnection()
             return
-        self._admit()
+        self._admitWhenConfirmed()
+
+    def _admitWhenConfirmed(self) -> None:
+        """
+        Admit now, except a TLS 1.3 client, which first waits for the
+        server's acceptance (see L{securetcp.gate.ClientGateFactory}).
+        """
+        transport = self.transport
+        if (self.gate.role is not Role.CLIENT or self.session.get("version") != "TLSv1.3"
+                or not hasattr(transport, "whenPeerHeard")):
+            self._admit()
+            return
+        self._confirming = True
+        self._cancelTimeout()
+        self._timeout = self.gate.clock.callLater(self.gate.confirmationWindow,
+                                                  self._confirmed)
+        transport.whenPeerHeard(self._confirmed)
+
+    def _confirmed(self) -> None:
+        if self._confirming and not self._done and self._rejected is None:
+            self._confirming = False
+            self._admit()
 
     def _check(self, session: NegotiatedSession) -> Optional[Tuple[str, str]]:
         chain = session.peerChain
         if chain:
             self.identity = identityFromCertificate(chain[0])
+        facts = connectionFacts(self.transport.getHandle())
         return peerRejection(self.gate.policy, self.gate.role, self.gate.hostname, chain,
-                             self.identity)
+                             self.identity, authorised=facts is not None and facts.authorised)
 
     def _admit(self) -> None:
         self._cancelTimeout()
@@ -281,6 +307,8 @@ class GateProtocol(Protocol):
             self.application.dataReceived(data)
         elif self._rejected is None:
             self._buffer.append(data)
+            if self._confirming:
+                self._confirmed()  # the server spoke: it accepted us
 
     def readConnectionLost(self) -> None:
         """

@@ -1,10 +1,18 @@
 # -*- test-case-name: tests.test_reasons -*-
 """
 The closed list of machine-readable rejection reasons, and the pure mappings
-from OpenSSL's certificate-verification codes and error strings onto it.
+onto it from OpenSSL's certificate-verification codes and from its error
+codes (library, reason), with OpenSSL's error strings as the fallback.
 
     >>> reasonForVerifyCode(10)
     'expired'
+    >>> reasonForErrorCode(SSL_LIBRARY, ALERT_REASON_OFFSET + 48)  # peer's unknown_ca
+    'unknown_ca'
+
+The error codes are OpenSSL's C{ERR_LIB_*} and C{SSL_R_*} numbers, which
+OpenSSL never renumbers: the same under OpenSSL 3 and 4, whatever the text
+says (OpenSSL 4 spells the peer's handshake_failure alert C{"tls alert
+handshake failure"}, OpenSSL 3 C{"sslv3 alert handshake failure"}).
 """
 
 from __future__ import annotations
@@ -84,7 +92,75 @@ def reasonForVerifyCode(code: int) -> str:
     return _VERIFY_CODES.get(code, "bad_certificate")
 
 
-# Substrings of OpenSSL's error reason strings, most specific first.
+#: OpenSSL's C{ERR_LIB_SSL}: the library of every TLS error classified here.
+SSL_LIBRARY = 20
+
+#: OpenSSL's C{SSL_AD_REASON_OFFSET}: the reason code of an alert received
+#: from the peer is this plus the alert's number (RFC 8446, section 6).
+ALERT_REASON_OFFSET = 1000
+
+#: The peer's alert (its TLS number) to the reason; any other alert is
+#: C{peer_rejected}.  What the peer refused is our side of the handshake.
+_PEER_ALERTS: Dict[int, str] = {
+    40: "peer_rejected",  # handshake_failure: the peer says no more than that
+    41: "no_client_certificate",  # no_certificate (SSL 3)
+    42: "bad_certificate",
+    43: "wrong_key_usage",  # unsupported_certificate
+    44: "revoked",
+    45: "expired",
+    46: "bad_certificate",  # certificate_unknown
+    48: "unknown_ca",
+    51: "bad_signature",  # decrypt_error
+    70: "protocol_version_refused",
+    71: "no_shared_cipher",  # insufficient_security
+    116: "no_client_certificate",  # certificate_required (TLS 1.3)
+}
+
+#: OpenSSL's own verdicts (C{SSL_R_*} reason codes of C{ERR_LIB_SSL}).
+_SSL_REASONS: Dict[int, str] = {
+    199: "no_client_certificate",  # peer did not return a certificate
+    116: "protocol_version_refused",  # bad protocol version number
+    191: "protocol_version_refused",  # no protocols available
+    258: "protocol_version_refused",  # unsupported protocol
+    396: "protocol_version_refused",  # version too low
+    101: "no_shared_cipher",  # no suitable key share
+    118: "no_shared_cipher",  # no suitable signature algorithm
+    181: "no_shared_cipher",  # no ciphers available
+    193: "no_shared_cipher",  # no shared cipher
+    295: "no_shared_cipher",  # no suitable groups
+    410: "no_shared_cipher",  # no shared groups
+    155: "not_tls",  # https proxy request
+    156: "not_tls",  # http request
+    198: "not_tls",  # packet length too long
+    252: "not_tls",  # unknown protocol
+    267: "not_tls",  # wrong version number
+    313: "not_tls",  # record layer failure
+    # a malformed handshake from the peer: garbage framed as TLS records
+    152: "not_tls",  # excessive message size
+    159: "not_tls",  # length mismatch
+    160: "not_tls",  # length too short
+    182: "not_tls",  # not on record boundary
+    244: "not_tls",  # unexpected message
+    294: "peer_closed",  # unexpected eof while reading
+}
+
+
+def reasonForErrorCode(library: int, reason: int) -> Optional[str]:
+    """
+    The rejection reason for OpenSSL's error code C{(library, reason)}, or
+    C{None} when it is not one securetcp classifies (then
+    L{reasonForErrorString} is the fallback).
+    """
+    if library != SSL_LIBRARY:
+        return None
+    if reason >= ALERT_REASON_OFFSET:
+        return _PEER_ALERTS.get(reason - ALERT_REASON_OFFSET, "peer_rejected")
+    return _SSL_REASONS.get(reason)
+
+
+# The fallback, for an error whose code is not known (an OpenSSL whose
+# string table cannot be read, an error of another library): substrings of
+# OpenSSL's error reason strings, most specific first.
 _ERROR_STRINGS = (
     ("peer did not return a certificate", "no_client_certificate"),
     ("certificate required", "no_client_certificate"),
@@ -99,6 +175,7 @@ _ERROR_STRINGS = (
     ("no suitable group", "no_shared_cipher"),
     ("no ciphers available", "no_shared_cipher"),
     ("sslv3 alert handshake failure", "peer_rejected"),
+    ("tls alert handshake failure", "peer_rejected"),
     ("handshake failure", "no_shared_cipher"),
     ("http request", "not_tls"),
     ("https proxy request", "not_tls"),

@@ -49,6 +49,9 @@ from securetcp.policy import Role, TLSPolicy
 from securetcp.revocation.crl import CRLSet
 from securetcp.revocation.ocsp import decide
 
+#: Seconds a TLS 1.3 client waits, at most, for a silent server's acceptance.
+CONFIRMATION_WINDOW = 1.0
+
 __all__ = ["ClientGateFactory", "GateFactory", "GateProtocol", "Limits"]
 
 
@@ -60,6 +63,10 @@ class GateFactory(Factory):
 
     protocol = GateProtocol  # type: ignore[assignment]
     noisy = False
+    #: (TLS 1.3 clients) how long, at most, a client waits after its
+    #: handshake for the server to show it accepted the client's
+    #: certificate (see L{ClientGateFactory})
+    confirmationWindow = CONFIRMATION_WINDOW
 
     def __init__(
         self,
@@ -187,6 +194,17 @@ class ClientGateFactory(GateFactory):
     """
     The client side: L{whenReady} fires with the application protocol once
     the server is verified, or fails with L{HandshakeRejected}.
+
+    Under TLS 1.3 the server judges the client's certificate after the
+    client's handshake is over, and refuses it with an alert.  So a TLS 1.3
+    client is admitted only once the server's next bytes (its session
+    tickets, or its first data) arrived without an alert, or after
+    L{confirmationWindow} seconds of silence: a refusal is then
+    L{HandshakeRejected} with its reason (C{unknown_ca},
+    C{no_client_certificate}...), never a connection that succeeds and then
+    loses a raw C{OpenSSL.SSL.Error}.  It costs one round trip before
+    C{connect()} fires, or the window against a server that sends no
+    tickets and waits for the client to speak first.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -500,10 +500,19 @@ class AuthorisationTests(GateTestCase):
 
     def attempt(self, client: str, **serverOptions: Any) -> RecordingFactory:
         serverApp = RecordingFactory()
-        connectEndpoints(self.serverEndpoint(**serverOptions),
-                         self.clientEndpoint(cert=client),
-                         serverApp, RecordingFactory(), self.clock)
+        self.connection = connectEndpoints(self.serverEndpoint(**serverOptions),
+                                           self.clientEndpoint(cert=client),
+                                           serverApp, RecordingFactory(), self.clock)
         return serverApp
+
+    def assertClientAlerted(self) -> None:
+        """
+        The refused client was told by the C{bad_certificate} alert during
+        the handshake: its connect() fails with L{HandshakeRejected}.
+        """
+        failure = self.failureResultOf(self.connection.clientGate.whenReady,
+                                       HandshakeRejected)
+        self.assertEqual(failure.value.reason, "bad_certificate")
 
     def test_allowPeersAdmits(self) -> None:
         """
@@ -518,13 +527,15 @@ class AuthorisationTests(GateTestCase):
         """
         A client with a valid certificate that matches no C{allowPeers} rule
         never reaches the application and is audited as
-        C{identity_not_allowed}, with its identity.
+        C{identity_not_allowed}, with its identity; the client is told by an
+        alert in the handshake.
         """
         serverApp = self.attempt("client2", allowPeers="uri:spiffe://hospital.example/ward3/*")
         self.assertEqual(serverApp.built, [])
         [rejected] = self.recordsOf("server", "handshake.rejected")
         self.assertEqual(rejected["reason"], "identity_not_allowed")
         self.assertIn("PUMP-0099", rejected["peerIdentity"]["subject"])
+        self.assertClientAlerted()
 
     def test_pinAdmits(self) -> None:
         """
@@ -543,12 +554,13 @@ class AuthorisationTests(GateTestCase):
     def test_pinDenies(self) -> None:
         """
         A client whose chain matches no pin never reaches the application
-        and is audited as C{pin_mismatch}.
+        and is audited as C{pin_mismatch}; the client is told by an alert.
         """
         serverApp = self.attempt("client2", pinSPKI=self.pin("client"))
         self.assertEqual(serverApp.built, [])
         [rejected] = self.recordsOf("server", "handshake.rejected")
         self.assertEqual(rejected["reason"], "pin_mismatch")
+        self.assertClientAlerted()
 
 
 class MisbehavingPeerTests(GateTestCase):
@@ -641,10 +653,13 @@ class NoPayloadTests(GateTestCase):
                                                 RecordingFactory(greeting=HL7)),
                              self.clock)
             self.assertEqual(rejectedApp.built, [])
-        # rejected: not on the allow-list (TLS 1.3: the client writes first)
-        connectEndpoints(self.serverEndpoint(allowPeers="cn:NOBODY"),
-                         self.clientEndpoint(), RecordingFactory(),
-                         RecordingFactory(greeting=HL7), self.clock)
+        # rejected: not on the allow-list; refused in the handshake, so the
+        # client (TLS 1.3) learns it by an alert before its application
+        # could write
+        refused = connectEndpoints(self.serverEndpoint(allowPeers="cn:NOBODY"),
+                                   self.clientEndpoint(), RecordingFactory(),
+                                   RecordingFactory(greeting=HL7), self.clock)
+        self.failureResultOf(refused.clientGate.whenReady, HandshakeRejected)
         # rejected: the payload as plaintext
         connectRaw(self.serverEndpoint(), RecordingFactory(), plainPeer(HL7), self.clock)
 
@@ -653,6 +668,7 @@ class NoPayloadTests(GateTestCase):
         self.assertEqual(events, [
             ("client", "connection.accepted", None),
             ("client", "connection.closed", None),
+            ("client", "handshake.rejected", "bad_certificate"),
             ("server", "connection.accepted", None),
             ("server", "connection.closed", None),
             ("server", "handshake.rejected", "identity_not_allowed"),

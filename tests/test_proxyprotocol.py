@@ -24,7 +24,7 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 
-from securetcp import AUDIT_NAMESPACE, AuditEmitter, buildPolicy
+from securetcp import AUDIT_NAMESPACE, AuditEmitter, HandshakeRejected, buildPolicy
 from securetcp._below._audit import PreTLSAudit
 from securetcp._below.proxyprotocol import (
     V2_SIGNATURE,
@@ -632,6 +632,9 @@ class ProxyProtocolInMemoryTests(InMemoryTestCase):
         self.assertEqual((rejected["reason"], rejected["peer"], rejected["proxy"]),
                          ("no_client_certificate", "203.0.113.7:51515", BALANCER))
         self.assertEqual(app.built, [])
+        # the client (TLS 1.3) is told too, before its connect() fires
+        told = self.failureResultOf(gate.whenReady, HandshakeRejected)
+        self.assertEqual(told.value.reason, "no_client_certificate")
 
     def test_withoutProxyProtocol(self) -> None:
         """

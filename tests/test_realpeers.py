@@ -16,11 +16,12 @@ import base64
 import hashlib
 import os
 import socket
+import ssl
 from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from twisted.internet import reactor
+from twisted.internet import reactor, threads
 from twisted.internet.defer import inlineCallbacks
 from twisted.internet.endpoints import clientFromString
 from twisted.trial.unittest import SkipTest, TestCase
@@ -436,6 +437,9 @@ class AuthorisationTests(RealPeerMixin, TestCase):
         for version in ("-tls1_2", "-tls1_3"):
             peer = yield self.sClient(port, version, client="client2", audit=audit)
             self.assertNotEchoed(peer)
+            # refused in the handshake: told by an alert, not a TCP reset
+            self.assertIn(b"alert bad certificate", peer.err, f"{version}: {peer.describe()}")
+            self.assertNotIn(b"errno=104", peer.err, f"{version}: {peer.describe()}")
             record = audit.records[-1]
             self.assertEqual((record["event"], record.get("reason")),
                              ("handshake.rejected", reason), f"{version}: {record}")
@@ -451,7 +455,8 @@ class AuthorisationTests(RealPeerMixin, TestCase):
         """
         C{allowPeers=uri:spiffe://hospital.example/ward3/*} admits the
         ward-3 device and rejects a valid ward-9 device with
-        C{identity_not_allowed}, before its application is built.
+        C{identity_not_allowed}, before its application is built; the
+        refused device gets the C{bad_certificate} alert.
         """
         return self.admitsOnly("identity_not_allowed",
                                allowPeers="uri:spiffe://hospital.example/ward3/*")
@@ -459,7 +464,58 @@ class AuthorisationTests(RealPeerMixin, TestCase):
     def test_pinSPKI(self) -> Any:
         """
         A C{pinSPKI} of C{client.pem}'s key admits that client and rejects
-        another valid client with C{pin_mismatch}.
+        another valid client with C{pin_mismatch} and the C{bad_certificate}
+        alert.
         """
         return self.admitsOnly("pin_mismatch",
                                pinSPKI=_spkiPin(self.pki.path("client.pem")))
+
+
+class PythonClientRefusedTests(RealPeerMixin, TestCase):
+    """
+    Python's C{ssl} client (its own OpenSSL 3, not the C{cryptography}
+    wheel's) refused by our server's allow-list: it is told by a TLS alert.
+    """
+
+    def refusal(self, version: ssl.TLSVersion, port: int) -> str:
+        """
+        Connect (in a thread) as C{client2} with TLS C{version}, send a line
+        and read: the error the client sees, as text.
+        """
+        context = ssl.create_default_context(cafile=self.pki.path("ca.pem"))
+        context.minimum_version = context.maximum_version = version
+        context.load_cert_chain(self.pki.path("client2.pem"), self.pki.path("client2.key"))
+        with socket.create_connection(("127.0.0.1", port), timeout=PROCESS_TIMEOUT) as raw:
+            try:
+                with context.wrap_socket(raw, server_hostname="localhost") as tls:
+                    # TLS 1.3: our side of the handshake is over before the
+                    # server judged our certificate; its alert comes on read
+                    tls.sendall(LINE + b"\n")
+                    data = tls.recv(1024)
+            except ssl.SSLError as e:
+                return f"SSLError: {e}"
+            except OSError as e:
+                return f"{type(e).__name__}: {e}"
+        return f"no error; received {data!r}"
+
+    @inlineCallbacks
+    def test_identityNotAllowedAlert(self) -> Any:
+        """
+        A valid client that matches no C{allowPeers} rule gets an
+        C{SSLError} naming the C{bad_certificate} alert (not a
+        C{ConnectionResetError}) under TLS 1.2 and 1.3, and the audit record
+        says C{identity_not_allowed}.
+        """
+        port, factory, audit = yield self.listen(
+            mutual=True, allowPeers="uri:spiffe://hospital.example/ward3/*")
+        for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+            before = audit.finished()
+            seen = yield threads.deferToThread(self.refusal, version, port)
+            self.assertTrue(seen.startswith("SSLError"), f"{version}: {seen}")
+            self.assertIn("BAD_CERTIFICATE", seen, f"{version}: {seen}")
+            yield _waitUntil(lambda before=before: audit.finished() > before, SETTLE_TIMEOUT,
+                             "the server's audit event")
+            record = audit.records[-1]
+            self.assertEqual((record["event"], record.get("reason")),
+                             ("handshake.rejected", "identity_not_allowed"), f"{version}: {record}")
+        self.assertEqual((factory.built, factory.made), (0, 0))

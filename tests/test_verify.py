@@ -12,6 +12,7 @@ plain pyOpenSSL context with a client certificate.
 
 from __future__ import annotations
 
+import base64
 from typing import Any, List, Optional, Tuple
 
 import attrs
@@ -22,6 +23,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from securetcp._tls import _binding, session, verify
 from securetcp._tls.context import ServerConnectionCreator
 from securetcp.config import buildPolicy
+from securetcp.identity import spkiDigest
 from securetcp.materials import loadMaterials
 from securetcp.policy import Role, TLSPolicy
 
@@ -140,6 +142,42 @@ class VerifyCallbackTests(SynchronousTestCase):
         self.assertIn("unknown ca", clientError or "")
         self.assertEqual(facts.verifyCode, 20)
         self.assertEqual(facts.verifyDepth, 0)
+
+    def test_identityRefusedInHandshake(self) -> None:
+        """
+        A client that matches no C{allowPeers} rule is refused in the verify
+        step of its leaf: the client gets the C{bad certificate} alert, and
+        the facts keep C{identity_not_allowed}, which the failure is
+        classified as.
+        """
+        policy = self.policy(allowPeers="uri:spiffe://hospital.example/ward3/*")
+        serverError, clientError, facts = _handshake(policy, "client2")
+        self.assertIsNotNone(serverError)
+        self.assertIn("bad certificate", clientError or "")
+        self.assertEqual(facts.refusal[0], "identity_not_allowed")
+        self.assertFalse(facts.authorised)
+        self.assertEqual((facts.verifyCode, facts.verifyDepth), (28, 0))
+        reason, detail = session.classifyFailure(SSL.Error([]), _Connection(facts))
+        self.assertEqual(reason, "identity_not_allowed")
+        self.assertIn("PUMP-0099", detail)
+
+    def test_pinOnIssuerInHandshake(self) -> None:
+        """
+        A pin on the CA's key is matched in the verify step of the CA (above
+        the leaf), so the leaf is authorised; a pin matching no certificate
+        of the chain is C{pin_mismatch}, with the alert.
+        """
+        caPin = "sha256/" + base64.b64encode(spkiDigest(_pki().ca)).decode("ascii")
+        serverError, _, facts = _handshake(self.policy(pinSPKI=caPin), "client2")
+        self.assertIsNone(serverError)
+        self.assertTrue(facts.authorised)
+        self.assertTrue(facts.pinned)
+        leafPin = "sha256/" + base64.b64encode(
+            spkiDigest(_certificate("client"))).decode("ascii")
+        serverError, clientError, facts = _handshake(self.policy(pinSPKI=leafPin), "client2")
+        self.assertIsNotNone(serverError)
+        self.assertIn("bad certificate", clientError or "")
+        self.assertEqual(facts.refusal[0], "pin_mismatch")
 
     def test_certificatesWorkedOutOnce(self) -> None:
         """

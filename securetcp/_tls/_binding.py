@@ -8,6 +8,7 @@ which is gone if a release drops one.
 
     setGroups(context, b"X25519:P-256")             # no public setter
     verifyErrorString(20)                          # OpenSSL's text for a code
+    errorCode("SSL routines", "no shared cipher")  # (20, 193): ERR_LIB_SSL, SSL_R_*
     installVerifyCallback(context, mode, callback)  # sets the verify code
 
 Nothing else in securetcp imports C{OpenSSL._util} or reads a private
@@ -53,6 +54,9 @@ def _lib(*names: str, purpose: str) -> PrivateName:
 
 _VERIFY = "the verify callback (it sets the X509 verify code, so the peer gets the precise alert)"
 
+_CODES = ("the error code (library, reason) of a TLS error: pyOpenSSL keeps only "
+          "OpenSSL's strings, so they are looked up in OpenSSL's own string table")
+
 #: Every private name of pyOpenSSL securetcp uses.
 PYOPENSSL_PRIVATE_NAMES: Tuple[PrivateName, ...] = (
     PrivateName("OpenSSL._util", ("lib",), "OpenSSL's functions that pyOpenSSL does not wrap"),
@@ -83,6 +87,8 @@ PYOPENSSL_PRIVATE_NAMES: Tuple[PrivateName, ...] = (
     _lib("X509_up_ref", purpose=_VERIFY),
     _lib("SSL_CTX_set_verify", purpose=_VERIFY),
     _lib("X509_V_OK", purpose=_VERIFY),
+    _lib("ERR_lib_error_string", purpose=_CODES),
+    _lib("ERR_reason_error_string", purpose=_CODES),
     PrivateName("ffi", ("callback", "new", "buffer", "string", "gc", "NULL"),
                 "calling OpenSSL through the binding"),
 )
@@ -152,6 +158,54 @@ def verifyErrorString(code: int) -> str:
         return str(text.decode("ascii", "replace"))
     except Exception:  # pragma: no cover
         return f"X509 verify code {code}"
+
+
+#: OpenSSL's C{ERR_LIB_SSL}, and how OpenSSL 3 and later pack an error code
+#: (C{ERR_PACK}: the library above bit 23, the reason below it).
+_SSL_LIBRARY = 20
+_LIBRARY_SHIFT = 23
+#: The SSL library's reason codes run below this (alerts: 1000 + the alert).
+_LAST_SSL_REASON = 1300
+
+_sslReasons: Optional[dict[str, int]] = None
+
+
+def _sslReasonTable() -> dict[str, int]:
+    """
+    OpenSSL's reason strings of the SSL library to their codes, read once
+    from OpenSSL's own table (the first code of a string wins).
+    """
+    global _sslReasons
+    if _sslReasons is None:
+        SSL.Context(SSL.TLS_METHOD)  # OpenSSL loads the SSL library's strings
+        table: dict[str, int] = {}
+        for reason in range(1, _LAST_SSL_REASON):
+            text = lib.ERR_reason_error_string((_SSL_LIBRARY << _LIBRARY_SHIFT) | reason)
+            if text != ffi.NULL:
+                table.setdefault(ffi.string(text).decode("ascii", "replace"), reason)
+        _sslReasons = table
+    return _sslReasons
+
+
+def errorCode(library: str, reason: str) -> Optional[Tuple[int, int]]:
+    """
+    The error code C{(library, reason)} of one entry of a pyOpenSSL
+    C{SSL.Error} (C{(library text, function text, reason text)}): pyOpenSSL
+    empties OpenSSL's error queue and keeps only the strings, so the codes
+    are found again in the string table of the OpenSSL that wrote them, by
+    exact match.  Only the SSL library's codes are looked up.
+
+    @return: the code, or C{None} if the strings are not the SSL library's
+        (or the binding cannot read the table).
+    """
+    try:
+        sslLibrary = ffi.string(lib.ERR_lib_error_string(_SSL_LIBRARY << _LIBRARY_SHIFT))
+        if library != sslLibrary.decode("ascii", "replace"):
+            return None
+        code = _sslReasonTable().get(reason)
+    except Exception:  # pragma: no cover
+        return None
+    return None if code is None else (_SSL_LIBRARY, code)
 
 
 def sessionReused(connection: SSL.Connection) -> Optional[bool]:

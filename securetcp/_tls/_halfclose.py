@@ -12,7 +12,7 @@ one module that depends on them::
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Optional, Tuple
+from typing import Any, Callable, Iterable, Optional, Tuple
 
 from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import (
@@ -46,7 +46,8 @@ TWISTED_PRIVATE_NAMES: Tuple[Tuple[str, str], ...] = (
     ("_aggregator.flush", "flushing small writes before close_notify"),
     ("_producer", "waiting for a registered producer before close_notify"),
     ("_appSendBuffer", "waiting for writes queued before the handshake ended"),
-    ("_handshakeDone", "sending close_notify only after the handshake"),
+    ("_handshakeDone", "sending close_notify only after the handshake; whether the "
+                       "peer's bytes came after it (whenPeerHeard)"),
     ("_write", "overridden: nothing is written after our close_notify"),
     ("__init__:_connectWrapped", "passed on by our __init__"),
 )
@@ -90,6 +91,10 @@ class GatedTLSProtocol(BufferingTLSTransport):
     #: our close_notify has been sent after L{loseWriteConnection}
     writeClosed = False
     _connectionLostDone = False
+    #: bytes the peer sent after the handshake were read without a TLS error
+    heardAfterHandshake = False
+    #: see L{whenPeerHeard}
+    _peerHeard: Optional[Callable[[], None]] = None
 
     def __init__(self, factory: Any, wrappedProtocol: IProtocol, _connectWrapped: bool = True) -> None:
         super().__init__(factory, wrappedProtocol, _connectWrapped)
@@ -116,10 +121,29 @@ class GatedTLSProtocol(BufferingTLSTransport):
                 pass
         super().makeConnection(transport)
 
+    def whenPeerHeard(self, callback: Callable[[], None]) -> None:
+        """
+        Call C{callback} once bytes the peer sent after the handshake
+        (application data, or a TLS 1.3 session ticket) have been read
+        without a TLS error (at once if they already were): a TLS 1.3
+        server sends them only once it has accepted our Finished, and our
+        certificate.
+        """
+        if self.heardAfterHandshake:
+            callback()
+        else:
+            self._peerHeard = callback
+
     def dataReceived(self, data: bytes) -> None:
         if self.firstByte is None and data:
             self.firstByte = data[0]
+        handshook = self._handshakeDone
         super().dataReceived(data)
+        if handshook and not self.heardAfterHandshake and not self._lostTLSConnection:
+            self.heardAfterHandshake = True
+            waiting, self._peerHeard = self._peerHeard, None
+            if waiting is not None:
+                waiting()
         # the handshake may just have completed, or writes that waited
         # for it have gone out: a pending close_notify may now be sent
         self._sendCloseNotify()

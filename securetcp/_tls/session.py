@@ -19,7 +19,7 @@ from cryptography import x509
 from OpenSSL import SSL
 from twisted.internet.error import ConnectionDone, ConnectionLost
 
-from securetcp._reasons import reasonForErrorString, reasonForVerifyCode
+from securetcp._reasons import reasonForErrorCode, reasonForErrorString, reasonForVerifyCode
 from securetcp._tls import _binding
 from securetcp.policy import Role
 
@@ -51,6 +51,13 @@ class ConnectionFacts:
     internalError: Optional[str] = None
     #: the certificates the verify callback accepted, by depth
     chain: Dict[int, x509.Certificate] = attrs.field(factory=dict)
+    #: a certificate above the leaf matched a pin
+    pinned: bool = False
+    #: the verify step of the leaf decided the allow-list and pins: passed
+    authorised: bool = False
+    #: ... or refused, as C{(reason, detail)} (C{identity_not_allowed},
+    #: C{pin_mismatch})
+    refusal: Optional[Tuple[str, str]] = None
 
     def rejected(self, code: int, depth: int, message: str) -> int:
         """
@@ -184,6 +191,8 @@ def classifyFailure(error: Optional[BaseException], connection: Any) -> Tuple[st
     facts = connectionFacts(connection)
     if facts is not None and facts.internalError:
         return ("internal_error", facts.internalError)
+    if facts is not None and facts.refusal is not None:
+        return facts.refusal
     if facts is not None and facts.weakKey:
         return ("weak_key", facts.weakKey)
     if facts is not None and facts.verifyCode is not None:
@@ -191,10 +200,23 @@ def classifyFailure(error: Optional[BaseException], connection: Any) -> Tuple[st
                 f"{facts.verifyMessage} (X509 verify code {facts.verifyCode}, "
                 f"depth {facts.verifyDepth})")
     if isinstance(error, SSL.Error):
-        texts = []
-        for entry in error.args[0] if error.args and isinstance(error.args[0], list) else []:
-            if isinstance(entry, tuple) and entry:
-                texts.append(str(entry[-1]))
-        text = "; ".join(texts) or str(error)
-        return (reasonForErrorString(text) or "internal_error", text)
+        return _classifyTLSError(error)
     return ("peer_closed", str(error) or type(error).__name__)
+
+
+def _classifyTLSError(error: SSL.Error) -> Tuple[str, str]:
+    """
+    C{(reason, detail)} of a TLS error: from the first of its OpenSSL error
+    codes that L{reasonForErrorCode} knows; failing that (another library,
+    a string table that cannot be read), from its text.
+    """
+    entries = [entry for entry in
+               (error.args[0] if error.args and isinstance(error.args[0], list) else [])
+               if isinstance(entry, tuple) and entry]
+    text = "; ".join(str(entry[-1]) for entry in entries) or str(error)
+    for entry in entries:
+        code = _binding.errorCode(str(entry[0]), str(entry[-1]))
+        reason = reasonForErrorCode(*code) if code is not None else None
+        if reason is not None:
+            return (reason, text)
+    return (reasonForErrorString(text) or "internal_error", text)

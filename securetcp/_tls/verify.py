@@ -4,8 +4,12 @@ The verify step: what securetcp checks of each certificate of the peer's
 chain during the handshake (OpenSSL's verdict, key sizes, revocation against
 the CRLs in force), recorded on the connection's L{ConnectionFacts} and
 answered with the X509 verify code, so that the peer gets the precise alert.
-Also what is checked once the chain is verified: the server's name (by a
-client), the allow-list and pins.
+The allow-list and pins are decided in the verify step of the leaf (the
+last one), so a refused peer gets a C{bad_certificate} alert rather than a
+TCP reset, and the facts keep the reason (C{identity_not_allowed},
+C{pin_mismatch}).  What is checked once the handshake is over: the server's
+name (by a client), and the allow-list and pins of a resumed session (no
+verify step runs for it).
 
     check = verifyCheck(policy, materials.crls)
     setVerify(context, SSL.VERIFY_PEER, check, policy.keys)
@@ -25,7 +29,7 @@ from twisted.logger import Logger
 
 from securetcp._tls import _binding
 from securetcp._tls.session import ConnectionFacts, connectionFacts
-from securetcp.identity import PeerIdentity, authorise, spkiDigest
+from securetcp.identity import PeerIdentity, authorise, identityFromCertificate, spkiDigest
 from securetcp.materials import certificateKeyProblem
 from securetcp.policy import KeyStrength, Role, TLSPolicy
 from securetcp.revocation.crl import CRLSet
@@ -42,6 +46,9 @@ _UNKNOWN_WHY = {3: "no CRL for the issuer", 11: "the issuer's CRL is not yet val
 _REVOKED = 23  # X509_V_ERR_CERT_REVOKED: the peer gets the certificate_revoked alert
 _KEY_TOO_SMALL = (66, 67)  # X509_V_ERR_EE_KEY_TOO_SMALL, X509_V_ERR_CA_KEY_TOO_SMALL
 _UNSPECIFIED = 1  # X509_V_ERR_UNSPECIFIED
+#: X509_V_ERR_CERT_REJECTED: a peer refused by the allow-list or the pins
+#: (OpenSSL sends the C{bad_certificate} alert for it).
+_REFUSED = 28
 
 #: How many certificates one context's verify callback remembers (by the
 #: SHA-256 of their DER), so that a peer that reconnects costs no conversion,
@@ -60,20 +67,23 @@ class SeenCertificate:
     serial: int
     selfIssued: bool
     keyProblem: Optional[str]
+    #: the SHA-256 of its SubjectPublicKeyInfo (what pins name)
+    spki: bytes
 
     @classmethod
     def of(cls, certificate: x509.Certificate, strength: KeyStrength) -> SeenCertificate:
         return cls(certificate, certificate.issuer.public_bytes(), certificate.serial_number,
                    certificate.issuer == certificate.subject,
-                   certificateKeyProblem(certificate, strength))
+                   certificateKeyProblem(certificate, strength), spkiDigest(certificate))
 
 
 #: A verify check: C{(connection, seen, errno, depth, ok)} to C{None} (accept)
 #: or the X509 verify code to reject the certificate with.
 VerifyCheck = Callable[[Optional[SSL.Connection], SeenCertificate, int, int, int], Optional[int]]
 
-#: The revocation part of a check: C{(facts, seen, depth)} to C{None} or a code.
-_RevocationCheck = Callable[[Optional[ConnectionFacts], SeenCertificate, int], Optional[int]]
+#: A part of a check (revocation, authorisation): C{(facts, seen, depth)} to
+#: C{None} or a code.
+_PartCheck = Callable[[Optional[ConnectionFacts], SeenCertificate, int], Optional[int]]
 
 
 def _warn(facts: Optional[ConnectionFacts], text: str) -> None:
@@ -85,7 +95,7 @@ def _fail(facts: Optional[ConnectionFacts], code: int, depth: int, message: str)
     return facts.rejected(code, depth, message) if facts is not None else code
 
 
-def _revocationCheck(policy: TLSPolicy, crls: CRLSet) -> _RevocationCheck:
+def _revocationCheck(policy: TLSPolicy, crls: CRLSet) -> _PartCheck:
     """
     Revocation of one certificate against C{crls}: a set lookup, not
     OpenSSL's own CRL check (which would verify each CRL's signature again
@@ -119,13 +129,16 @@ def verifyCheck(policy: TLSPolicy, crls: Optional[CRLSet] = None) -> VerifyCheck
     """
     The verify check of C{policy}: records why OpenSSL rejected a
     certificate, checks key sizes, and checks revocation against C{crls}
-    (the CRLs in force, if the policy checks CRLs).  A rejection carries the
-    X509 verify code, so the peer still gets the precise alert
-    (C{certificate_revoked} for a revoked certificate).
+    (the CRLs in force, if the policy checks CRLs), then, at the leaf, the
+    allow-list and pins.  A rejection carries the X509 verify code, so the
+    peer still gets the precise alert (C{certificate_revoked} for a revoked
+    certificate, C{bad_certificate} for one the allow-list or pins refuse).
     """
     soft = policy.revocation.mode == "soft"
     crlEnabled = policy.revocation.crlEnabled
     revocation = _revocationCheck(policy, crls) if crls is not None and crlEnabled else None
+    authorising = bool(policy.peer.allow or policy.peer.pins)
+    authorisation = _authorisationCheck(policy)
 
     def verify(conn: Optional[SSL.Connection], seen: SeenCertificate, errno: int, depth: int,
                ok: int) -> Optional[int]:
@@ -145,10 +158,42 @@ def verifyCheck(policy: TLSPolicy, crls: Optional[CRLSet] = None) -> VerifyCheck
                 facts.weakKey = f"certificate at depth {depth}: {seen.keyProblem}"
             return _KEY_TOO_SMALL[min(depth, 1)]
         if revocation is not None:
-            return revocation(facts, seen, depth)
+            code = revocation(facts, seen, depth)
+            if code is not None:
+                return code
+        if authorising:
+            return authorisation(facts, seen, depth)
         return None
 
     return verify
+
+
+def _authorisationCheck(policy: TLSPolicy) -> _PartCheck:
+    """
+    The allow-list and pins, decided at the leaf (the last verify step, so
+    every other certificate of the chain has been seen): a refusal is
+    answered with X509_V_ERR_CERT_REJECTED (the peer gets the
+    C{bad_certificate} alert) and its reason is kept on the facts.
+    """
+    allow, pins = policy.peer.allow, policy.peer.pins
+
+    def authorisation(facts: Optional[ConnectionFacts], seen: SeenCertificate,
+                      depth: int) -> Optional[int]:
+        if facts is None:
+            return None  # no facts to decide on: the gate decides after the handshake
+        if depth > 0:
+            if pins and seen.spki in pins:
+                facts.pinned = True
+            return None
+        refusal = authorise(identityFromCertificate(seen.certificate), [seen.spki], allow,
+                            () if facts.pinned else pins)
+        facts.authorised = refusal is None
+        if refusal is None:
+            return None
+        facts.refusal = refusal
+        return _fail(facts, _REFUSED, depth, refusal[1])
+
+    return authorisation
 
 
 def setVerify(ctx: SSL.Context, mode: int, check: VerifyCheck, strength: KeyStrength) -> None:
@@ -227,11 +272,13 @@ def _internalError(step: _binding.VerifyStep, error: Exception) -> None:
 
 def peerRejection(policy: TLSPolicy, role: Role, hostname: Optional[str],
                   chain: Sequence[x509.Certificate],
-                  identity: Optional[PeerIdentity]) -> Optional[Tuple[str, str]]:
+                  identity: Optional[PeerIdentity],
+                  authorised: bool = False) -> Optional[Tuple[str, str]]:
     """
     Whether the peer whose verified chain is C{chain} (leaf first, with the
     leaf's C{identity}) may pass: a client checks the server's name against
-    C{hostname}; both sides apply the policy's allow-list and pins.
+    C{hostname}; both sides apply the policy's allow-list and pins, unless
+    the verify step already did (C{authorised}).
 
     @return: C{None}, or the rejection as C{(reason, detail)}.
     """
@@ -245,7 +292,7 @@ def peerRejection(policy: TLSPolicy, role: Role, hostname: Optional[str],
     elif not chain and (policy.peer.allow or policy.peer.pins):
         return ("no_client_certificate",
                 "an allow-list or pins are set but the client sent no certificate")
-    if chain and (policy.peer.allow or policy.peer.pins):
+    if chain and (policy.peer.allow or policy.peer.pins) and not authorised:
         assert identity is not None
         return authorise(identity, [spkiDigest(c) for c in chain],
                          policy.peer.allow, policy.peer.pins)
