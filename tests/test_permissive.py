@@ -332,6 +332,9 @@ class _Unwritable:
     def accepting(self) -> bool:
         return False
 
+    def wrote(self, record: Dict[str, Any]) -> bool:
+        return False
+
 
 class _Sniffing:
     """

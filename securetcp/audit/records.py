@@ -74,7 +74,8 @@ CHAIN_EVENTS = {
     "chain.started": "first record of a new chain",
     "chain.resumed": "the writer restarted and continues the chain (reason: restart or torn_record)",
     "chain.rotated": "first record of a new file after rotation; names the previous file",
-    "chain.gap": "records were lost while the file could not be written (lost: how many)",
+    "chain.gap": "records were lost while the file could not be written (lost: how many; "
+                 "refused: connections refused audit_unavailable among them)",
 }
 
 #: The fields of a C{handshake.rejected} record that a revocation adds.
@@ -298,12 +299,16 @@ def chainRotated(time: float, previousFile: str) -> Dict[str, Any]:
     return _record("chain.rotated", time, previousFile=previousFile)
 
 
-def chainGap(time: float, lost: int, since: Optional[float]) -> Dict[str, Any]:
+def chainGap(time: float, lost: int, since: Optional[float],
+             refused: int = 0) -> Dict[str, Any]:
     """
-    C{chain.gap}: C{lost} records could not be written, since C{since} (seconds).
+    C{chain.gap}: C{lost} records could not be written, since C{since}
+    (seconds); C{refused} connections were refused (C{audit_unavailable})
+    because their records could not be written.
     """
     return _record("chain.gap", time, lost=lost,
-                   since=utcTimestamp(since) if since is not None else None)
+                   since=utcTimestamp(since) if since is not None else None,
+                   refused=refused)
 
 
 #: The builder of every event, by name.

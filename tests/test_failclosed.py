@@ -1,0 +1,217 @@
+# -*- test-case-name: tests.test_failclosed -*-
+"""
+Fail-closed auditing with real processes: C{twistd securetcp terminate}
+whose audit file is on a small filesystem that fills up while real TLS
+clients connect (every client that got a byte from the backend has its
+C{connection.accepted} record, and every refusal is counted), and whose
+backend is down (the client's connection is closed at once, nothing is left
+in CLOSE-WAIT, and the close is recorded exactly once).
+
+Only 127.0.0.1 is used; every wait is bounded; every process is stopped and
+every filesystem mounted here is unmounted in cleanup.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+from typing import Any, Dict, List, Optional, Tuple
+
+from twisted.trial.unittest import SkipTest, SynchronousTestCase
+
+from ._net import freePort
+from ._twistd import PEER_TIMEOUT, TapProcessMixin, auditRecords, blockUntil
+
+#: How many clients at most try while the filesystem fills up.
+CLIENTS = 400
+
+#: How often the filesystem is filled up and freed again.
+ROUNDS = 6
+
+#: TCP state CLOSE_WAIT in /proc/net/tcp.
+CLOSE_WAIT = "08"
+
+
+def _mountTmpfs(test: SynchronousTestCase, size: str) -> str:
+    """
+    Mount a tmpfs of C{size} on a new directory, unmounted in cleanup.
+
+    @raise SkipTest: where mounting is not permitted here.
+    """
+    mount = shutil.which("mount")
+    if mount is None or not hasattr(os, "geteuid") or os.geteuid() != 0:
+        raise SkipTest("mounting a small tmpfs needs root and mount(8); "
+                       "the full-disk test runs where it is permitted (CI as root)")
+    directory = os.path.abspath(test.mktemp())
+    os.makedirs(directory)
+    done = subprocess.run([mount, "-t", "tmpfs", "-o", f"size={size}", "tmpfs", directory],
+                          capture_output=True, timeout=30)
+    if done.returncode != 0:
+        raise SkipTest("mounting a tmpfs is not permitted here: "
+                       + done.stderr.decode("utf-8", "replace").strip())
+
+    def unmount() -> None:
+        done = subprocess.run(["umount", directory], capture_output=True, timeout=30)
+        if done.returncode != 0:
+            subprocess.run(["umount", "-l", directory], capture_output=True, timeout=30)
+
+    test.addCleanup(unmount)
+    return directory
+
+
+def _closeWaiting(port: int) -> List[str]:
+    """
+    The TCP connections in CLOSE-WAIT whose local port is C{port}.
+    """
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                lines = f.readlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == CLOSE_WAIT:
+                found.append(line.strip())
+    return found
+
+
+class FullDiskTests(TapProcessMixin, SynchronousTestCase):
+    """
+    The audit file of C{twistd securetcp terminate} on a 64 KB tmpfs that
+    fills up while real clients connect.
+    """
+
+    def client(self, port: int, line: bytes) -> Tuple[int, bytes]:
+        """
+        One TLS client (Python's ssl, with the PKI's client certificate):
+        send C{line}, read until the backend's answer or the end.
+
+        @return: its local port and what it received.
+        """
+        context = ssl.create_default_context(cafile=self.pki.path("ca.pem"))
+        context.load_cert_chain(self.pki.path("client.pem"), self.pki.path("client.key"))
+        received = b""
+        sock = socket.create_connection(("127.0.0.1", port), timeout=PEER_TIMEOUT)
+        local = sock.getsockname()[1]
+        try:
+            with context.wrap_socket(sock, server_hostname="localhost") as tls:
+                tls.sendall(line + b"\n")
+                while not received.endswith(b"\n"):
+                    data = tls.recv(4096)
+                    if not data:
+                        break
+                    received += data
+        except (OSError, ssl.SSLError):
+            pass
+        finally:
+            sock.close()
+        return local, received
+
+    def test_fullDisk(self) -> None:
+        """
+        While the filesystem holding the audit file is full, clients are
+        refused (C{audit_unavailable}); every client that got a byte from
+        the backend has a C{connection.accepted} record naming it; once
+        space is freed clients are served again, and every refused client
+        is accounted for: by its own C{handshake.rejected} record, or in
+        the C{refused} count of a C{chain.gap} record.
+        """
+        mounted = _mountTmpfs(self, "64k")
+        self.audit = os.path.join(mounted, "audit.jsonl")
+        backendPort, _backend, _count = self.backend()
+        port, twistd = self.terminate(backendPort)
+
+        served: List[int] = []
+        refused: List[int] = []
+        n = 0
+        for fill in range(ROUNDS):
+            # fill the filesystem but for a few records' room, and connect
+            # until clients are refused: each round ends a write at another
+            # place in a page
+            filler = os.path.join(mounted, f"filler-{fill}")
+            room = os.statvfs(mounted)
+            with open(filler, "wb") as f:
+                f.write(b"\0" * max(0, room.f_bavail * room.f_frsize - 6 * 1024))
+            refusedBefore = len(refused)
+            while len(refused) - refusedBefore < 3 and n < CLIENTS:
+                n += 1
+                local, received = self.client(port, b"hello %d" % n)
+                if received:
+                    self.assertEqual(received, b"backend:hello %d\n" % n)
+                    served.append(local)
+                else:
+                    refused.append(local)
+            self.assertEqual(len(refused) - refusedBefore, 3,
+                             f"the filesystem did not fill up after {CLIENTS} clients")
+            os.unlink(filler)
+            for _again in range(2):
+                n += 1
+                local, received = self.client(port, b"hello %d" % n)
+                self.assertEqual(received, b"backend:hello %d\n" % n,
+                                 "a client refused after space was freed")
+                served.append(local)
+        records = blockUntil(lambda: self._settled(served), PEER_TIMEOUT,
+                             "the records of the last clients", twistd.describe)
+
+        accepted = {r["peer"]: r for r in records if r["event"] == "connection.accepted"}
+        for local in served:
+            self.assertIn(f"127.0.0.1:{local}", accepted,
+                          f"a client served with no connection.accepted record: {local}")
+        rejections = [r for r in records if r["event"] == "handshake.rejected"]
+        self.assertEqual({r["reason"] for r in rejections}, {"audit_unavailable"}
+                         if rejections else set())
+        gaps = [r for r in records if r["event"] == "chain.gap"]
+        self.assertTrue(gaps)
+        self.assertEqual(len(rejections) + sum(g["refused"] for g in gaps), len(refused),
+                         (rejections, gaps))
+        self.assertVerifies(self.audit)
+
+    def _settled(self, served: List[int]) -> Optional[List[Dict[str, Any]]]:
+        """
+        The audit records, once every served client's connection has its
+        C{connection.accepted} record and the last one is closed.
+        """
+        records = auditRecords(self.audit)
+        peers = {r["peer"] for r in records if r["event"] == "connection.accepted"}
+        if records and records[-1]["event"] == "connection.closed" \
+                and peers >= {f"127.0.0.1:{local}" for local in served[-2:]}:
+            return records
+        return None
+
+
+class BackendDownTests(TapProcessMixin, SynchronousTestCase):
+    """
+    C{twistd securetcp terminate} whose backend cannot be reached.
+    """
+
+    def test_noCloseWait(self) -> None:
+        """
+        The client's connection is closed at once (it reads the server's
+        close_notify and ends; the server reads the client's end): nothing
+        is left in CLOSE-WAIT on the server's port.  The connection has one
+        C{connection.accepted} and exactly one C{connection.closed} record,
+        whose C{closeReason} names the backend; C{proxy.backend_failed}
+        carries the same connection id.
+        """
+        backendPort = freePort()  # nothing listens there
+        port, twistd = self.terminate(backendPort)
+        peer = self.sClient(port)
+        peer.send(b"hello\n")
+        self.assertEqual(peer.waitExit(PEER_TIMEOUT), 0, peer.describe())
+        [closed] = self.waitForEvent("connection.closed")
+        blockUntil(lambda: not _closeWaiting(port), PEER_TIMEOUT,
+                   "no connection in CLOSE-WAIT", lambda: "\n".join(_closeWaiting(port)))
+        records = auditRecords(self.audit)
+        [accepted] = [r for r in records if r["event"] == "connection.accepted"]
+        [failed] = [r for r in records if r["event"] == "proxy.backend_failed"]
+        self.assertEqual([r for r in records if r["event"] == "connection.closed"], [closed])
+        self.assertEqual(failed["connection"], accepted["connection"])
+        self.assertEqual(closed["connection"], accepted["connection"])
+        self.assertIn(f"tcp:127.0.0.1:{backendPort}", closed["closeReason"])
+        self.assertIn("could not be reached", closed["closeReason"])
+        self.assertVerifies(self.audit)
