@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import struct
 from typing import Any, Dict, List, Optional
 
 from cryptography import x509
@@ -605,6 +606,62 @@ class MisbehavingPeerTests(GateTestCase):
         [rejected] = self.records
         self.assertEqual(rejected["reason"], "not_tls")
         self.assertIsNotNone(connection.client.lost)
+
+
+    def test_malformedClientHello(self) -> None:
+        """
+        A ClientHello whose server name is malformed (16 KB long, or with
+        NUL bytes) is the peer's error: it is rejected as C{not_tls} (a
+        malformed handshake), never C{internal_error}, and the detail
+        names what OpenSSL found.
+        """
+        for name, hello in [("nul", _clientHello(b"a\0\0\0b")),
+                            ("16k", _clientHello(b"a" * 16384))]:
+            self.events.clear()
+            serverApp = RecordingFactory()
+            connection = connectRaw(self.serverEndpoint(), serverApp, plainPeer(hello),
+                                    self.clock)
+            self.assertEqual(serverApp.built, [], name)
+            [rejected] = self.records
+            self.assertEqual(rejected["reason"], "not_tls", (name, rejected))
+            self.assertTrue(rejected["detail"], name)
+            self.assertIsNotNone(connection.client.lost, name)
+
+
+def _clientHello(serverName: bytes) -> bytes:
+    """
+    The first bytes of a real TLS client (pyOpenSSL's), its server name
+    (SNI) extension replaced by one naming C{serverName}, whatever it holds,
+    in as many records as it needs.
+    """
+    from OpenSSL import SSL
+
+    client = SSL.Connection(SSL.Context(SSL.TLS_METHOD), None)
+    client.set_tlsext_host_name(b"localhost")
+    client.set_connect_state()
+    try:
+        client.do_handshake()
+    except SSL.WantReadError:
+        pass
+    body = client.bio_read(1 << 17)[9:]  # after the record and handshake headers
+    i = 2 + 32
+    i += 1 + body[i]  # session id
+    i += 2 + struct.unpack(">H", body[i:i + 2])[0]  # cipher suites
+    i += 1 + body[i]  # compression methods
+    extensions, rest = body[i + 2:], b""
+    while extensions:
+        kind, length = struct.unpack(">HH", extensions[:4])
+        if kind == 0:  # server_name
+            entry = b"\0" + struct.pack(">H", len(serverName)) + serverName
+            data = struct.pack(">H", len(entry)) + entry
+            rest += struct.pack(">HH", 0, len(data)) + data
+        else:
+            rest += extensions[:4 + length]
+        extensions = extensions[4 + length:]
+    body = body[:i] + struct.pack(">H", len(rest)) + rest
+    message = b"\x01" + struct.pack(">I", len(body))[1:] + body
+    return b"".join(b"\x16\x03\x01" + struct.pack(">H", len(message[k:k + 16384]))
+                    + message[k:k + 16384] for k in range(0, len(message), 16384))
 
 
 class NoPayloadTests(GateTestCase):
