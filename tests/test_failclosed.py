@@ -5,7 +5,8 @@ whose audit file is on a small filesystem that fills up while real TLS
 clients connect (every client that got a byte from the backend has its
 C{connection.accepted} record, and every refusal is counted), and whose
 backend is down (the client's connection is closed at once, nothing is left
-in CLOSE-WAIT, and the close is recorded exactly once).
+in CLOSE-WAIT, and the close is recorded exactly once); and audit logs that
+cannot be used at start (one line naming the file and the fix).
 
 Only 127.0.0.1 is used; every wait is bounded; every process is stopped and
 every filesystem mounted here is unmounted in cleanup.
@@ -22,8 +23,9 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
-from ._net import freePort
-from ._twistd import PEER_TIMEOUT, TapProcessMixin, auditRecords, blockUntil
+from ._net import escape, freePort
+from ._programs import TWISTD, subprocessEnvironment
+from ._twistd import PEER_TIMEOUT, START_TIMEOUT, TapProcessMixin, auditRecords, blockUntil
 
 #: How many clients at most try while the filesystem fills up.
 CLIENTS = 400
@@ -215,3 +217,84 @@ class BackendDownTests(TapProcessMixin, SynchronousTestCase):
         self.assertIn(f"tcp:127.0.0.1:{backendPort}", closed["closeReason"])
         self.assertIn("could not be reached", closed["closeReason"])
         self.assertVerifies(self.audit)
+
+
+class StartupErrorTests(TapProcessMixin, SynchronousTestCase):
+    """
+    An audit log that cannot be used stops C{twistd securetcp ...
+    --audit-log F} and C{twistd web --listen ...:auditLog=F} at start with
+    one line naming the file and the fix, never a traceback.
+    """
+
+    def assertOneLine(self, path: str, problem: str) -> None:
+        """
+        Both commands exit non-zero, their output has no traceback, and one
+        line names C{path}, C{problem} and a fix.
+        """
+        listen = self.mtlsListen(freePort())[1]
+        commands = {
+            "terminate": [TWISTD, "-n", "--pidfile=", "securetcp", "terminate",
+                          "--listen", listen, "--backend", f"tcp:127.0.0.1:{freePort()}",
+                          "--audit-log", path],
+            "web": [TWISTD, "-n", "--pidfile=", "web", "--listen",
+                    f"{listen}:auditLog={escape(path)}", "--path", self.workdir],
+        }
+        for name, argv in commands.items():
+            done = subprocess.run(argv, capture_output=True, timeout=START_TIMEOUT,
+                                  env=subprocessEnvironment(), cwd=self.workdir)
+            output = (done.stdout + done.stderr).decode("utf-8", "replace")
+            self.assertNotEqual(done.returncode, 0, (name, output))
+            self.assertNotIn("Traceback", output, name)
+            [line] = [text for text in output.splitlines() if path in text]
+            self.assertIn(problem, line, name)
+            self.assertIn("fix:", line, name)
+
+    def test_missingDirectory(self) -> None:
+        """
+        The directory of the audit file does not exist.
+        """
+        self.assertOneLine(os.path.join(self.workdir, "missing", "audit.jsonl"),
+                           "the directory does not exist")
+
+    def test_directory(self) -> None:
+        """
+        The audit file is a directory.
+        """
+        path = os.path.join(self.workdir, "adir")
+        os.makedirs(path)
+        self.assertOneLine(path, "is a directory")
+
+    def test_garbage(self) -> None:
+        """
+        The audit file holds something that is not an audit chain.
+        """
+        path = os.path.join(self.workdir, "garbage.jsonl")
+        with open(path, "wb") as f:
+            f.write(b"this is not an audit record\n")
+        self.assertOneLine(path, "does not verify")
+
+    def test_immutable(self) -> None:
+        """
+        The audit file is immutable (C{chattr +i}).
+        """
+        path = os.path.join(self.workdir, "immutable.jsonl")
+        open(path, "wb").close()
+        chattr = shutil.which("chattr")
+        if chattr is None or subprocess.run([chattr, "+i", path],
+                                            capture_output=True).returncode != 0:
+            raise SkipTest("chattr +i is not possible here (needs root and a filesystem "
+                           "with the immutable attribute)")
+        self.addCleanup(subprocess.run, [chattr, "-i", path], capture_output=True)
+        self.assertOneLine(path, "Operation not permitted")
+
+    def test_fullDisk(self) -> None:
+        """
+        The filesystem of the audit file is full.
+        """
+        mounted = _mountTmpfs(self, "16k")
+        with open(os.path.join(mounted, "filler"), "wb") as f:
+            try:
+                f.write(b"\0" * 65536)
+            except OSError:
+                pass
+        self.assertOneLine(os.path.join(mounted, "audit.jsonl"), "No space left on device")

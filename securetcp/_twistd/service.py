@@ -82,8 +82,13 @@ class SecureTCPService(service.MultiService):
     def _openAuditLog(self) -> None:
         if self.auditLog and self._observer is None:
             from securetcp.audit.file import globalAuditFiles
+            from securetcp.errors import AuditLogError
 
-            self._observer = globalAuditFiles.open(self.auditLog)
+            try:
+                self._observer = globalAuditFiles.open(self.auditLog)
+            except AuditLogError as e:
+                # one line naming the file and the fix, not a traceback
+                raise SystemExit(f"twistd securetcp: {e}") from None
             self._published = self._observer
             if self.auditFields is not None:
                 self._published = _tagging(self._observer,

@@ -135,16 +135,21 @@ class AuditLogObserver:
         except OSError as e:
             self._unlock()
             raise AuditLogError(self.path, f"cannot open for appending: {e.strerror}",
-                                "fix the permissions or choose another path") from None
+                                "fix its permissions (or its attributes: lsattr, chattr -i) or "
+                                "choose another path") from None
         except AuditLogError:
             self._unlock()
             raise
         self._size = self._file.tell()
         self._day = self._today()
-        if resumed is None:
-            self._append(chainStarted(self._now(), "hmac-sha256" if self._key else "sha256"))
-        else:
-            self._append(resumed)
+        try:
+            self._append(resumed or chainStarted(self._now(),
+                                                 "hmac-sha256" if self._key else "sha256"))
+        except OSError as e:
+            self._unlock()
+            raise AuditLogError(self.path, f"cannot be written: {e.strerror}",
+                                "free space on its filesystem (or fix what stops writing "
+                                "there) or choose another path") from None
 
     def _unlock(self) -> None:
         if self._locked is not None:
