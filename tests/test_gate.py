@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import struct
 from typing import Any, Dict, List, Optional
 
@@ -20,10 +21,11 @@ from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.trial.unittest import SynchronousTestCase
 
 from securetcp import AUDIT_NAMESPACE, AuditEmitter, buildPolicy
+from securetcp.audit.records import policyLoaded
 from securetcp.endpoints import SecureClientEndpoint, SecureServerEndpoint
 from securetcp.errors import HandshakeRejected
 from securetcp.identity import spkiDigest
-from securetcp.policy import LegacyProfileWarning
+from securetcp.policy import LegacyProfileWarning, Role
 
 from ._iosim import (
     InMemoryClientEndpoint,
@@ -273,6 +275,39 @@ class AdmissionTests(GateTestCase):
         self.assertEqual(accepted["compliance"]["compliant"], True)
         self.assertIn("spiffe://hospital.example/ward3/pump-0042",
                       accepted["peerIdentity"]["san"]["uri"])
+
+    def test_policyVerdictInAccepted(self) -> None:
+        """
+        C{connection.accepted} carries, besides the verdict on what was
+        negotiated, the policy's own verdict (C{compliance.policy}): the one
+        C{policy.loaded} and C{check} give.  An C{mtls:} policy that checks
+        no revocation fails C{check}'s C{revocation} item; with a CRL it
+        passes.
+        """
+        for crl, failing in [(None, ["revocation"]), (self.writeCRL(), [])]:
+            self.events.clear()
+            options = {"crl": crl} if crl else {}
+            server = self.serverEndpoint(**options)
+            connectEndpoints(server, self.clientEndpoint(), RecordingFactory(),
+                             RecordingFactory(), self.clock)
+            [accepted] = self.recordsOf("server", "connection.accepted")
+            loaded = policyLoaded(server.policy, Role.SERVER, True, "x", 0,
+                                  server.creator.materials.leaf)
+            self.assertTrue(accepted["compliance"]["compliant"])
+            self.assertEqual(accepted["compliance"]["policy"], {
+                "compliant": loaded["compliance"]["compliant"],
+                "reasons": loaded["compliance"]["reasons"]})
+            self.assertEqual([r.split(":")[0] for r in loaded["compliance"]["reasons"]],
+                             failing)
+
+    def writeCRL(self) -> str:
+        """
+        An empty CRL of the test CA, in a file.
+        """
+        path = os.path.abspath(self.mktemp())
+        with open(path, "wb") as f:
+            f.write(self.pki.crl())
+        return path
 
     def test_legacyProfileNotCompliant(self) -> None:
         """
