@@ -5,8 +5,9 @@ whose audit file is on a small filesystem that fills up while real TLS
 clients connect (every client that got a byte from the backend has its
 C{connection.accepted} record, and every refusal is counted), and whose
 backend is down (the client's connection is closed at once, nothing is left
-in CLOSE-WAIT, and the close is recorded exactly once); and audit logs that
-cannot be used at start (one line naming the file and the fix).
+in CLOSE-WAIT, and the close is recorded exactly once); audit logs that
+cannot be used at start (one line naming the file and the fix); and
+C{--workers} under concurrent clients (one whole-line chain per worker).
 
 Only 127.0.0.1 is used; every wait is bounded; every process is stopped and
 every filesystem mounted here is unmounted in cleanup.
@@ -14,18 +15,32 @@ every filesystem mounted here is unmounted in cleanup.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import socket
 import ssl
 import subprocess
+import threading
 from typing import Any, Dict, List, Optional, Tuple
 
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
+from securetcp._twistd.workers import workerAuditPath
+from securetcp.audit.writer import AuditLogObserver
+from securetcp.errors import AuditLogError
+
 from ._net import escape, freePort
 from ._programs import TWISTD, subprocessEnvironment
-from ._twistd import PEER_TIMEOUT, START_TIMEOUT, TapProcessMixin, auditRecords, blockUntil
+from ._twistd import (
+    PEER_TIMEOUT,
+    START_TIMEOUT,
+    TapProcessMixin,
+    auditEvents,
+    auditRecords,
+    blockUntil,
+)
 
 #: How many clients at most try while the filesystem fills up.
 CLIENTS = 400
@@ -82,37 +97,38 @@ def _closeWaiting(port: int) -> List[str]:
     return found
 
 
+def _tlsClient(pki: Any, port: int, line: bytes) -> Tuple[int, bytes]:
+    """
+    One TLS client (Python's ssl, with C{pki}'s client certificate): send
+    C{line}, read until the backend's answer or the end.
+
+    @return: its local port and what it received.
+    """
+    context = ssl.create_default_context(cafile=pki.path("ca.pem"))
+    context.load_cert_chain(pki.path("client.pem"), pki.path("client.key"))
+    received = b""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=PEER_TIMEOUT)
+    local = sock.getsockname()[1]
+    try:
+        with context.wrap_socket(sock, server_hostname="localhost") as tls:
+            tls.sendall(line + b"\n")
+            while not received.endswith(b"\n"):
+                data = tls.recv(4096)
+                if not data:
+                    break
+                received += data
+    except (OSError, ssl.SSLError):
+        pass
+    finally:
+        sock.close()
+    return local, received
+
+
 class FullDiskTests(TapProcessMixin, SynchronousTestCase):
     """
     The audit file of C{twistd securetcp terminate} on a 64 KB tmpfs that
     fills up while real clients connect.
     """
-
-    def client(self, port: int, line: bytes) -> Tuple[int, bytes]:
-        """
-        One TLS client (Python's ssl, with the PKI's client certificate):
-        send C{line}, read until the backend's answer or the end.
-
-        @return: its local port and what it received.
-        """
-        context = ssl.create_default_context(cafile=self.pki.path("ca.pem"))
-        context.load_cert_chain(self.pki.path("client.pem"), self.pki.path("client.key"))
-        received = b""
-        sock = socket.create_connection(("127.0.0.1", port), timeout=PEER_TIMEOUT)
-        local = sock.getsockname()[1]
-        try:
-            with context.wrap_socket(sock, server_hostname="localhost") as tls:
-                tls.sendall(line + b"\n")
-                while not received.endswith(b"\n"):
-                    data = tls.recv(4096)
-                    if not data:
-                        break
-                    received += data
-        except (OSError, ssl.SSLError):
-            pass
-        finally:
-            sock.close()
-        return local, received
 
     def test_fullDisk(self) -> None:
         """
@@ -142,7 +158,7 @@ class FullDiskTests(TapProcessMixin, SynchronousTestCase):
             refusedBefore = len(refused)
             while len(refused) - refusedBefore < 3 and n < CLIENTS:
                 n += 1
-                local, received = self.client(port, b"hello %d" % n)
+                local, received = _tlsClient(self.pki, port, b"hello %d" % n)
                 if received:
                     self.assertEqual(received, b"backend:hello %d\n" % n)
                     served.append(local)
@@ -153,7 +169,7 @@ class FullDiskTests(TapProcessMixin, SynchronousTestCase):
             os.unlink(filler)
             for _again in range(2):
                 n += 1
-                local, received = self.client(port, b"hello %d" % n)
+                local, received = _tlsClient(self.pki, port, b"hello %d" % n)
                 self.assertEqual(received, b"backend:hello %d\n" % n,
                                  "a client refused after space was freed")
                 served.append(local)
@@ -298,3 +314,77 @@ class StartupErrorTests(TapProcessMixin, SynchronousTestCase):
             except OSError:
                 pass
         self.assertOneLine(os.path.join(mounted, "audit.jsonl"), "No space left on device")
+
+
+class WorkersTests(TapProcessMixin, SynchronousTestCase):
+    """
+    C{twistd securetcp terminate --workers 2 --audit-log F} under
+    concurrent clients: one file per worker, each with one writer.
+    """
+
+    def test_concurrentClients(self) -> None:
+        """
+        Clients connecting at once, spread over both workers, leave two
+        files, C{F.worker-0} and C{F.worker-1} (no unsuffixed one): every
+        line of each is a whole JSON record (no line torn by concurrent
+        writers), each chain verifies on its own, every client has one
+        C{connection.accepted} and one C{connection.closed} record in one
+        of them, and while the workers run no other writer can open their
+        files (each is locked by its one writer).
+        """
+        backendPort, _backend, _count = self.backend()
+        port, twistd = self.twistd("terminate", "--backend", f"tcp:127.0.0.1:{backendPort}",
+                                   "--audit-log", self.audit, "--workers", "2",
+                                   listen=self.mtlsListen)
+        pattern = re.compile(rb"worker 1 \(pid \d+\): [^\n]*starting on %d" % port)
+        blockUntil(lambda: pattern.search(twistd.out + twistd.err), START_TIMEOUT,
+                   "worker 1 to listen", twistd.describe)
+        paths = [workerAuditPath(self.audit, k) for k in (0, 1)]
+
+        served: List[int] = []
+        failures: List[str] = []
+
+        def clients(first: int) -> None:
+            for n in range(first, first + 6):
+                local, received = _tlsClient(self.pki, port, b"c%d" % n)
+                if received == b"backend:c%d\n" % n:
+                    served.append(local)
+                else:
+                    failures.append(f"client {n}: {received!r}")
+
+        threads = [threading.Thread(target=clients, args=(k * 6,)) for k in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(PEER_TIMEOUT * 6)
+        self.assertEqual(failures, [])
+        self.assertEqual(len(served), 48)
+        for path in paths:
+            with self.assertRaises(AuditLogError) as raised:
+                AuditLogObserver(path)
+            self.assertIn("another audit log writer", str(raised.exception))
+
+        def recorded() -> Optional[Dict[str, int]]:
+            counts = {"connection.accepted": 0, "connection.closed": 0}
+            for path in paths:
+                for record in auditRecords(path):
+                    if record["event"] in counts:
+                        counts[record["event"]] += 1
+            return counts if set(counts.values()) == {48} else None
+
+        blockUntil(recorded, PEER_TIMEOUT, "every client's records", twistd.describe)
+        twistd.stop()
+        self.assertFalse(os.path.exists(self.audit), "no unsuffixed audit file with workers")
+        peers: List[str] = []
+        for path in paths:
+            with open(path, "rb") as f:
+                data = f.read()
+            self.assertTrue(data.endswith(b"\n"), path)
+            for line in data.split(b"\n")[:-1]:
+                record = json.loads(line)
+                if record["event"] == "connection.accepted":
+                    peers.append(record["peer"])
+            self.assertVerifies(path)
+        self.assertEqual(sorted(peers), sorted(f"127.0.0.1:{p}" for p in served))
+        self.assertTrue(all(auditEvents(p, "connection.accepted") for p in paths),
+                        "not both workers accepted connections")
