@@ -15,6 +15,7 @@ every filesystem mounted here is unmounted in cleanup.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -25,9 +26,13 @@ import subprocess
 import threading
 from typing import Any, Dict, List, Optional, Tuple
 
+from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
+from securetcp._twistd.service import _tagging
 from securetcp._twistd.workers import workerAuditPath
+from securetcp.audit.emitter import AuditEmitter
+from securetcp.audit.file import globalAuditFiles
 from securetcp.audit.writer import AuditLogObserver
 from securetcp.errors import AuditLogError
 
@@ -388,3 +393,65 @@ class WorkersTests(TapProcessMixin, SynchronousTestCase):
         self.assertEqual(sorted(peers), sorted(f"127.0.0.1:{p}" for p in served))
         self.assertTrue(all(auditEvents(p, "connection.accepted") for p in paths),
                         "not both workers accepted connections")
+
+
+class _Breakable:
+    """
+    What a writer opens its file with: real files whose writes fail with
+    ENOSPC while L{broken} is true.
+    """
+
+    broken = False
+
+    def __call__(self, path: str, mode: str) -> Any:
+        real = open(path, mode)  # noqa: SIM115
+        opener = self
+
+        class File:
+            def __getattr__(self, name: str) -> Any:
+                return getattr(real, name)
+
+            def write(self, data: bytes) -> int:
+                if opener.broken:
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                return int(real.write(data))
+
+        return File()
+
+
+class WorkerTaggingTests(SynchronousTestCase):
+    """
+    The twistd service's tagging observer (each worker's records carry
+    C{worker} and C{pid}) keeps the fail-closed check working.
+    """
+
+    def test_taggedRecordIsAsked(self) -> None:
+        """
+        The writer behind the tagging observer writes the emitted record
+        itself, tagged: the emitter can ask it whether that record was
+        written, and so learns that it was not when the file fails (the
+        gate then refuses the connection).
+        """
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        disk = _Breakable()
+        # as twistd securetcp --workers wires it: the writer is one of the
+        # process's audit files, reached through the global log publisher
+        # by the tagging observer only
+        self.patch(globalAuditFiles, "_opener",
+                   lambda path, **options: AuditLogObserver(path, openFile=disk, **options))
+        writer = globalAuditFiles.open(os.path.join(directory, "audit.jsonl"))
+        self.addCleanup(globalAuditFiles.release, writer)
+        tagged = _tagging(writer, {"worker": 1, "pid": 4242})
+        globalLogPublisher.addObserver(tagged)
+        self.addCleanup(globalLogPublisher.removeObserver, tagged)
+        emitter = AuditEmitter()
+        self.assertIn(writer, emitter.consulted())
+        record = {"event": "connection.accepted", "connection": "00" * 8}
+        self.assertTrue(emitter.emit(record))
+        self.assertEqual((record["worker"], record["pid"]), (1, 4242))
+        self.assertIs(writer.wrote(record), True)
+        disk.broken = True
+        failed = {"event": "connection.accepted", "connection": "01" * 8}
+        self.assertFalse(emitter.emit(failed))
+        self.assertIs(writer.wrote(failed), False)
