@@ -268,9 +268,10 @@ class GateProtocol(Protocol):
         if IHalfCloseableProtocol.providedBy(application):
             # from now on the peer's close_notify is a half-close
             alsoProvides(self, IHalfCloseableProtocol)
-        self.gate.emitter.emit(connectionAccepted(self.gate.auditConnection(self),
-                                                  self.gate.clock.seconds()))
-        if not self.gate.emitter.accepting():
+        # the application sees the connection only once its accepted record
+        # is written to every audit file that refuses connections
+        if not self.gate.emitter.emit(connectionAccepted(self.gate.auditConnection(self),
+                                                         self.gate.clock.seconds())):
             self.application = None
             self._reject("audit_unavailable",
                          "the audit log cannot be written; unaudited connections are refused")

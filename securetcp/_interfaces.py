@@ -25,10 +25,15 @@ class IAuditSink(Interface):
     ask it whether a new connection may proceed (fail closed).
     """
 
-    def emit(record: Dict[str, Any]) -> None:
+    def emit(record: Dict[str, Any]) -> bool:
         """
         Emit one audit record (a JSON-ready dict built by
         L{securetcp.audit.records}).
+
+        @return: whether it reached every audit destination that refuses
+            connections while it fails (written there under its
+            durability settings).  The gate lets a connection through only
+            when its C{connection.accepted} record did.
         """
 
     def accepting() -> bool:
@@ -156,7 +161,15 @@ class IAuditFile(ILogObserver):
 
     def accepting() -> bool:
         """
-        Whether new connections may proceed: C{False} while the file cannot
-        be written and its policy is to refuse connections then.  May try
-        to write (a probe), so that a repaired file is seen at once.
+        Whether new connections may try to proceed: C{False} while the file
+        cannot be written and its policy is to refuse connections then.
+        May write the C{chain.gap} record it owes (a probe), but a probe
+        never declares the file healthy: only a real record written does.
+        """
+
+    def wrote(record: Dict[str, Any]) -> Any:
+        """
+        Whether this file wrote C{record} (that very dict, recently given
+        to it): C{True} or C{False}; C{None} if it was not given it, or
+        does not refuse connections when it fails.
         """

@@ -29,9 +29,39 @@ class SecureServerParserPlugin:
 
     def parseStreamServer(self, reactor: Any, *args: Any, **kwargs: Any) -> Any:
         from securetcp._parsers import SecureServerParser
+        from securetcp.errors import SecureTCPError
 
-        return SecureServerParser(self.prefix, self.mutual).parseStreamServer(
-            reactor, *args, **kwargs)
+        try:
+            return SecureServerParser(self.prefix, self.mutual).parseStreamServer(
+                reactor, *args, **kwargs)
+        except SecureTCPError:
+            _briefUncaught()
+            raise
+
+
+def _briefUncaught() -> None:
+    """
+    Let a securetcp error that nobody catches end the program with its own
+    one line (which names the argument, the file and the fix), not a
+    traceback: C{twistd web --listen mtls:...} parses its strings where
+    twistd catches nothing.  Other uncaught exceptions are shown as before.
+    """
+    import sys
+
+    from securetcp.errors import SecureTCPError
+
+    previous = sys.excepthook
+    if getattr(previous, "securetcpBrief", False):
+        return
+
+    def hook(kind: Any, value: Any, traceback: Any) -> None:
+        if isinstance(value, SecureTCPError):
+            sys.stderr.write(f"{sys.argv[0] if sys.argv else 'python'}: {value}\n")
+        else:
+            previous(kind, value, traceback)
+
+    hook.securetcpBrief = True  # type: ignore[attr-defined]
+    sys.excepthook = hook
 
 
 @implementer(IPlugin, IStreamClientEndpointStringParserWithReactor)

@@ -201,6 +201,11 @@ _ERROR_STRINGS = (
     ("not on record boundary", "not_tls"),
     ("length too short", "not_tls"),
     ("length mismatch", "not_tls"),
+    # a ClientHello whose extensions do not parse (an oversized or
+    # NUL-containing server name): the peer's bytes, never our error
+    ("bad extension", "not_tls"),
+    ("bad packet length", "not_tls"),
+    ("decode error", "not_tls"),
     ("unexpected eof", "peer_closed"),
 )
 

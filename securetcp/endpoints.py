@@ -73,8 +73,8 @@ def describeEndpoint(endpoint: Any) -> str:
 
 
 def _policyLoaded(emitter: IAuditSink, clock: IReactorTime, policy: TLSPolicy,
-                  role: Role, mutual: bool, endpoint: str) -> None:
-    emitter.emit(policyLoaded(policy, role, mutual, endpoint, clock.seconds()))
+                  role: Role, mutual: bool, endpoint: str, leaf: Any = None) -> None:
+    emitter.emit(policyLoaded(policy, role, mutual, endpoint, clock.seconds(), leaf))
     if policy.legacy:
         _log.warn(
             "securetcp: policy {name!r} uses the INSECURE legacy profile "
@@ -184,7 +184,8 @@ class SecureServerEndpoint:
         changed = (["policy"] if policy != oldPolicy else []) + materials.changesFrom(before)
         self._emitter.emit(policyReloaded(policy, self._clock.seconds(), changed=changed,
                                           certificateBefore=before.fingerprint,
-                                          certificateAfter=materials.fingerprint))
+                                          certificateAfter=materials.fingerprint,
+                                          leaf=materials.leaf))
 
     def _revokeLive(self, crls: CRLSet) -> None:
         if self.policy.revocation.enforceOnLive:
@@ -216,7 +217,7 @@ class SecureServerEndpoint:
 
     def listen(self, protocolFactory: IProtocolFactory) -> Deferred[Any]:
         _policyLoaded(self._emitter, self._clock, self.policy, Role.SERVER,
-                      self.mutual, describeEndpoint(self._inner))
+                      self.mutual, describeEndpoint(self._inner), self.creator.materials.leaf)
         factory: Any = self.wrapFactory(protocolFactory)
         audit = PreTLSAudit(self._emitter, lambda: self.policy, self._clock)
         if self.permissive:

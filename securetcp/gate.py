@@ -44,6 +44,7 @@ from securetcp._interfaces import (
     IStapler,
 )
 from securetcp.audit.records import AuditConnection, SessionFacts, connectionRevoked
+from securetcp.compliance.verdict import policyVerdict
 from securetcp.errors import HandshakeRejected
 from securetcp.policy import Role, TLSPolicy
 from securetcp.revocation.crl import CRLSet
@@ -187,7 +188,9 @@ class GateFactory(Factory):
         return AuditConnection(
             connectionId=gate.connectionId, role=self.role, local=gate.local, peer=gate.peer,
             proxy=gate.proxy, policy=policy.name, profile=policy.profile, legacy=policy.legacy,
-            session=SessionFacts.fromMapping(gate.session), peerIdentity=gate.identity)
+            session=SessionFacts.fromMapping(gate.session), peerIdentity=gate.identity,
+            policyReasons=tuple(policyVerdict(policy, self.role, self.inForce.materials.leaf,
+                                              self.hostname)["reasons"]))
 
 
 class ClientGateFactory(GateFactory):

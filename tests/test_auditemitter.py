@@ -7,7 +7,7 @@ emits audit records and says whether new connections may proceed.
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 from twisted.logger import Logger, LogLevel, formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
@@ -38,6 +38,9 @@ class _File:
     def accepting(self) -> bool:
         self.asked += 1
         return self.answer
+
+    def wrote(self, record: Dict[str, Any]) -> Optional[bool]:
+        return None
 
 
 def _record() -> Dict[str, Any]:

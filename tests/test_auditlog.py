@@ -146,6 +146,8 @@ class _Disk:
     """
 
     full = False
+    #: writes longer than this fail too (a disk with only this much room)
+    room: Optional[int] = None
 
     def __call__(self, path: str, mode: str) -> _DiskFile:
         return _DiskFile(self, open(path, mode))  # noqa: SIM115
@@ -161,7 +163,7 @@ class _DiskFile:
         self.real = real
 
     def write(self, data: bytes) -> int:
-        if self.disk.full:
+        if self.disk.full or (self.disk.room is not None and len(data) > self.disk.room):
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         return int(self.real.write(data))
 
@@ -690,6 +692,46 @@ class FailureTests(SynchronousTestCase):
         self.assertEqual(records[2]["lost"], 2)
         self.assertIsNotNone(records[2]["since"])
         self.assertEqual(records[3]["peer"], "127.0.0.1:40004")
+        self.assertTrue(verifyFiles([observer.path]).ok)
+
+    def test_shortProbeIsNotHealth(self) -> None:
+        """
+        A failing file whose C{chain.gap} record fits but whose next real
+        record does not is not healthy: the probe writes the gap (with the
+        lost records and the refusals among them), the emitter reports that
+        the C{connection.accepted} record did not reach the file (so the
+        gate refuses that connection), and only a real record written makes
+        the file healthy again.  The chain verifies.
+        """
+        disk = _Disk()
+        observer = _observer(self, openFile=disk)
+        emitter = AuditEmitter(Logger(namespace=AUDIT_NAMESPACE, observer=lambda e: None),
+                               observers=[observer])
+        self.assertTrue(emitter.emit(_accepted(1)))
+        repair = _breakDisk(self, disk)
+        self.assertFalse(emitter.emit(_accepted(2)))
+        self.assertFalse(emitter.emit({"event": "handshake.rejected",
+                                       "reason": "audit_unavailable"}))
+        self.assertEqual((observer.lost, observer.refused), (2, 1))
+        repair()
+        disk.room = 400
+        big = dict(_accepted(3), pad="x" * 1000)
+        self.assertTrue(emitter.accepting())
+        self.assertTrue(observer.failing)
+        self.assertFalse(emitter.emit(big))
+        self.assertIs(observer.wrote(big), False)
+        self.assertTrue(observer.failing)
+        disk.room = None
+        self.assertTrue(emitter.emit(_accepted(4)))
+        self.assertFalse(observer.failing)
+        observer.close()
+        self.assertEqual(
+            [(r["event"], r.get("lost"), r.get("refused"), r.get("connection"))
+             for r in readChain(observer.path)],
+            [("chain.started", None, None, None),
+             ("connection.accepted", None, None, f"{1:016x}"),
+             ("chain.gap", 2, 1, None), ("chain.gap", 1, 0, None),
+             ("connection.accepted", None, None, f"{4:016x}")])
         self.assertTrue(verifyFiles([observer.path]).ok)
 
     def test_continue(self) -> None:

@@ -25,6 +25,7 @@ from securetcp.audit.records import (
     SessionFacts,
 )
 from securetcp.compliance import connectionCompliance, plaintextCompliance, policyCompliance
+from securetcp.compliance.check import BENCHMARKS, checkPolicy
 from securetcp.config import buildPolicy
 from securetcp.policy import Role
 
@@ -264,7 +265,9 @@ class PolicyRecordTests(SynchronousTestCase):
         C{policy.loaded} states the policy: versions, suites, client
         authentication, and the verdict of L{policyCompliance}.
         """
-        policy = buildPolicy(name="hl7-inbound", clientAuth="required")
+        # a policy that passes check: it names its CAs and CRL
+        policy = buildPolicy(name="hl7-inbound", clientAuth="required",
+                             caCerts="/etc/securetcp/ca.pem", crl="/etc/securetcp/ca.crl")
         record = records.policyLoaded(policy, Role.SERVER, True,
                                       "TCP4ServerEndpoint(port=6661, interface=*)", NOON)
         self.assertEqual(record, {
@@ -279,13 +282,34 @@ class PolicyRecordTests(SynchronousTestCase):
 
     def test_loadedNotCompliant(self) -> None:
         """
-        A policy beyond C{nist-800-52r2} says which profile it came from.
+        A policy beyond C{nist-800-52r2} says which profile it came from,
+        then every item of C{check}'s checklist that fails, as C{"ID:
+        REASON"}.
         """
         policy = buildPolicy(profile="mozilla-intermediate")
         record = records.policyLoaded(policy, Role.SERVER, False, "x", NOON)
-        self.assertEqual(record["compliance"], policyCompliance(policy))
-        self.assertEqual(record["compliance"]["reasons"],
-                         ["policy from profile mozilla-intermediate goes beyond nist-800-52r2"])
+        failing = [f"{i.id}: {i.reason}" for i in checkPolicy(
+            policy, Role.SERVER, BENCHMARKS["nist-800-52r2"]) if i.status == "fail"]
+        self.assertTrue(failing)
+        self.assertEqual(record["compliance"], {
+            "profile": "nist-800-52r2", "compliant": False,
+            "reasons": policyCompliance(policy)["reasons"] + failing})
+        self.assertEqual(record["compliance"]["reasons"][0],
+                         "policy from profile mozilla-intermediate goes beyond nist-800-52r2")
+
+    def test_loadedSameVerdictAsCheck(self) -> None:
+        """
+        C{policy.loaded} and C{check} give one verdict: an C{mtls:} server
+        policy that checks no revocation fails C{check}'s C{revocation}
+        item, and so is not compliant in C{policy.loaded}, which names it.
+        """
+        policy = buildPolicy(clientAuth="required", caCerts="/etc/securetcp/ca.pem")
+        items = checkPolicy(policy, Role.SERVER, BENCHMARKS["nist-800-52r2"])
+        self.assertEqual([i.id for i in items if i.status == "fail"], ["revocation"])
+        record = records.policyLoaded(policy, Role.SERVER, True, "x", NOON)
+        self.assertFalse(record["compliance"]["compliant"])
+        [reason] = record["compliance"]["reasons"]
+        self.assertTrue(reason.startswith("revocation: "), reason)
 
     def test_reloaded(self) -> None:
         """

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import struct
 from typing import Any, Dict, List, Optional
 
 from cryptography import x509
@@ -19,10 +21,11 @@ from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.trial.unittest import SynchronousTestCase
 
 from securetcp import AUDIT_NAMESPACE, AuditEmitter, buildPolicy
+from securetcp.audit.records import policyLoaded
 from securetcp.endpoints import SecureClientEndpoint, SecureServerEndpoint
 from securetcp.errors import HandshakeRejected
 from securetcp.identity import spkiDigest
-from securetcp.policy import LegacyProfileWarning
+from securetcp.policy import LegacyProfileWarning, Role
 
 from ._iosim import (
     InMemoryClientEndpoint,
@@ -272,6 +275,39 @@ class AdmissionTests(GateTestCase):
         self.assertEqual(accepted["compliance"]["compliant"], True)
         self.assertIn("spiffe://hospital.example/ward3/pump-0042",
                       accepted["peerIdentity"]["san"]["uri"])
+
+    def test_policyVerdictInAccepted(self) -> None:
+        """
+        C{connection.accepted} carries, besides the verdict on what was
+        negotiated, the policy's own verdict (C{compliance.policy}): the one
+        C{policy.loaded} and C{check} give.  An C{mtls:} policy that checks
+        no revocation fails C{check}'s C{revocation} item; with a CRL it
+        passes.
+        """
+        for crl, failing in [(None, ["revocation"]), (self.writeCRL(), [])]:
+            self.events.clear()
+            options = {"crl": crl} if crl else {}
+            server = self.serverEndpoint(**options)
+            connectEndpoints(server, self.clientEndpoint(), RecordingFactory(),
+                             RecordingFactory(), self.clock)
+            [accepted] = self.recordsOf("server", "connection.accepted")
+            loaded = policyLoaded(server.policy, Role.SERVER, True, "x", 0,
+                                  server.creator.materials.leaf)
+            self.assertTrue(accepted["compliance"]["compliant"])
+            self.assertEqual(accepted["compliance"]["policy"], {
+                "compliant": loaded["compliance"]["compliant"],
+                "reasons": loaded["compliance"]["reasons"]})
+            self.assertEqual([r.split(":")[0] for r in loaded["compliance"]["reasons"]],
+                             failing)
+
+    def writeCRL(self) -> str:
+        """
+        An empty CRL of the test CA, in a file.
+        """
+        path = os.path.abspath(self.mktemp())
+        with open(path, "wb") as f:
+            f.write(self.pki.crl())
+        return path
 
     def test_legacyProfileNotCompliant(self) -> None:
         """
@@ -617,6 +653,62 @@ class MisbehavingPeerTests(GateTestCase):
         [rejected] = self.records
         self.assertEqual(rejected["reason"], "not_tls")
         self.assertIsNotNone(connection.client.lost)
+
+
+    def test_malformedClientHello(self) -> None:
+        """
+        A ClientHello whose server name is malformed (16 KB long, or with
+        NUL bytes) is the peer's error: it is rejected as C{not_tls} (a
+        malformed handshake), never C{internal_error}, and the detail
+        names what OpenSSL found.
+        """
+        for name, hello in [("nul", _clientHello(b"a\0\0\0b")),
+                            ("16k", _clientHello(b"a" * 16384))]:
+            self.events.clear()
+            serverApp = RecordingFactory()
+            connection = connectRaw(self.serverEndpoint(), serverApp, plainPeer(hello),
+                                    self.clock)
+            self.assertEqual(serverApp.built, [], name)
+            [rejected] = self.records
+            self.assertEqual(rejected["reason"], "not_tls", (name, rejected))
+            self.assertTrue(rejected["detail"], name)
+            self.assertIsNotNone(connection.client.lost, name)
+
+
+def _clientHello(serverName: bytes) -> bytes:
+    """
+    The first bytes of a real TLS client (pyOpenSSL's), its server name
+    (SNI) extension replaced by one naming C{serverName}, whatever it holds,
+    in as many records as it needs.
+    """
+    from OpenSSL import SSL
+
+    client = SSL.Connection(SSL.Context(SSL.TLS_METHOD), None)
+    client.set_tlsext_host_name(b"localhost")
+    client.set_connect_state()
+    try:
+        client.do_handshake()
+    except SSL.WantReadError:
+        pass
+    body = client.bio_read(1 << 17)[9:]  # after the record and handshake headers
+    i = 2 + 32
+    i += 1 + body[i]  # session id
+    i += 2 + struct.unpack(">H", body[i:i + 2])[0]  # cipher suites
+    i += 1 + body[i]  # compression methods
+    extensions, rest = body[i + 2:], b""
+    while extensions:
+        kind, length = struct.unpack(">HH", extensions[:4])
+        if kind == 0:  # server_name
+            entry = b"\0" + struct.pack(">H", len(serverName)) + serverName
+            data = struct.pack(">H", len(entry)) + entry
+            rest += struct.pack(">HH", 0, len(data)) + data
+        else:
+            rest += extensions[:4 + length]
+        extensions = extensions[4 + length:]
+    body = body[:i] + struct.pack(">H", len(rest)) + rest
+    message = b"\x01" + struct.pack(">I", len(body))[1:] + body
+    return b"".join(b"\x16\x03\x01" + struct.pack(">H", len(message[k:k + 16384]))
+                    + message[k:k + 16384] for k in range(0, len(message), 16384))
 
 
 class NoPayloadTests(GateTestCase):

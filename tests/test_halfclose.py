@@ -209,7 +209,7 @@ class AuditMixin:
 
     def records(self, role: str, event: str) -> List[Dict[str, Any]]:
         return [e["securetcp_audit"] for e in self.logged
-                if e["securetcp_audit"]["role"] == role
+                if e["securetcp_audit"].get("role") == role
                 and e["securetcp_audit"]["event"] == event]
 
     def policySettings(self, version: Optional[str] = None,
@@ -690,6 +690,55 @@ class SpliceHalfCloseTests(AuditMixin, SynchronousTestCase):
         splice.flush()
         self.assertIsNotNone(client.lost)
         self.assertIsNotNone(splice.backend.built[0].lost)
+        [closed] = self.records("server", "connection.closed")
+        self.assertEqual(closed["closeReason"], "idle for 5 s")
+
+    def test_backendUnreachable(self) -> None:
+        """
+        When the backend cannot be reached, the client's connection is
+        closed at once, even though the splice had paused reading it while
+        the backend was being connected: the client sees the end, and the
+        connection has one C{connection.closed} record naming the backend,
+        after a C{proxy.backend_failed} record with its connection id.
+        """
+        far: Deferred[Any] = Deferred()
+        splice = _Splice(self, Built(), far=far)
+        client = splice.client.built[0]
+        splice.flush()
+        client.transport.write(b"hello")
+        splice.flush()
+        far.errback(Failure(ConnectionLost("connection refused")))
+        splice.flush()
+        self.assertEqual(eventNames(client), ["readLost"])
+        self.assertEqual(self.records("server", "connection.closed"), [])
+        client.transport.loseConnection()
+        splice.flush()
+        self.assertIsNotNone(client.lost)
+        [accepted] = self.records("server", "connection.accepted")
+        [closed] = self.records("server", "connection.closed")
+        failed = [e["securetcp_audit"] for e in self.logged
+                  if e["securetcp_audit"]["event"] == "proxy.backend_failed"]
+        self.assertEqual([f["connection"] for f in failed], [accepted["connection"]])
+        self.assertEqual(closed["connection"], accepted["connection"])
+        self.assertIn("the backend memory backend could not be reached", closed["closeReason"])
+
+    def test_backendUnreachableSilentPeer(self) -> None:
+        """
+        A client that does not finish the close after the backend could not
+        be reached is dropped after the splice's C{closeTimeout}, and its
+        connection closed and recorded once.
+        """
+        far: Deferred[Any] = Deferred()
+        splice = _Splice(self, Built(), far=far)
+        client = splice.client.built[0]
+        splice.flush()
+        far.errback(Failure(ConnectionLost("connection refused")))
+        splice.flush()
+        self.assertIsNone(client.lost)
+        self.clock.advance(10)
+        splice.flush()
+        self.assertIsNotNone(client.lost)
+        self.assertEqual(len(self.records("server", "connection.closed")), 1)
 
     def test_lostBackendClosesClient(self) -> None:
         """

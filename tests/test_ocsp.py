@@ -533,6 +533,28 @@ class OCSPCheckerTests(SynchronousTestCase):
         self.successResultOf(checker.check(self.leaf, self.pki.ca))
         self.assertEqual(checker.queries, 2)
 
+    def test_timeoutIsReadable(self) -> None:
+        """
+        A request cut off by its timeout (Twisted's HTTP client wraps the
+        cancellation in C{ResponseNeverReceived}) is described in words:
+        "no answer within N s", never the repr of a Failure.  Other wrapped
+        errors are given by their messages.
+        """
+        from twisted.internet.defer import CancelledError
+        from twisted.python.failure import Failure
+        from twisted.web._newclient import ResponseNeverReceived
+
+        checker = self.checker()
+        self.responder.failWith = ResponseNeverReceived([Failure(CancelledError())])
+        status = self.successResultOf(checker.check(self.leaf, self.pki.ca))
+        self.assertEqual(status.detail, f"OCSP responder {RESPONDER} unreachable: "
+                         f"no answer within {checker.timeout:g} s")
+        self.responder.failWith = ResponseNeverReceived(
+            [Failure(ConnectionRefusedError("refused here"))])
+        status = self.successResultOf(checker.check(self.leaf, self.pki.ca))
+        self.assertEqual(status.detail, f"OCSP responder {RESPONDER} unreachable: "
+                         "Connection was refused by other side: refused here.")
+
     def test_invalidAnswerNotCached(self) -> None:
         """
         An answer that does not validate is C{unknown}, not reachable, and

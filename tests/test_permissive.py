@@ -319,17 +319,40 @@ class PermissiveInMemoryTests(InMemoryTestCase):
         self.assertEqual((rejected["event"], rejected["reason"]),
                          ("handshake.rejected", "audit_unavailable"))
 
+    def test_acceptedRecordNotWritten(self) -> None:
+        """
+        A file that seemed writable but does not write the plaintext
+        client's C{connection.accepted} record: the client is refused
+        (C{audit_unavailable}) and the application never sees it.
+        """
+        sniffing = _Sniffing(self.clock, observers=[_Unwritable(accepting=True)])
+        app = AddressRecordingFactory()
+        client, server, pump = connectThrough(sniffing.factory(app), HL7, self.clock)
+        self.assertEqual([p for _, p in app.built if p.transport is not None], [])
+        self.assertIsNotNone(client.lost)
+        self.assertEqual(client.received, b"")
+        self.assertEqual([(r["event"], r.get("reason")) for r in sniffing.records],
+                         [("connection.accepted", None),
+                          ("handshake.rejected", "audit_unavailable")])
+
 
 @implementer(IAuditFile)
 class _Unwritable:
     """
-    An audit file that cannot be written, and refuses connections.
+    An audit file that cannot be written, and refuses connections (or,
+    with C{accepting}, lets them try and fails to write their records).
     """
+
+    def __init__(self, accepting: bool = False) -> None:
+        self.answer = accepting
 
     def __call__(self, event: Dict[str, Any]) -> None:
         pass
 
     def accepting(self) -> bool:
+        return self.answer
+
+    def wrote(self, record: Dict[str, Any]) -> bool:
         return False
 
 

@@ -95,12 +95,15 @@ class PreTLSAudit:
         self._sink.emit(handshakeRejected(self._connection(connection, False),
                                           self._clock.seconds(), reason, detail))
 
-    def plaintextAccepted(self, connection: BelowTLSConnection) -> None:
+    def plaintextAccepted(self, connection: BelowTLSConnection) -> bool:
         """
-        The plaintext C{connection} reached the application.
+        The plaintext C{connection} is to reach the application.
+
+        @return: whether its record was written (see L{IAuditSink.emit}):
+            if not, the connection must be refused.
         """
-        self._sink.emit(connectionAccepted(self._connection(connection, True),
-                                           self._clock.seconds()))
+        return bool(self._sink.emit(connectionAccepted(self._connection(connection, True),
+                                                       self._clock.seconds())))
 
     def plaintextClosed(self, connection: BelowTLSConnection, duration: float, bytesIn: int,
                         bytesOut: int) -> None:

@@ -124,11 +124,16 @@ class SniffingProtocol(ProtocolWrapper):
         if application is None:
             self._refuse("internal_error", "the application factory refused the connection")
             return
+        self.started = factory.clock.seconds()
+        if not factory.audit.plaintextAccepted(self.auditConnection):
+            # its accepted record was not written: the application never
+            # sees the connection
+            self._refuse("audit_unavailable",
+                         "the audit log cannot be written; unaudited connections are refused")
+            return
         self.mode = "plain"
         self.plain = _PlainApplication(factory, application, self)
         self.plain.makeConnection(self.transport)
-        self.started = factory.clock.seconds()
-        factory.audit.plaintextAccepted(self.auditConnection)
         self.plain.dataReceived(data)
 
     def _above(self) -> Any:

@@ -82,8 +82,13 @@ class SecureTCPService(service.MultiService):
     def _openAuditLog(self) -> None:
         if self.auditLog and self._observer is None:
             from securetcp.audit.file import globalAuditFiles
+            from securetcp.errors import AuditLogError
 
-            self._observer = globalAuditFiles.open(self.auditLog)
+            try:
+                self._observer = globalAuditFiles.open(self.auditLog)
+            except AuditLogError as e:
+                # one line naming the file and the fix, not a traceback
+                raise SystemExit(f"twistd securetcp: {e}") from None
             self._published = self._observer
             if self.auditFields is not None:
                 self._published = _tagging(self._observer,
@@ -222,12 +227,15 @@ def _policyFileOf(description: str) -> Optional[str]:
 def _tagging(observer: Any, fields: Dict[str, Any]) -> Callable[[Dict[str, Any]], None]:
     """
     An observer that adds C{fields} to every audit record before
-    C{observer} writes it.
+    C{observer} writes it.  The record itself is tagged (not a copy), so
+    that the emitter can still ask the writer whether it wrote that record
+    (L{securetcp._interfaces.IAuditFile.wrote}): the gate's fail-closed
+    check depends on it.
     """
     def tag(event: Dict[str, Any]) -> None:
         record = event.get("securetcp_audit")
         if record is not None and event.get("log_namespace") == AUDIT_NAMESPACE:
-            event = dict(event, securetcp_audit={**record, **fields})
+            record.update(fields)
         observer(event)
 
     return tag

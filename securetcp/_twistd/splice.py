@@ -202,14 +202,25 @@ class _Front(_Half):
                     pass
         if other is not None and other.transport is not None:
             other.transport.abortConnection()  # type: ignore[attr-defined]
-        if self.transport is not None:
-            # read again (back-pressure may have paused us) so the peer's
-            # close_notify or FIN is seen; drop a peer that does not finish
-            # the close within as long again
-            self.transport.resumeProducing()  # type: ignore[attr-defined]
-            self.transport.loseConnection()
-            self.idle = _IdleTimer(self.factory.clock, self.factory.idleTimeout,
-                                   self.transport.abortConnection)  # type: ignore[attr-defined]
+        self._closeFront(f"idle for {self.factory.idleTimeout:g} s", self.factory.idleTimeout)
+
+    def _closeFront(self, why: str, bound: float) -> None:
+        """
+        Close the accepted side, noting C{why} for its audit record: read
+        again (back-pressure or a pending far side may have paused us) so
+        the peer's close_notify or FIN is seen, and drop a peer that does
+        not finish the close within C{bound} seconds.
+        """
+        transport: Any = self.transport
+        if transport is None:
+            return
+        if getattr(transport, "closeNote", "") is None:
+            transport.closeNote = why
+        transport.resumeProducing()
+        transport.loseConnection()
+        if self.idle is not None:
+            self.idle.stop()
+        self.idle = _IdleTimer(self.factory.clock, bound, transport.abortConnection)
 
     def _connected(self, far: _Half) -> None:
         self.connecting = False
@@ -241,8 +252,8 @@ class _Front(_Half):
             addressText(transport.getPeer()) if transport is not None else None,
             failure.getErrorMessage(), self.factory.clock.seconds(),
             connectionId=auditedConnectionId(transport)))
-        if self.transport is not None:
-            self.transport.loseConnection()
+        self._closeFront(f"the backend {self.factory.farDescription} could not be reached: "
+                         + failure.getErrorMessage(), self.factory.closeTimeout)
 
     def dataReceived(self, data: bytes) -> None:
         if self.other is None:
@@ -255,13 +266,21 @@ class SpliceFactory(Factory):
     """
     For every accepted connection, connect to the far side with
     C{connectFar(factory)} and splice the two.
+
+    @param idleTimeout: seconds without data either way before both sides
+        are closed (0: never).
+    @param closeTimeout: seconds the accepted side's peer has to finish a
+        close we began (idle, or the far side unreachable) before the
+        connection is aborted.
     """
 
     noisy = False
 
     def __init__(self, connectFar: Callable[[Any], Any], farDescription: str, clock: Any,
-                 emitter: IAuditSink, idleTimeout: float = 0) -> None:
+                 emitter: IAuditSink, idleTimeout: float = 0,
+                 closeTimeout: float = 10.0) -> None:
         self.connectFar = connectFar
+        self.closeTimeout = closeTimeout
         self.farDescription = farDescription
         self.clock = clock
         self.emitter = emitter

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime
 import os
-from typing import Any, Dict, Mapping, Optional, Protocol
+from typing import Any, Dict, Mapping, Optional, Protocol, Tuple
 
 import attrs
 from twisted.internet.interfaces import IAddress
@@ -109,6 +109,9 @@ class AuditConnection:
     @ivar legacy: whether it runs under a legacy (explicitly insecure)
         policy, which no connection complies with.
     @ivar plaintext: a plaintext connection of permissive migration mode.
+    @ivar policyReasons: what the policy's checklist fails
+        (L{securetcp.compliance.verdict.policyVerdict}; C{None}: not
+        judged); the records' C{compliance} carries it as C{policy}.
     """
 
     connectionId: str
@@ -122,3 +125,4 @@ class AuditConnection:
     session: SessionFacts = SessionFacts()
     peerIdentity: Optional[IdentityRecord] = None
     plaintext: bool = False
+    policyReasons: Optional[Tuple[str, ...]] = None

@@ -8,8 +8,8 @@ files it was given as well, and says whether new connections may proceed
 
     writer = auditLogObserver("/var/log/securetcp/audit.jsonl")
     emitter = AuditEmitter(observers=[writer])
-    if emitter.accepting():
-        emitter.emit(connectionAccepted(connection, time=clock.seconds()))
+    if emitter.accepting() and emitter.emit(connectionAccepted(connection, now)):
+        ...   # written to every file that refuses connections: go on
 
 One fallback: an emitter whose records go to the global log publisher (the
 default) also consults the writers of
@@ -82,10 +82,12 @@ class AuditEmitter:
         #: whether the records reach the global log publisher (see above)
         self._global = self.logger.observer is globalLogPublisher
 
-    def emit(self, record: Dict[str, Any]) -> None:
+    def emit(self, record: Dict[str, Any]) -> bool:
         """
         Emit one record (which must have an C{event} key from L{EVENTS}).
 
+        @return: whether no consulted file that refuses connections failed
+            to write it (L{IAuditFile.wrote}).
         @raise ValueError: for an event the schema does not have.
         """
         event = record["event"]
@@ -94,6 +96,7 @@ class AuditEmitter:
         record.setdefault("schema", SCHEMA_VERSION)
         level = LogLevel.warn if event in WARNING_EVENTS else LogLevel.info
         self._route.emit(level, FORMATS[event], securetcp_audit=record, securetcp_event=event)
+        return all([f.wrote(record) is not False for f in self.consulted()])
 
     def consulted(self) -> List[IAuditFile]:
         """

@@ -34,10 +34,13 @@ from securetcp.audit.connection import (
     newConnectionId,
     utcTimestamp,
 )
-from securetcp.compliance import connectionCompliance, plaintextCompliance, policyCompliance
+from securetcp.compliance import connectionCompliance, plaintextCompliance
+from securetcp.compliance.verdict import policyVerdict
 from securetcp.policy import Role
 
 if TYPE_CHECKING:  # pragma: no cover
+    from cryptography import x509
+
     from securetcp.policy import TLSPolicy
 
 __all__ = [
@@ -74,7 +77,8 @@ CHAIN_EVENTS = {
     "chain.started": "first record of a new chain",
     "chain.resumed": "the writer restarted and continues the chain (reason: restart or torn_record)",
     "chain.rotated": "first record of a new file after rotation; names the previous file",
-    "chain.gap": "records were lost while the file could not be written (lost: how many)",
+    "chain.gap": "records were lost while the file could not be written (lost: how many; "
+                 "refused: connections refused audit_unavailable among them)",
 }
 
 #: The fields of a C{handshake.rejected} record that a revocation adds.
@@ -123,8 +127,14 @@ def _verdict(connection: AuditConnection) -> Dict[str, Any]:
     if connection.plaintext:
         return plaintextCompliance()
     session = connection.session
-    return connectionCompliance(session.version, session.cipher, session.group,
-                                connection.legacy)
+    verdict = connectionCompliance(session.version, session.cipher, session.group,
+                                   connection.legacy)
+    if connection.policyReasons is not None:
+        # besides what was negotiated: the policy's own verdict, as check
+        # and policy.loaded give it (policyVerdict), with what fails
+        verdict["policy"] = {"compliant": not connection.policyReasons,
+                             "reasons": list(connection.policyReasons)}
+    return verdict
 
 
 def connectionAccepted(connection: AuditConnection, time: float) -> Dict[str, Any]:
@@ -189,24 +199,28 @@ def _policyRecord(event: str, policy: PolicyNames, role: Role, time: float,
 
 
 def policyLoaded(policy: TLSPolicy, role: Role, mutual: bool, endpoint: str,
-                 time: float) -> Dict[str, Any]:
+                 time: float, leaf: Optional[x509.Certificate] = None) -> Dict[str, Any]:
     """
     C{policy.loaded}: an endpoint (described by C{endpoint}, without
-    secrets) started using C{policy}.
+    secrets) started using C{policy} (with its certificate C{leaf}); its
+    verdict is C{check}'s (L{policyVerdict}).
     """
     return _policyRecord(
         "policy.loaded", policy, role, time, endpoint=endpoint, mutual=mutual,
         minVersion=policy.versions.minimum.value, maxVersion=policy.versions.maximum.value,
         ciphers=list(policy.ciphers.tls12), ciphersuites=list(policy.ciphers.tls13),
-        clientAuth=policy.peer.clientAuth.value, compliance=policyCompliance(policy))
+        clientAuth=policy.peer.clientAuth.value,
+        compliance=policyVerdict(policy, role, leaf))
 
 
 def policyReloaded(policy: TLSPolicy, time: float, role: Role = Role.SERVER,
                    changed: Optional[Sequence[str]] = None,
                    certificateBefore: Optional[str] = None,
-                   certificateAfter: Optional[str] = None) -> Dict[str, Any]:
+                   certificateAfter: Optional[str] = None,
+                   leaf: Optional[x509.Certificate] = None) -> Dict[str, Any]:
     """
-    C{policy.reloaded}: an explicit reload put C{policy} in force.
+    C{policy.reloaded}: an explicit reload put C{policy} (with its
+    certificate C{leaf}) in force; its verdict is C{check}'s.
 
     @param changed: what the reload changed (e.g. C{["certificate",
         "key"]}), or C{None} if not known.
@@ -215,7 +229,8 @@ def policyReloaded(policy: TLSPolicy, time: float, role: Role = Role.SERVER,
     @param certificateAfter: and after it.
     """
     return _policyRecord(
-        "policy.reloaded", policy, role, time, compliance=policyCompliance(policy),
+        "policy.reloaded", policy, role, time,
+        compliance=policyVerdict(policy, role, leaf),
         changed=list(changed) if changed is not None else None,
         certificateBefore=certificateBefore, certificateAfter=certificateAfter)
 
@@ -298,12 +313,16 @@ def chainRotated(time: float, previousFile: str) -> Dict[str, Any]:
     return _record("chain.rotated", time, previousFile=previousFile)
 
 
-def chainGap(time: float, lost: int, since: Optional[float]) -> Dict[str, Any]:
+def chainGap(time: float, lost: int, since: Optional[float],
+             refused: int = 0) -> Dict[str, Any]:
     """
-    C{chain.gap}: C{lost} records could not be written, since C{since} (seconds).
+    C{chain.gap}: C{lost} records could not be written, since C{since}
+    (seconds); C{refused} connections were refused (C{audit_unavailable})
+    because their records could not be written.
     """
     return _record("chain.gap", time, lost=lost,
-                   since=utcTimestamp(since) if since is not None else None)
+                   since=utcTimestamp(since) if since is not None else None,
+                   refused=refused)
 
 
 #: The builder of every event, by name.

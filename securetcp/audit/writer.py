@@ -27,20 +27,16 @@ import datetime
 import os
 import threading
 import time
-from typing import IO, Any, Callable, Deque, Dict, Optional
+from typing import IO, Any, Callable, Deque, Dict, Optional, Tuple
 
 from twisted.logger import Logger
 from zope.interface import implementer
 
 from securetcp._interfaces import IAuditFile
+from securetcp.audit._lock import lockFile as _lockFile
 from securetcp.audit.chain import ZERO_HASH, resumeChain, seal
 from securetcp.audit.records import AUDIT_NAMESPACE, chainGap, chainRotated, chainStarted
 from securetcp.errors import AuditLogError
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover (not on Windows)
-    fcntl = None  # type: ignore[assignment]
 
 _log = Logger(namespace="securetcp.auditlog")
 
@@ -55,30 +51,6 @@ _REMEMBERED = 256
 OpenFile = Callable[[str, str], IO[bytes]]
 
 
-def _lockFile(path: str) -> Optional[int]:
-    """
-    Open C{path} (creating it) and take an exclusive lock on it.
-
-    @return: the descriptor holding the lock (C{None} where there are no
-        locks).
-    @raise AuditLogError: if another writer holds the lock.
-    @raise OSError: if the file cannot be opened.
-    """
-    if fcntl is None:  # pragma: no cover
-        return None
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        raise AuditLogError(
-            path, "another audit log writer, in this process or another, is writing it",
-            "let everything in one process that names this file share one writer "
-            "(auditLog=, --audit-log and auditLogObserver() do), and give every "
-            "process its own file") from None
-    return fd
-
-
 @implementer(IAuditFile)
 class AuditLogObserver:
     """
@@ -87,7 +59,9 @@ class AuditLogObserver:
 
     @ivar path: the active file.
     @ivar failing: whether the last write failed.
-    @ivar lost: records that could not be written since the last success.
+    @ivar lost: records that could not be written since the last
+        C{chain.gap} record.
+    @ivar refused: of those, the C{audit_unavailable} refusals.
     @ivar closed: whether L{close} was called (a later record reopens the
         file, if no other writer took it meanwhile).
     """
@@ -125,8 +99,10 @@ class AuditLogObserver:
         self._fsyncTimer: Optional[threading.Timer] = None
         self._recent: Deque[Dict[str, Any]] = collections.deque(maxlen=_REMEMBERED)
         self.failing = False
-        self.lost = 0
+        self.lost = self.refused = 0
         self._lostSince: Optional[float] = None
+        self._outcomes: Deque[Tuple[Dict[str, Any], bool]] = collections.deque(
+            maxlen=_REMEMBERED)
         self.written = 0
         self.closed = False
         self._open()
@@ -159,16 +135,21 @@ class AuditLogObserver:
         except OSError as e:
             self._unlock()
             raise AuditLogError(self.path, f"cannot open for appending: {e.strerror}",
-                                "fix the permissions or choose another path") from None
+                                "fix its permissions (or its attributes: lsattr, chattr -i) or "
+                                "choose another path") from None
         except AuditLogError:
             self._unlock()
             raise
         self._size = self._file.tell()
         self._day = self._today()
-        if resumed is None:
-            self._append(chainStarted(self._now(), "hmac-sha256" if self._key else "sha256"))
-        else:
-            self._append(resumed)
+        try:
+            self._append(resumed or chainStarted(self._now(),
+                                                 "hmac-sha256" if self._key else "sha256"))
+        except OSError as e:
+            self._unlock()
+            raise AuditLogError(self.path, f"cannot be written: {e.strerror}",
+                                "free space on its filesystem (or fix what stops writing "
+                                "there) or choose another path") from None
 
     def _unlock(self) -> None:
         if self._locked is not None:
@@ -278,32 +259,43 @@ class AuditLogObserver:
 
     def write(self, record: Dict[str, Any]) -> bool:
         """
-        Append one audit record to the chain.
+        Append one audit record (after a C{chain.gap} record for what was
+        lost or refused since the last one).
 
-        @return: whether it was written.  A failure is never silent: it is
-            logged, counted in L{lost}, makes L{accepting} false when
-            C{onFailure="refuse"} (so that new connections are refused),
-            and is recorded in a C{chain.gap} record once writing works
-            again.
+        @return: whether it was written (under the C{fsync} mode), as
+            L{wrote} tells later.  A failure is logged, counted in L{lost}
+            (a refusal in L{refused} too) and recorded in a C{chain.gap}
+            record once writing works again.
         """
         with self._lock:
             try:
                 self._reopen()
-                if self.failing:
-                    self._append(chainGap(self._now(), self.lost, self._lostSince))
+                self._writeGap()
                 self._append(record)
             except (OSError, ValueError) as e:
-                self._failed(e)
+                self._failed(e, record)
+                self._outcomes.append((record, False))
                 return False
             self._recovered()
+            self._outcomes.append((record, True))
             return True
 
-    def _failed(self, error: Exception) -> None:
+    def _writeGap(self) -> None:
+        if self.lost or self.refused:
+            self._append(chainGap(self._now(), self.lost, self._lostSince, self.refused))
+            self.lost = self.refused = 0
+            self._lostSince = None
+
+    def _failed(self, error: Exception, record: Dict[str, Any]) -> None:
         self.lost += 1
+        if self._lostSince is None:
+            self._lostSince = self._now()
+        if (record.get("event"), record.get("reason")) == ("handshake.rejected",
+                                                           "audit_unavailable"):
+            self.refused += 1
         if self.failing:
             return
         self.failing = True
-        self._lostSince = self._now()
         _log.critical(
             "securetcp audit log {path} cannot be written ({error}); {action}",
             path=self.path, error=str(error),
@@ -314,34 +306,41 @@ class AuditLogObserver:
         if not self.failing:
             return
         self.failing = False
-        self.lost = 0
-        self._lostSince = None
         _log.info("securetcp audit log {path} is writable again", path=self.path)
+
+    def wrote(self, record: Dict[str, Any]) -> Optional[bool]:
+        """
+        Whether C{record} (this dict, among the last few) was written;
+        C{None} if it was not given here or C{onFailure="continue"}.
+        """
+        with self._lock:
+            if self.onFailure != "refuse":
+                return None
+            return next((done for seen, done in reversed(self._outcomes)
+                         if seen is record), None)
 
     def probe(self) -> bool:
         """
-        While failing, try to write the C{chain.gap} record now.
+        While failing, write the C{chain.gap} record owed, if any.  That
+        does not make the file healthy; only a real record written does.
 
-        @return: whether the file can be written again.
+        @return: whether a real record is worth trying: the file is not
+            failing, or its gap record is written.
         """
         with self._lock:
             if not self.failing:
                 return True
             try:
                 self._reopen()
-                self._append(chainGap(self._now(), self.lost, self._lostSince))
+                self._writeGap()
             except (OSError, ValueError):
                 return False
-            self._recovered()
             return True
 
     def accepting(self) -> bool:
         """
-        Whether new connections may proceed as far as this file is
-        concerned: always with C{onFailure="continue"}; with C{"refuse"},
-        unless it cannot be written.  While it fails, each call probes it
-        (tries to write its C{chain.gap} record), so the first connection
-        after a repair is accepted.
+        Whether a new connection may try to proceed: always with
+        C{onFailure="continue"}; with C{"refuse"}, what L{probe} says.
         """
         if self.onFailure != "refuse":
             return True

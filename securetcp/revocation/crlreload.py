@@ -73,7 +73,7 @@ class CRLWatcher:
     """
 
     def __init__(self, target: ICRLTarget, clock: IReactorTime,
-                 emit: Callable[[Dict[str, Any]], None],
+                 emit: Callable[[Dict[str, Any]], object],
                  runInThread: Optional[Callable[..., Deferred[Any]]] = None,
                  onReloaded: Optional[Callable[[CRLSet], None]] = None) -> None:
         self.target = target

@@ -22,9 +22,10 @@ from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 import attrs
 from cryptography import x509
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import CancelledError, Deferred, TimeoutError, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from securetcp._interfaces import IOCSPChecker, IStapler
@@ -68,6 +69,21 @@ def httpPoster(reactor: Any, limit: int = MAX_RESPONSE_BYTES) -> Poster:
                     timeout, limit)
 
     return postRequest
+
+
+def _whyFailed(failure: Any, timeout: float) -> str:
+    """
+    A readable text for why an OCSP request failed: the request was
+    cancelled by its timeout, or the errors Twisted's HTTP client wraps (in
+    C{ResponseFailed} and the like, whose C{reasons} are failures).
+    """
+    if failure.check(CancelledError, TimeoutError):
+        return f"no answer within {timeout:g} s"
+    inner = getattr(failure.value, "reasons", None)
+    if isinstance(inner, list) and inner:
+        return "; ".join(dict.fromkeys(
+            _whyFailed(f, timeout) if isinstance(f, Failure) else str(f) for f in inner))
+    return str(failure.getErrorMessage() or failure.type.__name__)
 
 
 @implementer(IOCSPChecker)
@@ -143,8 +159,7 @@ class OCSPChecker:
 
         def failed(failure: Any) -> OCSPStatus:
             return OCSPStatus("unknown", f"OCSP responder {url} unreachable: "
-                              f"{failure.getErrorMessage() or failure.type.__name__}",
-                              reachable=False)
+                              f"{_whyFailed(failure, self.timeout)}", reachable=False)
 
         return d.addCallbacks(answered, failed)  # type: ignore[return-value]
 
