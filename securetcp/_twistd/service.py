@@ -44,7 +44,8 @@ class SecureTCPService(service.MultiService):
                  emitter: Optional[IAuditSink] = None, *,
                  auditFields: Optional[Dict[str, Any]] = None,
                  supervisor: Optional[WorkerSupervisor] = None,
-                 watchInterval: float = 5.0) -> None:
+                 watchInterval: float = 5.0,
+                 auditOptions: Optional[Dict[str, Any]] = None) -> None:
         """
         @param auditLog: the audit file to open while the service runs.
         @param emitter: where the jobs' audit records go.
@@ -54,10 +55,13 @@ class SecureTCPService(service.MultiService):
             L{securetcp._twistd.workers.WorkerSupervisor}; it gets SIGHUP too.
         @param watchInterval: seconds between checks of the files the
             policies name (0: only SIGHUP reloads).
+        @param auditOptions: the options of C{auditLog}'s writer (see
+            L{securetcp.audit.file.auditLogObserver}).
         """
         super().__init__()
         self.reactor = reactor
         self.auditLog = auditLog
+        self.auditOptions = auditOptions or {}
         self.emitter: IAuditSink = emitter or AuditEmitter()
         self.secureEndpoints: List[Any] = []
         self.listenDescriptions: List[str] = []
@@ -83,7 +87,7 @@ class SecureTCPService(service.MultiService):
         if self.auditLog and self._observer is None:
             from securetcp.audit.file import globalAuditFiles
 
-            self._observer = globalAuditFiles.open(self.auditLog)
+            self._observer = globalAuditFiles.open(self.auditLog, **self.auditOptions)
             self._published = self._observer
             if self.auditFields is not None:
                 self._published = _tagging(self._observer,
