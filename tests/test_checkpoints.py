@@ -476,3 +476,52 @@ class TwistdRestartTests(TapProcessMixin, SynchronousTestCase):
         self.assertGreaterEqual(result.checkpointsVerified, 3)
         self.assertEqual(_cli("audit", "verify", "--checkpoint-key", otherPublic,
                               self.audit)[0], 1)
+
+
+class TwistdOptionsTests(SynchronousTestCase):
+    """
+    C{twistd securetcp}'s C{--audit-checkpoint-*} options.
+    """
+
+    def parse(self, *extra: str) -> Any:
+        from securetcp._twistd.options import SecureTCPOptions
+
+        options = SecureTCPOptions()
+        options.parseOptions(["terminate", "--listen", "mtls:6661", "--backend",
+                              "tcp:127.0.0.1:2575", *extra])
+        return options.subOptions
+
+    def test_defaults(self) -> None:
+        """
+        Without them, the writer gets the default numbers and no key.
+        """
+        from securetcp._twistd.options import auditOptions
+
+        self.assertEqual(auditOptions(self.parse("--audit-log", "a.jsonl")),
+                         {"checkpointKey": None, "checkpointEvery": 100,
+                          "checkpointInterval": 60.0})
+
+    def test_given(self) -> None:
+        """
+        The key file and numbers given reach the writer's options.
+        """
+        from securetcp._twistd.options import auditOptions
+
+        sub = self.parse("--audit-log", "a.jsonl", "--audit-checkpoint-key", "k.pem",
+                         "--audit-checkpoint-every", "5", "--audit-checkpoint-interval", "2.5")
+        self.assertEqual(auditOptions(sub), {"checkpointKey": "k.pem", "checkpointEvery": 5,
+                                             "checkpointInterval": 2.5})
+
+    def test_refused(self) -> None:
+        """
+        A key without C{--audit-log}, or numbers out of range, are usage
+        errors naming the option.
+        """
+        from twisted.python.usage import UsageError
+
+        error = self.assertRaises(UsageError, self.parse, "--audit-checkpoint-key", "k.pem")
+        self.assertIn("--audit-log", str(error))
+        for bad in (["--audit-checkpoint-every", "0"], ["--audit-checkpoint-every", "x"],
+                    ["--audit-checkpoint-interval", "0"]):
+            error = self.assertRaises(UsageError, self.parse, "--audit-log", "a.jsonl", *bad)
+            self.assertIn(bad[0], str(error))
