@@ -422,3 +422,19 @@ class CompletenessTests(SynchronousTestCase):
         _writeLines(self.path, lines)
         self.assertEqual(_cli("audit", "verify", self.path)[0], 1)
         self.assertEqual(_cli("audit", "report", self.path)[0], 1)
+
+
+class ReportAddressTests(SynchronousTestCase):
+    """
+    The report reads any peer address a record may carry.
+    """
+
+    def test_oddAddresses(self) -> None:
+        """
+        A peer that starts with C{[} but has no C{]} is counted under itself
+        rather than raising.
+        """
+        from securetcp.audit.report import buildReport
+
+        report = buildReport([dict(_refused(1), peer="["), dict(_refused(2), peer="[::1]:5")])
+        self.assertEqual(report["rejectedByPeer"], {"[": 1, "::1": 1})

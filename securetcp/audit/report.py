@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # pragma: no cover
 def _host(address: Optional[str]) -> str:
     if not address:
         return "?"
-    if address.startswith("["):
+    if address.startswith("[") and "]" in address:
         return address[1:address.index("]")]
     return address.rsplit(":", 1)[0]
 
