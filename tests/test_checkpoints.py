@@ -525,3 +525,29 @@ class TwistdOptionsTests(SynchronousTestCase):
                     ["--audit-checkpoint-interval", "0"]):
             error = self.assertRaises(UsageError, self.parse, "--audit-log", "a.jsonl", *bad)
             self.assertIn(bad[0], str(error))
+
+
+class TwistdStopTests(TapProcessMixin, SynchronousTestCase):
+    """
+    A clean stop of C{twistd securetcp} writes the close records of the
+    connections still open before it closes the chain.
+    """
+
+    def test_openConnectionClosedBeforeChain(self) -> None:
+        """
+        A client still connected when twistd is stopped (SIGTERM) gets its
+        C{connection.closed} before C{chain.closed}: the chain is intact and
+        complete.
+        """
+        backendPort, backend, count = self.backend()
+        port, twistd = self.terminate(backendPort)
+        peer = self.sClient(port)
+        peer.send(b"still here\n")
+        peer.waitFor(b"backend:still here\n", PEER_TIMEOUT, "the backend's answer")
+        self.waitForEvent("connection.accepted", 1)
+        twistd.stop()
+        events = [r["event"] for r in auditRecords(self.audit)]
+        self.assertEqual(events[-2:], ["connection.closed", "chain.closed"], events)
+        status, out = _cli("audit", "verify", self.audit)
+        self.assertEqual(status, 0, out)
+        self.assertIn("INTACT", out)

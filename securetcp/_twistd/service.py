@@ -74,6 +74,8 @@ class SecureTCPService(service.MultiService):
         self._observer: Any = None
         self._published: Any = None
         self._previousHandler: Any = None
+        self._shutdownTrigger: Any = None
+        self._shuttingDown = False
 
     def addSecureEndpoint(self, endpoint: Any, description: str) -> None:
         """
@@ -102,6 +104,7 @@ class SecureTCPService(service.MultiService):
 
     def startService(self) -> None:
         self._openAuditLog()
+        self._watchShutdown()
         if hasattr(signal, "SIGHUP"):
             self._previousHandler = signal.signal(
                 signal.SIGHUP, lambda *a: self.reactor.callFromThread(self._hangup))
@@ -169,12 +172,11 @@ class SecureTCPService(service.MultiService):
         d = super().stopService()
 
         def cleanup(result: Any) -> Any:
-            if self._observer is not None:
-                from securetcp.audit.file import globalAuditFiles
-
-                globalLogPublisher.removeObserver(self._published)
-                globalAuditFiles.release(self._observer)
-                self._observer = self._published = None
+            if self._shutdownTrigger is not None:
+                self.reactor.removeSystemEventTrigger(self._shutdownTrigger)
+                self._shutdownTrigger = None
+            if not self._shuttingDown:
+                self._releaseAuditLog()
             return result
 
         if self._watch is not None and self._watch.running:
@@ -185,6 +187,30 @@ class SecureTCPService(service.MultiService):
         if d is None:
             return cleanup(None)
         return d.addBoth(cleanup)
+
+    def _watchShutdown(self) -> None:
+        """
+        When the reactor shuts down (twistd stops this service in the same
+        phase, after this trigger), keep the audit file until the reactor
+        has closed the connections still open, so that their close records
+        are written before the chain is closed.
+        """
+        add = getattr(self.reactor, "addSystemEventTrigger", None)
+        if add is not None and self._observer is not None and self._shutdownTrigger is None:
+            def shuttingDown() -> None:
+                self._shutdownTrigger = None
+                self._shuttingDown = True
+                self.reactor.addSystemEventTrigger("after", "shutdown", self._releaseAuditLog)
+
+            self._shutdownTrigger = add("before", "shutdown", shuttingDown)
+
+    def _releaseAuditLog(self) -> None:
+        if self._observer is not None:
+            from securetcp.audit.file import globalAuditFiles
+
+            globalLogPublisher.removeObserver(self._published)
+            globalAuditFiles.release(self._observer)
+            self._observer = self._published = None
 
     def reload(self) -> bool:
         """
