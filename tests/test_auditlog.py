@@ -95,6 +95,14 @@ def _accepted(n: int) -> Dict[str, Any]:
     }
 
 
+def _closed(n: int) -> Dict[str, Any]:
+    """
+    The C{connection.closed} record of the connection of L{_accepted}C{(n)}.
+    """
+    return dict(_accepted(n), event="connection.closed", time="2026-11-01T10:00:05.000000Z",
+                closeReason=None, duration=5.0, bytesIn=10, bytesOut=20)
+
+
 def _observer(test: SynchronousTestCase, path: Optional[str] = None,
               **options: Any) -> AuditLogObserver:
     """
@@ -211,14 +219,16 @@ class ChainFormatTests(SynchronousTestCase):
         Every record carries C{schema}, C{seq}, C{prev} and C{hash}; the first
         is C{chain.started} with a C{prev} of 64 zeros; each C{prev} is the
         hash of the record before it; each hash is the SHA-256 of the record
-        without it; and L{verifyFiles} accepts the file.
+        without it; closing ends it with C{chain.closed}; and L{verifyFiles}
+        accepts the file.
         """
         observer = _observer(self)
         for n in range(5):
             self.assertTrue(observer.write(_accepted(n)))
         observer.close()
         records = readChain(observer.path)
-        self.assertEqual(len(records), 6)
+        self.assertEqual(len(records), 7)
+        self.assertEqual(records[-1]["event"], "chain.closed")
         self.assertEqual(records[0]["event"], "chain.started")
         self.assertEqual(records[0]["prev"], ZERO_HASH)
         self.assertEqual(records[0]["algorithm"], "sha256")
@@ -231,13 +241,13 @@ class ChainFormatTests(SynchronousTestCase):
             self.assertRegex(record["hash"], "^[0-9a-f]{64}$")
             if index:
                 self.assertEqual(record["prev"], records[index - 1]["hash"])
-        self.assertEqual(records[-1]["peer"], "127.0.0.1:40004")
+        self.assertEqual(records[-2]["peer"], "127.0.0.1:40004")
         self.assertEqual(observer.lastHash, records[-1]["hash"])
-        self.assertEqual(observer.lastSeq, 6)
+        self.assertEqual(observer.lastSeq, 7)
         result = verifyFiles([observer.path])
         self.assertTrue(result.ok, result.problems)
         self.assertEqual((result.records, result.firstSeq, result.lastSeq),
-                         (6, 1, 6))
+                         (7, 1, 7))
         self.assertEqual(result.lastHash, records[-1]["hash"])
 
     def test_hmacKey(self) -> None:
@@ -264,7 +274,10 @@ class ChainFormatTests(SynchronousTestCase):
         self.assertEqual(_cli("audit", "verify", observer.path)[0], 1)
         status, out = _cli("audit", "verify", "--key", "pass:audit chain secret",
                            observer.path)
-        self.assertEqual(status, 0, out)
+        # intact; incomplete only because connection 1 was never closed
+        self.assertEqual(status, 3, out)
+        self.assertIn("INCOMPLETE: the chain holds", out)
+        self.assertIn("1 accepted connection(s) without a close record", out)
 
     def test_ignoresOtherEvents(self) -> None:
         """
@@ -326,6 +339,7 @@ class ChainFormatTests(SynchronousTestCase):
             self.assertFalse(worker.is_alive())
         observer.close()
         records = readChain(observer.path)
+        self.assertEqual(records.pop()["event"], "chain.closed")
         self.assertEqual(len(records), threads * each + 1)
         self.assertEqual([r["seq"] for r in records], list(range(1, threads * each + 2)))
         self.assertEqual(Counter(r.get("thread") for r in records[1:]),
@@ -346,10 +360,13 @@ class TamperingTests(SynchronousTestCase):
         self.observer = _observer(self)
         for n in range(9):
             self.observer.write(_accepted(n))
+        for n in range(9):
+            self.observer.write(_closed(n))
         self.observer.close()
         self.path = self.observer.path
         self.lines = _lines(self.path)
-        self.assertEqual(len(self.lines), 10)
+        # chain.started, 9 accepted, 9 closed, chain.closed
+        self.assertEqual(len(self.lines), 20)
 
     def assertBroken(self, paths: Sequence[str], record: int) -> None:
         """
@@ -360,17 +377,19 @@ class TamperingTests(SynchronousTestCase):
         problem = str(result.problems[0])
         self.assertRegex(problem, rf"\brecord {record}\b")
         status, out = _cli("audit", "verify", *paths)
-        self.assertNotEqual(status, 0, out)
+        self.assertEqual(status, 1, out)
         self.assertIn("BROKEN", out)
         self.assertRegex(out, rf"\brecord {record}\b")
 
     def test_clean(self) -> None:
         """
-        An untouched file passes: exit status 0 and a summary of the chain.
+        An untouched file passes: exit status 0 and a summary of the chain,
+        which is complete (every connection closed).
         """
         status, out = _cli("audit", "verify", self.path)
         self.assertEqual(status, 0, out)
-        self.assertIn("OK: 10 records in 1 file(s), records 1..10", out)
+        self.assertIn("OK: 20 records in 1 file(s), records 1..20", out)
+        self.assertIn("INTACT: complete", out)
 
     def test_editOneByte(self) -> None:
         """
@@ -438,7 +457,8 @@ class TamperingTests(SynchronousTestCase):
                        key=lambda p: readChain(p)[0]["seq"])
         self.assertGreaterEqual(len(files), 3, files)
         self.assertTrue(verifyFiles(files).ok)
-        self.assertEqual(_cli("audit", "verify", *files)[0], 0)
+        # intact; incomplete because the connections were never closed
+        self.assertEqual(_cli("audit", "verify", *files)[0], 3)
         missing = files[1]
         firstMissing = readChain(missing)[0]["seq"]
         os.remove(missing)
@@ -464,18 +484,19 @@ class ResumeTests(SynchronousTestCase):
         first.write(_accepted(1))
         first.close()
         last = readChain(first.path)[-1]
+        self.assertEqual(last["event"], "chain.closed")
         second = _observer(self, path=first.path)
         second.write(_accepted(2))
         second.close()
         records = readChain(first.path)
-        resumed = records[2]
+        resumed = records[3]
         self.assertEqual(resumed["event"], "chain.resumed")
         self.assertEqual(resumed["reason"], "restart")
         self.assertEqual(resumed["seq"], last["seq"] + 1)
         self.assertEqual(resumed["prev"], last["hash"])
         self.assertEqual(resumed["previousSeq"], last["seq"])
-        self.assertEqual(records[3]["seq"], 4)
-        self.assertEqual(records[3]["prev"], resumed["hash"])
+        self.assertEqual(records[4]["seq"], 5)
+        self.assertEqual(records[4]["prev"], resumed["hash"])
         self.assertEqual([r["event"] for r in records].count("chain.started"), 1)
         self.assertTrue(verifyFiles([first.path]).ok)
 
@@ -503,17 +524,21 @@ class ResumeTests(SynchronousTestCase):
         with open(asides[0], "rb") as f:
             self.assertEqual(f.read(), torn)
         records = readChain(first.path)
-        self.assertEqual(len(records), 3)
+        self.assertEqual(len(records), 5)
+        self.assertEqual(records.pop()["event"], "chain.closed")
         resumed = records[-1]
         self.assertEqual(resumed["event"], "chain.resumed")
         self.assertEqual(resumed["reason"], "torn_record")
         self.assertEqual(resumed["tornBytes"], len(torn))
         self.assertEqual(resumed["tornFile"], os.path.basename(asides[0]))
-        self.assertEqual(resumed["prev"], records[1]["hash"])
+        self.assertEqual(resumed["prev"], records[2]["hash"])
         with open(first.path, "rb") as f:
             self.assertTrue(f.read().startswith(original))
         self.assertTrue(verifyFiles([first.path]).ok)
-        self.assertEqual(_cli("audit", "verify", first.path)[0], 0)
+        # intact, but the torn record is lost (and connection 1 never closed)
+        status, out = _cli("audit", "verify", first.path)
+        self.assertEqual(status, 3, out)
+        self.assertIn("1 torn record(s)", out)
 
     def test_lastRecordDoesNotVerify(self) -> None:
         """
@@ -524,7 +549,7 @@ class ResumeTests(SynchronousTestCase):
         first.write(_accepted(1))
         first.close()
         lines = _lines(first.path)
-        lines[-1] = lines[-1].replace(b"PUMP-0042", b"PUMP-0043")
+        lines[-1] = lines[-1].replace(b"chain.closed", b"chain.closeD")
         _writeLines(first.path, lines)
         error = self.assertRaises(AuditLogError, AuditLogObserver, first.path)
         self.assertEqual(error.path, first.path)
@@ -562,7 +587,8 @@ class RotationTests(SynchronousTestCase):
             result = verifyFiles(order)
             self.assertTrue(result.ok, result.problems)
             self.assertEqual(list(result.files), ordered)
-        self.assertEqual(_cli("audit", "verify", *shuffled)[0], 0)
+        # intact; incomplete because the connections were never closed
+        self.assertEqual(_cli("audit", "verify", *shuffled)[0], 3)
 
     def test_bySize(self) -> None:
         """
@@ -579,7 +605,8 @@ class RotationTests(SynchronousTestCase):
             self.assertLessEqual(os.path.getsize(name), 4096)
         self.assertRotationSet(observer.path, files)
         total = sum(len(readChain(f)) for f in files)
-        self.assertEqual(total, 1 + 60 + (len(files) - 1))
+        # chain.started, the records, a chain.rotated per file, chain.closed
+        self.assertEqual(total, 1 + 60 + (len(files) - 1) + 1)
 
     def test_byDay(self) -> None:
         """
@@ -603,7 +630,7 @@ class RotationTests(SynchronousTestCase):
         self.assertEqual([r["event"] for r in readChain(rotated[0])],
                          ["chain.started", "connection.accepted", "connection.accepted"])
         self.assertEqual([r["event"] for r in readChain(observer.path)],
-                         ["chain.rotated", "connection.accepted"])
+                         ["chain.rotated", "connection.accepted", "chain.closed"])
         self.assertRotationSet(observer.path, rotated + [observer.path])
 
     def test_tooSmall(self) -> None:
@@ -688,7 +715,7 @@ class FailureTests(SynchronousTestCase):
         records = readChain(observer.path)
         self.assertEqual([r["event"] for r in records],
                          ["chain.started", "connection.accepted", "chain.gap",
-                          "connection.accepted"])
+                          "connection.accepted", "chain.closed"])
         self.assertEqual(records[2]["lost"], 2)
         self.assertIsNotNone(records[2]["since"])
         self.assertEqual(records[3]["peer"], "127.0.0.1:40004")
@@ -754,7 +781,8 @@ class FailureTests(SynchronousTestCase):
         observer.close()
         records = readChain(observer.path)
         self.assertEqual([r["event"] for r in records],
-                         ["chain.started", "chain.gap", "connection.accepted"])
+                         ["chain.started", "chain.gap", "connection.accepted",
+                          "chain.closed"])
         self.assertEqual(records[1]["lost"], 3)
         self.assertTrue(verifyFiles([observer.path]).ok)
 
@@ -824,7 +852,8 @@ class FailureTests(SynchronousTestCase):
         self.assertEqual(
             [(r["event"], r.get("reason"), r.get("lost")) for r in readChain(observer.path)],
             [("chain.started", None, None), ("chain.gap", None, 3),
-             ("connection.accepted", None, None), ("connection.closed", None, None)])
+             ("connection.accepted", None, None), ("connection.closed", None, None),
+             ("chain.closed", None, None)])
         self.assertTrue(verifyFiles([observer.path]).ok)
 
     def test_realFileSizeLimit(self) -> None:
@@ -881,7 +910,8 @@ class FailureTests(SynchronousTestCase):
                              [("chain.started", None, None),
                               ("connection.closed", 0, None),
                               ("chain.gap", None, 3),
-                              ("connection.closed", 4, None)])
+                              ("connection.closed", 4, None),
+                              ("chain.closed", None, None)])
             result = verifyFiles([target])
             self.assertTrue(result.ok, f"slack {slack}: {result.problems}")
 
@@ -977,9 +1007,9 @@ def _reportRecords() -> List[Dict[str, Any]]:
         {"event": "handshake.rejected", "time": "2026-11-02T12:30:00.000000Z",
          "peer": "[2001:db8::1]:443", "reason": "expired"},
         {"event": "connection.closed", "time": "2026-11-01T10:00:01.000000Z",
-         "bytesIn": 100, "bytesOut": 20},
+         "connection": f"{1:016x}", "bytesIn": 100, "bytesOut": 20},
         {"event": "connection.closed", "time": "2026-11-02T11:00:01.000000Z",
-         "bytesIn": 5, "bytesOut": 7},
+         "connection": f"{4:016x}", "bytesIn": 5, "bytesOut": 7},
     ]
     return records
 
@@ -1016,8 +1046,12 @@ class ReportTests(SynchronousTestCase):
             "cipher": "ECDHE-ECDSA-AES128-SHA", "reasons": ["TLSv1 is below TLS 1.2"]}])
 
     def writeChain(self) -> str:
+        """
+        A complete chain: the report's records, and the close records of the
+        two connections they leave open.
+        """
         observer = _observer(self)
-        for record in _reportRecords():
+        for record in _reportRecords() + [_closed(2), _closed(3)]:
             observer.write(record)
         observer.close()
         return observer.path
@@ -1031,7 +1065,10 @@ class ReportTests(SynchronousTestCase):
         status, out = _cli("audit", "report", path, "--json")
         self.assertEqual(status, 0, out)
         report = json.loads(out)
-        self.assertEqual(report["chain"], {"ok": True, "records": 10, "problem": None})
+        chain = report["chain"]
+        self.assertEqual({k: chain[k] for k in ("ok", "status", "records", "problem")},
+                         {"ok": True, "status": "complete", "records": 13, "problem": None})
+        self.assertTrue(report["completeness"]["complete"])
         self.assertEqual(report["rejectedByReason"], {"unknown_ca": 2, "expired": 1})
         self.assertEqual(report["accepted"], 4)
         self.assertEqual(len(report["nonCompliant"]), 1)
@@ -1045,7 +1082,7 @@ class ReportTests(SynchronousTestCase):
         path = self.writeChain()
         status, out = _cli("audit", "report", path)
         self.assertEqual(status, 0, out)
-        self.assertIn("chain: INTACT (10 records)", out)
+        self.assertIn("chain: INTACT (13 records)", out)
         self.assertIn("unknown_ca", out)
         lines = _lines(path)
         del lines[3]
@@ -1476,7 +1513,8 @@ class TwistdTests(SynchronousTestCase):
     def test_killAndRestart(self) -> None:
         """
         After C{kill -9} a restarted twistd continues the same file with a
-        C{chain.resumed} record; the chain verifies and counts exactly the
+        C{chain.resumed} record whose reason is C{crash} (the killed writer
+        never closed the chain); the chain verifies and counts exactly the
         successful connections of both runs.
         """
         first = Twistd(self, self.pki, self.root, auditLog=self.audit).start()
@@ -1507,7 +1545,7 @@ class TwistdTests(SynchronousTestCase):
         self.assertEqual(events["chain.started"], 1)
         self.assertEqual(events["chain.resumed"], 1)
         resumed = [r for r in records if r["event"] == "chain.resumed"][0]
-        self.assertEqual(resumed["reason"], "restart")
+        self.assertEqual(resumed["reason"], "crash")
         self.assertEqual(self.rejections(records, first.probes + second.probes),
                          {"expired": 1})
         self.assertVerifies(self.audit)

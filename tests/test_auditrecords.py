@@ -103,6 +103,10 @@ class SchemaTests(SynchronousTestCase):
             "chain.resumed": dict(previousSeq=7),
             "chain.rotated": dict(previousFile="audit.jsonl.20261101T000000Z"),
             "chain.gap": dict(lost=3, since=NOON - 1),
+            "chain.checkpoint": dict(coversSeq=7, coversHash="ab" * 32, algorithm="ed25519",
+                                     keyId="ed25519:0123456789abcdef", signature="00" * 64,
+                                     trigger="count"),
+            "chain.closed": {},
         }
         for event, builder in BUILDERS.items():
             record = builder(time=NOON, **arguments[event])

@@ -163,7 +163,9 @@ class AuditLineFuzzTests(SynchronousTestCase):
         path = self.chain(records)
         result = verifyFiles([path])
         self.assertTrue(result.ok, result.problems)
-        self.assertEqual(result.records, len(records) + 1)
+        # chain.started, the records, chain.closed
+        self.assertEqual(result.records, len(records) + 2)
+        self.assertTrue(result.completeness.closedCleanly)
         buildReport(iterRecords([path]))
 
     @settings(max_examples=200)

@@ -1253,15 +1253,16 @@ class FaultTests(TapProcessMixin, SynchronousTestCase):
         with open(state) as f:
             return json.load(f)  # type: ignore[no-any-return]
 
-    def finish(self, twistd: Any) -> List[Dict[str, Any]]:
+    def finish(self, twistd: Any, complete: bool = True) -> List[Dict[str, Any]]:
         """
-        Stop C{twistd}; the audit file verifies, states the policy, and
+        Stop C{twistd}; the audit file verifies (and is complete, unless
+        not C{complete}: then it says it is not), states the policy, and
         audits each accepted connection once as closed.
 
         @return: the audit records.
         """
         twistd.stop()
-        self.assertVerifies(self.audit)
+        self.assertVerifies(self.audit, complete=complete)
         records = readChain(self.audit)
         [loaded] = [r for r in records if r["event"] == "policy.loaded"]
         self.assertEqual((loaded["profile"], loaded["clientAuth"]), ("nist-800-52r2", "required"))
@@ -1278,7 +1279,8 @@ class FaultTests(TapProcessMixin, SynchronousTestCase):
         connection and so is the one after; twistd logs it as critical and
         keeps running, and the file keeps ending on a whole record.  Once
         the limit is lifted, the next client gets through, a C{chain.gap}
-        record counts the three lost records, and C{audit verify} passes.
+        record counts the three lost records, and C{audit verify} finds the
+        chain intact and reports it incomplete (exit status 3) for them.
         """
         try:
             import resource
@@ -1315,7 +1317,8 @@ class FaultTests(TapProcessMixin, SynchronousTestCase):
         [gap] = self.waitForEvent("chain.gap")
         self.assertEqual(gap["lost"], 3)
         self.waitForEvent("connection.closed", 2)
-        records = self.finish(twistd)
+        records = self.finish(twistd, complete=False)
+        self.assertEqual(verifyFiles([self.audit]).completeness.lost, 3)
         self.assertEqual(sum(r["event"] == "connection.accepted" for r in records), 2)
         self.assertNotIn(b"while unwritable", open(self.audit, "rb").read())
 

@@ -1,11 +1,17 @@
 # -*- test-case-name: tests.test_auditlog -*-
 """
 C{python -m securetcp audit verify|report FILE...}: check an audit trail's
-schema, sequence and hash chain, or summarise it for a compliance
-reviewer::
+encoding, sequence, hash chain, checkpoints and completeness, or summarise
+it for a compliance reviewer::
 
     python -m securetcp audit verify audit.jsonl.2 audit.jsonl.1 audit.jsonl
+    python -m securetcp audit verify --checkpoint-key checkpoint.pub \\
+        --expect-head-file /mnt/elsewhere/checkpoints.jsonl audit.jsonl
     python -m securetcp audit report audit.jsonl --html report.html
+
+Both exit 0 when the chain is intact and complete, 3 when intact but
+incomplete (records lost, connections refused for want of an audit log,
+connections without a close record), 1 when broken, 2 for a usage error.
 """
 
 from __future__ import annotations
@@ -15,6 +21,23 @@ import json
 import sys
 from typing import Any, Optional, TextIO
 
+#: Exit statuses of C{audit verify} and C{audit report} (2 is a usage error).
+COMPLETE, BROKEN, USAGE, INCOMPLETE = 0, 1, 2, 3
+_STATUS = {"complete": COMPLETE, "broken": BROKEN, "incomplete": INCOMPLETE}
+
+
+def _addChainOptions(parser: Any) -> None:
+    parser.add_argument("--key", help="HMAC key source (env:NAME, file:PATH) for keyed chains")
+    parser.add_argument("--checkpoint-key", metavar="PUBLIC_KEY",
+                        help="Ed25519 public key (PEM) that signed the chain's checkpoints; "
+                        "the chain must have at least one checkpoint it verifies")
+    head = parser.add_mutually_exclusive_group()
+    head.add_argument("--expect-head", metavar="HASH",
+                      help="a head kept elsewhere (HASH or SEQ:HASH): the chain must contain it")
+    head.add_argument("--expect-head-file", metavar="FILE",
+                      help="a file whose last line is a copied checkpoint record (or "
+                      "SEQ:HASH): the chain must contain that head")
+
 
 def addParser(sub: Any) -> None:
     """
@@ -22,9 +45,10 @@ def addParser(sub: Any) -> None:
     """
     audit = sub.add_parser("audit", help="verify or summarise audit files")
     auditSub = audit.add_subparsers(dest="auditCommand", required=True)
-    verify = auditSub.add_parser("verify", help="check schema, sequence and hash chain")
+    verify = auditSub.add_parser("verify", help="check encoding, sequence, hash chain, "
+                                 "checkpoints and completeness")
     verify.add_argument("files", nargs="+", help="the audit file and its rotated files")
-    verify.add_argument("--key", help="HMAC key source (env:NAME, file:PATH) for keyed chains")
+    _addChainOptions(verify)
     verify.add_argument("--partial", action="store_true",
                         help="accept a chain whose first files were left out on purpose")
     verify.set_defaults(handler=verifyCommand)
@@ -32,7 +56,7 @@ def addParser(sub: Any) -> None:
     report.add_argument("files", nargs="+")
     report.add_argument("--json", action="store_true", help="print JSON instead of text")
     report.add_argument("--html", metavar="FILE", help="also write an HTML page with charts")
-    report.add_argument("--key", help="HMAC key source for keyed chains")
+    _addChainOptions(report)
     report.set_defaults(handler=reportCommand)
 
 
@@ -44,47 +68,103 @@ def _readKey(source: Optional[str]) -> Optional[bytes]:
     return readPassphrase(source)
 
 
-def verifyCommand(args: argparse.Namespace, out: TextIO) -> int:
+def _verify(args: argparse.Namespace, partial: bool) -> Any:
     """
-    Verify audit files: exit 0 when the chain holds, 1 at the first break,
-    2 when the key cannot be read.
+    Verify C{args.files} with the keys and anchor the options give.
+
+    @raise PolicyError: for an unusable C{--key}.
+    @raise AuditLogError: for an unusable C{--checkpoint-key} or anchor.
+    @raise ValueError: for a bad C{--expect-head}.
     """
+    from securetcp.audit.checkpoint import (
+        CheckpointChecker,
+        loadCheckpointPublicKey,
+        parseAnchor,
+        readAnchor,
+    )
     from securetcp.audit.verify import verifyFiles
-    from securetcp.errors import PolicyError
+
+    key = _readKey(args.key)
+    public = loadCheckpointPublicKey(args.checkpoint_key) if args.checkpoint_key else None
+    anchor = None
+    if args.expect_head:
+        anchor = parseAnchor(args.expect_head)
+    elif args.expect_head_file:
+        anchor = readAnchor(args.expect_head_file)
+    return verifyFiles(args.files, key=key, partial=partial,
+                       checker=CheckpointChecker(public=public, hmacKey=key),
+                       expectHead=anchor)
+
+
+def _verifyOrFail(args: argparse.Namespace, partial: bool) -> Any:
+    from securetcp.errors import AuditLogError, PolicyError
 
     try:
-        key = _readKey(args.key)
-    except PolicyError as e:
+        return _verify(args, partial)
+    except (PolicyError, AuditLogError) as e:
         print(f"securetcp: {e}", file=sys.stderr)
-        return 2
-    result = verifyFiles(args.files, key=key, partial=args.partial)
-    if result.ok:
-        print(f"OK: {result.records} records in {len(result.files)} file(s), "
-              f"records {result.firstSeq}..{result.lastSeq}, last hash {result.lastHash}",
+    except ValueError as e:
+        print(f"securetcp: --expect-head: {e}", file=sys.stderr)
+    return None
+
+
+def _checkpointLine(result: Any) -> str:
+    if not result.checkpoints:
+        return "checkpoints: none (nothing anchors the head)"
+    last = result.lastCheckpoint
+    after = (result.lastSeq or 0) - last["seq"]
+    return (f"checkpoints: {result.checkpoints} ({result.checkpointsVerified} signature(s) "
+            f"verified), the last ({last['algorithm']}, key {last['keyId']}) is record "
+            f"{last['seq']} and covers records ..{last['coversSeq']}; "
+            f"{after} record(s) after it")
+
+
+def verifyCommand(args: argparse.Namespace, out: TextIO) -> int:
+    """
+    Verify audit files: exit 0 when the chain is intact and complete, 3
+    when intact but incomplete, 1 when broken, 2 when a key or anchor
+    cannot be used.
+    """
+    result = _verifyOrFail(args, args.partial)
+    if result is None:
+        return USAGE
+    if not result.ok:
+        print(f"BROKEN: {result.problems[0]}", file=out)
+        print(f"({result.records} records verified before it)", file=out)
+        return BROKEN
+    chain = (f"{result.records} records in {len(result.files)} file(s), "
+             f"records {result.firstSeq}..{result.lastSeq}, last hash {result.lastHash}")
+    completeness = result.completeness
+    if completeness.complete:
+        print(f"OK: {chain}", file=out)
+        print(f"INTACT: {completeness.summary()}", file=out)
+    else:
+        print(f"INCOMPLETE: the chain holds ({chain}), but {completeness.summary()}",
               file=out)
-        return 0
-    print(f"BROKEN: {result.problems[0]}", file=out)
-    print(f"({result.records} records verified before it)", file=out)
-    return 1
+        for line in completeness.details():
+            print(f"  {line}", file=out)
+    print(_checkpointLine(result), file=out)
+    return _STATUS[result.status]
 
 
 def reportCommand(args: argparse.Namespace, out: TextIO) -> int:
     """
-    Summarise audit files (text, JSON, HTML); exit 1 when the chain is
-    broken.
+    Summarise audit files (text, JSON, HTML); exit as C{audit verify} does
+    (the summary is printed whatever the state of the chain).
     """
-    from securetcp.audit.report import buildReport, reportHTML, reportText
-    from securetcp.audit.verify import iterRecords, verifyFiles
+    from securetcp.audit.report import buildReport, chainSummary, reportHTML, reportText
+    from securetcp.audit.verify import iterRecords
 
-    verified = verifyFiles(args.files, key=_readKey(args.key), partial=True)
+    verified = _verifyOrFail(args, partial=True)
+    if verified is None:
+        return USAGE
     report = buildReport(iterRecords(args.files))
     if args.html:
         with open(args.html, "w", encoding="utf-8") as f:
             f.write(reportHTML(report, verified))
     if args.json:
-        report["chain"] = {"ok": verified.ok, "records": verified.records,
-                           "problem": str(verified.problems[0]) if verified.problems else None}
+        report.update(chainSummary(verified))
         print(json.dumps(report, indent=2), file=out)
     else:
         out.write(reportText(report, verified))
-    return 0 if verified.ok else 1
+    return _STATUS[verified.status]

@@ -15,7 +15,7 @@ C{ssl:} is accepted as an alias of C{securessl:} (L{secureString}).
 from __future__ import annotations
 
 import sys
-from typing import Any, List, NoReturn, Optional, Sequence
+from typing import Any, Dict, List, NoReturn, Optional, Sequence
 
 from twisted.python import usage
 
@@ -88,11 +88,40 @@ def _workersOption(options: usage.Options) -> None:
     options["workers"] = checkWorkers(options["workers"], fail)
 
 
+def _checkpointOptions(options: usage.Options) -> None:
+    try:
+        options["audit-checkpoint-every"] = int(options["audit-checkpoint-every"])
+        options["audit-checkpoint-interval"] = float(options["audit-checkpoint-interval"])
+        if options["audit-checkpoint-every"] < 1 or options["audit-checkpoint-interval"] <= 0:
+            raise ValueError
+    except ValueError:
+        raise usage.UsageError("--audit-checkpoint-every must be a whole number of records "
+                               "(at least 1), --audit-checkpoint-interval a number of seconds "
+                               "(more than 0)") from None
+    if options["audit-checkpoint-key"] and not options["audit-log"]:
+        raise usage.UsageError("--audit-checkpoint-key signs the chain of --audit-log: "
+                               "give --audit-log FILE too")
+
+
+def auditOptions(options: usage.Options) -> Dict[str, Any]:
+    """
+    The options of the C{--audit-log} writer given by C{--audit-checkpoint-*}.
+    """
+    return {"checkpointKey": options["audit-checkpoint-key"],
+            "checkpointEvery": options["audit-checkpoint-every"],
+            "checkpointInterval": options["audit-checkpoint-interval"]}
+
+
 class _CommonOptions(usage.Options):
     optParameters = [
         ["policy", None, None, "TOML policy file for the TLS side"],
         ["audit-log", None, None, "write audit records to this file as a hash chain "
          "(with --workers, one file per worker: FILE.worker-K)"],
+        ["audit-checkpoint-key", None, None, "sign checkpoints of the audit chain with this "
+         "Ed25519 private key (PEM file)"],
+        ["audit-checkpoint-every", None, "100", "records between audit checkpoints"],
+        ["audit-checkpoint-interval", None, "60", "seconds from the first record a checkpoint "
+         "is to cover to that checkpoint"],
         ["idle-timeout", None, "0", "close connections idle for this many seconds (0: never)"],
         ["workers", None, "1", "processes sharing the listening socket (default 1)"],
         ["watch", None, "5", "seconds between checks of the certificate, key, CA, CRL and "
@@ -107,6 +136,7 @@ class _CommonOptions(usage.Options):
                 raise ValueError
         except ValueError:
             raise usage.UsageError("--watch must be a number of seconds (0: off)") from None
+        _checkpointOptions(self)
         _workersOption(self)
 
 

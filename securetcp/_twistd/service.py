@@ -44,7 +44,8 @@ class SecureTCPService(service.MultiService):
                  emitter: Optional[IAuditSink] = None, *,
                  auditFields: Optional[Dict[str, Any]] = None,
                  supervisor: Optional[WorkerSupervisor] = None,
-                 watchInterval: float = 5.0) -> None:
+                 watchInterval: float = 5.0,
+                 auditOptions: Optional[Dict[str, Any]] = None) -> None:
         """
         @param auditLog: the audit file to open while the service runs.
         @param emitter: where the jobs' audit records go.
@@ -54,10 +55,13 @@ class SecureTCPService(service.MultiService):
             L{securetcp._twistd.workers.WorkerSupervisor}; it gets SIGHUP too.
         @param watchInterval: seconds between checks of the files the
             policies name (0: only SIGHUP reloads).
+        @param auditOptions: the options of C{auditLog}'s writer (see
+            L{securetcp.audit.file.auditLogObserver}).
         """
         super().__init__()
         self.reactor = reactor
         self.auditLog = auditLog
+        self.auditOptions = auditOptions or {}
         self.emitter: IAuditSink = emitter or AuditEmitter()
         self.secureEndpoints: List[Any] = []
         self.listenDescriptions: List[str] = []
@@ -70,6 +74,8 @@ class SecureTCPService(service.MultiService):
         self._observer: Any = None
         self._published: Any = None
         self._previousHandler: Any = None
+        self._shutdownTrigger: Any = None
+        self._shuttingDown = False
 
     def addSecureEndpoint(self, endpoint: Any, description: str) -> None:
         """
@@ -85,7 +91,7 @@ class SecureTCPService(service.MultiService):
             from securetcp.errors import AuditLogError
 
             try:
-                self._observer = globalAuditFiles.open(self.auditLog)
+                self._observer = globalAuditFiles.open(self.auditLog, **self.auditOptions)
             except AuditLogError as e:
                 # one line naming the file and the fix, not a traceback
                 raise SystemExit(f"twistd securetcp: {e}") from None
@@ -103,6 +109,7 @@ class SecureTCPService(service.MultiService):
 
     def startService(self) -> None:
         self._openAuditLog()
+        self._watchShutdown()
         if hasattr(signal, "SIGHUP"):
             self._previousHandler = signal.signal(
                 signal.SIGHUP, lambda *a: self.reactor.callFromThread(self._hangup))
@@ -173,12 +180,11 @@ class SecureTCPService(service.MultiService):
         d = super().stopService()
 
         def cleanup(result: Any) -> Any:
-            if self._observer is not None:
-                from securetcp.audit.file import globalAuditFiles
-
-                globalLogPublisher.removeObserver(self._published)
-                globalAuditFiles.release(self._observer)
-                self._observer = self._published = None
+            if self._shutdownTrigger is not None:
+                self.reactor.removeSystemEventTrigger(self._shutdownTrigger)
+                self._shutdownTrigger = None
+            if not self._shuttingDown:
+                self._releaseAuditLog()
             return result
 
         if self._watch is not None and self._watch.running:
@@ -189,6 +195,30 @@ class SecureTCPService(service.MultiService):
         if d is None:
             return cleanup(None)
         return d.addBoth(cleanup)
+
+    def _watchShutdown(self) -> None:
+        """
+        When the reactor shuts down (twistd stops this service in the same
+        phase, after this trigger), keep the audit file until the reactor
+        has closed the connections still open, so that their close records
+        are written before the chain is closed.
+        """
+        add = getattr(self.reactor, "addSystemEventTrigger", None)
+        if add is not None and self._observer is not None and self._shutdownTrigger is None:
+            def shuttingDown() -> None:
+                self._shutdownTrigger = None
+                self._shuttingDown = True
+                self.reactor.addSystemEventTrigger("after", "shutdown", self._releaseAuditLog)
+
+            self._shutdownTrigger = add("before", "shutdown", shuttingDown)
+
+    def _releaseAuditLog(self) -> None:
+        if self._observer is not None:
+            from securetcp.audit.file import globalAuditFiles
+
+            globalLogPublisher.removeObserver(self._published)
+            globalAuditFiles.release(self._observer)
+            self._observer = self._published = None
 
     def reload(self) -> bool:
         """

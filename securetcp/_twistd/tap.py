@@ -18,7 +18,7 @@ from __future__ import annotations
 import importlib
 import os
 import re
-from typing import Any, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 from twisted.application import service
 from twisted.internet.interfaces import IProtocolFactory
@@ -27,7 +27,7 @@ from twisted.logger import Logger
 from twisted.python import usage
 
 from securetcp._twistd.listening import ListeningService
-from securetcp._twistd.options import JobError, SecureTCPOptions, secureString
+from securetcp._twistd.options import JobError, SecureTCPOptions, auditOptions, secureString
 from securetcp._twistd.options import _CommonOptions as _CommonOptions
 from securetcp._twistd.service import SecureTCPService, redact
 from securetcp._twistd.splice import SpliceFactory
@@ -121,7 +121,7 @@ def makeService(options: Options, reactor: Any = None) -> service.IService:
     if mode == "demo":
         return _demoService(reactor, sub, options, worker)
     top, listenReactor = _topService(reactor, sub["audit-log"], sub["workers"], options,
-                                     worker, sub.get("watch", 5.0))
+                                     worker, sub.get("watch", 5.0), auditOptions(sub))
     try:
         _addJob(top, reactor, listenReactor, mode, sub["listen"], sub.get("backend"),
                 sub.get("connect"), sub.get("app"), sub["policy"], sub["idle-timeout"])
@@ -131,7 +131,8 @@ def makeService(options: Options, reactor: Any = None) -> service.IService:
 
 
 def _topService(reactor: Any, auditLog: Optional[str], workers: int, options: Options,
-                worker: Any, watchInterval: float = 5.0) -> Tuple[SecureTCPService, Any]:
+                worker: Any, watchInterval: float = 5.0,
+                audit: Optional[Dict[str, Any]] = None) -> Tuple[SecureTCPService, Any]:
     """
     The top service, and the reactor listening endpoints are made with:
     the real one, or with C{--workers} (or in a worker) one whose
@@ -145,14 +146,15 @@ def _topService(reactor: Any, auditLog: Optional[str], workers: int, options: Op
     )
 
     if worker is None and workers <= 1:
-        return SecureTCPService(reactor, auditLog, watchInterval=watchInterval), reactor
+        return SecureTCPService(reactor, auditLog, watchInterval=watchInterval,
+                                auditOptions=audit), reactor
     index = worker.index if worker is not None else 0
     listeners = SharedListeners(worker.fds if worker is not None else None)
     supervisor = (WorkerSupervisor(reactor, listeners, options.argv, workers)
                   if worker is None else None)
     top = SecureTCPService(reactor, workerAuditPath(auditLog, index) if auditLog else None,
                            auditFields={"worker": index}, supervisor=supervisor,
-                           watchInterval=watchInterval)
+                           watchInterval=watchInterval, auditOptions=audit)
     return top, ListeningReactor(reactor, listeners)
 
 

@@ -11,8 +11,11 @@ The audit trail:
     to a file;
   - L{securetcp.audit.file}: L{AuditFiles}, which owns the writers (one
     per file), and L{auditLogObserver};
-  - L{securetcp.audit.verify} and L{securetcp.audit.report}: checking and
-    summarising audit files.
+  - L{securetcp.audit.checkpoint} and L{securetcp.audit.anchor}: signed
+    checkpoints of the head of a chain, and its clean end;
+  - L{securetcp.audit.verify}, L{securetcp.audit.completeness} and
+    L{securetcp.audit.report}: checking audit files (intact, complete,
+    anchored) and summarising them.
 
     emitter = AuditEmitter(observers=[auditLogObserver("/var/log/securetcp/audit.jsonl")])
 """

@@ -19,7 +19,8 @@ import hashlib
 import hmac
 import json
 import os
-from typing import Any, Dict, Optional, Tuple
+import re
+from typing import Any, Dict, List, Optional, Tuple
 
 from twisted.logger import Logger
 
@@ -51,6 +52,64 @@ def recordHash(record: Dict[str, Any], key: Optional[bytes] = None) -> str:
     The hash of a record: over its canonical JSON without the C{hash} field.
     """
     return _digest(canonical({k: v for k, v in record.items() if k != "hash"}), key)
+
+
+class LineError(ValueError):
+    """
+    A line of an audit file that is not a sealed record in the canonical
+    encoding, or whose hash does not match its bytes.
+    """
+
+
+def _noDuplicates(pairs: List[Tuple[str, Any]]) -> Dict[str, Any]:
+    record: Dict[str, Any] = {}
+    for name, value in pairs:
+        if name in record:
+            raise LineError(f"duplicate key {name!r}: edited")
+        record[name] = value
+    return record
+
+
+_HASHED = re.compile(rb',"hash":"([0-9a-f]{64})"}\Z')
+
+
+def openLine(raw: bytes, key: Optional[bytes] = None) -> Dict[str, Any]:
+    """
+    The record of one line of an audit file (without its newline), after
+    checking that the line is exactly what L{seal} writes: the canonical
+    JSON of the record (no duplicate keys, no whitespace, sorted keys,
+    ASCII with the standard escapes) with C{hash} appended, and that
+    C{hash} is the digest of those exact bytes.
+
+    @raise LineError: naming what is wrong.
+    """
+    match = _HASHED.search(raw)
+    if match is None:
+        raise LineError("the line does not end with its hash member: edited or corrupted")
+    body = raw[:match.start()] + b"}"
+    try:
+        record = json.loads(body, object_pairs_hook=_noDuplicates)
+    except LineError:
+        raise
+    except ValueError as e:
+        raise LineError(f"not a JSON record ({e}): edited or corrupted") from None
+    if not isinstance(record, dict):
+        raise LineError("not a JSON object: edited or corrupted")
+    if "hash" in record:
+        raise LineError("duplicate key 'hash': edited")
+    try:
+        again = canonical(record)
+    except ValueError as e:
+        raise LineError(f"not in the canonical encoding ({e}): edited") from None
+    if again != body:
+        raise LineError("not in the canonical encoding (whitespace, key order, escapes or "
+                        "number format differ from what the writer writes): edited")
+    digest = match.group(1).decode("ascii")
+    if not hmac.compare_digest(_digest(body, key), digest):
+        raise LineError("hash does not match the record's content: edited"
+                        + ("" if key else " (or written with an HMAC key)"))
+    record["hash"] = digest
+    return record
 
 
 def seal(record: Dict[str, Any], seq: int, prev: str,
@@ -138,13 +197,13 @@ def resumeChain(path: str, key: Optional[bytes], now: float
         raise AuditLogError(path, "holds no complete audit record",
                             "move the file aside to start a new chain")
     try:
-        last = json.loads(line)
+        last = openLine(line, key)
         seq, digest = int(last["seq"]), str(last["hash"])
-        if recordHash(last, key) != digest:
-            raise ValueError("hash mismatch")
-    except (ValueError, KeyError, TypeError) as e:
+    except (LineError, KeyError, TypeError) as e:
         raise AuditLogError(
             path, f"the last record does not verify ({e})",
             "run `python -m securetcp audit verify` on it, then move it aside "
             "to start a new chain") from None
-    return seq, digest, chainResumed(now, seq, tornBytes, tornFile)
+    # a writer that stopped cleanly ended its chain with chain.closed
+    clean = last.get("event") == "chain.closed"
+    return seq, digest, chainResumed(now, seq, tornBytes, tornFile, clean=clean)

@@ -41,6 +41,7 @@ import threading
 from typing import Any, Callable, Dict, List
 
 from securetcp.audit.chain import ZERO_HASH, recordHash
+from securetcp.audit.checkpoint import checkpointSigner
 from securetcp.audit.writer import AuditLogObserver
 from securetcp.errors import AuditLogError
 
@@ -50,18 +51,28 @@ __all__ = [
 ]
 
 #: The options a writer is opened with (see L{auditLogObserver}).
-OPTIONS = ("fsync", "fsyncInterval", "maxBytes", "daily", "onFailure", "key")
+OPTIONS = ("fsync", "fsyncInterval", "maxBytes", "daily", "onFailure", "key",
+           "checkpointKey", "checkpointEvery", "checkpointInterval")
 
 
 def _differs(name: str, have: Any, wanted: Any) -> bool:
     if name == "key":
         return not hmac.compare_digest(have or b"", wanted or b"")
+    if name == "checkpointKey":
+        return _keyId(have) != _keyId(wanted)
     return bool(have != wanted)
+
+
+def _keyId(value: Any) -> Any:
+    signer = checkpointSigner(value)
+    return signer.keyId if signer is not None else None
 
 
 def _shown(name: str, value: Any) -> str:
     if name == "key":
         return "an HMAC key" if value else "no HMAC key"
+    if name == "checkpointKey":
+        return f"checkpoint key {_keyId(value)}" if value is not None else "no checkpoint key"
     return f"{name}={value!r}"
 
 
@@ -168,7 +179,10 @@ def auditLogObserver(path: str, **options: Any) -> AuditLogObserver:
     @param options: C{fsync} ("always", "interval" (default), "off"),
         C{fsyncInterval} (seconds, default 1.0), C{maxBytes}, C{daily},
         C{onFailure} ("refuse" (default) or "continue"), C{key} (bytes, for
-        an HMAC-SHA256 chain).  When the file is already open, each option
+        an HMAC-SHA256 chain), C{checkpointKey} (an Ed25519 private key, or
+        the path of its PEM file, to sign C{chain.checkpoint} records with),
+        C{checkpointEvery} (records, default 100), C{checkpointInterval}
+        (seconds, default 60).  When the file is already open, each option
         named must be the one it was opened with.
     @raise AuditLogError: when the file cannot be used, or is already open
         with other options.

@@ -46,7 +46,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "AUDIT_NAMESPACE", "BUILDERS", "CHAIN_EVENTS", "EVENTS", "REJECTION_REASONS",
     "SCHEMA_VERSION", "AuditConnection", "SessionFacts", "addressText",
-    "backendFailed", "chainGap", "chainResumed", "chainRotated", "chainStarted",
+    "backendFailed", "chainCheckpoint", "chainClosed", "chainGap", "chainResumed", "chainRotated", "chainStarted",
     "connectionAccepted", "connectionClosed", "connectionRevoked", "crlExpired", "crlLoaded",
     "crlRefused", "handshakeRejected", "newConnectionId", "policyLoaded",
     "policyReloadRefused", "policyReloaded", "utcTimestamp",
@@ -75,7 +75,10 @@ EVENTS = {
 #: Records the audit file itself adds to keep the chain verifiable.
 CHAIN_EVENTS = {
     "chain.started": "first record of a new chain",
-    "chain.resumed": "the writer restarted and continues the chain (reason: restart or torn_record)",
+    "chain.resumed": "the writer restarted and continues the chain (reason: restart after "
+                     "chain.closed, crash without it, or torn_record)",
+    "chain.checkpoint": "a signature over the head of the chain (coversSeq, coversHash)",
+    "chain.closed": "the writer stopped cleanly; the next start resumes with reason restart",
     "chain.rotated": "first record of a new file after rotation; names the previous file",
     "chain.gap": "records were lost while the file could not be written (lost: how many; "
                  "refused: connections refused audit_unavailable among them)",
@@ -294,16 +297,41 @@ def chainStarted(time: float, algorithm: str) -> Dict[str, Any]:
 
 
 def chainResumed(time: float, previousSeq: int, tornBytes: Optional[int] = None,
-                 tornFile: Optional[str] = None) -> Dict[str, Any]:
+                 tornFile: Optional[str] = None, clean: bool = True) -> Dict[str, Any]:
     """
     C{chain.resumed}: a writer continues the chain after record
     C{previousSeq}; with C{tornBytes}, after moving a torn last line of
-    that many bytes aside to C{tornFile}.
+    that many bytes aside to C{tornFile}.  Its C{reason} is C{restart}
+    when the chain ended C{clean}ly (with C{chain.closed}), C{crash}
+    when the writer before stopped without closing it, and
+    C{torn_record} with C{tornBytes}.
     """
     if tornBytes is None:
-        return _record("chain.resumed", time, reason="restart", previousSeq=previousSeq)
+        return _record("chain.resumed", time, reason="restart" if clean else "crash",
+                       previousSeq=previousSeq)
     return _record("chain.resumed", time, reason="torn_record", tornBytes=tornBytes,
                    tornFile=tornFile, previousSeq=previousSeq)
+
+
+def chainCheckpoint(time: float, coversSeq: int, coversHash: str, algorithm: str,
+                    keyId: str, signature: str, trigger: str) -> Dict[str, Any]:
+    """
+    C{chain.checkpoint}: C{signature} (hex), by the key C{keyId} with
+    C{algorithm} (C{ed25519} or C{hmac-sha256}), over the head of the
+    chain: the record C{coversSeq} whose hash is C{coversHash} (the record
+    just before this one).  C{trigger} says why it was written: C{count},
+    C{interval} or C{shutdown}.
+    """
+    return _record("chain.checkpoint", time, coversSeq=coversSeq, coversHash=coversHash,
+                   algorithm=algorithm, keyId=keyId, signature=signature, trigger=trigger)
+
+
+def chainClosed(time: float) -> Dict[str, Any]:
+    """
+    C{chain.closed}: the writer closed the chain cleanly (the last record
+    of a file whose writer stopped normally).
+    """
+    return _record("chain.closed", time)
 
 
 def chainRotated(time: float, previousFile: str) -> Dict[str, Any]:
@@ -342,4 +370,6 @@ BUILDERS: Dict[str, Callable[..., Dict[str, Any]]] = {
     "chain.resumed": chainResumed,
     "chain.rotated": chainRotated,
     "chain.gap": chainGap,
+    "chain.checkpoint": chainCheckpoint,
+    "chain.closed": chainClosed,
 }

@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # pragma: no cover
 def _host(address: Optional[str]) -> str:
     if not address:
         return "?"
-    if address.startswith("["):
+    if address.startswith("[") and "]" in address:
         return address[1:address.index("]")]
     return address.rsplit(":", 1)[0]
 
@@ -106,14 +106,43 @@ def buildReport(records: Iterable[Dict[str, Any]]) -> Dict[str, Any]:
     return tally.report()
 
 
+def chainSummary(verified: VerifyResult) -> Dict[str, Any]:
+    """
+    The state of the chain for the JSON report: C{chain} (C{ok}: not
+    broken; C{status}: C{complete}, C{incomplete} or C{broken}) and
+    C{completeness} (the gaps, refusals and unclosed connections).
+    """
+    return {
+        "chain": {"ok": verified.ok, "status": verified.status, "records": verified.records,
+                  "problem": str(verified.problems[0]) if verified.problems else None,
+                  "lastSeq": verified.lastSeq, "lastHash": verified.lastHash,
+                  "checkpoints": verified.checkpoints,
+                  "checkpointsVerified": verified.checkpointsVerified},
+        "completeness": verified.completeness.asDict(),
+    }
+
+
+def _chainLines(verified: VerifyResult) -> List[str]:
+    """
+    The state of the chain: INTACT only when it is complete as well.
+    """
+    if not verified.ok:
+        return [f"chain: BROKEN: {verified.problems[0]} ({verified.records} records)"]
+    completeness = verified.completeness
+    if completeness.complete:
+        return [f"chain: INTACT ({verified.records} records): {completeness.summary()}"]
+    return ([f"chain: INCOMPLETE ({verified.records} records, the hash chain holds): "
+             f"{completeness.summary()}"]
+            + [f"  {line}" for line in completeness.details()])
+
+
 def reportText(report: Dict[str, Any], verified: Optional[VerifyResult] = None) -> str:
     """
     The report as plain text.
     """
     out: List[str] = ["securetcp audit report", "======================"]
     if verified is not None:
-        out.append("chain: " + ("INTACT" if verified.ok else "BROKEN: " + str(verified.problems[0]))
-                   + f" ({verified.records} records)")
+        out.extend(_chainLines(verified))
     period = report["period"]
     out.append(f"period: {period['first']} .. {period['last']}")
     out.append(f"connections accepted: {report['accepted']}, rejected: {report['rejected']}, "
@@ -166,9 +195,12 @@ def reportHTML(report: Dict[str, Any], verified: Optional[VerifyResult] = None) 
     """
     status = ""
     if verified is not None:
-        status = ("<p><strong>Chain intact</strong>" if verified.ok else
-                  f"<p style='color:#b00'><strong>Chain BROKEN</strong>: "
-                  f"{html.escape(str(verified.problems[0]))}") + f" ({verified.records} records)</p>"
+        lines = _chainLines(verified)
+        color = "" if verified.complete else " style='color:#b00'"
+        title = {"complete": "Chain intact", "incomplete": "Chain INCOMPLETE",
+                 "broken": "Chain BROKEN"}[verified.status]
+        status = (f"<p{color}><strong>{title}</strong>: {html.escape(lines[0])}</p>"
+                  + "".join(f"<p>{html.escape(line)}</p>" for line in lines[1:]))
     rows = "".join(
         f"<tr><td>{html.escape(str(i['time']))}</td><td>{html.escape(str(i['peer']))}</td>"
         f"<td>{html.escape(str(i['identity']))}</td><td>{html.escape(str(i['version']))}</td>"

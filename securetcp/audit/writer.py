@@ -34,6 +34,7 @@ from zope.interface import implementer
 
 from securetcp._interfaces import IAuditFile
 from securetcp.audit._lock import lockFile as _lockFile
+from securetcp.audit.anchor import ChainAnchoring
 from securetcp.audit.chain import ZERO_HASH, resumeChain, seal
 from securetcp.audit.records import AUDIT_NAMESPACE, chainGap, chainRotated, chainStarted
 from securetcp.errors import AuditLogError
@@ -52,7 +53,7 @@ OpenFile = Callable[[str, str], IO[bytes]]
 
 
 @implementer(IAuditFile)
-class AuditLogObserver:
+class AuditLogObserver(ChainAnchoring):
     """
     An L{IAuditFile} (an L{ILogObserver}) that keeps the C{securetcp.audit}
     events and writes them as a hash chain of JSON lines.  Thread-safe.
@@ -69,7 +70,8 @@ class AuditLogObserver:
     def __init__(self, path: str, fsync: str = "interval", fsyncInterval: float = 1.0,
                  maxBytes: Optional[int] = None, daily: bool = False,
                  onFailure: str = "refuse", key: Optional[bytes] = None,
-                 now: Callable[[], float] = time.time, openFile: OpenFile = open) -> None:
+                 now: Callable[[], float] = time.time, openFile: OpenFile = open,
+                 **checkpoints: Any) -> None:
         if fsync not in FSYNC_MODES:
             raise AuditLogError(path, f"unknown fsync mode {fsync!r}",
                                 "use " + ", ".join(FSYNC_MODES))
@@ -86,6 +88,7 @@ class AuditLogObserver:
         self.daily = daily
         self.onFailure = onFailure
         self._key = key
+        self._anchorChain(path, key, **checkpoints)  # see ChainAnchoring
         self._now = now
         self._openFile = openFile
         self._lock = threading.RLock()
@@ -114,7 +117,7 @@ class AuditLogObserver:
         """
         return {"fsync": self.fsync, "fsyncInterval": self.fsyncInterval,
                 "maxBytes": self.maxBytes, "daily": self.daily,
-                "onFailure": self.onFailure, "key": self._key}
+                "onFailure": self.onFailure, "key": self._key, **self._anchorSettings()}
 
     # -- opening, resuming, rotating -------------------------------------
 
@@ -164,9 +167,10 @@ class AuditLogObserver:
         if self._file is None or self._file.closed:
             if self._locked is None:
                 self._locked = _lockFile(self.path)
-            self.closed = False
+            wasClosed, self.closed = self.closed, False
             self._file = self._openFile(self.path, "ab")
             self._size = self._file.tell()
+            self._reopened(wasClosed)
 
     def _today(self) -> str:
         return datetime.datetime.fromtimestamp(self._now(), datetime.UTC).strftime(
@@ -230,6 +234,8 @@ class AuditLogObserver:
         self._prev = digest
         self.written += 1
         self._sync()
+        if rotate:
+            self._covered(record)
 
     def _sync(self, force: bool = False) -> None:
         if self.fsync == "off" or self._file is None:
@@ -369,6 +375,7 @@ class AuditLogObserver:
             if self._fsyncTimer is not None:
                 self._fsyncTimer.cancel()
                 self._fsyncTimer = None
+            self._closeChain()
             self.closed = True
             try:
                 if self._file is not None and not self._file.closed:
