@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_cli_docs,tests.test_check -*-
 """
 C{python -m securetcp}; see L{securetcp._cli}.
 """

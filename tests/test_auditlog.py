@@ -758,7 +758,8 @@ class FailureTests(SynchronousTestCase):
             [("chain.started", None, None, None),
              ("connection.accepted", None, None, f"{1:016x}"),
              ("chain.gap", 2, 1, None), ("chain.gap", 1, 0, None),
-             ("connection.accepted", None, None, f"{4:016x}")])
+             ("connection.accepted", None, None, f"{4:016x}"),
+             ("chain.closed", None, None, None)])
         self.assertTrue(verifyFiles([observer.path]).ok)
 
     def test_continue(self) -> None:
