@@ -187,6 +187,23 @@ class ExpiryCheckTests(SynchronousTestCase):
         clock.advance(10 * DAY)
         self.assertEqual(len(sink.records), 5)
 
+    def test_readsWhatIsInForce(self) -> None:
+        """
+        Each check reads the materials in force then: after a reload put a
+        renewed certificate in, the warnings about the old one stop.
+        """
+        clock = Clock()
+        clock.advance(NOW)
+        sink = _Sink()
+        endpoint = _endpoint(leafDays=5, crlDays=60)
+        check = ExpiryCheck(clock, sink, lambda: [endpoint], (30, 7, 1))
+        check.start()
+        self.addCleanup(check.stop)
+        endpoint.creator.materials = _endpoint(leafDays=400, crlDays=60).creator.materials
+        clock.advance(DAY)
+        self.assertEqual([(r["event"], r["daysLeft"]) for r in sink.records],
+                         [("certificate.expiring", 5)])
+
     def test_off(self) -> None:
         """
         Without thresholds the check never runs.
