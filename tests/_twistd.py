@@ -111,7 +111,8 @@ reactor.run()
 class Program:
     """
     A subprocess whose standard output and error go to files, stopped in
-    cleanup (TERM, then KILL).
+    cleanup (TERM, then KILL).  Its environment is this process's, with
+    the test's C{environment} (a dict), if it has one, added.
     """
 
     def __init__(self, test: SynchronousTestCase, argv: Sequence[str], name: str,
@@ -123,7 +124,8 @@ class Program:
         self._err = open(self.errPath, "wb")
         self.process = subprocess.Popen(
             self.argv, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
-            stdout=self._out, stderr=self._err, env=subprocessEnvironment(),
+            stdout=self._out, stderr=self._err,
+            env={**subprocessEnvironment(), **getattr(test, "environment", {})},
             cwd=cwd or test.workdir)
         test.addCleanup(self.stop)
 

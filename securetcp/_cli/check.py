@@ -96,6 +96,22 @@ def ownCertificate(policy: TLSPolicy) -> Optional[CertificateFacts]:
     return certificateFacts(loadCertificates("certKey", path)[0])
 
 
+def expiryOf(policy: TLSPolicy, role: Role, now: Optional[float] = None) -> List[Dict[str, Any]]:
+    """
+    The days left of C{policy}'s own certificate, its CA certificates and
+    its CRLs, soonest first (L{securetcp.compliance.expiry.expiryReport}).
+    """
+    import time
+
+    from securetcp.compliance.expiry import expiryReport, materialDeadlines
+    from securetcp.materials import loadMaterials
+
+    materials = loadMaterials(policy, role)
+    crls = materials.crls.crls if materials.crls is not None else ()
+    return expiryReport(materialDeadlines(materials.chain, materials.trust, crls),
+                        time.time() if now is None else now)
+
+
 def effectivePolicy(policy: TLSPolicy, groups: Sequence[str]) -> Dict[str, Any]:
     """
     What C{check} prints as the effective policy: the policy's name,
@@ -122,6 +138,7 @@ def checkCommand(args: argparse.Namespace, out: TextIO) -> int:
         policy, hostname = loadTarget(args.target, args.client)
         groups = effectiveGroups(policy)
         cert = ownCertificate(policy)
+        expiry = expiryOf(policy, role)
     except ValueError as e:
         print(f"securetcp: {e}", file=sys.stderr)
         return 1
@@ -138,6 +155,7 @@ def checkCommand(args: argparse.Namespace, out: TextIO) -> int:
             "result": "fail" if exitStatus(items) else "pass",
             "items": [i.asDict() for i in items],
             "certificate": cert.asDict() if cert is not None else None,
+            "expiry": expiry,
             "benchmarks": {name: ("fail" if failed(r) else "pass")
                            for name, r in results.items()},
         }
@@ -145,7 +163,7 @@ def checkCommand(args: argparse.Namespace, out: TextIO) -> int:
     else:
         print(f"securetcp check: policy {policy.name!r} (profile {policy.profile}) as a "
               f"{role.value}, against {BENCHMARKS[args.profile].title}", file=out)
-        _printText(out, args.profile, results, effective)
+        _printText(out, args.profile, results, effective, expiry)
     return exitStatus(results[args.profile])
 
 
@@ -164,9 +182,16 @@ def _shown(value: Any) -> str:
 
 
 def _printText(out: TextIO, benchmark: str, results: Dict[str, List[CheckItem]],
-               effective: Dict[str, Any]) -> None:
+               effective: Dict[str, Any], expiry: List[Dict[str, Any]]) -> None:
+    from securetcp.compliance.expiry import reportLine
+
     out.write(renderText(results[benchmark]))
     print("", file=out)
+    if expiry:
+        print("expiry:", file=out)
+        for entry in expiry:
+            print(f"  {reportLine(entry)}", file=out)
+        print("", file=out)
     for name, r in results.items():
         if name != benchmark:
             bad = failed(r)

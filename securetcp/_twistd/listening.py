@@ -19,7 +19,7 @@ import os
 from typing import Any, Callable, Optional
 
 from twisted.application import service
-from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.internet.interfaces import IListeningPort, IProtocolFactory, IStreamServerEndpoint
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -70,6 +70,7 @@ class ListeningService(service.Service):
         self._report = report or _report
         self.port: Optional[IListeningPort] = None
         self._listening: Optional[Deferred[IListeningPort]] = None
+        self._waiting: list[Deferred[None]] = []
 
     def privilegedStartService(self) -> None:
         super().privilegedStartService()
@@ -104,6 +105,19 @@ class ListeningService(service.Service):
 
     def _listened(self, port: IListeningPort) -> None:
         self.port = port
+        waiting, self._waiting = self._waiting, []
+        for d in waiting:
+            d.callback(None)
+
+    def whenListening(self) -> Deferred[None]:
+        """
+        Fires once the port listens (at once if it does already).
+        """
+        if self.port is not None:
+            return succeed(None)
+        d: Deferred[None] = Deferred()
+        self._waiting.append(d)
+        return d
 
     def _failedLater(self, failure: Failure) -> None:
         if failure.check(CancelledError):

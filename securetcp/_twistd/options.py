@@ -126,6 +126,8 @@ class _CommonOptions(usage.Options):
         ["workers", None, "1", "processes sharing the listening socket (default 1)"],
         ["watch", None, "5", "seconds between checks of the certificate, key, CA, CRL and "
          "policy files for changes, which reload them like SIGHUP (0: only on SIGHUP)"],
+        ["expiry-warn", None, "30,7,1", "warn (audit and log), at start and daily, when a "
+         "certificate, CA or CRL expires within these many days (0: never)"],
     ]
 
     def postOptions(self) -> None:
@@ -138,6 +140,12 @@ class _CommonOptions(usage.Options):
             raise usage.UsageError("--watch must be a number of seconds (0: off)") from None
         _checkpointOptions(self)
         _workersOption(self)
+        from securetcp.compliance.expiry import parseThresholds
+
+        try:
+            self["expiry-warn"] = parseThresholds(self["expiry-warn"])
+        except ValueError as e:
+            raise usage.UsageError(f"--expiry-warn: {e}") from None
 
 
 class TerminateOptions(_CommonOptions):

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_reload_live,tests.test_tap -*-
+# -*- test-case-name: tests.test_reload_live,tests.test_tap,tests.test_sdnotify,tests.test_expiry -*-
 """
 The service of C{twistd securetcp}: the listening endpoints, the audit log
 observer, and reloading (on SIGHUP, and when a watched certificate, key, CA
@@ -20,12 +20,14 @@ from __future__ import annotations
 import os
 import re
 import signal
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from twisted.application import service
 from twisted.logger import Logger, globalLogPublisher
 
 from securetcp._interfaces import IAuditSink
+from securetcp._twistd.expiry import ExpiryCheck
+from securetcp._twistd.sdnotify import SystemdLifecycle, SystemdNotifier
 from securetcp._twistd.workers import WorkerSupervisor
 from securetcp.audit.emitter import AuditEmitter
 from securetcp.audit.records import AUDIT_NAMESPACE
@@ -45,7 +47,9 @@ class SecureTCPService(service.MultiService):
                  auditFields: Optional[Dict[str, Any]] = None,
                  supervisor: Optional[WorkerSupervisor] = None,
                  watchInterval: float = 5.0,
-                 auditOptions: Optional[Dict[str, Any]] = None) -> None:
+                 auditOptions: Optional[Dict[str, Any]] = None,
+                 notifier: Optional[SystemdNotifier] = None,
+                 expiryWarnings: Sequence[int] = ()) -> None:
         """
         @param auditLog: the audit file to open while the service runs.
         @param emitter: where the jobs' audit records go.
@@ -57,6 +61,10 @@ class SecureTCPService(service.MultiService):
             policies name (0: only SIGHUP reloads).
         @param auditOptions: the options of C{auditLog}'s writer (see
             L{securetcp.audit.file.auditLogObserver}).
+        @param notifier: tells systemd when the service is ready, reloads
+            and stops, and feeds its watchdog (L{securetcp._twistd.sdnotify}).
+        @param expiryWarnings: audit, at start and daily, certificates, CAs
+            and CRLs expiring within these many days (L{ExpiryCheck}).
         """
         super().__init__()
         self.reactor = reactor
@@ -76,6 +84,10 @@ class SecureTCPService(service.MultiService):
         self._previousHandler: Any = None
         self._shutdownTrigger: Any = None
         self._shuttingDown = False
+        self.notifier = notifier
+        self._systemd: Optional[SystemdLifecycle] = None
+        self.expiry = ExpiryCheck(reactor, self.emitter, lambda: self.secureEndpoints,
+                                  expiryWarnings)
 
     def addSecureEndpoint(self, endpoint: Any, description: str) -> None:
         """
@@ -121,6 +133,9 @@ class SecureTCPService(service.MultiService):
             self._watch = LoopingCall(self._checkFiles)
             self._watch.clock = self.reactor
             self._watch.start(self.watchInterval, now=False)
+        self.expiry.start()
+        if self.notifier is not None:
+            self._systemd = SystemdLifecycle(self.notifier, self.reactor, self)
 
     def watchedFiles(self) -> List[str]:
         """
@@ -177,6 +192,10 @@ class SecureTCPService(service.MultiService):
             self.supervisor.signalAll(signal.SIGHUP)
 
     def stopService(self) -> Any:
+        if self._systemd is not None:
+            self._systemd.stop()
+            self._systemd = None
+        self.expiry.stop()
         d = super().stopService()
 
         def cleanup(result: Any) -> Any:
@@ -229,6 +248,15 @@ class SecureTCPService(service.MultiService):
 
         @return: whether every endpoint reloaded.
         """
+        if self.notifier is not None:
+            self.notifier.reloading()
+        ok = self._reloadEndpoints()
+        if self.notifier is not None:
+            self.notifier.ready("listening (reloaded)" if ok else
+                                "listening (reload refused, running configuration kept)")
+        return ok
+
+    def _reloadEndpoints(self) -> bool:
         ok = True
         for endpoint, description in zip(self.secureEndpoints, self.listenDescriptions,
                                          strict=True):

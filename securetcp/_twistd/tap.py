@@ -18,7 +18,7 @@ from __future__ import annotations
 import importlib
 import os
 import re
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 from twisted.application import service
 from twisted.internet.interfaces import IProtocolFactory
@@ -29,8 +29,10 @@ from twisted.python import usage
 from securetcp._twistd.listening import ListeningService
 from securetcp._twistd.options import JobError, SecureTCPOptions, auditOptions, secureString
 from securetcp._twistd.options import _CommonOptions as _CommonOptions
+from securetcp._twistd.sdnotify import SystemdNotifier
 from securetcp._twistd.service import SecureTCPService, redact
 from securetcp._twistd.splice import SpliceFactory
+from securetcp.compliance.expiry import DEFAULT_THRESHOLDS
 
 __all__ = ["Options", "SecureTCPService", "SpliceFactory", "makeService"]
 
@@ -121,7 +123,8 @@ def makeService(options: Options, reactor: Any = None) -> service.IService:
     if mode == "demo":
         return _demoService(reactor, sub, options, worker)
     top, listenReactor = _topService(reactor, sub["audit-log"], sub["workers"], options,
-                                     worker, sub.get("watch", 5.0), auditOptions(sub))
+                                     worker, sub.get("watch", 5.0), auditOptions(sub),
+                                     sub.get("expiry-warn", DEFAULT_THRESHOLDS))
     try:
         _addJob(top, reactor, listenReactor, mode, sub["listen"], sub.get("backend"),
                 sub.get("connect"), sub.get("app"), sub["policy"], sub["idle-timeout"])
@@ -132,7 +135,8 @@ def makeService(options: Options, reactor: Any = None) -> service.IService:
 
 def _topService(reactor: Any, auditLog: Optional[str], workers: int, options: Options,
                 worker: Any, watchInterval: float = 5.0,
-                audit: Optional[Dict[str, Any]] = None) -> Tuple[SecureTCPService, Any]:
+                audit: Optional[Dict[str, Any]] = None,
+                expiry: Sequence[int] = DEFAULT_THRESHOLDS) -> Tuple[SecureTCPService, Any]:
     """
     The top service, and the reactor listening endpoints are made with:
     the real one, or with C{--workers} (or in a worker) one whose
@@ -145,16 +149,20 @@ def _topService(reactor: Any, auditLog: Optional[str], workers: int, options: Op
         workerAuditPath,
     )
 
+    # only the main process speaks to systemd (NotifyAccess=main)
+    notifier = SystemdNotifier.fromEnvironment(os.environ) if worker is None else None
     if worker is None and workers <= 1:
         return SecureTCPService(reactor, auditLog, watchInterval=watchInterval,
-                                auditOptions=audit), reactor
+                                auditOptions=audit, notifier=notifier,
+                                expiryWarnings=expiry), reactor
     index = worker.index if worker is not None else 0
     listeners = SharedListeners(worker.fds if worker is not None else None)
     supervisor = (WorkerSupervisor(reactor, listeners, options.argv, workers)
                   if worker is None else None)
     top = SecureTCPService(reactor, workerAuditPath(auditLog, index) if auditLog else None,
                            auditFields={"worker": index}, supervisor=supervisor,
-                           watchInterval=watchInterval, auditOptions=audit)
+                           watchInterval=watchInterval, auditOptions=audit, notifier=notifier,
+                           expiryWarnings=expiry)
     return top, ListeningReactor(reactor, listeners)
 
 

@@ -34,6 +34,7 @@ from securetcp.audit.records import AUDIT_NAMESPACE, EVENTS, SCHEMA_VERSION
 WARNING_EVENTS = frozenset({
     "handshake.rejected", "revocation.crl_refused", "revocation.crl_expired",
     "connection.revoked", "policy.reload_refused", "proxy.backend_failed",
+    "certificate.expiring", "revocation.crl_expiring",
 })
 
 #: The text form of each event, as twistd's log shows it.
@@ -49,6 +50,10 @@ FORMATS = {
     "revocation.crl_loaded": "securetcp: CRLs loaded ({securetcp_audit[revoked]} revoked)",
     "revocation.crl_refused": "securetcp: new CRL refused: {securetcp_audit[detail]}",
     "revocation.crl_expired": "securetcp: CRL expired: {securetcp_audit[detail]}",
+    "revocation.crl_expiring": "securetcp: the CRL of {securetcp_audit[issuer]} reaches its "
+    "nextUpdate in {securetcp_audit[daysLeft]} day(s) ({securetcp_audit[nextUpdate]})",
+    "certificate.expiring": "securetcp: certificate {securetcp_audit[subject]} expires in "
+    "{securetcp_audit[daysLeft]} day(s) ({securetcp_audit[notAfter]}; {securetcp_audit[kind]})",
     "connection.revoked": "securetcp: disconnected revoked peer {securetcp_audit[peer]}",
     "policy.reloaded": "securetcp: policy {securetcp_audit[policy]} reloaded",
     "policy.reload_refused": "securetcp: reload refused, running configuration kept: "

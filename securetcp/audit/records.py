@@ -45,13 +45,13 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "AUDIT_NAMESPACE", "BUILDERS", "CHAIN_EVENTS", "EVENTS", "REJECTION_REASONS",
-    "SCHEMA_VERSION", "AuditConnection", "SessionFacts", "addressText",
-    "backendFailed", "chainCheckpoint", "chainClosed", "chainGap", "chainResumed", "chainRotated", "chainStarted",
-    "connectionAccepted", "connectionClosed", "connectionRevoked", "crlExpired", "crlLoaded",
-    "crlRefused", "handshakeRejected", "newConnectionId", "policyLoaded",
-    "policyReloadRefused", "policyReloaded", "utcTimestamp",
+    "SCHEMA_VERSION", "AuditConnection", "SessionFacts", "addressText", "backendFailed",
+    "certificateExpiring", "chainCheckpoint", "chainClosed", "chainGap", "chainResumed",
+    "chainRotated", "chainStarted", "connectionAccepted", "connectionClosed",
+    "connectionRevoked", "crlExpired", "crlExpiring", "crlLoaded", "crlRefused",
+    "handshakeRejected", "newConnectionId", "policyLoaded", "policyReloadRefused",
+    "policyReloaded", "utcTimestamp",
 ]
-
 AUDIT_NAMESPACE = "securetcp.audit"
 
 #: The version of the record schema: every record (and every line of an
@@ -66,6 +66,8 @@ EVENTS = {
     "revocation.crl_loaded": "new CRLs were verified and are in force for new handshakes",
     "revocation.crl_refused": "new CRL files were refused; the previous CRLs stay in force",
     "revocation.crl_expired": "a CRL in force has passed its nextUpdate",
+    "revocation.crl_expiring": "a CRL in force reaches its nextUpdate within a warning threshold",
+    "certificate.expiring": "our certificate or a CA certificate expires within a warning threshold",
     "connection.revoked": "a connected peer was revoked by a reloaded CRL and disconnected",
     "policy.reloaded": "certificates, keys, CAs, CRLs and policy were re-read and are in force",
     "policy.reload_refused": "a reload failed validation; the running configuration stays",
@@ -274,6 +276,26 @@ def crlExpired(policy: PolicyNames, detail: str, mode: str, time: float,
                          mode=mode)
 
 
+def certificateExpiring(policy: PolicyNames, kind: str, subject: str, notAfter: float,
+                        daysLeft: int, threshold: int, time: float,
+                        role: Role = Role.SERVER) -> Dict[str, Any]:
+    """
+    C{certificate.expiring}: our certificate (C{kind} C{certificate}) or a
+    CA's (C{ca}), C{subject}, expires at C{notAfter}, C{daysLeft} days
+    away (negative: past), within the warning C{threshold} (days).
+    """
+    return _policyRecord("certificate.expiring", policy, role, time, kind=kind, subject=subject,
+                         notAfter=utcTimestamp(notAfter), daysLeft=daysLeft, threshold=threshold)
+
+
+def crlExpiring(policy: PolicyNames, issuer: str, nextUpdate: float, daysLeft: int,
+                threshold: int, time: float, role: Role = Role.SERVER) -> Dict[str, Any]:
+    """C{revocation.crl_expiring}: C{issuer}'s CRL reaches C{nextUpdate} in C{daysLeft} days."""
+    return _policyRecord("revocation.crl_expiring", policy, role, time, issuer=issuer,
+                         nextUpdate=utcTimestamp(nextUpdate), daysLeft=daysLeft,
+                         threshold=threshold)
+
+
 def backendFailed(backend: str, peer: Optional[str], detail: str, time: float,
                   connectionId: Optional[str] = None) -> Dict[str, Any]:
     """
@@ -365,6 +387,8 @@ BUILDERS: Dict[str, Callable[..., Dict[str, Any]]] = {
     "revocation.crl_loaded": crlLoaded,
     "revocation.crl_refused": crlRefused,
     "revocation.crl_expired": crlExpired,
+    "revocation.crl_expiring": crlExpiring,
+    "certificate.expiring": certificateExpiring,
     "proxy.backend_failed": backendFailed,
     "chain.started": chainStarted,
     "chain.resumed": chainResumed,
