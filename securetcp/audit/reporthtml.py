@@ -31,7 +31,8 @@ _STYLE = """
 body{font-family:system-ui,sans-serif;margin:1.5em auto;max-width:60em;color:#111}
 h1{font-size:1.6em}h2{font-size:1.2em;border-bottom:1px solid #999;margin-top:1.6em}
 table{border-collapse:collapse;width:100%;font-size:.9em}
-td,th{border:1px solid #bbb;padding:3px 6px;text-align:left;vertical-align:top}
+td,th{border:1px solid #bbb;padding:3px 6px;text-align:left;vertical-align:top;
+overflow-wrap:anywhere}h3{overflow-wrap:anywhere}
 th{background:#eee}td.n{text-align:right;font-variant-numeric:tabular-nums}
 .banner{border:3px solid;padding:.6em 1em;font-size:1.1em}
 .complete{border-color:#2a7a2a;background:#eef8ee}
@@ -77,7 +78,7 @@ def timelineSVG(timeline: Dict[str, Any], trail: Sequence[Dict[str, Any]],
     buckets = timeline["buckets"]
     if not buckets:
         return "<p>(no timed records)</p>"
-    left, top, lane = 48.0, 10.0, 34.0
+    left, top, lane = 48.0, 10.0, 58.0
     plot = width - left - 10
     barWidth = plot / len(buckets)
     step = float(dict((n, s) for n, s, _ in INTERVALS)[timeline["interval"]])
@@ -98,19 +99,25 @@ def timelineSVG(timeline: Dict[str, Any], trail: Sequence[Dict[str, Any]],
                 parts.append(f"<rect x='{x:.1f}' y='{base - (offset + count) * scale:.1f}' "
                              f"width='{max(barWidth - 1, 1):.1f}' height='{count * scale:.1f}' "
                              f"fill='{colour}'><title>{_e(b['start'])}: {count}</title></rect>")
-    for i in sorted({0, len(buckets) // 2, len(buckets) - 1}):
-        parts.append(f"<text x='{left + i * barWidth:.1f}' y='{base + 14}'>"
+    for i, anchor in sorted({(0, "start"), (len(buckets) // 2, "middle"),
+                             (len(buckets) - 1, "end")}):
+        x = left + (i + (1 if anchor == "end" else 0)) * barWidth
+        parts.append(f"<text x='{x:.1f}' y='{base + 14}' text-anchor='{anchor}'>"
                      f"{_e(buckets[i]['start'])}</text>")
+    lastX, row = -100.0, 0
     for n, event in enumerate(trail, 1):
         moment = parseTime(event["time"])
         if moment is None or start is None:
             continue
         x = _x(moment, start, step, barWidth, left)
+        # marks closer than a label's width go on the next row (of three)
+        row, lastX = ((row + 1) % 3 if x - lastX < 14 else 0), x
         colour = "#b00" if event["attention"] else "#555"
         parts.append(f"<g><title>{_e(event['time'])} {_e(event['text'])}</title>"
-                     f"<line x1='{x:.1f}' y1='{base + 18}' x2='{x:.1f}' y2='{base + 26}' "
-                     f"stroke='{colour}' stroke-width='2'/><text x='{x:.1f}' "
-                     f"y='{base + 38}' fill='{colour}' text-anchor='middle'>{n}</text></g>")
+                     f"<line x1='{x:.1f}' y1='{base + 18}' x2='{x:.1f}' "
+                     f"y2='{base + 26 + row * 12}' stroke='{colour}' stroke-width='2'/>"
+                     f"<text x='{x:.1f}' y='{base + 38 + row * 12}' fill='{colour}' "
+                     f"text-anchor='middle'>{n}</text></g>")
     parts.append("</svg>")
     return "".join(parts)
 
@@ -130,8 +137,9 @@ def _banner(report: Dict[str, Any], verified: Optional[VerifyResult]) -> str:
               f"node(s); lost {facts['lost']} in {facts['gaps']} gap(s), "
               f"{facts['tornRecords']} torn; refused audit_unavailable {facts['refused']}; "
               f"without close record {facts['unclosed']}; crashes {facts['crashes']}</p>")
+    text = facts["text"].split(": ", 1)[-1] if facts["status"] != "broken" else facts["text"]
     return (f"<div class='banner {facts['status']}'><strong>{title}</strong>: "
-            f"{_e(facts['text'])}{counts}"
+            f"{_e(text)}{counts}"
             + "".join(f"<div>{_e(line.strip())}</div>" for line in lines[:50])
             + (f"<div>... {len(lines) - 50} more</div>" if len(lines) > 50 else "")
             + "</div>")
