@@ -338,7 +338,12 @@ class ReportTests(SynchronousTestCase):
         self.assertTrue(verdict["text"].startswith("INCOMPLETE: "), verdict["text"])
         text = reportText(self.report, self.verified)
         self.assertIn("VERDICT: INCOMPLETE", text.split("\n")[4])
+        self.assertIn("lost 4 in 1 gap(s), 0 torn; refused audit_unavailable 1; without "
+                      "close record 0; crashes 1", text.split("\n")[5])
         self.assertNotIn("INTACT", text)
+        page = reportHTML(self.report, self.verified)
+        self.assertLess(page.index("Chain INCOMPLETE"), page.index("<section id='period'>"))
+        self.assertIn("crashes 1", page)
 
     def test_period(self) -> None:
         """

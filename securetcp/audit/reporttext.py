@@ -61,7 +61,14 @@ def _counts(data: Dict[str, int]) -> List[str]:
 
 
 def _verdictSection(report: Dict[str, Any], verified: Optional[VerifyResult]) -> List[str]:
-    out = [f"VERDICT: {report['verdict']['text']}"] if "verdict" in report else []
+    out = []
+    if "verdict" in report:
+        v = report["verdict"]
+        out = [f"VERDICT: {v['text']}",
+               f"  {v['records']} records, {v['files']} file(s), {v['nodes']} node(s); lost "
+               f"{v['lost']} in {v['gaps']} gap(s), {v['tornRecords']} torn; refused "
+               f"audit_unavailable {v['refused']}; without close record {v['unclosed']}; "
+               f"crashes {v['crashes']}"]
     if verified is not None:
         out.extend(chainLines(verified))
     return out
