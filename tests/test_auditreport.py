@@ -536,6 +536,18 @@ class NodesTests(SynchronousTestCase):
         status, out = _cli("audit", "report", "--expect-head", "ab" * 32, *paths)
         self.assertEqual(status, 2)
 
+    def test_htmlUnwritable(self) -> None:
+        """
+        An C{--html} file that cannot be written is one line on standard
+        error and exit status 1.
+        """
+        path = os.path.join(_directory(self), "audit.jsonl")
+        _Trail(self, path).close(1)
+        page = os.path.join(path + ".missing", "report.html")
+        status, out = _cli("audit", "report", "--html", page, path)
+        self.assertEqual(status, 1, out)
+        self.assertFalse(os.path.exists(page))
+
     def test_broken(self) -> None:
         """
         A broken chain's verdict names the file and line.
