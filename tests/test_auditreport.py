@@ -622,6 +622,18 @@ class ChromiumTests(SynchronousTestCase):
         self.assertEqual(done.returncode, 0, done.stderr[-2000:])
         with open(png, "rb") as f:
             self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n")
-        keep = os.environ.get("SECURETCP_REPORT_PNG")
+        keep = os.environ.get("SECURETCP_REPORT_PNG")  # to look at it
         if keep:
             shutil.copy(png, keep)
+
+    def test_printToPDF(self) -> None:
+        """
+        Chromium prints the page to PDF (with its print style sheet).
+        """
+        pdf = os.path.join(self.directory, "report.pdf")
+        done = _chromium(self.page, self.directory, f"--print-to-pdf={pdf}",
+                         "--no-pdf-header-footer")
+        self.assertEqual(done.returncode, 0, done.stderr[-2000:])
+        with open(pdf, "rb") as f:
+            self.assertEqual(f.read(5), b"%PDF-")
+        self.assertGreater(os.path.getsize(pdf), 10000)
