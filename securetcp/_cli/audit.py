@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any, Optional, TextIO
+from typing import Any, List, Optional, Sequence, TextIO
 
 #: Exit statuses of C{audit verify} and C{audit report} (2 is a usage error).
 COMPLETE, BROKEN, USAGE, INCOMPLETE = 0, 1, 2, 3
@@ -53,9 +53,11 @@ def addParser(sub: Any) -> None:
                         help="accept a chain whose first files were left out on purpose")
     verify.set_defaults(handler=verifyCommand)
     report = auditSub.add_parser("report", help="summary for a compliance reviewer")
-    report.add_argument("files", nargs="+")
+    report.add_argument("files", nargs="+", help="the audit files of one or more nodes, "
+                        "each with its rotated files")
     report.add_argument("--json", action="store_true", help="print JSON instead of text")
-    report.add_argument("--html", metavar="FILE", help="also write an HTML page with charts")
+    report.add_argument("--html", metavar="FILE", help="also write a self-contained HTML "
+                        "page (verdict, timeline, identities, the trail's events)")
     _addChainOptions(report)
     report.set_defaults(handler=reportCommand)
 
@@ -68,9 +70,11 @@ def _readKey(source: Optional[str]) -> Optional[bytes]:
     return readPassphrase(source)
 
 
-def _verify(args: argparse.Namespace, partial: bool) -> Any:
+def _verify(args: argparse.Namespace, partial: bool,
+            files: Optional[Sequence[str]] = None) -> Any:
     """
-    Verify C{args.files} with the keys and anchor the options give.
+    Verify C{files} (default: C{args.files}) with the keys and anchor the
+    options give.
 
     @raise PolicyError: for an unusable C{--key}.
     @raise AuditLogError: for an unusable C{--checkpoint-key} or anchor.
@@ -91,16 +95,17 @@ def _verify(args: argparse.Namespace, partial: bool) -> Any:
         anchor = parseAnchor(args.expect_head)
     elif args.expect_head_file:
         anchor = readAnchor(args.expect_head_file)
-    return verifyFiles(args.files, key=key, partial=partial,
+    return verifyFiles(args.files if files is None else files, key=key, partial=partial,
                        checker=CheckpointChecker(public=public, hmacKey=key),
                        expectHead=anchor)
 
 
-def _verifyOrFail(args: argparse.Namespace, partial: bool) -> Any:
+def _verifyOrFail(args: argparse.Namespace, partial: bool,
+                  files: Optional[Sequence[str]] = None) -> Any:
     from securetcp.errors import AuditLogError, PolicyError
 
     try:
-        return _verify(args, partial)
+        return _verify(args, partial, files)
     except (PolicyError, AuditLogError) as e:
         print(f"securetcp: {e}", file=sys.stderr)
     except ValueError as e:
@@ -147,23 +152,53 @@ def verifyCommand(args: argparse.Namespace, out: TextIO) -> int:
     return _STATUS[result.status]
 
 
+def _nodes(args: argparse.Namespace) -> Optional[List[Any]]:
+    """
+    The nodes C{args.files} name (an audit file and its rotated files, or
+    one worker's file), each verified as C{audit verify --partial} does;
+    C{None} after printing a usage error.
+    """
+    from securetcp.audit.report import Node, groupNodes
+
+    groups = groupNodes(args.files)
+    if len(groups) > 1 and (args.expect_head or args.expect_head_file):
+        print(f"securetcp: --expect-head names the head of one chain, and the files given "
+              f"are {len(groups)} nodes' ({', '.join(name for name, _ in groups)}): "
+              f"report on one node with it", file=sys.stderr)
+        return None
+    nodes = []
+    for name, files in groups:
+        verified = _verifyOrFail(args, True, files)
+        if verified is None:
+            return None
+        nodes.append(Node(name, files, verified))
+    return nodes
+
+
 def reportCommand(args: argparse.Namespace, out: TextIO) -> int:
     """
-    Summarise audit files (text, JSON, HTML); exit as C{audit verify} does
-    (the summary is printed whatever the state of the chain).
+    Summarise audit files (text, JSON, HTML), a section per node; exit as
+    C{audit verify} does over every node (the summary is printed whatever
+    the state of the chains).
     """
-    from securetcp.audit.report import buildReport, chainSummary, reportHTML, reportText
-    from securetcp.audit.verify import iterRecords
+    from securetcp.audit.report import auditReport, mergeVerified
+    from securetcp.audit.reporthtml import reportHTML
+    from securetcp.audit.reporttext import reportText
 
-    verified = _verifyOrFail(args, partial=True)
-    if verified is None:
+    nodes = _nodes(args)
+    if nodes is None:
         return USAGE
-    report = buildReport(iterRecords(args.files))
+    verified = mergeVerified([node.verified for node in nodes])
+    report = auditReport(nodes)
     if args.html:
-        with open(args.html, "w", encoding="utf-8") as f:
-            f.write(reportHTML(report, verified))
+        try:
+            with open(args.html, "w", encoding="utf-8") as f:
+                f.write(reportHTML(report, verified))
+        except OSError as e:
+            print(f"securetcp: --html {args.html}: cannot write: {e.strerror}",
+                  file=sys.stderr)
+            return BROKEN
     if args.json:
-        report.update(chainSummary(verified))
         print(json.dumps(report, indent=2), file=out)
     else:
         out.write(reportText(report, verified))
