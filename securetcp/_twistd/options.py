@@ -126,6 +126,8 @@ class _CommonOptions(usage.Options):
         ["workers", None, "1", "processes sharing the listening socket (default 1)"],
         ["watch", None, "5", "seconds between checks of the certificate, key, CA, CRL and "
          "policy files for changes, which reload them like SIGHUP (0: only on SIGHUP)"],
+        ["metrics", None, None, "serve Prometheus /metrics, /healthz and /readyz on this "
+         "endpoint string, e.g. tcp:9464:interface=127.0.0.1 (may be securessl: or mtls:)"],
     ]
 
     def postOptions(self) -> None:
@@ -138,6 +140,9 @@ class _CommonOptions(usage.Options):
             raise usage.UsageError("--watch must be a number of seconds (0: off)") from None
         _checkpointOptions(self)
         _workersOption(self)
+        if self["metrics"] and self["workers"] > 1:
+            raise usage.UsageError("--metrics cannot be used with --workers yet (each worker "
+                                   "counts its own connections): run one process")
 
 
 class TerminateOptions(_CommonOptions):

@@ -76,6 +76,8 @@ class SecureTCPService(service.MultiService):
         self._previousHandler: Any = None
         self._shutdownTrigger: Any = None
         self._shuttingDown = False
+        #: with --metrics, the L{securetcp.metrics.SecureTCPMetrics} counting reloads
+        self.metrics: Any = None
 
     def addSecureEndpoint(self, endpoint: Any, description: str) -> None:
         """
@@ -240,6 +242,8 @@ class SecureTCPService(service.MultiService):
                            error=str(e))
             else:
                 _log.info("securetcp: reloaded {description}", description=redact(description))
+        if self.metrics is not None:
+            self.metrics.reloaded(ok)
         return ok
 
 

@@ -125,6 +125,8 @@ def makeService(options: Options, reactor: Any = None) -> service.IService:
     try:
         _addJob(top, reactor, listenReactor, mode, sub["listen"], sub.get("backend"),
                 sub.get("connect"), sub.get("app"), sub["policy"], sub["idle-timeout"])
+        if sub.get("metrics"):
+            _addMetrics(top, reactor, sub["metrics"])
     except JobError as e:
         raise usage.UsageError(f"--{e.key}: {e.problem}") from None
     return _finish(top)
@@ -156,6 +158,21 @@ def _topService(reactor: Any, auditLog: Optional[str], workers: int, options: Op
                            auditFields={"worker": index}, supervisor=supervisor,
                            watchInterval=watchInterval, auditOptions=audit)
     return top, ListeningReactor(reactor, listeners)
+
+
+def _addMetrics(top: SecureTCPService, reactor: Any, description: str) -> None:
+    """
+    Count every secure server endpoint of C{top}, and serve the metrics,
+    C{/healthz} and C{/readyz} on C{description} (C{--metrics}).
+    """
+    from securetcp._twistd.metricsservice import MetricsService, listenerLabel, watchEndpoint
+    from securetcp.metrics import SecureTCPMetrics
+
+    metrics = SecureTCPMetrics()
+    for endpoint, listen in zip(top.secureEndpoints, top.listenDescriptions, strict=True):
+        watchEndpoint(metrics, listenerLabel(listen), endpoint)
+    top.metrics = metrics
+    MetricsService(reactor, description, metrics, top).setServiceParent(top)
 
 
 def _finish(top: SecureTCPService) -> SecureTCPService:
