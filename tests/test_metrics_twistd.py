@@ -2,11 +2,14 @@
 Tests for C{twistd securetcp --metrics}: a real C{twistd -n securetcp
 terminate} process, real TLS clients (C{openssl s_client}), and its
 C{/metrics}, C{/healthz} and C{/readyz} read over HTTP; the exposition is
-checked by C{promtool check metrics} (Debian's C{prometheus} package).
+checked by C{promtool check metrics} and scraped by a real Prometheus
+server (both from Debian's C{prometheus} package).
 """
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import subprocess
 import urllib.error
@@ -17,9 +20,21 @@ from prometheus_client.parser import text_string_to_metric_families
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from ._net import freePort
-from ._twistd import PEER_TIMEOUT, TapProcessMixin, blockUntil
+from ._twistd import PEER_TIMEOUT, START_TIMEOUT, Program, TapProcessMixin, blockUntil
 
 PROMTOOL = shutil.which("promtool")
+PROMETHEUS = shutil.which("prometheus")
+
+#: A Prometheus server configuration scraping the metrics endpoint every second.
+PROMETHEUS_CONFIG = """\
+global:
+  scrape_interval: 1s
+  scrape_timeout: 1s
+scrape_configs:
+  - job_name: securetcp
+    static_configs:
+      - targets: ["127.0.0.1:{port}"]
+"""
 
 
 def fetch(port: int, path: str) -> Tuple[int, str]:
@@ -128,3 +143,35 @@ class MetricsProcessTests(TapProcessMixin, SynchronousTestCase):
         result = subprocess.run([PROMTOOL, "check", "metrics"], input=body.encode("utf-8"),
                                 capture_output=True, timeout=PEER_TIMEOUT)
         self.assertEqual(result.returncode, 0, (result.stdout + result.stderr).decode())
+
+    def test_scrapedByPrometheus(self) -> None:
+        """
+        A real Prometheus server scrapes the endpoint and its query API
+        answers the accepted handshake count of the listener.
+        """
+        if PROMETHEUS is None:
+            raise SkipTest("prometheus is not installed (Debian package prometheus)")
+        port, metricsPort = self.start()
+        self.exchange(port, b"hello")
+        config = os.path.join(self.workdir, "prometheus.yml")
+        with open(config, "w") as f:
+            f.write(PROMETHEUS_CONFIG.format(port=metricsPort))
+        serverPort = freePort()
+        server = Program(self, [PROMETHEUS, f"--config.file={config}",  # type: ignore[arg-type]
+                                "--storage.tsdb.path=" + os.path.join(self.workdir, "tsdb"),
+                                f"--web.listen-address=127.0.0.1:{serverPort}"], "prometheus")
+        query = ("/api/v1/query?query=securetcp_handshakes_total%7Boutcome%3D%22accepted%22%7D")
+
+        def answered() -> list:
+            try:
+                status, body = fetch(serverPort, query)
+            except OSError:
+                return []
+            result = json.loads(body)["data"]["result"] if status == 200 else []
+            return result
+
+        [series] = blockUntil(answered, 2 * START_TIMEOUT, "Prometheus to scrape securetcp",
+                              server.describe)
+        self.assertEqual(series["metric"]["listener"], f"mtls:{port}")
+        self.assertEqual(series["metric"]["job"], "securetcp")
+        self.assertEqual(series["value"][1], "1")
