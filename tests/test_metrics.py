@@ -13,6 +13,7 @@ from cryptography import x509
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet.task import Clock
+from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.test.requesthelper import DummyRequest
 from zope.interface.verify import verifyObject
@@ -21,12 +22,14 @@ from securetcp import buildPolicy
 from securetcp._interfaces import IAuditSink, IGateMetrics
 from securetcp._twistd.metricsservice import listenerLabel
 from securetcp._twistd.service import SecureTCPService
+from securetcp._twistd.tap import Options
 from securetcp.endpoints import SecureClientEndpoint, SecureServerEndpoint
 from securetcp.errors import PolicyError
 from securetcp.identity import identityFromCertificate
 from securetcp.metrics import CountingSink, SecureTCPMetrics
 
 from ._iosim import connectEndpoints
+from ._net import escape
 from ._pki import sharedPKI
 from ._recording import AuditRecorder, RecordingFactory
 
@@ -379,3 +382,48 @@ class ResourceTests(SynchronousTestCase):
         code, _, body = get(self.resource, b"readyz")
         self.assertEqual(code, 503)
         self.assertIn(b"not ready: mtls:6661: a CRL is past its nextUpdate\n", body)
+
+
+class MetricsOptionTests(SynchronousTestCase):
+    """
+    C{--metrics} on the command line of C{twistd securetcp}.
+    """
+
+    def argv(self, *extra: str) -> List[str]:
+        pki = sharedPKI()
+        listen = (f"mtls:0:interface=127.0.0.1:certKey={escape(pki.path('server.pem'))}"
+                  f":privateKey={escape(pki.path('server.key'))}"
+                  f":caCerts={escape(pki.path('ca.pem'))}")
+        return ["terminate", "--listen", listen, "--backend", "tcp:127.0.0.1:1", *extra]
+
+    def test_badEndpoint(self) -> None:
+        """
+        A C{--metrics} that is no endpoint string is a one-line usage error
+        naming the option.
+        """
+        error = self.assertRaises(usage.UsageError, Options().parseOptions,
+                                  self.argv("--metrics", "nonsense:1"))
+        self.assertTrue(str(error).startswith("--metrics: "), str(error))
+        self.assertNotIn("\n", str(error))
+
+    def test_notWithWorkers(self) -> None:
+        """
+        C{--metrics} with C{--workers} above 1 is refused, saying why.
+        """
+        error = self.assertRaises(usage.UsageError, Options(build=False).parseOptions,
+                                  self.argv("--workers", "2", "--metrics", "tcp:0"))
+        self.assertIn("--metrics cannot be used with --workers", str(error))
+
+    def test_built(self) -> None:
+        """
+        With C{--metrics}, the service counts its secure listener under the
+        listener label C{mtls:PORT} and reloads, and serves the metrics.
+        """
+        options = Options()
+        options.parseOptions(self.argv("--metrics", "tcp:0:interface=127.0.0.1"))
+        top = options.service
+        self.assertIsInstance(top.metrics, SecureTCPMetrics)  # type: ignore[union-attr]
+        [endpoint] = top.secureEndpoints  # type: ignore[union-attr]
+        self.assertEqual(endpoint.metrics, top.metrics.listener("mtls:0"))  # type: ignore
+        self.assertEqual([type(s).__name__ for s in top],  # type: ignore[union-attr]
+                         ["ListeningService", "MetricsService"])
