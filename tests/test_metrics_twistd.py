@@ -62,12 +62,12 @@ class MetricsProcessTests(TapProcessMixin, SynchronousTestCase):
     C{twistd securetcp terminate --metrics tcp:PORT:interface=127.0.0.1}.
     """
 
-    def start(self) -> Tuple[int, int]:
+    def start(self, metrics: str = "tcp:{port}:interface=127.0.0.1") -> Tuple[int, int]:
         backendPort, _backend, _count = self.backend()
         self.metricsPort = freePort()
         port, self.process = self.twistd(
             "terminate", "--backend", f"tcp:127.0.0.1:{backendPort}", "--audit-log",
-            self.audit, "--metrics", f"tcp:{self.metricsPort}:interface=127.0.0.1",
+            self.audit, "--metrics", metrics.format(port=self.metricsPort),
             listen=self.mtlsListen)
         self.process.waitFor(b"starting on %d" % self.metricsPort, PEER_TIMEOUT,
                              "the metrics endpoint to listen")
@@ -175,3 +175,25 @@ class MetricsProcessTests(TapProcessMixin, SynchronousTestCase):
         self.assertEqual(series["metric"]["listener"], f"mtls:{port}")
         self.assertEqual(series["metric"]["job"], "securetcp")
         self.assertEqual(series["value"][1], "1")
+
+    def test_overMutualTLS(self) -> None:
+        """
+        C{--metrics} takes an C{mtls:} string: a scraper presenting a
+        certificate of the CA reads C{/metrics} over TLS; one without is
+        refused, and both are audited.
+        """
+        import ssl
+
+        listen = self.mtlsListen(0)[1].replace("mtls:0:", "mtls:{port}:")
+        _port, metricsPort = self.start(listen)
+        context = ssl.create_default_context(cafile=self.pki.path("ca.pem"))
+        context.load_cert_chain(self.pki.path("client.pem"), self.pki.path("client.key"))
+        url = f"https://localhost:{metricsPort}/metrics"
+        with urllib.request.urlopen(url, context=context, timeout=PEER_TIMEOUT) as response:
+            self.assertEqual(response.status, 200)
+            self.assertIn(b"securetcp_handshakes_total", response.read())
+        anonymous = ssl.create_default_context(cafile=self.pki.path("ca.pem"))
+        self.assertRaises(OSError, lambda: urllib.request.urlopen(
+            url, context=anonymous, timeout=PEER_TIMEOUT).read())
+        self.waitForEvent("connection.accepted")
+        self.waitForEvent("handshake.rejected", reason="no_client_certificate")
