@@ -113,6 +113,8 @@ class Gate(TypingProtocol):
 
     def failed(self, gate: GateProtocol, rejection: Tuple[str, str]) -> None: ...
 
+    def closed(self, gate: GateProtocol) -> None: ...
+
 
 @implementer(IHandshakeListener)
 class GateProtocol(Protocol):
@@ -346,6 +348,7 @@ class GateProtocol(Protocol):
                 self.gate.auditConnection(self), now, duration=round(now - self.started, 6),
                 bytesIn=self.bytesIn, bytesOut=getattr(self.transport, "bytesOut", None),
                 closeReason=closeReason))
+            self.gate.closed(self)
             application, self.application = self.application, None
             application.connectionLost(reason)
             return

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_gate,tests.test_auditlog,tests.test_fences,tests.test_auditemitter -*-
+# -*- test-case-name: tests.test_gate,tests.test_auditlog,tests.test_fences,tests.test_auditemitter,tests.test_metrics -*-
 """
 The small interfaces that collaborators are typed by when they are passed to
 a constructor, so that no module needs to import the one that implements them:
@@ -172,4 +172,44 @@ class IAuditFile(ILogObserver):
         Whether this file wrote C{record} (that very dict, recently given
         to it): C{True} or C{False}; C{None} if it was not given it, or
         does not refuse connections when it fails.
+        """
+
+
+class IGateMetrics(Interface):
+    """
+    What a server gate counts, for one listener (a
+    L{securetcp.metrics.ListenerMetrics}; by default nothing counts).
+    Called once or twice per connection: implementations only increment.
+    """
+
+    def admitted(seconds: float) -> None:
+        """
+        A connection reached the application, C{seconds} after it was
+        accepted.
+        """
+
+    def rejected(reason: str, seconds: float) -> None:
+        """
+        A connection ended without reaching the application, for C{reason}
+        (a rejection reason of L{securetcp._reasons}), C{seconds} after it
+        was accepted.
+        """
+
+    def closed(bytesIn: int, bytesOut: Any) -> None:
+        """
+        An admitted connection closed after receiving C{bytesIn} and sending
+        C{bytesOut} (or C{None}: not known) application bytes.
+        """
+
+    def ocspAnswered(answer: str) -> None:
+        """
+        The OCSP status of a peer was established: C{answer} is what its
+        audit record says (C{"good (responder)"}, C{"revoked (stapled)"},
+        C{"unknown (none)"}, C{"missing"}...).
+        """
+
+    def gateStarted(gate: Any) -> None:
+        """
+        C{gate} (a L{securetcp.gate.GateFactory}) counts for this listener:
+        its open connections and live bytes are read when scraped.
         """

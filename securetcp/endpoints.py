@@ -35,7 +35,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from securetcp._below._audit import PreTLSAudit
-from securetcp._interfaces import IAuditSink, IStapler
+from securetcp._interfaces import IAuditSink, IGateMetrics, IStapler
 from securetcp._tls._halfclose import GatedTLSFactory
 from securetcp._tls.context import ClientConnectionCreator, ServerConnectionCreator
 from securetcp.audit.emitter import AuditEmitter
@@ -140,6 +140,18 @@ class SecureServerEndpoint:
                                          runInThread=runInThread or reactorThreads(reactor),
                                          onReloaded=self._revokeLive)
         self._gates: List[GateFactory] = []
+        self.metrics: Optional[IGateMetrics] = None
+
+    def observe(self, metrics: IGateMetrics,
+                sink: Optional[Callable[[IAuditSink], IAuditSink]] = None) -> None:
+        """
+        Count the connections of the next L{listen} with C{metrics} (see
+        L{securetcp.metrics}), and send its audit records through
+        C{sink(the audit sink)} (e.g. a L{securetcp.metrics.CountingSink}).
+        """
+        self.metrics = metrics
+        if sink is not None:
+            self._emitter = sink(self._emitter)
 
     @property
     def policy(self) -> TLSPolicy:
@@ -211,7 +223,7 @@ class SecureServerEndpoint:
         """
         gate = GateFactory(factory, Role.SERVER, self._clock, self._emitter, self.creator,
                            ocsp=self.ocsp, stapler=self.stapler, crlWatcher=self.crlWatcher,
-                           limits=self.limits)
+                           limits=self.limits, metrics=self.metrics)
         self._gates.append(gate)
         return GatedTLSFactory(self.creator, False, gate, self._clock)
 

@@ -39,6 +39,7 @@ from securetcp._gateprotocol import Decision, GateProtocol, Limits
 from securetcp._interfaces import (
     IAuditSink,
     ICRLWatcher,
+    IGateMetrics,
     IMaterialsInForce,
     IOCSPChecker,
     IStapler,
@@ -82,6 +83,7 @@ class GateFactory(Factory):
         stapler: Optional[IStapler] = None,
         crlWatcher: Optional[ICRLWatcher] = None,
         limits: Limits = Limits(),
+        metrics: Optional[IGateMetrics] = None,
     ) -> None:
         """
         @param emitter: where audit records go, and whether connections may
@@ -95,6 +97,8 @@ class GateFactory(Factory):
             while a port listens.
         @param crlWatcher: (servers) reloads the CRLs while a port listens.
         @param limits: (servers) how many connections are let in.
+        @param metrics: (servers) what counts handshakes, their outcome and
+            the bytes of closed connections (see L{securetcp.metrics}).
         """
         self.wrappedFactory = wrappedFactory
         self.role = role
@@ -106,6 +110,9 @@ class GateFactory(Factory):
         self.stapler = stapler
         self.crlWatcher = crlWatcher
         self.limits = limits
+        self.metrics = metrics
+        if metrics is not None:
+            metrics.gateStarted(self)
         self.live: set[GateProtocol] = set()
         self.openConnections = 0
         self.handshaking = 0
@@ -125,8 +132,17 @@ class GateFactory(Factory):
         C{(rejection or None, facts for the audit record)}.  Never fails.
         """
         assert self.ocsp is not None
-        return decide(self.ocsp, self.policy.revocation, chain, stapled,
-                      self.inForce.materials.trust)
+        decided = decide(self.ocsp, self.policy.revocation, chain, stapled,
+                         self.inForce.materials.trust)
+        if self.metrics is not None:
+            decided.addCallback(self._countOCSP)
+        return decided
+
+    def _countOCSP(self, decision: Decision) -> Decision:
+        answer = decision[1].get("ocsp")
+        if answer is not None and self.metrics is not None:
+            self.metrics.ocspAnswered(answer)
+        return decision
 
     def revokeLive(self, crls: CRLSet) -> None:
         """
@@ -173,12 +189,23 @@ class GateFactory(Factory):
         """
         Called when C{gate} hands its connection to C{application}.
         """
+        if self.metrics is not None:
+            self.metrics.admitted(self.clock.seconds() - gate.started)
 
     def failed(self, gate: GateProtocol, rejection: Tuple[str, str]) -> None:
         """
         Called when C{gate}'s connection ended without reaching the
         application.
         """
+        if self.metrics is not None:
+            self.metrics.rejected(rejection[0], self.clock.seconds() - gate.started)
+
+    def closed(self, gate: GateProtocol) -> None:
+        """
+        Called when C{gate}'s admitted connection closed.
+        """
+        if self.metrics is not None:
+            self.metrics.closed(gate.bytesIn, getattr(gate.transport, "bytesOut", None))
 
     def auditConnection(self, gate: GateProtocol) -> AuditConnection:
         """

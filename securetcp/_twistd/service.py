@@ -49,7 +49,8 @@ class SecureTCPService(service.MultiService):
                  watchInterval: float = 5.0,
                  auditOptions: Optional[Dict[str, Any]] = None,
                  notifier: Optional[SystemdNotifier] = None,
-                 expiryWarnings: Sequence[int] = ()) -> None:
+                 expiryWarnings: Sequence[int] = (),
+                 metrics: Any = None) -> None:
         """
         @param auditLog: the audit file to open while the service runs.
         @param emitter: where the jobs' audit records go.
@@ -88,6 +89,8 @@ class SecureTCPService(service.MultiService):
         self._systemd: Optional[SystemdLifecycle] = None
         self.expiry = ExpiryCheck(reactor, self.emitter, lambda: self.secureEndpoints,
                                   expiryWarnings)
+        #: with --metrics, the L{securetcp.metrics.SecureTCPMetrics} counting reloads
+        self.metrics: Any = metrics
 
     def addSecureEndpoint(self, endpoint: Any, description: str) -> None:
         """
@@ -268,6 +271,8 @@ class SecureTCPService(service.MultiService):
                            error=str(e))
             else:
                 _log.info("securetcp: reloaded {description}", description=redact(description))
+        if self.metrics is not None:
+            self.metrics.reloaded(ok)
         return ok
 
 

@@ -122,12 +122,15 @@ def makeService(options: Options, reactor: Any = None) -> service.IService:
     sub = options.subOptions
     if mode == "demo":
         return _demoService(reactor, sub, options, worker)
+    metrics = _newMetrics() if sub.get("metrics") else None
     top, listenReactor = _topService(reactor, sub["audit-log"], sub["workers"], options,
                                      worker, sub.get("watch", 5.0), auditOptions(sub),
-                                     sub.get("expiry-warn", DEFAULT_THRESHOLDS))
+                                     sub.get("expiry-warn", DEFAULT_THRESHOLDS), metrics)
     try:
         _addJob(top, reactor, listenReactor, mode, sub["listen"], sub.get("backend"),
                 sub.get("connect"), sub.get("app"), sub["policy"], sub["idle-timeout"])
+        if metrics is not None:
+            _addMetrics(top, reactor, sub["metrics"], metrics)
     except JobError as e:
         raise usage.UsageError(f"--{e.key}: {e.problem}") from None
     return _finish(top)
@@ -136,7 +139,8 @@ def makeService(options: Options, reactor: Any = None) -> service.IService:
 def _topService(reactor: Any, auditLog: Optional[str], workers: int, options: Options,
                 worker: Any, watchInterval: float = 5.0,
                 audit: Optional[Dict[str, Any]] = None,
-                expiry: Sequence[int] = DEFAULT_THRESHOLDS) -> Tuple[SecureTCPService, Any]:
+                expiry: Sequence[int] = DEFAULT_THRESHOLDS,
+                metrics: Any = None) -> Tuple[SecureTCPService, Any]:
     """
     The top service, and the reactor listening endpoints are made with:
     the real one, or with C{--workers} (or in a worker) one whose
@@ -154,7 +158,7 @@ def _topService(reactor: Any, auditLog: Optional[str], workers: int, options: Op
     if worker is None and workers <= 1:
         return SecureTCPService(reactor, auditLog, watchInterval=watchInterval,
                                 auditOptions=audit, notifier=notifier,
-                                expiryWarnings=expiry), reactor
+                                expiryWarnings=expiry, metrics=metrics), reactor
     index = worker.index if worker is not None else 0
     listeners = SharedListeners(worker.fds if worker is not None else None)
     supervisor = (WorkerSupervisor(reactor, listeners, options.argv, workers)
@@ -162,8 +166,30 @@ def _topService(reactor: Any, auditLog: Optional[str], workers: int, options: Op
     top = SecureTCPService(reactor, workerAuditPath(auditLog, index) if auditLog else None,
                            auditFields={"worker": index}, supervisor=supervisor,
                            watchInterval=watchInterval, auditOptions=audit, notifier=notifier,
-                           expiryWarnings=expiry)
+                           expiryWarnings=expiry, metrics=metrics)
     return top, ListeningReactor(reactor, listeners)
+
+
+def _newMetrics() -> Any:
+    """
+    The L{securetcp.metrics.SecureTCPMetrics} of C{--metrics}.
+    """
+    from securetcp.metrics import SecureTCPMetrics
+
+    return SecureTCPMetrics()
+
+
+def _addMetrics(top: SecureTCPService, reactor: Any, description: str, metrics: Any) -> None:
+    """
+    Count every secure server endpoint of C{top} in C{metrics} (the ones
+    C{top} was built with), and serve them, C{/healthz} and C{/readyz} on
+    C{description} (C{--metrics}).
+    """
+    from securetcp._twistd.metricsservice import MetricsService, listenerLabel, watchEndpoint
+
+    for endpoint, listen in zip(top.secureEndpoints, top.listenDescriptions, strict=True):
+        watchEndpoint(metrics, listenerLabel(listen), endpoint)
+    MetricsService(reactor, description, metrics, top).setServiceParent(top)
 
 
 def _finish(top: SecureTCPService) -> SecureTCPService:
