@@ -32,7 +32,7 @@ body{font-family:system-ui,sans-serif;margin:1.5em auto;max-width:60em;color:#11
 h1{font-size:1.6em}h2{font-size:1.2em;border-bottom:1px solid #999;margin-top:1.6em}
 table{border-collapse:collapse;width:100%;font-size:.9em}
 td,th{border:1px solid #bbb;padding:3px 6px;text-align:left;vertical-align:top;
-overflow-wrap:anywhere}h3{overflow-wrap:anywhere}
+overflow-wrap:break-word}td:last-child{overflow-wrap:anywhere}h3{overflow-wrap:anywhere}
 th{background:#eee}td.n{text-align:right;font-variant-numeric:tabular-nums}
 .banner{border:3px solid;padding:.6em 1em;font-size:1.1em}
 .complete{border-color:#2a7a2a;background:#eef8ee}
@@ -169,12 +169,13 @@ def _nodes(report: Dict[str, Any]) -> str:
 def _policies(report: Dict[str, Any]) -> str:
     rows = [(p["time"], p["node"], p["event"], p["policy"], p["role"], p["profile"],
              "in force" if p["inForce"] else "superseded",
+             ("compliant" if p["compliant"] else "NOT compliant: " + "; ".join(p["reasons"])),
              (f"{p['certificateBefore']} -> {p['certificateAfter']}"
-              if p["event"] == "policy.reloaded" else ""),
-             ("compliant" if p["compliant"] else "NOT compliant: " + "; ".join(p["reasons"])))
+              if p["event"] == "policy.reloaded" else ""))
             for p in report["policies"]]
+    # the fingerprints last: the one column allowed to break anywhere
     return _table(("time", "node", "event", "policy", "role", "profile", "state",
-                   "certificate (SHA-256) before -> after", "compliance verdict"), rows)
+                   "compliance verdict", "certificate (SHA-256) before -> after"), rows)
 
 
 def _seen(items: List[Dict[str, Any]], key: str, what: Optional[str]) -> str:
