@@ -1,7 +1,8 @@
 """
-Recorders for assertions: audit records kept in memory, and application
-protocols and factories that keep what happened to them (what they
-received, whether they were connected, how they were lost).
+Recorders for assertions: audit records kept in memory, the lines of an
+audit file as bytes (to tamper with them), and application protocols and
+factories that keep what happened to them (what they received, whether
+they were connected, how they were lost).
 
     audit = AuditRecorder()
     endpoint = serverEndpoint(reactor, inner, policy, emitter=audit.emitter())
@@ -13,7 +14,7 @@ received, whether they were connected, how they were lost).
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 from twisted.internet.defer import Deferred
 from twisted.internet.protocol import Factory, Protocol
@@ -198,3 +199,19 @@ class CollectorFactory(Factory):
         p.factory = self
         self.protocols.append(p)
         return p
+
+
+def fileLines(path: str) -> List[bytes]:
+    """
+    The lines of the file C{path}, as written (with their newlines).
+    """
+    with open(path, "rb") as f:
+        return f.read().splitlines(keepends=True)
+
+
+def writeFileLines(path: str, lines: Sequence[bytes]) -> None:
+    """
+    Replace the file C{path} with C{lines} (each with its own newline).
+    """
+    with open(path, "wb") as f:
+        f.write(b"".join(lines))

@@ -62,6 +62,8 @@ from ._net import escape as _escape
 from ._net import exchangeLine
 from ._net import freePort as _freePort
 from ._pki import TestPKI
+from ._recording import fileLines as _lines
+from ._recording import writeFileLines as _writeLines
 
 #: A line of patient data, as an HL7 v2 PID segment carries it.  It must
 #: never reach the audit log, nor the server's own log.
@@ -116,16 +118,6 @@ def _observer(test: SynchronousTestCase, path: Optional[str] = None,
     observer = AuditLogObserver(path, **options)
     test.addCleanup(observer.close)
     return observer
-
-
-def _lines(path: str) -> List[bytes]:
-    with open(path, "rb") as f:
-        return f.read().splitlines(keepends=True)
-
-
-def _writeLines(path: str, lines: Sequence[bytes]) -> None:
-    with open(path, "wb") as f:
-        f.write(b"".join(lines))
 
 
 def _cli(*argv: str) -> Tuple[int, str]:

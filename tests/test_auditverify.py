@@ -14,7 +14,7 @@ from __future__ import annotations
 import io
 import json
 import os
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, Tuple
 
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -24,6 +24,9 @@ from securetcp.audit.checkpoint import Anchor, parseAnchor
 from securetcp.audit.records import chainGap
 from securetcp.audit.verify import verifyFiles
 from securetcp.audit.writer import AuditLogObserver
+
+from ._recording import fileLines as _lines
+from ._recording import writeFileLines as _writeLines
 
 NOON = 1793530800.0  # 2026-11-01T11:00:00Z
 
@@ -51,16 +54,6 @@ def _cli(*argv: str) -> Tuple[int, str]:
     out = io.StringIO()
     status = main(list(argv), out=out)
     return status, out.getvalue()
-
-
-def _lines(path: str) -> List[bytes]:
-    with open(path, "rb") as f:
-        return f.read().splitlines(keepends=True)
-
-
-def _writeLines(path: str, lines: Sequence[bytes]) -> None:
-    with open(path, "wb") as f:
-        f.write(b"".join(lines))
 
 
 class _ChainCase(SynchronousTestCase):
