@@ -346,3 +346,18 @@ class AnalysisTests(SynchronousTestCase):
             ("header", "securetcp.named", "tests.test_nothing")})
         self.assertEqual(set(sizeViolations(modules, LAYOUT)), {
             ("module size", "securetcp.big"), ("function size", "securetcp.klass:K.long")})
+
+
+class PublicFaceTests(SynchronousTestCase):
+    """
+    The package's public names, as C{securetcp.__all__} lists them.
+    """
+
+    def test_allSortedAndPresent(self) -> None:
+        """
+        C{securetcp.__all__} is sorted, has no repeats, and every name in it
+        is importable from C{securetcp}.
+        """
+        names = list(securetcp.__all__)
+        self.assertEqual(names, sorted(set(names)))
+        self.assertEqual([n for n in names if not hasattr(securetcp, n)], [])
