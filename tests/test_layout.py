@@ -48,7 +48,7 @@ LAYERS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
     ("foundation", ("securetcp.errors", "securetcp._reasons", "securetcp._catalogue",
                     "securetcp._interfaces", "securetcp.identity", "securetcp._fields",
                     "securetcp._parts", "securetcp.policy", "securetcp.profiles",
-                    "securetcp.options", "securetcp._spelling")),
+                    "securetcp.options", "securetcp._spelling", "securetcp.protocols")),
     ("loading and judging", ("securetcp.audit.records", "securetcp.config", "securetcp._optionviews", "securetcp.materials",
                              "securetcp._readers",
                              "securetcp.revocation", "securetcp.compliance", "securetcp.audit",
