@@ -252,3 +252,171 @@ class SchemaTests(SynchronousTestCase):
         self.assertEqual(len(problems), 2, problems)
         self.assertIn("AuditSourceIdentification", problems[0])
         self.assertIn("EventOutcomeIndicator", problems[1])
+
+
+def participants(message: ET.Element) -> List[ET.Element]:
+    """
+    The ActiveParticipant elements of a message.
+    """
+    return list(message.iter("ActiveParticipant"))
+
+
+class FieldTests(SynchronousTestCase):
+    """
+    Where each field of a message comes from (docs/atna.md states it).
+    """
+
+    def test_refusedHandshake(self) -> None:
+        """
+        A refused handshake on a server is a Security Alert (110113) of
+        type Node Authentication (110126), a minor failure (4) described by
+        its reason and detail; securetcp is the destination (110152), not
+        the requestor, at its local IP address (type 2); the peer is the
+        requestor and source (110153), named by its certificate subject and
+        first subjectAltName, at its IP address; the alert subject is the
+        peer node with its certificate's fingerprint.
+        """
+        record = sealed(everyEvent()["handshake.rejected"], seq=42)
+        message = parse(atnaMessage(record, sourceId="gw-1", siteId="St. Elsewhere"))
+        event = message.find("EventIdentification")
+        assert event is not None
+        self.assertEqual((event.get("EventActionCode"), event.get("EventOutcomeIndicator"),
+                          event.get("EventDateTime")),
+                         ("E", "4", "2026-11-01T10:00:00.000000Z"))
+        self.assertEqual(codes(event, "EventID"), ["110113"])
+        self.assertEqual(codes(event, "EventTypeCode"), ["110126"])
+        self.assertEqual(event.findtext("EventOutcomeDescription"), "unknown_ca: no CA")
+        ours, peer = participants(message)
+        self.assertEqual(
+            (ours.get("UserID"), ours.get("UserIsRequestor"), ours.get("NetworkAccessPointID"),
+             ours.get("NetworkAccessPointTypeCode"), codes(ours, "RoleIDCode")),
+            ("securetcp", "false", "10.0.0.5", "2", ["110152"]))
+        self.assertEqual(
+            (peer.get("UserID"), peer.get("AlternativeUserID"), peer.get("UserIsRequestor"),
+             peer.get("NetworkAccessPointID"), peer.get("NetworkAccessPointTypeCode"),
+             codes(peer, "RoleIDCode")),
+            ("CN=modality-7,O=Radiology", "modality-7.example", "true", "10.0.3.17", "2",
+             ["110153"]))
+        source = message.find("AuditSourceIdentification")
+        assert source is not None
+        self.assertEqual((source.get("AuditSourceID"), source.get("AuditEnterpriseSiteID"),
+                          codes(source, "AuditSourceTypeCode")),
+                         ("gw-1", "St. Elsewhere", ["4"]))
+        subject, chained = message.iter("ParticipantObjectIdentification")
+        self.assertEqual(codes(subject, "ParticipantObjectIDTypeCode"), ["110182"])
+        self.assertEqual(subject.get("ParticipantObjectID"), "10.0.3.17")
+        self.assertEqual(detail(subject, "sha256"), "ab" * 32)
+        self.assertEqual(detail(subject, "Alert Description"), "unknown_ca: no CA")
+        self.assertEqual(chained.get("ParticipantObjectID"), record["hash"])
+        self.assertEqual((detail(chained, "seq"), detail(chained, "hash"),
+                          detail(chained, "prev"), detail(chained, "event")),
+                         ("42", record["hash"], ZERO_HASH, "handshake.rejected"))
+
+    def test_clientSide(self) -> None:
+        """
+        When securetcp connected (client role) it is the requestor and the
+        source, the peer the destination; a peer without a certificate is
+        named by its address, and a host name is a machine-name access
+        point (type 1); no site ID, no AuditEnterpriseSiteID.
+        """
+        conn = connection(role=Role.CLIENT, peer="ris.example:2575", local=None)
+        record = sealed(records.handshakeRejected(conn, NOON, "hostname_mismatch", "x"))
+        message = parse(atnaMessage(record, sourceId="gw-1"))
+        ours, peer = participants(message)
+        self.assertEqual((ours.get("UserIsRequestor"), codes(ours, "RoleIDCode"),
+                          ours.get("NetworkAccessPointID")), ("true", ["110153"], None))
+        self.assertEqual((peer.get("UserID"), peer.get("UserIsRequestor"),
+                          codes(peer, "RoleIDCode"), peer.get("NetworkAccessPointID"),
+                          peer.get("NetworkAccessPointTypeCode")),
+                         ("ris.example:2575", "false", ["110152"], "ris.example", "1"))
+        source = message.find("AuditSourceIdentification")
+        assert source is not None
+        self.assertNotIn("AuditEnterpriseSiteID", source.attrib)
+
+    def test_applicationActivity(self) -> None:
+        """
+        The audit writer's start and stop are Application Activity (110100)
+        Start (110120) and Stop (110121), securetcp as the Application
+        (110150); a start after a crash is a minor failure (4).
+        """
+        for record, (typeCode, outcome) in [
+                (records.chainStarted(NOON, "sha256"), ("110120", "0")),
+                (records.chainResumed(NOON, 3, clean=True), ("110120", "0")),
+                (records.chainResumed(NOON, 3, clean=False), ("110120", "4")),
+                (records.chainClosed(NOON), ("110121", "0"))]:
+            message = parse(atnaMessage(sealed(record), sourceId="gw-1"))
+            event = message.find("EventIdentification")
+            assert event is not None
+            self.assertEqual((codes(event, "EventID"), codes(event, "EventTypeCode"),
+                              event.get("EventOutcomeIndicator")),
+                             (["110100"], [typeCode], outcome), record["event"])
+            [ours] = participants(message)
+            self.assertEqual((ours.get("UserIsRequestor"), codes(ours, "RoleIDCode")),
+                             ("false", ["110150"]))
+
+    def test_configuration(self) -> None:
+        """
+        A policy put in force (loaded, reloaded, CRLs loaded) is a Security
+        Alert of type Security Configuration (110129), a success; a refused
+        reload is a minor failure.  The policy is a participant object (a
+        security resource) with what changed, e.g. the certificate's
+        fingerprints before and after.
+        """
+        every = everyEvent()
+        for event, outcome in [("policy.loaded", "0"), ("policy.reloaded", "0"),
+                               ("revocation.crl_loaded", "0"),
+                               ("policy.reload_refused", "4"),
+                               ("revocation.crl_refused", "4")]:
+            message = parse(atnaMessage(sealed(every[event]), sourceId="gw-1"))
+            event_ = message.find("EventIdentification")
+            assert event_ is not None
+            self.assertEqual((codes(event_, "EventID"), codes(event_, "EventTypeCode"),
+                              event_.get("EventOutcomeIndicator")),
+                             (["110113"], ["110129"], outcome), event)
+            policy = next(message.iter("ParticipantObjectIdentification"))
+            self.assertEqual((policy.get("ParticipantObjectID"),
+                              policy.get("ParticipantObjectTypeCodeRole")),
+                             ("hl7-inbound", "13"))
+        reloaded = parse(atnaMessage(sealed(every["policy.reloaded"]), sourceId="gw-1"))
+        self.assertEqual((detail(reloaded, "certificateBefore"),
+                          detail(reloaded, "certificateAfter")), ("aa" * 32, "bb" * 32))
+
+    def test_auditGap(self) -> None:
+        """
+        Records lost while the audit file could not be written are a
+        Security Alert of type Audit Recording Stopped (110133), a serious
+        failure (8), saying how many and since when.
+        """
+        message = parse(atnaMessage(sealed(everyEvent()["chain.gap"]), sourceId="gw-1"))
+        event = message.find("EventIdentification")
+        assert event is not None
+        self.assertEqual((codes(event, "EventTypeCode"), event.get("EventOutcomeIndicator")),
+                         (["110133"], "8"))
+        self.assertIn("5 audit record(s) lost since 2026-11-01T09:59:00",
+                      event.findtext("EventOutcomeDescription") or "")
+
+    def test_unsafeText(self) -> None:
+        """
+        Markup, line breaks and characters XML cannot carry in a record's
+        text keep the document well-formed and on one line.
+        """
+        conn = connection(identity=PeerIdentity(subject='CN=<x> & "y"\x00', sha256="0" * 64))
+        record = sealed(records.handshakeRejected(conn, NOON, "bad_certificate",
+                                                  "line\nbreak\x1b]0;\x07"))
+        document = atnaMessage(record, sourceId="gw\t1")
+        assert document is not None
+        self.assertNotIn("\n", document)
+        message = parse(document)
+        _, peer = participants(message)
+        self.assertEqual(peer.get("UserID"), 'CN=<x> & "y"\ufffd')
+        self.assertEqual(message.findtext("EventIdentification/EventOutcomeDescription"),
+                         "bad_certificate: line\nbreak\ufffd]0;\ufffd")
+
+    def test_badTime(self) -> None:
+        """
+        A record whose time is not an ISO 8601 time is refused with a
+        ValueError naming the record.
+        """
+        record = dict(sealed(records.chainClosed(NOON)), time="yesterday")
+        error = self.assertRaises(ValueError, atnaMessage, record, sourceId="gw-1")
+        self.assertIn("'yesterday'", str(error))
