@@ -10,10 +10,14 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
+import socket
+import subprocess
 import sys
+import time
 from typing import Any, List, Optional, Sequence, Tuple
 
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from securetcp._cli import main
 from securetcp.audit import records
@@ -25,6 +29,8 @@ from securetcp.audit.rfc5424 import (
     exportedRecord,
     parseSyslogLine,
 )
+
+from ._net import freePort
 
 NOON = 1793527200.0  # 2026-11-01T10:00:00Z
 
@@ -443,3 +449,103 @@ class CommandTests(SynchronousTestCase):
         self.assertEqual(status, 0, out)
         self.assertIn("node gw-3: 6 ATNA message(s), no chain to verify", out)
         self.assertEqual(json.loads(self.one[0][3])["seq"], 0)
+
+
+#: rsyslog as a collector: plain TCP in, every message stored one RFC 5424
+#: line each with the standard template
+RSYSLOG_CONF = """\
+global(workDirectory="{directory}")
+module(load="imtcp")
+input(type="imtcp" port="{port}" address="127.0.0.1")
+*.* action(type="omfile" file="{directory}/collected.log"
+           template="RSYSLOG_SyslogProtocol23Format")
+"""
+
+
+class RsyslogTests(SynchronousTestCase):
+    """
+    What a real rsyslogd stores for hand-built messages, received over
+    plain TCP, verifies.
+    """
+
+    def startRsyslog(self) -> Tuple[int, str]:
+        """
+        Start rsyslogd listening on 127.0.0.1 (stopped by the test's
+        cleanup): its port and the file it writes.
+        """
+        rsyslogd = shutil.which("rsyslogd") or (
+            "/usr/sbin/rsyslogd" if os.path.exists("/usr/sbin/rsyslogd") else None)
+        if rsyslogd is None:
+            raise SkipTest("rsyslogd (Debian package rsyslog) is not installed")
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        port = freePort()
+        conf = os.path.join(directory, "rsyslog.conf")
+        with open(conf, "w") as f:
+            f.write(RSYSLOG_CONF.format(directory=directory, port=port))
+        log = open(os.path.join(directory, "rsyslogd.out"), "wb")
+        self.addCleanup(log.close)
+        process = subprocess.Popen(
+            [rsyslogd, "-n", "-f", conf, "-i", os.path.join(directory, "rsyslogd.pid")],
+            stdout=log, stderr=subprocess.STDOUT)
+
+        def stop() -> None:
+            process.terminate()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:  # pragma: no cover
+                process.kill()
+                process.wait(10)
+        self.addCleanup(stop)
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    with open(os.path.join(directory, "rsyslogd.out")) as f:
+                        raise AssertionError(f"rsyslogd did not listen: {f.read()}")
+                time.sleep(0.05)
+        return port, os.path.join(directory, "collected.log")
+
+    def test_rsyslogCollector(self) -> None:
+        """
+        Messages sent to rsyslogd as the export sends them (two nodes, one
+        record delivered twice, a node name with characters RFC 5424
+        escapes, a BOM before one message, another program's message) come
+        out of its C{RSYSLOG_SyslogProtocol23Format} file as lines that
+        verify: each node's chain intact, the duplicate dropped, the other
+        program skipped; and a node's local file missing its tail is found.
+        """
+        port, collected = self.startRsyslog()
+        one, two = chain(5), chain(4, start=10)
+        odd = 'gw "radiology" [2]\\'
+        lines = [syslogLine("gw-1", s) for s in one[:3]]
+        lines.append(syslogLine(odd, two[0], message=b"\xef\xbb\xbf" + two[0][3]))
+        lines += [syslogLine(odd, s) for s in two[1:]]
+        lines += [syslogLine("gw-1", s) for s in one[2:]]  # record 2 again
+        lines.append(b"<38>1 2026-11-01T10:00:00Z gw-1 sshd 99 - - Accepted publickey")
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sender:
+            sender.sendall(b"".join(line + b"\n" for line in lines))
+        deadline = time.monotonic() + 15
+        while True:
+            if os.path.exists(collected):
+                with open(collected, "rb") as f:
+                    if f.read().count(b"\n") >= len(lines):
+                        break
+            self.assertLess(time.monotonic(), deadline, "rsyslogd did not write every line")
+            time.sleep(0.05)
+        fleet = verifyCollector([collected])
+        self.assertEqual((fleet.status, fleet.ignored, fleet.problems),
+                         ("complete", 1, ()))
+        first, second = fleet.nodes
+        self.assertEqual((first.node, first.records, first.duplicates, first.lastHash),
+                         (odd, 4, 0, two[-1][1]))
+        self.assertEqual((second.node, second.records, second.duplicates, second.lastHash),
+                         ("gw-1", 5, 1, one[-1][1]))
+        directory = os.path.dirname(collected)
+        status, out = cli("audit", "verify", "--collector", collected, "--node", "gw-1",
+                          writeLocal(directory, one[:3]))
+        self.assertEqual(status, 1, out)
+        self.assertIn("the local tail was removed: the collector holds records 3..4", out)
