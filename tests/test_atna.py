@@ -84,6 +84,10 @@ def everyEvent() -> Dict[str, Dict[str, Any]]:
         "chain.closed": records.chainClosed(NOON),
         "chain.rotated": records.chainRotated(NOON, "audit.jsonl.1"),
         "chain.gap": records.chainGap(NOON, 5, NOON - 60, refused=2),
+        # as the audit export writes it (records.exportDropped)
+        "export.dropped": {"event": "export.dropped", "time": "2026-11-01T10:00:00.000000Z",
+                           "collector": "tls://collector.example:6514", "dropped": 3,
+                           "firstSeq": 40, "lastSeq": 42, "schema": 1},
     }
 
 
@@ -122,7 +126,10 @@ class EventCoverageTests(SynchronousTestCase):
         L{ATNA_EVENTS} names every event of the audit schema and the audit
         file, so a new event cannot slip through without a decision.
         """
-        self.assertEqual(set(ATNA_EVENTS), set(records.EVENTS) | set(records.CHAIN_EVENTS))
+        schema = set(records.EVENTS) | set(records.CHAIN_EVENTS)
+        self.assertEqual(schema - set(ATNA_EVENTS), set())
+        # the audit export's own event, decided here before it joins the schema
+        self.assertEqual(set(ATNA_EVENTS) - schema - {"export.dropped"}, set())
         self.assertEqual(set(everyEvent()), set(ATNA_EVENTS))
 
     def test_messageOrNone(self) -> None:
@@ -198,6 +205,9 @@ def _records(draw: Any) -> Dict[str, Any]:
             time, draw(st.integers(0, 10**9)), draw(st.none() | st.integers(1, 99)), text,
             clean=draw(st.booleans())),
         "chain.closed": lambda: records.chainClosed(time),
+        "export.dropped": lambda: {"event": "export.dropped", "time": records.utcTimestamp(time),
+                                   "collector": text, "dropped": draw(st.integers(1, 10**6)),
+                                   "firstSeq": 1, "lastSeq": 2},
     }[event]()
     return sealed(record, seq=draw(st.integers(0, 2**53)),
                   prev=draw(st.from_regex(r"[0-9a-f]{64}", fullmatch=True)))
@@ -302,7 +312,10 @@ class FieldTests(SynchronousTestCase):
         self.assertEqual((source.get("AuditSourceID"), source.get("AuditEnterpriseSiteID"),
                           codes(source, "AuditSourceTypeCode")),
                          ("gw-1", "St. Elsewhere", ["4"]))
-        subject, chained = message.iter("ParticipantObjectIdentification")
+        subject, policy, chained = message.iter("ParticipantObjectIdentification")
+        self.assertEqual((codes(policy, "ParticipantObjectIDTypeCode"),
+                          policy.get("ParticipantObjectID"), detail(policy, "profile")),
+                         (["policy"], "hl7-inbound", "nist-800-52r2"))
         self.assertEqual(codes(subject, "ParticipantObjectIDTypeCode"), ["110182"])
         self.assertEqual(subject.get("ParticipantObjectID"), "10.0.3.17")
         self.assertEqual(detail(subject, "sha256"), "ab" * 32)
@@ -380,6 +393,21 @@ class FieldTests(SynchronousTestCase):
         reloaded = parse(atnaMessage(sealed(every["policy.reloaded"]), sourceId="gw-1"))
         self.assertEqual((detail(reloaded, "certificateBefore"),
                           detail(reloaded, "certificateAfter")), ("aa" * 32, "bb" * 32))
+
+    def test_exportDropped(self) -> None:
+        """
+        Records the export could not queue for the collector are a Security
+        Alert of type Audit Recording Stopped, a minor failure (they stay
+        in the local file), naming them and the collector.
+        """
+        message = parse(atnaMessage(sealed(everyEvent()["export.dropped"]), sourceId="gw-1"))
+        event = message.find("EventIdentification")
+        assert event is not None
+        self.assertEqual((codes(event, "EventTypeCode"), event.get("EventOutcomeIndicator")),
+                         (["110133"], "4"))
+        self.assertIn("3 audit record(s) (40..42) not sent to the collector "
+                      "tls://collector.example:6514", event.findtext("EventOutcomeDescription")
+                      or "")
 
     def test_auditGap(self) -> None:
         """

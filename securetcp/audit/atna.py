@@ -217,7 +217,7 @@ def _nodeAuthentication(record: Mapping[str, Any]) -> _Parts:
         SECURITY_ALERT, (NODE_AUTHENTICATION,), MINOR_FAILURE, description,
         (_application(record, not serving, (DESTINATION if serving else SOURCE,)),
          _peer(record, serving, SOURCE if serving else DESTINATION)),
-        (_alertSubject(record, description),))
+        (_alertSubject(record, description), *_policyObject(record)))
 
 
 _CONFIGURATION_FIELDS = {
@@ -263,6 +263,19 @@ def _auditGap(record: Mapping[str, Any]) -> _Parts:
                   (_application(record, True, (APPLICATION,)),))
 
 
+def _exportDropped(record: Mapping[str, Any]) -> _Parts:
+    """
+    Records the export could not queue for the collector (they stay in the
+    local file): Security Alert, Audit Recording Stopped, minor failure.
+    """
+    description = (f"{record.get('dropped')} audit record(s) ({record.get('firstSeq')}.."
+                   f"{record.get('lastSeq')}) not sent to the collector "
+                   f"{record.get('collector')}: the export queue was full; they stay in the "
+                   "local audit file")
+    return _Parts(SECURITY_ALERT, (AUDIT_RECORDING_STOPPED,), MINOR_FAILURE, description,
+                  (_application(record, True, (APPLICATION,)),))
+
+
 _RESUMED = {
     "restart": "the audit chain resumes after a clean stop",
     "crash": "the audit chain resumes; the run before ended without closing it (crash)",
@@ -299,6 +312,7 @@ _BUILDERS: Dict[str, Callable[[Mapping[str, Any]], _Parts]] = {
     "revocation.crl_loaded": _configuration,
     "revocation.crl_refused": _configuration,
     "chain.gap": _auditGap,
+    "export.dropped": _exportDropped,
     "chain.started": _applicationActivity,
     "chain.resumed": _applicationActivity,
     "chain.closed": _applicationActivity,
@@ -315,6 +329,7 @@ ATNA_EVENTS: Mapping[str, Optional[str]] = {
     "revocation.crl_loaded": "Security Alert (110113) / Security Configuration (110129)",
     "revocation.crl_refused": "Security Alert (110113) / Security Configuration (110129)",
     "chain.gap": "Security Alert (110113) / Audit Recording Stopped (110133)",
+    "export.dropped": "Security Alert (110113) / Audit Recording Stopped (110133)",
     "chain.started": "Application Activity (110100) / Application Start (110120)",
     "chain.resumed": "Application Activity (110100) / Application Start (110120)",
     "chain.closed": "Application Activity (110100) / Application Stop (110121)",
