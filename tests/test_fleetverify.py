@@ -17,6 +17,8 @@ import sys
 import time
 from typing import Any, List, Optional, Sequence, Tuple
 
+from hypothesis import given
+from hypothesis import strategies as st
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from securetcp._cli import main
@@ -75,7 +77,7 @@ def syslogLine(node: str, sealed: Sealed, *, app: str = "securetcp",
     seq, digest, event, line = sealed
     sd = (f'[{SD_ID} node="{escapeParam(node)}" seq="{seq}" '
           f'hash="{sdHash or digest}"]').encode()
-    header = (f"<110>1 2026-11-01T10:00:00.000000+00:00 {node.split()[0] or '-'} {app} 4242 "
+    header = (f"<110>1 2026-11-01T10:00:00.000000+00:00 node-host {app} 4242 "
               f"{event} ").encode()
     return header + sd + b" " + (line if message is None else message)
 
@@ -133,6 +135,17 @@ class SyslogLineTests(SynchronousTestCase):
         assert exported is not None
         self.assertEqual((exported.node, exported.seq, exported.hash, exported.event),
                          ('gw "1" \\ [a]', 9, "ab" * 32, "chain.closed"))
+
+    @given(st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1,
+                   max_size=30))
+    def test_escapedValues(self, node: str) -> None:
+        """
+        Any node name, escaped as RFC 5424 says, reads back as it was.
+        """
+        raw = syslogLine(node.replace("\n", " ") or "x", chain(1)[0])
+        exported = exportedRecord(parseSyslogLine(raw))
+        assert exported is not None
+        self.assertEqual(exported.node, node.replace("\n", " ") or "x")
 
     def test_notOurs(self) -> None:
         """
@@ -220,6 +233,25 @@ class FleetTests(SynchronousTestCase):
         [node] = self.collect(lines).nodes
         self.assertEqual((node.status, node.records, node.duplicates, node.lastSeq),
                          ("complete", 6, 2, 5))
+
+    @given(st.lists(st.tuples(st.integers(0, 11), st.integers(0, 11)), max_size=5))
+    def test_resends(self, resends: List[Tuple[int, int]]) -> None:
+        """
+        However often a node resends records it had sent (from any record
+        up to the last one sent), the collector's view is the whole chain,
+        every resent record counted as a duplicate.
+        """
+        records_ = chain(12)
+        lines, sent = [], 0
+        for after, back in sorted(resends):
+            lines += [syslogLine("gw-1", s) for s in records_[sent:after + 1]]
+            sent = max(sent, after + 1)
+            start = min(back, sent - 1) if sent else 0
+            lines += [syslogLine("gw-1", s) for s in records_[start:sent]]
+        lines += [syslogLine("gw-1", s) for s in records_[sent:]]
+        [node] = self.collect(lines).nodes
+        self.assertEqual((node.status, node.records, node.duplicates),
+                         ("complete", 12, len(lines) - 12))
 
     def assertBroken(self, lines: Sequence[bytes], line: int, text: str) -> None:
         """
