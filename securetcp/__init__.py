@@ -22,7 +22,9 @@ from securetcp.audit import (
     REJECTION_REASONS,
     AuditEmitter,
     AuditLogObserver,
+    atnaMessage,
     auditLogObserver,
+    verifyCollector,
     verifyFiles,
 )
 from securetcp.config import POLICY_OPTIONS, buildPolicy, loadPolicyFile
@@ -102,11 +104,13 @@ __all__ = [
     "TrustAnchors",
     "UnsupportedByOpenSSLError",
     "Versions",
+    "atnaMessage",
     "auditLogObserver",
     "buildPolicy",
     "clientEndpoint",
     "loadPolicyFile",
     "parseIdentityPattern",
     "serverEndpoint",
+    "verifyCollector",
     "verifyFiles",
 ]
