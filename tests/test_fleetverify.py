@@ -23,6 +23,7 @@ from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from securetcp._cli import main
 from securetcp.audit import records
+from securetcp.audit.atna import atnaMessage
 from securetcp.audit.chain import ZERO_HASH, seal
 from securetcp.audit.fleet import compareWithCollector, verifyCollector
 from securetcp.audit.rfc5424 import (
@@ -32,6 +33,7 @@ from securetcp.audit.rfc5424 import (
     parseSyslogLine,
 )
 
+from ._jing import validateAudit
 from ._net import freePort
 
 NOON = 1793527200.0  # 2026-11-01T10:00:00Z
@@ -581,3 +583,35 @@ class RsyslogTests(SynchronousTestCase):
                           writeLocal(directory, one[:3]))
         self.assertEqual(status, 1, out)
         self.assertIn("the local tail was removed: the collector holds records 3..4", out)
+
+    def test_rsyslogATNA(self) -> None:
+        """
+        ATNA messages sent as the MSG come out of rsyslogd's file unchanged
+        (one line each, byte for byte), still valid audit messages; the
+        verifier counts them for their node and does not take them for a
+        chain.
+        """
+        port, collected = self.startRsyslog()
+        sealed = chain(4)
+        documents = [atnaMessage(json.loads(s[3]), sourceId="gw-atna", siteId="St. Elsewhere")
+                     for s in sealed]
+        sent = [d for d in documents if d is not None]
+        self.assertEqual(len(sent), 2)  # chain.started and chain.closed
+        lines = [syslogLine("gw-atna", s, message=d.encode("utf-8"))
+                 for s, d in zip(sealed, documents, strict=True) if d is not None]
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sender:
+            sender.sendall(b"".join(line + b"\n" for line in lines))
+        deadline = time.monotonic() + 15
+        while True:
+            if os.path.exists(collected):
+                with open(collected, "rb") as f:
+                    stored = f.read().splitlines()
+                if len(stored) >= len(lines):
+                    break
+            self.assertLess(time.monotonic(), deadline, "rsyslogd did not write every line")
+            time.sleep(0.05)
+        received = [parseSyslogLine(line).message.decode("utf-8") for line in stored]
+        self.assertEqual(received, sent)
+        self.assertEqual(validateAudit(received), [])
+        [node] = verifyCollector([collected]).nodes
+        self.assertEqual((node.node, node.atna, node.records), ("gw-atna", 2, 0))
