@@ -301,6 +301,15 @@ class FleetTests(SynchronousTestCase):
         lines[1] = syslogLine("gw-1", self.one[1], sdHash="cd" * 32)
         self.assertBroken(lines, 2, "the structured data says record 1")
 
+    def test_msgIdDisagrees(self) -> None:
+        """
+        A MSGID naming another event than the record's is an error.
+        """
+        lines = [syslogLine("gw-1", s) for s in self.one]
+        seq, digest, _, line = self.one[1]
+        lines[1] = syslogLine("gw-1", (seq, digest, "handshake.rejected", line))
+        self.assertBroken(lines, 2, "the MSGID says handshake.rejected")
+
     def test_forked(self) -> None:
         """
         A second record with a seq already seen and another hash (the chain
