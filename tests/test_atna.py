@@ -248,6 +248,31 @@ class SchemaTests(SynchronousTestCase):
         self.assertGreater(len(documents), 150)
         self.assertEqual(validateAudit(documents), [])
 
+    def test_realAuditFile(self) -> None:
+        """
+        Every line of an audit file as the writer writes it (its chain
+        records included: started, checkpoint-free closed, resumed after a
+        restart) gives a valid message or none, as L{ATNA_EVENTS} says.
+        """
+        from securetcp.audit.writer import AuditLogObserver
+
+        path = self.mktemp()
+        for _ in range(2):  # started ... closed, then resumed ... closed
+            writer = AuditLogObserver(path, fsync="off", now=lambda: NOON)
+            self.addCleanup(writer.close)
+            for record in everyEvent().values():
+                if not record["event"].startswith("chain."):
+                    writer.write(record)
+            writer.close()
+        with open(path, "rb") as f:
+            lines = [json.loads(line) for line in f]
+        messages = [(r["event"], atnaMessage(r, sourceId="gw-1")) for r in lines]
+        for event, message in messages:
+            self.assertEqual(message is None, ATNA_EVENTS[event] is None, event)
+        self.assertEqual({e for e, m in messages if m is not None},
+                         {e for e, m in ATNA_EVENTS.items() if m} - {"chain.gap"})
+        self.assertEqual(validateAudit([m for _, m in messages if m is not None]), [])
+
     def test_validatorRejects(self) -> None:
         """
         The validator is not a formality: a message without its

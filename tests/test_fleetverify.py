@@ -398,6 +398,49 @@ class CompareTests(SynchronousTestCase):
         self.assertIn(tampered[0][1], comparison.problem or "")
 
 
+class RealFileTests(SynchronousTestCase):
+    """
+    The lines of an audit file as the writer writes them, exported as the
+    C{json} format sends them.
+    """
+
+    def test_writerFile(self) -> None:
+        """
+        An audit file's lines as MSG (with resends) verify at the
+        collector; the file itself matches the collector, and once its last
+        two records are cut off, C{audit verify --collector --node} finds
+        the tail removed although the file alone still verifies.
+        """
+        from securetcp.audit.writer import AuditLogObserver
+
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        path = os.path.join(directory, "audit.jsonl")
+        writer = AuditLogObserver(path, fsync="off", now=lambda: NOON)
+        self.addCleanup(writer.close)
+        for n in range(5):
+            writer.write(records.backendFailed("tcp:127.0.0.1:6000", None, f"refused {n}",
+                                               NOON))
+        writer.close()
+        with open(path, "rb") as f:
+            raw = f.read().splitlines()
+        sealed = [(json.loads(line)["seq"], json.loads(line)["hash"],
+                   json.loads(line)["event"], line) for line in raw]
+        lines = [syslogLine("gw-1", s) for s in sealed[:4] + sealed[1:]]
+        collector = writeCollector(directory, lines)
+        [node] = verifyCollector([collector]).nodes
+        self.assertEqual((node.status, node.records, node.duplicates, node.midway),
+                         ("complete", len(raw), 3, False))
+        status, out = cli("audit", "verify", "--collector", collector, "--node", "gw-1", path)
+        self.assertEqual(status, 0, out)
+        with open(path, "wb") as f:
+            f.write(b"".join(line + b"\n" for line in raw[:-2]))
+        self.assertTrue(cli("audit", "verify", path)[0] in (0, 3))
+        status, out = cli("audit", "verify", "--collector", collector, "--node", "gw-1", path)
+        self.assertEqual(status, 1, out)
+        self.assertIn("the local tail was removed", out)
+
+
 class CommandTests(SynchronousTestCase):
     """
     C{python -m securetcp audit verify --collector FILE [--node NODE FILE...]}.
