@@ -478,6 +478,21 @@ class CommandTests(SynchronousTestCase):
         self.assertIn("node gw-1: BROKEN: ", out)
         self.assertIn(":14 (record 9): expected record 6, found 9", out)
 
+    def test_malformedLines(self) -> None:
+        """
+        Malformed lines are named by file and line (the first ten, then how
+        many more), with how the collector must store its messages; exit 1.
+        """
+        with open(self.collector, "ab") as f:
+            f.write(b"Nov  1 10:00:00 gw-1 securetcp: hello\n" * 12)
+        status, out = cli("audit", "verify", "--collector", self.collector)
+        self.assertEqual(status, 1, out)
+        self.assertIn(f"BROKEN: {self.collector}:14: malformed line: not an RFC 5424 message",
+                      out)
+        self.assertIn("... and 2 more malformed line(s)", out)
+        self.assertIn("RSYSLOG_SyslogProtocol23Format", out)
+        self.assertIn("node gw-1: OK", out)
+
     def test_local(self) -> None:
         """
         A node's local file that holds everything the collector holds: its
