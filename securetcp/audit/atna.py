@@ -210,7 +210,8 @@ def _nodeAuthentication(record: Mapping[str, Any]) -> _Parts:
     """
     serving = record.get("role") != "client"
     reason = record.get("reason") or "revoked"
-    description = f"{reason}: {record.get('detail') or ''}".rstrip(": ")
+    detail = record.get("detail")
+    description = f"{reason}: {detail}" if detail else str(reason)
     if record.get("event") == "connection.revoked":
         description = f"connection closed, the peer was revoked: {record.get('detail')}"
     return _Parts(
