@@ -3,7 +3,8 @@ End to end: C{twistd securetcp terminate --backend-proxy v2} in front of a
 real HAProxy (C{accept-proxy}, which checks the header's CRC32c) and of a
 backend that reads the header with the C{proxy-protocol} package from PyPI,
 with real TLS clients (C{curl}, C{openssl s_client}) presenting a client
-certificate.
+certificate; and behind HAProxy as a TCP balancer (C{send-proxy-v2}), where
+the header names the original client.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
-from typing import Any, Dict
+from typing import Any, Dict, List, Tuple
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -108,31 +109,49 @@ def _listening(port: int) -> bool:
     return any(line.split()[1] == wanted and line.split()[3] == "0A" for line in lines)
 
 
+#: HAProxy in TCP mode in front of securetcp (C{proxyProtocol=v2}),
+#: connecting from 127.0.0.2 so its address is told apart from the client's
+HAPROXY_FRONT_CONFIG = """\
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 10s
+    timeout server 10s
+frontend balancer
+    bind 127.0.0.1:{port}
+    default_backend securetcp
+backend securetcp
+    server s 127.0.0.1:{securetcp} send-proxy-v2 source 127.0.0.2
+"""
+
+
 class BackendProxyTests(TapProcessMixin, SynchronousTestCase):
     """
     The backend of C{terminate --backend-proxy v2} learns the real client
     and its verified certificate from the header, before any byte.
     """
 
-    def terminateWithProxy(self, backendPort: int) -> Any:
+    def terminateWithProxy(self, backendPort: int, front: str = "") -> Any:
+        """
+        C{twistd securetcp terminate --backend-proxy v2} in front of
+        127.0.0.1:C{backendPort}, with C{front} added to its C{mtls:} string.
+        """
+        def listen(port: int) -> List[str]:
+            argv = self.mtlsListen(port)
+            argv[-1] += front
+            return argv
+
         return self.twistd("terminate", "--backend", f"tcp:127.0.0.1:{backendPort}",
-                           "--backend-proxy", "v2", "--audit-log", self.audit,
-                           listen=self.mtlsListen)
+                           "--backend-proxy", "v2", "--audit-log", self.audit, listen=listen)
 
     def clientFingerprint(self) -> str:
         with open(self.pki.path("client.pem"), "rb") as f:
             certificate = x509.load_pem_x509_certificate(f.read())
         return hashlib.sha256(certificate.public_bytes(Encoding.DER)).hexdigest()
 
-    def test_independentParser(self) -> None:
+    def parsingBackend(self) -> Tuple[int, str]:
         """
-        A backend reading the header with the C{proxy-protocol} package
-        gets s_client's address (the audit record's C{peer}), securetcp's
-        listening address, the audit connection id, the SNI, C{PP2_TYPE_SSL}
-        (client certificate presented on this connection and verified,
-        TLS 1.3, the cipher, the client's CN, the server certificate's
-        algorithms), the client certificate's SHA-256 fingerprint and its
-        SPIFFE ID, with a CRC32c it checks; then the data flows as before.
+        Start L{PARSING_BACKEND}; return its port and the file it writes.
         """
         try:
             import proxyprotocol  # noqa: F401
@@ -145,6 +164,19 @@ class BackendProxyTests(TapProcessMixin, SynchronousTestCase):
         backendPort, _ = self.startListening(
             lambda p: [sys.executable, script, str(p), out], "parsing backend",
             lambda p: b"backend listening on %d" % p)
+        return backendPort, out
+
+    def test_independentParser(self) -> None:
+        """
+        A backend reading the header with the C{proxy-protocol} package
+        gets s_client's address (the audit record's C{peer}), securetcp's
+        listening address, the audit connection id, the SNI, C{PP2_TYPE_SSL}
+        (client certificate presented on this connection and verified,
+        TLS 1.3, the cipher, the client's CN, the server certificate's
+        algorithms), the client certificate's SHA-256 fingerprint and its
+        SPIFFE ID, with a CRC32c it checks; then the data flows as before.
+        """
+        backendPort, out = self.parsingBackend()
         port, _ = self.terminateWithProxy(backendPort)
         self.exchange(port, b"MSH|^~\\&|PUMP")
         accepted = self.waitForEvent("connection.accepted")[0]
@@ -166,15 +198,17 @@ class BackendProxyTests(TapProcessMixin, SynchronousTestCase):
         self.assertEqual(facts["fingerprint"], accepted["peerIdentity"]["sha256"])
         self.assertEqual(facts["uri"], "spiffe://hospital.example/ward3/pump-0042")
 
-    def startHAProxy(self) -> int:
+    def startHAProxy(self, template: str = HAPROXY_CONFIG, **values: int) -> int:
         """
-        Run C{haproxy -db} with L{HAPROXY_CONFIG} on a free port; wait until
-        it listens.
+        Run C{haproxy -db} with C{template} on a free port; wait until it
+        listens.
         """
+        if HAPROXY is None:
+            raise SkipTest("haproxy is not installed (apt-get install haproxy)")
         port = freePort()
-        config = os.path.join(self.workdir, "haproxy.cfg")
+        config = os.path.join(self.workdir, f"haproxy-{port}.cfg")
         with open(config, "w") as f:
-            f.write(HAPROXY_CONFIG.format(port=port))
+            f.write(template.format(port=port, **values))
         assert HAPROXY is not None
         process = Program(self, [HAPROXY, "-db", "-f", config], "haproxy")
         blockUntil(lambda: _listening(port) or not process.running, START_TIMEOUT,
@@ -192,8 +226,6 @@ class BackendProxyTests(TapProcessMixin, SynchronousTestCase):
         port as C{src} (what the audit record names), the audit connection
         id as C{fc_pp_unique_id} and the SNI as C{fc_pp_authority}.
         """
-        if HAPROXY is None:
-            raise SkipTest("haproxy is not installed (apt-get install haproxy)")
         if CURL is None:
             raise SkipTest("curl is not installed")
         haproxyPort = self.startHAProxy()
@@ -212,3 +244,26 @@ class BackendProxyTests(TapProcessMixin, SynchronousTestCase):
         expected = [f"src={r['peer'].rsplit(':', 1)[0]} sport={r['peer'].rsplit(':', 1)[1]} "
                     f"uid={r['connection']} authority=localhost" for r in accepted]
         self.assertEqual(sorted(answers), sorted(expected))
+
+    def test_behindABalancer(self) -> None:
+        """
+        Behind HAProxy in TCP mode (C{send-proxy-v2} to C{proxyProtocol=v2}),
+        the header to the backend names the original client (s_client,
+        bound to a known port), not the balancer, which the audit record
+        names as C{proxy}.
+        """
+        backendPort, out = self.parsingBackend()
+        port, _ = self.terminateWithProxy(backendPort, ":proxyProtocol=v2")
+        balancer = self.startHAProxy(HAPROXY_FRONT_CONFIG, securetcp=port)
+        clientPort = freePort()
+        peer = self.sClient(balancer, "client", None, "-bind", f"127.0.0.1:{clientPort}")
+        peer.send(b"ORM|1\n")
+        peer.waitFor(b"backend:ORM|1\n", PEER_TIMEOUT, "the backend's answer")
+        peer.closeStdin()
+        accepted = self.waitForEvent("connection.accepted")[0]
+        with open(out) as f:
+            facts: Dict[str, Any] = json.load(f)
+        self.assertEqual(facts["source"], ["127.0.0.1", clientPort])
+        self.assertEqual(accepted["peer"], f"127.0.0.1:{clientPort}")
+        self.assertTrue(accepted["proxy"].startswith("127.0.0.2:"), accepted)
+        self.assertEqual(facts["cn"], "PUMP-0042")

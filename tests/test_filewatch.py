@@ -319,3 +319,30 @@ class EndpointStringTests(SynchronousTestCase):
                                       self.description(extra))
             self.assertIn(argument, str(error))
             self.assertIn(fix, str(error))
+
+
+class TwistdSecureTCPTests(SynchronousTestCase):
+    """
+    C{twistd securetcp} reloads its listeners' files itself (C{--watch}).
+    """
+
+    def test_refused(self) -> None:
+        """
+        C{reload=watch} on a C{twistd securetcp --listen} string is refused
+        at parse time, pointing to C{--watch}, rather than reloading every
+        change twice.
+        """
+        from twisted.python import usage
+
+        from securetcp._twistd import tap
+
+        pki = TestPKI.create(os.path.abspath(self.mktemp()))
+        listen = (f"mtls:6661:interface=127.0.0.1:certKey={escape(pki.path('server.pem'))}"
+                  f":privateKey={escape(pki.path('server.key'))}"
+                  f":caCerts={escape(pki.path('ca.pem'))}:reload=watch")
+        options = tap.Options(build=False)
+        options.parseOptions(["terminate", "--listen", listen, "--backend", "tcp:127.0.0.1:1"])
+        error = self.assertRaises(usage.UsageError, tap.makeService, options,
+                                  MemoryReactorClock())
+        self.assertIn("--listen", str(error))
+        self.assertIn("--watch", str(error))

@@ -221,6 +221,10 @@ def _addJob(top: SecureTCPService, reactor: Any, listenReactor: Any, mode: Optio
             raise JobError("listen", "an auditLog= argument cannot be shared by worker "
                             "processes; use --audit-log (one chain per worker)")
         endpoint = _parseServer(listenReactor, description)
+        if getattr(endpoint, "credentialWatcher", None) is not None:
+            raise JobError("listen", "reload=watch: twistd securetcp already reloads changed "
+                           "certificate, key and CA files (--watch SECONDS, default 5); "
+                           "leave reload=watch out")
         top.addSecureEndpoint(endpoint, description)
         if mode == "terminate":
             assert backend is not None
