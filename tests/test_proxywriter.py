@@ -10,13 +10,17 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import struct
-from typing import Any, Optional
+from typing import Any, List, Optional
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from hypothesis import given
 from hypothesis import strategies as st
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
+from twisted.internet.defer import Deferred
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.logger import Logger
 from twisted.python import usage
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
@@ -43,6 +47,8 @@ from securetcp._twistd.backendproxy import (
     connectionTLVs,
 )
 from securetcp._twistd.options import SecureTCPOptions as Options
+from securetcp._twistd.splice import SpliceFactory
+from securetcp.audit.emitter import AuditEmitter
 from securetcp.identity import identityFromCertificate
 
 from ._pki import sharedPKI
@@ -407,3 +413,59 @@ class ConfigFileTests(SynchronousTestCase):
         error = self.assertRaises(ServiceConfigError, self.load, 'backend-proxy = "v1"\n')
         self.assertIn("backend-proxy", str(error))
         self.assertIn('write "v2"', str(error))
+
+
+class SpliceHeaderTests(SynchronousTestCase):
+    """
+    L{SpliceFactory}'s C{header} goes to the far side before any byte.
+    """
+
+    def setUp(self) -> None:
+        self.far: Deferred[Any] = Deferred()
+        self.connects: List[Any] = []
+
+        def connectFar(factory: Any) -> Deferred[Any]:
+            self.connects.append(factory)
+            return self.far
+
+        self.connectFar = connectFar
+
+    def test_headerFirst(self) -> None:
+        """
+        What the peer sent while the far side was being connected follows
+        the header, which is built from the accepted transport.
+        """
+        seen: List[Any] = []
+
+        def header(transport: Any) -> bytes:
+            seen.append(transport)
+            return b"HEADER|"
+
+        factory = SpliceFactory(self.connectFar, "tcp:127.0.0.1:2575", Clock(),
+                                AuditEmitter(Logger(observer=lambda e: None)), header=header)
+        front = factory.buildProtocol(None)
+        accepted = StringTransport()
+        front.makeConnection(accepted)
+        front.dataReceived(b"MSH|1")
+        far = self.connects[0].buildProtocol(None)  # the far side's protocol
+        farTransport = StringTransport()
+        far.makeConnection(farTransport)
+        self.far.callback(far)
+        self.assertEqual(seen, [accepted])
+        self.assertEqual(farTransport.value(), b"HEADER|MSH|1")
+
+    def test_headerCannotBeBuilt(self) -> None:
+        """
+        A header that cannot be built (L{ValueError}) closes the accepted
+        connection; the far side is never connected.
+        """
+        def header(transport: Any) -> bytes:
+            raise ValueError("too long")
+
+        factory = SpliceFactory(self.connectFar, "tcp:127.0.0.1:2575", Clock(),
+                                AuditEmitter(Logger(observer=lambda e: None)), header=header)
+        front = factory.buildProtocol(None)
+        accepted = StringTransport()
+        front.makeConnection(accepted)
+        self.assertTrue(accepted.disconnecting)
+        self.assertEqual(self.connects, [])

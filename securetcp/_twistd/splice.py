@@ -183,7 +183,12 @@ class _Front(_Half):
         if self.factory.header is not None:
             # built now, while the gate still holds what it verified; sent
             # to the far side before any byte of the peer's
-            self.pending.append(self.factory.header(self.transport))
+            try:
+                self.pending.append(self.factory.header(self.transport))
+            except ValueError as e:
+                self.connecting = False
+                self._closeFront(f"no header for the far side: {e}", self.factory.closeTimeout)
+                return
         if self.factory.idleTimeout:
             self.idle = _IdleTimer(self.factory.clock, self.factory.idleTimeout,
                                    self._idleTimedOut)
