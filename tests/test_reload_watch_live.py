@@ -3,9 +3,9 @@ C{reload=watch} with an unmodified application: Twisted's own C{twistd web}
 listening on an C{mtls:...:reload=watch} string serves C{curl} in a loop
 (a new TLS connection per request, two at a time) and one long-lived
 keep-alive connection (Python's C{ssl}), while the server certificate and
-key are rotated several times.  No request fails, the long-lived
-connection keeps its session, and C{openssl s_client} sees each new
-certificate served.
+key are rotated several times, then cut short.  No request fails, the
+long-lived connection keeps its session, C{openssl s_client} sees each new
+certificate served, and the cut-short file is refused.
 """
 
 from __future__ import annotations
@@ -158,6 +158,14 @@ class ReloadWatchUnderLoadTests(TapProcessMixin, SynchronousTestCase):
             if done.returncode != 0 or done.stderr:
                 results[name].append(f"curl exit {done.returncode}: {done.stderr.decode()}")
 
+    def moreRequests(self, results: Dict[str, List[str]]) -> None:
+        """
+        Wait until the load made at least 10 more requests.
+        """
+        before = sum(len(r) for r in results.values())
+        blockUntil(lambda: sum(len(r) for r in results.values()) >= before + 10,
+                   START_TIMEOUT, "more requests")
+
     def test_rotationsUnderLoad(self) -> None:
         """
         Three rotations of the certificate and key while two curl loops and
@@ -165,7 +173,9 @@ class ReloadWatchUnderLoadTests(TapProcessMixin, SynchronousTestCase):
         with the page (0 failures), the keep-alive connection is never
         dropped and keeps the certificate it started with, each new
         certificate is served (seen by C{openssl s_client}) and audited as
-        C{policy.reloaded} with the fingerprints before and after.
+        C{policy.reloaded} with the fingerprints before and after; a
+        certificate file then cut short is refused (C{policy.reload_refused},
+        once) while the last good certificate goes on being served.
         """
         port = self.web()
         original = self.servedFingerprint(port)
@@ -186,9 +196,14 @@ class ReloadWatchUnderLoadTests(TapProcessMixin, SynchronousTestCase):
                 blockUntil(lambda new=new: self.servedFingerprint(port) == new, START_TIMEOUT,
                            f"rotation {i} to be served", self.twistdWeb.describe)
                 served.append(new)
-                before = sum(len(r) for r in results.values())
-                blockUntil(lambda before=before: sum(len(r) for r in results.values())
-                           >= before + 10, START_TIMEOUT, "more requests after the rotation")
+                self.moreRequests(results)
+            # a half-written certificate is refused; the one in force stays
+            with open(self.pki.path("server.pem"), "r+b") as f:
+                f.truncate(200)
+            blockUntil(lambda: auditEvents(self.audit, "policy.reload_refused"),
+                       START_TIMEOUT, "the half-written certificate to be refused")
+            self.moreRequests(results)
+            self.assertEqual(self.servedFingerprint(port), served[-1])
         finally:
             stop.set()
             keepAlive.stopping.set()
@@ -208,4 +223,5 @@ class ReloadWatchUnderLoadTests(TapProcessMixin, SynchronousTestCase):
         reloaded = auditEvents(self.audit, "policy.reloaded")
         self.assertEqual([(r["certificateBefore"], r["certificateAfter"]) for r in reloaded],
                          [(served[i].hex(), served[i + 1].hex()) for i in range(ROTATIONS)])
-        self.assertEqual(auditEvents(self.audit, "policy.reload_refused"), [])
+        [refused] = auditEvents(self.audit, "policy.reload_refused")
+        self.assertIn("server.pem", refused["detail"])
