@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_filewatch -*-
+# -*- test-case-name: tests.test_filewatch,tests.test_crlnotify -*-
 """
 Reloading a server endpoint's certificate, key and CA files when they
 change, for an unmodified application that listens on an endpoint string
@@ -19,13 +19,16 @@ written, are read once, complete).  C{reload} then reads and checks them
 (the key must match the certificate); when it refuses them (it audits
 C{policy.reload_refused}), the configuration in force stays, a warning is
 logged, and the next change of the files is tried again.
+
+L{watchDirectories}, the inotify part, is shared with the CRL watcher
+(L{securetcp.revocation.crlnotify}).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 from twisted.internet.interfaces import IReactorFDSet, IReactorTime
 from twisted.internet.task import LoopingCall
@@ -129,7 +132,10 @@ class CredentialWatcher:
         self._loop = LoopingCall(self.check)
         self._loop.clock = self.clock
         self._loop.start(self.interval, now=False)
-        self._stopNotify = watchDirectories(self.reactor, self.paths(), self._soon)
+        paths = self.paths()
+        self._stopNotify = watchDirectories(
+            self.reactor, [p for p in paths if not os.path.isdir(p)],
+            [p for p in paths if os.path.isdir(p)], self._soon, _unwatched)
 
     def stop(self) -> None:
         self._users = max(0, self._users - 1)
@@ -189,15 +195,20 @@ class CredentialWatcher:
         _log.info("securetcp: reloaded the changed certificate, key or CA files")
 
 
-def watchDirectories(reactor: Any, paths: Sequence[str],
-                     changed: Callable[[], Any]) -> Optional[Callable[[], None]]:
+def watchDirectories(reactor: Any, files: Iterable[str], directories: Iterable[str],
+                     changed: Callable[[], Any],
+                     unwatched: Callable[[Exception], None]) -> Optional[Callable[[], None]]:
     """
-    Call C{changed} whenever a file at C{paths} (or in a directory among
-    them) is written, created, renamed or deleted, watching their
-    directories with inotify (a file renamed over the old one is seen).
+    Call C{changed} whenever one of C{files}, or any file in one of
+    C{directories}, is written, created, renamed or deleted.  Directories
+    are watched with inotify, rather than files: renaming a new file over
+    the old one (what renewal scripts and configuration management do)
+    replaces the file, and a watch on the old file would see nothing more.
 
+    @param unwatched: called with the error when inotify cannot watch them.
     @return: a function that stops watching, or C{None} without inotify
-        (another system, a reactor without file descriptors).
+        (another system, a reactor without file descriptors, no inotify
+        instances left): then only polling notices changes.
     """
     if not (IReactorFDSet.providedBy(reactor) and IReactorTime.providedBy(reactor)):
         return None
@@ -206,15 +217,13 @@ def watchDirectories(reactor: Any, paths: Sequence[str],
         from twisted.python.filepath import FilePath
     except (ImportError, OSError):  # not Linux, or no libc inotify
         return None
+    # each directory, with the names of the files in it (empty: every file)
     interesting: Dict[str, Set[str]] = {}
-    for path in paths:
-        if os.path.isdir(path):
-            interesting[os.path.abspath(path)] = set()
-        else:
-            directory, name = os.path.split(os.path.abspath(path))
-            names = interesting.setdefault(directory, {name})
-            if names:
-                names.add(name)
+    for path in files:
+        directory, name = os.path.split(os.path.abspath(path))
+        interesting.setdefault(directory, set()).add(name)
+    for directory in directories:
+        interesting[os.path.abspath(directory)] = set()
 
     def event(_ignored: Any, path: Any, mask: int) -> None:
         directory, name = os.path.split(os.fsdecode(path.path))
@@ -233,7 +242,11 @@ def watchDirectories(reactor: Any, paths: Sequence[str],
     except (OSError, inotify.INotifyError) as e:
         if notifier is not None:
             notifier.loseConnection()
-        _log.warn("securetcp: cannot watch the certificate files ({error}); checking them "
-                  "every reloadPoll seconds only", error=str(e))
+        unwatched(e)
         return None
     return notifier.loseConnection
+
+
+def _unwatched(error: Exception) -> None:
+    _log.warn("securetcp: cannot watch the certificate files ({error}); checking them "
+              "every reloadPoll seconds only", error=str(error))

@@ -75,7 +75,8 @@ class SignatureTests(SynchronousTestCase):
         A clock that is not a reactor with file descriptors gets no inotify
         watch: polling alone notices changes.
         """
-        self.assertIsNone(watchDirectories(Clock(), [self.mktemp()], lambda: None))
+        self.assertIsNone(watchDirectories(Clock(), [self.mktemp()], [], lambda: None,
+                                           self.fail))
 
 
 class InotifyTests(TestCase):
@@ -99,8 +100,9 @@ class InotifyTests(TestCase):
         with open(path, "w") as f:
             f.write("old")
         noticed: Deferred[None] = Deferred()
-        stop = watchDirectories(reactor, [path],
-                                lambda: None if noticed.called else noticed.callback(None))
+        stop = watchDirectories(reactor, [path], [],
+                                lambda: None if noticed.called else noticed.callback(None),
+                                lambda error: None)
         if stop is None:
             raise SkipTest("inotify is not available here")
         self.addCleanup(stop)
