@@ -40,6 +40,7 @@ from securetcp._below.proxywriter import (
     sslTLV,
     tlv,
 )
+from securetcp._gateprotocol import GateProtocol
 from securetcp._twistd.backendproxy import (
     backendProxyHeader,
     certificateAlgorithms,
@@ -255,21 +256,30 @@ class _Materials:
         self.leaf = leaf
 
 
-class _FakeGate:
+class _InForce:
+    def __init__(self, leaf: Any) -> None:
+        self.materials = _Materials(leaf)
+
+
+class _Factory:
     """
-    What L{connectionTLVs} reads of a L{securetcp._gateprotocol.GateProtocol}.
+    What L{connectionTLVs} reads of a gate's factory: the materials in force.
     """
 
-    def __init__(self, session: Any, identity: Any, leaf: Any) -> None:
-        self.connectionId = "0123456789abcdef"
-        self.session = session
-        self.identity = identity
+    def __init__(self, leaf: Any) -> None:
+        self.inForce = _InForce(leaf)
 
-        class Factory:
-            class inForce:  # noqa: N801
-                materials = _Materials(leaf)
 
-        self.gate = Factory
+def _admitted(session: Any, identity: Any, leaf: Any) -> GateProtocol:
+    """
+    A L{GateProtocol} that admitted a connection with C{session} and the
+    peer C{identity}, serving the certificate C{leaf}.
+    """
+    gate = GateProtocol(_Factory(leaf), None)  # type: ignore[arg-type]
+    gate.connectionId = "0123456789abcdef"
+    gate.session = session
+    gate.identity = identity
+    return gate
 
 
 class _FakeTransport:
@@ -305,7 +315,7 @@ class ConnectionTests(SynchronousTestCase):
         """
         session = {"version": "TLSv1.3", "cipher": "TLS_AES_256_GCM_SHA384",
                    "sni": "localhost", "alpn": "h2", "resumed": False}
-        transport = _FakeTransport(_FakeGate(session, identityFromCertificate(self.client),
+        transport = _FakeTransport(_admitted(session, identityFromCertificate(self.client),
                                              self.server))
         tlvs = dict(connectionTLVs(transport))
         self.assertEqual(tlvs[PP2_TYPE_UNIQUE_ID], b"0123456789abcdef")
@@ -330,7 +340,7 @@ class ConnectionTests(SynchronousTestCase):
         C{PP2_TYPE_SSL} with verify 1 and no fingerprint or URI.
         """
         session = {"version": "TLSv1.2", "cipher": "ECDHE-ECDSA-AES128-GCM-SHA256"}
-        tlvs = dict(connectionTLVs(_FakeTransport(_FakeGate(session, None, self.server))))
+        tlvs = dict(connectionTLVs(_FakeTransport(_admitted(session, None, self.server))))
         self.assertEqual(tlvs[PP2_TYPE_SSL][:5], struct.pack("!BL", PP2_CLIENT_SSL, 1))
         self.assertNotIn(PP2_TYPE_SECURETCP_FINGERPRINT, tlvs)
         self.assertNotIn(PP2_TYPE_SECURETCP_URI, tlvs)

@@ -36,6 +36,7 @@ from securetcp._below.proxywriter import (
     encodeV2,
     sslTLV,
 )
+from securetcp._gateprotocol import GateProtocol
 from securetcp._twistd.splice import auditedConnectionId
 
 #: the values C{--backend-proxy} takes
@@ -95,25 +96,24 @@ def certificateAlgorithms(certificate: x509.Certificate) -> Tuple[str, str]:
 
 def connectionTLVs(transport: Any) -> List[TLV]:
     """
-    The TLVs of the admitted connection on C{transport} (the TLS transport
-    the application protocol has, or a plaintext one of permissive mode,
-    which gets no C{PP2_TYPE_SSL}).
+    The TLVs of the admitted connection on C{transport}: the TLS transport
+    the application protocol has (wrapping the L{GateProtocol} that
+    admitted it), or a plaintext one of permissive mode, which gets no
+    C{PP2_TYPE_SSL}.
     """
     tlvs: List[TLV] = []
     connectionId = auditedConnectionId(transport)
     if connectionId is not None:
         tlvs.append((PP2_TYPE_UNIQUE_ID, connectionId.encode("ascii")[:MAX_UNIQUE_ID]))
     gate = getattr(transport, "wrappedProtocol", None)
-    session = getattr(gate, "session", None)
-    if not isinstance(session, dict) or not session.get("version"):
+    if not isinstance(gate, GateProtocol) or not gate.session.get("version"):
         return tlvs
+    session, identity = gate.session, gate.identity
     if session.get("alpn"):
         tlvs.append((PP2_TYPE_ALPN, session["alpn"].encode("utf-8")))
     if session.get("sni"):
         tlvs.append((PP2_TYPE_AUTHORITY, session["sni"].encode("utf-8")))
-    identity = getattr(gate, "identity", None)
-    own = getattr(getattr(getattr(gate, "gate", None), "inForce", None), "materials", None)
-    leaf = getattr(own, "leaf", None)
+    leaf = gate.gate.inForce.materials.leaf
     signature, key = certificateAlgorithms(leaf) if leaf is not None else (None, None)
     tlvs.append(sslTLV(SSLFacts(
         version=session["version"], cipher=session.get("cipher"),
