@@ -151,6 +151,23 @@ class ICRLWatcher(Interface):
         """
 
 
+class ICredentialWatcher(Interface):
+    """
+    Reloads a server's certificate, key and CA files when they change
+    (C{reload=watch}: a L{securetcp._filewatch.CredentialWatcher}).
+    """
+
+    def start() -> None:
+        """
+        Start watching, for one more listening port.
+        """
+
+    def stop() -> None:
+        """
+        Stop when the last listening port that started it stops.
+        """
+
+
 class IAuditFile(ILogObserver):
     """
     A log observer that writes audit records to a file, and knows whether

@@ -35,6 +35,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from securetcp._below._audit import PreTLSAudit
+from securetcp._filewatch import CredentialWatcher, credentialFiles
 from securetcp._interfaces import IAuditSink, IGateMetrics, IStapler
 from securetcp._tls._halfclose import GatedTLSFactory
 from securetcp._tls.context import ClientConnectionCreator, ServerConnectionCreator
@@ -102,9 +103,13 @@ class SecureServerEndpoint:
                  rereadPolicy: Optional[Callable[[], TLSPolicy]] = None,
                  runInThread: Optional[Callable[..., Deferred[Any]]] = None,
                  ocspPost: Optional[Poster] = None,
-                 stapler: Optional[IStapler] = None) -> None:
+                 stapler: Optional[IStapler] = None,
+                 reloadPoll: Optional[float] = None) -> None:
         """
         @param limits: refuse (and audit) connections beyond these.
+        @param reloadPoll: (C{reload=watch}) watch the certificate, key and
+            CA files while a port listens, polling every C{reloadPoll}
+            seconds (and with inotify), and L{reload} when they changed.
         @param rereadPolicy: reads the policy again for L{reload} (the
             endpoint-string parser passes one that re-reads the policy
             file and applies the string's arguments); without it, a reload
@@ -141,6 +146,10 @@ class SecureServerEndpoint:
                                          onReloaded=self._revokeLive)
         self._gates: List[GateFactory] = []
         self.metrics: Optional[IGateMetrics] = None
+        self.credentialWatcher: Optional[CredentialWatcher] = None
+        if reloadPoll is not None:
+            self.credentialWatcher = CredentialWatcher(
+                reactor, lambda: credentialFiles(self.policy), self.reload, reloadPoll)
 
     def observe(self, metrics: IGateMetrics,
                 sink: Optional[Callable[[IAuditSink], IAuditSink]] = None) -> None:
@@ -223,7 +232,8 @@ class SecureServerEndpoint:
         """
         gate = GateFactory(factory, Role.SERVER, self._clock, self._emitter, self.creator,
                            ocsp=self.ocsp, stapler=self.stapler, crlWatcher=self.crlWatcher,
-                           limits=self.limits, metrics=self.metrics)
+                           credentialWatcher=self.credentialWatcher, limits=self.limits,
+                           metrics=self.metrics)
         self._gates.append(gate)
         return GatedTLSFactory(self.creator, False, gate, self._clock)
 

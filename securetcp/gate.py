@@ -38,6 +38,7 @@ from twisted.internet.protocol import Factory
 from securetcp._gateprotocol import Decision, GateProtocol, Limits
 from securetcp._interfaces import (
     IAuditSink,
+    ICredentialWatcher,
     ICRLWatcher,
     IGateMetrics,
     IMaterialsInForce,
@@ -82,6 +83,7 @@ class GateFactory(Factory):
         ocsp: Optional[IOCSPChecker] = None,
         stapler: Optional[IStapler] = None,
         crlWatcher: Optional[ICRLWatcher] = None,
+        credentialWatcher: Optional[ICredentialWatcher] = None,
         limits: Limits = Limits(),
         metrics: Optional[IGateMetrics] = None,
     ) -> None:
@@ -96,6 +98,8 @@ class GateFactory(Factory):
         @param stapler: (servers) keeps our stapled OCSP response fresh
             while a port listens.
         @param crlWatcher: (servers) reloads the CRLs while a port listens.
+        @param credentialWatcher: (servers, C{reload=watch}) reloads the
+            certificate, key and CA files while a port listens.
         @param limits: (servers) how many connections are let in.
         @param metrics: (servers) what counts handshakes, their outcome and
             the bytes of closed connections (see L{securetcp.metrics}).
@@ -109,6 +113,7 @@ class GateFactory(Factory):
         self.ocsp = ocsp
         self.stapler = stapler
         self.crlWatcher = crlWatcher
+        self.credentialWatcher = credentialWatcher
         self.limits = limits
         self.metrics = metrics
         if metrics is not None:
@@ -167,6 +172,8 @@ class GateFactory(Factory):
         if self.numPorts == 0:
             if self.crlWatcher is not None:
                 self.crlWatcher.start()
+            if self.credentialWatcher is not None:
+                self.credentialWatcher.start()
             if self.stapler is not None:
                 self.stapler.start()
         super().doStart()
@@ -176,6 +183,8 @@ class GateFactory(Factory):
         if self.numPorts == 1:
             if self.crlWatcher is not None:
                 self.crlWatcher.stop()
+            if self.credentialWatcher is not None:
+                self.credentialWatcher.stop()
             if self.stapler is not None:
                 self.stapler.stop()
         super().doStop()

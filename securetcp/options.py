@@ -285,6 +285,12 @@ ENDPOINT_ROWS: Tuple[Option, ...] = (
     Option("insecurelyAllowPlaintext", BOOL,
            "let permissive mode run under the nist-800-52r2 profile",
            default=False, roles=SERVER, example="true"),
+    Option("reload", CHOICE,
+           "watch the certificate, key and CA files (inotify, and polling) and reload them "
+           "when they change, keeping open connections",
+           roles=SERVER, choices=("watch",), defaultNote="off", example="watch"),
+    Option("reloadPoll", SECONDS, "seconds between polls of the files with reload=watch",
+           default=5.0, roles=SERVER, example="2"),
     Option("maxConnections", INTEGER,
            "refuse (and audit) connections beyond this many open at once",
            roles=SERVER, bounds=_LIMIT, defaultNote="no limit", example="2000"),

@@ -52,7 +52,7 @@ LAYERS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
     ("loading and judging", ("securetcp.audit.records", "securetcp.config", "securetcp._optionviews", "securetcp.materials",
                              "securetcp._readers",
                              "securetcp.revocation", "securetcp.compliance", "securetcp.audit",
-                             "securetcp._pki", "securetcp.metrics")),
+                             "securetcp._pki", "securetcp.metrics", "securetcp._filewatch")),
     ("TLS", ("securetcp._tls",)),
     ("connections", ("securetcp._below", "securetcp.gate", "securetcp._gateprotocol")),
     ("endpoints", ("securetcp.endpoints", "securetcp._parsers", "securetcp._plugins",

@@ -56,6 +56,7 @@ LISTENER_KEYS: Dict[str, Tuple[str, ...]] = {
     "mode": MODES,
     "listen": MODES,
     "backend": ("terminate",),
+    "backend-proxy": ("terminate",),
     "connect": ("originate",),
     "app": ("serve",),
     "policy": MODES,
@@ -89,6 +90,7 @@ class ListenerConfig:
     app: Optional[str] = None
     policy: Optional[str] = None
     idleTimeout: float = 0.0
+    backendProxy: Optional[str] = None
 
     @property
     def label(self) -> str:
@@ -250,7 +252,8 @@ def _listener(number: int, table: Dict[str, Any], baseDir: str,
     return ListenerConfig(
         index=number, name=name, mode=mode, listen=table["listen"],
         backend=table.get("backend"), connect=table.get("connect"), app=table.get("app"),
-        policy=options.get("policy"), idleTimeout=float(table.get("idle-timeout", 0)))
+        policy=options.get("policy"), idleTimeout=float(table.get("idle-timeout", 0)),
+        backendProxy=table.get("backend-proxy"))
 
 
 def _checkKey(label: str, key: str, value: Any, fail: Callable[..., NoReturn]) -> None:
@@ -266,6 +269,9 @@ def _checkKey(label: str, key: str, value: Any, fail: Callable[..., NoReturn]) -
         checkIdleTimeout(value, lambda problem, fix: fail(label, key, problem, fix))
     elif not isinstance(value, str) or not value:
         fail(label, key, f"{value!r} is not a non-empty string", "quote the value")
+    elif key == "backend-proxy" and value != "v2":
+        fail(label, key, f"{value!r} is not a PROXY protocol version securetcp sends",
+             'write "v2" (v1 cannot carry the client certificate\'s identity)')
 
 
 def _optionValue(option: Option, value: str, baseDir: str) -> str:

@@ -159,6 +159,9 @@ class TerminateOptions(_CommonOptions):
     optParameters = [
         ["listen", "l", None, "securessl: or mtls: server endpoint string"],
         ["backend", "b", None, "plaintext client endpoint string, e.g. tcp:127.0.0.1:2575"],
+        ["backend-proxy", None, None,
+         "send the backend a PROXY header first, with the client's address and verified "
+         "certificate: v2 (the backend must accept it from securetcp only)"],
     ]
 
     def postOptions(self) -> None:
@@ -166,6 +169,12 @@ class TerminateOptions(_CommonOptions):
         for required in ("listen", "backend"):
             if not self[required]:
                 raise usage.UsageError(f"--{required} is required")
+        from securetcp._twistd.backendproxy import checkBackendProxy
+
+        try:
+            checkBackendProxy(self["backend-proxy"])
+        except ValueError as e:
+            raise usage.UsageError(f"--backend-proxy: {e}") from None
 
 
 class OriginateOptions(_CommonOptions):

@@ -180,6 +180,15 @@ class _Front(_Half):
     def connectionMade(self) -> None:
         assert self.transport is not None
         self.transport.pauseProducing()  # type: ignore[attr-defined]
+        if self.factory.header is not None:
+            # built now, while the gate still holds what it verified; sent
+            # to the far side before any byte of the peer's
+            try:
+                self.pending.append(self.factory.header(self.transport))
+            except ValueError as e:
+                self.connecting = False
+                self._closeFront(f"no header for the far side: {e}", self.factory.closeTimeout)
+                return
         if self.factory.idleTimeout:
             self.idle = _IdleTimer(self.factory.clock, self.factory.idleTimeout,
                                    self._idleTimedOut)
@@ -272,14 +281,19 @@ class SpliceFactory(Factory):
     @param closeTimeout: seconds the accepted side's peer has to finish a
         close we began (idle, or the far side unreachable) before the
         connection is aborted.
+    @param header: called with each accepted connection's transport, the
+        bytes to send the far side first (C{--backend-proxy}: a PROXY
+        header, L{securetcp._twistd.backendproxy.backendProxyHeader}).
     """
 
     noisy = False
 
     def __init__(self, connectFar: Callable[[Any], Any], farDescription: str, clock: Any,
                  emitter: IAuditSink, idleTimeout: float = 0,
-                 closeTimeout: float = 10.0) -> None:
+                 closeTimeout: float = 10.0,
+                 header: Optional[Callable[[Any], bytes]] = None) -> None:
         self.connectFar = connectFar
+        self.header = header
         self.closeTimeout = closeTimeout
         self.farDescription = farDescription
         self.clock = clock

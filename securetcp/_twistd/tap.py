@@ -128,7 +128,8 @@ def makeService(options: Options, reactor: Any = None) -> service.IService:
                                      sub.get("expiry-warn", DEFAULT_THRESHOLDS), metrics)
     try:
         _addJob(top, reactor, listenReactor, mode, sub["listen"], sub.get("backend"),
-                sub.get("connect"), sub.get("app"), sub["policy"], sub["idle-timeout"])
+                sub.get("connect"), sub.get("app"), sub["policy"], sub["idle-timeout"],
+                backendProxy=sub.get("backend-proxy"))
         if metrics is not None:
             _addMetrics(top, reactor, sub["metrics"], metrics)
     except JobError as e:
@@ -201,9 +202,13 @@ def _finish(top: SecureTCPService) -> SecureTCPService:
 
 def _addJob(top: SecureTCPService, reactor: Any, listenReactor: Any, mode: Optional[str],
             listen: str, backend: Optional[str], connect: Optional[str], app: Optional[str],
-            policy: Optional[str], idleTimeout: float) -> None:
+            policy: Optional[str], idleTimeout: float,
+            backendProxy: Optional[str] = None) -> None:
     """
     Add one terminate, originate or serve job to C{top}.
+
+    @param backendProxy: C{"v2"}: (terminate) send the backend a PROXY v2
+        header with the client's address and verified certificate first.
 
     @raise JobError: naming the option that is wrong.
     """
@@ -216,6 +221,10 @@ def _addJob(top: SecureTCPService, reactor: Any, listenReactor: Any, mode: Optio
             raise JobError("listen", "an auditLog= argument cannot be shared by worker "
                             "processes; use --audit-log (one chain per worker)")
         endpoint = _parseServer(listenReactor, description)
+        if getattr(endpoint, "credentialWatcher", None) is not None:
+            raise JobError("listen", "reload=watch: twistd securetcp already reloads changed "
+                           "certificate, key and CA files (--watch SECONDS, default 5); "
+                           "leave reload=watch out")
         top.addSecureEndpoint(endpoint, description)
         if mode == "terminate":
             assert backend is not None
@@ -223,7 +232,8 @@ def _addJob(top: SecureTCPService, reactor: Any, listenReactor: Any, mode: Optio
                 far = clientFromString(reactor, backend)
             except ValueError as e:
                 raise JobError("backend", str(e)) from None
-            factory: Any = SpliceFactory(far.connect, backend, reactor, emitter, idleTimeout)
+            factory: Any = SpliceFactory(far.connect, backend, reactor, emitter, idleTimeout,
+                                         header=_backendHeader(backendProxy))
         else:
             assert app is not None
             factory = _loadApp(app)
@@ -238,6 +248,21 @@ def _addJob(top: SecureTCPService, reactor: Any, listenReactor: Any, mode: Optio
         endpoint = _parseServer(listenReactor, listen)
         factory = SpliceFactory(remote.connect, redact(secure), reactor, emitter, idleTimeout)
     ListeningService(endpoint, factory, redact(description), reactor).setServiceParent(top)
+
+
+def _backendHeader(backendProxy: Optional[str]) -> Any:
+    """
+    What the splice sends the backend first for C{--backend-proxy}.
+    """
+    if backendProxy is None:
+        return None
+    from securetcp._twistd.backendproxy import backendProxyHeader, checkBackendProxy
+
+    try:
+        checkBackendProxy(backendProxy)
+    except ValueError as e:
+        raise JobError("backend-proxy", str(e)) from None
+    return backendProxyHeader
 
 
 def _configService(reactor: Any, options: Options, worker: Any) -> service.IService:
@@ -255,7 +280,7 @@ def _configService(reactor: Any, options: Options, worker: Any) -> service.IServ
         try:
             _addJob(top, reactor, listenReactor, listener.mode, listener.listen,
                     listener.backend, listener.connect, listener.app, listener.policy,
-                    listener.idleTimeout)
+                    listener.idleTimeout, backendProxy=listener.backendProxy)
         except JobError as e:
             raise ServiceConfigError(config.path, listener.label, e.key, e.problem) from None
     return _finish(top)

@@ -21,12 +21,11 @@ and polling alone notices changes.
 
 from __future__ import annotations
 
-import os
-from typing import Any, Callable, Dict, Optional, Set
+from typing import Any, Callable, Dict, Optional
 
-from twisted.internet.interfaces import IReactorFDSet, IReactorTime
 from twisted.logger import Logger
 
+from securetcp._filewatch import watchDirectories
 from securetcp.policy import Revocation
 
 _log = Logger(namespace="securetcp.revocation")
@@ -45,52 +44,29 @@ def watchCRLFiles(reactor: Any, revocation: Revocation,
     @return: a function that stops watching, or C{None} when the files
         cannot be watched (no inotify): then only polling notices changes.
     """
-    if not (IReactorFDSet.providedBy(reactor) and IReactorTime.providedBy(reactor)):
-        return None
-    try:
-        from twisted.internet import inotify
-        from twisted.python.filepath import FilePath
-    except (ImportError, OSError):  # not Linux, or no libc inotify
-        return None
-    interesting = _interesting(revocation)
     pending: Dict[str, Any] = {}
 
     def settled() -> None:
         pending.pop("call", None)
         changed()
 
-    def event(_ignored: Any, path: Any, mask: int) -> None:
-        directory, name = os.path.split(os.fsdecode(path.path))
-        names = interesting.get(directory)
-        if names is not None and names and name not in names:
-            return
+    def event() -> None:
         call = pending.get("call")
         if call is not None and call.active():
             call.reset(SETTLE_SECONDS)
         else:
             pending["call"] = reactor.callLater(SETTLE_SECONDS, settled)
 
-    mask = (inotify.IN_CLOSE_WRITE | inotify.IN_MOVED_TO | inotify.IN_MOVED_FROM
-            | inotify.IN_CREATE | inotify.IN_DELETE | inotify.IN_ATTRIB)
-    try:
-        notifier = inotify.INotify(reactor)
-    except (OSError, inotify.INotifyError) as e:
-        _unwatched(e)
-        return None
-    try:
-        notifier.startReading()
-        for directory in interesting:
-            notifier.watch(FilePath(directory), mask=mask, callbacks=[event])
-    except (OSError, inotify.INotifyError) as e:
-        notifier.loseConnection()
-        _unwatched(e)
+    stopWatching = watchDirectories(reactor, revocation.crlFiles, revocation.crlDirs, event,
+                                    _unwatched)
+    if stopWatching is None:
         return None
 
     def stop() -> None:
         call = pending.pop("call", None)
         if call is not None and call.active():
             call.cancel()
-        notifier.loseConnection()
+        stopWatching()
 
     return stop
 
@@ -98,19 +74,3 @@ def watchCRLFiles(reactor: Any, revocation: Revocation,
 def _unwatched(error: Exception) -> None:
     _log.warn("securetcp: cannot watch the CRL files ({error}); checking them every "
               "crlReload seconds only", error=str(error))
-
-
-def _interesting(revocation: Revocation) -> Dict[str, Set[str]]:
-    """
-    The directories to watch, each with the names of the CRL files in it
-    (an empty set: every file, for a C{crlDir}).
-    """
-    found: Dict[str, Set[str]] = {}
-    for path in revocation.crlFiles:
-        directory, name = os.path.split(os.path.abspath(path))
-        names = found.setdefault(directory, set())
-        if directory not in {os.path.abspath(d) for d in revocation.crlDirs}:
-            names.add(name)
-    for directory in revocation.crlDirs:
-        found[os.path.abspath(directory)] = set()
-    return found
