@@ -79,7 +79,7 @@ class CipherInfo:
     iana: str
     kx: str  # "ECDHE", "DHE" or "RSA"
     auth: str  # "ECDSA" or "RSA"
-    enc: str  # "AESGCM", "AESCCM", "AESCCM8" (64-bit tag), "CHACHA20", "AESCBC"
+    enc: str  # "AESGCM", "AESCCM", "CHACHA20", "AESCBC"
     aead: bool
 
 
@@ -102,10 +102,6 @@ TLS12_CIPHERS: Mapping[str, CipherInfo] = {
            "TLS_ECDHE_ECDSA_WITH_AES_128_CCM", "ECDHE", "ECDSA", "AESCCM"),
         _c("ECDHE-ECDSA-AES256-CCM",
            "TLS_ECDHE_ECDSA_WITH_AES_256_CCM", "ECDHE", "ECDSA", "AESCCM"),
-        _c("ECDHE-ECDSA-AES128-CCM8",
-           "TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8", "ECDHE", "ECDSA", "AESCCM8"),
-        _c("ECDHE-ECDSA-AES256-CCM8",
-           "TLS_ECDHE_ECDSA_WITH_AES_256_CCM_8", "ECDHE", "ECDSA", "AESCCM8"),
         _c("ECDHE-ECDSA-CHACHA20-POLY1305",
            "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256", "ECDHE", "ECDSA",
            "CHACHA20"),

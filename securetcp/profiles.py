@@ -144,10 +144,12 @@ LEGACY = Profile(
 # 1.0/1.1; RFC 9325: the four ECDHE AES-GCM suites it recommends for TLS
 # 1.2, the TLS 1.3 suites, X25519 and P-256).  B.13 narrows it to a closed
 # list of algorithms: ECDHE on curves of 256 bits or more (so not X25519),
-# AES-GCM/CCM/CCM_8, ChaCha20-Poly1305 and Camellia-GCM (which OpenSSL does
-# not implement), and every TLS 1.3 suite on servers.  DHE is left out of
-# both: securetcp does not configure finite-field DH parameters, and B.13
-# forbids DHE where their size cannot be set.
+# AES-GCM/CCM/CCM_8, ChaCha20-Poly1305 and Camellia-GCM, and every TLS 1.3
+# suite on servers.  Left out: Camellia-GCM (OpenSSL does not implement it);
+# the CCM_8 suites (64-bit tags: OpenSSL 3 negotiates them only at security
+# level 0, which only the legacy profile uses); DHE in both (securetcp sets
+# no finite-field DH parameters, and B.13 forbids DHE where their size
+# cannot be set).
 
 DICOM_BCP195_RFC8996 = Profile(
     name="dicom-bcp195-rfc8996",
@@ -171,20 +173,13 @@ DICOM_BCP195_RFC8996_MODIFIED = Profile(
     description=(
         "DICOM PS3.15 B.13 Modified BCP 195 RFC 8996 (RFC 9325) TLS Secure "
         "Transport Connection Profile: TLS 1.2 and 1.3; ECDHE only, on NIST "
-        "curves of 256 bits or more; AES-GCM, AES-CCM, AES-CCM_8 and "
-        "ChaCha20-Poly1305; all five TLS 1.3 suites; RSA keys >= 2048 bits and "
-        "EC keys >= P-256"
+        "curves of 256 bits or more; AES-GCM, AES-CCM and ChaCha20-Poly1305; "
+        "every TLS 1.3 suite but CCM_8; RSA keys >= 2048 bits and EC keys >= P-256"
     ),
     minVersion=TLSVersion.TLSv1_2,
     maxVersion=TLSVersion.TLSv1_3,
-    tls12=_GCM12 + (
-        "ECDHE-ECDSA-AES128-CCM",
-        "ECDHE-ECDSA-AES256-CCM",
-    ) + _CHACHA12 + (
-        "ECDHE-ECDSA-AES128-CCM8",
-        "ECDHE-ECDSA-AES256-CCM8",
-    ),
-    tls13=_TLS13_ALL + ("TLS_AES_128_CCM_SHA256", "TLS_AES_128_CCM_8_SHA256"),
+    tls12=_GCM12 + ("ECDHE-ECDSA-AES128-CCM", "ECDHE-ECDSA-AES256-CCM") + _CHACHA12,
+    tls13=_TLS13_ALL + ("TLS_AES_128_CCM_SHA256",),
     optionalGroups=(),
     groups=("secp256r1", "secp384r1", "secp521r1"),
     minRSABits=2048,

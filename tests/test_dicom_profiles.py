@@ -233,6 +233,52 @@ class OurServerTests(DcmtkProfileMixin, SynchronousTestCase):
             self.assertEqual(rejected["reason"], "protocol_version_refused")
 
 
+class DifferencesTests(DcmtkProfileMixin, SynchronousTestCase):
+    """
+    Where B.12 and B.13 differ, live (openssl s_client stands in for a peer
+    dcmtk cannot narrow): B.13 refuses X25519, the only curve below 256
+    bits B.12 has; B.13 servers offer the AES-CCM TLS 1.3 suite too.
+    """
+
+    def _try(self, profile: str, *options: str) -> Tuple[int, Any]:
+        scpPort, _, _ = self.storescp()
+        port = self.terminateInFront(scpPort, profile)
+        peer = self.sClient(port, "client", None, *options)
+        peer.closeStdin()
+        status = peer.waitExit()
+        [record] = blockUntil(
+            lambda: auditEvents(self.audit, "connection.accepted")
+            + auditEvents(self.audit, "handshake.rejected"), PEER_TIMEOUT, "an audit record")
+        return status, record
+
+    def test_x25519(self) -> None:
+        """
+        A client offering only X25519 is accepted under B.12 and refused
+        under B.13.
+        """
+        status, record = self._try(B12, "-groups", "X25519")
+        self.assertEqual((status, record["event"], record["group"]),
+                         (0, "connection.accepted", "x25519"))
+        status, record = self._try(B13, "-groups", "X25519")
+        self.assertNotEqual(status, 0)
+        self.assertEqual((record["event"], record["reason"]),
+                         ("handshake.rejected", "no_shared_cipher"))
+
+    def test_ccm(self) -> None:
+        """
+        A TLS 1.3 client offering only TLS_AES_128_CCM_SHA256 is accepted
+        under B.13 and refused under B.12.
+        """
+        only = ("-tls1_3", "-ciphersuites", "TLS_AES_128_CCM_SHA256")
+        status, record = self._try(B13, *only)
+        self.assertEqual((status, record["event"], record["cipher"]),
+                         (0, "connection.accepted", "TLS_AES_128_CCM_SHA256"))
+        status, record = self._try(B12, *only)
+        self.assertNotEqual(status, 0)
+        self.assertEqual((record["event"], record["reason"]),
+                         ("handshake.rejected", "no_shared_cipher"))
+
+
 class OurClientTests(DcmtkProfileMixin, SynchronousTestCase):
     """
     A plain storescu through our originate, under each DICOM profile, to

@@ -28,8 +28,7 @@ B13 = "dicom-bcp195-rfc8996-modified"
 RFC9325_TLS12 = {"ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-RSA-AES128-GCM-SHA256",
                  "ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-RSA-AES256-GCM-SHA384"}
 B13_TLS13 = {"TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384",
-             "TLS_CHACHA20_POLY1305_SHA256", "TLS_AES_128_CCM_SHA256",
-             "TLS_AES_128_CCM_8_SHA256"}
+             "TLS_CHACHA20_POLY1305_SHA256", "TLS_AES_128_CCM_SHA256"}
 NOW = datetime.datetime(2026, 6, 1, tzinfo=datetime.UTC)
 
 
@@ -73,8 +72,9 @@ class ContentTests(SynchronousTestCase):
 
     def test_b13(self) -> None:
         """
-        B.13: ECDHE only, with AEAD suites; every TLS 1.3 suite (servers
-        support them all); only curves of 256 bits or more, so not X25519.
+        B.13: ECDHE only, with AEAD suites (AES-CCM and ChaCha20 too); every
+        TLS 1.3 suite servers must support but CCM_8; only curves of 256 bits
+        or more, so not X25519.
         """
         profile = PROFILES[B13]
         self.assertTrue(RFC9325_TLS12 <= set(profile.tls12))
@@ -82,7 +82,8 @@ class ContentTests(SynchronousTestCase):
             info = TLS12_CIPHERS[name]
             self.assertEqual(info.kx, "ECDHE", name)
             self.assertTrue(info.aead, name)
-        self.assertIn("ECDHE-ECDSA-AES128-CCM8", profile.tls12)
+        self.assertIn("ECDHE-ECDSA-AES128-CCM", profile.tls12)
+        self.assertIn("ECDHE-RSA-CHACHA20-POLY1305", profile.tls12)
         self.assertEqual(set(profile.tls13), B13_TLS13)
         self.assertEqual(profile.groups, ("secp256r1", "secp384r1", "secp521r1"))
 
@@ -145,11 +146,24 @@ class CheckTests(SynchronousTestCase):
         [item] = [i for i in checkPolicy(fewer, Role.SERVER, BENCHMARKS[B13], _facts(), NOW)
                   if i.id == "ciphers.tls13"]
         self.assertEqual(item.status, FAIL)
-        self.assertIn("TLS_AES_128_CCM_8_SHA256", item.reason)
+        self.assertIn("TLS_AES_128_CCM_SHA256", item.reason)
         self.assertIn("PS3.15 B.13", item.reference)
         capped = TLSPolicy.fromProfile(B13, versions=Versions(TLSVersion.TLSv1_2,
                                                               TLSVersion.TLSv1_2))
         self.assertEqual(_items(capped, B13)["ciphers.tls13"], FAIL)
+
+    def test_ccm8Said(self) -> None:
+        """
+        A B.13 server passes ciphers.tls13 with every suite but CCM_8, and
+        the reason says why CCM_8 cannot be offered; a client may list it.
+        """
+        [item] = [i for i in checkPolicy(TLSPolicy.fromProfile(B13), Role.SERVER,
+                                         BENCHMARKS[B13], _facts(), NOW)
+                  if i.id == "ciphers.tls13"]
+        self.assertEqual(item.status, PASS)
+        self.assertIn("TLS_AES_128_CCM_8_SHA256, also listed by B.13, cannot be offered",
+                      item.reason)
+        self.assertIn("TLS_AES_128_CCM_8_SHA256", BENCHMARKS[B13].tls13)
 
     def test_otherSuitesFail(self) -> None:
         """

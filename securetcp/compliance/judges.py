@@ -143,7 +143,10 @@ def judgeTLS13Suites(s: Situation) -> CheckItem:
     if outside:
         return item(b, "ciphers.tls13", title, FAIL, f"outside {b.name}: " + ", ".join(outside),
                     SUITES_KEY)
-    note = " (every suite the profile requires of servers)" if required else ""
+    note = ""
+    if required:
+        note = " (every suite the profile requires of servers" + (
+            f"; {b.serverTLS13Note})" if b.serverTLS13Note else ")")
     return item(b, "ciphers.tls13", title, PASS, ", ".join(policy.ciphers.tls13) + note,
                 SUITES_KEY)
 
