@@ -41,7 +41,7 @@ import attrs
 from securetcp._spelling import inUserSpelling
 from securetcp.binding import BindingRule, IIdentityBinding, bindingRules
 from securetcp.binding.part import checkClaims
-from securetcp.errors import PolicyError, PolicyFileError
+from securetcp.errors import CredentialError, PolicyError, PolicyFileError
 from securetcp.options import (
     BIND_RULES,
     BOOL,
@@ -262,26 +262,28 @@ def readPolicyFile(path: str) -> Tuple[Dict[str, Any], str]:
 def readBindingsFile(path: str, protocol: IIdentityBinding) -> Tuple[BindingRule, ...]:
     """
     The C{[[bind]]} rules of a bindings file (C{bindings=}), checked
-    against the claims of C{protocol}.
+    against the claims of C{protocol}.  Read with the other files an
+    endpoint needs (L{securetcp.materials}), so its errors are theirs.
 
-    @raise PolicyFileError: naming the file, for a missing or malformed
-        file, another key than C{bind}, or a bad rule.
+    @raise CredentialError: naming C{bindings}, the file and the problem,
+        for a missing or malformed file, another key than C{bind}, or a
+        bad rule.
     """
     try:
         options, _ = readPolicyFile(path)
-    except PolicyFileError as e:
-        raise PolicyFileError(path, None, None, e.problem.replace("policy ", "bindings "),
-                              e.fix.replace("policy=", "bindings=")) from None
-    for key in options:
-        if key != "bind":
-            raise PolicyFileError(path, key, options[key], "a bindings file holds only "
-                                  "[[bind]] rules", "move other options to the policy")
-    try:
+        for key in options:
+            if key != "bind":
+                raise PolicyFileError(path, key, None, "a bindings file holds only [[bind]] "
+                                      "rules", "move other options to the policy")
         rules = bindingRules(options.get("bind", ()), "bind")
         checkClaims(protocol, rules, "bind")
         return rules
     except PolicyError as e:
-        raise PolicyFileError(path, e.field, e.value, e.problem, e.fix) from None
+        where = f"key {e.key!r}: " if isinstance(e, PolicyFileError) and e.key else ""
+        if not isinstance(e, PolicyFileError):
+            where = f"[[bind]] {e.value}: "
+        raise CredentialError("bindings", path, where + e.problem.replace("policy ", "bindings "),
+                              e.fix.replace("policy=", "bindings=")) from None
 
 
 def loadPolicyFile(path: str, base: Optional[TLSPolicy] = None) -> TLSPolicy:

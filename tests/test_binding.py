@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 from typing import Any, Optional
 
-from twisted.internet.endpoints import _parse
+from twisted.internet.endpoints import _parse, serverFromString
+from twisted.internet.testing import MemoryReactor
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
@@ -26,11 +27,14 @@ from securetcp.binding import (
     judge,
 )
 from securetcp.config import buildPolicy, loadPolicyFile
-from securetcp.errors import PolicyError, PolicyFileError
+from securetcp.errors import EndpointArgumentError, PolicyError, PolicyFileError
 from securetcp.identity import PeerIdentity
 from securetcp.materials import loadMaterials
 from securetcp.policy import Role
 from securetcp.protocols import MalformedMessage
+
+from ._net import escape
+from ._pki import sharedPKI
 
 
 @implementer(IIdentityBinding)
@@ -278,6 +282,41 @@ class PolicyTests(SynchronousTestCase):
         self.assertEqual(mine.refusal(message, "helloName", part, 0), b"DENIED\n")
         self.assertIn("not a claim of binding=hello",
                       _errorOf(IdentityBinding, mine, rules="cn:A, hl7SendingFacility=B").problem)
+
+
+class EndpointStringTests(SynchronousTestCase):
+    """
+    A Twisted application gets a binding from its C{mtls:} endpoint string.
+    """
+
+    def setUp(self) -> None:
+        pki = sharedPKI()
+        self.base = (f"mtls:6661:certKey={escape(pki.path('server.pem'))}"
+                     f":privateKey={escape(pki.path('server.key'))}"
+                     f":caCerts={escape(pki.path('ca.pem'))}")
+
+    def test_endpoint(self) -> None:
+        """
+        C{binding=} and C{bind=} give a server endpoint whose policy binds.
+        """
+        endpoint = serverFromString(MemoryReactor(), self.base + r":binding=hl7:bind=uri\:"
+                                    r"spiffe\://hospital.example/ward3/*, hl7SendingFacility=W3")
+        self.assertIs(endpoint.policy.binding.protocol, BINDINGS["hl7"])
+
+    def test_errors(self) -> None:
+        """
+        Bad binding arguments are L{EndpointArgumentError}s naming the
+        argument, raised when the string is parsed.
+        """
+        for extra, argument, problem in [
+                (":binding=smtp:bind=cn\\:A, hl7SendingFacility=B", "binding", "unknown protocol"),
+                (":bind=cn\\:A, hl7SendingFacilty=B", "bind", "not all those of one protocol"),
+                (":binding=mqtt", "binding", "no rule"),
+                (":bindings=/nonexistent.toml:binding=dicom", "bindings", "does not exist")]:
+            with self.assertRaises(EndpointArgumentError) as caught:
+                serverFromString(MemoryReactor(), self.base + extra)
+            self.assertIn(problem, str(caught.exception), extra)
+            self.assertIn(argument, str(caught.exception), extra)
 
 
 class ShippedBindingsTests(SynchronousTestCase):
