@@ -107,7 +107,8 @@ class Materials:
         """
         What differs from C{before}, in a fixed order: C{certificate} (our
         leaf), C{chain} (the certificates sent after it), C{key},
-        C{dhParameters}, C{trust} and C{crls} (their files).
+        C{dhParameters}, C{trust}, C{crls} (their files) and C{bindings}
+        (the rules of the bindings file).
         """
         changed = []
         if self.fingerprint != before.fingerprint:
@@ -122,6 +123,8 @@ class Materials:
             changed.append("trust")
         if _crlSources(self.crls) != _crlSources(before.crls):
             changed.append("crls")
+        if self.bindingRules != before.bindingRules:
+            changed.append("bindings")
         return changed
 
 

@@ -10,16 +10,26 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Dict, List
+from types import SimpleNamespace
+from typing import Any, Dict, List, Optional
 
+import attrs
+from hypothesis import given
+from hypothesis import strategies as st
 from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
 from twisted.logger import Logger
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
 
+from securetcp._firstmessage import FirstMessageInspection
 from securetcp.audit.emitter import AuditEmitter
 from securetcp.audit.records import AUDIT_NAMESPACE
+from securetcp.binding import BINDINGS, FirstMessage, IIdentityBinding
 from securetcp.config import buildPolicy
 from securetcp.endpoints import SecureClientEndpoint, SecureServerEndpoint
+from securetcp.identity import PeerIdentity
+from securetcp.materials import Materials
 from securetcp.protocols.dicom import associateReject
 from securetcp.protocols.hl7 import frame
 from securetcp.protocols.mqtt import notAuthorized
@@ -84,9 +94,10 @@ class InspectionTestCase(SynchronousTestCase):
         soon as it is connected to a server with the C{binding} options.
         """
         pki = self.pki
-        server = SecureServerEndpoint(self.clock, None, buildPolicy(
-            certKey=pki.path("server.pem"), privateKey=pki.path("server.key"),
-            caCerts=pki.path("ca.pem"), **binding), mutual=True, clock=self.clock,
+        server = self.server = getattr(self, "server", None) or SecureServerEndpoint(
+            self.clock, None, buildPolicy(
+                certKey=pki.path("server.pem"), privateKey=pki.path("server.key"),
+                caCerts=pki.path("ca.pem"), **binding), mutual=True, clock=self.clock,
             emitter=self.emitter)
         client = SecureClientEndpoint(self.clock, None, buildPolicy(
             caCerts=pki.path("ca.pem"), certKey=pki.path(f"{cert}.pem"),
@@ -114,6 +125,100 @@ class InspectionTestCase(SynchronousTestCase):
 
     def clientReceived(self) -> bytes:
         return b"".join(self.clientApp.received)
+
+
+class FakeConnection:
+    """
+    What L{FirstMessageInspection} uses of a gate's connection, recording
+    the verdict: a server policy with C{binding}, a clock, no materials.
+    """
+
+    def __init__(self, **binding: Any) -> None:
+        self.clock = Clock()
+        self.gate = SimpleNamespace(policy=buildPolicy(**binding), clock=self.clock,
+                                    inForce=SimpleNamespace(materials=Materials()))
+        self.transport = StringTransport()
+        self.identity = PeerIdentity(commonName=("PUMP-0042",),
+                                     uri=("spiffe://hospital.example/ward3/pump-0042",))
+        self._buffer: List[bytes] = []
+        self._timeout: Any = None
+        self._rejected: Any = None
+        self.admitted = False
+
+    def _admit(self) -> None:
+        self.admitted = True
+
+    def _reject(self, reason: str, detail: str) -> None:
+        self._rejected = (reason, detail)
+
+
+#: A valid start of each shipped binding's first message, and its rules.
+STARTS = {
+    "hl7": (b"\x0bMSH|^~\\&|PUMP|", f"{WARD3}, hl7SendingFacility=WARD3"),
+    "dicom": (ASSOCIATE_RQ[:20], f"{WARD3}, dicomCallingAE=PUMP3"),
+    "mqtt": (b"\x10\x80\x02\x00\x04MQTT\x05", "cn:PUMP-*, mqttClientId={cn}"),
+}
+
+
+class BoundTests(SynchronousTestCase):
+    """
+    Whatever a peer sends, the inspection decides or keeps less than the
+    binding's bound, and no exception escapes it.
+    """
+
+    @given(st.sampled_from(sorted(STARTS)), st.booleans(),
+           st.lists(st.binary(max_size=3000), max_size=12))
+    def test_fuzz(self, name: str, validStart: bool, chunks: List[bytes]) -> None:
+        """
+        Chunks of any bytes (after a valid start of the message, or not):
+        until the verdict, what is buffered stays below C{maxBytes}; a
+        verdict is admission or one of the binding's reasons.
+        """
+        start, rules = STARTS[name]
+        connection = FakeConnection(binding=name, bind=rules)
+        connection._buffer.append(start if validStart else b"")
+        inspection = FirstMessageInspection(connection)  # type: ignore[arg-type]
+        bound = BINDINGS[name].maxBytes
+        for chunk in chunks:
+            if connection.admitted or connection._rejected:
+                break
+            connection._buffer.append(chunk)
+            inspection.dataReceived()
+            if not (connection.admitted or connection._rejected):
+                self.assertLess(sum(map(len, connection._buffer)), bound)
+        if connection._rejected:
+            self.assertIn(connection._rejected[0], (
+                "protocol_malformed", "protocol_oversized", "protocol_identity_mismatch"))
+
+    def test_oversizedUnderTheReader(self) -> None:
+        """
+        A binding whose reader still asks for more at C{maxBytes} is
+        refused as C{protocol_oversized} all the same.
+        """
+        connection = FakeConnection(binding="mqtt", bind=STARTS["mqtt"][1])
+        inspection = FirstMessageInspection(connection)  # type: ignore[arg-type]
+        inspection.binding = attrs.evolve(inspection.binding, protocol=Patient())
+        connection._buffer.append(b"x" * 10)
+        inspection.dataReceived()
+        self.assertEqual(connection._rejected[0], "protocol_oversized")
+        self.assertEqual(connection.transport.value(), b"")
+
+
+@implementer(IIdentityBinding)
+class Patient:
+    """
+    A binding that always wants more bytes, with a bound of 10.
+    """
+
+    name = "patient"
+    claimKeys = {"mqttClientId": "the client identifier"}
+    maxBytes = 10
+
+    def read(self, data: bytes) -> Optional[FirstMessage]:
+        return None
+
+    def refusal(self, message: FirstMessage, claim: str, policy: Any, now: float) -> bytes:
+        return b""
 
 
 class HL7Tests(InspectionTestCase):
@@ -226,6 +331,24 @@ class HL7Tests(InspectionTestCase):
         with open(path, "w") as f:
             f.write(f'[[bind]]\npeer = "{WARD3}"\nhl7SendingFacility = ["WARD9"]\n')
         self.connect(hl7(b"WARD9"), binding="hl7", bindings=path)
+        self.assertEqual(len(self.serverApp.built), 1)
+
+    def test_bindingsFileReloaded(self) -> None:
+        """
+        A reload reads the bindings file again: its new rules decide the
+        next connections, and C{policy.reloaded} says the bindings changed.
+        """
+        path = os.path.abspath(self.mktemp())
+        with open(path, "w") as f:
+            f.write(f'[[bind]]\npeer = "{WARD3}"\nhl7SendingFacility = ["WARD9"]\n')
+        self.connect(hl7(b"WARD7"), binding="hl7", bindings=path)
+        self.assertEqual(self.serverApp.built, [])
+        with open(path, "w") as f:
+            f.write(f'[[bind]]\npeer = "{WARD3}"\nhl7SendingFacility = ["WARD7"]\n')
+        self.server.reload()
+        [reloaded] = [r for r in self.serverRecords() if r["event"] == "policy.reloaded"]
+        self.assertEqual(reloaded["changed"], ["bindings"])
+        self.connect(hl7(b"WARD7"))
         self.assertEqual(len(self.serverApp.built), 1)
 
 
