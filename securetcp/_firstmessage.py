@@ -46,6 +46,7 @@ class Inspected(TypingProtocol):
     gate: Any
     transport: Any
     identity: Optional[PeerIdentity]
+    inspection: Optional[FirstMessageInspection]
     _buffer: List[bytes]
     _timeout: Any
     _rejected: Optional[Tuple[str, str]]
@@ -70,7 +71,10 @@ class FirstMessageInspection:
         clock = connection.gate.clock
         # the gate cancels its timer when it admits, rejects or loses the connection
         connection._timeout = clock.callLater(self.binding.timeout, self._timedOut)
-        self.dataReceived()  # what arrived while the gate waited (OCSP)
+        # the gate is to know its inspection before the verdict on what
+        # arrived while it waited (OCSP) admits it
+        connection.inspection = self
+        self.dataReceived()
 
     def record(self) -> Dict[str, Any]:
         """

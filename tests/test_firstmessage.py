@@ -143,10 +143,15 @@ class FakeConnection:
         self._buffer: List[bytes] = []
         self._timeout: Any = None
         self._rejected: Any = None
-        self.admitted = False
+        self.inspection: Any = None
+        self.admitted = 0
 
     def _admit(self) -> None:
-        self.admitted = True
+        # as the gate does: inspect first, then admit
+        if self.inspection is None:
+            self.inspection = FirstMessageInspection(self)  # type: ignore[arg-type]
+            return
+        self.admitted += 1
 
     def _reject(self, reason: str, detail: str) -> None:
         self._rejected = (reason, detail)
@@ -158,6 +163,35 @@ STARTS = {
     "dicom": (ASSOCIATE_RQ[:20], f"{WARD3}, dicomCallingAE=PUMP3"),
     "mqtt": (b"\x10\x80\x02\x00\x04MQTT\x05", "cn:PUMP-*, mqttClientId={cn}"),
 }
+
+
+class EarlyMessageTests(SynchronousTestCase):
+    """
+    A first message that arrived before the inspection started (while the
+    gate awaited an OCSP answer) is judged at once.
+    """
+
+    def test_admittedOnce(self) -> None:
+        """
+        The connection is admitted exactly once, the inspection known to
+        the gate before.
+        """
+        connection = FakeConnection(bind=STARTS["mqtt"][1])
+        connection._buffer.append(mqttConnect(b"PUMP-0042"))
+        connection._admit()
+        self.assertEqual(connection.admitted, 1)
+        self.assertIsInstance(connection.inspection, FirstMessageInspection)
+
+    def test_refused(self) -> None:
+        """
+        A refused claim that arrived early is refused, with its CONNACK.
+        """
+        connection = FakeConnection(bind=STARTS["mqtt"][1])
+        connection._buffer.append(mqttConnect(b"PUMP-0099"))
+        connection._admit()
+        self.assertEqual(connection.admitted, 0)
+        self.assertEqual(connection._rejected[0], "protocol_identity_mismatch")
+        self.assertEqual(connection.transport.value(), notAuthorized(5))
 
 
 class BoundTests(SynchronousTestCase):
@@ -177,7 +211,8 @@ class BoundTests(SynchronousTestCase):
         start, rules = STARTS[name]
         connection = FakeConnection(binding=name, bind=rules)
         connection._buffer.append(start if validStart else b"")
-        inspection = FirstMessageInspection(connection)  # type: ignore[arg-type]
+        connection._admit()
+        inspection = connection.inspection
         bound = BINDINGS[name].maxBytes
         for chunk in chunks:
             if connection.admitted or connection._rejected:
@@ -196,7 +231,8 @@ class BoundTests(SynchronousTestCase):
         refused as C{protocol_oversized} all the same.
         """
         connection = FakeConnection(binding="mqtt", bind=STARTS["mqtt"][1])
-        inspection = FirstMessageInspection(connection)  # type: ignore[arg-type]
+        connection._admit()
+        inspection = connection.inspection
         inspection.binding = attrs.evolve(inspection.binding, protocol=Patient())
         connection._buffer.append(b"x" * 10)
         inspection.dataReceived()
