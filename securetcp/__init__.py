@@ -25,6 +25,7 @@ from securetcp.audit import (
     auditLogObserver,
     verifyFiles,
 )
+from securetcp.binding import IdentityBinding, IIdentityBinding
 from securetcp.config import POLICY_OPTIONS, buildPolicy, loadPolicyFile
 from securetcp.endpoints import (
     Limits,
@@ -78,6 +79,8 @@ __all__ = [
     "EndpointArgumentError",
     "Groups",
     "HandshakeRejected",
+    "IIdentityBinding",
+    "IdentityBinding",
     "IdentityPattern",
     "KeyStrength",
     "LegacyProfileWarning",

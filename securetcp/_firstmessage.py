@@ -124,6 +124,17 @@ class FirstMessageInspection:
         self._refuse("protocol_identity_mismatch", detail,
                      protocol.refusal(message, claim, self.binding, clock.seconds()))
 
+    def lost(self) -> Tuple[str, str]:
+        """
+        Why the connection, lost before the verdict, was refused: the peer
+        closed it before its first message was complete.
+        """
+        self._decided = True
+        assert self.binding.protocol is not None
+        received = sum(map(len, self.connection._buffer))
+        return ("peer_closed", f"the peer closed the connection before its first "
+                f"{self.binding.protocol.name} message was complete ({received} bytes)")
+
     def _refuse(self, reason: str, detail: str, answer: bytes = b"") -> None:
         self._decided = True
         connection = self.connection

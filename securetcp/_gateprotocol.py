@@ -336,6 +336,8 @@ class GateProtocol(Protocol):
             application, self.application = self.application, None
             application.connectionLost(reason)
             return
+        if self._rejected is None and self.inspection is not None:
+            self._reject(*self.inspection.lost())
         if self._rejected is None:
             self._reject(*lossReason(reason.value, self._handle(),
                                      getattr(self.transport, "firstByte", None),

@@ -343,6 +343,17 @@ class HL7Tests(InspectionTestCase):
         connection.pump.flush()
         self.assertIn("bindingTimeout=3s", self.assertRefused("protocol_timeout")["detail"])
 
+    def test_peerClosed(self) -> None:
+        """
+        A peer that closes before its first message is complete is
+        C{peer_closed}, saying so.
+        """
+        connection = self.connect(b"\x0bMSH|^~\\&|PU", **self.rules)
+        self.clientApp.built[0].transport.loseConnection()
+        connection.pump.flush()
+        record = self.assertRefused("peer_closed")
+        self.assertIn("before its first hl7 message was complete (12 bytes)", record["detail"])
+
     def test_malformed(self) -> None:
         """
         A first message of another protocol is C{protocol_malformed}.
