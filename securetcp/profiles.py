@@ -140,7 +140,54 @@ LEGACY = Profile(
     legacy=True,
 )
 
+# DICOM PS3.15 annex B.  B.12 takes BCP 195 as it stands (RFC 8996: no TLS
+# 1.0/1.1; RFC 9325: the four ECDHE AES-GCM suites it recommends for TLS
+# 1.2, the TLS 1.3 suites, X25519 and P-256).  B.13 narrows it to a closed
+# list of algorithms: ECDHE on curves of 256 bits or more (so not X25519),
+# AES-GCM/CCM/CCM_8, ChaCha20-Poly1305 and Camellia-GCM, and every TLS 1.3
+# suite on servers.  Left out: Camellia-GCM (OpenSSL does not implement it);
+# the CCM_8 suites (64-bit tags: OpenSSL 3 negotiates them only at security
+# level 0, which only the legacy profile uses); DHE in both (securetcp sets
+# no finite-field DH parameters, and B.13 forbids DHE where their size
+# cannot be set).
+
+DICOM_BCP195_RFC8996 = Profile(
+    name="dicom-bcp195-rfc8996",
+    description=(
+        "DICOM PS3.15 B.12 BCP 195 RFC 8996 (RFC 9325) TLS Secure Transport "
+        "Connection Profile: TLS 1.2 and 1.3; ECDHE with AES-GCM (the RFC 9325 "
+        "suites); X25519, P-256, P-384; RSA keys >= 2048 bits and EC keys >= P-256"
+    ),
+    minVersion=TLSVersion.TLSv1_2,
+    maxVersion=TLSVersion.TLSv1_3,
+    tls12=_GCM12,
+    tls13=_TLS13_ALL,
+    optionalGroups=(),
+    groups=("X25519", "secp256r1", "secp384r1"),
+    minRSABits=2048,
+    minECBits=256,
+)
+
+DICOM_BCP195_RFC8996_MODIFIED = Profile(
+    name="dicom-bcp195-rfc8996-modified",
+    description=(
+        "DICOM PS3.15 B.13 Modified BCP 195 RFC 8996 (RFC 9325) TLS Secure "
+        "Transport Connection Profile: TLS 1.2 and 1.3; ECDHE only, on NIST "
+        "curves of 256 bits or more; AES-GCM, AES-CCM and ChaCha20-Poly1305; "
+        "every TLS 1.3 suite but CCM_8; RSA keys >= 2048 bits and EC keys >= P-256"
+    ),
+    minVersion=TLSVersion.TLSv1_2,
+    maxVersion=TLSVersion.TLSv1_3,
+    tls12=_GCM12 + ("ECDHE-ECDSA-AES128-CCM", "ECDHE-ECDSA-AES256-CCM") + _CHACHA12,
+    tls13=_TLS13_ALL + ("TLS_AES_128_CCM_SHA256",),
+    optionalGroups=(),
+    groups=("secp256r1", "secp384r1", "secp521r1"),
+    minRSABits=2048,
+    minECBits=256,
+)
+
 PROFILES: Mapping[str, Profile] = {
     p.name: p
-    for p in (NIST_800_52R2, MOZILLA_MODERN, MOZILLA_INTERMEDIATE, LEGACY)
+    for p in (NIST_800_52R2, MOZILLA_MODERN, MOZILLA_INTERMEDIATE, LEGACY,
+              DICOM_BCP195_RFC8996, DICOM_BCP195_RFC8996_MODIFIED)
 }

@@ -65,11 +65,13 @@ class ProfileContentTests(SynchronousTestCase):
 
     def test_registry(self) -> None:
         """
-        L{PROFILES} holds the four documented profiles under their names, and
+        L{PROFILES} holds the six documented profiles under their names, and
         the default is C{nist-800-52r2}.
         """
         self.assertEqual(list(PROFILES), ["nist-800-52r2", "mozilla-modern",
-                                          "mozilla-intermediate", "legacy"])
+                                          "mozilla-intermediate", "legacy",
+                                          "dicom-bcp195-rfc8996",
+                                          "dicom-bcp195-rfc8996-modified"])
         for name, profile in PROFILES.items():
             self.assertEqual(profile.name, name)
             self.assertTrue(profile.description)

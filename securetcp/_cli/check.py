@@ -42,8 +42,8 @@ def addParser(sub: Any) -> None:
     Add the C{check} command to the subcommands C{sub}.
     """
     check = sub.add_parser(
-        "check", help="measure a policy file or endpoint string against NIST SP 800-52r2 "
-        "or a Mozilla profile (exit 0: all pass, 1: configuration error, 3: a check failed)")
+        "check", help="measure a policy file or endpoint string against NIST SP 800-52r2, "
+        "a Mozilla profile or a DICOM PS3.15 profile (exit 0: all pass, 1: configuration error, 3: a check failed)")
     check.add_argument("target", help="a .toml policy file or an endpoint string")
     check.add_argument("--client", action="store_true",
                        help="parse the endpoint string as a client endpoint")

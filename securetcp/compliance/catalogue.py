@@ -104,6 +104,13 @@ class Benchmark:
     @ivar curves: allowed curves of EC certificate keys (cryptography names).
     @ivar maxLifetimeDays: the longest certificate lifetime, if limited.
     @ivar references: item id -> section of the benchmark.
+    @ivar requireTLS12: whether TLS 1.2 must be offered (a TLS 1.3-only
+        policy fails).
+    @ivar serverTLS13: TLS 1.3 suites a server must offer, all of them (and
+        a client offering TLS 1.3 at least one); empty when the benchmark
+        names none.
+    @ivar serverTLS13Note: what the benchmark requires of servers that
+        securetcp cannot do, said where servers pass.
     """
 
     name: str
@@ -117,6 +124,9 @@ class Benchmark:
     curves: frozenset[str]
     maxLifetimeDays: Optional[int]
     references: Mapping[str, str]
+    requireTLS12: bool = False
+    serverTLS13: frozenset[str] = frozenset()
+    serverTLS13Note: str = ""
 
     def ref(self, item: str) -> str:
         return self.references.get(item, self.references.get("*", self.title))
@@ -208,6 +218,54 @@ def _mozillaBenchmark(name: str, level: str, curves: Iterable[str],
     )
 
 
+def _dicomRefs(section: str, extra: Mapping[str, str]) -> Dict[str, str]:
+    base = f"DICOM PS3.15 {section}"
+    refs = {
+        "*": base,
+        "versions.minimum": f"{base} (TLS 1.2 shall be supported); RFC 8996 (no TLS 1.0/1.1)",
+        "versions.tls13": f"{base} (TLS 1.3 may be supported; preferred when offered)",
+        "ciphers.tls12": f"{base}; RFC 9325 4.1, 4.2 (cipher suites, TLS 1.2)",
+        "ciphers.tls13": f"{base}; RFC 9325 4.3 (cipher suites, TLS 1.3)",
+        "groups": f"{base}; RFC 9325 4.2.1 (curves)",
+        "certificate.key": f"{base}; RFC 9325 4.5 (public key length)",
+        "peer.keys": f"{base}; RFC 9325 4.5 (public key length)",
+        "renegotiation": f"{base}; RFC 9325 3.5 (renegotiation)",
+        "compression": f"{base}; RFC 9325 3.3 (compression)",
+        "resumption": f"{base}; RFC 9325 3.4, 3.9 (resumption, 0-RTT)",
+        "handshakeTimeout": "securetcp hardening (not a PS3.15 requirement)",
+        "clientAuth": f"{base} (certificates identify the peers; PS3.15 leaves policy to the site)",
+        "trust": "securetcp (trust anchors for peer certificates)",
+        "revocation": "securetcp (revocation of peer certificates)",
+    }
+    refs.update(extra)
+    return refs
+
+
+def _dicomBenchmark(name: str, section: str, title: str, tls13: Iterable[str],
+                    groups: Iterable[str], serverTLS13: Iterable[str],
+                    extra: Mapping[str, str], serverTLS13Note: str = "") -> Benchmark:
+    p = PROFILES[name]
+    return Benchmark(
+        name=name,
+        title=f"DICOM PS3.15 {section} {title}",
+        minVersion=TLSVersion.TLSv1_2,
+        requireTLS13=False,
+        tls12=frozenset(p.tls12),
+        tls13=frozenset(tls13),
+        groups=frozenset(groups),
+        minRSABits=2048,
+        curves=frozenset({"secp256r1", "secp384r1", "secp521r1"}),
+        maxLifetimeDays=None,
+        references=_dicomRefs(section, extra),
+        requireTLS12=True,
+        serverTLS13=frozenset(serverTLS13),
+        serverTLS13Note=serverTLS13Note,
+    )
+
+
+_MODIFIED_TLS13 = PROFILES["dicom-bcp195-rfc8996-modified"].tls13
+
+
 #: The benchmarks C{check} and C{probe} measure against, by name.
 BENCHMARKS: Mapping[str, Benchmark] = {
     b.name: b for b in (
@@ -215,6 +273,27 @@ BENCHMARKS: Mapping[str, Benchmark] = {
         _mozillaBenchmark("mozilla-modern", "Modern", ("secp256r1", "secp384r1"), 0),
         _mozillaBenchmark("mozilla-intermediate", "Intermediate",
                           ("secp256r1", "secp384r1"), 2048),
+        _dicomBenchmark(
+            "dicom-bcp195-rfc8996", "B.12", "BCP 195 RFC 8996 TLS Secure Transport "
+            "Connection Profile",
+            tls13=PROFILES["dicom-bcp195-rfc8996"].tls13 + ("TLS_AES_128_CCM_SHA256",),
+            groups=("X25519", "X448", "secp256r1", "secp384r1", "secp521r1",
+                    "X25519MLKEM768", "SecP256r1MLKEM768", "SecP384r1MLKEM1024"),
+            serverTLS13=(), extra={}),
+        _dicomBenchmark(
+            "dicom-bcp195-rfc8996-modified", "B.13", "Modified BCP 195 RFC 8996 TLS "
+            "Secure Transport Connection Profile",
+            tls13=_MODIFIED_TLS13 + ("TLS_AES_128_CCM_8_SHA256",),
+            groups=("secp256r1", "secp384r1", "secp521r1"),
+            serverTLS13=_MODIFIED_TLS13,
+            serverTLS13Note="TLS_AES_128_CCM_8_SHA256, also listed by B.13, cannot be offered: "
+                            "OpenSSL refuses its 64-bit tag at security level 2",
+            extra={
+                "ciphers.tls12": "DICOM PS3.15 B.13 (only the permitted algorithms)",
+                "ciphers.tls13": "DICOM PS3.15 B.13 (TLS 1.3 cipher suites: servers support "
+                                 "every one, clients at least one)",
+                "groups": "DICOM PS3.15 B.13 (ECDHE key length of 256 bits or more)",
+            }),
     )
 }
 

@@ -80,6 +80,10 @@ def judgeMinimumVersion(s: Situation) -> CheckItem:
         return item(b, "versions.minimum", title, FAIL,
                     f"{MIN_VERSION_KEY} {low.value} is below {b.minVersion.value}", MIN_VERSION_KEY)
     note = ""
+    if low > TLSVersion.TLSv1_2 and b.requireTLS12:
+        return item(b, "versions.minimum", title, FAIL,
+                    f"{MIN_VERSION_KEY} {low.value}: TLS 1.2 is not offered, and "
+                    f"{b.name} requires it", MIN_VERSION_KEY)
     if low > TLSVersion.TLSv1_2 and b.minVersion <= TLSVersion.TLSv1_2:
         note = " (TLS 1.2 is not offered: stricter than required; peers without " \
                "TLS 1.3 cannot connect)"
@@ -119,18 +123,32 @@ def judgeTLS12Ciphers(s: Situation) -> CheckItem:
 
 def judgeTLS13Suites(s: Situation) -> CheckItem:
     """
-    Every TLS 1.3 suite is one the benchmark allows.
+    Every TLS 1.3 suite is one the benchmark allows; and a server offers
+    TLS 1.3 with every suite the benchmark requires of servers, if it names
+    any (a client's suites, all allowed, then include one of them).
     """
     b, policy = s.benchmark, s.policy
     title = "TLS 1.3 cipher suites"
-    if policy.versions.maximum < TLSVersion.TLSv1_3:
+    offersTLS13 = policy.versions.maximum >= TLSVersion.TLSv1_3
+    required = sorted(b.serverTLS13) if s.server else []
+    missing = [c for c in required if not offersTLS13 or c not in policy.ciphers.tls13]
+    if missing:
+        return item(b, "ciphers.tls13", title, FAIL,
+                    f"a server under {b.name} offers TLS 1.3 with every suite of the profile; "
+                    "missing: " + ", ".join(missing), SUITES_KEY if offersTLS13 else MAX_VERSION_KEY)
+    if not offersTLS13:
         return item(b, "ciphers.tls13", title, NOT_APPLICABLE,
                     f"TLS 1.3 is not negotiated ({MAX_VERSION_KEY} below TLSv1.3)", SUITES_KEY)
     outside = [c for c in policy.ciphers.tls13 if c not in b.tls13]
     if outside:
         return item(b, "ciphers.tls13", title, FAIL, f"outside {b.name}: " + ", ".join(outside),
                     SUITES_KEY)
-    return item(b, "ciphers.tls13", title, PASS, ", ".join(policy.ciphers.tls13), SUITES_KEY)
+    note = ""
+    if required:
+        note = " (every suite the profile requires of servers" + (
+            f"; {b.serverTLS13Note})" if b.serverTLS13Note else ")")
+    return item(b, "ciphers.tls13", title, PASS, ", ".join(policy.ciphers.tls13) + note,
+                SUITES_KEY)
 
 
 def judgeGroups(s: Situation) -> CheckItem:

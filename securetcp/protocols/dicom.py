@@ -28,7 +28,8 @@ from securetcp.protocols import MalformedMessage
 __all__ = [
     "AssociateRequest", "parseAssociateRequest", "associateReject",
     "MAX_ASSOCIATE_RQ", "DICOM_APPLICATION_CONTEXT",
-    "NO_REASON_GIVEN", "CALLING_AE_NOT_RECOGNIZED", "CALLED_AE_NOT_RECOGNIZED",
+    "NO_REASON_GIVEN", "APPLICATION_CONTEXT_NOT_SUPPORTED", "CALLING_AE_NOT_RECOGNIZED",
+    "CALLED_AE_NOT_RECOGNIZED",
 ]
 
 #: The largest A-ASSOCIATE-RQ, header included, that L{parseAssociateRequest}
