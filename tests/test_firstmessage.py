@@ -16,6 +16,7 @@ from typing import Any, Dict, List, Optional
 import attrs
 from hypothesis import given
 from hypothesis import strategies as st
+from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.logger import Logger
@@ -192,6 +193,46 @@ class EarlyMessageTests(SynchronousTestCase):
         self.assertEqual(connection.admitted, 0)
         self.assertEqual(connection._rejected[0], "protocol_identity_mismatch")
         self.assertEqual(connection.transport.value(), notAuthorized(5))
+
+
+class AfterOCSPTests(InspectionTestCase):
+    """
+    Through a real gate: a first message that arrives while the server
+    awaits the OCSP answer is judged when the answer comes.
+    """
+
+    def connectAwaitingOCSP(self, first: bytes) -> Any:
+        answer: Deferred[bytes] = Deferred()
+        pki = self.pki
+        self.server = SecureServerEndpoint(
+            self.clock, None, buildPolicy(
+                certKey=pki.path("server.pem"), privateKey=pki.path("server.key"),
+                caCerts=pki.path("ca.pem"), ocsp="prefer", ocspResponder="http://ocsp.invalid/",
+                bind="cn:PUMP-*, mqttClientId={cn}"),
+            mutual=True, clock=self.clock, emitter=self.emitter,
+            ocspPost=lambda url, body, timeout: answer)
+        connection = self.connect(first)
+        self.assertEqual(self.serverApp.built, [])  # the answer is awaited
+        answer.errback(ConnectionRefusedError())  # ocsp=prefer: go on without it
+        connection.pump.flush()
+        return connection
+
+    def test_admitted(self) -> None:
+        """
+        The allowed CONNECT, buffered meanwhile, reaches the application
+        once, whole.
+        """
+        self.connectAwaitingOCSP(mqttConnect(b"PUMP-0042"))
+        self.assertEqual(len(self.serverApp.built), 1)
+        self.assertEqual(b"".join(self.serverApp.received), mqttConnect(b"PUMP-0042"))
+
+    def test_refused(self) -> None:
+        """
+        A refused CONNECT, buffered meanwhile, gets its CONNACK.
+        """
+        self.connectAwaitingOCSP(mqttConnect(b"PUMP-0099"))
+        self.assertRefused("protocol_identity_mismatch")
+        self.assertEqual(self.clientReceived(), notAuthorized(5))
 
 
 class BoundTests(SynchronousTestCase):
