@@ -312,7 +312,9 @@ class EndpointStringTests(SynchronousTestCase):
                 (":binding=smtp:bind=cn\\:A, hl7SendingFacility=B", "binding", "unknown protocol"),
                 (":bind=cn\\:A, hl7SendingFacilty=B", "bind", "not all those of one protocol"),
                 (":binding=mqtt", "binding", "no rule"),
-                (":bindings=/nonexistent.toml:binding=dicom", "bindings", "does not exist")]:
+                (":bindings=/nonexistent.toml:binding=dicom", "bindings", "does not exist"),
+                (":bind=cn\\:A, hl7SendingFacility=B:permissive=true:profile=mozilla-modern",
+                 "permissive", "would be bypassed")]:
             with self.assertRaises(EndpointArgumentError) as caught:
                 serverFromString(MemoryReactor(), self.base + extra)
             self.assertIn(problem, str(caught.exception), extra)
@@ -341,5 +343,5 @@ class ShippedBindingsTests(SynchronousTestCase):
         assert isinstance(message, FirstMessage)
         self.assertEqual(hl7.refusal(message, "hl7SendingFacility", IdentityBinding(), 0), b"")
         ack = hl7.refusal(message, "", IdentityBinding(hl7RejectAck=True), 1767225600)
-        self.assertIn(b"|20260101000000||ACK^A01|", ack)
+        self.assertIn(b"|20260101000000+0000||ACK^A01|", ack)
         self.assertIn(b"MSA|AR|7|", ack)

@@ -51,7 +51,7 @@ class HL7Binding:
     def refusal(self, message: FirstMessage, claim: str, policy: Any, now: float) -> bytes:
         if not getattr(policy, "hl7RejectAck", False):
             return b""
-        stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime(now))
+        stamp = time.strftime("%Y%m%d%H%M%S+0000", time.gmtime(now))
         return hl7.rejectACK(message.message, f"SECURETCP{int(now * 1000)}", stamp,
                              "sender not authorized for this certificate")
 
