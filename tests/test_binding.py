@@ -143,6 +143,31 @@ class JudgeTests(SynchronousTestCase):
         claims["hl7SendingApplication"] = "LAB"
         self.assertEqual((judge(self.rules, other, claims) or ("",))[0], "hl7SendingApplication")
 
+    def test_severalProtocols(self) -> None:
+        """
+        A rule may name the claims of several protocols (one registry for
+        the HL7, DICOM and MQTT listeners): each protocol checks its own,
+        and a rule naming none of a protocol's claims does not apply to it.
+        """
+        rules = bindingRules([
+            {"peer": "cn:PUMP-*", "dicomCallingAE": "PUMP3*"},
+            {"peer": "uri:spiffe://hospital.example/ward3/*", "hl7SendingFacility": "WARD3",
+             "dicomCallingAE": "INF*", "mqttClientId": "{cn}"}])
+        part = IdentityBinding("hl7", rules)
+        self.assertEqual(len(part.rules), 2)
+        self.assertIsNone(judge(rules, PUMP, {"hl7SendingFacility": "WARD3"}))
+        self.assertIsNone(judge(rules, PUMP, {"mqttClientId": "PUMP-3A"}))
+        self.assertEqual((judge(rules, PUMP, {"mqttClientId": "PUMP-9"}) or ("",))[0],
+                         "mqttClientId")
+        self.assertIsNone(judge(rules, PUMP, {"dicomCallingAE": "PUMP3X",
+                                              "dicomCalledAE": "PACS"}))
+        self.assertEqual((judge(rules, PUMP, {"dicomCallingAE": "INF1",
+                                              "dicomCalledAE": "PACS"}) or ("",))[0],
+                         "dicomCallingAE")
+        pumpOnly = PeerIdentity(commonName=("PUMP-7",))
+        self.assertEqual((judge(rules, pumpOnly, {"hl7SendingFacility": "WARD3"}) or ("",))[0],
+                         "")
+
     def test_noRule(self) -> None:
         """
         A peer no rule matches, or no certificate, is refused with key C{""}.
@@ -205,7 +230,11 @@ class PolicyTests(SynchronousTestCase):
         for options, field, problem in [
                 (dict(binding="smtp"), "binding", "unknown protocol binding"),
                 (dict(binding="hl7", bind="cn:X, mqttClientId=A"), "bind",
-                 "mqttClientId is not a claim of binding=hl7"),
+                 "no rule names a claim of binding=hl7"),
+                (dict(binding="hl7", bind="cn:X, hl7SendingFacilty=A"), "bind",
+                 "hl7SendingFacilty is not a claim of binding=hl7 (nor of another protocol)"),
+                (dict(bind="cn:X, hl7SendingFacilty=A"), "bind",
+                 "hl7SendingFacilty is not a claim of any protocol"),
                 (dict(bind="cn:X, mqttClientId=A, dicomCalledAE=B"), "bind",
                  "not all those of one protocol"),
                 (dict(bind="cm:X, mqttClientId=A"), "bind", "unknown identity kind"),
@@ -253,8 +282,8 @@ class PolicyTests(SynchronousTestCase):
         self.assertIn("bindings file does not exist",
                       str(_errorOf(loadMaterials, policy, Role.SERVER)))
         for text, problem in [('minVersion = "TLSv1.3"\n', "holds only [[bind]] rules"),
-                              ('[[bind]]\npeer = "cn:A"\nhl7SendingFacility = "B"\n',
-                               "not a claim of binding=mqtt")]:
+                              ('[[bind]]\npeer = "cn:A"\nmqttClientID = "B"\n',
+                               "mqttClientID is not a claim of binding=mqtt")]:
             with open(path, "w") as f:
                 f.write(text)
             error = _errorOf(loadMaterials, policy, Role.SERVER)
@@ -280,7 +309,7 @@ class PolicyTests(SynchronousTestCase):
         self.assertIsNone(judge(part.rules, PUMP, message.claims))
         self.assertIsNone(mine.read(b"HELLO PU"))
         self.assertEqual(mine.refusal(message, "helloName", part, 0), b"DENIED\n")
-        self.assertIn("not a claim of binding=hello",
+        self.assertIn("no rule names a claim of binding=hello",
                       _errorOf(IdentityBinding, mine, rules="cn:A, hl7SendingFacility=B").problem)
 
 
@@ -310,7 +339,9 @@ class EndpointStringTests(SynchronousTestCase):
         """
         for extra, argument, problem in [
                 (":binding=smtp:bind=cn\\:A, hl7SendingFacility=B", "binding", "unknown protocol"),
-                (":bind=cn\\:A, hl7SendingFacilty=B", "bind", "not all those of one protocol"),
+                (":bind=cn\\:A, hl7SendingFacilty=B", "bind", "not a claim of any protocol"),
+                (":bind=cn\\:A, hl7SendingFacility=B, mqttClientId=C", "bind",
+                 "not all those of one protocol"),
                 (":binding=mqtt", "binding", "no rule"),
                 (":bindings=/nonexistent.toml:binding=dicom", "bindings", "does not exist"),
                 (":bind=cn\\:A, hl7SendingFacility=B:permissive=true:profile=mozilla-modern",

@@ -18,7 +18,7 @@ from typing import Any, List
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from ._dcmtk import ECHOSCU, PATIENT_ID, PATIENT_NAME, STORESCP, STORESCU, dicomFile, needDcmtk
-from ._net import freePort
+from ._net import escape, freePort
 from ._twistd import PEER_TIMEOUT, START_TIMEOUT, Program, TapProcessMixin, auditEvents, blockUntil
 
 MOSQUITTO = shutil.which("mosquitto")
@@ -206,13 +206,20 @@ class MQTTTests(BindingPeersTestCase):
 
     def test_clientId(self) -> None:
         """
-        A device whose client identifier is its certificate's CN
+        A device whose client identifier is its certificate's CN (the
+        rule of a bindings file shared with other protocols' listeners)
         publishes through to the broker; one claiming another device's
         identifier gets CONNACK "not authorized" (MQTT 3.1.1 and 5) and the
         broker never sees its connection.
         """
         brokerPort, broker = self.broker()
-        port = self.terminateWith(brokerPort, "bind=cn\\:PUMP-*, mqttClientId={cn}")
+        registry = os.path.join(self.workdir, "devices.toml")
+        with open(registry, "w") as f:  # one registry for every protocol's listener
+            f.write('[[bind]]\npeer = "cn:CT-*"\ndicomCallingAE = ["{cn}"]\n'
+                    '[[bind]]\npeer = "uri:spiffe://hospital.example/ward3/*"\n'
+                    'hl7SendingFacility = ["WARD3"]\ndicomCallingAE = ["PUMP3*"]\n'
+                    'mqttClientId = ["{cn}"]\n')
+        port = self.terminateWith(brokerPort, f"binding=mqtt:bindings={escape(registry)}")
         subscriber = Program(self, [MOSQUITTO_SUB or "", "-h", "127.0.0.1", "-p",
                                     str(brokerPort), "-t", "ward3/#", "-C", "1", "-W", "10"],
                              "sub")

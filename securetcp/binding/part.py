@@ -10,7 +10,7 @@ L{judge}, the pure decision on one connection's claims::
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional, Sequence, Tuple
+from typing import Any, Iterable, Mapping, Optional, Sequence, Tuple
 
 import attrs
 
@@ -61,8 +61,15 @@ class IdentityBinding:
     def __attrs_post_init__(self) -> None:
         if self.protocol is None and self.rules:
             object.__setattr__(self, "protocol", _inferred(self.rules))
-        if self.protocol is not None:
-            checkClaims(self.protocol, self.rules, "binding.rules")
+        if self.protocol is None:
+            return
+        checkClaims(self.protocol, self.rules, "binding.rules")
+        if self.rules and not self.file and not any(
+                _applies(rule, self.protocol.claimKeys) for rule in self.rules):
+            raise PolicyError("binding.rules", str(self.rules[0]),
+                              f"no rule names a claim of binding={self.protocol.name}, so "
+                              "every peer would be refused",
+                              "name one of " + ", ".join(self.protocol.claimKeys))
 
     @property
     def enabled(self) -> bool:
@@ -74,36 +81,52 @@ def _inferred(rules: Tuple[BindingRule, ...]) -> IIdentityBinding:
     The one shipped binding whose claims C{rules} name.
     """
     keys = {key for rule in rules for key, _ in rule.claims}
+    claims = "; ".join(", ".join(b.claimKeys) for b in BINDINGS.values())
+    unknown = sorted(keys.difference(*(b.claimKeys for b in BINDINGS.values())))
+    if unknown:
+        raise PolicyError("binding.rules", str(rules[0]),
+                          f"{unknown[0]} is not a claim of any protocol", "use " + claims)
     for binding in BINDINGS.values():
         if keys <= set(binding.claimKeys):
             return binding
     raise PolicyError("binding.rules", str(rules[0]),
                       "its claims are not all those of one protocol",
-                      "name the protocol with binding.protocol=hl7, dicom or mqtt; claims: "
-                      + "; ".join(", ".join(b.claimKeys) for b in BINDINGS.values()))
+                      "name the protocol these rules are for with binding.protocol=hl7, "
+                      "dicom or mqtt")
 
 
 def checkClaims(protocol: IIdentityBinding, rules: Tuple[BindingRule, ...],
                 field: str) -> None:
     """
-    Refuse a rule that constrains a claim C{protocol} does not read.
+    Refuse a rule that names a claim neither C{protocol} nor a shipped
+    binding reads (a rule may name the claims of several protocols: each
+    listener checks those of its own).
 
     @raise PolicyError: naming C{field}.
     """
-    keys = protocol.claimKeys
+    known = set(protocol.claimKeys).union(*(b.claimKeys for b in BINDINGS.values()))
     for rule in rules:
         for key, _ in rule.claims:
-            if key not in keys:
+            if key not in known:
                 raise PolicyError(field, str(rule),
-                                  f"{key} is not a claim of binding={protocol.name}",
-                                  "use " + ", ".join(keys))
+                                  f"{key} is not a claim of binding={protocol.name} (nor of "
+                                  "another protocol)", "use " + ", ".join(protocol.claimKeys))
+
+
+def _applies(rule: BindingRule, keys: Iterable[str]) -> bool:
+    """
+    Whether C{rule} names one of C{keys}, the claims of the protocol read.
+    """
+    return any(key in keys for key, _ in rule.claims)
 
 
 def judge(rules: Sequence[BindingRule], identity: Optional[PeerIdentity],
           claims: Mapping[str, Optional[str]]) -> Optional[Tuple[str, str]]:
     """
-    Decide whether a peer of C{identity} may make C{claims}: the first of
-    C{rules} whose peer matcher matches decides.
+    Decide whether a peer of C{identity} may make C{claims} (every claim
+    key of the protocol read, C{None} for one not made): the first of
+    C{rules} that names one of those keys and whose peer matcher matches
+    decides.  Rules about other protocols' claims do not apply.
 
     @return: C{None} when every claim the rule constrains matches one of
         its patterns, else C{(claim key, detail)}; the key is C{""} when no
@@ -111,7 +134,7 @@ def judge(rules: Sequence[BindingRule], identity: Optional[PeerIdentity],
     """
     if identity is not None:
         for rule in rules:
-            if rule.peer.matches(identity):
+            if _applies(rule, claims) and rule.peer.matches(identity):
                 return _judgeRule(rule, identity, claims)
     who = identity.subject if identity is not None and identity.subject else "(no certificate)"
     return "", f"no bind rule matches the peer {who}"
@@ -120,6 +143,8 @@ def judge(rules: Sequence[BindingRule], identity: Optional[PeerIdentity],
 def _judgeRule(rule: BindingRule, identity: PeerIdentity,
                claims: Mapping[str, Optional[str]]) -> Optional[Tuple[str, str]]:
     for key, patterns in rule.claims:
+        if key not in claims:
+            continue  # another protocol's
         claimed = claims.get(key)
         if not any(p.matches(claimed, identity) for p in patterns):
             allowed = "|".join(str(p) for p in patterns)
