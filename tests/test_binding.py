@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from typing import Any, Optional
 
+from hypothesis import given
+from hypothesis import strategies as st
 from twisted.internet.endpoints import _parse, serverFromString
 from twisted.internet.testing import MemoryReactor
 from twisted.trial.unittest import SynchronousTestCase
@@ -100,6 +102,17 @@ class ClaimPatternTests(SynchronousTestCase):
         self.assertTrue(ClaimPattern.parse("{cn}").matches("P*.+", odd))
         self.assertFalse(ClaimPattern.parse("{cn}").matches("PXX.+", odd))
         self.assertFalse(ClaimPattern.parse("{cn}").matches("P*..", odd))
+
+    @given(st.text(max_size=20), st.text(max_size=20))
+    def test_substitutionFuzz(self, cn: str, claimed: str) -> None:
+        """
+        C{{cn}} matches the certificate's common name exactly, whatever
+        characters it holds, and nothing else.
+        """
+        identity = PeerIdentity(commonName=(cn,))
+        pattern = ClaimPattern.parse("{cn}")
+        self.assertTrue(pattern.matches(cn, identity))
+        self.assertEqual(pattern.matches(claimed, identity), claimed == cn)
 
     def test_badPatterns(self) -> None:
         """
@@ -214,6 +227,15 @@ class PolicyTests(SynchronousTestCase):
         self.assertEqual(fromFile, fromPython)
         self.assertEqual(fromString, fromPython)
         self.assertIs(fromPython.binding.protocol, BINDINGS["dicom"])
+
+    def test_oneTable(self) -> None:
+        """
+        The policy part takes one table (or one rule) without a list
+        around it.
+        """
+        one = IdentityBinding(rules={"peer": "cn:X", "mqttClientId": "{cn}"})
+        self.assertEqual(one, IdentityBinding(rules=[{"peer": "cn:X", "mqttClientId": "{cn}"}]))
+        self.assertEqual(IdentityBinding(rules=one.rules[0]), one)
 
     def test_inferredProtocol(self) -> None:
         """

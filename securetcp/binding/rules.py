@@ -162,7 +162,9 @@ def bindingRules(value: Any, field: str = _RULES) -> Tuple[BindingRule, ...]:
     """
     if value is None:
         return ()
-    items: Iterable[Any] = value.split(";") if isinstance(value, str) else value
+    if isinstance(value, (str, Mapping, BindingRule)):
+        value = [value]  # one string of rules, one table, one rule
+    items: Iterable[Any] = value
     rules = []
     for item in items:
         if isinstance(item, BindingRule):
