@@ -120,9 +120,13 @@ class FirstMessageInspection:
             self.connection._admit()
             return
         claim, detail = verdict
-        clock = self.connection.gate.clock
-        self._refuse("protocol_identity_mismatch", detail,
-                     protocol.refusal(message, claim, self.binding, clock.seconds()))
+        try:
+            answer = protocol.refusal(message, claim, self.binding,
+                                      self.connection.gate.clock.seconds())
+        except Exception:
+            _log.failure("the {name} identity binding's refusal failed", name=protocol.name)
+            answer = b""  # refused all the same, without the protocol's answer
+        self._refuse("protocol_identity_mismatch", detail, answer)
 
     def lost(self) -> Tuple[str, str]:
         """

@@ -281,6 +281,59 @@ class BoundTests(SynchronousTestCase):
         self.assertEqual(connection.transport.value(), b"")
 
 
+class BrokenBindingTests(SynchronousTestCase):
+    """
+    A binding of one's own that raises is contained: the connection is
+    refused, and the error logged.
+    """
+
+    def test_readRaises(self) -> None:
+        """
+        An exception from C{read} refuses the connection as
+        C{internal_error}.
+        """
+        connection = FakeConnection(binding="mqtt", bind=STARTS["mqtt"][1])
+        connection._buffer.append(b"x")
+        connection.gate.policy = attrs.evolve(connection.gate.policy, binding=attrs.evolve(
+            connection.gate.policy.binding, protocol=Broken()))
+        connection._admit()
+        self.assertEqual(connection._rejected[0], "internal_error")
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+
+    def test_refusalRaises(self) -> None:
+        """
+        An exception from C{refusal} still refuses the claim, without an
+        answer.
+        """
+        connection = FakeConnection(binding="mqtt", bind=STARTS["mqtt"][1])
+        connection._buffer.append(b"y")
+        connection.gate.policy = attrs.evolve(connection.gate.policy, binding=attrs.evolve(
+            connection.gate.policy.binding, protocol=Broken()))
+        connection._admit()
+        self.assertEqual(connection._rejected[0], "protocol_identity_mismatch")
+        self.assertEqual(connection.transport.value(), b"")
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+
+
+@implementer(IIdentityBinding)
+class Broken:
+    """
+    A binding that fails on C{x} in C{read}, and always in C{refusal}.
+    """
+
+    name = "broken"
+    claimKeys = {"mqttClientId": "the client identifier"}
+    maxBytes = 10
+
+    def read(self, data: bytes) -> Optional[FirstMessage]:
+        if data == b"x":
+            raise ZeroDivisionError()
+        return FirstMessage({"mqttClientId": "someone else"})
+
+    def refusal(self, message: FirstMessage, claim: str, policy: Any, now: float) -> bytes:
+        raise ZeroDivisionError()
+
+
 @implementer(IIdentityBinding)
 class Patient:
     """
