@@ -26,9 +26,10 @@ class FirstMessage:
     What a binding read from the first message.
 
     @ivar claims: the identities the message claims, by claim key
-        (C{"hl7SendingFacility"}); C{None} for one the message leaves out
-        (an MQTT CONNECT without a user name).  Identifiers only: they are
-        written to the audit log.
+        (C{"hl7SendingFacility"}): every key of the binding's C{claimKeys},
+        C{None} for one the message leaves out (an MQTT CONNECT without a
+        user name).  The rules that name none of these keys do not apply.
+        Identifiers only: they are written to the audit log.
     @ivar message: the protocol reader's own value (an HL7 header, an MQTT
         CONNECT), for the binding's L{IIdentityBinding.refusal}.
     """
