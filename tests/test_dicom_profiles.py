@@ -12,9 +12,11 @@ C{--profile-8996-mod}); with an older dcmtk the tests use its closest ones
 
 from __future__ import annotations
 
+import json
 import os
 import socket
-from typing import Any, List, Sequence, Tuple
+import sys
+from typing import Any, Dict, List, Sequence, Tuple
 
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -277,6 +279,46 @@ class DifferencesTests(DcmtkProfileMixin, SynchronousTestCase):
         self.assertNotEqual(status, 0)
         self.assertEqual((record["event"], record["reason"]),
                          ("handshake.rejected", "no_shared_cipher"))
+
+
+class ProbeDcmtkTests(DcmtkProfileMixin, SynchronousTestCase):
+    """
+    C{python -m securetcp probe --profile dicom-bcp195-rfc8996} measures a
+    live storescp +tls.
+    """
+
+    def _probe(self, *dcmtk: str) -> Dict[str, str]:
+        port, _, _ = self.storescp(*self.tlsOptions("server"), *dcmtk)
+        probe = Program(self, [sys.executable, "-m", "securetcp", "probe", "--json",  # type: ignore[arg-type]
+                               "--profile", B12, "--cacert", self.pki.path("ca.pem"),
+                               "--cert", self.pki.path("client.pem"),
+                               "--key", self.pki.path("client.key"), f"127.0.0.1:{port}"],
+                        "probe")
+        probe.waitExit(TRANSFER_TIMEOUT)
+        return {i["id"]: i["status"] for i in json.loads(probe.out)["items"]}
+
+    def test_tls12Only(self) -> None:
+        """
+        storescp limited to TLS 1.2 with ECDSA suites passes every B.12 item
+        probe can see.
+        """
+        items = self._probe(*dcmtkProfile(B12, tls12=True))
+        self.assertEqual({k: v for k, v in items.items() if v == "fail"}, {})
+        self.assertEqual(items["accepts.TLSv1.2"], "pass")
+
+    def test_default(self) -> None:
+        """
+        storescp with dcmtk's B.12 profile passes too; with dcmtk 3.6.7's
+        closest (non-downgrading BCP 195) and an ECDSA certificate it
+        negotiates TLS 1.3 but fails accepts.TLSv1.2: its TLS 1.2 suites
+        are all RSA-authenticated, so it cannot speak the TLS 1.2 that B.12
+        requires with that certificate.
+        """
+        items = self._probe(*dcmtkProfile(B12))
+        for id in ("versions.minimum", "ciphers.tls13", "groups", "refuses.TLSv1.1"):
+            self.assertEqual(items[id], "pass", id)
+        expected = "pass" if "--profile-8996" in storescuHelp() else "fail"
+        self.assertEqual(items["accepts.TLSv1.2"], expected)
 
 
 class OurClientTests(DcmtkProfileMixin, SynchronousTestCase):

@@ -16,7 +16,17 @@ from twisted.trial.unittest import SynchronousTestCase
 from securetcp import Ciphers, TLSPolicy, Versions
 from securetcp._catalogue import TLS12_CIPHERS, TLSVersion
 from securetcp._cli import main
-from securetcp.compliance.check import BENCHMARKS, FAIL, PASS, CertificateFacts, checkPolicy
+from securetcp.compliance.check import (
+    BENCHMARKS,
+    FAIL,
+    NOT_APPLICABLE,
+    PASS,
+    Attempt,
+    CertificateFacts,
+    ProbeFacts,
+    checkNegotiated,
+    checkPolicy,
+)
 from securetcp.policy import Role
 from securetcp.profiles import PROFILES
 
@@ -183,6 +193,56 @@ class CheckTests(SynchronousTestCase):
                                     BENCHMARKS[name], _facts(), NOW):
                 self.assertTrue("PS3.15" in item.reference or "securetcp" in item.reference,
                                 (name, item.id, item.reference))
+
+
+def _probed(tls12: Attempt) -> Dict[str, str]:
+    """
+    The statuses of C{probe}'s items against B.12 for a server that
+    negotiated TLS 1.3 and answered C{tls12} to a TLS 1.2-only client.
+    """
+    refused = Attempt(False, "tls alert protocol version")
+    facts = ProbeFacts(
+        main=Attempt(True, None, "TLSv1.3", "TLS_AES_128_GCM_SHA256"), group="secp256r1",
+        chain=(_facts(),), verifyError=None, hostnameError=None, clientCertRequested=True,
+        ocspStapled=False,
+        attempts={"TLSv1": refused, "TLSv1.1": refused, "nonAEAD": refused,
+                  "acceptsTLSv1.2": tls12})
+    return {i.id: i.status for i in checkNegotiated(facts, BENCHMARKS[B12], NOW)}
+
+
+class ProbeTests(SynchronousTestCase):
+    """
+    C{probe} against a DICOM benchmark also checks that the server speaks
+    TLS 1.2, which the profiles require.
+    """
+
+    def test_acceptsTLS12(self) -> None:
+        """
+        A server that completes a TLS 1.2-only handshake with a suite of
+        the profile passes accepts.TLSv1.2; one that refuses it, or picks a
+        suite outside the profile, fails; a local OpenSSL that cannot offer
+        TLS 1.2 makes it not applicable.
+        """
+        ok = Attempt(True, None, "TLSv1.2", "ECDHE-ECDSA-AES128-GCM-SHA256")
+        self.assertEqual(_probed(ok)["accepts.TLSv1.2"], PASS)
+        self.assertEqual(_probed(Attempt(False, "tls alert handshake failure"))
+                         ["accepts.TLSv1.2"], FAIL)
+        self.assertEqual(_probed(Attempt(True, None, "TLSv1.2", "DHE-RSA-AES128-GCM-SHA256"))
+                         ["accepts.TLSv1.2"], FAIL)
+        self.assertEqual(_probed(Attempt(False, "no protocols available", offered=False))
+                         ["accepts.TLSv1.2"], NOT_APPLICABLE)
+
+    def test_notForOthers(self) -> None:
+        """
+        The NIST benchmark has no accepts.TLSv1.2 item.
+        """
+        refused = Attempt(False, "x")
+        facts = ProbeFacts(
+            main=Attempt(True, None, "TLSv1.3", "TLS_AES_128_GCM_SHA256"), group="secp256r1",
+            chain=(_facts(),), verifyError=None, hostnameError=None, clientCertRequested=True,
+            ocspStapled=False, attempts={"TLSv1": refused, "acceptsTLSv1.2": refused})
+        self.assertNotIn("accepts.TLSv1.2",
+                         [i.id for i in checkNegotiated(facts, BENCHMARKS["nist-800-52r2"], NOW)])
 
 
 class CheckCommandTests(SynchronousTestCase):

@@ -119,6 +119,8 @@ def gatherFacts(args: argparse.Namespace, benchmark: Benchmark) -> Tuple[Any, Pr
     }
     if benchmark.minVersion > TLSVersion.TLSv1_2:
         tries["TLSv1.2"] = dict(versions=(TLSVersion.TLSv1_2, TLSVersion.TLSv1_2))
+    if benchmark.requireTLS12:
+        tries["acceptsTLSv1.2"] = dict(versions=(TLSVersion.TLSv1_2, TLSVersion.TLSv1_2))
     attempts = {name: _attempt(probeHandshake(host, port, **common, **extra))
                 for name, extra in tries.items()}
     name = args.servername or host

@@ -75,7 +75,8 @@ class ProbeFacts:
         certificate.
     @ivar ocspStapled: whether the server stapled an OCSP response.
     @ivar attempts: the refusal tests by name (C{"TLSv1"}, C{"TLSv1.1"},
-        C{"TLSv1.2"}, C{"nonAEAD"}).
+        C{"TLSv1.2"}, C{"nonAEAD"}), and C{"acceptsTLSv1.2"}, TLS 1.2 alone,
+        for a benchmark that requires it.
     """
 
     main: Attempt
@@ -211,6 +212,27 @@ def _refusals(b: Benchmark, facts: ProbeFacts) -> List[CheckItem]:
     return items
 
 
+def _acceptsTLS12(b: Benchmark, facts: ProbeFacts) -> List[CheckItem]:
+    """
+    Where the benchmark requires TLS 1.2: a client offering TLS 1.2 alone
+    connects, with a suite of the benchmark.
+    """
+    attempt = facts.attempts.get("acceptsTLSv1.2")
+    if not b.requireTLS12 or attempt is None:
+        return []
+    id, title = "accepts.TLSv1.2", "TLS 1.2 accepted"
+    if not attempt.offered:
+        return [item(b, id, title, NOT_APPLICABLE,
+                     f"the local OpenSSL cannot offer it ({attempt.error})")]
+    if not attempt.connected:
+        return [item(b, id, title, FAIL, f"refused ({attempt.error}); {b.name} requires "
+                     "TLS 1.2", MIN_VERSION_KEY)]
+    if attempt.cipher not in b.tls12:
+        return [item(b, id, title, FAIL, f"the server chose {attempt.cipher}, outside "
+                     f"{b.name}", CIPHERS_KEY)]
+    return [item(b, id, title, PASS, f"accepted with {attempt.cipher}")]
+
+
 def checkNegotiated(facts: ProbeFacts, benchmark: Benchmark,
                     now: Optional[datetime.datetime] = None) -> List[CheckItem]:
     """
@@ -220,4 +242,5 @@ def checkNegotiated(facts: ProbeFacts, benchmark: Benchmark,
     now = now or datetime.datetime.now(datetime.UTC)
     return (_handshake(b, facts) + [_version(b, facts)] + _cipher(b, facts)
             + _group(b, facts) + _certificate(b, facts, now)
-            + [_clientAuth(b, facts), _stapling(b, facts)] + _refusals(b, facts))
+            + [_clientAuth(b, facts), _stapling(b, facts)] + _acceptsTLS12(b, facts)
+            + _refusals(b, facts))

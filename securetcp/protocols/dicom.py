@@ -14,6 +14,12 @@ L{parseAssociateRequest} reads only what it is given and keeps nothing; a
 caller feeds it everything received so far. It is bounded: a PDU that
 declares more than L{MAX_ASSOCIATE_RQ} bytes is refused from its 6-byte
 header, before the rest is buffered.
+
+AE titles are held to the standard's repertoire (ISO 646 G0 without the
+backslash, no control characters): a title padded with NUL bytes, as some
+non-conforming devices send, is refused rather than trimmed, because an
+acceptor that reads the field as a C string would see another title than
+the one judged here (C{"PUMP3<NUL>ICU"} would be C{"PUMP3"} to it).
 """
 
 from __future__ import annotations
