@@ -27,6 +27,7 @@ from securetcp.audit import (
     verifyCollector,
     verifyFiles,
 )
+from securetcp.binding import IdentityBinding, IIdentityBinding
 from securetcp.config import POLICY_OPTIONS, buildPolicy, loadPolicyFile
 from securetcp.endpoints import (
     Limits,
@@ -80,6 +81,8 @@ __all__ = [
     "EndpointArgumentError",
     "Groups",
     "HandshakeRejected",
+    "IIdentityBinding",
+    "IdentityBinding",
     "IdentityPattern",
     "KeyStrength",
     "LegacyProfileWarning",

@@ -14,10 +14,9 @@ says which); a peer that fails any check never reaches the application.
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Dict, List, Optional, Set, Tuple
+from typing import Any, Dict, List, Optional, Set, Tuple
 from typing import Protocol as TypingProtocol
 
-import attrs
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import (
@@ -33,7 +32,9 @@ from twisted.python.failure import Failure
 from zope.interface import alsoProvides, implementer
 
 from securetcp._below.proxyprotocol import proxiedBy
+from securetcp._firstmessage import FirstMessageInspection
 from securetcp._interfaces import IAuditSink, IMaterialsInForce, IOCSPChecker
+from securetcp._limits import Limits
 from securetcp._tls.session import (
     NegotiatedSession,
     connectionFacts,
@@ -50,35 +51,11 @@ from securetcp.audit.records import (
     connectionClosed,
     handshakeRejected,
 )
-from securetcp.errors import PolicyError
 from securetcp.identity import PeerIdentity, identityFromCertificate
 from securetcp.policy import Role, TLSPolicy
 
 #: An OCSP decision: C{(rejection or None, facts for the audit record)}.
 Decision = Tuple[Optional[Tuple[str, str]], Dict[str, Any]]
-
-
-def _limit(name: str) -> Callable[[Any, Any, Optional[int]], None]:
-    def check(instance: Any, attribute: Any, value: Optional[int]) -> None:
-        if value is not None and (not isinstance(value, int) or value < 1):
-            raise PolicyError(name, value, "must be a positive integer",
-                              f"give {name}=N with N >= 1, or leave it out")
-    return check
-
-
-@attrs.frozen
-class Limits:
-    """
-    How many connections a server gate lets in; beyond them a new
-    connection is refused and audited.  C{None}: no limit.
-
-    @ivar maxConnections: connections open at once.
-    @ivar maxHandshakes: handshakes in progress at once.
-    """
-
-    maxConnections: Optional[int] = attrs.field(default=None,
-                                                validator=_limit("maxConnections"))
-    maxHandshakes: Optional[int] = attrs.field(default=None, validator=_limit("maxHandshakes"))
 
 
 class Gate(TypingProtocol):
@@ -132,6 +109,8 @@ class GateProtocol(Protocol):
 
     transport: Any
     application: Optional[IProtocol] = None
+    #: reads the first message for the policy's identity binding, if any
+    inspection: Optional[FirstMessageInspection] = None
     _done = False
     _handshaking = False
     #: (TLS 1.3 clients) waiting for the server to accept our side
@@ -256,6 +235,9 @@ class GateProtocol(Protocol):
 
     def _admit(self) -> None:
         self._cancelTimeout()
+        if self.inspection is None and self.gate.policy.binding.enabled:
+            self.inspection = FirstMessageInspection(self)  # calls _admit() or _reject()
+            return
         if not self.gate.emitter.accepting():
             self._reject("audit_unavailable",
                          "the audit log cannot be written; unaudited connections are refused")
@@ -312,6 +294,8 @@ class GateProtocol(Protocol):
             self._buffer.append(data)
             if self._confirming:
                 self._confirmed()  # the server spoke: it accepted us
+            elif self.inspection is not None:
+                self.inspection.dataReceived()
 
     def readConnectionLost(self) -> None:
         """
@@ -352,6 +336,8 @@ class GateProtocol(Protocol):
             application, self.application = self.application, None
             application.connectionLost(reason)
             return
+        if self._rejected is None and self.inspection is not None:
+            self._reject(*self.inspection.lost())
         if self._rejected is None:
             self._reject(*lossReason(reason.value, self._handle(),
                                      getattr(self.transport, "firstByte", None),

@@ -26,6 +26,7 @@ import sys
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Tuple
 
 from securetcp.options import (
+    BINDING,
     FROM_PROFILE,
     GROUPS,
     PINS,
@@ -53,6 +54,8 @@ def shownValue(option: Option, value: Any) -> Any:
     """
     if option.kind is GROUPS:
         return ["?" + g for g in value.optional] + list(value.required)
+    if option.kind is BINDING:
+        return value.name if value is not None else None
     if option.kind is PINS:
         return ["sha256/" + base64.b64encode(p).decode("ascii") for p in value]
     if option.kind.many:

@@ -39,8 +39,11 @@ from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 import attrs
 
 from securetcp._spelling import inUserSpelling
-from securetcp.errors import PolicyError, PolicyFileError
+from securetcp.binding import BindingRule, IIdentityBinding, bindingRules
+from securetcp.binding.part import checkClaims
+from securetcp.errors import CredentialError, PolicyError, PolicyFileError
 from securetcp.options import (
+    BIND_RULES,
     BOOL,
     GROUPS,
     LABEL,
@@ -207,6 +210,8 @@ def _checkTOMLValue(path: str, key: str, value: Any) -> None:
     if isinstance(value, dict):
         raise PolicyFileError(path, key, None, "tables are not policy options",
                               "write flat keys (see docs/policy.md)")
+    if isinstance(value, list) and key in OPTIONS and OPTIONS[key].kind is BIND_RULES:
+        return  # [[bind]] tables, or inline rules: the binding part checks them
     if isinstance(value, list):
         if key in OPTIONS and not OPTIONS[key].kind.many:
             raise PolicyFileError(path, key, value, "takes one value, not a list",
@@ -252,6 +257,33 @@ def readPolicyFile(path: str) -> Tuple[Dict[str, Any], str]:
     for key, value in data.items():
         _checkTOMLValue(path, key, value)
     return data, os.path.dirname(os.path.abspath(path))
+
+
+def readBindingsFile(path: str, protocol: IIdentityBinding) -> Tuple[BindingRule, ...]:
+    """
+    The C{[[bind]]} rules of a bindings file (C{bindings=}), checked
+    against the claims of C{protocol}.  Read with the other files an
+    endpoint needs (L{securetcp.materials}), so its errors are theirs.
+
+    @raise CredentialError: naming C{bindings}, the file and the problem,
+        for a missing or malformed file, another key than C{bind}, or a
+        bad rule.
+    """
+    try:
+        options, _ = readPolicyFile(path)
+        for key in options:
+            if key != "bind":
+                raise PolicyFileError(path, key, None, "a bindings file holds only [[bind]] "
+                                      "rules", "move other options to the policy")
+        rules = bindingRules(options.get("bind", ()), "bind")
+        checkClaims(protocol, rules, "bind")
+        return rules
+    except PolicyError as e:
+        where = f"key {e.key!r}: " if isinstance(e, PolicyFileError) and e.key else ""
+        if not isinstance(e, PolicyFileError):
+            where = f"[[bind]] {e.value}: "
+        raise CredentialError("bindings", path, where + e.problem.replace("policy ", "bindings "),
+                              e.fix.replace("policy=", "bindings=")) from None
 
 
 def loadPolicyFile(path: str, base: Optional[TLSPolicy] = None) -> TLSPolicy:

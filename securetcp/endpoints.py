@@ -336,6 +336,11 @@ def _checkBelowTLS(policy: TLSPolicy, proxyProtocol: Optional[str], permissive: 
             "permissive", True,
             "permissive mode accepts unencrypted connections, which the nist-800-52r2 "
             "profile refuses", "add insecurelyAllowPlaintext=true to migrate on purpose")
+    if permissive and policy.binding.protocol is not None:
+        raise PolicyError("permissive", True,
+                          "a plaintext peer has no certificate to bind its claims to, so the "
+                          "identity binding would be bypassed", "leave permissive off, or "
+                          "the binding (bind, bindings)")
 
 
 def _stapler(materials: Materials, checker: Optional[OCSPChecker],

@@ -225,6 +225,7 @@ class GateFactory(Factory):
             connectionId=gate.connectionId, role=self.role, local=gate.local, peer=gate.peer,
             proxy=gate.proxy, policy=policy.name, profile=policy.profile, legacy=policy.legacy,
             session=SessionFacts.fromMapping(gate.session), peerIdentity=gate.identity,
+            binding=gate.inspection.record() if gate.inspection is not None else None,
             policyReasons=tuple(policyVerdict(policy, self.role, self.inForce.materials.leaf,
                                               self.hostname)["reasons"]))
 

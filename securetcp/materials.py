@@ -41,6 +41,8 @@ from securetcp._readers import (
     publicKeyBytes,
     readPassphrase,
 )
+from securetcp.binding import BindingRule
+from securetcp.config import readBindingsFile
 from securetcp.errors import PolicyError
 from securetcp.policy import Role, TLSPolicy
 from securetcp.revocation.crl import CRLSet, loadCRLs
@@ -76,6 +78,8 @@ class Materials:
     trust: Tuple[x509.Certificate, ...] = ()
     crls: Optional[CRLSet] = None
     stapleIssuer: Optional[x509.Certificate] = None
+    #: the rules of the policy's bindings file (C{bindings=})
+    bindingRules: Tuple[BindingRule, ...] = ()
 
     @property
     def leaf(self) -> Optional[x509.Certificate]:
@@ -103,7 +107,8 @@ class Materials:
         """
         What differs from C{before}, in a fixed order: C{certificate} (our
         leaf), C{chain} (the certificates sent after it), C{key},
-        C{dhParameters}, C{trust} and C{crls} (their files).
+        C{dhParameters}, C{trust}, C{crls} (their files) and C{bindings}
+        (the rules of the bindings file).
         """
         changed = []
         if self.fingerprint != before.fingerprint:
@@ -118,6 +123,8 @@ class Materials:
             changed.append("trust")
         if _crlSources(self.crls) != _crlSources(before.crls):
             changed.append("crls")
+        if self.bindingRules != before.bindingRules:
+            changed.append("bindings")
         return changed
 
 
@@ -156,7 +163,10 @@ def loadMaterials(policy: TLSPolicy, role: Role, previous: Optional[Materials] =
     stapleIssuer = None
     if role is Role.SERVER and policy.revocation.staple and chain:
         stapleIssuer = _stapleIssuer(chain, trust)
-    return Materials(chain, key, dhParameters, trust, crls, stapleIssuer)
+    rules: Tuple[BindingRule, ...] = ()
+    if policy.binding.file and policy.binding.protocol is not None:
+        rules = readBindingsFile(policy.binding.file, policy.binding.protocol)
+    return Materials(chain, key, dhParameters, trust, crls, stapleIssuer, rules)
 
 
 def _stapleIssuer(chain: Sequence[x509.Certificate],

@@ -102,6 +102,8 @@ SECONDS = Kind("seconds", accepts=(int, float, str), expected="expected a number
 URL = Kind("URL")
 SECRET = Kind("passphrase source", paths="source", hidden=True,
               fix="write env:NAME, file:PATH or pass:TEXT")
+BINDING = Kind("protocol")
+BIND_RULES = Kind("list of binding rules", many=True, item=_notANumber)
 #: the endpoint's own arguments only
 INTEGER = Kind("integer")
 ENDPOINT = Kind("endpoint string")
@@ -253,6 +255,18 @@ POLICY_ROWS: Tuple[Option, ...] = (
     Option("requireStaple", BOOL,
            "reject a server without a valid stapled OCSP response",
            "revocation.requireStaple", False, roles=CLIENT, example="true"),
+    Option("binding", BINDING, "read the first message of this protocol and bind its claims "
+           "to the certificate (docs/bindings.md)", "binding.protocol",
+           defaultNote="off", roles=SERVER, choices=("hl7", "dicom", "mqtt"), example="hl7"),
+    Option("bind", BIND_RULES, "what each peer may claim: PEER, CLAIM=PATTERN|PATTERN; ...",
+           "binding.rules", (), roles=SERVER, colons=True,
+           example="cn\\:PUMP-*, hl7SendingFacility=WARD3"),
+    Option("bindings", PATH, "TOML file of [[bind]] rules, after those of bind",
+           "binding.file", roles=SERVER, example="/etc/securetcp/bindings.toml"),
+    Option("bindingTimeout", SECONDS, "seconds the first message may take after the handshake",
+           "binding.timeout", 10.0, roles=SERVER, example="5"),
+    Option("hl7RejectAck", BOOL, "answer a refused HL7 sender with a reject ACK (MSA-1 AR)",
+           "binding.hl7RejectAck", False, roles=SERVER, example="true"),
 )
 
 _PORT = (0, 65535)

@@ -45,6 +45,7 @@ from securetcp._parts import (
     Versions,
 )
 from securetcp._spelling import inUserSpelling
+from securetcp.binding.part import IdentityBinding
 from securetcp.errors import PolicyError
 from securetcp.profiles import DEFAULT_PROFILE, PROFILES, Profile
 
@@ -60,6 +61,7 @@ __all__ = [
     "PeerVerification",
     "KeyStrength",
     "Revocation",
+    "IdentityBinding",
     "TLSPolicy",
     "LegacyProfileWarning",
 ]
@@ -106,6 +108,7 @@ class TLSPolicy:
     handshakeTimeout: float = attrs.field(default=10.0, converter=_fields.handshakeTimeout)
     alpn: Tuple[str, ...] = attrs.field(default=(), converter=_fields.alpnNames)
     revocation: Revocation = attrs.field(factory=Revocation)
+    binding: IdentityBinding = attrs.field(factory=IdentityBinding)
     legacy: bool = False
 
     def __attrs_post_init__(self) -> None:
@@ -274,6 +277,18 @@ def _forServer(policy: TLSPolicy, mutual: bool) -> TLSPolicy:
         raise PolicyError("peer.hostname", policy.peer.hostname,
                           "only clients verify a hostname",
                           "authorise clients with peer.allow instead")
+    binding = policy.binding
+    if binding.protocol is None and binding.file:
+        raise PolicyError("binding.file", binding.file, "no protocol to read the rules for",
+                          "name it with binding.protocol=hl7, dicom or mqtt")
+    if binding.protocol is not None and policy.peer.clientAuth is not ClientAuth.REQUIRED:
+        raise PolicyError("binding.protocol", binding.protocol.name,
+                          "binds claims to the client's certificate, which is not required",
+                          "use mtls: or peer.clientAuth=required")
+    if binding.protocol is not None and not (binding.rules or binding.file):
+        raise PolicyError("binding.protocol", binding.protocol.name,
+                          "no rule says what any peer may claim, so every peer would be "
+                          "refused", "give binding.rules or binding.file")
     return policy
 
 
@@ -289,6 +304,10 @@ def _forClient(policy: TLSPolicy, mutual: bool) -> TLSPolicy:
     if policy.revocation.staple:
         raise PolicyError("revocation.staple", True, "only servers staple OCSP responses",
                           "clients use revocation.requireStaple=true")
+    if policy.binding.protocol is not None:
+        raise PolicyError("binding.protocol", policy.binding.protocol.name,
+                          "only servers read their peer's first message",
+                          "set binding.protocol on the server's policy")
     if policy.peer.clientAuth is not ClientAuth.NONE:
         raise PolicyError("peer.clientAuth", policy.peer.clientAuth.value,
                           "only servers ask for client certificates",

@@ -122,7 +122,7 @@ def blocks(page: str) -> List[Block]:
 
 #: the pages whose samples assume the files L{fixture} makes
 FIXTURE_PAGES = ("index.md", "endpoints.md", "policy.md", "revocation.md",
-                 "twistd.md", "audit.md", "errors.md")
+                 "twistd.md", "audit.md", "errors.md", "bindings.md")
 
 _FIXTURE_POLICY = """\
 name = "hl7-inbound"

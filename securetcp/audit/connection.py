@@ -126,3 +126,5 @@ class AuditConnection:
     peerIdentity: Optional[IdentityRecord] = None
     plaintext: bool = False
     policyReasons: Optional[Tuple[str, ...]] = None
+    #: the identity binding: its protocol and the claims the peer made
+    binding: Optional[Mapping[str, Any]] = None

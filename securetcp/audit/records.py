@@ -44,13 +44,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from securetcp.policy import TLSPolicy
 
 __all__ = [
-    "AUDIT_NAMESPACE", "BUILDERS", "CHAIN_EVENTS", "EVENTS", "REJECTION_REASONS",
-    "SCHEMA_VERSION", "AuditConnection", "SessionFacts", "addressText", "backendFailed",
-    "certificateExpiring", "chainCheckpoint", "chainClosed", "chainGap", "chainResumed",
-    "chainRotated", "chainStarted", "connectionAccepted", "connectionClosed",
-    "connectionRevoked", "crlExpired", "crlExpiring", "crlLoaded", "crlRefused",
-    "handshakeRejected", "newConnectionId", "policyLoaded", "policyReloadRefused",
-    "policyReloaded", "utcTimestamp",
+    "AUDIT_NAMESPACE", "BUILDERS", "CHAIN_EVENTS", "EVENTS", "REJECTION_REASONS", "SCHEMA_VERSION",
+    "AuditConnection", "SessionFacts", "addressText", "backendFailed", "certificateExpiring",
+    "chainCheckpoint", "chainClosed", "chainGap", "chainResumed", "chainRotated", "chainStarted",
+    "connectionAccepted", "connectionClosed", "connectionRevoked", "crlExpired", "crlExpiring",
+    "crlLoaded", "crlRefused", "handshakeRejected", "newConnectionId", "policyLoaded",
+    "policyReloadRefused", "policyReloaded", "utcTimestamp",
 ]
 AUDIT_NAMESPACE = "securetcp.audit"
 
@@ -125,6 +124,8 @@ def _connectionRecord(event: str, connection: AuditConnection, time: float,
     }
     if connection.plaintext:
         fields["plaintext"] = True
+    if connection.binding is not None:
+        fields["binding"] = dict(connection.binding)
     return _record(event, time, **fields)
 
 
