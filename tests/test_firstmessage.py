@@ -35,6 +35,7 @@ from securetcp.protocols.dicom import associateReject
 from securetcp.protocols.hl7 import frame
 from securetcp.protocols.mqtt import notAuthorized
 
+from ._dcmtk import ECHOSCU_RQ
 from ._iosim import connectEndpoints
 from ._pki import sharedPKI
 from ._recording import RecordingFactory
@@ -59,15 +60,6 @@ def mqttConnect(clientId: bytes) -> bytes:
     return b"\x10" + bytes([len(body)]) + body
 
 
-#: The A-ASSOCIATE-RQ of dcmtk's C{echoscu -aet PUMP3 -aec PACS}, from the wire.
-ASSOCIATE_RQ = bytes.fromhex(
-    "0100000000cd000100005041435320202020202020202020202050554d503320"
-    "2020202020202020202000000000000000000000000000000000000000000000"
-    "0000000000000000000010000015312e322e3834302e31303030382e332e312e"
-    "312e312000002e0100ff0030000011312e322e3834302e31303030382e312e31"
-    "40000011312e322e3834302e31303030382e312e325000003a51000004000040"
-    "005200001b312e322e3237362e302e373233303031302e332e302e332e362e37"
-    "5500000f4f464649535f44434d544b5f333637")
 
 WARD3 = "uri:spiffe://hospital.example/ward3/*"
 
@@ -161,7 +153,7 @@ class FakeConnection:
 #: A valid start of each shipped binding's first message, and its rules.
 STARTS = {
     "hl7": (b"\x0bMSH|^~\\&|PUMP|", f"{WARD3}, hl7SendingFacility=WARD3"),
-    "dicom": (ASSOCIATE_RQ[:20], f"{WARD3}, dicomCallingAE=PUMP3"),
+    "dicom": (ECHOSCU_RQ[:20], f"{WARD3}, dicomCallingAE=PUMP3"),
     "mqtt": (b"\x10\x80\x02\x00\x04MQTT\x05", "cn:PUMP-*, mqttClientId={cn}"),
 }
 
@@ -527,15 +519,15 @@ class DICOMTests(InspectionTestCase):
         """
         A calling AE title the rule allows is admitted.
         """
-        self.connect(ASSOCIATE_RQ, bind=f"{WARD3}, dicomCallingAE=PUMP3*, dicomCalledAE=PACS")
-        self.assertEqual(b"".join(self.serverApp.received), ASSOCIATE_RQ)
+        self.connect(ECHOSCU_RQ, bind=f"{WARD3}, dicomCallingAE=PUMP3*, dicomCalledAE=PACS")
+        self.assertEqual(b"".join(self.serverApp.received), ECHOSCU_RQ)
 
     def test_callingRefused(self) -> None:
         """
         Another calling AE title gets an A-ASSOCIATE-RJ, calling AE title
         not recognised.
         """
-        self.connect(ASSOCIATE_RQ, bind=f"{WARD3}, dicomCallingAE=CT1")
+        self.connect(ECHOSCU_RQ, bind=f"{WARD3}, dicomCallingAE=CT1")
         record = self.assertRefused("protocol_identity_mismatch")
         self.assertEqual(record["binding"]["claims"],
                          {"dicomCallingAE": "PUMP3", "dicomCalledAE": "PACS"})
@@ -546,6 +538,6 @@ class DICOMTests(InspectionTestCase):
         A called AE title the peer may not address gets an A-ASSOCIATE-RJ,
         called AE title not recognised.
         """
-        self.connect(ASSOCIATE_RQ, bind=f"{WARD3}, dicomCalledAE=ARCHIVE")
+        self.connect(ECHOSCU_RQ, bind=f"{WARD3}, dicomCalledAE=ARCHIVE")
         self.assertRefused("protocol_identity_mismatch")
         self.assertEqual(self.clientReceived(), associateReject(7))

@@ -29,21 +29,8 @@ from securetcp.protocols.dicom import (
     parseAssociateRequest,
 )
 
-from ._dcmtk import ECHOSCU, STORESCU, dicomFile, needDcmtk
+from ._dcmtk import ECHOSCU, ECHOSCU_RQ, STORESCU, dicomFile, needDcmtk
 from ._peers import PeerProcess
-
-#: The A-ASSOCIATE-RQ dcmtk 3.6.7's C{echoscu -aet PUMP3 -aec PACS} sends,
-#: recorded from the wire: one presentation context (Verification, two
-#: transfer syntaxes), implementation class UID and version name.
-ECHOSCU_RQ = bytes.fromhex(
-    "0100000000cd000100005041435320202020202020202020202050554d503320"
-    "2020202020202020202000000000000000000000000000000000000000000000"
-    "0000000000000000000010000015312e322e3834302e31303030382e332e312e"
-    "312e312000002e0100ff0030000011312e322e3834302e31303030382e312e31"
-    "40000011312e322e3834302e31303030382e312e325000003a51000004000040"
-    "005200001b312e322e3237362e302e373233303031302e332e302e332e362e37"
-    "5500000f4f464649535f44434d544b5f333637")
-
 
 _VERIFICATION = "1.2.840.10008.1.1"
 _IMPLICIT_LE = "1.2.840.10008.1.2"
