@@ -110,7 +110,13 @@ def _peerChain(connection: SSL.Connection,
     verified = connection.get_verified_chain(as_cryptography=True)
     if verified:
         return tuple(verified)
-    return tuple(connection.get_peer_cert_chain(as_cryptography=True) or ())
+    chain = connection.get_peer_cert_chain(as_cryptography=True)
+    if chain:
+        return tuple(chain)
+    # a resumed session: no verify step ran and OpenSSL keeps no chain, but
+    # the session carries the peer's certificate, verified when it was made
+    leaf = connection.get_peer_certificate(as_cryptography=True)
+    return (leaf,) if leaf is not None else ()
 
 
 def negotiated(connection: SSL.Connection) -> NegotiatedSession:
