@@ -118,7 +118,11 @@ class SessionFacts:
         """
         The facts from a mapping with (some of) the same keys; others are ignored.
         """
-        return cls(**{f.name: session.get(f.name) for f in attrs.fields(cls)})
+        return cls(**{name: session.get(name) for name in _SESSION_FIELDS})
+
+
+#: the names of L{SessionFacts}' fields, read once
+_SESSION_FIELDS = tuple(f.name for f in attrs.fields(SessionFacts))
 
 
 @attrs.frozen
