@@ -23,7 +23,7 @@ import sys
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
-from ._held import held, opensslFloor
+from ._held import held, opensslFloor, ticketCost
 from ._pki import makePKI
 from ._procs import (
     ALL_CPUS,
@@ -670,6 +670,10 @@ def run(settings: Settings, workDir: str, only: Optional[List[str]] = None) -> D
             print("openssl floor: memory per idle connection of OpenSSL alone", flush=True)
             results["openssl_floor"] = opensslFloor(workDir, pki)
             _progress("openssl", "floor", results["openssl_floor"])
+            print("tickets: server CPU per handshake with and without session tickets",
+                  flush=True)
+            results["ticket_cost"] = ticketCost(pki)
+            print(f"  {results['ticket_cost']}", flush=True)
         if settings.held and any(s.name == "mtls" for s in servers):
             print(f"held: {settings.held:,} idle mTLS connections, new handshakes meanwhile",
                   flush=True)

@@ -541,12 +541,18 @@ def _handshakeReason(results: Results, ours: str, theirs: str) -> str:
     a, b = _profile(results, f"{ours} full"), _profile(results, f"{theirs} full")
     if not a or not b:
         return "no profile in this run"
+    tickets = (results.get("ticket_cost") or {}).get(ours) or {}
+    cost = (tickets["tickets"] - tickets["no_tickets"]) if tickets else None
     return (
         f"cProfile of both servers in this run, per handshake: OpenSSL's own C time "
-        f"{_group(a, _OPENSSL):,.0f} vs {_group(b, _OPENSSL):,.0f} µs (securetcp issues "
+        f"{_group(a, _OPENSSL):,.0f} vs {_group(b, _OPENSSL):,.0f} µs. securetcp issues "
         f"session tickets, which plain Twisted turns off, and OpenSSL sends two per TLS 1.3 "
-        f"handshake: the pyOpenSSL/cryptography binding has no SSL_CTX_set_num_tickets to "
-        f"make it one); Python calls {a['python_calls_per_op']:,.0f} vs "
+        f"handshake (the pyOpenSSL/cryptography binding has no SSL_CTX_set_num_tickets to "
+        f"make it one): measured in this run (`python -m benchmarks.ticket_cost`, server "
+        f"CPU, in process) {_fmt(tickets.get('tickets'))} µs per handshake with them against "
+        f"{_fmt(tickets.get('no_tickets'))} µs without, {_fmt(cost)} µs of OpenSSL's time "
+        f"(a ticket carries the session, for mTLS with the client's certificate, "
+        f"encrypted). Python calls {a['python_calls_per_op']:,.0f} vs "
         f"{b['python_calls_per_op']:,.0f}; securetcp's own Python "
         f"{_securetcpPython(a):,.0f} µs (audit {_group(a, _AUDIT):,.0f}, TLS transport and "
         f"verify {_group(a, 'securetcp TLS transport and verify (_tls)'):,.0f}, gate and "
@@ -662,7 +668,9 @@ def _heldTarget(results: Results) -> Dict[str, Any]:
     met = opened >= 100000 and bool(h.get("server_alive")) and p99 is not None and p99 <= 10
     base = h.get("baseline") or {}
     held_ = h.get("while_held") or {}
-    reason = "" if met else (
+    limit = (f"only {opened:,} of {h.get('wanted', 0):,} could be held here: "
+             f"{h['limited']}. " if h.get("limited") else "")
+    reason = "" if met else limit + (
         f"with {opened:,} held: new handshakes p50 {_fmt(held_.get('p50_ms'), 2)} / p99 "
         f"{_fmt(p99, 2)} ms and {_fmt(held_.get('cpu_us_per_handshake'))} µs server CPU each, "
         f"against p50 {_fmt(base.get('p50_ms'), 2)} / p99 {_fmt(base.get('p99_ms'), 2)} ms and "
@@ -740,6 +748,8 @@ def heldTable(results: Results) -> str:
         "| | |", "|---|---|",
         f"| date | {h.get('date')} |",
         f"| held idle mTLS connections | {_fmt(h.get('opened'))} of {_fmt(h.get('connections'))}"
+        + (f" (the run asked for {_fmt(h.get('wanted'))}: {h['limited']})"
+           if h.get("limited") else "") +
         f" ({_fmt(h.get('failed'))} failed), from {h.get('sources')} loopback source "
         f"addresses, opened in {_fmt(h.get('open_s'), 1)} s |",
         f"| server resident memory | {_fmt(h.get('rss_before_kib', 0) / 1024, 1)} MiB before, "
