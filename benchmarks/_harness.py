@@ -36,7 +36,7 @@ from ._procs import (
     treeCPUSeconds,
     waitListening,
 )
-from ._profile import profiled
+from ._profile import memoryProfile, profiled
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -235,7 +235,8 @@ def _stunnelConfig(server: Server, port: int, backend: int, pki: Dict[str, str],
 
 def startServer(procs: Processes, server: Server, port: int, backend: int,
                 pki: Dict[str, str], workDir: str,
-                profileTo: Optional[str] = None) -> subprocess.Popen[bytes]:
+                profileTo: Optional[str] = None,
+                memory: bool = False) -> subprocess.Popen[bytes]:
     """
     Start C{server} on 127.0.0.1:C{port}, pinned to the server core, and
     wait until it listens.
@@ -244,7 +245,8 @@ def startServer(procs: Processes, server: Server, port: int, backend: int,
         and off by SIGUSR1, writing here (L{benchmarks._profile}).
     """
     log = os.path.join(workDir, server.name + ".out")
-    python = [sys.executable] + (["-m", "benchmarks._profile", profileTo] if profileTo else [])
+    python = [sys.executable] + (["-m", "benchmarks._profile"] + (["--memory"] if memory else [])
+                                 + [profileTo] if profileTo else [])
     if server.kind == "python":
         args = python + ["-m", "benchmarks._server", server.name, str(port), workDir,
                          workDir]
@@ -261,7 +263,7 @@ def startServer(procs: Processes, server: Server, port: int, backend: int,
         stunnel = shutil.which("stunnel4") or shutil.which("stunnel") or "stunnel4"
         conf = _stunnelConfig(server, port, backend, pki, workDir)
         proc = procs.start([stunnel, conf], SERVER_CORE, cwd=workDir, log=log)
-    waitListening(proc, port)
+    waitListening(proc, port, 120.0 if profileTo else 30.0)
     return proc
 
 
@@ -666,6 +668,9 @@ def run(settings: Settings, workDir: str, only: Optional[List[str]] = None) -> D
         if settings.profile:
             print("profiles: servers under cProfile (where the time goes)", flush=True)
             results["profiles"] = profiled(bench, procs, [s.name for s in servers])
+            if any(s.name == "mtls" for s in servers):
+                results["memory_profile"] = memoryProfile(bench, procs)
+                _progress("mtls", "memory", results["memory_profile"])
         if any(s.name == "mtls" for s in servers):
             print("openssl floor: memory per idle connection of OpenSSL alone", flush=True)
             results["openssl_floor"] = opensslFloor(workDir, pki)

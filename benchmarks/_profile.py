@@ -43,6 +43,15 @@ GROUPS: List[Tuple[str, Any]] = [
 ]
 
 
+def _short(path: str) -> str:
+    """
+    A source path without the checkout's or the environment's directory.
+    """
+    if "/securetcp/" in path:
+        return "securetcp/" + path.split("/securetcp/", 1)[1]
+    return path.split("site-packages/")[-1]
+
+
 def _group(file: str, name: str) -> str:
     for group, test in GROUPS:
         if test(file, name):
@@ -63,8 +72,7 @@ def breakdown(path: str, operations: int) -> Dict[str, Any]:
         time[group] += tottime
         calls[group] += ncalls
         if group != "poll (waiting)":
-            short = file.split("site-packages/")[-1].split("/wt/")[-1]
-            functions[f"{short}:{name}"] += tottime
+            functions[f"{_short(file)}:{name}"] += tottime
     busy = sum(t for g, t in time.items() if g != "poll (waiting)")
     return {
         "operations": operations,
@@ -77,7 +85,36 @@ def breakdown(path: str, operations: int) -> Dict[str, Any]:
     }
 
 
+def _memoryToggle(out: str) -> Any:
+    """
+    With C{--memory}: the first SIGUSR1 takes a tracemalloc snapshot, the
+    second another, and writes what grew in between, by source line, as
+    JSON (C{[[file:line, bytes, objects], ...]}).
+    """
+    import gc
+    import json
+    import tracemalloc
+
+    tracemalloc.start(1)
+    snapshots: List[Any] = []
+
+    def toggle(signum: int, frame: Any) -> None:
+        gc.collect()
+        snapshots.append(tracemalloc.take_snapshot())
+        if len(snapshots) == 2:
+            grown = snapshots[1].compare_to(snapshots[0], "lineno")
+            rows = [[_short(str(g.traceback[0])), g.size_diff, g.count_diff]
+                    for g in grown if g.size_diff > 0]
+            with open(out, "w") as f:
+                json.dump({"total": sum(r[1] for r in rows), "lines": rows[:40]}, f)
+
+    return toggle
+
+
 def main(argv: List[str]) -> None:
+    memory = argv[0] == "--memory"
+    if memory:
+        argv = argv[1:]
     out, how, target, rest = argv[0], argv[1], argv[2], argv[3:]
     profile = cProfile.Profile()
     on = [False]
@@ -91,7 +128,7 @@ def main(argv: List[str]) -> None:
             on[0] = False
             profile.dump_stats(out)
 
-    signal.signal(signal.SIGUSR1, toggle)
+    signal.signal(signal.SIGUSR1, _memoryToggle(out) if memory else toggle)
     if how == "-m":
         sys.argv = [target] + rest
         runpy.run_module(target, run_name="__main__", alter_sys=True)
@@ -160,3 +197,61 @@ def profiled(bench: Any, procs: Any, names: List[str]) -> Dict[str, Any]:
             f"{out[case]['python_calls_per_op']:,.0f} calls" if "busy_us_per_op" in
             out.get(case, {}) else str(out.get(case))), flush=True)
     return out
+
+
+def memoryProfile(bench: Any, procs: Any, name: str = "mtls", count: int = 2000
+                  ) -> Dict[str, Any]:
+    """
+    What the Python objects of C{count} idle connections to C{name} hold,
+    by source line (tracemalloc), per connection.
+    """
+    import json
+    import os
+    import subprocess
+    import time
+
+    from ._harness import SERVERS_BY_NAME, freePort, startServer
+
+    server = SERVERS_BY_NAME[name]
+    path = os.path.join(bench.workDir, f"memory-{name}.json")
+    port = freePort()
+    proc = startServer(procs, server, port, bench.backend, bench.pki, bench.workDir,
+                       profileTo=path, memory=True)
+    log = os.path.join(bench.workDir, "memory-client.out")
+    try:
+        bench._load(server, port, "hs", 120, n=50, version=13)
+        proc.send_signal(signal.SIGUSR1)
+        time.sleep(1.0)
+        client = procs.start([bench.loadgen, "idle", f"port={port}", f"n={count}",
+                              "version=13"] + bench._client(server), 1,
+                             stdin=subprocess.PIPE, log=log)
+        try:
+            deadline = time.monotonic() + 60 + count * 0.05
+            while time.monotonic() < deadline:
+                with open(log) as f:
+                    if '"ready"' in f.read():
+                        break
+                time.sleep(0.5)
+            time.sleep(1.0)
+            proc.send_signal(signal.SIGUSR1)
+            deadline = time.monotonic() + 60
+            while not os.path.exists(path) and time.monotonic() < deadline:
+                time.sleep(0.5)
+            time.sleep(1.0)
+        finally:
+            if client.stdin is not None:
+                try:
+                    client.stdin.write(b"done\n")
+                    client.stdin.close()
+                except OSError:
+                    pass
+            procs.stop(client)
+        with open(path) as f:
+            data = json.load(f)
+    except (RuntimeError, OSError, ValueError) as e:
+        return {"error": str(e)}
+    finally:
+        procs.stop(proc)
+    return {"connections": count, "bytes_per_connection": data["total"] / count,
+            "lines": [[line, size / count, objects / count]
+                      for line, size, objects in data["lines"]]}

@@ -471,6 +471,10 @@ def document(results: Results, chartFiles: List[str], command: str) -> str:
         "",
         profileTable(results),
         "",
+        "### What an idle connection holds",
+        "",
+        memoryTable(results),
+        "",
         "### Idle connections held, and new handshakes meanwhile",
         "",
         "`python -m benchmarks --held 100000` measures this alone; the full run includes it. "
@@ -691,10 +695,15 @@ def _memoryTarget(results: Results) -> Dict[str, Any]:
         f"{_fmt(kib, 1)} KiB per connection at 2,000 idle mTLS connections, of which "
         f"{_fmt(floor, 1)} KiB is OpenSSL's own (a process with nothing but pyOpenSSL and "
         f"securetcp's context, `python -m benchmarks.openssl_memory`, in this run; plain "
-        f"Twisted mTLS: {_fmt(_idle(results, 'twisted-mtls', 2000), 1)} KiB). The rest is "
-        f"Python objects per connection: the TCP and TLS transports and Twisted's TLS "
-        f"protocol (as plain Twisted has them), the gate with its session facts and the "
-        f"peer identity, the audit connection id and the application's protocol.")
+        f"Twisted mTLS: {_fmt(_idle(results, 'twisted-mtls', 2000), 1)} KiB, "
+        f"{_fmt(_minus(_idle(results, 'twisted-mtls', 2000), floor), 1)} KiB above the "
+        f"floor). The rest is Python objects per connection: tracemalloc in this run "
+        f"counts {_fmt(_memoryBytes(results, ''), 0)} bytes of them per idle mTLS "
+        f"connection, {_fmt(_memoryBytes(results, 'securetcp/'), 0)} allocated in securetcp "
+        f"(the gate, its session facts and connection id, the TLS transport's facts) and the "
+        f"rest in Twisted (TCP and TLS transports, the TLS protocol), pyOpenSSL, the "
+        f"socket module and the application's protocol (table below); malloc's own "
+        f"overhead comes on top.")
     return {"figure": figure, "before": "about 3 KiB",
             "now": f"{_fmt(own, 1)} KiB ({_fmt(kib, 1)} - {_fmt(floor, 1)})",
             "target": "≤ 2 KiB", "met": met, "reason": reason}
@@ -766,4 +775,31 @@ def heldTable(results: Results) -> str:
     ]
     if h.get("error"):
         rows.append(f"| error | {h['error']} |")
+    return "\n".join(rows)
+
+
+def _minus(a: Optional[float], b: Optional[float]) -> Optional[float]:
+    return a - b if a is not None and b is not None else None
+
+
+def _memoryBytes(results: Results, prefix: str) -> Optional[float]:
+    data = results.get("memory_profile") or {}
+    if "lines" not in data:
+        return None
+    if not prefix:
+        return float(data["bytes_per_connection"])
+    return float(sum(size for line, size, _ in data["lines"] if line.startswith(prefix)))
+
+
+def memoryTable(results: Results) -> str:
+    data = results.get("memory_profile") or {}
+    if "lines" not in data:
+        return "(not measured in this run)" + (f": {data['error']}" if "error" in data else "")
+    rows = [f"{_fmt(data['bytes_per_connection'])} bytes of Python objects per idle mTLS "
+            f"connection ({_fmt(data['connections'])} connections, tracemalloc), the "
+            "largest by the line that allocated them:", "",
+            "| allocated at | bytes per connection | objects per connection |",
+            "|---|---|---|"]
+    for line, size, objects in data["lines"][:20]:
+        rows.append(f"| `{line}` | {_fmt(size, 0)} | {_fmt(objects, 2)} |")
     return "\n".join(rows)
