@@ -36,7 +36,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--held", type=int, metavar="N", default=None,
                         help="only hold N idle mTLS connections and measure new handshakes "
                              "meanwhile (the full run holds 100,000); writes the JSON only")
+    parser.add_argument("--report", metavar="JSON",
+                        help="only write docs/performance.md again from the results of a "
+                             "run (benchmarks/results/results-DATE.json): its figures, "
+                             "this checkout's report text")
     args = parser.parse_args(argv)
+    if args.report:
+        return _reportOnly(args.report)
 
     if not sys.platform.startswith("linux"):
         print("the harness reads /proc and pins CPUs: it runs on Linux only", file=sys.stderr)
@@ -94,6 +100,18 @@ def main(argv: Optional[List[str]] = None) -> int:
         with open(os.path.join(docs, "performance.md"), "w", encoding="utf-8") as f:
             f.write(_report.document(results, charts, command))
         print(f"wrote {os.path.join(docs, 'performance.md')}")
+    return 0
+
+
+def _reportOnly(path: str) -> int:
+    with open(path) as f:
+        results = json.load(f)
+    command = "python -m benchmarks" + (
+        " --quick" if results.get("settings", {}).get("name") == "quick" else "")
+    target = os.path.join(_harness.ROOT, "docs", "performance.md")
+    with open(target, "w", encoding="utf-8") as f:
+        f.write(_report.document(results, [], command))
+    print(f"wrote {target} from {path}")
     return 0
 
 

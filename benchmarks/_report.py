@@ -582,7 +582,14 @@ def _resumedReason(results: Results, name: str) -> str:
         f"connection is the same for both ({rest:,.0f} µs profiled resumed, "
         f"{_busy(full) - sslFull:,.0f} full: the TCP connection, Twisted's TLS protocol, "
         f"the gate and the audit records), which keeps the ratio near 1 for "
-        f"`securessl:`, whose full handshake has the least OpenSSL work to save.")
+        f"`securessl:`, whose full handshake has the least OpenSSL work to save. "
+        f"No check is left to skip: OpenSSL runs no verify step for a resumed session "
+        f"(the session carries the peer verified when it was made, and a ticket resumes "
+        f"only on the TLS context that issued it: a CRL or policy reload puts a new "
+        f"context, with new ticket keys, in force, so a session from before it gets a "
+        f"full handshake, tested in `tests/test_crlnotify.py`); the gate judges the "
+        f"session's peer certificate against the allow-list and pins and audits its "
+        f"identity, which costs the same as for a full handshake.")
 
 
 def _proxyReason(results: Results, case: str, unit: str) -> str:
