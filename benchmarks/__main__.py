@@ -33,7 +33,16 @@ def main(argv: Optional[List[str]] = None) -> int:
                         help="do not rewrite docs/performance.md")
     parser.add_argument("--keep", action="store_true",
                         help="keep the temporary directory (certificates, logs)")
+    parser.add_argument("--held", type=int, metavar="N", default=None,
+                        help="only hold N idle mTLS connections and measure new handshakes "
+                             "meanwhile (the full run holds 100,000); writes the JSON only")
+    parser.add_argument("--report", metavar="JSON",
+                        help="only write docs/performance.md again from the results of a "
+                             "run (benchmarks/results/results-DATE.json): its figures, "
+                             "this checkout's report text")
     args = parser.parse_args(argv)
+    if args.report:
+        return _reportOnly(args.report)
 
     if not sys.platform.startswith("linux"):
         print("the harness reads /proc and pins CPUs: it runs on Linux only", file=sys.stderr)
@@ -57,6 +66,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     # the harness itself stays off the server's CPU
     os.sched_setaffinity(0, {_harness.CLIENT_CORE})
     workDir = tempfile.mkdtemp(prefix="securetcp-bench-")
+    if args.held is not None:
+        return _heldOnly(args.held, workDir, args.keep)
     print(f"securetcp benchmark ({settings.name}); work directory {workDir}", flush=True)
     try:
         results = _harness.run(settings, workDir, only or None)
@@ -90,6 +101,37 @@ def main(argv: Optional[List[str]] = None) -> int:
             f.write(_report.document(results, charts, command))
         print(f"wrote {os.path.join(docs, 'performance.md')}")
     return 0
+
+
+def _reportOnly(path: str) -> int:
+    with open(path) as f:
+        results = json.load(f)
+    command = "python -m benchmarks" + (
+        " --quick" if results.get("settings", {}).get("name") == "quick" else "")
+    target = os.path.join(_harness.ROOT, "docs", "performance.md")
+    with open(target, "w", encoding="utf-8") as f:
+        f.write(_report.document(results, [], command))
+    print(f"wrote {target} from {path}")
+    return 0
+
+
+def _heldOnly(count: int, workDir: str, keep: bool) -> int:
+    print(f"securetcp benchmark: {count:,} held mTLS connections; work directory {workDir}",
+          flush=True)
+    try:
+        results = _harness.runHeld(count, workDir)
+    finally:
+        if not keep:
+            shutil.rmtree(workDir, ignore_errors=True)
+    resultsDir = os.path.join(_harness.HERE, "results")
+    os.makedirs(resultsDir, exist_ok=True)
+    path = os.path.join(resultsDir, f"held-{time.strftime('%Y%m%d-%H%M%S')}.json")
+    with open(path, "w") as f:
+        json.dump(results, f, indent=2, sort_keys=True)
+    print()
+    print(_report.heldTable(results))
+    print(f"\nresults: {path}  ({results['elapsed_s']} s)")
+    return 0 if "error" not in results.get("held", {}) else 1
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ import sys
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
+from ._held import held, opensslFloor, ticketCost
 from ._pki import makePKI
 from ._procs import (
     ALL_CPUS,
@@ -35,6 +36,7 @@ from ._procs import (
     treeCPUSeconds,
     waitListening,
 )
+from ._profile import memoryProfile, profiled
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -60,18 +62,26 @@ class Settings:
     pairedHandshakes: int
     #: handshakes per client in the --workers measurement
     workerHandshakes: int
+    #: the paired phase's echoes and bulk bytes per round (terminate, stunnel)
+    pairedEchoes: int = 4000
+    pairedBulk: int = 256 << 20
+    #: idle mTLS connections held while new handshakes are measured
+    #: (L{benchmarks._held}); 0: not measured
+    held: int = 0
+    #: profile the servers (L{benchmarks._profile})
+    profile: bool = True
 
     @classmethod
     def quick(cls) -> Settings:
         return cls("quick", handshakes=400, repeats=1, bulkBytes=512 << 20, echoes=10000,
                    idle=(2000,), idleLarge=0, pairedRounds=3, pairedHandshakes=400,
-                   workerHandshakes=150)
+                   workerHandshakes=150, pairedEchoes=2000, pairedBulk=128 << 20)
 
     @classmethod
     def full(cls) -> Settings:
         return cls("full", handshakes=1200, repeats=3, bulkBytes=2048 << 20, echoes=20000,
                    idle=(2000,), idleLarge=10000, pairedRounds=5, pairedHandshakes=800,
-                   workerHandshakes=400)
+                   workerHandshakes=400, held=100000)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,6 +123,9 @@ SERVERS: Tuple[Server, ...] = (
            "stunnel4 mTLS with the 100,000-entry CRL (is the CRL cost OpenSSL's?)",
            ("handshake13",)),
 )
+
+
+SERVERS_BY_NAME = {s.name: s for s in SERVERS}
 
 
 # -- prerequisites -----------------------------------------------------------
@@ -221,20 +234,27 @@ def _stunnelConfig(server: Server, port: int, backend: int, pki: Dict[str, str],
 
 
 def startServer(procs: Processes, server: Server, port: int, backend: int,
-                pki: Dict[str, str], workDir: str) -> subprocess.Popen[bytes]:
+                pki: Dict[str, str], workDir: str,
+                profileTo: Optional[str] = None,
+                memory: bool = False) -> subprocess.Popen[bytes]:
     """
     Start C{server} on 127.0.0.1:C{port}, pinned to the server core, and
     wait until it listens.
+
+    @param profileTo: (Python servers) run it under cProfile, switched on
+        and off by SIGUSR1, writing here (L{benchmarks._profile}).
     """
     log = os.path.join(workDir, server.name + ".out")
+    python = [sys.executable] + (["-m", "benchmarks._profile"] + (["--memory"] if memory else [])
+                                 + [profileTo] if profileTo else [])
     if server.kind == "python":
-        args = [sys.executable, "-m", "benchmarks._server", server.name, str(port), workDir,
-                workDir]
+        args = python + ["-m", "benchmarks._server", server.name, str(port), workDir,
+                         workDir]
         proc = procs.start(args, SERVER_CORE, env=_pythonEnv(), cwd=ROOT, log=log)
     elif server.kind == "twistd":
         listen = (f"securessl:{port}:interface=127.0.0.1:certKey={pki['serverCert']}"
                   f":privateKey={pki['serverKey']}")
-        args = [sys.executable, "-c", _TWISTD, "-n", "--pidfile=",
+        args = python + ["-c", _TWISTD, "-n", "--pidfile=",
                 "--logfile", os.path.join(workDir, "twistd.log"),
                 "securetcp", "terminate", "--listen", listen,
                 "--backend", f"tcp:127.0.0.1:{backend}"]
@@ -243,7 +263,7 @@ def startServer(procs: Processes, server: Server, port: int, backend: int,
         stunnel = shutil.which("stunnel4") or shutil.which("stunnel") or "stunnel4"
         conf = _stunnelConfig(server, port, backend, pki, workDir)
         proc = procs.start([stunnel, conf], SERVER_CORE, cwd=workDir, log=log)
-    waitListening(proc, port)
+    waitListening(proc, port, 120.0 if profileTo else 30.0)
     return proc
 
 
@@ -427,7 +447,34 @@ PAIRED: Dict[str, Tuple[str, ...]] = {
     "twisted-mtls": ("handshake13",),
     "mtls": ("handshake13", "resumed13"),
     "mtls-noaudit": ("handshake13", "resumed13"),
+    "terminate": ("echo", "bulk"),
+    "stunnel": ("echo", "bulk"),
 }
+
+#: what a paired measurement's figure is, per test
+PAIRED_FIGURE = {"handshake13": "cpu_us_per_handshake", "resumed13": "cpu_us_per_handshake",
+                 "echo": "cpu_us_per_echo", "bulk": "cpu_s_per_gb"}
+
+
+def _pairedRound(bench: Bench, proc: subprocess.Popen[bytes], server: Server, port: int,
+                 test: str) -> Dict[str, Any]:
+    settings = bench.settings
+    if test == "echo":
+        r = bench.measured(proc, server, port, "echo", 300, n=settings.pairedEchoes,
+                           size=16384, version=13)
+        ok = r.get("ok") == settings.pairedEchoes
+        return {"cpu_us_per_echo": r["server_cpu_s"] / r["ok"] * 1e6 if ok else None,
+                "ok": r.get("ok", 0), "resumed": 0}
+    if test == "bulk":
+        r = bench.measured(proc, server, port, "bulk", 300, bytes=settings.pairedBulk,
+                           version=13)
+        ok = r.get("received") == settings.pairedBulk
+        return {"cpu_s_per_gb": r["server_cpu_s"] / (settings.pairedBulk / 1e9) if ok else None,
+                "ok": int(ok), "resumed": 0}
+    r = bench.measured(proc, server, port, "hs", 300, n=settings.pairedHandshakes, version=13,
+                       resume=int(test == "resumed13"))
+    return {"cpu_us_per_handshake": r["server_cpu_s"] / r["ok"] * 1e6 if r["ok"] else None,
+            "ok": r["ok"], "resumed": r["resumed"]}
 
 
 def paired(bench: Bench, procs: Processes, servers: List[Server]) -> Dict[str, Any]:
@@ -452,12 +499,7 @@ def paired(bench: Bench, procs: Processes, servers: List[Server]) -> Dict[str, A
             order = running[round % len(running):] + running[:round % len(running)]
             for server, port, proc in order:
                 for test in PAIRED[server.name]:
-                    r = bench.measured(proc, server, port, "hs", 300,
-                                       n=settings.pairedHandshakes, version=13,
-                                       resume=int(test == "resumed13"))
-                    out[server.name][test].append(
-                        {"cpu_us_per_handshake": r["server_cpu_s"] / r["ok"] * 1e6
-                         if r["ok"] else None, "ok": r["ok"], "resumed": r["resumed"]})
+                    out[server.name][test].append(_pairedRound(bench, proc, server, port, test))
     finally:
         for _, _, proc in running:
             procs.stop(proc)
@@ -465,9 +507,10 @@ def paired(bench: Bench, procs: Processes, servers: List[Server]) -> Dict[str, A
     for name, tests in out.items():
         summary[name] = {}
         for test, runs in tests.items():
-            values = [r["cpu_us_per_handshake"] for r in runs if r["cpu_us_per_handshake"]]
+            figure = PAIRED_FIGURE[test]
+            values = [r[figure] for r in runs if r[figure]]
             summary[name][test] = {
-                "cpu_us_per_handshake": statistics.median(values) if values else None,
+                figure: statistics.median(values) if values else None,
                 "runs_us": values,
                 "resumed_fraction": sum(r["resumed"] for r in runs) / max(1, sum(r["ok"] for r in runs)),
             }
@@ -622,9 +665,47 @@ def run(settings: Settings, workDir: str, only: Optional[List[str]] = None) -> D
                 results["paired"] = paired(bench, procs, servers)
             except (RuntimeError, subprocess.TimeoutExpired, OSError) as e:
                 results["paired"] = {"error": str(e)}
+        if settings.profile:
+            print("profiles: servers under cProfile (where the time goes)", flush=True)
+            results["profiles"] = profiled(bench, procs, [s.name for s in servers])
+            if any(s.name == "mtls" for s in servers):
+                results["memory_profile"] = memoryProfile(bench, procs)
+                _progress("mtls", "memory", results["memory_profile"])
+        if any(s.name == "mtls" for s in servers):
+            print("openssl floor: memory per idle connection of OpenSSL alone", flush=True)
+            results["openssl_floor"] = opensslFloor(workDir, pki)
+            _progress("openssl", "floor", results["openssl_floor"])
+            print("tickets: server CPU per handshake with and without session tickets",
+                  flush=True)
+            results["ticket_cost"] = ticketCost(pki)
+            print(f"  {results['ticket_cost']}", flush=True)
+        if settings.held and any(s.name == "mtls" for s in servers):
+            print(f"held: {settings.held:,} idle mTLS connections, new handshakes meanwhile",
+                  flush=True)
+            results["held"] = held(bench, procs, SERVERS_BY_NAME["mtls"], settings.held)
+            _progress("mtls", "held", results["held"])
         results["workers_option"] = workersAvailable()
         if results["workers_option"] and any(s.name == "terminate" for s in servers):
             print("workers: terminate --workers 1 vs 2 (all CPUs shared)", flush=True)
             results["workers"] = workersScaling(bench, procs)
+    results["elapsed_s"] = round(time.monotonic() - started, 1)
+    return results
+
+
+def runHeld(count: int, workDir: str) -> Dict[str, Any]:
+    """
+    The held-connections measurement alone (C{python -m benchmarks --held N}):
+    C{count} idle connections to the C{mtls} server, new handshakes meanwhile.
+    """
+    started = time.monotonic()
+    loadgen = buildLoadgen(workDir)
+    pki = makePKI(workDir, bigCRL=0)
+    results: Dict[str, Any] = {"machine": machineFacts(loadgen), "mode": "held"}
+    with Processes() as procs:
+        bench = Bench(Settings.quick(), workDir, loadgen, pki, 0)
+        results["openssl_floor"] = opensslFloor(workDir, pki)
+        _progress("openssl", "floor", results["openssl_floor"])
+        results["held"] = held(bench, procs, SERVERS_BY_NAME["mtls"], count)
+        _progress("mtls", "held", results["held"])
     results["elapsed_s"] = round(time.monotonic() - started, 1)
     return results

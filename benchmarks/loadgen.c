@@ -74,6 +74,12 @@ static void raise_nofile(void)
     }
 }
 
+/* Source addresses 127.0.0.2 .. 127.0.0.(1 + g_sources) in turn (0: let
+ * the kernel choose): one source address has about 28,000 ephemeral ports
+ * towards one server port, so 100,000 connections need several. */
+static int g_sources = 0;
+static unsigned g_next_source = 0;
+
 static int tcp_connect(int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -81,6 +87,19 @@ static int tcp_connect(int port)
         return -1;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (g_sources > 0) {
+        struct sockaddr_in src;
+        memset(&src, 0, sizeof src);
+        src.sin_family = AF_INET;
+        src.sin_addr.s_addr = htonl(0x7f000002u + (g_next_source++ % (unsigned)g_sources));
+        /* the port is chosen at connect(), per destination: the whole
+         * ephemeral range per source address */
+        setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+        if (bind(fd, (struct sockaddr *)&src, sizeof src) != 0) {
+            close(fd);
+            return -1;
+        }
+    }
     struct timeval tv = {15, 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
@@ -353,8 +372,12 @@ static int mode_idle(int argc, char **argv)
     int port = atoi(arg(argc, argv, "port", "0"));
     int n = atoi(arg(argc, argv, "n", "2000"));
     int version = atoi(arg(argc, argv, "version", "13"));
+    g_sources = atoi(arg(argc, argv, "sources", "0"));
+    int progress = atoi(arg(argc, argv, "progress", "0"));
     raise_nofile();
     SSL_CTX *ctx = make_ctx(version, arg(argc, argv, "cert", NULL), arg(argc, argv, "key", NULL));
+    /* the client's own memory per held connection stays small too */
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
     SSL **all = calloc(n, sizeof(SSL *));
     int ok = 0, failed = 0;
     double start = now();
@@ -367,6 +390,11 @@ static int mode_idle(int argc, char **argv)
             continue;
         }
         all[ok++] = ssl;
+        if (progress > 0 && ok % progress == 0) {
+            printf("{\"opening\": %d, \"failed\": %d, \"open_s\": %.3f}\n", ok, failed,
+                   now() - start);
+            fflush(stdout);
+        }
     }
     printf("{\"ready\": true, \"ok\": %d, \"failed\": %d, \"open_s\": %.3f}\n", ok, failed, now() - start);
     fflush(stdout);

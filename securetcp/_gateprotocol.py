@@ -118,6 +118,7 @@ class GateProtocol(Protocol):
     local: Optional[str] = None
     peer: Optional[str] = None
     proxy: Optional[str] = None
+    _revocationExtra: Dict[str, Any] = {}  # replaced, never changed in place
 
     def __init__(self, factory: Gate, addr: Optional[IAddress]) -> None:
         self.gate = factory
@@ -130,7 +131,6 @@ class GateProtocol(Protocol):
         self._rejected: Optional[Tuple[str, str]] = None
         self._buffer: List[bytes] = []
         self.peerChain: Tuple[Any, ...] = ()
-        self._revocationExtra: Dict[str, Any] = {}
 
     # -- lifecycle -----------------------------------------------------
 

@@ -29,6 +29,7 @@ the TCP write side while the peer's data still arrives.
 
 from __future__ import annotations
 
+import time
 from typing import Any, Optional, Tuple
 
 from twisted.internet.defer import Deferred
@@ -119,6 +120,8 @@ class GateFactory(Factory):
         if metrics is not None:
             metrics.gateStarted(self)
         self.live: set[GateProtocol] = set()
+        #: the policy verdict of the records: (policy, leaf, until, reasons)
+        self._verdict: Optional[Tuple[Any, Any, float, Tuple[str, ...]]] = None
         self.openConnections = 0
         self.handshaking = 0
 
@@ -226,8 +229,23 @@ class GateFactory(Factory):
             proxy=gate.proxy, policy=policy.name, profile=policy.profile, legacy=policy.legacy,
             session=SessionFacts.fromMapping(gate.session), peerIdentity=gate.identity,
             binding=gate.inspection.record() if gate.inspection is not None else None,
-            policyReasons=tuple(policyVerdict(policy, self.role, self.inForce.materials.leaf,
-                                              self.hostname)["reasons"]))
+            policyReasons=self._policyReasons(policy))
+
+    def _policyReasons(self, policy: TLSPolicy) -> Tuple[str, ...]:
+        """
+        What C{policy}'s checklist fails (L{policyVerdict}), worked out again
+        only when the policy or our certificate changes (a reload) or the
+        UTC day does (the certificate is judged per day).
+        """
+        leaf = self.inForce.materials.leaf
+        now = time.time()
+        known = self._verdict
+        if known is not None and known[0] is policy and known[1] is leaf and now < known[2]:
+            return known[3]
+        reasons = tuple(policyVerdict(policy, self.role, leaf, self.hostname)["reasons"])
+        nextDay = (now // 86400 + 1) * 86400
+        self._verdict = (policy, leaf, nextDay, reasons)
+        return reasons
 
 
 class ClientGateFactory(GateFactory):

@@ -6,6 +6,7 @@ record, and the schema they share.
 
 from __future__ import annotations
 
+import datetime
 import json
 from typing import Any, Dict
 
@@ -139,6 +140,20 @@ class SchemaTests(SynchronousTestCase):
         """
         self.assertRegex(records.utcTimestamp(seconds),
                          r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
+
+    @given(st.floats(min_value=-1e9, max_value=4e9, allow_nan=False),
+           st.sampled_from([0.0, 5e-7, -5e-7, 4.99e-7, 0.9999995]))
+    def test_utcTimestampAsDatetime(self, seconds: float, nudge: float) -> None:
+        """
+        The text is exactly C{datetime}'s for the same time, microseconds
+        rounded as C{datetime.fromtimestamp} rounds them, also when the
+        rounding carries into the next second and for times a moment apart
+        (the date and time of day are kept from one call to the next).
+        """
+        for moment in (seconds, seconds + nudge, float(int(seconds)) + nudge):
+            expected = datetime.datetime.fromtimestamp(moment, datetime.UTC).strftime(
+                "%Y-%m-%dT%H:%M:%S.%fZ")
+            self.assertEqual(records.utcTimestamp(moment), expected)
 
     def test_addressText(self) -> None:
         """

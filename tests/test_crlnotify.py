@@ -166,6 +166,40 @@ class ServerReloadTests(RealPeerMixin, TestCase):
         [rejected] = audit.events("handshake.rejected")
         self.assertEqual(rejected["reason"], "revoked")
 
+    @inlineCallbacks
+    def test_sessionFromBeforeTheReloadNotResumed(self) -> Any:
+        """
+        A session made before a CRL revoking its client was loaded does not
+        resume past it: the reload puts a new TLS context (with new ticket
+        keys) in force, so the client offering its saved TLS 1.3 session
+        gets a full handshake, with the verify step, and is refused as
+        C{revoked}; before the reload the same session resumed.
+        """
+        path = self.pki.path("devices.crl")
+        with open(path, "wb") as f:
+            f.write(_fresh(self.pki))
+        port, _, audit = yield self.listen(crl=path, crlReload="60")
+        session = os.path.abspath(self.mktemp())
+        peer = yield self.sClient(port, "-tls1_3", "-sess_out", session, client="client",
+                                  audit=audit)
+        self.assertEchoed(peer)
+        peer = yield self.sClient(port, "-tls1_3", "-sess_in", session, client="client",
+                                  audit=audit)
+        self.assertEchoed(peer)
+        self.assertEqual([r["resumed"] for r in audit.events("connection.accepted")],
+                         [False, True])
+        with open(self.pki.path("client.pem"), "rb") as f:
+            revoked = x509.load_pem_x509_certificate(f.read())
+        _renameOver(path, _fresh(self.pki, [revoked], number=2))
+        yield waitUntil(lambda: audit.events("revocation.crl_loaded"), FAST,
+                        "the renamed CRL to be loaded")
+        peer = yield self.sClient(port, "-tls1_3", "-sess_in", session, client="client",
+                                  audit=audit)
+        self.assertNotEchoed(peer)
+        [rejected] = audit.events("handshake.rejected")
+        self.assertEqual(rejected["reason"], "revoked")
+        self.assertEqual(len(audit.events("connection.accepted")), 2)
+
 
 class TwistdWatchCoversCRLsTests(SynchronousTestCase):
     """

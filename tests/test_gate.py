@@ -776,3 +776,56 @@ class NoPayloadTests(GateTestCase):
             text = formatEvent(event) + repr(event)
             for needle in needles:
                 self.assertNotIn(needle, text)
+
+
+class _InForce:
+    """
+    The policy and materials in force, as far as the records' verdict reads
+    them.
+    """
+
+    def __init__(self, policy: Any, leaf: Any) -> None:
+        self.policy = policy
+        self.materials = type("Materials", (), {"leaf": leaf})()
+
+
+class PolicyVerdictOnceTests(SynchronousTestCase):
+    """
+    The policy verdict that every connection record carries is worked out
+    once, not per record.
+    """
+
+    def test_workedOutAgainOnlyWhenSomethingChanges(self) -> None:
+        """
+        The gate asks L{policyVerdict} again only when the policy in force
+        or our certificate changes (a reload) or a new UTC day begins;
+        otherwise each record gets the verdict it was given the first time.
+        """
+        from securetcp import gate as _gate
+
+        asked: List[Any] = []
+
+        def policyVerdict(policy: Any, role: Role, leaf: Any = None,
+                          hostname: Optional[str] = None) -> Dict[str, Any]:
+            asked.append((policy.name, leaf))
+            return {"reasons": [f"{policy.name} {leaf} {len(asked)}"]}
+
+        now = [86400.0 * 20000 + 10]
+        self.patch(_gate, "policyVerdict", policyVerdict)
+        self.patch(_gate.time, "time", lambda: now[0])
+        first = buildPolicy()
+        inForce = _InForce(first, "leaf1")
+        factory = _gate.GateFactory(Factory(), Role.SERVER, Clock(), AuditEmitter(),
+                                    inForce)  # type: ignore[arg-type]
+        self.assertEqual(factory._policyReasons(first), ("default leaf1 1",))
+        self.assertEqual(factory._policyReasons(first), ("default leaf1 1",))
+        inForce.materials.leaf = "leaf2"
+        self.assertEqual(factory._policyReasons(first), ("default leaf2 2",))
+        second = buildPolicy(name="other")
+        inForce.policy = second
+        self.assertEqual(factory._policyReasons(second), ("other leaf2 3",))
+        now[0] += 86400 - 11  # the last second of the day
+        self.assertEqual(factory._policyReasons(second), ("other leaf2 3",))
+        now[0] += 1  # the next day
+        self.assertEqual(factory._policyReasons(second), ("other leaf2 4",))
+        self.assertEqual(len(asked), 4)

@@ -471,6 +471,43 @@ class AuthorisationTests(RealPeerMixin, TestCase):
                                pinSPKI=_spkiPin(self.pki.path("client.pem")))
 
 
+class ResumptionTests(RealPeerMixin, TestCase):
+    """
+    TLS 1.3 session resumption on our mtls server, with C{openssl s_client}
+    saving its session and offering it again.
+    """
+
+    def setUp(self) -> None:
+        _needOpenSSL()
+        super().setUp()
+
+    @inlineCallbacks
+    def test_resumedPeerAuthorisedAndAudited(self) -> Any:
+        """
+        A client that resumes its session (no verify step runs) is judged
+        and audited as the peer the session was made with: the allow-list
+        admits it, and its C{connection.accepted} and C{connection.closed}
+        records say C{resumed} and carry its identity.
+        """
+        port, factory, audit = yield self.listen(
+            mutual=True, allowPeers="uri:spiffe://hospital.example/ward3/*")
+        session = os.path.abspath(self.mktemp())
+        first = yield self.sClient(port, "-tls1_3", "-sess_out", session, client="client",
+                                   audit=audit)
+        self.assertEchoed(first)
+        self.assertTrue(os.path.exists(session), first.describe())
+        again = yield self.sClient(port, "-tls1_3", "-sess_in", session, client="client",
+                                   audit=audit)
+        self.assertEchoed(again)
+        self.assertEqual((factory.built, factory.made), (2, 2))
+        for event in ("connection.accepted", "connection.closed"):
+            records = audit.events(event)
+            self.assertEqual([r["resumed"] for r in records], [False, True])
+            for record in records:
+                self.assertEqual(record["peerIdentity"]["san"]["uri"],
+                                 ["spiffe://hospital.example/ward3/pump-0042"], record)
+
+
 class PythonClientRefusedTests(RealPeerMixin, TestCase):
     """
     Python's C{ssl} client (its own OpenSSL 3, not the C{cryptography}

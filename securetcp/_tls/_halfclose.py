@@ -99,16 +99,15 @@ class GatedTLSProtocol(BufferingTLSTransport):
     def __init__(self, factory: Any, wrappedProtocol: IProtocol, _connectWrapped: bool = True) -> None:
         super().__init__(factory, wrappedProtocol, _connectWrapped)
         self.securetcpFacts = ConnectionFacts(factory.role)
-        aggregate = self.write
+        self._aggregateWrite = self.write
+        self.write = self._countingWrite  # type: ignore[method-assign]
 
-        def countingWrite(data: bytes) -> None:
-            if self.writeClosed or (self._writeClosing and self._producer is None):
-                # like TCP after loseWriteConnection: the bytes are dropped
-                return
-            self.bytesOut += len(data)
-            aggregate(data)
-
-        self.write = countingWrite  # type: ignore[method-assign]
+    def _countingWrite(self, data: bytes) -> None:
+        if self.writeClosed or (self._writeClosing and self._producer is None):
+            # like TCP after loseWriteConnection: the bytes are dropped
+            return
+        self.bytesOut += len(data)
+        self._aggregateWrite(data)
 
     def writeSequence(self, sequence: Iterable[bytes]) -> None:
         self.write(b"".join(sequence))

@@ -110,7 +110,26 @@ def _peerChain(connection: SSL.Connection,
     verified = connection.get_verified_chain(as_cryptography=True)
     if verified:
         return tuple(verified)
-    return tuple(connection.get_peer_cert_chain(as_cryptography=True) or ())
+    chain = connection.get_peer_cert_chain(as_cryptography=True)
+    if chain:
+        return tuple(chain)
+    # a resumed session: no verify step ran and OpenSSL keeps no chain, but
+    # the session carries the peer's certificate, verified when it was made
+    leaf = connection.get_peer_certificate(as_cryptography=True)
+    return (leaf,) if leaf is not None else ()
+
+
+#: one copy of each version, cipher and group name, which every connection
+#: that negotiated it keeps (pyOpenSSL decodes a new string each time)
+_names: Dict[str, str] = {}
+
+
+def _shared(name: Optional[str]) -> Optional[str]:
+    if name is None:
+        return None
+    if len(_names) >= 256:  # a bound; there are a few dozen names
+        _names.clear()
+    return _names.setdefault(name, name)
 
 
 def negotiated(connection: SSL.Connection) -> NegotiatedSession:
@@ -125,9 +144,9 @@ def negotiated(connection: SSL.Connection) -> NegotiatedSession:
         raw = connection.get_servername()
         serverName = raw.decode("ascii", "replace") if raw else None
     return NegotiatedSession(
-        version=connection.get_protocol_version_name(),
-        cipher=connection.get_cipher_name(),
-        group=getGroup() if getGroup else None,
+        version=_shared(connection.get_protocol_version_name()),
+        cipher=_shared(connection.get_cipher_name()),
+        group=_shared(getGroup() if getGroup else None),
         alpn=alpn.decode("utf-8", "replace") if alpn else None,
         serverName=serverName,
         resumed=_binding.sessionReused(connection),

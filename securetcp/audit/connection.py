@@ -14,6 +14,7 @@ its L{SessionFacts}), and the text forms of times and addresses::
 from __future__ import annotations
 
 import datetime
+import math
 import os
 from typing import Any, Dict, Mapping, Optional, Protocol, Tuple
 
@@ -42,12 +43,31 @@ class IdentityRecord(Protocol):
 # -- values ----------------------------------------------------------------
 
 
+#: the last whole second L{utcTimestamp} formatted, and its text (one
+#: tuple, replaced whole, so threads never see half of an update)
+_lastSecond: Tuple[float, str] = (float("nan"), "")
+
+
 def utcTimestamp(seconds: float) -> str:
     """
     ISO 8601 UTC time with microseconds and a C{Z}: the C{time} of records.
+
+    The text is C{datetime}'s (microseconds rounded half to even, as
+    C{fromtimestamp} does); the date and time of day are formatted once per
+    second, as records come many to a second.
     """
-    moment = datetime.datetime.fromtimestamp(seconds, datetime.UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    fraction, whole = math.modf(seconds)
+    micro = round(fraction * 1e6)
+    if micro >= 1000000:
+        whole, micro = whole + 1, micro - 1000000
+    elif micro < 0:
+        whole, micro = whole - 1, micro + 1000000
+    global _lastSecond
+    last = _lastSecond
+    if last[0] != whole:
+        moment = datetime.datetime.fromtimestamp(whole, datetime.UTC)
+        last = _lastSecond = (whole, moment.strftime("%Y-%m-%dT%H:%M:%S."))
+    return f"{last[1]}{micro:06d}Z"
 
 
 def addressText(address: Optional[IAddress]) -> Optional[str]:
@@ -98,7 +118,11 @@ class SessionFacts:
         """
         The facts from a mapping with (some of) the same keys; others are ignored.
         """
-        return cls(**{f.name: session.get(f.name) for f in attrs.fields(cls)})
+        return cls(**{name: session.get(name) for name in _SESSION_FIELDS})
+
+
+#: the names of L{SessionFacts}' fields, read once
+_SESSION_FIELDS = tuple(f.name for f in attrs.fields(SessionFacts))
 
 
 @attrs.frozen

@@ -100,7 +100,7 @@ class AuditLogObserver(ChainAnchoring):
         self._day: Optional[str] = None
         self._lastFsync = now()
         self._fsyncTimer: Optional[threading.Timer] = None
-        self._recent: Deque[Dict[str, Any]] = collections.deque(maxlen=_REMEMBERED)
+        self._recent: Dict[int, Dict[str, Any]] = {}  # by id, oldest first; held
         self.failing = False
         self.lost = self.refused = 0
         self._lostSince: Optional[float] = None
@@ -362,9 +362,12 @@ class AuditLogObserver(ChainAnchoring):
         if record is None or event.get("log_namespace") != AUDIT_NAMESPACE:
             return
         with self._lock:
-            if any(seen is event for seen in self._recent):
+            recent = self._recent  # the events held, their ids cannot be reused
+            if recent.get(id(event)) is event:
                 return
-            self._recent.append(event)
+            if len(recent) >= _REMEMBERED:
+                del recent[next(iter(recent))]
+            recent[id(event)] = event
             self.write(record)
 
     def close(self) -> None:
