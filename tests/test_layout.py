@@ -56,7 +56,7 @@ LAYERS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
     ("TLS", ("securetcp._tls",)),
     ("connections", ("securetcp._below", "securetcp.gate", "securetcp._gateprotocol")),
     ("endpoints", ("securetcp.endpoints", "securetcp._parsers", "securetcp._plugins",
-                   "securetcp._description")),
+                   "securetcp._description", "securetcp.auditexport")),
     ("commands", ("securetcp._twistd", "securetcp._cli")),
     ("public face", ("securetcp", "securetcp.__main__")),
 )

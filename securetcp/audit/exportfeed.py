@@ -1,0 +1,191 @@
+# -*- test-case-name: tests.test_auditexport -*-
+"""
+L{ExportFeed}: what the audit export queues.  It follows an audit file's
+writer (L{securetcp.audit.writer.AuditLogObserver.follow}), turns every
+sealed line into a syslog message (L{securetcp.audit.syslog}) in the
+export's format, and appends it to the disk queue
+(L{securetcp.audit.queue.DiskQueue}); the sender
+(L{securetcp.auditexport}) takes it from there::
+
+    feed = ExportFeed(queue, jsonFormat(identity), emitter, clock, "tls://siem:6514")
+    feed.start(writer)        # catches up from the file, then follows it
+    ...
+    feed.stop()
+
+The local audit file stays the source of truth: every message is made from
+a line of it, after the line is written.  On start the feed catches up
+from the file: every record after the last one queued (found in the queue
+itself), in the active file and, when it was rotated meanwhile, in the
+files before it; a queue that is new starts with the active file.
+
+When the queue is full (its bound), records are not queued: the feed logs
+it at once, counts it, and once a record is queued again it emits an
+C{export.dropped} record (which the local file keeps and the collector
+receives) naming the first and last C{seq} that were not queued.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from typing import Any, Callable, Dict, List, Optional
+
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+
+from securetcp._interfaces import IAuditSink
+from securetcp.audit.queue import DiskQueue
+from securetcp.audit.records import exportDropped
+from securetcp.audit.syslog import SyslogIdentity, syslogMessage
+
+__all__ = ["ExportFeed", "MessageFormat", "jsonFormat"]
+
+_log = Logger(namespace="securetcp.auditexport")
+
+#: Makes the message of one sealed line (bytes, without its newline) and
+#: its record; C{None}: the record is not sent in this format.
+MessageFormat = Callable[[bytes, Dict[str, Any]], Optional[bytes]]
+
+_SEQ = re.compile(rb' seq="(\d+)"')
+#: How many rotated files a catch-up walks back through at most.
+_MOST_FILES = 32
+
+
+def jsonFormat(identity: SyslogIdentity) -> MessageFormat:
+    """
+    The C{json} format: the sealed line itself is the MSG.
+    """
+    def message(line: bytes, record: Dict[str, Any]) -> Optional[bytes]:
+        return syslogMessage(line, identity, record=record)
+
+    return message
+
+
+def queuedSeq(message: Optional[bytes]) -> Optional[int]:
+    """
+    The C{seq} of a queued message (from its structured data).
+    """
+    if message is None:
+        return None
+    found = _SEQ.search(message)
+    return int(found.group(1)) if found else None
+
+
+class ExportFeed:
+    """
+    Queues every sealed line of one audit file for the collector.
+
+    @ivar lastSeq: the C{seq} of the last record given to the feed.
+    @ivar dropping: records not queued since the last one queued.
+    """
+
+    def __init__(self, queue: DiskQueue, format: MessageFormat, emitter: IAuditSink,
+                 clock: IReactorTime, collector: str,
+                 onQueued: Callable[[], None] = lambda: None) -> None:
+        """
+        @param collector: the collector, as C{export.dropped} names it.
+        @param onQueued: called after a message was queued.
+        """
+        self.queue = queue
+        self._format = format
+        self._emitter = emitter
+        self._clock = clock
+        self.collector = collector
+        self.onQueued = onQueued
+        self.lastSeq: Optional[int] = queuedSeq(queue.last())
+        self.dropping = 0
+        self._firstDropped = self._lastDropped = 0
+        self._writer: Any = None
+
+    def start(self, writer: Any) -> None:
+        """
+        Catch up from C{writer}'s file, then follow it.
+        """
+        self._writer = writer
+        writer.follow(self.lineWritten, lambda head: self.catchUp(writer.path, head))
+
+    def stop(self) -> None:
+        if self._writer is not None:
+            self._writer.unfollow(self.lineWritten)
+            self._writer = None
+
+    def catchUp(self, path: str, head: int) -> None:
+        """
+        Queue the records of C{path} (and of the files it was rotated from,
+        as far back as needed) after L{lastSeq}, up to C{head}.
+        """
+        files = [path]
+        while self.lastSeq is not None and len(files) < _MOST_FILES:
+            previous = _previousFile(files[0], self.lastSeq)
+            if previous is None:
+                break
+            files.insert(0, previous)
+        for name in files:
+            for line in _lines(name):
+                if self.lastSeq is not None and _lineSeq(line) <= self.lastSeq:
+                    continue
+                if _lineSeq(line) > head:
+                    return
+                self.lineWritten(line)
+
+    def lineWritten(self, line: bytes) -> None:
+        """
+        Queue the message of one sealed line (as the writer wrote it).
+        """
+        line = line.rstrip(b"\n")
+        record = json.loads(line)
+        seq = int(record["seq"])
+        self.lastSeq = seq
+        message = self._format(line, record)
+        if message is None:
+            return
+        if not self.queue.append(message):
+            if not self.dropping:
+                self._firstDropped = seq
+                _log.critical("securetcp audit export: the queue {directory} is full "
+                              "({size} bytes); records are NOT queued for {collector} "
+                              "until it has room", directory=self.queue.directory,
+                              size=self.queue.size, collector=self.collector)
+            self.dropping += 1
+            self._lastDropped = seq
+            return
+        if self.dropping:
+            dropped, first, last = self.dropping, self._firstDropped, self._lastDropped
+            self.dropping = 0
+            # not now: this runs inside the writer, which is writing a line
+            self._clock.callLater(0, self._emitter.emit,
+                                  exportDropped(self.collector, dropped, first, last,
+                                                time=self._clock.seconds()))
+        self.onQueued()
+
+
+def _lineSeq(line: bytes) -> int:
+    return int(json.loads(line)["seq"])
+
+
+def _lines(path: str) -> List[bytes]:
+    """
+    The whole lines of an audit file (a torn last one is left out).
+    """
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        return []
+    return [line for line in data.split(b"\n")[:-1] if line.strip()]
+
+
+def _previousFile(path: str, lastSeq: int) -> Optional[str]:
+    """
+    The file C{path} was rotated from, if C{path} starts after C{lastSeq}
+    + 1 (so records between are there).
+    """
+    lines = _lines(path)
+    if not lines:
+        return None
+    first = json.loads(lines[0])
+    if int(first["seq"]) <= lastSeq + 1 or first.get("event") != "chain.rotated":
+        return None
+    previous = os.path.join(os.path.dirname(path), str(first.get("previousFile", "")))
+    return previous if os.path.isfile(previous) else None
