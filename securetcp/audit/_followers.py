@@ -45,7 +45,7 @@ class ChainFollowers:
         Stop telling C{follower} the lines written.
         """
         with self._lock:
-            self._followers = [f for f in self._followers if f is not follower]
+            self._followers = [f for f in self._followers if f != follower]
 
     def _tellFollowers(self, line: bytes) -> None:
         """

@@ -1,0 +1,351 @@
+"""
+Tests for the audit export without a network: L{ExportFeed} (the sealed
+lines of an audit file queued as syslog messages, catching up from the
+file, the bound audited), L{AuditSyslogExport} (in order, at least once,
+reconnecting with backoff, all driven by a L{Clock}) and
+L{auditSyslogExport}'s errors at start.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, List, Optional
+
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.error import ConnectionLost, ConnectionRefusedError
+from twisted.internet.task import Clock
+from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase
+
+from securetcp.audit.exportfeed import ExportFeed, jsonFormat, queuedSeq
+from securetcp.audit.queue import MIN_BYTES, DiskQueue
+from securetcp.audit.records import chainGap
+from securetcp.audit.syslog import SyslogIdentity, readFrames
+from securetcp.audit.writer import AuditLogObserver
+from securetcp.auditexport import AuditSyslogExport, auditSyslogExport, parseCollector
+from securetcp.errors import AuditExportError
+
+from ._recording import AuditRecorder
+
+IDENTITY = SyslogIdentity(node="gw-1", hostname="gw-1.example", procid="1")
+
+
+class FakeEndpoint:
+    """
+    A client endpoint whose connections the test makes succeed or fail.
+    """
+
+    def __init__(self) -> None:
+        self.attempts: List[Any] = []
+        self.outcomes: List[Optional[Failure]] = []
+
+    def connect(self, factory: Any) -> Deferred[Any]:
+        self.attempts.append(factory)
+        outcome = self.outcomes.pop(0) if self.outcomes else Failure(ConnectionRefusedError())
+        if outcome is not None:
+            return fail(outcome)
+        protocol = factory.buildProtocol(None)
+        transport = StringTransport()
+        protocol.makeConnection(transport)
+        self.protocol, self.transport = protocol, transport
+        return succeed(protocol)
+
+
+def sentSeqs(data: bytes) -> List[int]:
+    messages, rest = readFrames(data)
+    assert rest == b""
+    return [queuedSeq(m) for m in messages]  # type: ignore[misc]
+
+
+class ExportTestCase(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.base = self.mktemp()
+        os.makedirs(self.base)
+        self.path = os.path.join(self.base, "audit.jsonl")
+        self.audit = AuditRecorder()
+        self.writer = self.newWriter()
+
+    def newWriter(self) -> AuditLogObserver:
+        writer = AuditLogObserver(self.path, fsync="off", now=self.clock.seconds)
+        self.addCleanup(writer.close)
+        return writer
+
+    def newExport(self, maxBytes: int = 64 * 2**20, **kw: Any) -> AuditSyslogExport:
+        queue = DiskQueue(os.path.join(self.base, "queue"), maxBytes,
+                          segmentBytes=MIN_BYTES // 4)
+        self.addCleanup(queue.close)
+        feed = ExportFeed(queue, jsonFormat(IDENTITY), self.audit.emitter(), self.clock,
+                          "tls://siem.example:6514")
+        self.endpoint = FakeEndpoint()
+        return AuditSyslogExport(self.endpoint, feed, self.writer, self.clock, **kw)
+
+    def write(self, n: int) -> None:
+        for i in range(n):
+            self.writer.write(chainGap(self.clock.seconds(), i, None))
+
+    def localLines(self) -> List[bytes]:
+        with open(self.path, "rb") as f:
+            return [line for line in f.read().split(b"\n") if line]
+
+
+class FeedTests(ExportTestCase):
+    """
+    The feed queues the local file's sealed lines, as they are written and
+    those written before it started.
+    """
+
+    def test_linesAsWritten(self) -> None:
+        """
+        Every line the writer writes is queued as a message whose MSG is
+        the line exactly, after the lines already in the file.
+        """
+        self.write(3)
+        export = self.newExport()
+        self.endpoint.outcomes = [None]
+        export.startService()
+        self.addCleanup(export.stopService)
+        self.write(2)
+        self.clock.advance(0)
+        messages, _ = readFrames(self.endpoint.transport.value())
+        local = self.localLines()
+        self.assertEqual(len(messages), 6)
+        self.assertEqual([m.split(b"] ", 1)[1] for m in messages], local)
+
+    def test_catchUpAfterRestart(self) -> None:
+        """
+        An export started again queues the records written while it was
+        stopped (the writer's close and resume records among them), and
+        no record twice.
+        """
+        export = self.newExport()
+        export.startService()
+        self.write(2)
+        export.stopService()
+        self.write(2)
+        self.writer.close()
+        self.writer = self.newWriter()  # chain.resumed
+        again = self.newExport()
+        again.startService()
+        self.addCleanup(again.stopService)
+        frames = again.queue.read(again.queue.acked, 10**9)
+        seqs = [queuedSeq(f) for _, f in frames]
+        self.assertEqual(seqs, list(range(1, len(self.localLines()) + 1)))
+        events = [json.loads(line)["event"] for line in self.localLines()]
+        self.assertIn("chain.closed", events)
+        self.assertEqual(events[-1], "chain.resumed")
+
+    def test_catchUpAcrossRotation(self) -> None:
+        """
+        Records written to a file since rotated away while the export was
+        stopped are queued from the rotated file, in order.
+        """
+        self.writer.close()
+        os.unlink(self.path)
+        self.writer = AuditLogObserver(self.path, fsync="off", maxBytes=4096,
+                                       now=self.clock.seconds)
+        self.addCleanup(self.writer.close)
+        export = self.newExport()
+        export.startService()
+        export.stopService()
+        for i in range(40):
+            self.writer.write(chainGap(self.clock.seconds(), i, None))
+            self.clock.advance(1)
+        self.assertGreater(len(os.listdir(self.base)), 2)
+        again = self.newExport()
+        again.startService()
+        self.addCleanup(again.stopService)
+        seqs = [queuedSeq(f) for _, f in again.queue.read(again.queue.acked, 10**9)]
+        self.assertEqual(seqs, list(range(1, self.writer.lastSeq + 1)))
+
+    def test_boundAudited(self) -> None:
+        """
+        At the bound, records are not queued; when one is queued again an
+        C{export.dropped} record names the first and last not queued, goes
+        to the local file and is queued itself.
+        """
+        export = self.newExport(maxBytes=MIN_BYTES)
+        export.startService()
+        self.addCleanup(export.stopService)
+        while export.feed.dropping == 0:
+            self.write(1)
+        self.write(4)
+        firstDropped = self.writer.lastSeq - 4
+        self.assertEqual(export.feed.dropping, 5)
+        # the collector comes back and takes everything queued
+        self.endpoint.outcomes = [None]
+        self.clock.advance(export.delay)
+        self.clock.advance(export.settle)
+        self.assertEqual(export.queue.pending, 0)
+        self.write(1)
+        self.clock.advance(0)
+        [dropped] = self.audit.events("export.dropped")
+        self.assertEqual((dropped["dropped"], dropped["firstSeq"], dropped["lastSeq"]),
+                         (5, firstDropped, firstDropped + 4))
+        self.assertEqual(dropped["collector"], "tls://siem.example:6514")
+
+
+class DeliveryTests(ExportTestCase):
+    """
+    L{AuditSyslogExport} delivers in order, at least once, and reconnects
+    with backoff.
+    """
+
+    def test_backoff(self) -> None:
+        """
+        Failed connection attempts are retried after 0.5, 1, 2, ... seconds,
+        up to C{maxDelay}; a connection resets the delay.
+        """
+        export = self.newExport(maxDelay=4.0)
+        export.startService()
+        self.addCleanup(export.stopService)
+        times = []
+        for _ in range(6):
+            before = len(self.endpoint.attempts)
+            step = 0.0
+            while len(self.endpoint.attempts) == before:
+                self.clock.advance(0.25)
+                step += 0.25
+            times.append(step)
+        self.assertEqual(times, [0.5, 1.0, 2.0, 4.0, 4.0, 4.0])
+        self.endpoint.outcomes = [None]
+        self.clock.advance(4.0)
+        self.assertTrue(export.connected)
+        self.assertEqual(export.delay, 0.5)
+
+    def test_settleThenDelivered(self) -> None:
+        """
+        Messages written count delivered only once the connection stayed up
+        C{settle} seconds; then the queue forgets them.
+        """
+        export = self.newExport()
+        self.write(3)
+        self.endpoint.outcomes = [None]
+        export.startService()
+        self.addCleanup(export.stopService)
+        self.assertEqual(sentSeqs(self.endpoint.transport.value()), [1, 2, 3, 4])
+        self.assertEqual(export.queue.pending, 4)
+        self.clock.advance(export.settle - 0.1)
+        self.assertEqual(export.queue.pending, 4)
+        self.clock.advance(0.1)
+        self.assertEqual((export.queue.pending, export.delivered), (0, 4))
+
+    def test_resendAfterLoss(self) -> None:
+        """
+        Messages written within C{settle} seconds before the connection was
+        lost are sent again after the next connect, in order, after those
+        delivered and before the new ones.
+        """
+        export = self.newExport()
+        self.write(2)
+        self.endpoint.outcomes = [None]
+        export.startService()
+        self.addCleanup(export.stopService)
+        self.clock.advance(export.settle)      # 1..3 delivered
+        self.write(2)                          # 4, 5
+        self.clock.advance(0)
+        self.assertEqual(sentSeqs(self.endpoint.transport.value()), [1, 2, 3, 4, 5])
+        self.endpoint.protocol.connectionLost(Failure(ConnectionLost()))
+        self.write(1)                          # 6, queued while down
+        self.endpoint.outcomes = [None]
+        self.clock.advance(export.minDelay)
+        self.assertEqual(sentSeqs(self.endpoint.transport.value()), [4, 5, 6])
+
+    def test_restartResends(self) -> None:
+        """
+        A new export on the same queue (a restart of the node) sends from
+        the first message not counted delivered.
+        """
+        export = self.newExport()
+        self.write(2)
+        self.endpoint.outcomes = [None]
+        export.startService()
+        self.clock.advance(export.settle)
+        self.write(2)
+        self.clock.advance(0)
+        export.stopService()
+        again = self.newExport()
+        self.endpoint.outcomes = [None]
+        again.startService()
+        self.addCleanup(again.stopService)
+        self.assertEqual(sentSeqs(self.endpoint.transport.value()), [4, 5])
+
+    def test_window(self) -> None:
+        """
+        No more than C{window} bytes are written ahead of what counts
+        delivered; the rest follows as they are.
+        """
+        self.write(200)
+        export = self.newExport(window=4096)
+        self.endpoint.outcomes = [None]
+        export.startService()
+        self.addCleanup(export.stopService)
+        first = len(self.endpoint.transport.value())
+        self.assertLess(first, 4096 + 1024)
+        while export.queue.pending:
+            self.clock.advance(export.settle)
+        self.assertEqual(sentSeqs(self.endpoint.transport.value()), list(range(1, 202)))
+
+
+class ConfigurationTests(SynchronousTestCase):
+    """
+    Bad configuration fails at start, naming the argument and the fix.
+    """
+
+    def test_collectorAddress(self) -> None:
+        """
+        C{tls://HOST:PORT} and C{tcp://HOST:PORT} (IPv6 in brackets) are
+        collector addresses; anything else is refused with the forms.
+        """
+        self.assertEqual(parseCollector("tls://siem.example:6514"),
+                         ("tls", "siem.example", 6514))
+        self.assertEqual(parseCollector("tcp://[::1]:514"), ("tcp", "::1", 514))
+        for bad in ("siem:6514", "udp://siem:514", "tls://siem", "tls://siem:0",
+                    "tls://siem:70000", "tls://:6514", ""):
+            e = self.assertRaises(AuditExportError, parseCollector, bad)
+            self.assertIn("--audit-syslog", str(e))
+            self.assertIn("tls://HOST:PORT", str(e))
+
+    def test_policyNeeded(self) -> None:
+        """
+        A tls:// collector without a client policy file, or with one that
+        does not exist, is refused naming --audit-syslog-policy.
+        """
+        queue = self.mktemp()
+        reactor = MemoryReactorClock()
+        e = self.assertRaises(AuditExportError, auditSyslogExport, reactor, "a.jsonl",
+                              "tls://127.0.0.1:6514", queueDir=queue)
+        self.assertIn("--audit-syslog-policy", str(e))
+        e = self.assertRaises(AuditExportError, auditSyslogExport, reactor, "a.jsonl",
+                              "tls://127.0.0.1:6514", policyFile="/nonexistent.toml",
+                              queueDir=queue)
+        self.assertIn("/nonexistent.toml", str(e))
+        self.assertIn("does not exist", str(e))
+
+    def test_badFormatAndNode(self) -> None:
+        """
+        An unknown format or a node id with spaces is refused.
+        """
+        reactor = MemoryReactorClock()
+        e = self.assertRaises(AuditExportError, auditSyslogExport, reactor, "a.jsonl",
+                              "tcp://127.0.0.1:514", queueDir=self.mktemp(), format="xml")
+        self.assertIn("--audit-syslog-format", str(e))
+        e = self.assertRaises(AuditExportError, auditSyslogExport, reactor, "a.jsonl",
+                              "tcp://127.0.0.1:514", queueDir=self.mktemp(), node="a b")
+        self.assertIn("--audit-syslog-node", str(e))
+
+    def test_plainTCP(self) -> None:
+        """
+        A tcp:// collector needs no policy (a local relay) and refuses one.
+        """
+        reactor = MemoryReactorClock()
+        export = auditSyslogExport(reactor, "a.jsonl", "tcp://127.0.0.1:514",
+                                   queueDir=self.mktemp())
+        self.addCleanup(export.queue.close)
+        self.assertEqual(export.feed.collector, "tcp://127.0.0.1:514")
+        e = self.assertRaises(AuditExportError, auditSyslogExport, reactor, "a.jsonl",
+                              "tcp://127.0.0.1:514", policyFile="p.toml",
+                              queueDir=self.mktemp())
+        self.assertIn("needs a tls:// collector", str(e))
