@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_auditexport -*-
+# -*- test-case-name: tests.test_auditexport,tests.test_auditexport_rsyslog -*-
 """
 The audit export: the sealed records of a local audit file, sent as RFC
 5424 syslog messages to a collector (rsyslog, syslog-ng, a SIEM, an IHE
