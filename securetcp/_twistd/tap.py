@@ -26,6 +26,7 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 from twisted.python import usage
 
+from securetcp._twistd.export import addExport
 from securetcp._twistd.listening import ListeningService
 from securetcp._twistd.options import JobError, SecureTCPOptions, auditOptions, secureString
 from securetcp._twistd.options import _CommonOptions as _CommonOptions
@@ -131,6 +132,8 @@ def makeService(options: Options, reactor: Any = None) -> service.IService:
                 sub.get("connect"), sub.get("app"), sub["policy"], sub["idle-timeout"])
         if metrics is not None:
             _addMetrics(top, reactor, sub["metrics"], metrics)
+        if sub.get("export") is not None:
+            addExport(top, reactor, sub["export"])
     except JobError as e:
         raise usage.UsageError(f"--{e.key}: {e.problem}") from None
     return _finish(top)
@@ -258,7 +261,27 @@ def _configService(reactor: Any, options: Options, worker: Any) -> service.IServ
                     listener.idleTimeout)
         except JobError as e:
             raise ServiceConfigError(config.path, listener.label, e.key, e.problem) from None
+    _configExport(top, reactor, config, workers)
     return _finish(top)
+
+
+def _configExport(top: SecureTCPService, reactor: Any, config: Any, workers: int) -> None:
+    """
+    Add the audit export of a C{--config} file's C{audit-syslog} keys.
+    """
+    from securetcp.errors import AuditExportError, ServiceConfigError
+
+    if config.export is None:
+        return
+    if workers > 1:
+        raise ServiceConfigError(config.path, None, "audit-syslog", "cannot be used with "
+                                 "workers > 1 yet (each worker has its own audit file)",
+                                 "run one process")
+    try:
+        addExport(top, reactor, config.export)
+    except AuditExportError as e:
+        raise ServiceConfigError(config.path, None, e.argument.lstrip("-"), e.problem,
+                                 e.fix) from None
 
 
 def _demoService(reactor: Any, sub: Any, options: Options, worker: Any) -> service.IService:
