@@ -8,6 +8,8 @@ it for a compliance reviewer::
     python -m securetcp audit verify --checkpoint-key checkpoint.pub \\
         --expect-head-file /mnt/elsewhere/checkpoints.jsonl audit.jsonl
     python -m securetcp audit report audit.jsonl --html report.html
+    python -m securetcp audit verify --collector /var/log/collector/securetcp.log
+    python -m securetcp audit verify --collector collected.log --node gw-1 audit.jsonl
 
 Both exit 0 when the chain is intact and complete, 3 when intact but
 incomplete (records lost, connections refused for want of an audit log,
@@ -47,10 +49,17 @@ def addParser(sub: Any) -> None:
     auditSub = audit.add_subparsers(dest="auditCommand", required=True)
     verify = auditSub.add_parser("verify", help="check encoding, sequence, hash chain, "
                                  "checkpoints and completeness")
-    verify.add_argument("files", nargs="+", help="the audit file and its rotated files")
+    verify.add_argument("files", nargs="*", help="the audit file and its rotated files "
+                        "(with --collector: the local files of the --node to compare)")
     _addChainOptions(verify)
     verify.add_argument("--partial", action="store_true",
                         help="accept a chain whose first files were left out on purpose")
+    verify.add_argument("--collector", action="append", metavar="FILE",
+                        help="a syslog collector's file of exported records (RFC 5424 "
+                        "lines) from many nodes: verify each node's chain; repeat for "
+                        "rotated files, oldest first")
+    verify.add_argument("--node", help="with --collector and FILE...: the node whose local "
+                        "files FILE... are held against the collector's records")
     verify.set_defaults(handler=verifyCommand)
     report = auditSub.add_parser("report", help="summary for a compliance reviewer")
     report.add_argument("files", nargs="+", help="the audit files of one or more nodes, "
@@ -129,6 +138,21 @@ def verifyCommand(args: argparse.Namespace, out: TextIO) -> int:
     Verify audit files: exit 0 when the chain is intact and complete, 3
     when intact but incomplete, 1 when broken, 2 when a key or anchor
     cannot be used.
+    """
+    if args.collector or args.node:
+        from securetcp._cli.fleet import fleetCommand
+
+        return fleetCommand(args, out, _verifyLocal)
+    if not args.files:
+        print("securetcp: audit verify: name the audit files to verify (or --collector FILE)",
+              file=sys.stderr)
+        return USAGE
+    return _verifyLocal(args, out)
+
+
+def _verifyLocal(args: argparse.Namespace, out: TextIO) -> int:
+    """
+    Verify the audit files C{args.files}, printing the verdict; the exit status.
     """
     result = _verifyOrFail(args, args.partial)
     if result is None:

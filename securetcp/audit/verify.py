@@ -183,6 +183,13 @@ class _Chain:
             record = openLine(raw, self.key)
         except LineError as e:
             return Problem(path, number, _seqOf(raw) or self.expectedSeq, str(e))
+        return self.accept(path, number, record)
+
+    def accept(self, path: str, number: int, record: Dict[str, Any]) -> Optional[Problem]:
+        """
+        Check an opened record (L{openLine}); C{None} if it is the next
+        record of the chain.
+        """
         missing = [k for k in _REQUIRED if k not in record]
         if missing:
             return Problem(path, number, record.get("seq"),
