@@ -46,7 +46,7 @@ from twisted.python.failure import Failure
 
 from securetcp._interfaces import IAuditSink
 from securetcp.audit.emitter import AuditEmitter
-from securetcp.audit.exportfeed import ExportFeed, MessageFormat, jsonFormat
+from securetcp.audit.exportfeed import ExportFeed, MessageFormat, atnaFormat, jsonFormat
 from securetcp.audit.file import globalAuditFiles
 from securetcp.audit.queue import DiskQueue, Position
 from securetcp.audit.syslog import SyslogIdentity, validNodeId
@@ -267,9 +267,7 @@ def _formatFor(name: str, identity: SyslogIdentity, sourceId: str,
                siteId: Optional[str]) -> MessageFormat:
     if name == "json":
         return jsonFormat(identity)
-    raise AuditExportError("--audit-syslog-format", name,
-                           "the atna format is not available in this version",
-                           "use --audit-syslog-format json")
+    return atnaFormat(identity, sourceId, siteId)
 
 
 def collectorEndpoint(reactor: Any, url: str, policyFile: Optional[str],
@@ -336,6 +334,7 @@ def auditSyslogExport(reactor: Any, writer: Any, collector: str, *,
     @param emitter: where the export's own records go (C{export.dropped},
         the TLS connection's records); by default the global log publisher.
     @param sourceId: the ATNA AuditSourceID (default: the node id).
+    @param siteId: the ATNA AuditEnterpriseSiteID (hospital, department), if any.
     @param tuning: C{settle}, C{window}, C{minDelay}, C{maxDelay} (see
         L{AuditSyslogExport}).
     @raise AuditExportError: naming the argument and the fix.

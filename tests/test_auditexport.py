@@ -19,9 +19,11 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from securetcp.audit.exportfeed import ExportFeed, jsonFormat, queuedSeq
+from securetcp.audit.atna import atnaMessage
+from securetcp.audit.chain import ZERO_HASH, seal
+from securetcp.audit.exportfeed import ExportFeed, atnaFormat, jsonFormat, queuedSeq
 from securetcp.audit.queue import MIN_BYTES, DiskQueue
-from securetcp.audit.records import chainGap
+from securetcp.audit.records import chainCheckpoint, chainGap, chainStarted
 from securetcp.audit.syslog import SyslogIdentity, readFrames
 from securetcp.audit.writer import AuditLogObserver
 from securetcp.auditexport import AuditSyslogExport, auditSyslogExport, parseCollector
@@ -185,6 +187,30 @@ class FeedTests(ExportTestCase):
         self.assertEqual((dropped["dropped"], dropped["firstSeq"], dropped["lastSeq"]),
                          (5, firstDropped, firstDropped + 4))
         self.assertEqual(dropped["collector"], "tls://siem.example:6514")
+
+
+class FormatTests(SynchronousTestCase):
+    """
+    The formats of the MSG: the sealed line (C{json}) or its ATNA message.
+    """
+
+    def test_atna(self) -> None:
+        """
+        The C{atna} format sends a record's DICOM audit message, with the
+        node id as AuditSourceID and the site, under the record's seq and
+        hash; a record ATNA has no message for is not sent.
+        """
+        started, _ = seal(chainStarted(0, "sha256"), 1, ZERO_HASH)
+        record = json.loads(started)
+        message = atnaFormat(IDENTITY, "gw-1", "St. Elsewhere")(started.rstrip(b"\n"), record)
+        assert message is not None
+        head, xml = message.split(b"] ", 1)
+        self.assertIn(b'seq="1" hash="' + record["hash"].encode(), head)
+        self.assertEqual(xml.decode(), atnaMessage(record, sourceId="gw-1",
+                                                   siteId="St. Elsewhere"))
+        checkpoint, _ = seal(chainCheckpoint(0, 1, "ab" * 32, "ed25519", "k", "00", "count"), 2,
+                             record["hash"])
+        self.assertIsNone(atnaFormat(IDENTITY, "gw-1")(checkpoint, json.loads(checkpoint)))
 
 
 class DeliveryTests(ExportTestCase):

@@ -20,9 +20,12 @@ from twisted.logger import Logger, LogPublisher
 from twisted.trial.unittest import TestCase
 
 from securetcp import AUDIT_NAMESPACE, AuditEmitter, buildPolicy, clientEndpoint, serverEndpoint
+from securetcp.audit.atna import atnaMessage
+from securetcp.audit.fleet import verifyCollector
 from securetcp.audit.writer import AuditLogObserver
 from securetcp.auditexport import auditSyslogExport
 
+from ._jing import needJing, validateAudit
 from ._peers import sleep, waitUntil
 from ._pki import TestPKI
 from ._recording import AuditRecorder, CountingEchoFactory
@@ -57,7 +60,7 @@ class CollectorTestCase(TestCase):
         self.addCleanup(collector.stop)
         return collector
 
-    def export(self, collector: RsyslogCollector, client: str = "client") -> Any:
+    def export(self, collector: RsyslogCollector, client: str = "client", **kw: Any) -> Any:
         policy = os.path.join(self.base, "syslog-client.toml")
         with open(policy, "w") as f:
             f.write(f'certKey = "{self.pki.path(client + ".pem")}"\n'
@@ -66,7 +69,7 @@ class CollectorTestCase(TestCase):
         export = auditSyslogExport(reactor, self.writer, f"tls://localhost:{collector.port}",
                                    policyFile=policy, node="node-a",
                                    queueDir=os.path.join(self.base, "queue"),
-                                   emitter=self.emitter, settle=0.5, maxDelay=1.0)
+                                   emitter=self.emitter, settle=0.5, maxDelay=1.0, **kw)
         export.startService()
         self.addCleanup(export.stopService)
         return export
@@ -133,6 +136,17 @@ class CollectorTestCase(TestCase):
         self.assertEqual({node for node, _, _, _ in unique}, {"node-a"})
         for _, _seq, msgid, msg in unique:
             self.assertEqual(msgid, json.loads(msg)["event"])
+        # and as the collector-side verifier (audit verify --collector) sees it
+        fleet = verifyCollector([collector.log])
+        node = fleet.node("node-a")
+        assert node is not None
+        self.assertEqual(node.problems, ())
+        self.assertEqual(node.status, "incomplete")  # the chain is still open
+        self.assertEqual(node.firstSeq, 1)
+        self.assertEqual(node.lastSeq, max(seqs))
+        self.assertEqual(node.lastHash, json.loads(local[max(seqs) - 1])["hash"])
+        self.assertEqual(node.records, len(unique))
+        self.assertEqual(node.duplicates, len(collector.messages()) - len(unique))
 
 
 class DeliveryTests(CollectorTestCase):
@@ -226,6 +240,55 @@ class DeliveryTests(CollectorTestCase):
         self.assertEqual(collector.lines(), [])
         self.assertEqual(export.delivered, 0)
         self.assertGreater(export.queue.pending, 0)
+
+
+class ATNATests(CollectorTestCase):
+    """
+    The C{atna} format: DICOM audit messages for the events ATNA asks of a
+    Secure Node, through rsyslog like the C{json} format.
+    """
+
+    @inlineCallbacks
+    def test_atna(self) -> Any:
+        """
+        Every record ATNA has a message for arrives as that message (valid
+        under the DICOM schema, checked by jing), under its seq and hash,
+        with the site given; the others are not sent.  A refused client
+        becomes a node-authentication Security Alert.
+        """
+        needJing()
+        collector = self.collector()
+        yield collector.start()
+        yield self.serve()
+        export = self.export(collector, format="atna", siteId="St. Elsewhere")
+        yield self.connectClients(2)
+        endpoint = clientEndpoint(reactor, TCP4ClientEndpoint(reactor, "127.0.0.1",
+                                                              self.serverPort),
+                                  buildPolicy(caCerts=self.pki.path("ca.pem")),
+                                  hostname="localhost", emitter=AuditRecorder().emitter())
+        yield self.assertFailure(endpoint.connect(CountingEchoFactory()), Exception)
+
+        def wanted() -> dict:
+            return {r["seq"]: r for r in self.local()
+                    if atnaMessage(r, sourceId="node-a") is not None}
+
+        yield waitUntil(lambda: set(wanted()) <= {seq for _, seq, _, _ in collector.unique()}
+                        and any(r["event"] == "handshake.rejected" for r in self.local()),
+                        ARRIVAL, "every ATNA message at rsyslog")
+        yield export.stopService()
+        received = {seq: (msgid, msg) for _, seq, msgid, msg in collector.unique()}
+        local = wanted()
+        self.assertEqual(sorted(received), sorted(local))
+        for seq, record in local.items():
+            msgid, msg = received[seq]
+            self.assertEqual(msgid, record["event"])
+            self.assertEqual(msg, atnaMessage(record, sourceId="node-a", siteId="St. Elsewhere"))
+        alerts = [msg for msgid, msg in received.values() if msgid == "handshake.rejected"]
+        self.assertTrue(alerts)
+        self.assertIn('csd-code="110113"', alerts[0])
+        self.assertIn('csd-code="110126"', alerts[0])
+        self.assertIn('AuditEnterpriseSiteID="St. Elsewhere"', alerts[0])
+        self.assertEqual(validateAudit([msg for _, msg in received.values()]), [])
 
 
 class GnuTLSDeliveryTests(CollectorTestCase):

@@ -31,6 +31,8 @@ EXPORT_PARAMETERS = [
      "messages)"],
     ["audit-syslog-node", None, None, "node id the collector groups records by (default: "
      "the host name; one per audit file)"],
+    ["audit-syslog-site", None, None, "with --audit-syslog-format atna: the "
+     "AuditEnterpriseSiteID (hospital, department)"],
     ["audit-syslog-queue", None, None, "disk queue directory (default: AUDITLOG.export)"],
     ["audit-syslog-queue-size", None, "64M", "bound of the disk queue: bytes, or with K, M, "
      "G"],
@@ -58,6 +60,7 @@ class ExportSettings:
     policy: Optional[str]
     format: str
     node: Optional[str]
+    site: Optional[str]
     queue: str
     queueBytes: int
     auditLog: str
@@ -96,7 +99,7 @@ def exportSettings(values: Mapping[str, Any], auditLog: Optional[str], fail: Fai
                                   or value == ""):
             fail(key, f"{value!r} is not a value", "write a non-empty string")
     if collector is None:
-        for key in _PATHS + ("audit-syslog-node",):
+        for key in _PATHS + ("audit-syslog-node", "audit-syslog-site"):
             if values.get(key) is not None:
                 fail(key, "applies to the audit export only", "give audit-syslog too")
         return None
@@ -123,8 +126,12 @@ def exportSettings(values: Mapping[str, Any], auditLog: Optional[str], fail: Fai
              "size", "write bytes, or a number with K, M or G, e.g. 64M")
     paths = {key: _path(values.get(key), baseDir) for key in _PATHS}
     assert auditLog is not None
+    site = values.get("audit-syslog-site")
+    if site is not None and format != "atna":
+        fail("audit-syslog-site", "applies to the atna format only",
+             "give audit-syslog-format atna, or leave the site out")
     return ExportSettings(str(collector), paths["audit-syslog-policy"], format,
-                          values.get("audit-syslog-node"),
+                          values.get("audit-syslog-node"), site,
                           paths["audit-syslog-queue"] or os.path.abspath(auditLog) + ".export",
                           size, auditLog)
 
@@ -146,7 +153,8 @@ def addExport(top: Any, reactor: Any, settings: ExportSettings) -> Any:
 
     export = auditSyslogExport(reactor, settings.auditLog, settings.collector,
                                policyFile=settings.policy, format=settings.format,
-                               node=settings.node, queueDir=settings.queue,
+                               node=settings.node, siteId=settings.site,
+                               queueDir=settings.queue,
                                queueBytes=settings.queueBytes, emitter=top.emitter)
     export.setServiceParent(top)
     return export

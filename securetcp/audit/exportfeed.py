@@ -39,7 +39,7 @@ from securetcp.audit.queue import DiskQueue
 from securetcp.audit.records import exportDropped
 from securetcp.audit.syslog import SyslogIdentity, syslogMessage
 
-__all__ = ["ExportFeed", "MessageFormat", "jsonFormat"]
+__all__ = ["ExportFeed", "MessageFormat", "atnaFormat", "jsonFormat"]
 
 _log = Logger(namespace="securetcp.auditexport")
 
@@ -58,6 +58,24 @@ def jsonFormat(identity: SyslogIdentity) -> MessageFormat:
     """
     def message(line: bytes, record: Dict[str, Any]) -> Optional[bytes]:
         return syslogMessage(line, identity, record=record)
+
+    return message
+
+
+def atnaFormat(identity: SyslogIdentity, sourceId: str,
+               siteId: Optional[str] = None) -> MessageFormat:
+    """
+    The C{atna} format: the record's DICOM PS3.15 A.5 audit message
+    (L{securetcp.audit.atna.atnaMessage}, UTF-8, one line, no BOM) is the
+    MSG; records ATNA has no message for are not sent.
+    """
+    from securetcp.audit.atna import atnaMessage
+
+    def message(line: bytes, record: Dict[str, Any]) -> Optional[bytes]:
+        xml = atnaMessage(record, sourceId=sourceId, siteId=siteId)
+        if xml is None:
+            return None
+        return syslogMessage(line, identity, record=record, msg=xml.encode("utf-8"))
 
     return message
 
