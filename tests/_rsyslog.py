@@ -105,18 +105,30 @@ class RsyslogCollector:
         with open(self.conf, "w", encoding="utf-8") as f:
             f.write(text)
 
+    def argv(self) -> List[str]:
+        """
+        The command line of rsyslogd in the foreground with this
+        configuration (for a test that runs it without the reactor).
+        """
+        return [self.binary, "-n", "-f", self.conf, "-i", self.pidFile]
+
     @inlineCallbacks
     def start(self) -> Any:
         """
         Start rsyslogd in the foreground and wait until it listens.
         """
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
-        self.process = PeerProcess.spawn(
-            [self.binary, "-n", "-f", self.conf, "-i", self.pidFile], env=env, timeout=120)
+        self.process = PeerProcess.spawn(self.argv(), env=env, timeout=120)
         yield waitUntil(lambda: self._listening() or not self.process.running, 10,
                         "rsyslogd to listen")
         if not self.process.running:
             raise AssertionError(f"rsyslogd did not start: {self.process.describe()}")
+
+    def listening(self) -> bool:
+        """
+        Whether rsyslogd accepts connections on L{port}.
+        """
+        return self._listening()
 
     def _listening(self) -> bool:
         with socket.socket() as s:

@@ -17,7 +17,7 @@ from twisted.internet import reactor
 from twisted.internet.defer import inlineCallbacks
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint
 from twisted.logger import Logger, LogPublisher
-from twisted.trial.unittest import TestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from securetcp import AUDIT_NAMESPACE, AuditEmitter, buildPolicy, clientEndpoint, serverEndpoint
 from securetcp.audit.atna import atnaMessage
@@ -30,6 +30,15 @@ from ._peers import sleep, waitUntil
 from ._pki import TestPKI
 from ._recording import AuditRecorder, CountingEchoFactory
 from ._rsyslog import RsyslogCollector, needRsyslog
+from ._twistd import (
+    HL7,
+    START_TIMEOUT,
+    Program,
+    TapProcessMixin,
+    auditEvents,
+    auditRecords,
+    blockUntil,
+)
 
 #: How long a test waits for the collector to have every record.
 ARRIVAL = 20.0
@@ -313,3 +322,58 @@ class GnuTLSDeliveryTests(CollectorTestCase):
         yield self.connectClients(2)
         yield waitUntil(lambda: self.arrived(collector), ARRIVAL, "every record at rsyslog")
         self.assertSameAsLocal(collector)
+
+
+class TwistdExportTests(TapProcessMixin, SynchronousTestCase):
+    """
+    C{twistd securetcp terminate --audit-syslog tls://...}, a real process,
+    exports its audit file to rsyslog, and after a restart sends what it
+    wrote while stopping and starting.
+    """
+
+    def test_twistd(self) -> None:
+        """
+        The records of real connections through C{twistd securetcp} arrive
+        at rsyslog; after a restart of twistd, its C{chain.closed} and
+        C{chain.resumed} records arrive too, and the collector's chain of the
+        node verifies against the local file.
+        """
+        collector = RsyslogCollector(os.path.join(self.workdir, "collector"),
+                                     self.pki.path("ca.pem"), self.pki.path("server.pem"),
+                                     self.pki.path("server.key"))
+        rsyslogd = Program(self, collector.argv(), "rsyslogd")  # type: ignore[arg-type]
+        blockUntil(collector.listening, START_TIMEOUT, "rsyslogd to listen", rsyslogd.describe)
+        policy = os.path.join(self.workdir, "syslog-client.toml")
+        with open(policy, "w") as f:
+            f.write(f'certKey = "{self.pki.path("client.pem")}"\n'
+                    f'privateKey = "{self.pki.path("client.key")}"\n'
+                    f'caCerts = "{self.pki.path("ca.pem")}"\n')
+        export = ("--audit-syslog", f"tls://localhost:{collector.port}",
+                  "--audit-syslog-policy", policy, "--audit-syslog-node", "gw-twistd")
+        backendPort, _, _ = self.backend()
+        port, twistd = self.twistd("terminate", "--backend", f"tcp:127.0.0.1:{backendPort}",
+                                   "--audit-log", self.audit, *export, listen=self.mtlsListen)
+        self.exchange(port, HL7)
+        self.waitForEvent("connection.closed", role="server")
+
+        def arrived() -> bool:
+            local = {r["seq"] for r in auditRecords(self.audit)}
+            return local <= {seq for _, seq, _, _ in collector.unique()}
+
+        blockUntil(arrived, 20, "every record at rsyslog", rsyslogd.describe)
+        twistd.stop()
+        _, again = self.twistd("terminate", "--backend", f"tcp:127.0.0.1:{backendPort}",
+                               "--audit-log", self.audit, *export, listen=self.mtlsListen,
+                               port=port)
+        self.exchange(port, HL7)
+        blockUntil(lambda: arrived() and len(auditEvents(self.audit, "chain.resumed")) == 1,
+                   20, "the records of the restart at rsyslog", again.describe)
+        events = [msgid for _, _, msgid, _ in collector.unique()]
+        self.assertIn("chain.closed", events)
+        self.assertIn("chain.resumed", events)
+        node = verifyCollector([collector.log]).node("gw-twistd")
+        assert node is not None
+        self.assertEqual(node.problems, ())
+        with open(self.audit, encoding="utf-8") as f:
+            local = f.read().splitlines()
+        self.assertEqual([msg for _, _, _, msg in collector.unique()][:len(local)], local)
