@@ -12,6 +12,7 @@ import json
 import os
 from typing import Any, List, Optional
 
+from prometheus_client.exposition import generate_latest
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.error import ConnectionLost, ConnectionRefusedError
 from twisted.internet.task import Clock
@@ -28,6 +29,7 @@ from securetcp.audit.syslog import SyslogIdentity, readFrames
 from securetcp.audit.writer import AuditLogObserver
 from securetcp.auditexport import AuditSyslogExport, auditSyslogExport, parseCollector
 from securetcp.errors import AuditExportError
+from securetcp.metrics import SecureTCPMetrics
 
 from ._recording import AuditRecorder
 
@@ -313,6 +315,43 @@ class DeliveryTests(ExportTestCase):
         while export.queue.pending:
             self.clock.advance(export.settle)
         self.assertEqual(sentSeqs(self.endpoint.transport.value()), list(range(1, 202)))
+
+
+class MetricsTests(ExportTestCase):
+    """
+    The export's state as Prometheus metrics.
+    """
+
+    def test_metrics(self) -> None:
+        """
+        L{SecureTCPMetrics.watchExport} reports the queue (messages, bytes,
+        bound), drops, deliveries and the connection, by collector.
+        """
+        metrics = SecureTCPMetrics()
+        export = self.newExport()
+        metrics.watchExport(export)
+        self.write(2)
+        self.endpoint.outcomes = [None]
+        export.startService()
+        self.addCleanup(export.stopService)
+
+        def value(name: str) -> float:
+            found = metrics.registry.get_sample_value(
+                name, {"collector": "tls://siem.example:6514"})
+            assert found is not None, name
+            return found
+
+        self.assertEqual(value("securetcp_export_queue_messages"), 3)
+        self.assertEqual(value("securetcp_export_connected"), 1)
+        self.assertEqual(value("securetcp_export_delivered_records_total"), 0)
+        self.assertGreater(value("securetcp_export_queue_bytes"), 0)
+        self.assertEqual(value("securetcp_export_queue_limit_bytes"), 64 * 2**20)
+        self.assertEqual(value("securetcp_export_dropped_records_total"), 0)
+        self.clock.advance(export.settle)
+        self.assertEqual(value("securetcp_export_queue_messages"), 0)
+        self.assertEqual(value("securetcp_export_delivered_records_total"), 3)
+        self.assertIn(b"# TYPE securetcp_export_queue_messages gauge",
+                      generate_latest(metrics.registry))
 
 
 class ConfigurationTests(SynchronousTestCase):

@@ -133,7 +133,9 @@ def makeService(options: Options, reactor: Any = None) -> service.IService:
         if metrics is not None:
             _addMetrics(top, reactor, sub["metrics"], metrics)
         if sub.get("export") is not None:
-            addExport(top, reactor, sub["export"])
+            export = addExport(top, reactor, sub["export"])
+            if metrics is not None:
+                metrics.watchExport(export)
     except JobError as e:
         raise usage.UsageError(f"--{e.key}: {e.problem}") from None
     return _finish(top)
