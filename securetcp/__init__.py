@@ -25,6 +25,7 @@ from securetcp.audit import (
     auditLogObserver,
     verifyFiles,
 )
+from securetcp.auditexport import AuditSyslogExport, auditSyslogExport
 from securetcp.config import POLICY_OPTIONS, buildPolicy, loadPolicyFile
 from securetcp.endpoints import (
     Limits,
@@ -34,6 +35,7 @@ from securetcp.endpoints import (
     serverEndpoint,
 )
 from securetcp.errors import (
+    AuditExportError,
     AuditLogError,
     CredentialError,
     EndpointArgumentError,
@@ -67,8 +69,10 @@ __version__ = "0.1.0"
 __all__ = [
     "AUDIT_NAMESPACE",
     "AuditEmitter",
+    "AuditExportError",
     "AuditLogError",
     "AuditLogObserver",
+    "AuditSyslogExport",
     "Ciphers",
     "ClientAuth",
     "CredentialError",
@@ -103,6 +107,7 @@ __all__ = [
     "UnsupportedByOpenSSLError",
     "Versions",
     "auditLogObserver",
+    "auditSyslogExport",
     "buildPolicy",
     "clientEndpoint",
     "loadPolicyFile",
