@@ -137,7 +137,7 @@ class AuditSyslogExport(service.Service):
         self._pumping: Any = None
         self._confirming: Any = None
         self._lastProblem: Optional[str] = None
-        feed.onQueued = self._wake
+        self._lastConfirm = float("-inf")
 
     # -- the service ------------------------------------------------------
 
@@ -146,7 +146,7 @@ class AuditSyslogExport(service.Service):
         writer = self._writer
         if isinstance(writer, str):
             writer = self._opened = globalAuditFiles.open(writer)
-        self.feed.start(writer)
+        self.feed.start(writer, onQueued=self._wake)
         self._connect()
 
     def stopService(self) -> Any:
@@ -242,9 +242,14 @@ class AuditSyslogExport(service.Service):
         self._scheduleConfirm()
 
     def _scheduleConfirm(self) -> None:
+        """
+        Confirm when the oldest write has settled, and at most once a
+        second (each confirmation rewrites the queue's C{acked} file).
+        """
         if self._inFlight and self._confirming is None:
-            due = self._inFlight[0][3] + self.settle - self.clock.seconds()
-            self._confirming = self.clock.callLater(max(due, 0), self._confirm)
+            due = max(self._inFlight[0][3] + self.settle, self._lastConfirm + 1.0)
+            self._confirming = self.clock.callLater(max(due - self.clock.seconds(), 0),
+                                                    self._confirm)
 
     def _confirm(self) -> None:
         """
@@ -252,7 +257,7 @@ class AuditSyslogExport(service.Service):
         the connection that is still up.
         """
         self._confirming = None
-        now = self.clock.seconds()
+        now = self._lastConfirm = self.clock.seconds()
         position, count = None, 0
         while self._inFlight and self._inFlight[0][3] + self.settle <= now:
             position, frames, _, _ = self._inFlight.popleft()

@@ -215,6 +215,40 @@ class FormatTests(SynchronousTestCase):
         self.assertIsNone(atnaFormat(IDENTITY, "gw-1")(checkpoint, json.loads(checkpoint)))
 
 
+class QueueFailureTests(ExportTestCase):
+    """
+    A queue that cannot be written loses records for the collector only,
+    and says so.
+    """
+
+    def test_unwritable(self) -> None:
+        """
+        Records that cannot be written to the queue (a full disk) are
+        counted as not queued; once writing works, C{export.dropped} names
+        them, and the local file has every record.
+        """
+        export = self.newExport()
+        export.startService()
+        self.addCleanup(export.stopService)
+        real = export.queue.append
+        failing = [True]
+
+        def append(message: bytes) -> bool:
+            if failing[0]:
+                raise OSError(28, "No space left on device")
+            return real(message)
+
+        export.queue.append = append  # type: ignore[method-assign]
+        self.write(3)
+        failing[0] = False
+        self.write(1)
+        self.clock.advance(0)
+        [dropped] = self.audit.events("export.dropped")
+        self.assertEqual((dropped["dropped"], dropped["firstSeq"], dropped["lastSeq"]), (3, 2, 4))
+        self.assertEqual(len(self.localLines()), 5)
+        self.flushLoggedErrors()
+
+
 class DeliveryTests(ExportTestCase):
     """
     L{AuditSyslogExport} delivers in order, at least once, and reconnects
@@ -299,6 +333,32 @@ class DeliveryTests(ExportTestCase):
         again.startService()
         self.addCleanup(again.stopService)
         self.assertEqual(sentSeqs(self.endpoint.transport.value()), [4, 5])
+
+    def test_confirmationsCoalesced(self) -> None:
+        """
+        However often records are written, the queue's position is
+        recorded at most once a second.
+        """
+        export = self.newExport()
+        self.endpoint.outcomes = [None]
+        export.startService()
+        self.addCleanup(export.stopService)
+        acknowledged = []
+        real = export.queue.acknowledge
+
+        def acknowledge(position: Any, count: int) -> None:
+            acknowledged.append(self.clock.seconds())
+            real(position, count)
+
+        export.queue.acknowledge = acknowledge  # type: ignore[method-assign]
+        for _ in range(100):
+            self.write(1)
+            self.clock.advance(0.05)
+        self.clock.advance(export.settle + 1)
+        self.assertEqual(export.queue.pending, 0)
+        gaps = [b - a for a, b in zip(acknowledged, acknowledged[1:], strict=False)]
+        self.assertTrue(all(gap >= 1.0 for gap in gaps), acknowledged)
+        self.assertLessEqual(len(acknowledged), 8)
 
     def test_window(self) -> None:
         """

@@ -8,7 +8,7 @@ export's format, and appends it to the disk queue
 (L{securetcp.auditexport}) takes it from there::
 
     feed = ExportFeed(queue, jsonFormat(identity), emitter, clock, "tls://siem:6514")
-    feed.start(writer)        # catches up from the file, then follows it
+    feed.start(writer, onQueued=sender.wake)   # catches up, then follows the file
     ...
     feed.stop()
 
@@ -18,8 +18,8 @@ from the file: every record after the last one queued (found in the queue
 itself), in the active file and, when it was rotated meanwhile, in the
 files before it; a queue that is new starts with the active file.
 
-When the queue is full (its bound), records are not queued: the feed logs
-it at once, counts it, and once a record is queued again it emits an
+When the queue is full (its bound), or cannot be written (a full disk),
+records are not queued: the feed logs it at once, counts it, and once a record is queued again it emits an
 C{export.dropped} record (which the local file keeps and the collector
 receives) naming the first and last C{seq} that were not queued.
 """
@@ -99,28 +99,27 @@ class ExportFeed:
     """
 
     def __init__(self, queue: DiskQueue, format: MessageFormat, emitter: IAuditSink,
-                 clock: IReactorTime, collector: str,
-                 onQueued: Callable[[], None] = lambda: None) -> None:
+                 clock: IReactorTime, collector: str) -> None:
         """
         @param collector: the collector, as C{export.dropped} names it.
-        @param onQueued: called after a message was queued.
         """
         self.queue = queue
         self._format = format
         self._emitter = emitter
         self._clock = clock
         self.collector = collector
-        self.onQueued = onQueued
+        self._onQueued: Callable[[], None] = lambda: None
         self.lastSeq: Optional[int] = queuedSeq(queue.last())
         self.dropping = 0
         self._firstDropped = self._lastDropped = 0
         self._writer: Any = None
 
-    def start(self, writer: Any) -> None:
+    def start(self, writer: Any, onQueued: Callable[[], None] = lambda: None) -> None:
         """
-        Catch up from C{writer}'s file, then follow it.
+        Catch up from C{writer}'s file, then follow it, calling C{onQueued}
+        after each message queued.
         """
-        self._writer = writer
+        self._writer, self._onQueued = writer, onQueued
         writer.follow(self.lineWritten, lambda head: self.catchUp(writer.path, head))
 
     def stop(self) -> None:
@@ -158,13 +157,18 @@ class ExportFeed:
         message = self._format(line, record)
         if message is None:
             return
-        if not self.queue.append(message):
+        try:
+            queued = self.queue.append(message)
+            why = f"is full ({self.queue.size} bytes)"
+        except OSError as e:
+            queued, why = False, f"cannot be written ({e.strerror})"
+        if not queued:
             if not self.dropping:
                 self._firstDropped = seq
-                _log.critical("securetcp audit export: the queue {directory} is full "
-                              "({size} bytes); records are NOT queued for {collector} "
-                              "until it has room", directory=self.queue.directory,
-                              size=self.queue.size, collector=self.collector)
+                _log.critical("securetcp audit export: the queue {directory} {why}; records "
+                              "are NOT queued for {collector} until it has room",
+                              directory=self.queue.directory, why=why,
+                              collector=self.collector)
             self.dropping += 1
             self._lastDropped = seq
             return
@@ -175,7 +179,7 @@ class ExportFeed:
             self._clock.callLater(0, self._emitter.emit,
                                   exportDropped(self.collector, dropped, first, last,
                                                 time=self._clock.seconds()))
-        self.onQueued()
+        self._onQueued()
 
 
 def _lineSeq(line: bytes) -> int:
