@@ -23,10 +23,12 @@ otherwise.  Its refusals are audited like any other handshake.
 Delivery is at least once, in order.  TCP tells the sender nothing about
 what the collector did with the bytes, so a message counts as delivered
 when it was written to a connection that then stayed up for C{settle}
-seconds (default 2): a collector that stops or resets the connection
-within that time gets the messages again after the next connect, from the
-first one not counted delivered.  The collector drops the duplicates by
-the C{seq} and C{hash} every message carries.
+seconds (default 5), and that connection's C{TCP_USER_TIMEOUT} (Linux) is
+set to 80% of C{settle}, so it would have broken had the collector's TCP
+stack not acknowledged the write by then.  A collector that stops, crashes,
+resets or vanishes within that time gets the messages again after the next
+connect, from the first one not counted delivered.  The collector drops
+the duplicates by the C{seq} and C{hash} every message carries.
 """
 
 from __future__ import annotations
@@ -108,7 +110,7 @@ class AuditSyslogExport(service.Service):
     """
 
     def __init__(self, endpoint: IStreamClientEndpoint, feed: ExportFeed, writer: Any,
-                 clock: IReactorTime, *, settle: float = 2.0, window: int = 256 * 1024,
+                 clock: IReactorTime, *, settle: float = 5.0, window: int = 256 * 1024,
                  minDelay: float = 0.5, maxDelay: float = 60.0) -> None:
         """
         @param writer: the audit file's writer
@@ -130,6 +132,8 @@ class AuditSyslogExport(service.Service):
         self.delay = minDelay
         self.connected = False
         self.delivered = 0
+        #: the TCP_USER_TIMEOUT (ms) of the connection, if one could be set
+        self.userTimeout: Optional[int] = None
         self._sender: Optional[_Sender] = None
         self._sent: Position = self.queue.acked
         self._inFlight: Deque[Tuple[Position, int, int, float]] = collections.deque()
@@ -204,6 +208,7 @@ class AuditSyslogExport(service.Service):
                       pending=self.queue.pending)
         self._lastProblem = None
         self._sender, self.connected = sender, True
+        self.userTimeout = _limitUnacknowledged(sender.transport, self.settle)
         self.delay = self.minDelay
         self._sent = self.queue.acked
         self._pump()
@@ -266,6 +271,32 @@ class AuditSyslogExport(service.Service):
             self.queue.acknowledge(position, count)
             self.delivered += count
         self._pump()
+
+
+def _limitUnacknowledged(transport: Any, settle: float) -> Optional[int]:
+    """
+    Make the TCP connection under C{transport} (below TLS and the gate)
+    break when data it sent stays unacknowledged by the collector's TCP
+    stack for 80% of C{settle} (C{TCP_USER_TIMEOUT}, Linux), so a
+    connection still up C{settle} seconds after a write had that write
+    acknowledged.
+
+    @return: the timeout set, in milliseconds; C{None} where it cannot be.
+    """
+    option = getattr(socket, "TCP_USER_TIMEOUT", None)
+    for _ in range(6):
+        handle = getattr(transport, "socket", None)
+        if isinstance(handle, socket.socket):
+            if option is None:
+                return None
+            milliseconds = max(int(settle * 800), 100)
+            try:
+                handle.setsockopt(socket.IPPROTO_TCP, option, milliseconds)
+            except OSError:
+                return None
+            return milliseconds
+        transport = getattr(transport, "transport", None)
+    return None
 
 
 def _formatFor(name: str, identity: SyslogIdentity, sourceId: str,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from typing import Any, List
 
 from twisted.internet import reactor
@@ -183,6 +184,9 @@ class DeliveryTests(CollectorTestCase):
         self.assertTrue(accepted, "the export's own connection is audited")
         self.assertEqual(accepted[0]["peerIdentity"]["subject"], "CN=localhost,O=securetcp tests")
         self.assertTrue(export.connected)
+        if hasattr(socket, "TCP_USER_TIMEOUT"):
+            # below TLS and the gate: unacknowledged writes break the connection
+            self.assertEqual(export.userTimeout, 400)
 
     @inlineCallbacks
     def test_collectorOutage(self) -> Any:
