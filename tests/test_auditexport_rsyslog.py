@@ -239,6 +239,24 @@ class DeliveryTests(CollectorTestCase):
         self.assertEqual(collector.lines(), [])
 
     @inlineCallbacks
+    def test_collectorOfAnotherName(self) -> Any:
+        """
+        A collector whose certificate, from the right CA, is not valid for
+        the host name of C{--audit-syslog} is refused (C{hostname_mismatch})
+        and audited; nothing is sent to it.
+        """
+        collector = self.collector(cert="server-wrongname")
+        yield collector.start()
+        export = self.export(collector)
+        yield waitUntil(lambda: any(r["event"] == "handshake.rejected" for r in self.local()),
+                        10, "the refusal in the local audit file")
+        [rejected] = [r for r in self.local() if r["event"] == "handshake.rejected"][:1]
+        self.assertEqual((rejected["role"], rejected["reason"]), ("client", "hostname_mismatch"))
+        self.assertFalse(export.connected)
+        yield sleep(0.5)
+        self.assertEqual(collector.lines(), [])
+
+    @inlineCallbacks
     def test_collectorRequiresNodeCertificate(self) -> Any:
         """
         rsyslog refuses a node whose certificate is not from the CA of the
