@@ -137,6 +137,7 @@ class AuditSyslogExport(service.Service):
         self._sender: Optional[_Sender] = None
         self._sent: Position = self.queue.acked
         self._inFlight: Deque[Tuple[Position, int, int, float]] = collections.deque()
+        self._inFlightBytes = 0
         self._attempt: Any = None
         self._pumping: Any = None
         self._confirming: Any = None
@@ -166,6 +167,7 @@ class AuditSyslogExport(service.Service):
         sender, self._sender = self._sender, None
         self.connected = False
         self._inFlight.clear()
+        self._inFlightBytes = 0
         if sender is not None and sender.transport is not None:
             sender.transport.loseConnection()
         self.queue.close()
@@ -218,6 +220,7 @@ class AuditSyslogExport(service.Service):
             return
         self._sender, self.connected = None, False
         self._inFlight.clear()  # not counted delivered: sent again
+        self._inFlightBytes = 0
         self._problem(f"connection lost: {reason.getErrorMessage()}")
         self._retry()
 
@@ -227,15 +230,13 @@ class AuditSyslogExport(service.Service):
         if self.connected and self._pumping is None:
             self._pumping = self.clock.callLater(0, self._pump)
 
-    def _unconfirmed(self) -> int:
-        return sum(size for _, _, size, _ in self._inFlight)
 
     def _pump(self) -> None:
         """
         Write what is queued after what was written, up to the window.
         """
         self._pumping = None
-        while self._sender is not None and self._unconfirmed() < self.window:
+        while self._sender is not None and self._inFlightBytes < self.window:
             frames = self.queue.read(self._sent, min(65536, self.window))
             if not frames:
                 break
@@ -244,6 +245,7 @@ class AuditSyslogExport(service.Service):
             self._sender.transport.write(data)
             self._sent = frames[-1][0]
             self._inFlight.append((self._sent, len(frames), len(data), self.clock.seconds()))
+            self._inFlightBytes += len(data)
         self._scheduleConfirm()
 
     def _scheduleConfirm(self) -> None:
@@ -265,7 +267,8 @@ class AuditSyslogExport(service.Service):
         now = self._lastConfirm = self.clock.seconds()
         position, count = None, 0
         while self._inFlight and self._inFlight[0][3] + self.settle <= now:
-            position, frames, _, _ = self._inFlight.popleft()
+            position, frames, size, _ = self._inFlight.popleft()
+            self._inFlightBytes -= size
             count += frames
         if position is not None:
             self.queue.acknowledge(position, count)

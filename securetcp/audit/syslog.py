@@ -57,6 +57,7 @@ _PRINTABLE = re.compile(r"[\x21-\x7e]+\Z")
 #: structured data value would need to escape
 _NODE = re.compile(r"[\x21-\x7e]{1,255}\Z")
 _SD_ESCAPED = frozenset('"\\]')
+_SD_ESCAPE = re.compile(r'["\\\]]')
 
 
 @attrs.frozen
@@ -103,7 +104,7 @@ def _header(value: str, most: int) -> str:
 
 
 def _sdValue(value: str) -> str:
-    return "".join("\\" + c if c in _SD_ESCAPED else c for c in value)
+    return _SD_ESCAPE.sub(r"\\\g<0>", value)
 
 
 def _timestamp(time: Any) -> str:
