@@ -20,13 +20,15 @@ Durability:
 
   - every message is written to the operating system as it is appended
     (a crash of the process loses nothing); a segment is C{fsync}ed when
-    the next one starts and when the queue closes.  After a power loss the
-    last messages of the open segment may be missing from the queue; they
-    are in the local audit file, whose own C{fsync} policy applies, and the
-    next start queues what the file holds beyond the queue's last message;
-  - C{acked} is replaced atomically (written, C{fsync}ed, renamed), so it
-    is either the old position or the new one; an old one only sends
-    messages again (delivery is at least once);
+    the next one starts (in a thread, so a slow disk never holds up the
+    reactor) and when the queue closes.  After a power loss the last
+    messages of the open segment may be missing from the queue; they are in
+    the local audit file, whose own C{fsync} policy applies, and the next
+    start queues what the file holds beyond the queue's last message;
+  - C{acked} is replaced by a rename, not C{fsync}ed: after a power loss
+    it may be an older position (or unreadable, which means the start of
+    the queue), and that only sends messages again (delivery is at least
+    once);
   - a torn last frame (a crash during a write) is cut off at open.
 
 The bound, C{maxBytes}, counts every segment file still on disk.  A
@@ -39,7 +41,8 @@ from __future__ import annotations
 
 import os
 import re
-from typing import List, Optional, Tuple
+import threading
+from typing import BinaryIO, List, Optional, Tuple
 
 from securetcp.errors import AuditExportError
 
@@ -55,6 +58,14 @@ Position = Tuple[int, int]
 
 _SEGMENT = re.compile(r"(\d{12})\.queue\Z")
 MIN_BYTES = 64 * 1024
+
+
+def _syncAndClose(segment: BinaryIO) -> None:
+    try:
+        os.fsync(segment.fileno())
+    except OSError:
+        pass
+    segment.close()
 
 
 def _segmentName(number: int) -> str:
@@ -224,8 +235,8 @@ class DiskQueue:
         current = self._segments[-1]
         if self._sizes[current] > 0 and self._sizes[current] + len(frame) > self.segmentBytes:
             self._file.flush()
-            os.fsync(self._file.fileno())
-            self._file.close()
+            # fsync in a thread: a long one must not hold up the reactor
+            threading.Thread(target=_syncAndClose, args=(self._file,), daemon=True).start()
             current += 1
             self._segments.append(current)
             self._sizes[current] = 0
@@ -275,8 +286,6 @@ class DiskQueue:
         path = os.path.join(self.directory, "acked")
         with open(path + ".new", "wb") as f:
             f.write(b"%d %d\n" % position)
-            f.flush()
-            os.fsync(f.fileno())
         os.replace(path + ".new", path)
         self.acked = position
         self.pending = max(self.pending - count, 0)
