@@ -41,10 +41,11 @@ from typing import Any, Deque, Optional, Tuple
 
 from twisted.application import service
 from twisted.internet.endpoints import HostnameEndpoint
-from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
+from twisted.internet.interfaces import IPushProducer, IReactorTime, IStreamClientEndpoint
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from securetcp._interfaces import IAuditSink
 from securetcp.audit.emitter import AuditEmitter
@@ -81,16 +82,32 @@ def parseCollector(url: str, argument: str = "--audit-syslog") -> Tuple[str, str
     return found.group(1), found.group(2).strip("[]"), int(found.group(3))
 
 
+@implementer(IPushProducer)
 class _Sender(Protocol):
     """
-    One connection to the collector: writes what the export gives it.
+    One connection to the collector: writes what the export gives it, and
+    stops while the transport's buffer is full (a streaming producer).
     """
+
+    paused = False
 
     def __init__(self, export: AuditSyslogExport) -> None:
         self.export = export
 
     def connectionMade(self) -> None:
+        transport: Any = self.transport
+        transport.registerProducer(self, True)
         self.export._connected(self)
+
+    def pauseProducing(self) -> None:
+        self.paused = True
+
+    def resumeProducing(self) -> None:
+        self.paused = False
+        self.export._wake()
+
+    def stopProducing(self) -> None:
+        self.paused = True
 
     def dataReceived(self, data: bytes) -> None:
         pass  # a syslog collector sends nothing back
@@ -110,14 +127,16 @@ class AuditSyslogExport(service.Service):
     """
 
     def __init__(self, endpoint: IStreamClientEndpoint, feed: ExportFeed, writer: Any,
-                 clock: IReactorTime, *, settle: float = 5.0, window: int = 256 * 1024,
+                 clock: IReactorTime, *, settle: float = 5.0, window: int = 16 * 2**20,
                  minDelay: float = 0.5, maxDelay: float = 60.0) -> None:
         """
         @param writer: the audit file's writer
             (L{securetcp.audit.writer.AuditLogObserver}), or the path of
             the file (its writer is taken from L{globalAuditFiles} while
             the service runs).
-        @param window: bytes written but not yet counted delivered, at most.
+        @param window: bytes written but not yet counted delivered, at most
+            (what a broken connection sends again); the transport's own
+            buffer is kept small besides (the sender is its producer).
         """
         self.endpoint = endpoint
         self.feed = feed
@@ -236,7 +255,8 @@ class AuditSyslogExport(service.Service):
         Write what is queued after what was written, up to the window.
         """
         self._pumping = None
-        while self._sender is not None and self._inFlightBytes < self.window:
+        while (self._sender is not None and not self._sender.paused
+               and self._inFlightBytes < self.window):
             frames = self.queue.read(self._sent, min(65536, self.window))
             if not frames:
                 break

@@ -360,6 +360,26 @@ class DeliveryTests(ExportTestCase):
         self.assertTrue(all(gap >= 1.0 for gap in gaps), acknowledged)
         self.assertLessEqual(len(acknowledged), 8)
 
+    def test_producer(self) -> None:
+        """
+        The sender is the transport's streaming producer: while the
+        transport says its buffer is full, nothing more is written; when it
+        resumes, the rest follows in order.
+        """
+        export = self.newExport()
+        self.endpoint.outcomes = [None]
+        export.startService()
+        self.addCleanup(export.stopService)
+        transport = self.endpoint.transport
+        self.assertTrue(transport.streaming)
+        transport.producer.pauseProducing()
+        self.write(3)
+        self.clock.advance(0)
+        self.assertEqual(sentSeqs(transport.value()), [1])
+        transport.producer.resumeProducing()
+        self.clock.advance(0)
+        self.assertEqual(sentSeqs(transport.value()), [1, 2, 3, 4])
+
     def test_window(self) -> None:
         """
         No more than C{window} bytes are written ahead of what counts
