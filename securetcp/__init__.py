@@ -22,7 +22,9 @@ from securetcp.audit import (
     REJECTION_REASONS,
     AuditEmitter,
     AuditLogObserver,
+    atnaMessage,
     auditLogObserver,
+    verifyCollector,
     verifyFiles,
 )
 from securetcp.auditexport import AuditSyslogExport, auditSyslogExport
@@ -106,6 +108,7 @@ __all__ = [
     "TrustAnchors",
     "UnsupportedByOpenSSLError",
     "Versions",
+    "atnaMessage",
     "auditLogObserver",
     "auditSyslogExport",
     "buildPolicy",
@@ -113,5 +116,6 @@ __all__ = [
     "loadPolicyFile",
     "parseIdentityPattern",
     "serverEndpoint",
+    "verifyCollector",
     "verifyFiles",
 ]

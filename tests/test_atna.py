@@ -7,12 +7,14 @@ Debian's C{jing}.
 from __future__ import annotations
 
 import json
+import os
+import re
 import xml.etree.ElementTree as ET
 from typing import Any, Dict, List, Optional
 
 from hypothesis import given
 from hypothesis import strategies as st
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from securetcp.audit import records
 from securetcp.audit.atna import ATNA_EVENTS, atnaMessage
@@ -228,7 +230,8 @@ class SchemaTests(SynchronousTestCase):
         documents: List[str] = []
         seen = set()
 
-        @given(_records(), st.one_of(st.none(), _text), _text)
+        @given(_records(), st.one_of(st.none(), _text),
+               _text.filter(lambda t: bool(t.strip())))
         def collect(record: Dict[str, Any], site: Optional[str], source: str) -> None:
             document = atnaMessage(record, sourceId=source, siteId=site)
             assert document is not None
@@ -244,6 +247,31 @@ class SchemaTests(SynchronousTestCase):
         self.assertEqual(seen, {e for e, m in ATNA_EVENTS.items() if m})
         self.assertGreater(len(documents), 150)
         self.assertEqual(validateAudit(documents), [])
+
+    def test_realAuditFile(self) -> None:
+        """
+        Every line of an audit file as the writer writes it (its chain
+        records included: started, checkpoint-free closed, resumed after a
+        restart) gives a valid message or none, as L{ATNA_EVENTS} says.
+        """
+        from securetcp.audit.writer import AuditLogObserver
+
+        path = self.mktemp()
+        for _ in range(2):  # started ... closed, then resumed ... closed
+            writer = AuditLogObserver(path, fsync="off", now=lambda: NOON)
+            self.addCleanup(writer.close)
+            for record in everyEvent().values():
+                if not record["event"].startswith("chain."):
+                    writer.write(record)
+            writer.close()
+        with open(path, "rb") as f:
+            lines = [json.loads(line) for line in f]
+        messages = [(r["event"], atnaMessage(r, sourceId="gw-1")) for r in lines]
+        for event, message in messages:
+            self.assertEqual(message is None, ATNA_EVENTS[event] is None, event)
+        self.assertEqual({e for e, m in messages if m is not None},
+                         {e for e, m in ATNA_EVENTS.items() if m} - {"chain.gap"})
+        self.assertEqual(validateAudit([m for _, m in messages if m is not None]), [])
 
     def test_validatorRejects(self) -> None:
         """
@@ -440,6 +468,16 @@ class FieldTests(SynchronousTestCase):
         self.assertEqual(message.findtext("EventIdentification/EventOutcomeDescription"),
                          "bad_certificate: line\nbreak\ufffd]0;\ufffd")
 
+    def test_noSource(self) -> None:
+        """
+        An empty AuditSourceID is refused: an ARR could not tell the nodes
+        apart.
+        """
+        record = sealed(records.chainClosed(NOON))
+        for source in ("", "  "):
+            error = self.assertRaises(ValueError, atnaMessage, record, sourceId=source)
+            self.assertIn("sourceId", str(error))
+
     def test_badTime(self) -> None:
         """
         A record whose time is not an ISO 8601 time is refused with a
@@ -448,3 +486,28 @@ class FieldTests(SynchronousTestCase):
         record = dict(sealed(records.chainClosed(NOON)), time="yesterday")
         error = self.assertRaises(ValueError, atnaMessage, record, sourceId="gw-1")
         self.assertIn("'yesterday'", str(error))
+
+
+class ConformanceStatementTests(SynchronousTestCase):
+    """
+    docs/atna.md, the conformance statement, says what the code does.
+    """
+
+    def test_everyEventStated(self) -> None:
+        """
+        Every event has a row of the events table, and a mapped event's row
+        names its EventID and EventTypeCode.
+        """
+        path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                            "docs", "atna.md")
+        if not os.path.exists(path):
+            raise SkipTest(f"{path} is not available (docs are not next to the tests)")
+        with open(path, encoding="utf-8") as f:
+            rows = [line for line in f if line.startswith("| `")]
+        for event, message in ATNA_EVENTS.items():
+            [row] = [r for r in rows if f"`{event}`" in r.split("|")[1]]
+            if message is None:
+                self.assertIn("| none |", row, event)
+                continue
+            for code in re.findall(r"\((\d{6})\)", message):
+                self.assertIn(code, row, event)

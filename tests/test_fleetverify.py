@@ -17,10 +17,13 @@ import sys
 import time
 from typing import Any, List, Optional, Sequence, Tuple
 
+from hypothesis import given
+from hypothesis import strategies as st
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from securetcp._cli import main
 from securetcp.audit import records
+from securetcp.audit.atna import atnaMessage
 from securetcp.audit.chain import ZERO_HASH, seal
 from securetcp.audit.fleet import compareWithCollector, verifyCollector
 from securetcp.audit.rfc5424 import (
@@ -30,6 +33,7 @@ from securetcp.audit.rfc5424 import (
     parseSyslogLine,
 )
 
+from ._jing import validateAudit
 from ._net import freePort
 
 NOON = 1793527200.0  # 2026-11-01T10:00:00Z
@@ -75,7 +79,7 @@ def syslogLine(node: str, sealed: Sealed, *, app: str = "securetcp",
     seq, digest, event, line = sealed
     sd = (f'[{SD_ID} node="{escapeParam(node)}" seq="{seq}" '
           f'hash="{sdHash or digest}"]').encode()
-    header = (f"<110>1 2026-11-01T10:00:00.000000+00:00 {node.split()[0] or '-'} {app} 4242 "
+    header = (f"<110>1 2026-11-01T10:00:00.000000+00:00 node-host {app} 4242 "
               f"{event} ").encode()
     return header + sd + b" " + (line if message is None else message)
 
@@ -133,6 +137,17 @@ class SyslogLineTests(SynchronousTestCase):
         assert exported is not None
         self.assertEqual((exported.node, exported.seq, exported.hash, exported.event),
                          ('gw "1" \\ [a]', 9, "ab" * 32, "chain.closed"))
+
+    @given(st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1,
+                   max_size=30))
+    def test_escapedValues(self, node: str) -> None:
+        """
+        Any node name, escaped as RFC 5424 says, reads back as it was.
+        """
+        raw = syslogLine(node.replace("\n", " ") or "x", chain(1)[0])
+        exported = exportedRecord(parseSyslogLine(raw))
+        assert exported is not None
+        self.assertEqual(exported.node, node.replace("\n", " ") or "x")
 
     def test_notOurs(self) -> None:
         """
@@ -221,6 +236,25 @@ class FleetTests(SynchronousTestCase):
         self.assertEqual((node.status, node.records, node.duplicates, node.lastSeq),
                          ("complete", 6, 2, 5))
 
+    @given(st.lists(st.tuples(st.integers(0, 11), st.integers(0, 11)), max_size=5))
+    def test_resends(self, resends: List[Tuple[int, int]]) -> None:
+        """
+        However often a node resends records it had sent (from any record
+        up to the last one sent), the collector's view is the whole chain,
+        every resent record counted as a duplicate.
+        """
+        records_ = chain(12)
+        lines, sent = [], 0
+        for after, back in sorted(resends):
+            lines += [syslogLine("gw-1", s) for s in records_[sent:after + 1]]
+            sent = max(sent, after + 1)
+            start = min(back, sent - 1) if sent else 0
+            lines += [syslogLine("gw-1", s) for s in records_[start:sent]]
+        lines += [syslogLine("gw-1", s) for s in records_[sent:]]
+        [node] = self.collect(lines).nodes
+        self.assertEqual((node.status, node.records, node.duplicates),
+                         ("complete", 12, len(lines) - 12))
+
     def assertBroken(self, lines: Sequence[bytes], line: int, text: str) -> None:
         """
         Node gw-1's chain is broken at C{line} with a message containing
@@ -266,6 +300,15 @@ class FleetTests(SynchronousTestCase):
         lines = [syslogLine("gw-1", s) for s in self.one]
         lines[1] = syslogLine("gw-1", self.one[1], sdHash="cd" * 32)
         self.assertBroken(lines, 2, "the structured data says record 1")
+
+    def test_msgIdDisagrees(self) -> None:
+        """
+        A MSGID naming another event than the record's is an error.
+        """
+        lines = [syslogLine("gw-1", s) for s in self.one]
+        seq, digest, _, line = self.one[1]
+        lines[1] = syslogLine("gw-1", (seq, digest, "handshake.rejected", line))
+        self.assertBroken(lines, 2, "the MSGID says handshake.rejected")
 
     def test_forked(self) -> None:
         """
@@ -355,6 +398,49 @@ class CompareTests(SynchronousTestCase):
         self.assertIn(tampered[0][1], comparison.problem or "")
 
 
+class RealFileTests(SynchronousTestCase):
+    """
+    The lines of an audit file as the writer writes them, exported as the
+    C{json} format sends them.
+    """
+
+    def test_writerFile(self) -> None:
+        """
+        An audit file's lines as MSG (with resends) verify at the
+        collector; the file itself matches the collector, and once its last
+        two records are cut off, C{audit verify --collector --node} finds
+        the tail removed although the file alone still verifies.
+        """
+        from securetcp.audit.writer import AuditLogObserver
+
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        path = os.path.join(directory, "audit.jsonl")
+        writer = AuditLogObserver(path, fsync="off", now=lambda: NOON)
+        self.addCleanup(writer.close)
+        for n in range(5):
+            writer.write(records.backendFailed("tcp:127.0.0.1:6000", None, f"refused {n}",
+                                               NOON))
+        writer.close()
+        with open(path, "rb") as f:
+            raw = f.read().splitlines()
+        sealed = [(json.loads(line)["seq"], json.loads(line)["hash"],
+                   json.loads(line)["event"], line) for line in raw]
+        lines = [syslogLine("gw-1", s) for s in sealed[:4] + sealed[1:]]
+        collector = writeCollector(directory, lines)
+        [node] = verifyCollector([collector]).nodes
+        self.assertEqual((node.status, node.records, node.duplicates, node.midway),
+                         ("complete", len(raw), 3, False))
+        status, out = cli("audit", "verify", "--collector", collector, "--node", "gw-1", path)
+        self.assertEqual(status, 0, out)
+        with open(path, "wb") as f:
+            f.write(b"".join(line + b"\n" for line in raw[:-2]))
+        self.assertTrue(cli("audit", "verify", path)[0] in (0, 3))
+        status, out = cli("audit", "verify", "--collector", collector, "--node", "gw-1", path)
+        self.assertEqual(status, 1, out)
+        self.assertIn("the local tail was removed", out)
+
+
 class CommandTests(SynchronousTestCase):
     """
     C{python -m securetcp audit verify --collector FILE [--node NODE FILE...]}.
@@ -391,6 +477,21 @@ class CommandTests(SynchronousTestCase):
         self.assertEqual(status, 1, out)
         self.assertIn("node gw-1: BROKEN: ", out)
         self.assertIn(":14 (record 9): expected record 6, found 9", out)
+
+    def test_malformedLines(self) -> None:
+        """
+        Malformed lines are named by file and line (the first ten, then how
+        many more), with how the collector must store its messages; exit 1.
+        """
+        with open(self.collector, "ab") as f:
+            f.write(b"Nov  1 10:00:00 gw-1 securetcp: hello\n" * 12)
+        status, out = cli("audit", "verify", "--collector", self.collector)
+        self.assertEqual(status, 1, out)
+        self.assertIn(f"BROKEN: {self.collector}:14: malformed line: not an RFC 5424 message",
+                      out)
+        self.assertIn("... and 2 more malformed line(s)", out)
+        self.assertIn("RSYSLOG_SyslogProtocol23Format", out)
+        self.assertIn("node gw-1: OK", out)
 
     def test_local(self) -> None:
         """
@@ -549,3 +650,35 @@ class RsyslogTests(SynchronousTestCase):
                           writeLocal(directory, one[:3]))
         self.assertEqual(status, 1, out)
         self.assertIn("the local tail was removed: the collector holds records 3..4", out)
+
+    def test_rsyslogATNA(self) -> None:
+        """
+        ATNA messages sent as the MSG come out of rsyslogd's file unchanged
+        (one line each, byte for byte), still valid audit messages; the
+        verifier counts them for their node and does not take them for a
+        chain.
+        """
+        port, collected = self.startRsyslog()
+        sealed = chain(4)
+        documents = [atnaMessage(json.loads(s[3]), sourceId="gw-atna", siteId="St. Elsewhere")
+                     for s in sealed]
+        sent = [d for d in documents if d is not None]
+        self.assertEqual(len(sent), 2)  # chain.started and chain.closed
+        lines = [syslogLine("gw-atna", s, message=d.encode("utf-8"))
+                 for s, d in zip(sealed, documents, strict=True) if d is not None]
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sender:
+            sender.sendall(b"".join(line + b"\n" for line in lines))
+        deadline = time.monotonic() + 15
+        while True:
+            if os.path.exists(collected):
+                with open(collected, "rb") as f:
+                    stored = f.read().splitlines()
+                if len(stored) >= len(lines):
+                    break
+            self.assertLess(time.monotonic(), deadline, "rsyslogd did not write every line")
+            time.sleep(0.05)
+        received = [parseSyslogLine(line).message.decode("utf-8") for line in stored]
+        self.assertEqual(received, sent)
+        self.assertEqual(validateAudit(received), [])
+        [node] = verifyCollector([collected]).nodes
+        self.assertEqual((node.node, node.atna, node.records), ("gw-atna", 2, 0))

@@ -79,6 +79,9 @@ def _printFleet(fleet: FleetResult, out: TextIO, only: Optional[str] = None) -> 
     if len(fleet.problems) > SHOWN_PROBLEMS:
         print(f"... and {len(fleet.problems) - SHOWN_PROBLEMS} more malformed line(s)",
               file=out)
+    if fleet.problems:
+        print("(the collector must store one RFC 5424 message per line: rsyslog's "
+              "RSYSLOG_SyslogProtocol23Format template)", file=out)
     for node in fleet.nodes:
         if only is None or node.node == only:
             print(_nodeLine(node), file=out)

@@ -15,7 +15,12 @@ The audit trail:
     checkpoints of the head of a chain, and its clean end;
   - L{securetcp.audit.verify}, L{securetcp.audit.completeness} and
     L{securetcp.audit.report}: checking audit files (intact, complete,
-    anchored) and summarising them.
+    anchored) and summarising them;
+  - L{securetcp.audit.atna}: L{atnaMessage}, a record as an IHE ATNA
+    (DICOM PS3.15 A.5) audit message;
+  - L{securetcp.audit.rfc5424} and L{securetcp.audit.fleet}:
+    L{verifyCollector}, checking every node's chain in a syslog
+    collector's file, and a node's local file against it.
 
     emitter = AuditEmitter(observers=[auditLogObserver("/var/log/securetcp/audit.jsonl")])
 """
@@ -28,8 +33,10 @@ from typing import Any
 
 from twisted.logger import LogPublisher, textFileLogObserver
 
+from securetcp.audit.atna import atnaMessage
 from securetcp.audit.emitter import AuditEmitter
 from securetcp.audit.file import AuditFiles, AuditLogObserver, auditLogObserver, globalAuditFiles
+from securetcp.audit.fleet import verifyCollector
 from securetcp.audit.records import (
     AUDIT_NAMESPACE,
     CHAIN_EVENTS,
@@ -51,11 +58,13 @@ __all__ = [
     "REJECTION_REASONS",
     "SCHEMA_VERSION",
     "VerifyResult",
+    "atnaMessage",
     "auditLogObserver",
     "buildReport",
     "globalAuditFiles",
     "twistdLogger",
     "utcTimestamp",
+    "verifyCollector",
     "verifyFiles",
 ]
 

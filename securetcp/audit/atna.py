@@ -210,7 +210,8 @@ def _nodeAuthentication(record: Mapping[str, Any]) -> _Parts:
     """
     serving = record.get("role") != "client"
     reason = record.get("reason") or "revoked"
-    description = f"{reason}: {record.get('detail') or ''}".rstrip(": ")
+    detail = record.get("detail")
+    description = f"{reason}: {detail}" if detail else str(reason)
     if record.get("event") == "connection.revoked":
         description = f"connection closed, the peer was revoked: {record.get('detail')}"
     return _Parts(
@@ -353,8 +354,11 @@ def atnaMessage(record: Mapping[str, Any], *, sourceId: str,
 
     @param sourceId: the AuditSourceID: the name of this node.
     @param siteId: the AuditEnterpriseSiteID (hospital, department), if any.
-    @raise ValueError: if the record's C{time} is not an ISO 8601 time.
+    @raise ValueError: if the record's C{time} is not an ISO 8601 time, or
+        C{sourceId} is empty.
     """
+    if not sourceId or not sourceId.strip():
+        raise ValueError("the AuditSourceID (sourceId) must name this node, e.g. its host name")
     build = _BUILDERS.get(str(record.get("event")))
     if build is None:
         return None

@@ -156,6 +156,10 @@ class _Node:
                            f"the structured data says record {exported.seq} "
                            f"with hash {exported.hash}, the message holds record "
                            f"{record.get('seq')} with hash {record.get('hash')}")
+        if exported.event is not None and exported.event != record.get("event"):
+            return Problem(path, number, exported.seq,
+                           f"the MSGID says {exported.event}, the message holds a "
+                           f"{record.get('event')} record")
         known = self.hashes.get(exported.seq)
         if known == exported.hash:
             self.duplicates += 1
