@@ -128,12 +128,14 @@ class AuditSyslogExport(service.Service):
 
     def __init__(self, endpoint: IStreamClientEndpoint, feed: ExportFeed, writer: Any,
                  clock: IReactorTime, *, settle: float = 5.0, window: int = 16 * 2**20,
-                 minDelay: float = 0.5, maxDelay: float = 60.0) -> None:
+                 minDelay: float = 0.5, maxDelay: float = 60.0, batch: float = 0.05) -> None:
         """
         @param writer: the audit file's writer
             (L{securetcp.audit.writer.AuditLogObserver}), or the path of
             the file (its writer is taken from L{globalAuditFiles} while
             the service runs).
+        @param batch: seconds a queued record may wait for others to be
+            written with it.
         @param window: bytes written but not yet counted delivered, at most
             (what a broken connection sends again); the transport's own
             buffer is kept small besides (the sender is its producer).
@@ -146,6 +148,7 @@ class AuditSyslogExport(service.Service):
         self.clock = clock
         self.settle = settle
         self.window = window
+        self.batch = batch
         self.minDelay = minDelay
         self.maxDelay = maxDelay
         self.delay = minDelay
@@ -246,8 +249,13 @@ class AuditSyslogExport(service.Service):
     # -- sending ----------------------------------------------------------
 
     def _wake(self) -> None:
+        """
+        Something was queued (or the transport can take more): write it
+        within C{batch} seconds, with whatever else is queued by then, as
+        one write (one TLS record, one system call) rather than one each.
+        """
         if self.connected and self._pumping is None:
-            self._pumping = self.clock.callLater(0, self._pump)
+            self._pumping = self.clock.callLater(self.batch, self._pump)
 
 
     def _pump(self) -> None:
@@ -394,7 +402,7 @@ def auditSyslogExport(reactor: Any, writer: Any, collector: str, *,
         the TLS connection's records); by default the global log publisher.
     @param sourceId: the ATNA AuditSourceID (default: the node id).
     @param siteId: the ATNA AuditEnterpriseSiteID (hospital, department), if any.
-    @param tuning: C{settle}, C{window}, C{minDelay}, C{maxDelay} (see
+    @param tuning: C{settle}, C{window}, C{minDelay}, C{maxDelay}, C{batch} (see
         L{AuditSyslogExport}).
     @raise AuditExportError: naming the argument and the fix.
     """

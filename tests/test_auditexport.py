@@ -112,7 +112,7 @@ class FeedTests(ExportTestCase):
         export.startService()
         self.addCleanup(export.stopService)
         self.write(2)
-        self.clock.advance(0)
+        self.clock.advance(0.05)  # the batch delay
         messages, _ = readFrames(self.endpoint.transport.value())
         local = self.localLines()
         self.assertEqual(len(messages), 6)
@@ -184,7 +184,7 @@ class FeedTests(ExportTestCase):
         self.clock.advance(export.settle)
         self.assertEqual(export.queue.pending, 0)
         self.write(1)
-        self.clock.advance(0)
+        self.clock.advance(0.05)  # the batch delay
         [dropped] = self.audit.events("export.dropped")
         self.assertEqual((dropped["dropped"], dropped["firstSeq"], dropped["lastSeq"]),
                          (5, firstDropped, firstDropped + 4))
@@ -242,7 +242,7 @@ class QueueFailureTests(ExportTestCase):
         self.write(3)
         failing[0] = False
         self.write(1)
-        self.clock.advance(0)
+        self.clock.advance(0.05)  # the batch delay
         [dropped] = self.audit.events("export.dropped")
         self.assertEqual((dropped["dropped"], dropped["firstSeq"], dropped["lastSeq"]), (3, 2, 4))
         self.assertEqual(len(self.localLines()), 5)
@@ -307,7 +307,7 @@ class DeliveryTests(ExportTestCase):
         self.addCleanup(export.stopService)
         self.clock.advance(export.settle)      # 1..3 delivered
         self.write(2)                          # 4, 5
-        self.clock.advance(0)
+        self.clock.advance(0.05)  # the batch delay
         self.assertEqual(sentSeqs(self.endpoint.transport.value()), [1, 2, 3, 4, 5])
         self.endpoint.protocol.connectionLost(Failure(ConnectionLost()))
         self.write(1)                          # 6, queued while down
@@ -326,7 +326,7 @@ class DeliveryTests(ExportTestCase):
         export.startService()
         self.clock.advance(export.settle)
         self.write(2)
-        self.clock.advance(0)
+        self.clock.advance(0.05)  # the batch delay
         export.stopService()
         again = self.newExport()
         self.endpoint.outcomes = [None]
@@ -374,10 +374,10 @@ class DeliveryTests(ExportTestCase):
         self.assertTrue(transport.streaming)
         transport.producer.pauseProducing()
         self.write(3)
-        self.clock.advance(0)
+        self.clock.advance(0.05)  # the batch delay
         self.assertEqual(sentSeqs(transport.value()), [1])
         transport.producer.resumeProducing()
-        self.clock.advance(0)
+        self.clock.advance(0.05)  # the batch delay
         self.assertEqual(sentSeqs(transport.value()), [1, 2, 3, 4])
 
     def test_window(self) -> None:
