@@ -119,8 +119,9 @@ class _Sender(Protocol):
 class AuditSyslogExport(service.Service):
     """
     Sends a disk queue to a collector, in order, reconnecting with
-    exponential backoff (C{minDelay} doubling up to C{maxDelay}); an
-    L{ExportFeed} fills the queue from the audit file.
+    exponential backoff (C{minDelay} doubling up to C{maxDelay}, back to
+    C{minDelay} once a connection has delivered); an L{ExportFeed} fills
+    the queue from the audit file.
 
     @ivar connected: whether a connection to the collector is up.
     @ivar delivered: messages counted delivered since start.
@@ -233,7 +234,6 @@ class AuditSyslogExport(service.Service):
         self._lastProblem = None
         self._sender, self.connected = sender, True
         self.userTimeout = _limitUnacknowledged(sender.transport, self.settle)
-        self.delay = self.minDelay
         self._sent = self.queue.acked
         self._pump()
 
@@ -256,7 +256,6 @@ class AuditSyslogExport(service.Service):
         """
         if self.connected and self._pumping is None:
             self._pumping = self.clock.callLater(self.batch, self._pump)
-
 
     def _pump(self) -> None:
         """
@@ -301,6 +300,9 @@ class AuditSyslogExport(service.Service):
         if position is not None:
             self.queue.acknowledge(position, count)
             self.delivered += count
+            # a connection that delivers: the next failure retries soon again
+            # (one that breaks before it does keeps backing off)
+            self.delay = self.minDelay
         self._pump()
 
 

@@ -258,7 +258,7 @@ class DeliveryTests(ExportTestCase):
     def test_backoff(self) -> None:
         """
         Failed connection attempts are retried after 0.5, 1, 2, ... seconds,
-        up to C{maxDelay}; a connection resets the delay.
+        up to C{maxDelay}; a connection that delivers resets the delay.
         """
         export = self.newExport(maxDelay=4.0)
         export.startService()
@@ -275,7 +275,26 @@ class DeliveryTests(ExportTestCase):
         self.endpoint.outcomes = [None]
         self.clock.advance(4.0)
         self.assertTrue(export.connected)
+        self.clock.advance(export.settle)
         self.assertEqual(export.delay, 0.5)
+
+    def test_backoffWhileNothingDelivered(self) -> None:
+        """
+        A collector that accepts connections and drops them before anything
+        counts delivered (one refusing the node's certificate after a TLS
+        1.3 handshake) is retried with growing delays, not every 0.5 s.
+        """
+        export = self.newExport(maxDelay=8.0)
+        export.startService()
+        self.addCleanup(export.stopService)
+        delays = []
+        for _ in range(5):
+            self.endpoint.outcomes = [None]
+            self.clock.advance(export.delay)
+            self.assertTrue(export.connected)
+            self.endpoint.protocol.connectionLost(Failure(ConnectionLost()))
+            delays.append(export.delay)
+        self.assertEqual(delays, [2.0, 4.0, 8.0, 8.0, 8.0])
 
     def test_settleThenDelivered(self) -> None:
         """
