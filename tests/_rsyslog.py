@@ -38,18 +38,18 @@ LINE = re.compile(r'<(\d+)>1 (\S+) (\S+) (\S+) (\S+) (\S+) '
                   r'\[securetcp@32473 node="([^"]+)" seq="(\d+)" hash="([0-9a-f]{64})"\] (.*)\Z')
 
 
-def documentedConfiguration() -> str:
+def documentedConfiguration(marker: str = "rsyslog-collector") -> str:
     """
-    The rsyslog configuration of C{docs/export.md}: the first fenced
-    block after the C{<!-- rsyslog-collector -->} marker.
+    An rsyslog configuration of C{docs/export.md}: the first fenced block
+    after the C{<!-- MARKER -->} line (C{rsyslog-collector}, C{rsyslog-relay}).
     """
     path = os.path.join(_DOCS, "export.md")
     if not os.path.exists(path):
         raise SkipTest(f"{path} is not available (docs are not next to the tests)")
     with open(path, encoding="utf-8") as f:
         text = f.read()
-    found = re.search(r"<!-- rsyslog-collector -->\n```text\n(.*?)```", text, re.S)
-    assert found is not None, "docs/export.md has no rsyslog-collector block"
+    found = re.search(rf"<!-- {marker} -->\n```text\n(.*?)```", text, re.S)
+    assert found is not None, f"docs/export.md has no {marker} block"
     return found.group(1)
 
 
@@ -78,6 +78,7 @@ class RsyslogCollector:
                  driver: str = "ossl", authMode: str = "x509/certvalid",
                  permittedPeers: Tuple[str, ...] = ()) -> None:
         self.binary = needRsyslog(driver)
+        self.driver = driver
         self.directory = os.path.abspath(directory)
         os.makedirs(os.path.join(self.directory, "work"), exist_ok=True)
         self.port = freePort()
@@ -98,12 +99,35 @@ class RsyslogCollector:
                 " permittedPeer=[" + ", ".join(f'"{p}"' for p in permittedPeers) + "]"
                 if permittedPeers else ""),
         }
-        text = documentedConfiguration()
+        self.write(documentedConfiguration(), replacements)
+
+    def write(self, text: str, replacements: Dict[str, str]) -> None:
+        """
+        Write the configuration C{text} with its documented values replaced.
+        """
         for old, new in replacements.items():
             assert old in text, f"docs/export.md's rsyslog configuration lost {old}"
             text = text.replace(old, new)
         with open(self.conf, "w", encoding="utf-8") as f:
             f.write(text)
+
+    def relayTo(self, collector: RsyslogCollector, caFile: str, certFile: str,
+                keyFile: str) -> None:
+        """
+        Make this rsyslogd the relay of C{docs/export.md} instead: plain TCP
+        in on L{port}, forwarded over TLS to C{collector} (presenting
+        C{certFile}, checking that the collector is C{localhost}).
+        """
+        self.write(documentedConfiguration("rsyslog-relay"), {
+            "/var/spool/rsyslog-relay": os.path.join(self.directory, "work"),
+            "/etc/rsyslog-tls/collector-ca.pem": caFile,
+            "/etc/rsyslog-tls/relay.pem": certFile,
+            "/etc/rsyslog-tls/relay.key": keyFile,
+            'port="601"': f'port="{self.port}"',
+            'target="siem.example" port="6514"': f'target="127.0.0.1" port="{collector.port}"',
+            'streamDriverPermittedPeers="siem.example"': 'streamDriverPermittedPeers="localhost"',
+            '"ossl"': f'"{self.driver}"',
+        })
 
     def argv(self) -> List[str]:
         """
