@@ -56,7 +56,8 @@ LAYERS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
     ("TLS", ("securetcp._tls",)),
     ("connections", ("securetcp._below", "securetcp.gate", "securetcp._gateprotocol")),
     ("endpoints", ("securetcp.endpoints", "securetcp._parsers", "securetcp._plugins",
-                   "securetcp._description", "securetcp.auditexport")),
+                   "securetcp._description", "securetcp.auditexport",
+                   "securetcp._exportsender")),
     ("commands", ("securetcp._twistd", "securetcp._cli")),
     ("public face", ("securetcp", "securetcp.__main__")),
 )
