@@ -164,6 +164,22 @@ class FeedTests(ExportTestCase):
         seqs = [queuedSeq(f) for _, f in again.queue.read(again.queue.acked, 10**9)]
         self.assertEqual(seqs, list(range(1, self.writer.lastSeq + 1)))
 
+    def test_newQueueOnLongFile(self) -> None:
+        """
+        A new queue on an audit file longer than half its bound does not
+        send the history: it starts with the records written from then on.
+        """
+        while os.path.getsize(self.path) <= MIN_BYTES // 2:
+            self.write(10)
+        head = self.writer.lastSeq
+        export = self.newExport(maxBytes=MIN_BYTES)
+        export.startService()
+        self.addCleanup(export.stopService)
+        self.assertEqual(export.queue.pending, 0)
+        self.write(2)
+        seqs = [queuedSeq(f) for _, f in export.queue.read(export.queue.acked, 10**9)]
+        self.assertEqual(seqs, [head + 1, head + 2])
+
     def test_boundAudited(self) -> None:
         """
         At the bound, records are not queued; when one is queued again an

@@ -16,7 +16,9 @@ The local audit file stays the source of truth: every message is made from
 a line of it, after the line is written.  On start the feed catches up
 from the file: every record after the last one queued (found in the queue
 itself), in the active file and, when it was rotated meanwhile, in the
-files before it; a queue that is new starts with the active file.
+files before it.  A queue that is new starts with the active file, or,
+when that is longer than half the queue's bound, with the records written
+from then on.
 
 When the queue is full (its bound), or cannot be written (a full disk),
 records are not queued: the feed logs it at once, counts it, and once a record is queued again it emits an
@@ -29,7 +31,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, Iterator, Optional
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
@@ -132,6 +134,14 @@ class ExportFeed:
         Queue the records of C{path} (and of the files it was rotated from,
         as far back as needed) after L{lastSeq}, up to C{head}.
         """
+        if self.lastSeq is None and _size(path) > self.queue.maxBytes // 2:
+            # a new queue on a long file: the history would crowd out the
+            # records to come; start at the head (the collector's chain of
+            # this node then starts there)
+            _log.info("securetcp audit export: a new queue starts after record {head} of "
+                      "{path} (the file is too long to send whole)", head=head, path=path)
+            self.lastSeq = head
+            return
         files = [path]
         while self.lastSeq is not None and len(files) < _MOST_FILES:
             previous = _previousFile(files[0], self.lastSeq)
@@ -186,16 +196,25 @@ def _lineSeq(line: bytes) -> int:
     return int(json.loads(line)["seq"])
 
 
-def _lines(path: str) -> List[bytes]:
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
+def _lines(path: str) -> Iterator[bytes]:
     """
-    The whole lines of an audit file (a torn last one is left out).
+    The whole lines of an audit file, one at a time (a torn last one is
+    left out).
     """
     try:
         with open(path, "rb") as f:
-            data = f.read()
+            for line in f:
+                if line.endswith(b"\n") and line.strip():
+                    yield line.rstrip(b"\n")
     except OSError:
-        return []
-    return [line for line in data.split(b"\n")[:-1] if line.strip()]
+        return
 
 
 def _previousFile(path: str, lastSeq: int) -> Optional[str]:
@@ -203,10 +222,10 @@ def _previousFile(path: str, lastSeq: int) -> Optional[str]:
     The file C{path} was rotated from, if C{path} starts after C{lastSeq}
     + 1 (so records between are there).
     """
-    lines = _lines(path)
-    if not lines:
+    line = next(iter(_lines(path)), None)
+    if line is None:
         return None
-    first = json.loads(lines[0])
+    first = json.loads(line)
     if int(first["seq"]) <= lastSeq + 1 or first.get("event") != "chain.rotated":
         return None
     previous = os.path.join(os.path.dirname(path), str(first.get("previousFile", "")))
