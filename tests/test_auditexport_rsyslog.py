@@ -22,7 +22,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from securetcp import AUDIT_NAMESPACE, AuditEmitter, buildPolicy, clientEndpoint, serverEndpoint
 from securetcp.audit.atna import atnaMessage
-from securetcp.audit.fleet import verifyCollector
+from securetcp.audit.fleet import compareWithCollector, verifyCollector
 from securetcp.audit.writer import AuditLogObserver
 from securetcp.auditexport import auditSyslogExport
 
@@ -442,3 +442,7 @@ class TwistdExportTests(TapProcessMixin, SynchronousTestCase):
         unique = collector.unique()
         self.assertEqual([msg for _, _, _, msg in unique][:len(local)], local)
         self.assertEqual([seq for _, seq, _, _ in unique], sorted({s for _, s, _, _ in unique}))
+        # the collector anchors the node: its local file matches what it holds
+        comparison = compareWithCollector(node, [self.audit])
+        self.assertIsNone(comparison.problem)
+        self.assertEqual(comparison.matched, node.records)
