@@ -120,6 +120,28 @@ class QueueTests(SynchronousTestCase):
         self.assertEqual(payloads(again.read(again.acked, 10**9)), messages(3))
         self.assertEqual(again.pending, 3)
 
+    def test_ackedBeyondDisk(self) -> None:
+        """
+        A delivered position beyond what the segments hold (a power loss
+        kept the position but not the last writes) is taken as the end of
+        what is on disk: messages appended after it are read, whole.
+        """
+        queue = DiskQueue(self.directory)
+        for m in messages(3):
+            queue.append(m)
+        end = queue.read(queue.acked, 10**9)[-1][0]
+        queue.close()
+        for acked in (b"%d %d\n" % (end[0], end[1] + 500), b"%d 0\n" % (end[0] + 5)):
+            with open(os.path.join(self.directory, "acked"), "wb") as f:
+                f.write(acked)
+            again = DiskQueue(self.directory)
+            self.assertEqual(again.acked, end)
+            again.append(b"new")
+            self.assertEqual(payloads(again.read(again.acked, 10**9))[-1:], [b"new"])
+            again.acknowledge(again.read(again.acked, 10**9)[-1][0], 1)
+            end = again.acked
+            again.close()
+
     def test_bound(self) -> None:
         """
         A message that would take the queue beyond its bound is not queued

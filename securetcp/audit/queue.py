@@ -118,6 +118,7 @@ class DiskQueue:
         self.acked = self._readAcked()
         self._sizes = {n: os.path.getsize(self._path(n)) for n in self._segments}
         self._repairTail()
+        self.acked = self._clamp(self.acked)
         self._file = open(self._path(self._segments[-1]), "ab")
         self.pending = self._count(self.acked)
 
@@ -173,6 +174,18 @@ class DiskQueue:
         if segment < self._segments[0]:
             return (self._segments[0], 0)
         return (segment, offset)
+
+    def _clamp(self, position: Position) -> Position:
+        """
+        A delivered position within what is on disk: after a power loss
+        C{acked} may name more than the segments kept (what it names beyond
+        them is gone, and new messages are appended there).
+        """
+        segment, offset = position
+        last = self._segments[-1]
+        if segment > last:
+            return (last, self._sizes[last])
+        return (segment, min(offset, self._sizes.get(segment, 0)))
 
     def _repairTail(self) -> None:
         """
