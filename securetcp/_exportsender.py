@@ -19,12 +19,18 @@ from __future__ import annotations
 
 import collections
 import socket
-from typing import Any, Deque, Optional, Tuple
+from typing import Any, Callable, Deque, Optional, Tuple
 
 from twisted.application import service
-from twisted.internet.interfaces import IPushProducer, IReactorTime, IStreamClientEndpoint
+from twisted.internet.interfaces import (
+    IPushProducer,
+    IReactorThreads,
+    IReactorTime,
+    IStreamClientEndpoint,
+)
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.logger import Logger
+from twisted.python import threadable
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -84,7 +90,8 @@ class AuditSyslogExport(service.Service):
 
     def __init__(self, endpoint: IStreamClientEndpoint, feed: ExportFeed, writer: Any,
                  clock: IReactorTime, *, settle: float = 5.0, window: int = 16 * 2**20,
-                 minDelay: float = 0.5, maxDelay: float = 60.0, batch: float = 0.05) -> None:
+                 minDelay: float = 0.5, maxDelay: float = 60.0, batch: float = 0.05,
+                 threads: Optional[IReactorThreads] = None) -> None:
         """
         @param writer: the audit file's writer
             (L{securetcp.audit.writer.AuditLogObserver}), or the path of
@@ -92,6 +99,9 @@ class AuditSyslogExport(service.Service):
             the service runs).
         @param batch: seconds a queued record may wait for others to be
             written with it.
+        @param threads: the reactor, to hand it what a writer does in
+            another thread (a timed checkpoint is written in a timer
+            thread); without it, everything must happen in one thread.
         @param window: bytes written but not yet counted delivered, at most
             (what a broken connection sends again); the transport's own
             buffer is kept small besides (the sender is its producer).
@@ -105,6 +115,7 @@ class AuditSyslogExport(service.Service):
         self.settle = settle
         self.window = window
         self.batch = batch
+        self._threads = threads
         self.minDelay = minDelay
         self.maxDelay = maxDelay
         self.delay = minDelay
@@ -129,7 +140,8 @@ class AuditSyslogExport(service.Service):
         writer = self._writer
         if isinstance(writer, str):
             writer = self._opened = globalAuditFiles.open(writer)
-        self.feed.start(writer, onQueued=self._wake)
+        self.feed.start(writer, onQueued=lambda: self._inReactor(self._wake),
+                        later=self._later)
         self._connect()
 
     def stopService(self) -> Any:
@@ -149,6 +161,20 @@ class AuditSyslogExport(service.Service):
         if sender is not None and sender.transport is not None:
             sender.transport.loseConnection()
         self.queue.close()
+
+    def _inReactor(self, call: Callable[..., Any], *args: Any) -> None:
+        """
+        Call C{call} now if this is the reactor's thread, else have the
+        reactor call it.
+        """
+        if (self._threads is not None and threadable.ioThread is not None
+                and not threadable.isInIOThread()):
+            self._threads.callFromThread(call, *args)
+        else:
+            call(*args)
+
+    def _later(self, call: Callable[..., Any], *args: Any) -> None:
+        self._inReactor(self.clock.callLater, 0, call, *args)
 
     # -- connecting -------------------------------------------------------
 

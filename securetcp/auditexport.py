@@ -39,7 +39,7 @@ import socket
 from typing import Any, Optional, Tuple
 
 from twisted.internet.endpoints import HostnameEndpoint
-from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
+from twisted.internet.interfaces import IReactorThreads, IReactorTime, IStreamClientEndpoint
 
 from securetcp._exportsender import AuditSyslogExport
 from securetcp._interfaces import IAuditSink
@@ -166,4 +166,5 @@ def auditSyslogExport(reactor: Any, writer: Any, collector: str, *,
     endpoint = collectorEndpoint(reactor, collector, policyFile, emitter, clock)
     queue = DiskQueue(queueDir, queueBytes, argument="--audit-syslog-queue")
     feed = ExportFeed(queue, message, emitter, clock, collector)
-    return AuditSyslogExport(endpoint, feed, writer, clock, **tuning)
+    threads = reactor if IReactorThreads.providedBy(reactor) else None
+    return AuditSyslogExport(endpoint, feed, writer, clock, threads=threads, **tuning)

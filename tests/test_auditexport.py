@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from typing import Any, List, Optional
 
 from prometheus_client.exposition import generate_latest
@@ -17,6 +18,7 @@ from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.error import ConnectionLost, ConnectionRefusedError
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.python import threadable
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -263,6 +265,46 @@ class QueueFailureTests(ExportTestCase):
         self.assertEqual((dropped["dropped"], dropped["firstSeq"], dropped["lastSeq"]), (3, 2, 4))
         self.assertEqual(len(self.localLines()), 5)
         self.flushLoggedErrors()
+
+
+class ThreadTests(ExportTestCase):
+    """
+    A writer may write in another thread (a timed checkpoint is written in
+    a timer thread): the export then hands its work to the reactor.
+    """
+
+    def test_lineFromAnotherThread(self) -> None:
+        """
+        A record written in another thread is queued there, and the export
+        is woken through the reactor's C{callFromThread}, which sends it.
+        """
+        handed: List[Any] = []
+
+        class Threads:
+            def callFromThread(self, call: Any, *args: Any) -> None:
+                handed.append((call, args))
+
+        self.patch(threadable, "ioThread", threadable.getThreadID())
+        queue = DiskQueue(os.path.join(self.base, "queue"))
+        self.addCleanup(queue.close)
+        feed = ExportFeed(queue, jsonFormat(IDENTITY), self.audit.emitter(), self.clock,
+                          "tls://siem.example:6514")
+        endpoint = FakeEndpoint()
+        endpoint.outcomes = [None]
+        export = AuditSyslogExport(endpoint, feed, self.writer, self.clock, threads=Threads())
+        export.startService()
+        self.addCleanup(export.stopService)
+        before = len(endpoint.transport.value())
+        thread = threading.Thread(target=self.write, args=(1,))
+        thread.start()
+        thread.join(10)
+        self.assertEqual(queue.pending, 2)
+        self.assertEqual(len(handed), 1)
+        for call, args in handed:
+            call(*args)
+        self.clock.advance(export.batch)
+        self.assertGreater(len(endpoint.transport.value()), before)
+        self.assertEqual(sentSeqs(endpoint.transport.value()), [1, 2])
 
 
 class DeliveryTests(ExportTestCase):

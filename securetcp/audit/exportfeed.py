@@ -111,17 +111,26 @@ class ExportFeed:
         self._clock = clock
         self.collector = collector
         self._onQueued: Callable[[], None] = lambda: None
+        self._later: Callable[..., Any] = lambda call, *args: clock.callLater(0, call, *args)
         self.lastSeq: Optional[int] = queuedSeq(queue.last())
         self.dropping = 0
         self._firstDropped = self._lastDropped = 0
         self._writer: Any = None
 
-    def start(self, writer: Any, onQueued: Callable[[], None] = lambda: None) -> None:
+    def start(self, writer: Any, onQueued: Callable[[], None] = lambda: None,
+              later: Optional[Callable[..., Any]] = None) -> None:
         """
         Catch up from C{writer}'s file, then follow it, calling C{onQueued}
-        after each message queued.
+        after each message queued (in the thread that wrote the line).
+
+        @param later: C{later(call, *args)} has the reactor call C{call}
+            soon, from whatever thread it is called (by default
+            C{clock.callLater(0, ...)}: the writer writes in the reactor's
+            thread only).
         """
         self._writer, self._onQueued = writer, onQueued
+        if later is not None:
+            self._later = later
         writer.follow(self.lineWritten, lambda head: self.catchUp(writer.path, head))
 
     def stop(self) -> None:
@@ -186,9 +195,8 @@ class ExportFeed:
             dropped, first, last = self.dropping, self._firstDropped, self._lastDropped
             self.dropping = 0
             # not now: this runs inside the writer, which is writing a line
-            self._clock.callLater(0, self._emitter.emit,
-                                  exportDropped(self.collector, dropped, first, last,
-                                                time=self._clock.seconds()))
+            self._later(self._emitter.emit, exportDropped(self.collector, dropped, first, last,
+                                                          time=self._clock.seconds()))
         self._onQueued()
 
 

@@ -34,15 +34,17 @@ Durability:
 The bound, C{maxBytes}, counts every segment file still on disk.  A
 message that would go beyond it is not queued: L{append} returns C{False},
 L{dropped} counts it, and the caller (L{securetcp.auditexport}) audits the
-loss.  Appending never waits for the collector or for space.
+loss.  Appending never waits for the collector or for space.  A queue may
+be used from several threads (its writer may append in a timer thread).
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import threading
-from typing import BinaryIO, List, Optional, Tuple
+from typing import Any, BinaryIO, Callable, List, Optional, Tuple, TypeVar, cast
 
 from securetcp.errors import AuditExportError
 
@@ -58,6 +60,21 @@ Position = Tuple[int, int]
 
 _SEGMENT = re.compile(r"(\d{12})\.queue\Z")
 MIN_BYTES = 64 * 1024
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _locked(method: _F) -> _F:
+    """
+    Run C{method} holding the queue's lock.
+    """
+    @functools.wraps(method)
+    def locked(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with self._mutex:
+            return method(self, *args, **kwargs)
+
+    return cast(_F, locked)
 
 
 def _syncAndClose(segment: BinaryIO) -> None:
@@ -112,6 +129,8 @@ class DiskQueue:
         self.maxBytes = maxBytes
         self.segmentBytes = max(MIN_BYTES // 4, min(segmentBytes or maxBytes // 8, 8 * 2**20))
         self._argument = argument
+        #: a writer may write (and so append) in another thread than the reactor's
+        self._mutex = threading.RLock()
         self.dropped = 0
         self._lock = self._open()
         self._segments = self._existing()
@@ -213,12 +232,14 @@ class DiskQueue:
     # -- using ------------------------------------------------------------
 
     @property
+    @_locked
     def size(self) -> int:
         """
         The bytes of every segment file on disk.
         """
         return sum(self._sizes.values())
 
+    @_locked
     def last(self) -> Optional[bytes]:
         """
         The last message queued (delivered or not), if any is on disk.
@@ -233,6 +254,7 @@ class DiskQueue:
                 return frame[frame.index(b" ") + 1:]
         return None
 
+    @_locked
     def append(self, message: bytes) -> bool:
         """
         Queue one message, unless that would take the queue beyond its
@@ -260,6 +282,7 @@ class DiskQueue:
         self.pending += 1
         return True
 
+    @_locked
     def read(self, start: Position, maxBytes: int) -> List[Tuple[Position, bytes]]:
         """
         The frames from C{start} on, about C{maxBytes} of them (at least
@@ -291,6 +314,7 @@ class DiskQueue:
                 return found  # the rest of this segment first
         return found
 
+    @_locked
     def acknowledge(self, position: Position, count: int) -> None:
         """
         The C{count} messages before C{position} are delivered: record it,
@@ -307,6 +331,7 @@ class DiskQueue:
             os.unlink(self._path(old))
             del self._sizes[old]
 
+    @_locked
     def close(self) -> None:
         """
         Flush, C{fsync} and close the open segment, and give up the lock.
