@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import socket
-from typing import Any, List
+from typing import Any, Dict, List
 
 from twisted.internet import reactor
 from twisted.internet.defer import inlineCallbacks
@@ -21,6 +21,7 @@ from twisted.logger import Logger, LogPublisher
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from securetcp import AUDIT_NAMESPACE, AuditEmitter, buildPolicy, clientEndpoint, serverEndpoint
+from securetcp._twistd.workers import workerAuditPath
 from securetcp.audit.atna import atnaMessage
 from securetcp.audit.fleet import compareWithCollector, verifyCollector
 from securetcp.audit.writer import AuditLogObserver
@@ -446,3 +447,44 @@ class TwistdExportTests(TapProcessMixin, SynchronousTestCase):
         comparison = compareWithCollector(node, [self.audit])
         self.assertIsNone(comparison.problem)
         self.assertEqual(comparison.matched, node.records)
+
+    def test_workers(self) -> None:
+        """
+        With C{--workers 2}, each process exports its own audit file as the
+        node C{NODE/worker-K}; the collector holds both chains, each intact
+        and the same as its local file.
+        """
+        collector = RsyslogCollector(os.path.join(self.workdir, "collector"),
+                                     self.pki.path("ca.pem"), self.pki.path("server.pem"),
+                                     self.pki.path("server.key"))
+        self.startCollector(collector)
+        policy = os.path.join(self.workdir, "syslog-client.toml")
+        with open(policy, "w") as f:
+            f.write(f'certKey = "{self.pki.path("client.pem")}"\n'
+                    f'privateKey = "{self.pki.path("client.key")}"\n'
+                    f'caCerts = "{self.pki.path("ca.pem")}"\n')
+        backendPort, _, _ = self.backend()
+        port, twistd = self.twistd("terminate", "--backend", f"tcp:127.0.0.1:{backendPort}",
+                                   "--audit-log", self.audit, "--workers", "2",
+                                   "--audit-syslog", f"tls://localhost:{collector.port}",
+                                   "--audit-syslog-policy", policy,
+                                   "--audit-syslog-node", "gw", listen=self.mtlsListen)
+        for _ in range(4):
+            self.exchange(port, HL7)
+        files = {f"gw/worker-{k}": workerAuditPath(self.audit, k) for k in (0, 1)}
+
+        def arrived() -> bool:
+            held: Dict[str, set] = {}
+            for node, seq, _, _ in collector.unique():
+                held.setdefault(node, set()).add(seq)
+            return all(os.path.exists(path) and {r["seq"] for r in auditRecords(path)}
+                       <= held.get(node, set()) for node, path in files.items())
+
+        blockUntil(arrived, 30, "both workers' records at rsyslog", twistd.describe)
+        fleet = verifyCollector([collector.log])
+        self.assertEqual(sorted(n.node for n in fleet.nodes), sorted(files))
+        for node, path in files.items():
+            result = fleet.node(node)
+            assert result is not None
+            self.assertEqual(result.problems, ())
+            self.assertIsNone(compareWithCollector(result, [path]).problem)

@@ -10,12 +10,14 @@ from __future__ import annotations
 import os
 from typing import Any, List
 
+import attrs
 from twisted.internet.testing import MemoryReactorClock
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
 from securetcp._twistd import tap as _tap
-from securetcp._twistd.export import parseSize
+from securetcp._twistd.export import forWorker, parseSize
+from securetcp._twistd.workers import WorkerRole
 from securetcp.auditexport import AuditSyslogExport
 from securetcp.errors import ServiceConfigError
 
@@ -117,14 +119,33 @@ class ExportOptionTests(SynchronousTestCase):
              True, ["--audit-syslog-node"]),
             ((*tls, "--audit-syslog-policy", self.policy, "--audit-syslog-queue",
               os.path.join(blocker, "q")), True, ["--audit-syslog-queue", "cannot be created"]),
-            ((*tls, "--audit-syslog-policy", self.policy, "--workers", "2"), True,
-             ["--audit-syslog", "one process"]),
             (("--audit-syslog-node", "n1"), True, ["--audit-syslog-node", "audit-syslog"]),
         ]
         for extra, audit, words in cases:
             message = self.refused(*extra, audit=audit)
             for word in words:
                 self.assertIn(word, message, (extra, message))
+
+    def test_workers(self) -> None:
+        """
+        With C{--workers}, each process exports its own audit file
+        (C{FILE.worker-K}) as the node C{NODE/worker-K}, with its own queue.
+        """
+        options = _tap.Options(build=False, worker=WorkerRole(1, 2, ()))
+        options.parseOptions(self.argv("--workers", "2", "--audit-syslog", "tcp://127.0.0.1:514",
+                                       "--audit-syslog-node", "gw"))
+        service = _tap.makeService(options, MemoryReactorClock())
+        [export] = self.exports(service)
+        self.assertEqual(export._writer, self.audit + ".worker-1")
+        self.assertEqual(export.queue.directory, self.audit + ".worker-1.export")
+        settings = options.subOptions["export"]
+        self.assertEqual(forWorker(settings, 3, self.audit + ".worker-3"),
+                         attrs.evolve(settings, auditLog=self.audit + ".worker-3",
+                                      node="gw/worker-3",
+                                      queue=self.audit + ".worker-3.export"))
+        given = attrs.evolve(settings, queue="/spool/export")
+        self.assertEqual(forWorker(given, 3, self.audit + ".worker-3").queue,
+                         "/spool/export/worker-3")
 
     def test_sizes(self) -> None:
         """

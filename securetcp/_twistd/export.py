@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 from typing import Any, Callable, Dict, Mapping, NoReturn, Optional
 
 import attrs
 
 __all__ = ["EXPORT_KEYS", "EXPORT_PARAMETERS", "ExportSettings", "addExport",
-           "exportSettings", "parseSize"]
+           "exportSettings", "forWorker", "parseSize"]
 
 #: The options, as C{twisted.python.usage} parameters.
 EXPORT_PARAMETERS = [
@@ -84,7 +85,7 @@ def parseSize(value: Any) -> int:
 
 
 def exportSettings(values: Mapping[str, Any], auditLog: Optional[str], fail: Fail,
-                   baseDir: Optional[str] = None, workers: int = 1) -> Optional[ExportSettings]:
+                   baseDir: Optional[str] = None) -> Optional[ExportSettings]:
     """
     The export's settings from the options (or C{--config} keys) in
     C{values}; C{None} without C{audit-syslog}.
@@ -106,9 +107,6 @@ def exportSettings(values: Mapping[str, Any], auditLog: Optional[str], fail: Fai
     if not auditLog:
         fail("audit-syslog", "exports the records of the audit file",
              "give the audit file too (--audit-log FILE, or audit-log in --config)")
-    if workers > 1:
-        fail("audit-syslog", "cannot be used with workers > 1 yet (each worker has its own "
-             "audit file)", "run one process")
     from securetcp.auditexport import FORMATS, parseCollector
     from securetcp.errors import AuditExportError
 
@@ -142,14 +140,31 @@ def _path(value: Any, baseDir: Optional[str]) -> Optional[str]:
     return os.path.join(baseDir, str(value)) if baseDir else str(value)
 
 
+def forWorker(settings: ExportSettings, index: int, auditLog: str) -> ExportSettings:
+    """
+    With C{--workers}, the export of worker C{index}: its own audit file
+    C{auditLog} (C{FILE.worker-K}), as the node C{NODE/worker-K}, queued in
+    C{QUEUE/worker-K} (by default C{FILE.worker-K.export}).
+    """
+    default = os.path.abspath(settings.auditLog) + ".export"
+    queue = (os.path.abspath(auditLog) + ".export" if settings.queue == default
+             else os.path.join(settings.queue, f"worker-{index}"))
+    node = f"{settings.node or socket.gethostname()}/worker-{index}"
+    return attrs.evolve(settings, auditLog=auditLog, node=node, queue=queue)
+
+
 def addExport(top: Any, reactor: Any, settings: ExportSettings) -> Any:
     """
     Add the export to C{top} (a L{securetcp._twistd.service.SecureTCPService},
-    which opens the audit file before its children start).
+    which opens the audit file before its children start); with
+    C{--workers}, the export of this worker's file (L{forWorker}).
 
     @raise AuditExportError: naming the option and the fix.
     """
     from securetcp.auditexport import auditSyslogExport
+
+    if top.auditFields is not None:
+        settings = forWorker(settings, top.auditFields["worker"], top.auditLog)
 
     export = auditSyslogExport(reactor, settings.auditLog, settings.collector,
                                policyFile=settings.policy, format=settings.format,

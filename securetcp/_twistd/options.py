@@ -111,8 +111,7 @@ def _exportOptions(options: usage.Options) -> None:
     def fail(key: str, problem: str, fix: str) -> NoReturn:
         raise usage.UsageError(f"--{key}: {problem} ({fix})")
 
-    options["export"] = exportSettings(options, options["audit-log"], fail,
-                                       workers=options["workers"])
+    options["export"] = exportSettings(options, options["audit-log"], fail)
 
 
 def auditOptions(options: usage.Options) -> Dict[str, Any]:

@@ -263,11 +263,11 @@ def _configService(reactor: Any, options: Options, worker: Any) -> service.IServ
                     listener.idleTimeout)
         except JobError as e:
             raise ServiceConfigError(config.path, listener.label, e.key, e.problem) from None
-    _configExport(top, reactor, config, workers)
+    _configExport(top, reactor, config)
     return _finish(top)
 
 
-def _configExport(top: SecureTCPService, reactor: Any, config: Any, workers: int) -> None:
+def _configExport(top: SecureTCPService, reactor: Any, config: Any) -> None:
     """
     Add the audit export of a C{--config} file's C{audit-syslog} keys.
     """
@@ -275,10 +275,6 @@ def _configExport(top: SecureTCPService, reactor: Any, config: Any, workers: int
 
     if config.export is None:
         return
-    if workers > 1:
-        raise ServiceConfigError(config.path, None, "audit-syslog", "cannot be used with "
-                                 "workers > 1 yet (each worker has its own audit file)",
-                                 "run one process")
     try:
         addExport(top, reactor, config.export)
     except AuditExportError as e:
