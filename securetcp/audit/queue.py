@@ -18,8 +18,12 @@ and C{lock}, which one queue holds (C{flock}) while it is open.
 
 Durability:
 
-  - every message is written to the operating system as it is appended
-    (a crash of the process loses nothing); a segment is C{fsync}ed when
+  - messages are written to the operating system before they are read
+    (so before they are sent: every 50 ms at most while connected), and
+    whenever the write buffer fills; what a crash of the process loses from
+    the buffer is in the local audit file, and the next start queues it
+    again from there (it queues what the file holds beyond the queue's
+    last message).  A segment is C{fsync}ed when
     the next one starts (in a thread, so a slow disk never holds up the
     reactor) and when the queue closes.  After a power loss the last
     messages of the open segment may be missing from the queue; they are in
@@ -244,6 +248,7 @@ class DiskQueue:
         """
         The last message queued (delivered or not), if any is on disk.
         """
+        self._flush()
         for number in reversed(self._segments):
             with open(self._path(number), "rb") as f:
                 data = f.read()
@@ -264,7 +269,7 @@ class DiskQueue:
         @raise OSError: if it cannot be written.
         """
         frame = b"%d %s" % (len(message), message)
-        if self.size + len(frame) > self.maxBytes:
+        if sum(self._sizes.values()) + len(frame) > self.maxBytes:
             self.dropped += 1
             return False
         current = self._segments[-1]
@@ -276,8 +281,7 @@ class DiskQueue:
             self._segments.append(current)
             self._sizes[current] = 0
             self._file = open(self._path(current), "ab")
-        self._file.write(frame)
-        self._file.flush()
+        self._file.write(frame)  # flushed when read, or when the buffer is full
         self._sizes[current] += len(frame)
         self.pending += 1
         return True
@@ -288,6 +292,7 @@ class DiskQueue:
         The frames from C{start} on, about C{maxBytes} of them (at least
         one, if there is one), each with the position just after it.
         """
+        self._flush()
         found: List[Tuple[Position, bytes]] = []
         total = 0
         segment, offset = start
@@ -313,6 +318,10 @@ class DiskQueue:
             if offset + at < self._sizes.get(number, 0):
                 return found  # the rest of this segment first
         return found
+
+    def _flush(self) -> None:
+        if not self._file.closed:
+            self._file.flush()
 
     @_locked
     def acknowledge(self, position: Position, count: int) -> None:

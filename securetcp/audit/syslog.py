@@ -27,6 +27,7 @@ file, parses exactly this)::
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from typing import Any, Dict, Optional, Tuple
@@ -107,15 +108,35 @@ def _sdValue(value: str) -> str:
     return _SD_ESCAPE.sub(r"\\\g<0>", value)
 
 
+_TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z\Z")
+
+
 def _timestamp(time: Any) -> str:
     """
     The record's C{time} as an RFC 5424 TIMESTAMP (it already is one:
     C{2026-12-06T07:32:07.123456Z}), or C{-}.
     """
-    if isinstance(time, str) and re.match(
-            r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z\Z", time):
+    if isinstance(time, str) and _TIMESTAMP.match(time):
         return time
     return "-"
+
+
+@functools.lru_cache(maxsize=64)
+def _eventHeader(event: str) -> Tuple[str, str]:
+    """
+    C{<PRI>1}, then the MSGID, of an event (the events are few: cached).
+    """
+    return f"<{FACILITY * 8 + severityOf(event)}>1", _header(event, 32)
+
+
+@functools.lru_cache(maxsize=16)
+def _identityParts(identity: SyslogIdentity) -> Tuple[str, str]:
+    """
+    What an identity puts in every message: C{HOSTNAME securetcp PROCID}
+    and the node parameter (the same for every message: cached).
+    """
+    return (f"{_header(identity.hostname, 255)} securetcp {_header(identity.procid, 128)}",
+            f'[{SD_ID} node="{_sdValue(identity.node)}"')
 
 
 def syslogMessage(line: bytes, identity: SyslogIdentity, *,
@@ -132,12 +153,13 @@ def syslogMessage(line: bytes, identity: SyslogIdentity, *,
     line = line.rstrip(b"\n")
     if record is None:
         record = json.loads(line)
-    event = str(record.get("event", "-"))
-    pri = FACILITY * 8 + severityOf(event)
-    sd = (f'[{SD_ID} node="{_sdValue(identity.node)}" seq="{int(record["seq"])}" '
-          f'hash="{_sdValue(str(record["hash"]))}"]')
-    head = (f"<{pri}>1 {_timestamp(record.get('time'))} {_header(identity.hostname, 255)} "
-            f"securetcp {_header(identity.procid, 128)} {_header(event, 32)} {sd} ")
+    pri, msgid = _eventHeader(str(record.get("event", "-")))
+    who, node = _identityParts(identity)
+    digest = record["hash"]
+    if not isinstance(digest, str) or _SD_ESCAPE.search(digest):
+        digest = _sdValue(str(digest))
+    head = (f'{pri} {_timestamp(record.get("time"))} {who} {msgid} '
+            f'{node} seq="{int(record["seq"])}" hash="{digest}"] ')
     return head.encode("ascii") + (line if msg is None else msg)
 
 
