@@ -128,6 +128,7 @@ class AuditSyslogExport(service.Service):
         self._inFlight: Deque[Tuple[Position, int, int, float]] = collections.deque()
         self._inFlightBytes = 0
         self._attempt: Any = None
+        self._connecting: Any = None
         self._pumping: Any = None
         self._confirming: Any = None
         self._lastProblem: Optional[str] = None
@@ -154,6 +155,8 @@ class AuditSyslogExport(service.Service):
             if call is not None and call.active():
                 call.cancel()
         self._attempt = self._pumping = self._confirming = None
+        if self._connecting is not None:
+            self._connecting.cancel()  # a connection being made is abandoned
         sender, self._sender = self._sender, None
         self.connected = False
         self._inFlight.clear()
@@ -183,10 +186,17 @@ class AuditSyslogExport(service.Service):
         if not self.running:
             return
         factory = Factory.forProtocol(lambda: _Sender(self))
-        d = self.endpoint.connect(factory)
+        d = self._connecting = self.endpoint.connect(factory)
+        d.addBoth(self._attempted)
         d.addErrback(self._failed)
 
+    def _attempted(self, result: Any) -> Any:
+        self._connecting = None
+        return result
+
     def _failed(self, reason: Failure) -> None:
+        if not self.running:
+            return  # cancelled by stopService
         self._problem(f"cannot connect: {reason.getErrorMessage()}")
         self._retry()
 

@@ -411,6 +411,21 @@ class DeliveryTests(ExportTestCase):
         self.addCleanup(again.stopService)
         self.assertEqual(sentSeqs(self.endpoint.transport.value()), [4, 5])
 
+    def test_stopWhileConnecting(self) -> None:
+        """
+        Stopping the export while a connection is being made cancels it:
+        nothing is left behind in the reactor.
+        """
+        cancelled: List[Deferred[Any]] = []
+        pending: Deferred[Any] = Deferred(cancelled.append)
+        export = self.newExport()
+        export.endpoint = type("Slow", (), {"connect": lambda self, f: pending})()
+        export.startService()
+        export.stopService()
+        self.assertEqual(cancelled, [pending])
+        self.assertIsNone(self.successResultOf(pending))  # the failure was handled
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
     def test_confirmationsCoalesced(self) -> None:
         """
         However often records are written, the queue's position is
