@@ -82,6 +82,9 @@ def main(argv: List[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--handshakes", type=int, default=800)
+    parser.add_argument("--collector-down", action="store_true",
+                        help="point the export at a closed port: records are queued on disk "
+                             "and never sent (the cost of the queue alone)")
     options = parser.parse_args(argv)
     rsyslogd = shutil.which("rsyslogd") or "/usr/sbin/rsyslogd"
     if not os.path.exists(rsyslogd):
@@ -102,7 +105,8 @@ def main(argv: List[str]) -> int:
                                  os.path.join(workDir, "rsyslogd.pid")], CLIENT_CORE,
                                 log=os.path.join(workDir, "rsyslogd.out"))
         waitListening(collector, port)
-        os.environ["SECURETCP_BENCH_SYSLOG"] = f"tls://localhost:{port}"
+        target = freePort() if options.collector_down else port
+        os.environ["SECURETCP_BENCH_SYSLOG"] = f"tls://localhost:{target}"
         bench = Bench(settings, workDir, loadgen, pki, 0)
         results["paired"] = paired(bench, procs, SERVERS)
         time.sleep(3)  # the export's last records: sent, and written by rsyslog

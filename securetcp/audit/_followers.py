@@ -3,21 +3,23 @@
 Who follows an audit file writer's chain: callables told every sealed line
 as it is written (the audit export queues them for the collector)::
 
-    head = writer.follow(queueLine)      # under the writer's lock
+    writer.follow(queueLine, catchUp)    # queueLine(line, record); catchUp(head) first
     ...
     writer.unfollow(queueLine)
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, List
+from typing import Any, Callable, Dict, List
 
 from twisted.logger import Logger
 
 _log = Logger(namespace="securetcp.auditexport")
 
-#: Told each sealed line (bytes with its newline) just after it is written.
-Follower = Callable[[bytes], None]
+#: Told each sealed line (bytes with its newline) just after it is written,
+#: with its record: the record as given to the writer plus its C{seq} and
+#: C{hash} (not C{prev}: parse the line for the whole sealed record).
+Follower = Callable[[bytes, Dict[str, Any]], None]
 
 
 class ChainFollowers:
@@ -47,13 +49,17 @@ class ChainFollowers:
         with self._lock:
             self._followers = [f for f in self._followers if f != follower]
 
-    def _tellFollowers(self, line: bytes) -> None:
+    def _tellFollowers(self, line: bytes, record: Dict[str, Any], digest: str) -> None:
         """
-        Tell every follower C{line}; a follower's failure is logged and
-        never reaches the writer (the line is written whatever they do).
+        Tell every follower C{line} (just written, as record C{self._seq}
+        with hash C{digest}); a follower's failure is logged and never
+        reaches the writer (the line is written whatever they do).
         """
+        if not self._followers:
+            return
+        sealed = dict(record, seq=self._seq, hash=digest)  # type: ignore[attr-defined]
         for follower in self._followers:
             try:
-                follower(line)
+                follower(line, sealed)
             except Exception:
                 _log.failure("securetcp: an audit file follower failed on a record")

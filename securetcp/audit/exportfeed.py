@@ -46,7 +46,8 @@ __all__ = ["ExportFeed", "MessageFormat", "atnaFormat", "jsonFormat"]
 _log = Logger(namespace="securetcp.auditexport")
 
 #: Makes the message of one sealed line (bytes, without its newline) and
-#: its record; C{None}: the record is not sent in this format.
+#: its record (at least C{event}, C{time}, C{seq} and C{hash}; parse the
+#: line for more); C{None}: the record is not sent in this format.
 MessageFormat = Callable[[bytes, Dict[str, Any]], Optional[bytes]]
 
 _SEQ = re.compile(rb' seq="(\d+)"')
@@ -74,6 +75,8 @@ def atnaFormat(identity: SyslogIdentity, sourceId: str,
     from securetcp.audit.atna import atnaMessage
 
     def message(line: bytes, record: Dict[str, Any]) -> Optional[bytes]:
+        if "prev" not in record:
+            record = json.loads(line)  # the whole sealed record, as the file has it
         xml = atnaMessage(record, sourceId=sourceId, siteId=siteId)
         if xml is None:
             return None
@@ -165,12 +168,17 @@ class ExportFeed:
                     return
                 self.lineWritten(line)
 
-    def lineWritten(self, line: bytes) -> None:
+    def lineWritten(self, line: bytes, record: Optional[Dict[str, Any]] = None) -> None:
         """
         Queue the message of one sealed line (as the writer wrote it).
+
+        @param record: what the writer tells of the line's record (at least
+            its C{event}, C{time}, C{seq} and C{hash}); by default, the line
+            is parsed.
         """
         line = line.rstrip(b"\n")
-        record = json.loads(line)
+        if record is None:
+            record = json.loads(line)
         seq = int(record["seq"])
         self.lastSeq = seq
         message = self._format(line, record)

@@ -234,7 +234,7 @@ class AuditLogObserver(ChainAnchoring, ChainFollowers):
         self._seq += 1
         self._prev = digest
         self.written += 1
-        self._tellFollowers(line)
+        self._tellFollowers(line, record, digest)
         self._sync()
         if rotate:
             self._covered(record)
