@@ -13,7 +13,12 @@ MODE is one of:
   - C{mtls}: securetcp C{mtls:} with the CRL and the audit log observer
     (the full policy);
   - C{mtls-noaudit}: the same without the audit log observer;
-  - C{mtls-crl100k}: the full policy with a 100,000-entry CRL.
+  - C{mtls-crl100k}: the full policy with a 100,000-entry CRL;
+  - C{mtls-export}: the full policy with the audit export
+    (L{securetcp.auditSyslogExport}) to the collector named by the
+    C{SECURETCP_BENCH_SYSLOG} environment variable (C{tls://HOST:PORT}),
+    as the client whose certificate is PKIDIR/client.pem
+    (C{benchmarks/export_overhead.py}).
 
 Each echoes what it receives.  The twisted log goes to LOGDIR/server.log at
 warning level and above (as a deployment would keep it); the audit chain
@@ -73,6 +78,19 @@ def _twistedMTLS(reactor: Any, port: int, pki: Dict[str, str]) -> Any:
     return SSL4ServerEndpoint(reactor, port, options, interface="127.0.0.1")
 
 
+def _startExport(reactor: Any, pkiDir: str, logDir: str, auditLog: str) -> None:
+    from securetcp import auditSyslogExport
+
+    policy = os.path.join(logDir, "syslog-client.toml")
+    with open(policy, "w") as f:
+        f.write(f'certKey = "{os.path.join(pkiDir, "client.pem")}"\n'
+                f'privateKey = "{os.path.join(pkiDir, "client.key")}"\n'
+                f'caCerts = "{os.path.join(pkiDir, "ca.pem")}"\n')
+    auditSyslogExport(reactor, auditLog, os.environ["SECURETCP_BENCH_SYSLOG"],
+                      policyFile=policy, node="bench",
+                      queueDir=os.path.join(logDir, "export-queue")).startService()
+
+
 def main(argv: list[str]) -> int:
     mode, port, pkiDir = argv[0], int(argv[1]), argv[2]
     logDir = argv[3] if len(argv) > 3 else pkiDir
@@ -101,6 +119,8 @@ def main(argv: list[str]) -> int:
         endpoint = _twistedMTLS(reactor, port, pki)
     else:
         endpoint = serverFromString(reactor, endpointString(mode, port, pki, logDir))
+    if mode == "mtls-export":
+        _startExport(reactor, pkiDir, logDir, os.path.join(logDir, f"audit-{mode}.jsonl"))
     factory = Factory.forProtocol(Echo)
     factory.noisy = False
     endpoint.listen(factory).addErrback(lambda f: (print(f, file=sys.stderr),

@@ -27,6 +27,7 @@ from securetcp.audit import (
     verifyCollector,
     verifyFiles,
 )
+from securetcp.auditexport import AuditSyslogExport, auditSyslogExport
 from securetcp.binding import IdentityBinding, IIdentityBinding
 from securetcp.config import POLICY_OPTIONS, buildPolicy, loadPolicyFile
 from securetcp.endpoints import (
@@ -37,6 +38,7 @@ from securetcp.endpoints import (
     serverEndpoint,
 )
 from securetcp.errors import (
+    AuditExportError,
     AuditLogError,
     CredentialError,
     EndpointArgumentError,
@@ -70,8 +72,10 @@ __version__ = "0.1.0"
 __all__ = [
     "AUDIT_NAMESPACE",
     "AuditEmitter",
+    "AuditExportError",
     "AuditLogError",
     "AuditLogObserver",
+    "AuditSyslogExport",
     "Ciphers",
     "ClientAuth",
     "CredentialError",
@@ -109,6 +113,7 @@ __all__ = [
     "Versions",
     "atnaMessage",
     "auditLogObserver",
+    "auditSyslogExport",
     "buildPolicy",
     "clientEndpoint",
     "loadPolicyFile",

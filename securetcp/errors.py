@@ -204,6 +204,30 @@ class ServiceConfigError(SecureTCPError, ValueError):
         super().__init__(message)
 
 
+class AuditExportError(SecureTCPError, ValueError):
+    """
+    The audit export cannot be configured or started: a bad collector
+    address, a missing client policy file, a queue directory that cannot
+    be written, an invalid node id or bound.
+
+    @ivar argument: the option or argument the problem is about
+        (C{--audit-syslog}, C{audit-syslog-queue}, C{node}, ...).
+    @ivar value: the offending value.
+    @ivar problem: what is wrong.
+    @ivar fix: how to correct it.
+    """
+
+    def __init__(self, argument: str, value: Any, problem: str, fix: str = "") -> None:
+        self.argument = argument
+        self.value = value
+        self.problem = problem
+        self.fix = fix
+        message = f"{argument} {value!r}: {problem}"
+        if fix:
+            message += f" (fix: {fix})"
+        super().__init__(message)
+
+
 class HandshakeRejected(SecureTCPError):
     """
     A TLS connection was refused by securetcp's checks or by the peer.
@@ -228,6 +252,7 @@ __all__ = [
     "PolicyFileError",
     "HandshakeRejected",
     "AuditLogError",
+    "AuditExportError",
     "PKIError",
     "ServiceConfigError",
 ]

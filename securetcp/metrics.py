@@ -165,6 +165,16 @@ class SecureTCPMetrics:
         """
         self._checkers.append((name, checker))
 
+    def watchExport(self, export: Any) -> None:
+        """
+        Report the state of C{export} (an
+        L{securetcp.auditexport.AuditSyslogExport}): its queue, drops,
+        deliveries and connection (L{securetcp.audit.exportmetrics}).
+        """
+        from securetcp.audit.exportmetrics import ExportCollector
+
+        self.registry.register(ExportCollector(export))
+
     def ocspQueries(self) -> Iterable[Tuple[str, int]]:
         """
         C{(listener, queries sent to OCSP responders)}.

@@ -112,6 +112,8 @@ class SchemaTests(SynchronousTestCase):
                                      keyId="ed25519:0123456789abcdef", signature="00" * 64,
                                      trigger="count"),
             "chain.closed": {},
+            "export.dropped": dict(collector="tls://siem.example:6514", dropped=3, firstSeq=10,
+                                   lastSeq=12),
         }
         for event, builder in BUILDERS.items():
             record = builder(time=NOON, **arguments[event])

@@ -38,6 +38,7 @@ from typing import Any, Callable, Dict, NoReturn, Optional, Tuple
 
 import attrs
 
+from securetcp._twistd.export import EXPORT_KEYS, ExportSettings, exportSettings
 from securetcp.errors import ServiceConfigError
 from securetcp.options import Option, Role, ownArguments
 
@@ -48,6 +49,7 @@ TOP_KEYS: Dict[str, str] = {
     "audit-log": "audit file shared by every listener (per worker with workers > 1)",
     "workers": "number of processes sharing the listening sockets (default 1)",
     "listener": "the listeners, as [[listener]] tables",
+    **EXPORT_KEYS,
 }
 
 #: every key of a [[listener]] table, with the modes that take it
@@ -107,6 +109,7 @@ class ServiceConfig:
     listeners: Tuple[ListenerConfig, ...]
     auditLog: Optional[str] = None
     workers: int = 1
+    export: Optional[ExportSettings] = None
 
 
 def checkWorkers(value: Any, fail: Callable[[str, str], NoReturn]) -> int:
@@ -172,7 +175,9 @@ def loadServiceConfig(path: str) -> ServiceConfig:
     workers = checkWorkers(data.get("workers", 1),
                            lambda problem, fix: fail(None, "workers", problem, fix))
     listeners = _listeners(data.get("listener"), baseDir, fail)
-    return ServiceConfig(os.path.abspath(path), listeners, auditLog, workers)
+    export = exportSettings(data, auditLog, lambda key, problem, fix: fail(None, key, problem, fix),
+                            baseDir)
+    return ServiceConfig(os.path.abspath(path), listeners, auditLog, workers, export)
 
 
 def _readTOML(path: str) -> Dict[str, Any]:

@@ -19,6 +19,8 @@ from typing import Any, Dict, List, NoReturn, Optional, Sequence
 
 from twisted.python import usage
 
+from securetcp._twistd.export import EXPORT_PARAMETERS
+
 #: What C{twistd securetcp --help} says after the options, wrapped.
 LONGDESC = ("Put TLS in front of (or behind) any plaintext TCP service.  ssl: is accepted "
             "as an alias of securessl: here.  SIGHUP re-reads certificates, keys, CAs, CRLs "
@@ -103,6 +105,15 @@ def _checkpointOptions(options: usage.Options) -> None:
                                "give --audit-log FILE too")
 
 
+def _exportOptions(options: usage.Options) -> None:
+    from securetcp._twistd.export import exportSettings
+
+    def fail(key: str, problem: str, fix: str) -> NoReturn:
+        raise usage.UsageError(f"--{key}: {problem} ({fix})")
+
+    options["export"] = exportSettings(options, options["audit-log"], fail)
+
+
 def auditOptions(options: usage.Options) -> Dict[str, Any]:
     """
     The options of the C{--audit-log} writer given by C{--audit-checkpoint-*}.
@@ -130,6 +141,7 @@ class _CommonOptions(usage.Options):
          "certificate, CA or CRL expires within these many days (0: never)"],
         ["metrics", None, None, "serve Prometheus /metrics, /healthz and /readyz on this "
          "endpoint string, e.g. tcp:9464:interface=127.0.0.1 (may be securessl: or mtls:)"],
+        *EXPORT_PARAMETERS,
     ]
 
     def postOptions(self) -> None:
@@ -151,6 +163,7 @@ class _CommonOptions(usage.Options):
         if self["metrics"] and self["workers"] > 1:
             raise usage.UsageError("--metrics cannot be used with --workers yet (each worker "
                                    "counts its own connections): run one process")
+        _exportOptions(self)
 
 
 class TerminateOptions(_CommonOptions):

@@ -26,6 +26,7 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 from twisted.python import usage
 
+from securetcp._twistd.export import addExport
 from securetcp._twistd.listening import ListeningService
 from securetcp._twistd.options import JobError, SecureTCPOptions, auditOptions, secureString
 from securetcp._twistd.options import _CommonOptions as _CommonOptions
@@ -132,6 +133,10 @@ def makeService(options: Options, reactor: Any = None) -> service.IService:
                 backendProxy=sub.get("backend-proxy"))
         if metrics is not None:
             _addMetrics(top, reactor, sub["metrics"], metrics)
+        if sub.get("export") is not None:
+            export = addExport(top, reactor, sub["export"])
+            if metrics is not None:
+                metrics.watchExport(export)
     except JobError as e:
         raise usage.UsageError(f"--{e.key}: {e.problem}") from None
     return _finish(top)
@@ -283,7 +288,23 @@ def _configService(reactor: Any, options: Options, worker: Any) -> service.IServ
                     listener.idleTimeout, backendProxy=listener.backendProxy)
         except JobError as e:
             raise ServiceConfigError(config.path, listener.label, e.key, e.problem) from None
+    _configExport(top, reactor, config)
     return _finish(top)
+
+
+def _configExport(top: SecureTCPService, reactor: Any, config: Any) -> None:
+    """
+    Add the audit export of a C{--config} file's C{audit-syslog} keys.
+    """
+    from securetcp.errors import AuditExportError, ServiceConfigError
+
+    if config.export is None:
+        return
+    try:
+        addExport(top, reactor, config.export)
+    except AuditExportError as e:
+        raise ServiceConfigError(config.path, None, e.argument.lstrip("-"), e.problem,
+                                 e.fix) from None
 
 
 def _demoService(reactor: Any, sub: Any, options: Options, worker: Any) -> service.IService:

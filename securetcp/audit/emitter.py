@@ -34,7 +34,7 @@ from securetcp.audit.records import AUDIT_NAMESPACE, EVENTS, SCHEMA_VERSION
 WARNING_EVENTS = frozenset({
     "handshake.rejected", "revocation.crl_refused", "revocation.crl_expired",
     "connection.revoked", "policy.reload_refused", "proxy.backend_failed",
-    "certificate.expiring", "revocation.crl_expiring",
+    "certificate.expiring", "revocation.crl_expiring", "export.dropped",
 })
 
 #: The text form of each event, as twistd's log shows it.
@@ -60,6 +60,8 @@ FORMATS = {
     "{securetcp_audit[detail]}",
     "proxy.backend_failed": "securetcp: backend {securetcp_audit[backend]} failed for "
     "{securetcp_audit[peer]}: {securetcp_audit[detail]}",
+    "export.dropped": "securetcp: audit export queue full: records {securetcp_audit[firstSeq]} to "
+    "{securetcp_audit[lastSeq]} not sent to {securetcp_audit[collector]}",
 }
 
 

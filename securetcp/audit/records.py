@@ -11,14 +11,13 @@ an L{securetcp._interfaces.IAuditSink} emits::
         session=SessionFacts(version="TLSv1.3", cipher="TLS_AES_128_GCM_SHA256"))
     sink.emit(connectionAccepted(connection, time=clock.seconds()))
 
-Every event travels through L{twisted.logger} in the C{securetcp.audit}
-namespace, the record under the event key C{securetcp_audit}.  The events
-(C{record["event"]}) are L{EVENTS}; the audit file adds L{CHAIN_EVENTS}.
-A connection produces either C{handshake.rejected}, or
-C{connection.accepted} then C{connection.closed}; a connection decided
-below TLS (a bad PROXY header, a plaintext client in permissive mode) gets
-the same records from the same builders, with a connection that has no
-TLS session.  No record ever contains application data.
+Every event travels through L{twisted.logger} in the C{securetcp.audit} namespace, the
+record under the event key C{securetcp_audit}.  The events (C{record["event"]}) are
+L{EVENTS}; the audit file adds L{CHAIN_EVENTS}.  A connection produces either
+C{handshake.rejected}, or C{connection.accepted} then C{connection.closed}; a connection
+decided below TLS (a bad PROXY header, a plaintext client in permissive mode) gets the same
+records from the same builders, with a connection that has no TLS session.  No record ever
+contains application data.
 """
 
 from __future__ import annotations
@@ -48,8 +47,8 @@ __all__ = [
     "AuditConnection", "SessionFacts", "addressText", "backendFailed", "certificateExpiring",
     "chainCheckpoint", "chainClosed", "chainGap", "chainResumed", "chainRotated", "chainStarted",
     "connectionAccepted", "connectionClosed", "connectionRevoked", "crlExpired", "crlExpiring",
-    "crlLoaded", "crlRefused", "handshakeRejected", "newConnectionId", "policyLoaded",
-    "policyReloadRefused", "policyReloaded", "utcTimestamp",
+    "crlLoaded", "crlRefused", "exportDropped", "handshakeRejected", "newConnectionId",
+    "policyLoaded", "policyReloadRefused", "policyReloaded", "utcTimestamp",
 ]
 AUDIT_NAMESPACE = "securetcp.audit"
 
@@ -71,6 +70,7 @@ EVENTS = {
     "policy.reloaded": "certificates, keys, CAs, CRLs and policy were re-read and are in force",
     "policy.reload_refused": "a reload failed validation; the running configuration stays",
     "proxy.backend_failed": "the backend could not be reached or failed; the TLS peer was closed",
+    "export.dropped": "the audit export's queue was full: records were not queued for the collector",
 }
 
 #: Records the audit file itself adds to keep the chain verifiable.
@@ -252,27 +252,21 @@ def policyReloadRefused(policy: PolicyNames, detail: str, time: float,
 
 def crlLoaded(policy: PolicyNames, files: Sequence[str], crls: int, revoked: int,
               time: float, role: Role = Role.SERVER) -> Dict[str, Any]:
-    """
-    C{revocation.crl_loaded}: C{crls} CRLs from C{files} (C{revoked} serials) are in force.
-    """
+    """C{revocation.crl_loaded}: C{crls} CRLs from C{files} (C{revoked} serials) are in force."""
     return _policyRecord("revocation.crl_loaded", policy, role, time, files=list(files),
                          crls=crls, revoked=revoked)
 
 
 def crlRefused(policy: PolicyNames, detail: str, file: Optional[str], time: float,
                role: Role = Role.SERVER) -> Dict[str, Any]:
-    """
-    C{revocation.crl_refused}: new CRL files (C{file}, if one is to blame) were refused.
-    """
+    """C{revocation.crl_refused}: new CRL files (C{file}, if one is to blame) were refused."""
     return _policyRecord("revocation.crl_refused", policy, role, time, detail=detail,
                          file=file)
 
 
 def crlExpired(policy: PolicyNames, detail: str, mode: str, time: float,
                role: Role = Role.SERVER) -> Dict[str, Any]:
-    """
-    C{revocation.crl_expired}: a CRL in force is past its nextUpdate (C{mode}: hard/soft).
-    """
+    """C{revocation.crl_expired}: a CRL in force is past its nextUpdate (C{mode}: hard/soft)."""
     return _policyRecord("revocation.crl_expired", policy, role, time, detail=detail,
                          mode=mode)
 
@@ -307,6 +301,13 @@ def backendFailed(backend: str, peer: Optional[str], detail: str, time: float,
     """
     return _record("proxy.backend_failed", time, connection=connectionId, backend=backend,
                    peer=peer, detail=detail)
+
+
+def exportDropped(collector: str, dropped: int, firstSeq: int, lastSeq: int,
+                  time: float) -> Dict[str, Any]:
+    """C{export.dropped}: the export queue was full; records C{firstSeq}-C{lastSeq} stayed local."""
+    return _record("export.dropped", time, collector=collector, dropped=dropped,
+                   firstSeq=firstSeq, lastSeq=lastSeq)
 
 
 # -- the audit file's own records ------------------------------------------
@@ -358,9 +359,7 @@ def chainClosed(time: float) -> Dict[str, Any]:
 
 
 def chainRotated(time: float, previousFile: str) -> Dict[str, Any]:
-    """
-    C{chain.rotated}: the first record of a file; C{previousFile} has those before.
-    """
+    """C{chain.rotated}: the first record of a file; C{previousFile} has those before."""
     return _record("chain.rotated", time, previousFile=previousFile)
 
 
@@ -397,4 +396,5 @@ BUILDERS: Dict[str, Callable[..., Dict[str, Any]]] = {
     "chain.gap": chainGap,
     "chain.checkpoint": chainCheckpoint,
     "chain.closed": chainClosed,
+    "export.dropped": exportDropped,
 }

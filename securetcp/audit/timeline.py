@@ -174,6 +174,8 @@ _DESCRIBE: Dict[str, Callable[[Dict[str, Any]], str]] = {
                                     f"closed: its certificate was revoked",
     "proxy.backend_failed": lambda r: f"backend {r.get('backend')} failed for "
                                       f"{r.get('peer')}: {r.get('detail')}",
+    "export.dropped": lambda r: (f"export queue FULL: records {r.get('firstSeq')}.."
+                                 f"{r.get('lastSeq')} not sent to {r.get('collector')}"),
 }
 
 
@@ -183,7 +185,7 @@ def _attention(record: Dict[str, Any]) -> bool:
     """
     event = record.get("event")
     if event in ("chain.gap", "policy.reload_refused", "revocation.crl_refused",
-                 "revocation.crl_expired", "proxy.backend_failed"):
+                 "revocation.crl_expired", "proxy.backend_failed", "export.dropped"):
         return True
     if event == "chain.resumed":
         return record.get("reason") != "restart"

@@ -33,6 +33,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from securetcp._interfaces import IAuditFile
+from securetcp.audit._followers import ChainFollowers
 from securetcp.audit._lock import lockFile as _lockFile
 from securetcp.audit.anchor import ChainAnchoring
 from securetcp.audit.chain import ZERO_HASH, resumeChain, seal
@@ -53,7 +54,7 @@ OpenFile = Callable[[str, str], IO[bytes]]
 
 
 @implementer(IAuditFile)
-class AuditLogObserver(ChainAnchoring):
+class AuditLogObserver(ChainAnchoring, ChainFollowers):
     """
     An L{IAuditFile} (an L{ILogObserver}) that keeps the C{securetcp.audit}
     events and writes them as a hash chain of JSON lines.  Thread-safe.
@@ -233,6 +234,7 @@ class AuditLogObserver(ChainAnchoring):
         self._seq += 1
         self._prev = digest
         self.written += 1
+        self._tellFollowers(line, record, digest)
         self._sync()
         if rotate:
             self._covered(record)
