@@ -7,17 +7,16 @@ tamper-evident chain of JSON lines (see L{securetcp.audit.chain})::
     globalLogPublisher.addObserver(writer)
 
 Build it through L{securetcp.audit.file.auditLogObserver} (or an
-L{securetcp.audit.file.AuditFiles}), which gives everyone who names one file
-the same writer.  A writer holds an exclusive lock on its file
-(C{flock}) while it has it open: a second writer for the same file, in this
-process or another, fails at start with an L{AuditLogError}.
+L{securetcp.audit.file.AuditFiles}), which gives everyone who names one file the
+same writer.  A writer holds an exclusive lock on its file (C{flock}) while it has
+it open: a second writer for the same file, in this process or another, fails at
+start with an L{AuditLogError}.
 
 Every record is flushed to the operating system before the next event is
-processed.  On start the chain continues from the last record of an existing
-file (a torn last line is moved aside and a C{chain.resumed} record says
-so); rotation by size or day keeps the chain unbroken across files.  A
-writer writes each log event at most once, however many routes (log
-publishers) deliver it.
+processed.  On start the chain continues from the last record of an existing file
+(a torn last line is moved aside and a C{chain.resumed} record says so); rotation
+by size or day keeps the chain unbroken across files.  A writer writes each log
+event at most once, however many routes (log publishers) deliver it.
 """
 
 from __future__ import annotations
@@ -61,8 +60,7 @@ class AuditLogObserver(ChainAnchoring, ChainFollowers):
 
     @ivar path: the active file.
     @ivar failing: whether the last write failed.
-    @ivar lost: records that could not be written since the last
-        C{chain.gap} record.
+    @ivar lost: records that could not be written since the last C{chain.gap} record.
     @ivar refused: of those, the C{audit_unavailable} refusals.
     @ivar closed: whether L{close} was called (a later record reopens the
         file, if no other writer took it meanwhile).
