@@ -17,6 +17,8 @@ fail on an entry that no longer applies, so the list can only shrink.
 
 from __future__ import annotations
 
+import configparser
+import importlib
 import importlib.util
 import os
 from typing import Dict, FrozenSet, Tuple
@@ -364,3 +366,33 @@ class PublicFaceTests(SynchronousTestCase):
         names = list(securetcp.__all__)
         self.assertEqual(names, sorted(set(names)))
         self.assertEqual([n for n in names if not hasattr(securetcp, n)], [])
+
+
+class DistributionTests(SynchronousTestCase):
+    """
+    What the wheel ships: every package of the source tree.
+    """
+
+    def test_everyPackageShipped(self) -> None:
+        """
+        Every module and package of L{LAYERS} imports (from the installed
+        wheel under tox), and, from a checkout, every directory of
+        C{securetcp} with an C{__init__.py} is listed in C{setup.cfg}'s
+        C{packages}: a package left out imports from a checkout and fails
+        once installed.
+        """
+        for _, names in LAYERS:
+            for name in names:
+                importlib.import_module(name)
+        root = os.path.dirname(os.path.abspath(securetcp.__file__))
+        setupCfg = os.path.join(os.path.dirname(root), "setup.cfg")
+        if not os.path.exists(setupCfg):
+            return  # installed: the imports above are the check
+        parser = configparser.ConfigParser()
+        parser.read(setupCfg)
+        listed = set(parser.get("options", "packages").split())
+        found = {
+            "securetcp" + directory[len(root):].replace(os.sep, ".")
+            for directory, _, files in os.walk(root) if "__init__.py" in files
+        }
+        self.assertEqual(sorted(found - listed), [])
