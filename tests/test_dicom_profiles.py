@@ -40,19 +40,22 @@ TRANSFER_TIMEOUT = 30.0
 def dcmtkProfile(profile: str, tls12: bool = False) -> List[str]:
     """
     The dcmtk options closest to C{profile}: C{--profile-8996} (B.12) or
-    C{--profile-8996-mod} (B.13) where the installed dcmtk has them;
-    otherwise (dcmtk 3.6.7 and older) C{--profile-bcp195-nd} (TLS 1.2 and
-    1.3, never lower; its TLS 1.2 suites are ECDHE-RSA and DHE-RSA AES-GCM),
-    or, with C{tls12}, C{--profile-bcp195-ex} (TLS 1.2 only, ECDHE-ECDSA,
-    ECDHE-RSA and DHE-RSA AES-GCM), the one that negotiates TLS 1.2 with an
+    C{--profile-8996-mod} (B.13) where the installed dcmtk has them (3.6.8
+    and later); otherwise (dcmtk 3.6.7 and older) C{--profile-bcp195-nd}
+    (TLS 1.2 and 1.3, never lower; its TLS 1.2 suites are ECDHE-RSA and
+    DHE-RSA AES-GCM).  With C{tls12}, C{--profile-bcp195-ex} in every
+    version (TLS 1.2 only, ECDHE-ECDSA, ECDHE-RSA and DHE-RSA AES-GCM): dcmtk
+    has no other way to keep to TLS 1.2, and it negotiates TLS 1.2 with an
     ECDSA certificate.
     """
     help = storescuHelp()
+    if tls12:
+        return ["--profile-bcp195-ex"]
     if profile == B13 and "--profile-8996-mod" in help:
         return ["--profile-8996-mod"]
-    if "--profile-8996" in help and profile in (B12, B13) and not tls12:
+    if profile in (B12, B13) and "--profile-8996" in help:
         return ["--profile-8996"]
-    return ["--profile-bcp195-ex"] if tls12 else ["--profile-bcp195-nd"]
+    return ["--profile-bcp195-nd"]
 
 
 def _connectable(port: int) -> bool:
