@@ -117,6 +117,12 @@ class MessageGuard:
         transport = connection.transport
         if answer:
             transport.write(answer)
+        # the application is done with the connection: a producer it
+        # registered (terminate's backend) would hold the TLS close back,
+        # and a paused read would hide the peer's own close
+        if getattr(transport, "_producer", None) is not None:  # a GatedTLSProtocol's
+            transport.unregisterProducer()
+        transport.resumeProducing()
         transport.loseConnection()
         # a peer that does not finish the TLS close is dropped
         self._dropTimer = connection.gate.clock.callLater(self.inspection.binding.timeout,
