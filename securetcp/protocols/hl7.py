@@ -1,7 +1,8 @@
 # -*- test-case-name: tests.test_protocols_hl7,tests.test_everymessage -*-
 """
-The first message of HL7 v2 over MLLP, read as far as its message header
-(MSH): who the sender says it is (MSH-3, MSH-4) and whom it addresses
+The messages of HL7 v2 over MLLP (the first, L{parseFirstMessage}, and
+every one of a connection, L{MLLPStream}), each read as far as its message
+header (MSH): who the sender says it is (MSH-3, MSH-4) and whom it addresses
 (MSH-5, MSH-6).  The field separator and the encoding characters are taken
 from the MSH segment itself (MSH-1, MSH-2), as HL7 v2 defines them::
 
