@@ -13,8 +13,11 @@ it has one) before the application sees anything::
 It buffers nothing of its own: the gate keeps the bytes that arrive before
 admission, and the inspection reads them, bounded in bytes (the binding's
 C{maxBytes}) and in time (C{bindingTimeout}).  Once the connection is
-admitted the gate passes data straight to the application: the inspection
-costs nothing afterwards.
+admitted the gate passes data straight to the application, and the
+inspection costs nothing afterwards; except for a binding whose protocol
+claims an identity in every message (HL7 v2): then L{guard} puts a
+L{securetcp._everymessage.MessageGuard} in the data path, which judges each
+later message the same way.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import Protocol as TypingProtocol
 
 from twisted.logger import Logger
 
+from securetcp._everymessage import MessageGuard
 from securetcp.binding import FirstMessage, IdentityBinding, judge
 from securetcp.binding.part import MAX_SHOWN
 from securetcp.identity import PeerIdentity
@@ -82,10 +86,55 @@ class FirstMessageInspection:
         identities the peer claimed (identifiers only, shortened).
         """
         assert self.binding.protocol is not None
-        claims = None
-        if self.message is not None:
-            claims = {key: _short(value) for key, value in self.message.claims.items()}
+        claims = None if self.message is None else self.claims(self.message)
         return {"protocol": self.binding.protocol.name, "claims": claims}
+
+    def claims(self, message: FirstMessage) -> Dict[str, Optional[str]]:
+        """
+        What the audit records say of the claims of C{message}: identifiers
+        only, shortened.
+        """
+        return {key: _short(value) for key, value in message.claims.items()}
+
+    def guard(self, application: Any) -> Optional[MessageGuard]:
+        """
+        What is to read every later message for C{application}, now that
+        the first admitted the connection: C{None} when the protocol claims
+        an identity only once per connection (its binding has no C{stream}).
+        """
+        stream = getattr(self.binding.protocol, "stream", None)
+        return None if stream is None else MessageGuard(self, stream(), application)
+
+    def problem(self, e: MalformedMessage) -> Tuple[str, str]:
+        """
+        The rejection reason and detail of a message the binding could not read.
+        """
+        assert self.binding.protocol is not None
+        oversized = _BOUND in e.problem
+        return ("protocol_oversized" if oversized else "protocol_malformed",
+                f"{self.binding.protocol.name}: {e.problem}")
+
+    def verdict(self, message: FirstMessage) -> Optional[Tuple[str, bytes]]:
+        """
+        Judge C{message} by the C{[[bind]]} rules in force.
+
+        @return: C{None} when its claims are allowed; else why not, and
+            the protocol's refusal to answer with (C{b""}: none).
+        """
+        protocol = self.binding.protocol
+        assert protocol is not None
+        rules = self.binding.rules + self.connection.gate.inForce.materials.bindingRules
+        verdict = judge(rules, self.connection.identity, message.claims)
+        if verdict is None:
+            return None
+        claim, detail = verdict
+        try:
+            answer = protocol.refusal(message, claim, self.binding,
+                                      self.connection.gate.clock.seconds())
+        except Exception:
+            _log.failure("the {name} identity binding's refusal failed", name=protocol.name)
+            answer = b""  # refused all the same, without the protocol's answer
+        return detail, answer
 
     def dataReceived(self) -> None:
         """
@@ -99,9 +148,7 @@ class FirstMessageInspection:
         try:
             message = protocol.read(data[:protocol.maxBytes])
         except MalformedMessage as e:
-            oversized = _BOUND in e.problem
-            self._refuse("protocol_oversized" if oversized else "protocol_malformed",
-                         f"{protocol.name}: {e.problem}")
+            self._refuse(*self.problem(e))
             return
         except Exception:
             _log.failure("the {name} identity binding failed", name=protocol.name)
@@ -113,20 +160,12 @@ class FirstMessageInspection:
                              f"message in {protocol.maxBytes} bytes")
             return
         self.message = message
-        rules = self.binding.rules + self.connection.gate.inForce.materials.bindingRules
-        verdict = judge(rules, self.connection.identity, message.claims)
+        verdict = self.verdict(message)
         if verdict is None:
             self._decided = True
             self.connection._admit()
             return
-        claim, detail = verdict
-        try:
-            answer = protocol.refusal(message, claim, self.binding,
-                                      self.connection.gate.clock.seconds())
-        except Exception:
-            _log.failure("the {name} identity binding's refusal failed", name=protocol.name)
-            answer = b""  # refused all the same, without the protocol's answer
-        self._refuse("protocol_identity_mismatch", detail, answer)
+        self._refuse("protocol_identity_mismatch", *verdict)
 
     def lost(self) -> Tuple[str, str]:
         """

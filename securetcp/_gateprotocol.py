@@ -32,6 +32,7 @@ from twisted.python.failure import Failure
 from zope.interface import alsoProvides, implementer
 
 from securetcp._below.proxyprotocol import proxiedBy
+from securetcp._everymessage import MessageGuard
 from securetcp._firstmessage import FirstMessageInspection
 from securetcp._interfaces import IAuditSink, IMaterialsInForce, IOCSPChecker
 from securetcp._limits import Limits
@@ -111,6 +112,8 @@ class GateProtocol(Protocol):
     application: Optional[IProtocol] = None
     #: reads the first message for the policy's identity binding, if any
     inspection: Optional[FirstMessageInspection] = None
+    #: once admitted, judges every later message (a binding whose protocol needs it)
+    guard: Optional[MessageGuard] = None
     _done = False
     _handshaking = False
     #: (TLS 1.3 clients) waiting for the server to accept our side
@@ -269,9 +272,10 @@ class GateProtocol(Protocol):
         self.gate.live.add(self)
         self._forgetHandshake()
         self.gate.admitted(self, application)
+        self.guard = self.inspection.guard(application) if self.inspection else None
         buffered, self._buffer = self._buffer, []
         for data in buffered:
-            application.dataReceived(data)
+            (self.guard or application).dataReceived(data)
 
     def _forgetHandshake(self) -> None:
         """
@@ -289,7 +293,7 @@ class GateProtocol(Protocol):
     def dataReceived(self, data: bytes) -> None:
         self.bytesIn += len(data)
         if self.application is not None:
-            self.application.dataReceived(data)
+            (self.guard or self.application).dataReceived(data)
         elif self._rejected is None:
             self._buffer.append(data)
             if self._confirming:
@@ -325,13 +329,14 @@ class GateProtocol(Protocol):
         if self.application is not None:
             # e.g. a TLS 1.3 server refusing our certificate after our side
             # of the handshake had completed
-            closeReason = (getattr(self.transport, "closeNote", None)
-                           or tlsErrorDetail(reason.value))
+            refused = self.guard.lost() if self.guard is not None else None
+            closeReason = (refused[0] if refused else None) or (
+                getattr(self.transport, "closeNote", None) or tlsErrorDetail(reason.value))
             now = self.gate.clock.seconds()
             self.gate.emitter.emit(connectionClosed(
                 self.gate.auditConnection(self), now, duration=round(now - self.started, 6),
                 bytesIn=self.bytesIn, bytesOut=getattr(self.transport, "bytesOut", None),
-                closeReason=closeReason))
+                closeReason=closeReason, refused=refused[1] if refused else None))
             self.gate.closed(self)
             application, self.application = self.application, None
             application.connectionLost(reason)

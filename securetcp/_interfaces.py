@@ -13,7 +13,7 @@ and C{watcher} L{ICRLWatcher}.
 
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 from twisted.logger import ILogObserver
 from zope.interface import Attribute, Interface
@@ -212,10 +212,12 @@ class IGateMetrics(Interface):
         was accepted.
         """
 
-    def closed(bytesIn: int, bytesOut: Any) -> None:
+    def closed(bytesIn: int, bytesOut: Any, refused: Optional[str] = None) -> None:
         """
         An admitted connection closed after receiving C{bytesIn} and sending
-        C{bytesOut} (or C{None}: not known) application bytes.
+        C{bytesOut} (or C{None}: not known) application bytes; C{refused}:
+        the rejection reason of the later message its identity binding
+        refused, when that closed it.
         """
 
     def ocspAnswered(answer: str) -> None:

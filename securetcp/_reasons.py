@@ -47,9 +47,9 @@ REJECTION_REASONS: Mapping[str, str] = {
     "audit_unavailable": "the audit log cannot be written and the policy refuses unaudited connections",
     "connection_limit": "maxConnections connections were already open",
     "handshake_limit": "maxHandshakes handshakes were already in progress",
-    "protocol_identity_mismatch": "the first message of the application protocol claims an identity (HL7 MSH-4, DICOM calling AE title, MQTT client identifier...) that the binding rules do not allow the peer's certificate",
-    "protocol_malformed": "identity binding: the first message is not one the protocol expects",
-    "protocol_oversized": "identity binding: the first message was still incomplete at the protocol's bound",
+    "protocol_identity_mismatch": "the first message of the application protocol (or a later HL7 message) claims an identity (HL7 MSH-4, DICOM calling AE title, MQTT client identifier...) that the binding rules do not allow the peer's certificate",
+    "protocol_malformed": "identity binding: the first message (or a later HL7 message) is not one the protocol expects",
+    "protocol_oversized": "identity binding: the first message (or a later HL7 message's MSH) was still incomplete at the protocol's bound",
     "protocol_timeout": "identity binding: the first message did not arrive within bindingTimeout",
     "internal_error": "an unexpected error inside securetcp or OpenSSL",
 }

@@ -217,7 +217,9 @@ class GateFactory(Factory):
         Called when C{gate}'s admitted connection closed.
         """
         if self.metrics is not None:
-            self.metrics.closed(gate.bytesIn, getattr(gate.transport, "bytesOut", None))
+            refused = gate.guard.refused if gate.guard is not None else None
+            self.metrics.closed(gate.bytesIn, getattr(gate.transport, "bytesOut", None),
+                                refused["reason"] if refused else None)
 
     def auditConnection(self, gate: GateProtocol) -> AuditConnection:
         """

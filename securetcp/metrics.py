@@ -67,9 +67,12 @@ class ListenerMetrics:
         child.inc()
         self._duration.observe(seconds)
 
-    def closed(self, bytesIn: int, bytesOut: Optional[int]) -> None:
+    def closed(self, bytesIn: int, bytesOut: Optional[int],
+               refused: Optional[str] = None) -> None:
         self.closedIn += bytesIn
         self.closedOut += bytesOut or 0
+        if refused is not None:
+            self._metrics.messagesRefused.labels(refused, self.name).inc()
 
     def ocspAnswered(self, answer: str) -> None:
         child = self._ocsp.get(answer)
@@ -134,6 +137,10 @@ class SecureTCPMetrics:
             "securetcp_ocsp_results", "OCSP status of peers' certificates by status and "
             "where it came from (responder: asked or cached, stapled, none)",
             ["status", "source", "listener"], registry=r)
+        self.messagesRefused = Counter(
+            "securetcp_messages_refused", "Admitted connections closed because the identity "
+            "binding refused a later message, by rejection reason", ["reason", "listener"],
+            registry=r)
         self.reloads = Counter(
             "securetcp_reloads", "Explicit reloads (SIGHUP or changed files) by result",
             ["result"], registry=r)

@@ -255,8 +255,9 @@ POLICY_ROWS: Tuple[Option, ...] = (
     Option("requireStaple", BOOL,
            "reject a server without a valid stapled OCSP response",
            "revocation.requireStaple", False, roles=CLIENT, example="true"),
-    Option("binding", BINDING, "read the first message of this protocol and bind its claims "
-           "to the certificate (docs/bindings.md)", "binding.protocol",
+    Option("binding", BINDING, "read the first message of this protocol (HL7: every "
+           "message) and bind its claims to the certificate (docs/bindings.md)",
+           "binding.protocol",
            defaultNote="off", roles=SERVER, choices=("hl7", "dicom", "mqtt"), example="hl7"),
     Option("bind", BIND_RULES, "what each peer may claim: PEER, CLAIM=PATTERN|PATTERN; ...",
            "binding.rules", (), roles=SERVER, colons=True,

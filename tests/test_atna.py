@@ -358,6 +358,33 @@ class FieldTests(SynchronousTestCase):
                           detail(chained, "prev"), detail(chained, "event")),
                          ("42", record["hash"], ZERO_HASH, "handshake.rejected"))
 
+    def test_refusedLaterMessage(self) -> None:
+        """
+        An accepted connection closed because a later message of its
+        identity binding was refused (C{connection.closed} with C{refused})
+        is a Node Authentication alert too, described by the message's
+        number, reason and detail; a normal close is no message.
+        """
+        conn = connection()
+        refused = records.connectionClosed(
+            conn, NOON, 1.5, 10, 20, closeReason="protocol_identity_mismatch: x",
+            refused={"reason": "protocol_identity_mismatch", "message": 2,
+                     "detail": "hl7SendingFacility 'WARD9' is not allowed",
+                     "claims": {"hl7SendingFacility": "WARD9"}})
+        message = parse(atnaMessage(sealed(refused), sourceId="gw-1"))
+        event = message.find("EventIdentification")
+        assert event is not None
+        self.assertEqual((codes(event, "EventID"), codes(event, "EventTypeCode"),
+                          event.get("EventOutcomeIndicator")), (["110113"], ["110126"], "4"))
+        self.assertEqual(event.findtext("EventOutcomeDescription"),
+                         "connection closed, message 2 refused: protocol_identity_mismatch: "
+                         "hl7SendingFacility 'WARD9' is not allowed")
+        self.assertIsNone(atnaMessage(sealed(records.connectionClosed(conn, NOON, 1.5, 10, 20)),
+                                      sourceId="gw-1"))
+        document = atnaMessage(sealed(refused), sourceId="gw-1")
+        assert document is not None
+        self.assertEqual(validateAudit([document]), [])
+
     def test_clientSide(self) -> None:
         """
         When securetcp connected (client role) it is the requestor and the

@@ -36,12 +36,13 @@ from securetcp.audit.report import (
     SECTIONS,
     Node,
     auditReport,
+    buildReport,
     groupNodes,
     mergeVerified,
     nodeName,
 )
 from securetcp.audit.reporthtml import reportHTML, timelineSVG
-from securetcp.audit.reporttext import reportText
+from securetcp.audit.reporttext import _sectionLines, reportText
 from securetcp.audit.timeline import Timeline, bucketOf, chooseInterval, trailEvent
 from securetcp.audit.verify import verifyFiles
 from securetcp.audit.writer import AuditLogObserver
@@ -279,6 +280,30 @@ class TimelineTests(SynchronousTestCase):
                          (False, True, False))
         self.assertIsNone(trailEvent(records.connectionAccepted(_connection(1, None), NOON),
                                      "n"))
+
+    def test_refusedMessage(self) -> None:
+        """
+        An accepted connection closed because a later message of its
+        identity binding was refused is on the trail, marked for attention,
+        and counted by reason (C{closedRefusedByReason}, a line of the
+        text); a normal close is neither.
+        """
+        refused = records.connectionClosed(
+            _connection(1, None), NOON, 1.0, 10, 0, "protocol_identity_mismatch: x",
+            refused={"reason": "protocol_identity_mismatch", "message": 2,
+                     "detail": "hl7SendingFacility 'WARD9' is not allowed",
+                     "claims": {"hl7SendingFacility": "WARD9"}})
+        normal = records.connectionClosed(_connection(2, None), NOON, 1.0, 10, 0)
+        event = trailEvent(refused, "n")
+        assert event is not None
+        self.assertTrue(event["attention"])
+        self.assertIn("message 2 refused (protocol_identity_mismatch)", event["text"])
+        self.assertIsNone(trailEvent(normal, "n"))
+        report = buildReport([refused, normal, refused])
+        self.assertEqual(report["closedRefusedByReason"], {"protocol_identity_mismatch": 2})
+        self.assertEqual(report["closed"], 3)
+        self.assertIn("  closed for a refused message: protocol_identity_mismatch 2",
+                      _sectionLines("period", report, None))
 
     def test_svg(self) -> None:
         """

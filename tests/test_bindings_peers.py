@@ -56,29 +56,32 @@ async def main():
 asyncio.run(main())
 '''
 
-#: PyPI hl7's asyncio MLLP client with a client certificate: it sends one
-#: message from the facility given and prints the acknowledgement's MSA
-#: segment, or CLOSED when the server closes without one.
+#: PyPI hl7's asyncio MLLP client with a client certificate: on one
+#: connection it sends a message from each facility given in turn (control
+#: IDs MSG42, MSG43...) and prints each acknowledgement's MSA segment, or
+#: CLOSED when the server closes without one.
 HL7_CLIENT = r'''
 import asyncio, ssl, sys
 import hl7
 from hl7.mllp import open_hl7_connection
-port, ca, cert, key, facility = sys.argv[1:6]
+port, ca, cert, key = sys.argv[1:5]
 async def main():
     context = ssl.create_default_context(cafile=ca)
     context.load_cert_chain(cert, key)
     reader, writer = await asyncio.wait_for(open_hl7_connection(
         "localhost", int(port), ssl=context), 10)
-    message = hl7.parse("MSH|^~\\&|PUMP|%s|HIS|HOSP|20260101120000||ORU^R01|MSG42|P|2.5\r"
-                        "PID|1||PID-4711-XYZ^^^HOSP^MR||Doe^Jane||19700101|F\r"
-                        "OBX|1|NM|8867-4^Heart rate^LN||72|/min\r" % facility)
-    writer.writemessage(message)
-    await writer.drain()
-    try:
-        ack = await asyncio.wait_for(reader.readmessage(), 10)
-        print("ACK", str(ack.segment("MSA")), flush=True)
-    except asyncio.IncompleteReadError:
-        print("CLOSED", flush=True)
+    for number, facility in enumerate(sys.argv[5:], 42):
+        message = hl7.parse("MSH|^~\\&|PUMP|%s|HIS|HOSP|20260101120000||ORU^R01|MSG%d|P|2.5\r"
+                            "PID|1||PID-4711-XYZ^^^HOSP^MR||Doe^Jane||19700101|F\r"
+                            "OBX|1|NM|8867-4^Heart rate^LN||72|/min\r" % (facility, number))
+        try:
+            writer.writemessage(message)
+            await writer.drain()
+            ack = await asyncio.wait_for(reader.readmessage(), 10)
+            print("ACK", str(ack.segment("MSA")), flush=True)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            print("CLOSED", flush=True)
+            break
     writer.close()
 asyncio.run(main())
 '''
@@ -132,23 +135,21 @@ class HL7Tests(BindingPeersTestCase):
         except ImportError:
             raise SkipTest("the hl7 package (PyPI) is not installed") from None
 
-    def send(self, port: int, facility: str) -> Program:
+    def send(self, port: int, *facilities: str) -> Program:
         script = os.path.join(self.workdir, "hl7client.py")
         with open(script, "w") as f:
             f.write(HL7_CLIENT)
         pki = self.pki
         client = Program(self, [sys.executable, script, str(port), pki.path("ca.pem"),
-                                pki.path("client.pem"), pki.path("client.key"), facility],
+                                pki.path("client.pem"), pki.path("client.key"), *facilities],
                          "hl7client")
         self.assertEqual(client.waitExit(), 0, client.describe())
         return client
 
-    def test_facility(self) -> None:
+    def backend(self) -> Any:
         """
-        A message from MSH-4 C{WARD3} reaches the MLLP backend whole and is
-        acknowledged; one from C{WARD9} by the same device is refused with
-        an application reject ACK (C{hl7RejectAck}), the backend never sees
-        a connection, and the audit names the claim, never the patient.
+        Start the MLLP backend; return its port, and the files it counts
+        its connections in and appends the messages it receives to.
         """
         script = os.path.join(self.workdir, "hl7backend.py")
         with open(script, "w") as f:
@@ -158,6 +159,46 @@ class HL7Tests(BindingPeersTestCase):
         backendPort, _ = self.startListening(
             lambda p: [sys.executable, script, str(p), count, received], "hl7backend",
             lambda p: b"backend listening on %d" % p)
+        return backendPort, count, received
+
+    def test_laterMessage(self) -> None:
+        """
+        Every message on a connection is judged: a device that sends a
+        message as C{WARD3} and then, on the same connection, one as
+        C{WARD9} gets the first to the backend (acknowledged) and the
+        reject ACK of the second, which the backend never sees; the
+        connection's close is audited with the refused claim, never the
+        patient.
+        """
+        backendPort, count, received = self.backend()
+        port = self.terminateWith(backendPort, f"bind={WARD3}, hl7SendingFacility=WARD3"
+                                               ":hl7RejectAck=true")
+        client = self.send(port, "WARD3", "WARD9", "WARD3")
+        self.assertEqual(client.out.splitlines(),
+                         [b"ACK MSA|AA|MSG42", b"ACK MSA|AR|MSG43|sender not authorized for "
+                          b"this certificate", b"CLOSED"], client.describe())
+        [closed] = self.waitForEvent("connection.closed")
+        self.assertEqual((closed["refused"]["reason"], closed["refused"]["message"]),
+                         ("protocol_identity_mismatch", 2))
+        self.assertEqual(closed["refused"]["claims"]["hl7SendingFacility"], "WARD9")
+        self.assertEqual(closed["binding"]["claims"]["hl7SendingFacility"], "WARD3")
+        self.assertEqual(self.connectionCount(count), 1)
+        with open(received, "rb") as f:
+            messages = f.read()
+        self.assertIn(b"|PUMP|WARD3|", messages)
+        self.assertNotIn(b"WARD9", messages)
+        self.assertNotIn(b"MSG43", messages)
+        self.assertNotIn(b"MSG44", messages)
+        self.assertNoPatientData("PID-4711", "Doe^Jane", "Heart rate", "19700101")
+
+    def test_facility(self) -> None:
+        """
+        A message from MSH-4 C{WARD3} reaches the MLLP backend whole and is
+        acknowledged; one from C{WARD9} by the same device is refused with
+        an application reject ACK (C{hl7RejectAck}), the backend never sees
+        a connection, and the audit names the claim, never the patient.
+        """
+        backendPort, count, received = self.backend()
         port = self.terminateWith(backendPort, f"bind={WARD3}, hl7SendingFacility=WARD3"
                                                ":hl7RejectAck=true")
 

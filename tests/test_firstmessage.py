@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 from types import SimpleNamespace
-from typing import Any, Dict, List, Optional
+from typing import Any, List, Optional
 
 import attrs
 from hypothesis import given
@@ -19,105 +19,20 @@ from hypothesis import strategies as st
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
-from twisted.logger import Logger
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
 from securetcp._firstmessage import FirstMessageInspection
-from securetcp.audit.emitter import AuditEmitter
-from securetcp.audit.records import AUDIT_NAMESPACE
 from securetcp.binding import BINDINGS, FirstMessage, IIdentityBinding
 from securetcp.config import buildPolicy
-from securetcp.endpoints import SecureClientEndpoint, SecureServerEndpoint
+from securetcp.endpoints import SecureServerEndpoint
 from securetcp.identity import PeerIdentity
 from securetcp.materials import Materials
 from securetcp.protocols.dicom import associateReject
-from securetcp.protocols.hl7 import frame
 from securetcp.protocols.mqtt import notAuthorized
 
+from ._binding import WARD3, InspectionTestCase, hl7, mqttConnect
 from ._dcmtk import ECHOSCU_RQ
-from ._iosim import connectEndpoints
-from ._pki import sharedPKI
-from ._recording import RecordingFactory
-
-#: A message whose PID segment must never reach the audit log.
-PID = b"PID|1||PID-4711-XYZ^^^HOSP^MR||Doe^Jane||19700101|F\r"
-
-
-def hl7(facility: bytes) -> bytes:
-    """
-    An MLLP-framed HL7 v2 message from sending facility C{facility}.
-    """
-    return frame(b"MSH|^~\\&|PUMP|" + facility + b"|HIS|HOSP|20260101120000||ORU^R01|MSG42|P|2.5\r"
-                 + PID)
-
-
-def mqttConnect(clientId: bytes) -> bytes:
-    """
-    An MQTT 5 CONNECT with client identifier C{clientId}.
-    """
-    body = b"\x00\x04MQTT\x05\x02\x00\x3c\x00" + len(clientId).to_bytes(2, "big") + clientId
-    return b"\x10" + bytes([len(body)]) + body
-
-
-
-WARD3 = "uri:spiffe://hospital.example/ward3/*"
-
-
-class InspectionTestCase(SynchronousTestCase):
-    """
-    An mTLS server with a binding, securetcp's client, one clock, the
-    server's audit records.
-    """
-
-    def setUp(self) -> None:
-        self.pki = sharedPKI()
-        self.clock = Clock()
-        self.events: List[Dict[str, Any]] = []
-        self.emitter = AuditEmitter(Logger(namespace=AUDIT_NAMESPACE,
-                                           observer=self.events.append))
-
-    def serverRecords(self) -> List[Dict[str, Any]]:
-        return [e["securetcp_audit"] for e in self.events
-                if e["securetcp_audit"]["role"] == "server"]
-
-    def connect(self, first: bytes, cert: str = "client", **binding: Any) -> Any:
-        """
-        Connect a client with certificate C{cert} that sends C{first} as
-        soon as it is connected to a server with the C{binding} options.
-        """
-        pki = self.pki
-        server = self.server = getattr(self, "server", None) or SecureServerEndpoint(
-            self.clock, None, buildPolicy(
-                certKey=pki.path("server.pem"), privateKey=pki.path("server.key"),
-                caCerts=pki.path("ca.pem"), **binding), mutual=True, clock=self.clock,
-            emitter=self.emitter)
-        client = SecureClientEndpoint(self.clock, None, buildPolicy(
-            caCerts=pki.path("ca.pem"), certKey=pki.path(f"{cert}.pem"),
-            privateKey=pki.path(f"{cert}.key")), hostname="localhost", mutual=True,
-            clock=self.clock)
-        self.serverApp = RecordingFactory()
-        self.clientApp = RecordingFactory(greeting=first)
-        connection = connectEndpoints(server, client, self.serverApp, self.clientApp,
-                                      self.clock)
-        connection.pump.flush()
-        return connection
-
-    def assertRefused(self, reason: str) -> Dict[str, Any]:
-        """
-        The server application was never built and the server audited one
-        rejection for C{reason}, with no patient data; return the record.
-        """
-        self.assertEqual(self.serverApp.built, [])
-        records = self.serverRecords()
-        self.assertEqual([(r["event"], r.get("reason")) for r in records],
-                         [("handshake.rejected", reason)])
-        self.assertNotIn("PID-4711", json.dumps(records))
-        self.assertNotIn("Doe", json.dumps(records))
-        return records[0]
-
-    def clientReceived(self) -> bytes:
-        return b"".join(self.clientApp.received)
 
 
 class FakeConnection:
@@ -354,8 +269,9 @@ class HL7Tests(InspectionTestCase):
         """
         A sender whose MSH-4 its rule allows reaches the application with
         every byte it sent, unchanged (patient data included); the accepted
-        record names the protocol and the claims, and afterwards the gate
-        hands data straight to the application.
+        record names the protocol and the claims, and afterwards each later
+        message the rules allow reaches the application unchanged too (HL7
+        claims an identity in every message: see L{tests.test_everymessage}).
         """
         connection = self.connect(hl7(b"WARD3"), **self.rules)
         self.assertEqual(b"".join(self.serverApp.received), hl7(b"WARD3"))
@@ -366,9 +282,9 @@ class HL7Tests(InspectionTestCase):
         self.assertNotIn("PID-4711", json.dumps(accepted))
         gate = connection.serverGate
         self.assertIs(gate.application, self.serverApp.built[0])
-        self.clientApp.built[0].transport.write(b"more")
+        self.clientApp.built[0].transport.write(hl7(b"WARD3"))
         connection.pump.flush()
-        self.assertEqual(self.serverApp.received[-1], b"more")
+        self.assertEqual(b"".join(self.serverApp.received), hl7(b"WARD3") * 2)
 
     def test_mismatch(self) -> None:
         """

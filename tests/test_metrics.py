@@ -168,6 +168,30 @@ class GateMetricsTests(SynchronousTestCase):
         self.assertEqual(found[perListener("securetcp_open_connections")], 0.0)
         self.assertEqual(found[perListener("securetcp_handshake_duration_seconds_count")], 1.0)
 
+    def test_messageRefusedCounted(self) -> None:
+        """
+        An admitted HL7 connection closed because its identity binding
+        refused a later message counts in
+        C{securetcp_messages_refused_total} by reason; its handshake stays
+        accepted.
+        """
+        def message(facility: bytes) -> bytes:
+            return (b"\x0bMSH|^~\\&|PUMP|" + facility
+                    + b"|HIS|HOSP|20260101||ORU^R01|1|P|2.5\r\x1c\r")
+
+        connection = self.connect(binding="hl7", clientAuth="required",
+                                  bind="uri:spiffe://hospital.example/ward3/*, "
+                                       "hl7SendingFacility=WARD3")
+        connection.pump.flush()
+        self.clientApp.built[0].transport.write(message(b"WARD3") + message(b"WARD9"))
+        connection.pump.flush()
+        found = samples(self.metrics)
+        self.assertEqual(found[("securetcp_messages_refused_total",
+                                (("listener", LISTENER),
+                                 ("reason", "protocol_identity_mismatch")))], 1.0)
+        self.assertEqual(found[handshakes("accepted")], 1.0)
+        self.assertEqual(found[perListener("securetcp_open_connections")], 0.0)
+
     def test_noPeerInLabels(self) -> None:
         """
         No label carries the peer's address or identity.

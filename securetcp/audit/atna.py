@@ -205,15 +205,20 @@ def _alertSubject(record: Mapping[str, Any], description: str) -> ParticipantObj
 def _nodeAuthentication(record: Mapping[str, Any]) -> _Parts:
     """
     A refused handshake (or a connection closed because its peer was
-    revoked): Security Alert, Node Authentication, minor failure.  The
+    revoked, or because a later message of its identity binding was
+    refused): Security Alert, Node Authentication, minor failure.  The
     requestor is the side that connected: the peer when we serve.
     """
     serving = record.get("role") != "client"
-    reason = record.get("reason") or "revoked"
-    detail = record.get("detail")
+    refused = record.get("refused") or {}
+    reason = record.get("reason") or refused.get("reason") or "revoked"
+    detail = record.get("detail") or refused.get("detail")
     description = f"{reason}: {detail}" if detail else str(reason)
     if record.get("event") == "connection.revoked":
         description = f"connection closed, the peer was revoked: {record.get('detail')}"
+    elif refused:
+        description = f"connection closed, message {refused.get('message')} refused: " \
+                      f"{description}"
     return _Parts(
         SECURITY_ALERT, (NODE_AUTHENTICATION,), MINOR_FAILURE, description,
         (_application(record, not serving, (DESTINATION if serving else SOURCE,)),
@@ -321,6 +326,8 @@ _BUILDERS: Dict[str, Callable[[Mapping[str, Any]], _Parts]] = {
 
 #: Every event of the audit schema and the ATNA message it becomes
 #: (C{None}: none; the record stays in the local file and the json export).
+#: One exception: a C{connection.closed} with C{refused} (a later message
+#: of an identity binding refused) is a Node Authentication alert too.
 ATNA_EVENTS: Mapping[str, Optional[str]] = {
     "handshake.rejected": "Security Alert (110113) / Node Authentication (110126)",
     "connection.revoked": "Security Alert (110113) / Node Authentication (110126)",
@@ -360,6 +367,8 @@ def atnaMessage(record: Mapping[str, Any], *, sourceId: str,
     if not sourceId or not sourceId.strip():
         raise ValueError("the AuditSourceID (sourceId) must name this node, e.g. its host name")
     build = _BUILDERS.get(str(record.get("event")))
+    if record.get("event") == "connection.closed" and record.get("refused"):
+        build = _nodeAuthentication  # closed for a refused message: an alert all the same
     if build is None:
         return None
     parts = build(record)

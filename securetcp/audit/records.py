@@ -152,16 +152,20 @@ def connectionAccepted(connection: AuditConnection, time: float) -> Dict[str, An
 
 
 def connectionClosed(connection: AuditConnection, time: float, duration: float,
-                     bytesIn: int, bytesOut: Optional[int],
-                     closeReason: Optional[str] = None) -> Dict[str, Any]:
+                     bytesIn: int, bytesOut: Optional[int], closeReason: Optional[str] = None,
+                     refused: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
     """
     C{connection.closed}: an accepted connection ended after C{duration}
     seconds with C{bytesIn} and C{bytesOut} application bytes;
-    C{closeReason} is C{None} for a normal close.
+    C{closeReason} is C{None} for a normal close.  C{refused}: the later
+    message of an identity binding that closed it (C{reason}, one of
+    L{REJECTION_REASONS}, C{detail}, C{message}: its number, C{claims}).
     """
     record = _connectionRecord("connection.closed", connection, time, _verdict(connection))
     record.update(closeReason=closeReason, duration=duration, bytesIn=bytesIn,
                   bytesOut=bytesOut)
+    if refused is not None:
+        record["refused"] = dict(refused)
     return record
 
 
@@ -314,9 +318,7 @@ def exportDropped(collector: str, dropped: int, firstSeq: int, lastSeq: int,
 
 
 def chainStarted(time: float, algorithm: str) -> Dict[str, Any]:
-    """
-    C{chain.started}: the first record of a chain hashed with C{algorithm}.
-    """
+    """C{chain.started}: the first record of a chain hashed with C{algorithm}."""
     return _record("chain.started", time, algorithm=algorithm)
 
 
@@ -351,10 +353,7 @@ def chainCheckpoint(time: float, coversSeq: int, coversHash: str, algorithm: str
 
 
 def chainClosed(time: float) -> Dict[str, Any]:
-    """
-    C{chain.closed}: the writer closed the chain cleanly (the last record
-    of a file whose writer stopped normally).
-    """
+    """C{chain.closed}: the writer closed the chain cleanly (a stopped writer's last record)."""
     return _record("chain.closed", time)
 
 

@@ -149,6 +149,8 @@ class _Tally:
         self.byIdentity: collections.Counter[str] = counter()
         self.byDay: collections.Counter[str] = counter()
         self.rejections: collections.Counter[str] = counter()
+        #: accepted connections closed for a refused later message, by reason
+        self.closedRefused: collections.Counter[str] = counter()
         self.rejectedPeers: collections.Counter[str] = counter()
         self.rejectedByDay: collections.Counter[str] = counter()
         self.rejectedIdentities: Dict[str, _Seen] = collections.defaultdict(_Seen)
@@ -175,6 +177,8 @@ class _Tally:
             self.closed += 1
             self.bytesIn += int(r.get("bytesIn") or 0)
             self.bytesOut += int(r.get("bytesOut") or 0)
+            if r.get("refused"):
+                self.closedRefused[str(r["refused"].get("reason") or "?")] += 1
         elif event in ("policy.loaded", "policy.reloaded"):
             self.policies.append(_policyEntry(r, node))
         described = trailEvent(r, node)
@@ -230,6 +234,7 @@ class _Tally:
             "acceptedPeers": _seenList("identity", self.acceptedIdentities, self.last,
                                        byLast=True, withWhat="reasons"),
             "rejectedByReason": dict(self.rejections.most_common()),
+            "closedRefusedByReason": dict(self.closedRefused.most_common()),
             "rejectedByPeer": dict(self.rejectedPeers.most_common()),
             "rejectedByDay": dict(sorted(self.rejectedByDay.items())),
             "rejectedByIdentity": _seenList("identity", self.rejectedIdentities, self.last),

@@ -135,7 +135,9 @@ def _sectionLines(key: str, report: Dict[str, Any],
         return [f"  {period['first']} .. {period['last']}",
                 f"  connections accepted: {report['accepted']}, rejected: "
                 f"{report['rejected']}, closed: {report['closed']} (bytes in "
-                f"{report['bytesIn']}, out {report['bytesOut']})"]
+                f"{report['bytesIn']}, out {report['bytesOut']})"] + [
+                f"  closed for a refused message: {reason} {count}"
+                for reason, count in report.get("closedRefusedByReason", {}).items()]
     simple: Dict[str, Callable[[Dict[str, Any]], List[str]]] = {
         "nodes": _nodesSection, "policies": _policiesSection, "timeline": _timelineSection,
         "trail": _trailSection, "nonCompliant": _nonCompliantSection,

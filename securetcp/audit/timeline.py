@@ -179,11 +179,19 @@ _DESCRIBE: Dict[str, Callable[[Dict[str, Any]], str]] = {
 }
 
 
+def _refusedMessage(r: Dict[str, Any]) -> str:
+    refused = r.get("refused") or {}
+    return (f"connection {r.get('connection')} from {r.get('peer')} CLOSED: message "
+            f"{refused.get('message')} refused ({refused.get('reason')}): {refused.get('detail')}")
+
+
 def _attention(record: Dict[str, Any]) -> bool:
     """
     Whether an event of the trail is one a reviewer must look at.
     """
     event = record.get("event")
+    if event == "connection.closed":
+        return True  # only one with refused is on the trail
     if event in ("chain.gap", "policy.reload_refused", "revocation.crl_refused",
                  "revocation.crl_expired", "proxy.backend_failed", "export.dropped"):
         return True
@@ -198,9 +206,12 @@ def trailEvent(record: Dict[str, Any], node: str) -> Optional[Dict[str, Any]]:
     """
     The trail's own event that C{record} is (C{time}, C{node}, C{event},
     C{text}, C{attention}: whether a reviewer must look at it), or C{None}
-    for a connection's record.
+    for a connection's record (but a C{connection.closed} for a refused
+    message of an identity binding: C{refused}).
     """
     describe = _DESCRIBE.get(str(record.get("event")))
+    if record.get("event") == "connection.closed" and record.get("refused"):
+        describe = _refusedMessage
     if describe is None:
         return None
     return {"time": record.get("time"), "node": node, "seq": record.get("seq"),

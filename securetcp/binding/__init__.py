@@ -17,12 +17,13 @@ See C{docs/bindings.md}.
 
 from __future__ import annotations
 
-from securetcp.binding.interface import FirstMessage, IIdentityBinding
+from securetcp.binding.interface import FirstMessage, IIdentityBinding, IMessageStream
 from securetcp.binding.part import IdentityBinding, judge
 from securetcp.binding.protocols import BINDINGS, DICOMBinding, HL7Binding, MQTTBinding
 from securetcp.binding.rules import BindingRule, ClaimPattern, bindingRules
 
 __all__ = [
     "BINDINGS", "BindingRule", "ClaimPattern", "DICOMBinding", "FirstMessage", "HL7Binding",
-    "IIdentityBinding", "IdentityBinding", "MQTTBinding", "bindingRules", "judge",
+    "IIdentityBinding", "IMessageStream", "IdentityBinding", "MQTTBinding", "bindingRules",
+    "judge",
 ]

@@ -10,20 +10,30 @@ feeds it the bytes received so far and acts on its answers::
     message = binding.read(data)       # None: more bytes, please
     message.claims["mqttClientId"]     # 'pump-0042'
     transport.write(binding.refusal(message, "mqttClientId", policy, now))
+
+A protocol whose every message claims an identity (HL7 v2: every message
+has its own MSH-3/MSH-4) also provides C{stream()}: a reader of every
+message of one connection (L{IMessageStream}), so each is judged before the
+application sees it.  DICOM and MQTT name their identity once per
+connection: their bindings have no C{stream}, and the connection layer
+steps out of the data path once the first message is judged.
 """
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+from typing import Any, List, Mapping, Optional, Union
 
 import attrs
 from zope.interface import Attribute, Interface
+
+from securetcp.protocols import MalformedMessage
 
 
 @attrs.frozen
 class FirstMessage:
     """
-    What a binding read from the first message.
+    What a binding read from the first message (or, for a binding with a
+    C{stream}, from any message).
 
     @ivar claims: the identities the message claims, by claim key
         (C{"hl7SendingFacility"}): every key of the binding's C{claimKeys},
@@ -75,4 +85,26 @@ class IIdentityBinding(Interface):
         @param policy: the L{securetcp.binding.IdentityBinding} in force
             (its C{hl7RejectAck}, for example).
         @param now: the time, in seconds since the epoch.
+        """
+
+
+class IMessageStream(Interface):
+    """
+    Every message of one connection, for a binding whose protocol claims an
+    identity in every message: an optional C{stream()} method of an
+    L{IIdentityBinding} returns a new provider for each connection.
+    """
+
+    def receive(data: bytes) -> List[Union[bytes, FirstMessage, MalformedMessage]]:
+        """
+        Read the next bytes of the connection (from its very first byte).
+
+        @return: in stream order, the bytes to pass on unchanged, and a
+            L{FirstMessage} for each message whose claims are read, before
+            any byte of that message (so the connection layer judges it
+            before it passes the message on); a L{MalformedMessage} (whose
+            problem says C{"exceeds the bound"} when the message is too
+            long to judge within the binding's C{maxBytes}) is the last
+            item of a stream that cannot go on.  Nothing unjudged is held
+            beyond C{maxBytes}.
         """

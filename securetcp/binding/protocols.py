@@ -10,20 +10,21 @@ MQTT, each an L{IIdentityBinding} over a reader of L{securetcp.protocols}::
 from __future__ import annotations
 
 import time
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Union
 
 from zope.interface import implementer
 
-from securetcp.binding.interface import FirstMessage, IIdentityBinding
-from securetcp.protocols import dicom, hl7, mqtt
+from securetcp.binding.interface import FirstMessage, IIdentityBinding, IMessageStream
+from securetcp.protocols import MalformedMessage, dicom, hl7, mqtt
 
 
 @implementer(IIdentityBinding)
 class HL7Binding:
     """
     HL7 v2 over MLLP: the sender (MSH-3, MSH-4) and the receiver it names
-    (MSH-5, MSH-6) of the first message, each field as sent (components
-    included).  A refusal is the application reject acknowledgement
+    (MSH-5, MSH-6) of every message, each field as sent (components
+    included): the first message admits the connection, and each later one
+    is judged (L{stream}) before the application sees it.  A refusal is the application reject acknowledgement
     (MSA-1 C{AR}) when the policy's C{hl7RejectAck} asks for it, else
     nothing: the connection is just closed.
     """
@@ -39,14 +40,13 @@ class HL7Binding:
 
     def read(self, data: bytes) -> Optional[FirstMessage]:
         header = hl7.parseFirstMessage(data)
-        if header is None:
-            return None
-        return FirstMessage({
-            "hl7SendingApplication": header.sendingApplication,
-            "hl7SendingFacility": header.sendingFacility,
-            "hl7ReceivingApplication": header.receivingApplication,
-            "hl7ReceivingFacility": header.receivingFacility,
-        }, header)
+        return None if header is None else _claims(header)
+
+    def stream(self) -> IMessageStream:
+        """
+        A reader of every MLLP-framed message of one connection.
+        """
+        return _HL7Stream()
 
     def refusal(self, message: FirstMessage, claim: str, policy: Any, now: float) -> bytes:
         if not getattr(policy, "hl7RejectAck", False):
@@ -54,6 +54,29 @@ class HL7Binding:
         stamp = time.strftime("%Y%m%d%H%M%S+0000", time.gmtime(now))
         return hl7.rejectACK(message.message, f"SECURETCP{int(now * 1000)}", stamp,
                              "sender not authorized for this certificate")
+
+
+def _claims(header: hl7.MessageHeader) -> FirstMessage:
+    return FirstMessage({
+        "hl7SendingApplication": header.sendingApplication,
+        "hl7SendingFacility": header.sendingFacility,
+        "hl7ReceivingApplication": header.receivingApplication,
+        "hl7ReceivingFacility": header.receivingFacility,
+    }, header)
+
+
+@implementer(IMessageStream)
+class _HL7Stream:
+    """
+    L{hl7.MLLPStream}, its headers read as claims.
+    """
+
+    def __init__(self) -> None:
+        self._stream = hl7.MLLPStream()
+
+    def receive(self, data: bytes) -> List[Union[bytes, FirstMessage, MalformedMessage]]:
+        return [_claims(item) if isinstance(item, hl7.MessageHeader) else item
+                for item in self._stream.receive(data)]
 
 
 @implementer(IIdentityBinding)

@@ -1,7 +1,8 @@
-# -*- test-case-name: tests.test_protocols_hl7 -*-
+# -*- test-case-name: tests.test_protocols_hl7,tests.test_everymessage -*-
 """
-The first message of HL7 v2 over MLLP, read as far as its message header
-(MSH): who the sender says it is (MSH-3, MSH-4) and whom it addresses
+The messages of HL7 v2 over MLLP (the first, L{parseFirstMessage}, and
+every one of a connection, L{MLLPStream}), each read as far as its message
+header (MSH): who the sender says it is (MSH-3, MSH-4) and whom it addresses
 (MSH-5, MSH-6).  The field separator and the encoding characters are taken
 from the MSH segment itself (MSH-1, MSH-2), as HL7 v2 defines them::
 
@@ -13,13 +14,14 @@ from the MSH segment itself (MSH-1, MSH-2), as HL7 v2 defines them::
 MLLP frames a message as C{0x0B} message C{0x1C 0x0D}.  Only the header is
 needed to judge the sender, so the reader decides as soon as the MSH
 segment is complete, without waiting for the rest of a message that may be
-large; it never keeps more than L{MAX_HEADER} bytes.  L{rejectACK} builds
-the application reject acknowledgement (MSA-1 C{AR}) to answer with.
+large; it never keeps more than L{MAX_HEADER} bytes.  L{MLLPStream} reads
+every message of a connection the same way, and L{rejectACK} builds the
+application reject acknowledgement (MSA-1 C{AR}) to answer with.
 """
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import List, Optional, Union
 
 import attrs
 
@@ -124,6 +126,90 @@ def _header(segment: str) -> MessageHeader:
     # fields[0] is "MSH" and MSH-1 is the separator itself: MSH-n is fields[n - 1]
     fields += [""] * (12 - len(fields))
     return MessageHeader(separator, encoding, *fields[2:6], *fields[8:12])
+
+
+#: What L{MLLPStream.receive} returns: bytes to pass on, the header of the
+#: next message (judge it before passing on what follows), or the problem
+#: that ends the stream.
+StreamItem = Union[bytes, MessageHeader, MalformedMessage]
+
+
+class MLLPStream:
+    """
+    Every MLLP-framed message of one connection, in order: the header of
+    each message as soon as its MSH segment is complete, and the bytes of
+    the stream between, unchanged::
+
+        stream = MLLPStream()
+        for item in stream.receive(data):
+            ...   # bytes: pass on; MessageHeader: judge first; MalformedMessage: stop
+
+    A header's own bytes come right after it, so nothing of a message is
+    passed on before its header is judged.  The bytes of a message whose
+    header is out are passed on as they arrive (a message of any length
+    costs a C{bytes.find} per chunk); only a message's start, until its
+    MSH segment is complete, is kept: at most L{MAX_HEADER} bytes.  Between
+    messages only a start block may come: anything else (or a header that
+    L{parseFirstMessage} refuses) is the last item, a L{MalformedMessage}.
+    """
+
+    def __init__(self) -> None:
+        #: C{"between"} messages, reading a message's C{"header"}, in its
+        #: C{"body"}, just after its end block's C{"fs"}, or C{"done"}
+        self.state = "between"
+        self._header = b""
+
+    def receive(self, data: bytes) -> List[StreamItem]:
+        """
+        Read the next bytes of the stream.
+        """
+        items: List[StreamItem] = []
+        while data and self.state != "done":
+            data = self._step(data, items)
+        return items
+
+    def _step(self, data: bytes, items: List[StreamItem]) -> bytes:
+        state = self.state
+        if state == "body":
+            end = data.find(b"\x1c")
+            if end < 0:
+                items.append(data)
+                return b""
+            items.append(data[:end + 1])
+            self.state = "fs"
+            return data[end + 1:]
+        if state == "fs":
+            if data[:1] != b"\r":
+                return self._fail(items, f"0x{data[0]:02x} follows MLLP's 0x1c end block, "
+                                         "not 0x0d")
+            items.append(data[:1])
+            self.state = "between"
+            return data[1:]
+        if state == "between":
+            if data[:1] != START_BLOCK:
+                return self._fail(items, f"0x{data[0]:02x} between messages, not MLLP's "
+                                         "start block 0x0b")
+            self.state = "header"
+        held = self._header + data[:MAX_HEADER]
+        try:
+            header = parseFirstMessage(held)
+        except MalformedMessage as e:
+            return self._fail(items, e.problem)
+        if header is None:
+            self._header = held  # shorter than MAX_HEADER: all of data is in it
+            return b""
+        items.append(header)
+        if self._header:
+            items.append(self._header)
+        self._header = b""
+        self.state = "body"
+        return data  # its end block, and the next message, are still to be found
+
+    def _fail(self, items: List[StreamItem], problem: str) -> bytes:
+        items.append(MalformedMessage(_NAME, problem))
+        self.state = "done"
+        self._header = b""
+        return b""
 
 
 def frame(message: bytes) -> bytes:
