@@ -35,7 +35,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from securetcp._below._audit import PreTLSAudit
-from securetcp._filewatch import CredentialWatcher, credentialFiles
+from securetcp._filewatch import CredentialWatcher, credentialFiles, reloadInterval
 from securetcp._interfaces import IAuditSink, IGateMetrics, IStapler
 from securetcp._tls._halfclose import GatedTLSFactory
 from securetcp._tls.context import ClientConnectionCreator, ServerConnectionCreator
@@ -356,7 +356,8 @@ def serverEndpoint(reactor: Any, inner: IStreamServerEndpoint, policy: TLSPolicy
                    emitter: Optional[IAuditSink] = None,
                    proxyProtocol: Optional[str] = None, permissive: bool = False,
                    insecurelyAllowPlaintext: bool = False,
-                   limits: Limits = Limits()) -> SecureServerEndpoint:
+                   limits: Limits = Limits(), reload: Optional[str] = None,
+                   reloadPoll: Optional[float] = None) -> SecureServerEndpoint:
     """
     Wrap C{inner} with TLS under C{policy}; with C{mutual}, require and
     verify client certificates.
@@ -367,11 +368,17 @@ def serverEndpoint(reactor: Any, inner: IStreamServerEndpoint, policy: TLSPolicy
         mode; audited as non-compliant).  Under C{nist-800-52r2} it needs
         C{insecurelyAllowPlaintext=True} as well.
     @param limits: refuse (and audit) connections beyond these.
+    @param reload: C{"watch"}: while a port listens, watch the certificate,
+        key and CA files (inotify, and polling) and reload them when they
+        change, keeping open connections (C{reload=watch}).
+    @param reloadPoll: with C{reload="watch"}, seconds between polls
+        (0.1 to 86400; default 5).
     @raise PolicyError: if the policy cannot serve (missing credentials or
-        CA, unreadable files, ...).
+        CA, unreadable files, ...), or for a bad C{reload}/C{reloadPoll}.
     """
     return SecureServerEndpoint(reactor, inner, policy, mutual, clock, emitter, proxyProtocol,
-                                permissive, insecurelyAllowPlaintext, limits=limits)
+                                permissive, insecurelyAllowPlaintext, limits=limits,
+                                reloadPoll=reloadInterval(reload, reloadPoll))
 
 
 def clientEndpoint(reactor: Any, inner: IStreamClientEndpoint, policy: TLSPolicy, *,
