@@ -248,6 +248,16 @@ ENDPOINT_ROWS: Tuple[Option, ...] = (
     Option("auditLog", PATH,
            "write the audit records to this file as a hash chain (AuditLogObserver)",
            roles=SERVER, example="/var/log/securetcp/audit.jsonl"),
+    Option("auditCheckpointKey", PATH,
+           "sign chain.checkpoint records of the auditLog file with this Ed25519 private key "
+           "(PEM file)", roles=SERVER, defaultNote="no checkpoints",
+           example="/etc/securetcp/checkpoint.key"),
+    Option("auditCheckpointEvery", INTEGER,
+           "records between checkpoints of the auditLog file (with auditCheckpointKey)",
+           default=100, roles=SERVER, bounds=(1, 1000000), example="500"),
+    Option("auditCheckpointInterval", SECONDS,
+           "seconds from the first record a checkpoint is to cover to that checkpoint "
+           "(with auditCheckpointKey)", default=60.0, roles=SERVER, example="10"),
     Option("proxyProtocol", CHOICE,
            "read a PROXY protocol header (below TLS) naming the real client",
            roles=SERVER, choices=("v1", "v2", "any"), defaultNote="off", example="v2"),
@@ -286,6 +296,16 @@ ENDPOINT_ROWS: Tuple[Option, ...] = (
     Option("auditLog", PATH,
            "write the audit records to this file as a hash chain (AuditLogObserver)",
            roles=CLIENT, example="device-audit.jsonl"),
+    Option("auditCheckpointKey", PATH,
+           "sign chain.checkpoint records of the auditLog file with this Ed25519 private key "
+           "(PEM file)", roles=CLIENT, defaultNote="no checkpoints",
+           example="device-checkpoint.key"),
+    Option("auditCheckpointEvery", INTEGER,
+           "records between checkpoints of the auditLog file (with auditCheckpointKey)",
+           default=100, roles=CLIENT, bounds=(1, 1000000), example="500"),
+    Option("auditCheckpointInterval", SECONDS,
+           "seconds from the first record a checkpoint is to cover to that checkpoint "
+           "(with auditCheckpointKey)", default=60.0, roles=CLIENT, example="10"),
 )
 
 #: The policy options by name.

@@ -59,7 +59,7 @@ LAYERS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
     ("connections", ("securetcp._below", "securetcp.gate", "securetcp._gateprotocol",
                      "securetcp._firstmessage", "securetcp._limits")),
     ("endpoints", ("securetcp.endpoints", "securetcp._parsers", "securetcp._plugins",
-                   "securetcp._description", "securetcp.auditexport",
+                   "securetcp._description", "securetcp.auditexport", "securetcp._auditarguments",
                    "securetcp._exportsender")),
     ("commands", ("securetcp._twistd", "securetcp._cli")),
     ("public face", ("securetcp", "securetcp.__main__")),

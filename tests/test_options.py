@@ -20,6 +20,7 @@ from twisted.internet.testing import MemoryReactor
 from twisted.trial.unittest import SynchronousTestCase
 
 from securetcp import POLICY_OPTIONS
+from securetcp._auditarguments import CHECKPOINT_ARGUMENTS
 from securetcp._optionviews import defaultText, effectiveOptions, fieldValue, shownValue
 from securetcp._parsers import CLIENT_ARGUMENTS, SERVER_ARGUMENTS, _policyFor
 from securetcp._spelling import inUserSpelling, optionForField, spell
@@ -166,10 +167,11 @@ class CoverageTests(SynchronousTestCase):
 PYTHON_HOMES = {
     Role.SERVER: {"port": "inner", "interface": "inner", "backlog": "inner",
                   "endpoint": "inner", "policy": "policy", "auditLog": "emitter",
-                  "maxConnections": "limits", "maxHandshakes": "limits"},
+                  "maxConnections": "limits", "maxHandshakes": "limits",
+                  **dict.fromkeys(CHECKPOINT_ARGUMENTS, "emitter")},
     Role.CLIENT: {"host": "inner", "port": "inner", "timeout": "inner",
                   "bindAddress": "inner", "endpoint": "inner", "policy": "policy",
-                  "auditLog": "emitter"},
+                  "auditLog": "emitter", **dict.fromkeys(CHECKPOINT_ARGUMENTS, "emitter")},
 }
 
 
