@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_endpoints,tests.test_materials,tests.test_limits -*-
+# -*- test-case-name: tests.test_endpoints,tests.test_materials,tests.test_limits,tests.test_listenaudit -*-
 """
 Server and client endpoints that wrap any stream endpoint with a policy
 (the C{securessl:} / C{mtls:} strings build them: L{securetcp._parsers}).
@@ -73,14 +73,18 @@ def describeEndpoint(endpoint: Any) -> str:
     return kind
 
 
-def _policyLoaded(emitter: IAuditSink, clock: IReactorTime, policy: TLSPolicy,
-                  role: Role, mutual: bool, endpoint: str, leaf: Any = None) -> None:
+def _policyLoaded(port: Any, emitter: IAuditSink, clock: IReactorTime, policy: TLSPolicy,
+                  role: Role, mutual: bool, endpoint: str, leaf: Any = None) -> Any:
+    """
+    Audit C{policy.loaded} once C{port} listens; give C{port} back.
+    """
     emitter.emit(policyLoaded(policy, role, mutual, endpoint, clock.seconds(), leaf))
     if policy.legacy:
         _log.warn(
             "securetcp: policy {name!r} uses the INSECURE legacy profile "
             "(TLS 1.0+, CBC ciphers); every connection is audited as "
             "non-compliant", name=policy.name)
+    return port
 
 
 @implementer(IStreamServerEndpoint)
@@ -238,8 +242,8 @@ class SecureServerEndpoint:
         return GatedTLSFactory(self.creator, False, gate, self._clock)
 
     def listen(self, protocolFactory: IProtocolFactory) -> Deferred[Any]:
-        _policyLoaded(self._emitter, self._clock, self.policy, Role.SERVER,
-                      self.mutual, describeEndpoint(self._inner), self.creator.materials.leaf)
+        # policy.loaded once listening: a listen that fails (port in use) audits nothing
+        policy, leaf = self.policy, self.creator.materials.leaf
         factory: Any = self.wrapFactory(protocolFactory)
         audit = PreTLSAudit(self._emitter, lambda: self.policy, self._clock)
         if self.permissive:
@@ -253,7 +257,9 @@ class SecureServerEndpoint:
             versions = ("v1", "v2") if self.proxyProtocol == "any" else (self.proxyProtocol,)
             factory = ProxyHeaderFactory(factory, versions, self._clock,
                                          self.policy.handshakeTimeout, audit)
-        return self._inner.listen(factory)
+        return self._inner.listen(factory).addCallback(
+            _policyLoaded, self._emitter, self._clock, policy, Role.SERVER, self.mutual,
+            describeEndpoint(self._inner), leaf)
 
 
 @implementer(IStreamClientEndpoint)
