@@ -164,6 +164,46 @@ class CommandLineKeyTests(SynchronousTestCase):
             self.assertIn(fix, str(e))
 
 
+class CommandLineNumberTests(SynchronousTestCase):
+    """
+    C{--audit-checkpoint-every} and C{--audit-checkpoint-interval} mean
+    something only with C{--audit-checkpoint-key}.
+    """
+
+    def parse(self, *extra: str) -> Any:
+        from securetcp._twistd.options import SecureTCPOptions
+
+        options = SecureTCPOptions()
+        options.parseOptions(["terminate", "--listen", "mtls:6661", "--backend",
+                              "tcp:127.0.0.1:2575", "--audit-log", "a.jsonl", *extra])
+        return options.subOptions
+
+    def test_withoutKey(self) -> None:
+        """
+        Either number without the key is a usage error naming it and the
+        fix, rather than silently ignored.
+        """
+        for name in ("--audit-checkpoint-every", "--audit-checkpoint-interval"):
+            e = self.assertRaises(usage.UsageError, self.parse, name, "5")
+            self.assertTrue(str(e).startswith(f"{name} applies to signed checkpoints only"))
+            self.assertIn("--audit-checkpoint-key FILE", str(e))
+
+    def test_withKey(self) -> None:
+        """
+        With the key, the numbers are checked (whole records from 1, seconds
+        above 0) and default to 100 and 60.
+        """
+        key = ("--audit-checkpoint-key", "k.pem")
+        sub = self.parse(*key)
+        self.assertEqual((sub["audit-checkpoint-every"], sub["audit-checkpoint-interval"]),
+                         (100, 60.0))
+        for bad in (["--audit-checkpoint-every", "0"], ["--audit-checkpoint-every", "x"],
+                    ["--audit-checkpoint-interval", "0"], ["--audit-checkpoint-interval", "-1"]):
+            e = self.assertRaises(usage.UsageError, self.parse, *key, *bad)
+            self.assertIn(bad[0], str(e))
+            self.assertNotIn("signed checkpoints only", str(e))
+
+
 class EndpointArgumentTests(SynchronousTestCase):
     """
     C{auditCheckpointKey}, C{auditCheckpointEvery} and
