@@ -21,12 +21,15 @@ C{policy.reload_refused}), the configuration in force stays, a warning is
 logged, and the next change of the files is tried again.
 
 L{watchDirectories}, the inotify part, is shared with the CRL watcher
-(L{securetcp.revocation.crlnotify}).
+(L{securetcp.revocation.crlnotify}).  L{reloadInterval} checks C{reload}
+and C{reloadPoll} the same way for endpoint strings and for
+L{securetcp.endpoints.serverEndpoint}.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
@@ -35,6 +38,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from securetcp._fields import asciiNumber
 from securetcp._interfaces import ICredentialWatcher
 from securetcp.errors import PolicyError
 from securetcp.policy import TLSPolicy
@@ -45,6 +49,36 @@ _log = Logger(namespace="securetcp.reload")
 SETTLE_SECONDS = 0.5
 
 Signature = Tuple[Tuple[str, Any], ...]
+
+
+def reloadInterval(reload: Optional[str], reloadPoll: Any) -> Optional[float]:
+    """
+    The poll interval of C{reload="watch"} (C{reloadPoll}, default 5
+    seconds), or C{None} (no watching) without it.
+
+    @raise PolicyError: naming C{reload} or C{reloadPoll}, for an unknown
+        mode, a poll interval without C{reload="watch"}, or one that is not
+        a number of seconds from 0.1 to 86400.
+    """
+    if reload is not None and reload != "watch":
+        raise PolicyError("reload", reload, "not a reload mode",
+                          "write reload=watch to reload the certificate, key and CA files "
+                          "when they change")
+    if reload is None:
+        if reloadPoll is not None:
+            raise PolicyError("reloadPoll", reloadPoll, "has no effect without reload=watch",
+                              "add reload=watch, or leave reloadPoll out")
+        return None
+    if reloadPoll is None:
+        return 5.0
+    try:
+        seconds = asciiNumber(reloadPoll)
+        if not (math.isfinite(seconds) and 0.1 <= seconds <= 86400):
+            raise ValueError
+    except ValueError:
+        raise PolicyError("reloadPoll", reloadPoll, "not a number of seconds from 0.1 to "
+                          "86400", "write e.g. reloadPoll=5") from None
+    return seconds
 
 
 def credentialFiles(policy: TLSPolicy) -> Tuple[str, ...]:

@@ -36,10 +36,11 @@ from twisted.plugin import IPlugin
 from zope.interface import implementer
 
 import securetcp._fields as _fields
+from securetcp._auditarguments import emitterFor
 from securetcp._description import callingDescription, repeated
 from securetcp._fields import Role
+from securetcp._filewatch import reloadInterval
 from securetcp._spelling import inUserSpelling
-from securetcp.audit.emitter import AuditEmitter
 from securetcp.config import loadPolicyFile, policyFromOptions
 from securetcp.endpoints import Limits, SecureClientEndpoint, SecureServerEndpoint
 from securetcp.errors import EndpointArgumentError, PolicyError
@@ -59,23 +60,6 @@ SERVER_ARGUMENTS: Dict[str, str] = {
 #: The client endpoint's own arguments.
 CLIENT_ARGUMENTS: Dict[str, str] = {
     name: option.doc for name, option in ownArguments(Role.CLIENT).items()}
-
-
-def _emitterFor(kwargs: Dict[str, Any]) -> Optional[AuditEmitter]:
-    """
-    An emitter that also writes to the C{auditLog=} file, if one is named.
-    """
-    path = kwargs.get("auditLog")
-    if not path:
-        return None
-    from securetcp.audit.file import auditLogObserver
-    from securetcp.errors import AuditLogError
-
-    try:
-        observer = auditLogObserver(path)
-    except AuditLogError as e:
-        raise _fail("auditLog", path, e.problem, e.fix) from None
-    return AuditEmitter(observers=[observer])
 
 
 def _fail(argument: Optional[str], value: Any, problem: str, fix: str = "",
@@ -254,33 +238,6 @@ def _timeout(value: Any) -> float:
     return seconds
 
 
-def _reloadPoll(kwargs: Dict[str, Any]) -> Optional[float]:
-    """
-    The poll interval of C{reload=watch} (C{reloadPoll=}, default 5
-    seconds), or C{None} without it.
-    """
-    mode, poll = kwargs.get("reload"), kwargs.get("reloadPoll")
-    if mode is not None and mode != "watch":
-        raise _fail("reload", mode, "not a reload mode",
-                    "write reload=watch to reload the certificate, key and CA files when "
-                    "they change")
-    if mode is None:
-        if poll is not None:
-            raise _fail("reloadPoll", poll, "has no effect without reload=watch",
-                        "add reload=watch, or leave reloadPoll out")
-        return None
-    if poll is None:
-        return 5.0
-    try:
-        seconds = _fields.asciiNumber(poll)
-        if not (math.isfinite(seconds) and 0.1 <= seconds <= 86400):
-            raise ValueError
-    except ValueError:
-        raise _fail("reloadPoll", poll, "not a number of seconds from 0.1 to 86400",
-                    "write e.g. reloadPoll=5") from None
-    return seconds
-
-
 def _clientInner(reactor: Any, prefix: str, args: Tuple[Any, ...],
                  kwargs: Dict[str, Any]) -> Tuple[Any, Optional[str]]:
     if len(args) > 2:
@@ -354,9 +311,9 @@ class SecureServerParser:
                     "insecurelyAllowPlaintext", kwargs.get("insecurelyAllowPlaintext", False)),
                 limits=Limits(*(_int(arguments[name], kwargs[name]) if name in kwargs
                                 else None for name in ("maxConnections", "maxHandshakes"))),
-                emitter=_emitterFor(kwargs),
+                emitter=emitterFor(kwargs, Role.SERVER),
                 rereadPolicy=lambda: _policyFor(self.prefix, kwargs, serverDefaults=True),
-                reloadPoll=_reloadPoll(kwargs))
+                reloadPoll=reloadInterval(kwargs.get("reload"), kwargs.get("reloadPoll")))
         except PolicyError as e:
             raise _asArgumentError(self.prefix, e) from None  # its cause is kept as .cause
 
@@ -379,6 +336,6 @@ class SecureClientParser:
             policy = _policyFor(self.prefix, kwargs, serverDefaults=False)
             hostname = policy.peer.hostname or host
             return SecureClientEndpoint(reactor, inner, policy, hostname, self.mutual,
-                                        emitter=_emitterFor(kwargs))
+                                        emitter=emitterFor(kwargs, Role.CLIENT))
         except PolicyError as e:
             raise _asArgumentError(self.prefix, e) from None  # its cause is kept as .cause

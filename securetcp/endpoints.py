@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_endpoints,tests.test_materials,tests.test_limits -*-
+# -*- test-case-name: tests.test_endpoints,tests.test_materials,tests.test_limits,tests.test_listenaudit -*-
 """
 Server and client endpoints that wrap any stream endpoint with a policy
 (the C{securessl:} / C{mtls:} strings build them: L{securetcp._parsers}).
@@ -35,7 +35,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from securetcp._below._audit import PreTLSAudit
-from securetcp._filewatch import CredentialWatcher, credentialFiles
+from securetcp._filewatch import CredentialWatcher, credentialFiles, reloadInterval
 from securetcp._interfaces import IAuditSink, IGateMetrics, IStapler
 from securetcp._tls._halfclose import GatedTLSFactory
 from securetcp._tls.context import ClientConnectionCreator, ServerConnectionCreator
@@ -73,14 +73,18 @@ def describeEndpoint(endpoint: Any) -> str:
     return kind
 
 
-def _policyLoaded(emitter: IAuditSink, clock: IReactorTime, policy: TLSPolicy,
-                  role: Role, mutual: bool, endpoint: str, leaf: Any = None) -> None:
+def _policyLoaded(port: Any, emitter: IAuditSink, clock: IReactorTime, policy: TLSPolicy,
+                  role: Role, mutual: bool, endpoint: str, leaf: Any = None) -> Any:
+    """
+    Audit C{policy.loaded} once C{port} listens; give C{port} back.
+    """
     emitter.emit(policyLoaded(policy, role, mutual, endpoint, clock.seconds(), leaf))
     if policy.legacy:
         _log.warn(
             "securetcp: policy {name!r} uses the INSECURE legacy profile "
             "(TLS 1.0+, CBC ciphers); every connection is audited as "
             "non-compliant", name=policy.name)
+    return port
 
 
 @implementer(IStreamServerEndpoint)
@@ -238,8 +242,8 @@ class SecureServerEndpoint:
         return GatedTLSFactory(self.creator, False, gate, self._clock)
 
     def listen(self, protocolFactory: IProtocolFactory) -> Deferred[Any]:
-        _policyLoaded(self._emitter, self._clock, self.policy, Role.SERVER,
-                      self.mutual, describeEndpoint(self._inner), self.creator.materials.leaf)
+        # policy.loaded once listening: a listen that fails (port in use) audits nothing
+        policy, leaf = self.policy, self.creator.materials.leaf
         factory: Any = self.wrapFactory(protocolFactory)
         audit = PreTLSAudit(self._emitter, lambda: self.policy, self._clock)
         if self.permissive:
@@ -253,7 +257,9 @@ class SecureServerEndpoint:
             versions = ("v1", "v2") if self.proxyProtocol == "any" else (self.proxyProtocol,)
             factory = ProxyHeaderFactory(factory, versions, self._clock,
                                          self.policy.handshakeTimeout, audit)
-        return self._inner.listen(factory)
+        return self._inner.listen(factory).addCallback(
+            _policyLoaded, self._emitter, self._clock, policy, Role.SERVER, self.mutual,
+            describeEndpoint(self._inner), leaf)
 
 
 @implementer(IStreamClientEndpoint)
@@ -356,7 +362,8 @@ def serverEndpoint(reactor: Any, inner: IStreamServerEndpoint, policy: TLSPolicy
                    emitter: Optional[IAuditSink] = None,
                    proxyProtocol: Optional[str] = None, permissive: bool = False,
                    insecurelyAllowPlaintext: bool = False,
-                   limits: Limits = Limits()) -> SecureServerEndpoint:
+                   limits: Limits = Limits(), reload: Optional[str] = None,
+                   reloadPoll: Optional[float] = None) -> SecureServerEndpoint:
     """
     Wrap C{inner} with TLS under C{policy}; with C{mutual}, require and
     verify client certificates.
@@ -367,11 +374,17 @@ def serverEndpoint(reactor: Any, inner: IStreamServerEndpoint, policy: TLSPolicy
         mode; audited as non-compliant).  Under C{nist-800-52r2} it needs
         C{insecurelyAllowPlaintext=True} as well.
     @param limits: refuse (and audit) connections beyond these.
+    @param reload: C{"watch"}: while a port listens, watch the certificate,
+        key and CA files (inotify, and polling) and reload them when they
+        change, keeping open connections (C{reload=watch}).
+    @param reloadPoll: with C{reload="watch"}, seconds between polls
+        (0.1 to 86400; default 5).
     @raise PolicyError: if the policy cannot serve (missing credentials or
-        CA, unreadable files, ...).
+        CA, unreadable files, ...), or for a bad C{reload}/C{reloadPoll}.
     """
     return SecureServerEndpoint(reactor, inner, policy, mutual, clock, emitter, proxyProtocol,
-                                permissive, insecurelyAllowPlaintext, limits=limits)
+                                permissive, insecurelyAllowPlaintext, limits=limits,
+                                reloadPoll=reloadInterval(reload, reloadPoll))
 
 
 def clientEndpoint(reactor: Any, inner: IStreamClientEndpoint, policy: TLSPolicy, *,

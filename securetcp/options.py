@@ -29,12 +29,33 @@ shows a policy, and the docs' reference tables, from it.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Optional, Tuple
+from typing import Any, Mapping, Optional, Tuple
 
 import attrs
 
 from securetcp._catalogue import VERSION_NAMES
 from securetcp._fields import OCSP_MODES, REVOCATION_MODES, REVOCATION_SCOPES, ClientAuth, Role
+from securetcp._kinds import (  # the kinds of values, re-exported
+    BIND_RULES,
+    BINDING,
+    BOOL,
+    CHOICE,
+    ENDPOINT,
+    GROUPS,
+    INTEGER,
+    LABEL,
+    NAMES,
+    PATH,
+    PATHS,
+    PINS,
+    RULES,
+    SECONDS,
+    SECRET,
+    TEXT,
+    URL,
+    VERSION,
+    Kind,
+)
 from securetcp.errors import PolicyError
 from securetcp.profiles import DEFAULT_PROFILE, PROFILES
 
@@ -44,69 +65,6 @@ FROM_PROFILE = "the profile's"
 BOTH: Tuple[Role, ...] = (Role.SERVER, Role.CLIENT)
 SERVER: Tuple[Role, ...] = (Role.SERVER,)
 CLIENT: Tuple[Role, ...] = (Role.CLIENT,)
-
-
-def _isText(item: Any) -> bool:
-    return isinstance(item, (str, bytes))
-
-
-def _notANumber(item: Any) -> bool:
-    return not isinstance(item, (int, float, bool))
-
-
-@attrs.frozen(eq=False)
-class Kind:
-    """
-    What values an option takes, and how they are checked before any part
-    of the policy looks at them.
-
-    @ivar name: how the reference docs name it (C{"path"}, C{"list"}).
-    @ivar accepts: the Python (and TOML) types of one value; C{bool} is
-        refused unless named, though it is an C{int}.
-    @ivar expected: the problem when the type is wrong.
-    @ivar fix: the fix then (C{{name}} is the option's name).
-    @ivar many: whether a list of values (a TOML array) is accepted.
-    @ivar item: whether one item of such a list is acceptable.
-    @ivar paths: how relative paths in a policy file are resolved:
-        C{"one"} path, C{"many"} paths, C{"source"} a C{file:} source.
-    @ivar hidden: whether values are secret and never shown.
-
-    Kinds compare by identity: two kinds that check alike may still be
-    converted differently.
-    """
-
-    name: str
-    accepts: Tuple[type, ...] = (str,)
-    expected: str = "expected a string"
-    fix: str = 'write {name} = "..."'
-    many: bool = False
-    item: Callable[[Any], bool] = _isText
-    paths: str = ""
-    hidden: bool = False
-
-
-TEXT = Kind("string")
-LABEL = Kind("string")
-CHOICE = Kind("choice")
-VERSION = Kind("TLS version", accepts=(str, int, float))
-PATH = Kind("path", paths="one")
-PATHS = Kind("list of paths", many=True, paths="many")
-NAMES = Kind("list", many=True)
-GROUPS = Kind("list of groups", many=True)
-RULES = Kind("list of rules", many=True, item=_notANumber)
-PINS = Kind("list of pins", many=True)
-BOOL = Kind("boolean", accepts=(bool, str), expected="expected true or false",
-            fix="write true or false")
-SECONDS = Kind("seconds", accepts=(int, float, str), expected="expected a number of seconds",
-               fix="write e.g. 10")
-URL = Kind("URL")
-SECRET = Kind("passphrase source", paths="source", hidden=True,
-              fix="write env:NAME, file:PATH or pass:TEXT")
-BINDING = Kind("protocol")
-BIND_RULES = Kind("list of binding rules", many=True, item=_notANumber)
-#: the endpoint's own arguments only
-INTEGER = Kind("integer")
-ENDPOINT = Kind("endpoint string")
 
 
 @attrs.frozen
@@ -291,6 +249,16 @@ ENDPOINT_ROWS: Tuple[Option, ...] = (
     Option("auditLog", PATH,
            "write the audit records to this file as a hash chain (AuditLogObserver)",
            roles=SERVER, example="/var/log/securetcp/audit.jsonl"),
+    Option("auditCheckpointKey", PATH,
+           "sign chain.checkpoint records of the auditLog file with this Ed25519 private key "
+           "(PEM file)", roles=SERVER, defaultNote="no checkpoints",
+           example="/etc/securetcp/checkpoint.key"),
+    Option("auditCheckpointEvery", INTEGER,
+           "records between checkpoints of the auditLog file (with auditCheckpointKey)",
+           default=100, roles=SERVER, bounds=(1, 1000000), example="500"),
+    Option("auditCheckpointInterval", SECONDS,
+           "seconds from the first record a checkpoint is to cover to that checkpoint "
+           "(with auditCheckpointKey)", default=60.0, roles=SERVER, example="10"),
     Option("proxyProtocol", CHOICE,
            "read a PROXY protocol header (below TLS) naming the real client",
            roles=SERVER, choices=("v1", "v2", "any"), defaultNote="off", example="v2"),
@@ -329,6 +297,16 @@ ENDPOINT_ROWS: Tuple[Option, ...] = (
     Option("auditLog", PATH,
            "write the audit records to this file as a hash chain (AuditLogObserver)",
            roles=CLIENT, example="device-audit.jsonl"),
+    Option("auditCheckpointKey", PATH,
+           "sign chain.checkpoint records of the auditLog file with this Ed25519 private key "
+           "(PEM file)", roles=CLIENT, defaultNote="no checkpoints",
+           example="device-checkpoint.key"),
+    Option("auditCheckpointEvery", INTEGER,
+           "records between checkpoints of the auditLog file (with auditCheckpointKey)",
+           default=100, roles=CLIENT, bounds=(1, 1000000), example="500"),
+    Option("auditCheckpointInterval", SECONDS,
+           "seconds from the first record a checkpoint is to cover to that checkpoint "
+           "(with auditCheckpointKey)", default=60.0, roles=CLIENT, example="10"),
 )
 
 #: The policy options by name.

@@ -13,7 +13,7 @@ from typing import Any, List, Tuple
 from cryptography import x509
 from OpenSSL import SSL
 from twisted.internet.defer import Deferred
-from twisted.internet.endpoints import serverFromString
+from twisted.internet.endpoints import TCP4ServerEndpoint, serverFromString
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock
@@ -28,6 +28,7 @@ from securetcp._filewatch import (
     watchDirectories,
 )
 from securetcp.config import buildPolicy
+from securetcp.endpoints import serverEndpoint
 from securetcp.errors import EndpointArgumentError, PolicyError
 
 from ._net import escape
@@ -321,6 +322,70 @@ class EndpointStringTests(SynchronousTestCase):
                                       self.description(extra))
             self.assertIn(argument, str(error))
             self.assertIn(fix, str(error))
+
+
+class PythonEndpointTests(SynchronousTestCase):
+    """
+    C{reload} and C{reloadPoll} of L{serverEndpoint}: the same options as
+    the endpoint string's, for applications that build their endpoint in
+    Python.
+    """
+
+    def setUp(self) -> None:
+        self.pki = TestPKI.create(os.path.abspath(self.mktemp()))
+        self.reactor = MemoryReactorClock()
+
+    def endpoint(self, **kwargs: Any) -> Any:
+        policy = buildPolicy(certKey=self.pki.path("server.pem"),
+                             privateKey=self.pki.path("server.key"),
+                             caCerts=self.pki.path("ca.pem"))
+        return serverEndpoint(self.reactor,
+                              TCP4ServerEndpoint(self.reactor, 6661, interface="127.0.0.1"),
+                              policy, mutual=True, **kwargs)
+
+    def test_rotation(self) -> None:
+        """
+        With C{reload="watch", reloadPoll=2}, a rotated certificate and
+        key are served after the next poll, as with the string's
+        C{reload=watch:reloadPoll=2}; C{reloadPoll} defaults to 5 seconds,
+        and without C{reload} nothing is watched.
+        """
+        self.assertIsNone(self.endpoint().credentialWatcher)
+        self.assertEqual(self.endpoint(reload="watch").credentialWatcher.interval, 5.0)
+        endpoint = self.endpoint(reload="watch", reloadPoll=2)
+        self.assertEqual(endpoint.credentialWatcher.interval, 2.0)
+        endpoint.listen(Factory.forProtocol(_Nothing))
+        factory = self.reactor.tcpServers[-1][1]
+        factory.doStart()
+        self.addCleanup(factory.doStop)
+        before = SSL.Connection(endpoint.creator.context, None).get_certificate()
+        staging = TestPKI(os.path.join(self.pki.directory, "staging"), self.pki.authority)
+        os.makedirs(staging.directory)
+        new = staging.issue("rotated", "localhost", dns=["localhost"])
+        os.rename(staging.path("rotated.key"), self.pki.path("server.key"))
+        os.rename(staging.path("rotated.pem"), self.pki.path("server.pem"))
+        self.reactor.pump([1.0, SETTLE_SECONDS])
+        self.assertEqual(SSL.Connection(endpoint.creator.context, None)
+                         .get_certificate().get_serial_number(), before.get_serial_number())
+        self.reactor.pump([1.0, SETTLE_SECONDS])
+        self.assertEqual(SSL.Connection(endpoint.creator.context, None)
+                         .get_certificate().get_serial_number(), new.serial_number)
+
+    def test_badArguments(self) -> None:
+        """
+        The string's refusals, as a L{PolicyError} naming the keyword and
+        the fix: an unknown mode, C{reloadPoll} without C{reload="watch"},
+        a poll interval out of range or not a number.
+        """
+        for kwargs, argument, fix in [
+                ({"reload": "inotify"}, "reload", "write reload=watch"),
+                ({"reloadPoll": 5}, "reloadPoll", "add reload=watch"),
+                ({"reload": "watch", "reloadPoll": 0}, "reloadPoll", "reloadPoll=5"),
+                ({"reload": "watch", "reloadPoll": float("inf")}, "reloadPoll", "reloadPoll=5"),
+                ({"reload": "watch", "reloadPoll": "soon"}, "reloadPoll", "reloadPoll=5")]:
+            error = self.assertRaises(PolicyError, self.endpoint, **kwargs)
+            self.assertEqual(error.field, argument)
+            self.assertIn(fix, error.fix)
 
 
 class TwistdSecureTCPTests(SynchronousTestCase):

@@ -25,7 +25,7 @@ from securetcp._twistd.listening import CannotListen, ListeningService
 
 from ._net import escape
 from ._programs import TWISTD
-from ._twistd import START_TIMEOUT, Program, TapProcessMixin
+from ._twistd import START_TIMEOUT, Program, TapProcessMixin, auditEvents
 
 
 class _Endpoint:
@@ -154,12 +154,15 @@ class ListenFailureProcessTests(TapProcessMixin, SynchronousTestCase):
     def test_portInUse(self) -> None:
         """
         twistd on a port already in use exits with status 1 and one line
-        on standard error naming the endpoint and the reason.
+        on standard error naming the endpoint and the reason; its audit
+        file claims no C{policy.loaded} for the listener that never
+        listened.
         """
         port = self.taken()
         program = self.twistdOn(self.mtls(port))
         self.assertOneLine(program, f"cannot listen on mtls:{port}:interface=127.0.0.1",
                            "Address already in use")
+        self.assertEqual(auditEvents(self.audit, "policy.loaded"), [])
 
     def test_portInUseWithWorkers(self) -> None:
         """

@@ -7,6 +7,7 @@ unknown names are refused naming them and listing the valid ones.
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 from typing import Any, Iterator, List
@@ -19,10 +20,12 @@ from twisted.internet.testing import MemoryReactor
 from twisted.trial.unittest import SynchronousTestCase
 
 from securetcp import POLICY_OPTIONS
+from securetcp._auditarguments import CHECKPOINT_ARGUMENTS
 from securetcp._optionviews import defaultText, effectiveOptions, fieldValue, shownValue
 from securetcp._parsers import CLIENT_ARGUMENTS, SERVER_ARGUMENTS, _policyFor
 from securetcp._spelling import inUserSpelling, optionForField, spell
 from securetcp.config import PROFILE_FIELDS, buildPolicy, loadPolicyFile, readPolicyFile
+from securetcp.endpoints import Limits, clientEndpoint, serverEndpoint
 from securetcp.errors import (
     CredentialError,
     EndpointArgumentError,
@@ -154,6 +157,52 @@ class CoverageTests(SynchronousTestCase):
         for option in POLICY_ROWS:
             self.assertFalse(option.endpointOnly)
             self.assertIn("policy file", option.places)
+
+
+#: Where L{serverEndpoint} and L{clientEndpoint} take the endpoint's own
+#: arguments that are not keywords of the same name: the inner endpoint
+#: (C{inner}), the policy (a L{TLSPolicy}, e.g. from L{loadPolicyFile}),
+#: the audit sink (C{emitter}, e.g. an L{AuditLogObserver}'s) and
+#: L{Limits} (C{limits}, by field).
+PYTHON_HOMES = {
+    Role.SERVER: {"port": "inner", "interface": "inner", "backlog": "inner",
+                  "endpoint": "inner", "policy": "policy", "auditLog": "emitter",
+                  "maxConnections": "limits", "maxHandshakes": "limits",
+                  **dict.fromkeys(CHECKPOINT_ARGUMENTS, "emitter")},
+    Role.CLIENT: {"host": "inner", "port": "inner", "timeout": "inner",
+                  "bindAddress": "inner", "endpoint": "inner", "policy": "policy",
+                  "auditLog": "emitter", **dict.fromkeys(CHECKPOINT_ARGUMENTS, "emitter")},
+}
+
+
+class PythonEndpointTests(SynchronousTestCase):
+    """
+    Every endpoint argument of the table reaches the public Python helpers
+    too.
+    """
+
+    def test_everyArgument(self) -> None:
+        """
+        Each endpoint's own argument is a keyword of the same name of
+        L{serverEndpoint} (or L{clientEndpoint}), or has a declared home
+        there (L{PYTHON_HOMES}: the inner endpoint, the policy, the audit
+        sink, a field of L{Limits}); so an option added to endpoint strings
+        (as C{reload} and C{reloadPoll} were) without reaching Python fails
+        here.
+        """
+        helpers = {Role.SERVER: serverEndpoint, Role.CLIENT: clientEndpoint}
+        missing = []
+        for role, helper in helpers.items():
+            keywords = inspect.signature(helper).parameters
+            homes = PYTHON_HOMES[role]
+            self.assertLessEqual(set(homes), set(ownArguments(role)))
+            for name in ownArguments(role):
+                home = homes.get(name, name)
+                if home not in keywords:
+                    missing.append(f"{helper.__name__}: {name}")
+                if home == "limits":
+                    self.assertIn(name, attrs.fields_dict(Limits))
+        self.assertEqual(missing, [])
 
 
 class DefaultTests(SynchronousTestCase):

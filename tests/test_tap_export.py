@@ -16,7 +16,7 @@ from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
 from securetcp._twistd import tap as _tap
-from securetcp._twistd.export import forWorker, parseSize
+from securetcp._twistd.export import EXPORT_KEYS, EXPORT_PARAMETERS, forWorker, parseSize
 from securetcp._twistd.workers import WorkerRole
 from securetcp.auditexport import AuditSyslogExport
 from securetcp.errors import ServiceConfigError
@@ -126,6 +126,25 @@ class ExportOptionTests(SynchronousTestCase):
             for word in words:
                 self.assertIn(word, message, (extra, message))
 
+    def test_companionsWithoutCollector(self) -> None:
+        """
+        Every C{--audit-syslog-*} option given without C{--audit-syslog} is
+        refused, naming the option and the fix, rather than silently
+        ignored (also those with a default: C{--audit-syslog-format},
+        C{--audit-syslog-queue-size}).
+        """
+        values = {"--audit-syslog-policy": self.policy, "--audit-syslog-format": "json",
+                  "--audit-syslog-node": "gw-1", "--audit-syslog-site": "ward-3",
+                  "--audit-syslog-queue": os.path.join(self.base, "spool"),
+                  "--audit-syslog-queue-size": "64M"}
+        self.assertEqual(sorted(values), sorted(f"--{p[0]}" for p in EXPORT_PARAMETERS
+                                                if p[0] != "audit-syslog"))
+        for option, value in values.items():
+            message = self.refused(option, value)
+            self.assertTrue(message.startswith(f"{option}: applies to the audit export only"),
+                            message)
+            self.assertIn("--audit-syslog on the command line", message)
+
     def test_workers(self) -> None:
         """
         With C{--workers}, each process exports its own audit file
@@ -194,6 +213,26 @@ class ExportConfigTests(SynchronousTestCase):
         self.addCleanup(export.queue.close)
         self.assertEqual(export.queue.directory, os.path.join(self.base, "spool"))
         self.assertEqual(export.queue.maxBytes, 2**20)
+
+    def test_keysWithoutCollector(self) -> None:
+        """
+        Every C{audit-syslog-*} key of a file without C{audit-syslog} is
+        refused, naming the file, the key and the fix, rather than
+        silently ignored.
+        """
+        values = {"audit-syslog-policy": "client.toml", "audit-syslog-format": "atna",
+                  "audit-syslog-node": "gw-1", "audit-syslog-site": "ward-3",
+                  "audit-syslog-queue": "spool", "audit-syslog-queue-size": "1M"}
+        self.assertEqual(sorted(values), sorted(set(EXPORT_KEYS) - {"audit-syslog"}))
+        for key, value in values.items():
+            options = _tap.Options(build=False)
+            options.parseOptions(["--config", self.config(f'{key} = "{value}"\n')])
+            e = self.assertRaises(ServiceConfigError, _tap.makeService, options,
+                                  MemoryReactorClock())
+            self.assertEqual(e.key, key)
+            self.assertIn("securetcp.toml", str(e))
+            self.assertIn("applies to the audit export only", e.problem)
+            self.assertIn("audit-syslog in --config", e.fix)
 
     def test_errors(self) -> None:
         """

@@ -47,6 +47,11 @@ MODES = ("terminate", "originate", "serve")
 #: every key of the file's top level, with its meaning
 TOP_KEYS: Dict[str, str] = {
     "audit-log": "audit file shared by every listener (per worker with workers > 1)",
+    "audit-checkpoint-key": "sign checkpoints of the audit chain with this Ed25519 private "
+    "key (PEM file)",
+    "audit-checkpoint-every": "records between audit checkpoints (default 100)",
+    "audit-checkpoint-interval": "seconds from the first record a checkpoint is to cover to "
+    "that checkpoint (default 60)",
     "workers": "number of processes sharing the listening sockets (default 1)",
     "listener": "the listeners, as [[listener]] tables",
     **EXPORT_KEYS,
@@ -110,6 +115,8 @@ class ServiceConfig:
     auditLog: Optional[str] = None
     workers: int = 1
     export: Optional[ExportSettings] = None
+    #: the options of the audit file's writer (C{audit-checkpoint-*})
+    auditOptions: Dict[str, Any] = attrs.Factory(dict)
 
 
 def checkWorkers(value: Any, fail: Callable[[str, str], NoReturn]) -> int:
@@ -177,7 +184,51 @@ def loadServiceConfig(path: str) -> ServiceConfig:
     listeners = _listeners(data.get("listener"), baseDir, fail)
     export = exportSettings(data, auditLog, lambda key, problem, fix: fail(None, key, problem, fix),
                             baseDir)
-    return ServiceConfig(os.path.abspath(path), listeners, auditLog, workers, export)
+    checkpoints = _checkpoints(data, auditLog, baseDir,
+                               lambda key, problem, fix: fail(None, key, problem, fix))
+    return ServiceConfig(os.path.abspath(path), listeners, auditLog, workers, export,
+                         checkpoints)
+
+
+def _checkpoints(data: Dict[str, Any], auditLog: Optional[str], baseDir: str,
+                 fail: Callable[[str, str, str], NoReturn]) -> Dict[str, Any]:
+    """
+    The writer's options from the C{audit-checkpoint-*} keys; the key file
+    is read now, so a bad one is refused before anything starts.
+    """
+    from securetcp.audit.anchor import CHECKPOINT_EVERY, CHECKPOINT_INTERVAL
+    from securetcp.audit.checkpoint import checkpointSigner
+    from securetcp.errors import AuditLogError
+
+    key = data.get("audit-checkpoint-key")
+    given = [k for k in ("audit-checkpoint-key", "audit-checkpoint-every",
+                         "audit-checkpoint-interval") if k in data]
+    if given and not auditLog:
+        fail(given[0], "signs checkpoints of the audit file's chain",
+             "give the audit file too (audit-log)")
+    if key is None:
+        if given:
+            fail(given[0], "applies to signed checkpoints only",
+                 "give audit-checkpoint-key too, or leave this out")
+        return {}
+    if not isinstance(key, str) or not key:
+        fail("audit-checkpoint-key", f"{key!r} is not a file name", "write a path string")
+    key = os.path.join(baseDir, key)
+    try:
+        checkpointSigner(key)
+    except AuditLogError as e:
+        fail("audit-checkpoint-key", f"{e.path}: {e.problem}", e.fix)
+    every = data.get("audit-checkpoint-every", CHECKPOINT_EVERY)
+    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+        fail("audit-checkpoint-every", f"{every!r} is not a number of records",
+             "write a whole number, at least 1, unquoted")
+    interval = data.get("audit-checkpoint-interval", CHECKPOINT_INTERVAL)
+    if (isinstance(interval, bool) or not isinstance(interval, (int, float))
+            or not 0 < interval < float("inf")):
+        fail("audit-checkpoint-interval", f"{interval!r} is not a number of seconds",
+             "write a number more than 0, unquoted")
+    return {"checkpointKey": key, "checkpointEvery": every,
+            "checkpointInterval": float(interval)}
 
 
 def _readTOML(path: str) -> Dict[str, Any]:

@@ -28,15 +28,15 @@ EXPORT_PARAMETERS = [
      "tls://HOST:PORT (RFC 5425) or tcp://HOST:PORT (a local relay)"],
     ["audit-syslog-policy", None, None, "client policy file (TOML: certKey, privateKey, "
      "caCerts, ...) for a tls:// collector"],
-    ["audit-syslog-format", None, "json", "json (the sealed record) or atna (DICOM audit "
-     "messages)"],
+    ["audit-syslog-format", None, None, "json (the sealed record; the default) or atna "
+     "(DICOM audit messages)"],
     ["audit-syslog-node", None, None, "node id the collector groups records by (default: "
      "the host name; one per audit file)"],
     ["audit-syslog-site", None, None, "with --audit-syslog-format atna: the "
      "AuditEnterpriseSiteID (hospital, department)"],
     ["audit-syslog-queue", None, None, "disk queue directory (default: AUDITLOG.export)"],
-    ["audit-syslog-queue-size", None, "64M", "bound of the disk queue: bytes, or with K, M, "
-     "G"],
+    ["audit-syslog-queue-size", None, None, "bound of the disk queue: bytes, or with K, M, "
+     "G (default 64M)"],
 ]
 
 #: The same as C{--config} keys, with their meaning.
@@ -100,9 +100,11 @@ def exportSettings(values: Mapping[str, Any], auditLog: Optional[str], fail: Fai
                                   or value == ""):
             fail(key, f"{value!r} is not a value", "write a non-empty string")
     if collector is None:
-        for key in _PATHS + ("audit-syslog-node", "audit-syslog-site"):
+        for key in EXPORT_KEYS:
             if values.get(key) is not None:
-                fail(key, "applies to the audit export only", "give audit-syslog too")
+                fail(key, "applies to the audit export only, which is off without "
+                     "audit-syslog", "give the collector too (--audit-syslog on the command "
+                     "line, audit-syslog in --config), or leave this out")
         return None
     if not auditLog:
         fail("audit-syslog", "exports the records of the audit file",

@@ -91,9 +91,14 @@ def _workersOption(options: usage.Options) -> None:
 
 
 def _checkpointOptions(options: usage.Options) -> None:
+    if not options["audit-checkpoint-key"]:
+        for name in ("audit-checkpoint-every", "audit-checkpoint-interval"):
+            if options[name] is not None:
+                raise usage.UsageError(f"--{name} applies to signed checkpoints only: give "
+                                       "--audit-checkpoint-key FILE too, or leave it out")
     try:
-        options["audit-checkpoint-every"] = int(options["audit-checkpoint-every"])
-        options["audit-checkpoint-interval"] = float(options["audit-checkpoint-interval"])
+        options["audit-checkpoint-every"] = int(options["audit-checkpoint-every"] or 100)
+        options["audit-checkpoint-interval"] = float(options["audit-checkpoint-interval"] or 60)
         if options["audit-checkpoint-every"] < 1 or options["audit-checkpoint-interval"] <= 0:
             raise ValueError
     except ValueError:
@@ -130,9 +135,10 @@ class _CommonOptions(usage.Options):
          "(with --workers, one file per worker: FILE.worker-K)"],
         ["audit-checkpoint-key", None, None, "sign checkpoints of the audit chain with this "
          "Ed25519 private key (PEM file)"],
-        ["audit-checkpoint-every", None, "100", "records between audit checkpoints"],
-        ["audit-checkpoint-interval", None, "60", "seconds from the first record a checkpoint "
-         "is to cover to that checkpoint"],
+        ["audit-checkpoint-every", None, None, "records between audit checkpoints (default "
+         "100)"],
+        ["audit-checkpoint-interval", None, None, "seconds from the first record a checkpoint "
+         "is to cover to that checkpoint (default 60)"],
         ["idle-timeout", None, "0", "close connections idle for this many seconds (0: never)"],
         ["workers", None, "1", "processes sharing the listening socket (default 1)"],
         ["watch", None, "5", "seconds between checks of the certificate, key, CA, CRL and "

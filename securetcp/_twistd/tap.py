@@ -123,6 +123,7 @@ def makeService(options: Options, reactor: Any = None) -> service.IService:
     sub = options.subOptions
     if mode == "demo":
         return _demoService(reactor, sub, options, worker)
+    _checkCheckpointKey(sub["audit-checkpoint-key"])
     metrics = _newMetrics() if sub.get("metrics") else None
     top, listenReactor = _topService(reactor, sub["audit-log"], sub["workers"], options,
                                      worker, sub.get("watch", 5.0), auditOptions(sub),
@@ -140,6 +141,23 @@ def makeService(options: Options, reactor: Any = None) -> service.IService:
     except JobError as e:
         raise usage.UsageError(f"--{e.key}: {e.problem}") from None
     return _finish(top)
+
+
+def _checkCheckpointKey(path: Optional[str]) -> None:
+    """
+    Read C{--audit-checkpoint-key} now, so that a bad key file is a usage
+    error naming the option rather than a failure at start.
+    """
+    if path is None:
+        return
+    from securetcp.audit.checkpoint import checkpointSigner
+    from securetcp.errors import AuditLogError
+
+    try:
+        checkpointSigner(path)
+    except AuditLogError as e:
+        raise usage.UsageError(f"--audit-checkpoint-key: {e.path}: {e.problem} "
+                               f"({e.fix})") from None
 
 
 def _topService(reactor: Any, auditLog: Optional[str], workers: int, options: Options,
@@ -280,7 +298,8 @@ def _configService(reactor: Any, options: Options, worker: Any) -> service.IServ
 
     config = loadServiceConfig(options["config"])
     workers = options["workers"] if options["workers"] is not None else config.workers
-    top, listenReactor = _topService(reactor, config.auditLog, workers, options, worker)
+    top, listenReactor = _topService(reactor, config.auditLog, workers, options, worker,
+                                     audit=config.auditOptions)
     for listener in config.listeners:
         try:
             _addJob(top, reactor, listenReactor, listener.mode, listener.listen,

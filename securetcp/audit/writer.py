@@ -93,8 +93,7 @@ class AuditLogObserver(ChainAnchoring, ChainFollowers):
         self._lock = threading.RLock()
         self._file: Any = None
         self._locked: Optional[int] = None
-        self._size = 0
-        self._seq = 0
+        self._size = self._seq = 0
         self._prev = ZERO_HASH
         self._day: Optional[str] = None
         self._lastFsync = now()
@@ -105,8 +104,7 @@ class AuditLogObserver(ChainAnchoring, ChainFollowers):
         self._lostSince: Optional[float] = None
         self._outcomes: Deque[Tuple[Dict[str, Any], bool]] = collections.deque(
             maxlen=_REMEMBERED)
-        self.written = 0
-        self.closed = False
+        self.written, self.closed = 0, False
         self._open()
 
     def settings(self) -> Dict[str, Any]:
