@@ -145,7 +145,7 @@ def seal(record: Dict[str, Any], seq: int, prev: str,
     sealed["seq"] = seq
     sealed["prev"] = prev
     body = canonical(sealed)
-    digest = _digest(body, key)
+    digest = (hmac.new(key, body, hashlib.sha256) if key else hashlib.sha256(body)).hexdigest()
     # the line is the hashed canonical JSON with the hash appended as its
     # last member: encoded once, and verifiable by re-encoding without it
     if body == b"{}":  # pragma: no cover

@@ -118,7 +118,7 @@ class SessionFacts:
         """
         The facts from a mapping with (some of) the same keys; others are ignored.
         """
-        return cls(**{name: session.get(name) for name in _SESSION_FIELDS})
+        return cls(*map(session.get, _SESSION_FIELDS))
 
 
 #: the names of L{SessionFacts}' fields, read once
