@@ -50,6 +50,7 @@ from securetcp.audit.records import (
     connectionAccepted,
     connectionClosed,
     handshakeRejected,
+    localAddressText,
 )
 from securetcp.identity import PeerIdentity, identityFromCertificate
 from securetcp.policy import Role, TLSPolicy
@@ -136,7 +137,7 @@ class GateProtocol(Protocol):
 
     def makeConnection(self, transport: Any) -> None:
         self.started = self.gate.clock.seconds()
-        self.local = addressText(transport.getHost())
+        self.local = localAddressText(transport.getHost())
         self.peer = addressText(transport.getPeer())
         self.proxy = proxiedBy(transport)
         if self.proxy is not None:

@@ -30,6 +30,7 @@ from securetcp.audit.connection import (
     PolicyNames,
     SessionFacts,
     addressText,
+    localAddressText,
     newConnectionId,
     utcTimestamp,
 )
@@ -47,8 +48,8 @@ __all__ = [
     "AuditConnection", "SessionFacts", "addressText", "backendFailed", "certificateExpiring",
     "chainCheckpoint", "chainClosed", "chainGap", "chainResumed", "chainRotated", "chainStarted",
     "connectionAccepted", "connectionClosed", "connectionRevoked", "crlExpired", "crlExpiring",
-    "crlLoaded", "crlRefused", "exportDropped", "handshakeRejected", "newConnectionId",
-    "policyLoaded", "policyReloadRefused", "policyReloaded", "utcTimestamp",
+    "crlLoaded", "crlRefused", "exportDropped", "handshakeRejected", "localAddressText",
+    "newConnectionId", "policyLoaded", "policyReloadRefused", "policyReloaded", "utcTimestamp",
 ]
 AUDIT_NAMESPACE = "securetcp.audit"
 
