@@ -24,7 +24,11 @@ from twisted.internet.interfaces import (
 )
 from twisted.internet.protocol import Protocol
 from twisted.protocols.policies import ProtocolWrapper
-from twisted.protocols.tls import BufferingTLSTransport, TLSMemoryBIOFactory
+from twisted.protocols.tls import (
+    BufferingTLSTransport,
+    TLSMemoryBIOFactory,
+    TLSMemoryBIOProtocol,
+)
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -123,6 +127,21 @@ class GatedTLSProtocol(BufferingTLSTransport):
 
     def writeSequence(self, sequence: Iterable[bytes]) -> None:
         self.write(b"".join(sequence))
+
+    def writeNow(self, data: bytes) -> None:
+        """
+        L{write} C{data}, encrypted now: what earlier writes left in
+        Twisted's aggregation of small writes goes first, and no timed call
+        is made to send C{data} at the next reactor iteration.  For a relay,
+        each of whose writes is one read of the other side; TCP's own
+        buffering and back-pressure (a registered producer) are unchanged.
+        """
+        if self._lostTLSConnection or self.writeClosed or self._writeClosing:
+            self.write(data)  # the ordinary way decides what is dropped
+            return
+        self.bytesOut += len(data)
+        self._aggregator.flush()
+        TLSMemoryBIOProtocol.write(self, data)
 
     def makeConnection(self, transport: Any) -> None:
         if ITCPTransport.providedBy(transport):
