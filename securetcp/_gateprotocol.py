@@ -36,6 +36,7 @@ from securetcp._firstmessage import FirstMessageInspection
 from securetcp._interfaces import IAuditSink, IMaterialsInForce, IOCSPChecker
 from securetcp._limits import Limits
 from securetcp._tls.session import (
+    ConnectionFacts,
     NegotiatedSession,
     connectionFacts,
     lossReason,
@@ -171,13 +172,13 @@ class GateProtocol(Protocol):
     def handshakeCompleted(self) -> None:
         self._handshakeOver()
         connection = self.transport.getHandle()
-        session = negotiated(connection)
+        facts = connectionFacts(connection)
+        session = negotiated(connection, facts)
         self.session = session.asRecord()
         self.peerChain = session.peerChain
-        facts = connectionFacts(connection)
         if facts is not None and facts.revocationWarning:
             self.session["revocationWarning"] = facts.revocationWarning
-        decision = self._check(session)
+        decision = self._check(session, facts)
         if decision is not None:
             self._reject(*decision)
             self.transport.abortConnection()
@@ -226,11 +227,11 @@ class GateProtocol(Protocol):
             self._confirming = False
             self._admit()
 
-    def _check(self, session: NegotiatedSession) -> Optional[Tuple[str, str]]:
+    def _check(self, session: NegotiatedSession,
+               facts: Optional[ConnectionFacts]) -> Optional[Tuple[str, str]]:
         chain = session.peerChain
         if chain:
             self.identity = identityFromCertificate(chain[0])
-        facts = connectionFacts(self.transport.getHandle())
         return peerRejection(self.gate.policy, self.gate.role, self.gate.hostname, chain,
                              self.identity, authorised=facts is not None and facts.authorised)
 

@@ -106,7 +106,7 @@ def _peerChain(connection: SSL.Connection,
     if facts is not None and facts.chain and 0 in facts.chain:
         # the verify callback already saw (and converted) every certificate
         # of the verified chain, leaf at depth 0
-        return tuple(facts.chain[d] for d in sorted(facts.chain))
+        return tuple(map(facts.chain.__getitem__, sorted(facts.chain)))
     verified = connection.get_verified_chain(as_cryptography=True)
     if verified:
         return tuple(verified)
@@ -132,11 +132,14 @@ def _shared(name: Optional[str]) -> Optional[str]:
     return _names.setdefault(name, name)
 
 
-def negotiated(connection: SSL.Connection) -> NegotiatedSession:
+def negotiated(connection: SSL.Connection,
+               facts: Optional[ConnectionFacts] = None) -> NegotiatedSession:
     """
-    Read what C{connection} negotiated.
+    Read what C{connection} negotiated (with its L{ConnectionFacts}, if the
+    caller has them already).
     """
-    facts = connectionFacts(connection)
+    if facts is None:
+        facts = connectionFacts(connection)
     alpn = connection.get_alpn_proto_negotiated()
     getGroup = getattr(connection, "get_group_name", None)
     serverName = facts.serverName if facts else None

@@ -320,8 +320,10 @@ class AuditLogObserver(ChainAnchoring, ChainFollowers):
         with self._lock:
             if self.onFailure != "refuse":
                 return None
-            return next((done for seen, done in reversed(self._outcomes)
-                         if seen is record), None)
+            for seen, done in reversed(self._outcomes):
+                if seen is record:
+                    return done
+            return None
 
     def probe(self) -> bool:
         """
