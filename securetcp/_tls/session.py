@@ -95,10 +95,14 @@ class NegotiatedSession:
 
     def asRecord(self) -> Dict[str, Any]:
         """
-        The session facts as audit records name them.
+        The session facts as audit records name them, those not C{None}
+        (read them with C{get}): a connection keeps this dict while it is
+        open, and without the facts it lacks (commonly ALPN, or SNI) it
+        fits the smallest dict.
         """
-        return {"version": self.version, "cipher": self.cipher, "group": self.group,
-                "alpn": self.alpn, "sni": self.serverName, "resumed": self.resumed}
+        record = {"version": self.version, "cipher": self.cipher, "group": self.group,
+                  "alpn": self.alpn, "sni": self.serverName, "resumed": self.resumed}
+        return {name: value for name, value in record.items() if value is not None}
 
 
 def _peerChain(connection: SSL.Connection,
