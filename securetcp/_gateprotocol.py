@@ -37,6 +37,7 @@ from securetcp._firstmessage import FirstMessageInspection
 from securetcp._interfaces import IAuditSink, IMaterialsInForce, IOCSPChecker
 from securetcp._limits import Limits
 from securetcp._tls.session import (
+    ConnectionFacts,
     NegotiatedSession,
     connectionFacts,
     lossReason,
@@ -51,6 +52,7 @@ from securetcp.audit.records import (
     connectionAccepted,
     connectionClosed,
     handshakeRejected,
+    localAddressText,
 )
 from securetcp.identity import PeerIdentity, identityFromCertificate
 from securetcp.policy import Role, TLSPolicy
@@ -139,7 +141,7 @@ class GateProtocol(Protocol):
 
     def makeConnection(self, transport: Any) -> None:
         self.started = self.gate.clock.seconds()
-        self.local = addressText(transport.getHost())
+        self.local = localAddressText(transport.getHost())
         self.peer = addressText(transport.getPeer())
         self.proxy = proxiedBy(transport)
         if self.proxy is not None:
@@ -173,13 +175,13 @@ class GateProtocol(Protocol):
     def handshakeCompleted(self) -> None:
         self._handshakeOver()
         connection = self.transport.getHandle()
-        session = negotiated(connection)
+        facts = connectionFacts(connection)
+        session = negotiated(connection, facts)
         self.session = session.asRecord()
         self.peerChain = session.peerChain
-        facts = connectionFacts(connection)
         if facts is not None and facts.revocationWarning:
             self.session["revocationWarning"] = facts.revocationWarning
-        decision = self._check(session)
+        decision = self._check(session, facts)
         if decision is not None:
             self._reject(*decision)
             self.transport.abortConnection()
@@ -228,11 +230,11 @@ class GateProtocol(Protocol):
             self._confirming = False
             self._admit()
 
-    def _check(self, session: NegotiatedSession) -> Optional[Tuple[str, str]]:
+    def _check(self, session: NegotiatedSession,
+               facts: Optional[ConnectionFacts]) -> Optional[Tuple[str, str]]:
         chain = session.peerChain
         if chain:
             self.identity = identityFromCertificate(chain[0])
-        facts = connectionFacts(self.transport.getHandle())
         return peerRejection(self.gate.policy, self.gate.role, self.gate.hostname, chain,
                              self.identity, authorised=facts is not None and facts.authorised)
 

@@ -167,6 +167,32 @@ class SchemaTests(SynchronousTestCase):
         self.assertEqual(records.addressText(UNIXAddress(b"/run/s.sock")), "unix:/run/s.sock")
         self.assertIsNone(records.addressText(None))
 
+    def test_localAddressText(self) -> None:
+        """
+        A local address is written as L{records.addressText} writes it, and
+        connections with equal local addresses share one text; an address
+        that cannot be a dictionary key, and C{None}, are written as well.
+        """
+        first = records.localAddressText(IPv4Address("TCP", "10.0.0.1", 443))
+        again = records.localAddressText(IPv4Address("TCP", "10.0.0.1", 443))
+        self.assertEqual(first, "10.0.0.1:443")
+        self.assertIs(again, first)
+        self.assertEqual(records.localAddressText(IPv6Address("TCP", "::1", 443)), "[::1]:443")
+        self.assertEqual(records.localAddressText(IPv4Address("TCP", "10.0.0.2", 443)),
+                         "10.0.0.2:443")
+
+        class Unhashable:
+            __hash__ = None  # type: ignore[assignment]
+            host, port = "10.0.0.3", 8443
+
+        self.assertEqual(records.localAddressText(Unhashable()),  # type: ignore[arg-type]
+                         "10.0.0.3:8443")
+        self.assertIsNone(records.localAddressText(None))
+        for port in range(200):  # bounded: many addresses do not grow it past its bound
+            records.localAddressText(IPv4Address("TCP", "10.0.0.4", port))
+        from securetcp.audit import connection
+        self.assertLessEqual(len(connection._localTexts), 64)
+
     def test_newConnectionId(self) -> None:
         """
         Connection ids are 16 hex digits, different each time.

@@ -14,7 +14,7 @@ from __future__ import annotations
 import io
 import json
 import os
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, List, Tuple
 
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -192,6 +192,34 @@ class EncodingTests(_ChainCase):
         self.assertEqual(canonical({k: v for k, v in record.items() if k != "hash"}) ,
                          line[:line.index(b',"hash"')] + b"}")
         self.assertRaises(LineError, openLine, line.rstrip(b"\n").replace(b":2,", b":3,"))
+
+    def test_canonicalIsJSONDumps(self) -> None:
+        """
+        L{canonical} gives exactly C{json.dumps} with sorted keys, no
+        whitespace, ASCII escapes and no NaN, for nested values, escapes and
+        numbers; it refuses what C{json.dumps} refuses with the same errors,
+        and a refused record leaves nothing behind that changes the next one.
+        """
+        def dumps(record: Dict[str, Any]) -> bytes:
+            return json.dumps(record, sort_keys=True, separators=(",", ":"),
+                              ensure_ascii=True, allow_nan=False).encode("ascii")
+
+        records: List[Dict[str, Any]] = [
+            {}, {"b": 1, "a": [1, 2.5, None, True, False, "\u00e9\u2028\"\\\x00"],
+                 "c": {"z": 1e300, "y": -0.0, "x": 10**30, "w": []}}]
+        for record in records:
+            self.assertEqual(canonical(record), dumps(record))
+        for bad, error in [({"a": float("nan")}, ValueError), ({"a": object()}, TypeError),
+                           ({1: 2, "a": 1}, TypeError)]:
+            self.assertRaises(error, canonical, bad)
+            self.assertRaises(error, dumps, bad)
+        circular: Dict[str, Any] = {}
+        circular["self"] = circular
+        self.assertRaises(ValueError, canonical, circular)
+        nested = {"inner": {"v": object()}}
+        self.assertRaises(TypeError, canonical, nested)
+        self.assertEqual(canonical(nested["inner"] | {"v": 1}), b'{"v":1}')
+        self.assertEqual(canonical(records[1]), dumps(records[1]))
 
 
 class OrderTests(_ChainCase):

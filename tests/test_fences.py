@@ -16,9 +16,11 @@ from typing import Any, List
 import OpenSSL
 from twisted.copyright import version as twistedVersion
 from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.protocols.tls import BufferingTLSTransport, TLSMemoryBIOFactory
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementedBy, providedBy
 
 import securetcp
 from securetcp._tls import _binding, _halfclose
@@ -152,6 +154,49 @@ class TwistedFenceTests(SynchronousTestCase):
                       if name.startswith("_") and not name.startswith("__")
                       and hasattr(BufferingTLSTransport, name)}
         self.assertEqual(overridden - listed, set())
+
+    def test_makeConnectionUnchanged(self) -> None:
+        """
+        Twisted's C{TLSMemoryBIOProtocol.makeConnection}, which
+        L{_halfclose.GatedTLSProtocol.makeConnection} repeats without its
+        loop over the transport's interfaces, still reads and calls exactly
+        the names securetcp's copy was written against.
+        """
+        from twisted.protocols.tls import TLSMemoryBIOProtocol
+        names = set(TLSMemoryBIOProtocol.makeConnection.__code__.co_names)
+        self.assertEqual(names, set(_halfclose.TWISTED_MAKE_CONNECTION_NAMES),
+                         f"Twisted {twistedVersion} changed TLSMemoryBIOProtocol."
+                         "makeConnection: check GatedTLSProtocol.makeConnection against it")
+
+    def test_makeConnectionSameInterfaces(self) -> None:
+        """
+        A connected L{_halfclose.GatedTLSProtocol} provides exactly what
+        Twisted's own TLS transport provides once connected to the same
+        transport (its own interfaces and every one of the transport's), and
+        has started the handshake (its OpenSSL connection is made and the
+        ClientHello awaited: nothing written by a server).
+        """
+        twisted = _connectedTransport()
+        pki = sharedPKI("fences")
+        policy = buildPolicy(certKey=pki.path("server.pem"), privateKey=pki.path("server.key"))
+        creator = ServerConnectionCreator(policy, loadMaterials(policy, Role.SERVER))
+        factory = _halfclose.GatedTLSFactory(creator, False, Factory.forProtocol(Protocol),
+                                             Clock())
+        gated = factory.buildProtocol(None)
+        assert gated is not None
+        transport = StringTransport()
+        gated.makeConnection(transport)
+        fromTransport = set(providedBy(transport))
+        self.assertEqual(set(providedBy(twisted)),
+                         fromTransport | set(implementedBy(BufferingTLSTransport)))
+        self.assertEqual(set(providedBy(gated)),
+                         fromTransport | set(implementedBy(_halfclose.GatedTLSProtocol)))
+        self.assertTrue(set(implementedBy(BufferingTLSTransport)) <= set(providedBy(gated)))
+        self.assertIn(gated, factory.protocols)
+        self.assertIsNotNone(gated.getHandle())
+        self.assertIs(gated.transport, transport)
+        self.assertIsInstance(gated.wrappedProtocol.transport, _halfclose.GatedTLSProtocol)
+        self.assertEqual(transport.value(), b"")
 
 
 #: Spellings of private names that only the fence modules may contain.

@@ -169,6 +169,22 @@ class AdmissionTests(GateTestCase):
         self.assertEqual([r["event"] for r in self.records if r["role"] == "server"],
                          ["connection.accepted"])
 
+    def test_sessionHoldsOnlyKnownFacts(self) -> None:
+        """
+        An admitted connection keeps what its handshake negotiated without
+        the facts it lacks (no ALPN here), C{resumed=False} kept; its records
+        still carry every session field, those it lacks as C{None}.
+        """
+        connection = self.connectGood()
+        session = connection.serverGate.session
+        self.assertEqual(set(session), {"version", "cipher", "group", "sni", "resumed"})
+        self.assertIs(session["resumed"], False)
+        self.assertIsNone(session.get("alpn"))
+        accepted = [r for r in self.records if r["role"] == "server"][0]
+        self.assertEqual((accepted["alpn"], accepted["sni"], accepted["resumed"]),
+                         (None, session["sni"], False))
+        self.assertEqual(accepted["version"], session["version"])
+
     def test_applicationOnlyAfterHandshake(self) -> None:
         """
         The application protocol is neither built nor connected while the

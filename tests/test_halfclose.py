@@ -422,6 +422,46 @@ class _InMemoryHalfCloseTests(AuditMixin):
         self.assertIsNone(client.lost)
         self.assertEqual(connection.client.bytesOut, len(b"before"))
 
+    def test_writeNowSendsAtOnceInOrder(self) -> None:
+        """
+        C{writeNow()} encrypts its bytes at once, with no timed call left
+        for them: they reach the peer without the clock moving, after what
+        an earlier C{write()} left in Twisted's aggregation of small
+        writes; both are counted in C{bytesOut}.
+        """
+        serverApp, clientApp = Built(), Built()
+        connection = self.connect(serverApp, clientApp)
+        server, client = serverApp.built[0], clientApp.built[0]
+        connection.pump.flush()
+        calls = len(self.clock.getDelayedCalls())
+        client.transport.writeNow(b"alone,")
+        self.assertEqual(len(self.clock.getDelayedCalls()), calls)
+        client.transport.write(b"first,")
+        client.transport.writeNow(b"second")
+        connection.pump.pump(advanceClock=False)
+        self.assertEqual(server.received, b"alone,first,second")
+        self.assertEqual(connection.client.bytesOut, len(b"alone,first,second"))
+
+    def test_writeNowAfterLoseWriteConnectionDropped(self) -> None:
+        """
+        C{writeNow()} after C{loseWriteConnection()} drops its bytes as
+        C{write()} does, uncounted, and after the connection is lost too.
+        """
+        serverApp, clientApp = Built(), Built()
+        connection = self.connect(serverApp, clientApp)
+        server, client = serverApp.built[0], clientApp.built[0]
+        client.transport.writeNow(b"before")
+        client.transport.loseWriteConnection()
+        client.transport.writeNow(b"after")
+        connection.pump.flush()
+        self.assertEqual(server.received, b"before")
+        self.assertEqual(eventNames(server), ["data", "readLost"])
+        self.assertEqual(connection.client.bytesOut, len(b"before"))
+        client.transport.loseConnection()
+        connection.pump.flush()
+        client.transport.writeNow(b"lost")
+        self.assertEqual(connection.client.bytesOut, len(b"before"))
+
     def test_producerDefersCloseNotify(self) -> None:
         """
         With a producer registered, close_notify waits until it is

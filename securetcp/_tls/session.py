@@ -95,10 +95,14 @@ class NegotiatedSession:
 
     def asRecord(self) -> Dict[str, Any]:
         """
-        The session facts as audit records name them.
+        The session facts as audit records name them, those not C{None}
+        (read them with C{get}): a connection keeps this dict while it is
+        open, and without the facts it lacks (commonly ALPN, or SNI) it
+        fits the smallest dict.
         """
-        return {"version": self.version, "cipher": self.cipher, "group": self.group,
-                "alpn": self.alpn, "sni": self.serverName, "resumed": self.resumed}
+        record = {"version": self.version, "cipher": self.cipher, "group": self.group,
+                  "alpn": self.alpn, "sni": self.serverName, "resumed": self.resumed}
+        return {name: value for name, value in record.items() if value is not None}
 
 
 def _peerChain(connection: SSL.Connection,
@@ -106,7 +110,7 @@ def _peerChain(connection: SSL.Connection,
     if facts is not None and facts.chain and 0 in facts.chain:
         # the verify callback already saw (and converted) every certificate
         # of the verified chain, leaf at depth 0
-        return tuple(facts.chain[d] for d in sorted(facts.chain))
+        return tuple(map(facts.chain.__getitem__, sorted(facts.chain)))
     verified = connection.get_verified_chain(as_cryptography=True)
     if verified:
         return tuple(verified)
@@ -132,11 +136,14 @@ def _shared(name: Optional[str]) -> Optional[str]:
     return _names.setdefault(name, name)
 
 
-def negotiated(connection: SSL.Connection) -> NegotiatedSession:
+def negotiated(connection: SSL.Connection,
+               facts: Optional[ConnectionFacts] = None) -> NegotiatedSession:
     """
-    Read what C{connection} negotiated.
+    Read what C{connection} negotiated (with its L{ConnectionFacts}, if the
+    caller has them already).
     """
-    facts = connectionFacts(connection)
+    if facts is None:
+        facts = connectionFacts(connection)
     alpn = connection.get_alpn_proto_negotiated()
     getGroup = getattr(connection, "get_group_name", None)
     serverName = facts.serverName if facts else None

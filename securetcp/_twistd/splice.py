@@ -55,8 +55,12 @@ class _Half(Protocol):
         other.transport.registerProducer(self.transport, True)  # type: ignore[union-attr]
 
     def dataReceived(self, data: bytes) -> None:
-        if self.other is not None and self.other.transport is not None:
-            self.other.transport.write(data)
+        other = self.other
+        if other is not None and other.transport is not None:
+            # a TLS side encrypts each read at once (writeNow), rather than
+            # at the next reactor iteration as Twisted does for small writes
+            transport: Any = other.transport
+            (getattr(transport, "writeNow", None) or transport.write)(data)
         if self.idle is not None:
             self.idle.reset()
 

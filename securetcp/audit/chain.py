@@ -20,6 +20,8 @@ import hmac
 import json
 import os
 import re
+from json.encoder import c_make_encoder as _cEncoder  # type: ignore[attr-defined]
+from json.encoder import encode_basestring_ascii as _asciiString
 from typing import Any, Dict, List, Optional, Tuple
 
 from twisted.logger import Logger
@@ -33,12 +35,30 @@ ZERO_HASH = "0" * 64
 _log = Logger(namespace="securetcp.auditlog")
 
 
+#: the standard library's JSON encoder settings of L{canonical}, built once
+#: (C{json.dumps} with these arguments builds a new encoder per call)
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True,
+                            allow_nan=False)
+
+
+def _notJSON(value: Any) -> Any:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
 def canonical(record: Dict[str, Any]) -> bytes:
     """
-    The canonical JSON encoding that hashes are computed over.
+    The canonical JSON encoding that hashes are computed over: what
+    C{json.dumps(record, sort_keys=True, separators=(",", ":"),
+    ensure_ascii=True, allow_nan=False)} gives, encoded as ASCII.
+
+    With the C accelerator the encoder is made here, with a fresh set of
+    the containers being encoded (the circular-reference check), without
+    C{json.dumps}' Python layers; each record is sealed once per write.
     """
-    return json.dumps(record, sort_keys=True, separators=(",", ":"),
-                      ensure_ascii=True, allow_nan=False).encode("ascii")
+    if _cEncoder is None:  # pragma: no cover (no C accelerator)
+        return _ENCODER.encode(record).encode("ascii")
+    return "".join(_cEncoder({}, _notJSON, _asciiString, None, ":", ",", True, False,
+                             False)(record, 0)).encode("ascii")
 
 
 def _digest(body: bytes, key: Optional[bytes]) -> str:
@@ -125,7 +145,7 @@ def seal(record: Dict[str, Any], seq: int, prev: str,
     sealed["seq"] = seq
     sealed["prev"] = prev
     body = canonical(sealed)
-    digest = _digest(body, key)
+    digest = (hmac.new(key, body, hashlib.sha256) if key else hashlib.sha256(body)).hexdigest()
     # the line is the hashed canonical JSON with the hash appended as its
     # last member: encoded once, and verifiable by re-encoding without it
     if body == b"{}":  # pragma: no cover

@@ -87,6 +87,28 @@ def addressText(address: Optional[IAddress]) -> Optional[str]:
     return str(address)
 
 
+#: the text of each local address seen (see L{localAddressText}), bounded
+_localTexts: Dict[IAddress, Optional[str]] = {}
+
+
+def localAddressText(address: Optional[IAddress]) -> Optional[str]:
+    """
+    L{addressText} of a connection's local address, one copy per address:
+    every connection of a listener has the same one, and an idle
+    connection then holds no text of its own for it.
+    """
+    try:
+        text = _localTexts.get(address)  # type: ignore[arg-type]
+    except TypeError:  # an address that cannot be a key
+        return addressText(address)
+    if text is None:
+        text = addressText(address)
+        if len(_localTexts) >= 64:  # a bound; a process listens on a few addresses
+            _localTexts.clear()
+        _localTexts[address] = text  # type: ignore[index]
+    return text
+
+
 def newConnectionId() -> str:
     """
     A fresh connection id (16 random hex digits) for a connection's records.
@@ -118,7 +140,7 @@ class SessionFacts:
         """
         The facts from a mapping with (some of) the same keys; others are ignored.
         """
-        return cls(**{name: session.get(name) for name in _SESSION_FIELDS})
+        return cls(*map(session.get, _SESSION_FIELDS))
 
 
 #: the names of L{SessionFacts}' fields, read once

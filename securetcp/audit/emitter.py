@@ -103,7 +103,11 @@ class AuditEmitter:
         record.setdefault("schema", SCHEMA_VERSION)
         level = LogLevel.warn if event in WARNING_EVENTS else LogLevel.info
         self._route.emit(level, FORMATS[event], securetcp_audit=record, securetcp_event=event)
-        return all([f.wrote(record) is not False for f in self.consulted()])
+        written = True
+        for f in self.consulted():  # every one is asked (none short-circuits)
+            if f.wrote(record) is False:
+                written = False
+        return written
 
     def consulted(self) -> List[IAuditFile]:
         """
@@ -113,8 +117,13 @@ class AuditEmitter:
         """
         files: List[IAuditFile] = list(self.observers)
         if self._global:
-            files += [w for w in globalAuditFiles.writers()
-                      if not any(w is known for known in files)]
+            known = len(files)
+            for writer in globalAuditFiles.writers():
+                for i in range(known):
+                    if files[i] is writer:
+                        break
+                else:
+                    files.append(writer)
         return files
 
     def accepting(self) -> bool:
@@ -123,4 +132,8 @@ class AuditEmitter:
         Every failing one is probed, so each writes its C{chain.gap} record
         as soon as it can.
         """
-        return all([f.accepting() for f in self.consulted()])
+        accepting = True
+        for f in self.consulted():  # every one is probed (none short-circuits)
+            if not f.accepting():
+                accepting = False
+        return accepting

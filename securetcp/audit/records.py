@@ -30,6 +30,7 @@ from securetcp.audit.connection import (
     PolicyNames,
     SessionFacts,
     addressText,
+    localAddressText,
     newConnectionId,
     utcTimestamp,
 )
@@ -47,8 +48,8 @@ __all__ = [
     "AuditConnection", "SessionFacts", "addressText", "backendFailed", "certificateExpiring",
     "chainCheckpoint", "chainClosed", "chainGap", "chainResumed", "chainRotated", "chainStarted",
     "connectionAccepted", "connectionClosed", "connectionRevoked", "crlExpired", "crlExpiring",
-    "crlLoaded", "crlRefused", "exportDropped", "handshakeRejected", "newConnectionId",
-    "policyLoaded", "policyReloadRefused", "policyReloaded", "utcTimestamp",
+    "crlLoaded", "crlRefused", "exportDropped", "handshakeRejected", "localAddressText",
+    "newConnectionId", "policyLoaded", "policyReloadRefused", "policyReloaded", "utcTimestamp",
 ]
 AUDIT_NAMESPACE = "securetcp.audit"
 
@@ -101,32 +102,24 @@ def _record(event: str, time: float, **fields: Any) -> Dict[str, Any]:
 
 def _connectionRecord(event: str, connection: AuditConnection, time: float,
                       compliance: Optional[Dict[str, Any]]) -> Dict[str, Any]:
-    session = connection.session
-    identity = connection.peerIdentity
-    fields: Dict[str, Any] = {
-        "connection": connection.connectionId,
-        "role": connection.role.value,
-        "local": connection.local,
-        "peer": connection.peer,
-        "proxy": connection.proxy,
-        "sni": session.sni,
-        "version": session.version,
-        "cipher": session.cipher,
-        "group": session.group,
-        "alpn": session.alpn,
-        "resumed": session.resumed,
-        "revocationWarning": session.revocationWarning,
+    # one dict, keys in _record's order (event, time, the fields, schema)
+    session, identity = connection.session, connection.peerIdentity
+    record: Dict[str, Any] = {
+        "event": event, "time": utcTimestamp(time), "connection": connection.connectionId,
+        "role": connection.role.value, "local": connection.local, "peer": connection.peer,
+        "proxy": connection.proxy, "sni": session.sni, "version": session.version,
+        "cipher": session.cipher, "group": session.group, "alpn": session.alpn,
+        "resumed": session.resumed, "revocationWarning": session.revocationWarning,
         "ocsp": session.ocsp,
         "peerIdentity": identity.asRecord() if identity is not None else None,
-        "policy": connection.policy,
-        "profile": connection.profile,
-        "compliance": compliance,
+        "policy": connection.policy, "profile": connection.profile, "compliance": compliance,
     }
     if connection.plaintext:
-        fields["plaintext"] = True
+        record["plaintext"] = True
     if connection.binding is not None:
-        fields["binding"] = dict(connection.binding)
-    return _record(event, time, **fields)
+        record["binding"] = dict(connection.binding)
+    record["schema"] = SCHEMA_VERSION
+    return record
 
 
 def _verdict(connection: AuditConnection) -> Dict[str, Any]:

@@ -174,12 +174,8 @@ class AuditLogObserver(ChainAnchoring, ChainFollowers):
             "%Y-%m-%d")
 
     def _rotateIfDue(self, incoming: int) -> bool:
-        due = False
-        if self.maxBytes is not None and self._size + incoming > self.maxBytes and self._size > 0:
-            due = True
-        if self.daily and self._today() != self._day:
-            due = True
-        if not due:
+        bySize = self.maxBytes is not None and 0 < self._size and self._size + incoming > self.maxBytes
+        if not bySize and not (self.daily and self._today() != self._day):
             return False
         self._sync(force=True)
         self._file.close()
@@ -320,8 +316,10 @@ class AuditLogObserver(ChainAnchoring, ChainFollowers):
         with self._lock:
             if self.onFailure != "refuse":
                 return None
-            return next((done for seen, done in reversed(self._outcomes)
-                         if seen is record), None)
+            for seen, done in reversed(self._outcomes):
+                if seen is record:
+                    return done
+            return None
 
     def probe(self) -> bool:
         """
