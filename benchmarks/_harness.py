@@ -31,6 +31,7 @@ from ._procs import (
     cpuSeconds,
     descendants,
     freePort,
+    releaseHeld,
     residentKiB,
     runJSON,
     treeCPUSeconds,
@@ -362,12 +363,7 @@ class Bench:
                 after = residentKiB(proc.pid)
                 opened = ready.get("ok", 0)
             finally:
-                if client.stdin is not None:
-                    try:
-                        client.stdin.write(b"done\n")
-                        client.stdin.close()
-                    except OSError:
-                        pass
+                releaseHeld(client)
                 procs.stop(client)
             return {
                 "connections": count, "opened": opened, "failed": ready.get("failed"),

@@ -30,7 +30,7 @@ import sys
 import time
 from typing import Any, Dict, Optional
 
-from ._procs import Processes, freePort, residentKiB
+from ._procs import Processes, freePort, releaseHeld, residentKiB
 
 #: connections per loopback source address (of about 28,000 ports each)
 PER_SOURCE = 10000
@@ -121,12 +121,7 @@ def held(bench: Any, procs: Processes, server: Any, count: int) -> Dict[str, Any
             out["while_held"] = _probe(bench, proc, server, port)
             out["server_alive"] = proc.poll() is None
         finally:
-            if client.stdin is not None:
-                try:
-                    client.stdin.write(b"done\n")
-                    client.stdin.close()
-                except OSError:
-                    pass
+            releaseHeld(client)
             try:
                 client.wait(120)
             except subprocess.TimeoutExpired:

@@ -170,6 +170,21 @@ def waitListening(proc: subprocess.Popen[bytes], port: int, timeout: float = 30.
     raise RuntimeError(f"nothing listening on 127.0.0.1:{port} after {timeout} s")
 
 
+
+def releaseHeld(client: subprocess.Popen[bytes]) -> None:
+    """
+    Tell the load generator holding idle connections (C{loadgen hold}) to
+    let them go: it closes them once it reads C{done} on its standard input.
+    A generator that already exited is fine.
+    """
+    if client.stdin is None:
+        return
+    try:
+        client.stdin.write(b"done\n")
+        client.stdin.close()
+    except OSError:
+        pass
+
 def runJSON(args: Sequence[str], core: Optional[int], timeout: float) -> Dict[str, Any]:
     """
     Run a load generator command pinned to C{core} and parse the JSON object

@@ -215,6 +215,7 @@ def memoryProfile(bench: Any, procs: Any, name: str = "mtls", count: int = 2000
     import time
 
     from ._harness import SERVERS_BY_NAME, freePort, startServer
+    from ._procs import releaseHeld
 
     server = SERVERS_BY_NAME[name]
     path = os.path.join(bench.workDir, f"memory-{name}.json")
@@ -243,12 +244,7 @@ def memoryProfile(bench: Any, procs: Any, name: str = "mtls", count: int = 2000
                 time.sleep(0.5)
             time.sleep(1.0)
         finally:
-            if client.stdin is not None:
-                try:
-                    client.stdin.write(b"done\n")
-                    client.stdin.close()
-                except OSError:
-                    pass
+            releaseHeld(client)
             procs.stop(client)
         with open(path) as f:
             data = json.load(f)
