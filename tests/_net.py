@@ -1,7 +1,8 @@
 """
 Small helpers for tests that start real servers: a free port below the
-ephemeral range, escaping a value for an endpoint string, and one line
-exchanged over mutual TLS with Python's C{ssl}.
+ephemeral range, escaping a value for an endpoint string, one line
+exchanged over mutual TLS with Python's C{ssl}, and whether a port listens
+(asked of the kernel, without connecting).
 """
 
 from __future__ import annotations
@@ -27,6 +28,21 @@ def freePort() -> int:
             s.close()
         return port
     raise AssertionError("no free port in 20000-32000")
+
+
+def listeningOn(port: int) -> bool:
+    """
+    Whether something listens on 127.0.0.1:C{port}, according to
+    C{/proc/net/tcp}: without connecting, which a proxy such as HAProxy
+    would relay to its backend.
+    """
+    wanted = f"0100007F:{port:04X}"
+    try:
+        with open("/proc/net/tcp") as f:
+            lines = f.read().splitlines()[1:]
+    except OSError:  # pragma: no cover - not Linux
+        return True
+    return any(line.split()[1] == wanted and line.split()[3] == "0A" for line in lines)
 
 
 def escape(value: str) -> str:

@@ -21,7 +21,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
-from ._net import freePort
+from ._net import freePort, listeningOn
 from ._programs import CURL
 from ._twistd import PEER_TIMEOUT, START_TIMEOUT, Program, TapProcessMixin, blockUntil
 
@@ -94,19 +94,6 @@ while True:
             rest += chunk
 '''
 
-
-def _listening(port: int) -> bool:
-    """
-    Whether something listens on 127.0.0.1:C{port}, according to
-    C{/proc/net/tcp} (without connecting).
-    """
-    wanted = f"0100007F:{port:04X}"
-    try:
-        with open("/proc/net/tcp") as f:
-            lines = f.read().splitlines()[1:]
-    except OSError:  # pragma: no cover - not Linux
-        return True
-    return any(line.split()[1] == wanted and line.split()[3] == "0A" for line in lines)
 
 
 #: HAProxy in TCP mode in front of securetcp (C{proxyProtocol=v2}),
@@ -211,7 +198,7 @@ class BackendProxyTests(TapProcessMixin, SynchronousTestCase):
             f.write(template.format(port=port, **values))
         assert HAPROXY is not None
         process = Program(self, [HAPROXY, "-db", "-f", config], "haproxy")
-        blockUntil(lambda: _listening(port) or not process.running, START_TIMEOUT,
+        blockUntil(lambda: listeningOn(port) or not process.running, START_TIMEOUT,
                    "haproxy to listen", process.describe)
         if not process.running:
             raise AssertionError(f"haproxy did not start\n{process.describe()}")

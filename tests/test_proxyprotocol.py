@@ -35,6 +35,7 @@ from securetcp._below.proxyprotocol import (
 )
 
 from ._iosim import CLIENT_ADDRESS
+from ._net import listeningOn
 from ._pki import sharedPKI
 from ._proxy import (
     BALANCER,
@@ -661,19 +662,6 @@ class ProxyProtocolInMemoryTests(InMemoryTestCase):
 # -- a real HAProxy -----------------------------------------------------------
 
 
-def _listening(port: int) -> bool:
-    """
-    Whether something listens on 127.0.0.1:C{port}, according to
-    C{/proc/net/tcp} (without connecting, which HAProxy would relay).
-    """
-    wanted = f"0100007F:{port:04X}"
-    try:
-        with open("/proc/net/tcp") as f:
-            lines = f.read().splitlines()[1:]
-    except OSError:  # pragma: no cover - not Linux
-        return True
-    return any(line.split()[1] == wanted and line.split()[3] == "0A" for line in lines)
-
 
 class RealHAProxyTests(TestCase):
     """
@@ -741,7 +729,7 @@ class RealHAProxyTests(TestCase):
             self.addCleanup(process.stop)
             try:
                 yield _waitUntil(lambda port=port, process=process: (
-                    _listening(port) or not process.running), 10, "haproxy to listen")
+                    listeningOn(port) or not process.running), 10, "haproxy to listen")
             except AssertionError:
                 raise AssertionError(f"haproxy did not listen\n{process.describe()}") from None
             if process.running:
