@@ -671,7 +671,7 @@ def run(settings: Settings, workDir: str, only: Optional[List[str]] = None) -> D
             print("openssl floor: memory per idle connection of OpenSSL alone", flush=True)
             results["openssl_floor"] = opensslFloor(workDir, pki)
             _progress("openssl", "floor", results["openssl_floor"])
-            print("tickets: server CPU per handshake with and without session tickets",
+            print("tickets: server CPU per handshake under each resumption mode",
                   flush=True)
             results["ticket_cost"] = ticketCost(pki)
             print(f"  {results['ticket_cost']}", flush=True)
