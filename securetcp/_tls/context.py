@@ -225,12 +225,10 @@ def _serverSide(ctx: SSL.Context, policy: TLSPolicy, materials: Materials, check
 
 def _resumption(ctx: SSL.Context, policy: TLSPolicy) -> None:
     """
-    How clients may resume: from tickets that carry the session encrypted
-    under this context's key, from sessions this context keeps in its cache
-    (OpenSSL's, bounded at 20,480 by default) with only their ids given out,
-    or not at all.  Either way a session resumes only on the context that
-    made it: a reload puts a new context, with an empty cache and new ticket
-    keys, in force.
+    How clients may resume: from tickets holding the session encrypted under
+    this context's key, from sessions kept in this context's cache (clients
+    hold only ids), or not at all.  A session resumes only on the context
+    that made it: a reload puts a new one in force.
     """
     ctx.set_session_id(hashlib.sha256(repr(policy).encode()).hexdigest()[:32].encode())
     if policy.resumption == "off":
@@ -239,10 +237,9 @@ def _resumption(ctx: SSL.Context, policy: TLSPolicy) -> None:
         return
     ctx.set_timeout(policy.resumptionLifetime)
     if policy.resumption == "cache":
-        # TLS 1.3 then sends session ids as tickets: no session is encrypted
-        # (OpenSSL's work per ticket, two per handshake), but each session,
-        # with the peer's certificates, stays in memory until it expires or
-        # the cache is full
+        # TLS 1.3 tickets then hold session ids: no session is encrypted, but
+        # each stays in memory, with the peer's certificates, until it
+        # expires or OpenSSL's cache (20,480) is full
         ctx.set_options(SSL.OP_NO_TICKET)
 
 
