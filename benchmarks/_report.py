@@ -282,6 +282,14 @@ def overheads(results: Results) -> str:
         f"| AuditLogObserver, resumed mTLS handshake | {_fmt(_pairedHs(results, 'mtls', 'resumed13'))} "
         f"µs with vs {_fmt(_pairedHs(results, 'mtls-noaudit', 'resumed13'))} µs without = "
         f"{_fmt(auditResumed, 2, 'x')} |",
+        f"| `resumption=cache` (vs tickets), full mTLS handshake | "
+        f"{_fmt(_pairedHs(results, 'mtls-cache', 'handshake13'))} vs "
+        f"{_fmt(_pairedHs(results, 'mtls', 'handshake13'))} µs = "
+        f"{_fmt(_ratio(_pairedHs(results, 'mtls-cache', 'handshake13'), _pairedHs(results, 'mtls', 'handshake13')), 2, 'x')} |",
+        f"| `resumption=cache` (vs tickets), resumed mTLS handshake | "
+        f"{_fmt(_pairedHs(results, 'mtls-cache', 'resumed13'))} vs "
+        f"{_fmt(_pairedHs(results, 'mtls', 'resumed13'))} µs = "
+        f"{_fmt(_ratio(_pairedHs(results, 'mtls-cache', 'resumed13'), _pairedHs(results, 'mtls', 'resumed13')), 2, 'x')} |",
         f"| 100,000-entry CRL (vs 10 entries), full mTLS handshake | "
         f"{_fmt(_hs(results, 'mtls-crl100k', 'handshake13'))} vs "
         f"{_fmt(_hs(results, 'mtls', 'handshake13'))} µs = {_fmt(crl, 2, 'x')} |",
