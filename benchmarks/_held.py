@@ -167,12 +167,13 @@ def opensslFloor(workDir: str, pki: Dict[str, str], connections: int = 2000) -> 
     """
     OpenSSL's own memory per idle server connection (a process with nothing
     but pyOpenSSL and securetcp's context: L{benchmarks.openssl_memory}),
-    for TLS and mTLS, with the buffers released as securetcp has them.
+    for TLS and mTLS, with the buffers released as securetcp has them, and for
+    mTLS with C{resumption=cache} (sessions kept in OpenSSL's cache).
     """
     from ._harness import CLIENT_CORE, ROOT, _pythonEnv
 
     out: Dict[str, Any] = {"connections": connections}
-    for variant in ("tls_release", "mtls_release"):
+    for variant in ("tls_release", "mtls_release", "mtls_release_cache"):
         try:
             done = subprocess.run(
                 [sys.executable, "-m", "benchmarks.openssl_memory", "--variant", variant,
@@ -188,7 +189,7 @@ def opensslFloor(workDir: str, pki: Dict[str, str], connections: int = 2000) -> 
 
 def ticketCost(pki: Dict[str, str], handshakes: int = 1500) -> Dict[str, Any]:
     """
-    Server CPU per TLS 1.3 handshake with session tickets and without
+    Server CPU per TLS 1.3 handshake under each session `resumption` mode
     (L{benchmarks.ticket_cost}), in a process of its own.
     """
     from ._harness import CLIENT_CORE, ROOT, _pythonEnv

@@ -155,11 +155,10 @@ def targets(results: Results) -> List[Dict[str, Any]]:
         "(verification, identity extracted from the verified chain, authorisation), the "
         "audit records (built with cryptography from the peer chain) and the hash-chained "
         "audit write; see the audit-observer and CRL rows below for how much each costs. "
-        "It also issues session tickets so that peers can resume: OpenSSL sends two "
-        "after every TLS 1.3 handshake (pyOpenSSL cannot set the number), about 60 µs of "
-        "OpenSSL's own time per mTLS handshake here (measured in process, 2026-11-23: the "
-        "same context with tickets against stateful sessions), which plain Twisted, with "
-        "tickets off by default, does not pay. The CRL costs nothing measurable: it "
+        "It also lets peers resume (plain Twisted turns resumption off), by default from "
+        "session tickets, which OpenSSL encrypts two of per TLS 1.3 handshake; `python -m "
+        "benchmarks.ticket_cost` measures each `resumption` mode. The CRL costs nothing "
+        "measurable: it "
         "is a set lookup in the verify callback.")
     tls13 = _pairedHs(results, "securessl", "handshake13")
     add("TLS 1.3 full handshake ≤ 880 µs server CPU (securessl:)",
@@ -283,6 +282,14 @@ def overheads(results: Results) -> str:
         f"| AuditLogObserver, resumed mTLS handshake | {_fmt(_pairedHs(results, 'mtls', 'resumed13'))} "
         f"µs with vs {_fmt(_pairedHs(results, 'mtls-noaudit', 'resumed13'))} µs without = "
         f"{_fmt(auditResumed, 2, 'x')} |",
+        f"| `resumption=cache` (vs tickets), full mTLS handshake | "
+        f"{_fmt(_pairedHs(results, 'mtls-cache', 'handshake13'))} vs "
+        f"{_fmt(_pairedHs(results, 'mtls', 'handshake13'))} µs = "
+        f"{_fmt(_ratio(_pairedHs(results, 'mtls-cache', 'handshake13'), _pairedHs(results, 'mtls', 'handshake13')), 2, 'x')} |",
+        f"| `resumption=cache` (vs tickets), resumed mTLS handshake | "
+        f"{_fmt(_pairedHs(results, 'mtls-cache', 'resumed13'))} vs "
+        f"{_fmt(_pairedHs(results, 'mtls', 'resumed13'))} µs = "
+        f"{_fmt(_ratio(_pairedHs(results, 'mtls-cache', 'resumed13'), _pairedHs(results, 'mtls', 'resumed13')), 2, 'x')} |",
         f"| 100,000-entry CRL (vs 10 entries), full mTLS handshake | "
         f"{_fmt(_hs(results, 'mtls-crl100k', 'handshake13'))} vs "
         f"{_fmt(_hs(results, 'mtls', 'handshake13'))} µs = {_fmt(crl, 2, 'x')} |",
@@ -545,18 +552,24 @@ def _handshakeReason(results: Results, ours: str, theirs: str) -> str:
     a, b = _profile(results, f"{ours} full"), _profile(results, f"{theirs} full")
     if not a or not b:
         return "no profile in this run"
-    tickets = (results.get("ticket_cost") or {}).get(ours) or {}
-    cost = (tickets["tickets"] - tickets["no_tickets"]) if tickets else None
+    modes = (results.get("ticket_cost") or {}).get(ours) or {}
+    if "tickets" in modes:
+        tickets = (
+            f"securetcp lets clients resume, by default from session tickets "
+            f"(`resumption=tickets`: OpenSSL encrypts the session, with the client's "
+            f"certificate, into each of the two tickets it sends per TLS 1.3 handshake); "
+            f"plain Twisted turns resumption off; measured in this run (`python -m "
+            f"benchmarks.ticket_cost`, server CPU, in process) "
+            f"{_fmt(modes.get('tickets'))} µs per handshake with tickets, "
+            f"{_fmt(modes.get('cache'))} with `resumption=cache` (no encryption, but each "
+            f"session kept in memory), "
+            f"{_fmt(modes.get('off'))} with `resumption=off`.")
+    else:
+        tickets = "no measurement of the resumption modes in this run."
     return (
         f"cProfile of both servers in this run, per handshake: OpenSSL's own C time "
-        f"{_group(a, _OPENSSL):,.0f} vs {_group(b, _OPENSSL):,.0f} µs. securetcp issues "
-        f"session tickets, which plain Twisted turns off, and OpenSSL sends two per TLS 1.3 "
-        f"handshake (the pyOpenSSL/cryptography binding has no SSL_CTX_set_num_tickets to "
-        f"make it one): measured in this run (`python -m benchmarks.ticket_cost`, server "
-        f"CPU, in process) {_fmt(tickets.get('tickets'))} µs per handshake with them against "
-        f"{_fmt(tickets.get('no_tickets'))} µs without, {_fmt(cost)} µs of OpenSSL's time "
-        f"(a ticket carries the session, for mTLS with the client's certificate, "
-        f"encrypted). Python calls {a['python_calls_per_op']:,.0f} vs "
+        f"{_group(a, _OPENSSL):,.0f} vs {_group(b, _OPENSSL):,.0f} µs. {tickets} "
+        f"Python calls {a['python_calls_per_op']:,.0f} vs "
         f"{b['python_calls_per_op']:,.0f}; securetcp's own Python "
         f"{_securetcpPython(a):,.0f} µs (audit {_group(a, _AUDIT):,.0f}, TLS transport and "
         f"verify {_group(a, 'securetcp TLS transport and verify (_tls)'):,.0f}, gate and "
@@ -578,15 +591,15 @@ def _resumedReason(results: Results, name: str) -> str:
         f"resumed vs {sslFull:,.0f} µs full ({_fmt(_ratio(sslResumed, sslFull), 2, 'x')}): "
         f"the client offers psk_dhe_ke, so a resumption still does the P-256 key exchange "
         f"and only drops the certificate signature (and, for mTLS, the client's chain "
-        f"verification), and OpenSSL issues two new tickets after it. Everything else per "
+        f"verification), and OpenSSL sends two new tickets after it. Everything else per "
         f"connection is the same for both ({rest:,.0f} µs profiled resumed, "
         f"{_busy(full) - sslFull:,.0f} full: the TCP connection, Twisted's TLS protocol, "
         f"the gate and the audit records), which keeps the ratio near 1 for "
         f"`securessl:`, whose full handshake has the least OpenSSL work to save. "
         f"No check is left to skip: OpenSSL runs no verify step for a resumed session "
-        f"(the session carries the peer verified when it was made, and a ticket resumes "
-        f"only on the TLS context that issued it: a CRL or policy reload puts a new "
-        f"context, with new ticket keys, in force, so a session from before it gets a "
+        f"(the session carries the peer verified when it was made, and it resumes only on "
+        f"the TLS context that made it: a CRL or policy reload puts a new context, with "
+        f"an empty session cache and new ticket keys, in force, so a session from before it gets a "
         f"full handshake, tested in `tests/test_crlnotify.py`); the gate judges the "
         f"session's peer certificate against the allow-list and pins and audits its "
         f"identity, which costs the same as for a full handshake.")
@@ -701,7 +714,9 @@ def _memoryTarget(results: Results) -> Dict[str, Any]:
     reason = "" if met is not False else (
         f"{_fmt(kib, 1)} KiB per connection at 2,000 idle mTLS connections, of which "
         f"{_fmt(floor, 1)} KiB is OpenSSL's own (a process with nothing but pyOpenSSL and "
-        f"securetcp's context, `python -m benchmarks.openssl_memory`, in this run; plain "
+        f"securetcp's context, `python -m benchmarks.openssl_memory`, in this run; "
+        f"{_fmt((results.get('openssl_floor') or {}).get('mtls_release_cache'), 1)} KiB "
+        f"with `resumption=cache`, whose sessions stay in OpenSSL's cache; plain "
         f"Twisted mTLS: {_fmt(_idle(results, 'twisted-mtls', 2000), 1)} KiB, "
         f"{_fmt(_minus(_idle(results, 'twisted-mtls', 2000), floor), 1)} KiB above the "
         f"floor). The rest is Python objects per connection: tracemalloc in this run "

@@ -10,7 +10,8 @@ the context securetcp builds (with C{SSL_MODE_RELEASE_BUFFERS}) and, for
 comparison, the same context without releasing buffers; one-way TLS and
 mTLS; key exchange on P-256, and (C{tls_release_mlkem}) on the P-256 +
 ML-KEM-768 hybrid that OpenSSL 3.5+ clients negotiate with the default
-profile.  Each client connection is freed once its handshake is done, so what
+profile; and (C{mtls_release_cache}) with C{resumption=cache} instead of the
+default tickets, where OpenSSL's session cache also keeps each session.  Each client connection is freed once its handshake is done, so what
 remains is the server side.  Prints JSON.  Not a test: the figures explain
 the idle-memory row of docs/performance.md.
 """
@@ -40,7 +41,7 @@ class _Holder:
 
 
 def _perConnection(paths: Dict[str, str], mutual: bool, release: bool, count: int,
-                   group: str = "P-256") -> float:
+                   group: str = "P-256", resumption: str = "tickets") -> float:
     from OpenSSL import SSL
     from OpenSSL._util import lib
 
@@ -50,7 +51,8 @@ def _perConnection(paths: Dict[str, str], mutual: bool, release: bool, count: in
     from securetcp.materials import loadMaterials
     from securetcp.policy import Role
 
-    options: Dict[str, Any] = {"certKey": paths["serverCert"], "privateKey": paths["serverKey"]}
+    options: Dict[str, Any] = {"certKey": paths["serverCert"], "privateKey": paths["serverKey"],
+                               "resumption": resumption}
     if mutual:
         options.update(clientAuth="required", caCerts=paths["ca"])
     policy = buildPolicy(**options)
@@ -108,7 +110,7 @@ def _perConnection(paths: Dict[str, str], mutual: bool, release: bool, count: in
 
 
 VARIANTS = ("tls_release", "tls_norelease", "mtls_release", "mtls_norelease",
-            "tls_release_mlkem")
+            "tls_release_mlkem", "mtls_release_cache")
 
 
 def main(argv: list[str]) -> int:
@@ -124,7 +126,9 @@ def main(argv: list[str]) -> int:
         mutual = args.variant.startswith("mtls")
         release = "_release" in args.variant
         group = "SecP256r1MLKEM768" if args.variant.endswith("_mlkem") else "P-256"
-        print(round(_perConnection(paths, mutual, release, args.connections, group), 1))
+        resumption = "cache" if args.variant.endswith("_cache") else "tickets"
+        print(round(_perConnection(paths, mutual, release, args.connections, group,
+                                   resumption), 1))
         return 0
     import subprocess
 

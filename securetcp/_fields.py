@@ -52,6 +52,10 @@ class Role(enum.Enum):
 REVOCATION_MODES = ("hard", "soft")
 REVOCATION_SCOPES = ("leaf", "chain")
 OCSP_MODES = ("off", "prefer", "require")
+#: how a server lets clients resume a TLS session (L{securetcp.policy.TLSPolicy.resumption})
+RESUMPTION_MODES = ("tickets", "cache", "off")
+#: the longest session lifetime TLS 1.3 allows (RFC 8446, 4.6.1): seven days
+MAX_RESUMPTION_LIFETIME = 7 * 24 * 3600
 PASSPHRASE_SOURCES = ("env:", "file:", "pass:")
 
 
@@ -236,6 +240,19 @@ def revocationScope(value: Any) -> str:
 
 def ocspMode(value: Any) -> str:
     return _choice("revocation.ocsp", OCSP_MODES, value)
+
+
+def resumptionMode(value: Any) -> str:
+    return _choice("resumption", RESUMPTION_MODES, value)
+
+
+def resumptionLifetime(value: Any) -> int:
+    number = _seconds("resumptionLifetime", value, "write e.g. 3600")
+    if not 1 <= number <= MAX_RESUMPTION_LIFETIME or number != int(number):
+        raise PolicyError("resumptionLifetime", value,
+                          "a whole number of seconds from 1 to 604800 (TLS 1.3's seven days)",
+                          "write e.g. 3600, or resumption=off for no resumption")
+    return int(number)
 
 
 _ASCII_INTEGER = re.compile(r"-?[0-9]+")

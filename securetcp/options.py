@@ -34,7 +34,14 @@ from typing import Any, Mapping, Optional, Tuple
 import attrs
 
 from securetcp._catalogue import VERSION_NAMES
-from securetcp._fields import OCSP_MODES, REVOCATION_MODES, REVOCATION_SCOPES, ClientAuth, Role
+from securetcp._fields import (
+    OCSP_MODES,
+    RESUMPTION_MODES,
+    REVOCATION_MODES,
+    REVOCATION_SCOPES,
+    ClientAuth,
+    Role,
+)
 from securetcp._kinds import (  # the kinds of values, re-exported
     BIND_RULES,
     BINDING,
@@ -181,6 +188,12 @@ POLICY_ROWS: Tuple[Option, ...] = (
            "handshakeTimeout", 10.0, example="5"),
     Option("alpn", NAMES, "ALPN protocol names in preference order", "alpn", (),
            example="h2,http/1.1"),
+    Option("resumption", CHOICE,
+           "session resumption: tickets (the session encrypted into the client's ticket), "
+           "cache (sessions kept by the server) or off",
+           "resumption", "tickets", roles=SERVER, choices=RESUMPTION_MODES, example="cache"),
+    Option("resumptionLifetime", SECONDS, "seconds a session may be resumed",
+           "resumptionLifetime", 7200, roles=SERVER, example="3600"),
     Option("crl", PATHS, "CRL files (PEM or DER), comma-separated; enables revocation checking",
            "revocation.crlFiles", (), defaultNote="(no revocation checking)",
            example="devices.crl"),

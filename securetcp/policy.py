@@ -92,6 +92,11 @@ class TLSPolicy:
     @ivar name: a label for the audit log (e.g. C{"hl7-inbound"}): 1 to 128
         printable characters (L{securetcp._fields.policyName}).
     @ivar profile: the profile the policy started from.
+    @ivar resumption: (servers) how clients may resume a session:
+        C{"tickets"} (the session, encrypted under a key of this context,
+        travels in the client's ticket), C{"cache"} (the server keeps its
+        sessions in memory and gives clients only their ids) or C{"off"}.
+    @ivar resumptionLifetime: (servers) seconds a session may be resumed.
     @ivar legacy: whether weaker-than-NIST settings were explicitly allowed
         (true only under the C{legacy} profile).
     """
@@ -107,6 +112,8 @@ class TLSPolicy:
     keys: KeyStrength = attrs.field(factory=KeyStrength)
     handshakeTimeout: float = attrs.field(default=10.0, converter=_fields.handshakeTimeout)
     alpn: Tuple[str, ...] = attrs.field(default=(), converter=_fields.alpnNames)
+    resumption: str = attrs.field(default="tickets", converter=_fields.resumptionMode)
+    resumptionLifetime: int = attrs.field(default=7200, converter=_fields.resumptionLifetime)
     revocation: Revocation = attrs.field(factory=Revocation)
     binding: IdentityBinding = attrs.field(factory=IdentityBinding)
     legacy: bool = False

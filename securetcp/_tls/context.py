@@ -215,12 +215,32 @@ def _serverSide(ctx: SSL.Context, policy: TLSPolicy, materials: Materials, check
     if materials.trust and policy.peer.clientAuth is not ClientAuth.NONE:
         ctx.set_client_ca_list([crypto.X509.from_cryptography(c).get_subject()
                                 for c in materials.trust])
-    ctx.set_session_id(hashlib.sha256(repr(policy).encode()).hexdigest()[:32].encode())
+    _resumption(ctx, policy)
     ctx.set_tlsext_servername_callback(_recordServerName)
     if policy.alpn:
         ctx.set_alpn_select_callback(_alpnSelector(policy.alpn))
     if staple is not None:
         ctx.set_ocsp_server_callback(lambda conn, data: staple())
+
+
+def _resumption(ctx: SSL.Context, policy: TLSPolicy) -> None:
+    """
+    How clients may resume: from tickets holding the session encrypted under
+    this context's key, from sessions kept in this context's cache (clients
+    hold only ids), or not at all.  A session resumes only on the context
+    that made it: a reload puts a new one in force.
+    """
+    ctx.set_session_id(hashlib.sha256(repr(policy).encode()).hexdigest()[:32].encode())
+    if policy.resumption == "off":
+        ctx.set_session_cache_mode(SSL.SESS_CACHE_OFF)
+        ctx.set_options(SSL.OP_NO_TICKET)
+        return
+    ctx.set_timeout(policy.resumptionLifetime)
+    if policy.resumption == "cache":
+        # TLS 1.3 tickets then hold session ids: no session is encrypted, but
+        # each stays in memory, with the peer's certificates, until it
+        # expires or OpenSSL's cache (20,480) is full
+        ctx.set_options(SSL.OP_NO_TICKET)
 
 
 def _recordStaple(conn: SSL.Connection, response: bytes, data: Any) -> bool:

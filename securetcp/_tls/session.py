@@ -114,13 +114,17 @@ def _peerChain(connection: SSL.Connection,
     verified = connection.get_verified_chain(as_cryptography=True)
     if verified:
         return tuple(verified)
-    chain = connection.get_peer_cert_chain(as_cryptography=True)
-    if chain:
-        return tuple(chain)
-    # a resumed session: no verify step ran and OpenSSL keeps no chain, but
-    # the session carries the peer's certificate, verified when it was made
+    # no verify step ran (a resumed session): the session carries the
+    # peer's certificate, verified when it was made.  What OpenSSL gives as
+    # the peer's chain is the chain the peer sent, which is the verified one
+    # only if it starts with that certificate; on a server's side it leaves
+    # the leaf out (a session from the server's cache), and holds whatever
+    # else the client sent, verified or not: then the leaf alone is known.
     leaf = connection.get_peer_certificate(as_cryptography=True)
-    return (leaf,) if leaf is not None else ()
+    if leaf is None:
+        return ()
+    sent = connection.get_peer_cert_chain(as_cryptography=True)
+    return tuple(sent) if sent and sent[0] == leaf else (leaf,)
 
 
 #: one copy of each version, cipher and group name, which every connection
