@@ -234,13 +234,13 @@ class WorkersBuildTests(ProcessesMixin, SynchronousTestCase):
     metrics, in the twistd process and in a worker.
     """
 
-    def build(self, *, worker: Any = None) -> Any:
+    def build(self, *, worker: Any = None, backend: str = "tcp:127.0.0.1:1") -> Any:
         pki = sharedPKI()
         listen = (f"mtls:0:interface=127.0.0.1:certKey={escape(pki.path('server.pem'))}"
                   f":privateKey={escape(pki.path('server.key'))}"
                   f":caCerts={escape(pki.path('ca.pem'))}")
         options = Options(build=False, worker=worker)
-        options.parseOptions(["terminate", "--listen", listen, "--backend", "tcp:127.0.0.1:1",
+        options.parseOptions(["terminate", "--listen", listen, "--backend", backend,
                               "--workers", "2", "--metrics", "tcp:0:interface=127.0.0.1"])
         self.reactor = MemoryReactorClock()
         with self.process(101 if worker is None else 102):
@@ -265,6 +265,20 @@ class WorkersBuildTests(ProcessesMixin, SynchronousTestCase):
         self.assertIn("worker 1 is not running", service.problems())
         for f, args, kwargs in self.reactor.triggers["after"]["shutdown"]:
             f(*args, **kwargs)
+        self.assertFalse(os.path.exists(directory))
+
+    def test_notBuiltNoDirectory(self) -> None:
+        """
+        When the service cannot be built (here: a bad C{--backend}), the
+        usage error names the option and the directory made for the
+        metrics is removed at once.
+        """
+        from twisted.python import usage
+
+        error = self.assertRaises(usage.UsageError, self.build, backend="nonsense:1")
+        self.assertTrue(str(error).startswith("--backend: "), str(error))
+        directory = os.environ[VARIABLE]
+        self.assertTrue(os.path.basename(directory).startswith("securetcp-metrics-"))
         self.assertFalse(os.path.exists(directory))
 
     def test_workerEndedNoLongerLive(self) -> None:
