@@ -122,3 +122,26 @@ class TwistdShutdownTests(TapProcessMixin, SynchronousTestCase):
         self.assertLess(events.index("connection.closed"), events.index("chain.closed"))
         self.assertEqual(len(auditEvents(self.audit, "chain.closed")), 1)
         self.assertVerifies(self.audit)
+
+    def test_sharedWithAuditLogOption(self) -> None:
+        """
+        With C{--audit-log F} and C{auditLog=F} naming the same file, its
+        one writer is closed once, by the last of its two users: the chain
+        ends with a single C{chain.closed} and verifies.
+        """
+        backendPort, _backend, _count = self.backend()
+
+        def listen(port: int) -> List[str]:
+            option, value = self.mtlsListen(port)
+            return [option, value + f":auditLog={escape(self.audit)}"]
+
+        port, program = self.twistd("terminate", "--backend", f"tcp:127.0.0.1:{backendPort}",
+                                    "--audit-log", self.audit, listen=listen)
+        self.exchange(port, b"hello")
+        self.waitForEvent("connection.closed")
+        program.stop()
+        events = [r["event"] for r in auditRecords(self.audit)]
+        self.assertEqual(events[-1], "chain.closed", program.describe())
+        self.assertEqual(events.count("chain.closed"), 1)
+        self.assertEqual(events.count("connection.accepted"), 1)
+        self.assertVerifies(self.audit)
