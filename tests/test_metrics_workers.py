@@ -14,16 +14,14 @@ import shutil
 import signal
 import subprocess
 import time
-import urllib.error
-import urllib.request
-from typing import Any, Dict, List, Tuple
+from typing import Any, List, Tuple
 
-from prometheus_client.parser import text_string_to_metric_families
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from securetcp._twistd.workers import WorkerSupervisor, workerAuditPath
 
 from ._net import freePort
+from ._scrape import Samples, fetch, parse
 from ._twistd import (
     PEER_TIMEOUT,
     START_TIMEOUT,
@@ -36,29 +34,6 @@ from ._twistd import (
 )
 
 PROMTOOL = shutil.which("promtool")
-
-Samples = Dict[Tuple[str, Tuple[Tuple[str, str], ...]], float]
-
-
-def fetch(port: int, path: str) -> Tuple[int, str]:
-    """
-    GET C{path} on 127.0.0.1:C{port}: the status and the body.
-    """
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}",
-                                    timeout=PEER_TIMEOUT) as response:
-            return response.status, response.read().decode("utf-8")
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode("utf-8")
-
-
-def parse(text: str) -> Samples:
-    """
-    C{(name, sorted labels) -> value} of every sample of an exposition.
-    """
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
-
 
 class WorkersMetricsTests(TapProcessMixin, SynchronousTestCase):
     """
