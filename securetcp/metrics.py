@@ -117,6 +117,11 @@ class SecureTCPMetrics:
     Every securetcp metric, in one registry (C{registry}: a new
     C{CollectorRegistry} by default, so two instances never clash; pass
     C{prometheus_client.REGISTRY} to add them to the process's default).
+
+    With C{multiprocessDir}, one of several processes writing to that
+    directory (L{securetcp._metricsfiles}): this process's values go to
+    its files there, and C{registry} exposes every process's, merged, with
+    the expiry of the materials this process has in force.
     """
 
     def __init__(self, registry: Optional[CollectorRegistry] = None,
