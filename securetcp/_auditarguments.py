@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_checkpoint_fronts,tests.test_options -*-
+# -*- test-case-name: tests.test_checkpoint_fronts,tests.test_options,tests.test_endpointaudit_close -*-
 """
 The C{auditLog=} arguments of C{securessl:}/C{mtls:} endpoint strings: the
 audit file and its signed checkpoints (C{auditCheckpointKey},
@@ -6,8 +6,9 @@ C{auditCheckpointEvery}, C{auditCheckpointInterval}, as the writer's
 C{checkpoint*} options of L{securetcp.audit.file.auditLogObserver})::
 
     emitter = emitterFor({"auditLog": "audit.jsonl",
-                          "auditCheckpointKey": "checkpoint.key"}, Role.SERVER)
+                          "auditCheckpointKey": "checkpoint.key"}, Role.SERVER, reactor)
 
+The writer ends its chain (C{chain.closed}) when C{reactor} shuts down.
 Every problem is an L{EndpointArgumentError} naming the argument.
 """
 
@@ -15,6 +16,8 @@ from __future__ import annotations
 
 import math
 from typing import Any, Dict, Optional
+
+from twisted.internet.interfaces import IReactorCore
 
 import securetcp._fields as _fields
 from securetcp._fields import Role
@@ -28,10 +31,19 @@ CHECKPOINT_ARGUMENTS = {"auditCheckpointKey": "checkpointKey",
                         "auditCheckpointInterval": "checkpointInterval"}
 
 
-def emitterFor(kwargs: Dict[str, Any], role: Role) -> Optional[AuditEmitter]:
+def emitterFor(kwargs: Dict[str, Any], role: Role,
+               reactor: Any = None) -> Optional[AuditEmitter]:
     """
     An emitter that also writes to the C{auditLog=} file, if one is named,
     with its checkpoint arguments; C{None} without one.
+
+    The endpoint is one user of the file's writer (from
+    L{securetcp.audit.file.globalAuditFiles}, shared by everyone naming the
+    file); it stops using it after C{reactor} (an C{IReactorCore}) has shut
+    down, so the last user closes the chain with C{chain.closed} after the
+    records of the connections the shutdown dropped.  (A process that
+    C{twistd} ends with the signal that stopped it never runs its C{atexit}
+    handlers, which otherwise close the writers still open.)
 
     @raise EndpointArgumentError: naming the argument.
     """
@@ -43,13 +55,15 @@ def emitterFor(kwargs: Dict[str, Any], role: Role) -> Optional[AuditEmitter]:
                                         "applies to the auditLog= file only",
                                         "add auditLog=FILE, or leave it out")
         return None
-    from securetcp.audit.file import auditLogObserver
+    from securetcp.audit.file import auditLogObserver, globalAuditFiles
 
     options = _checkpointOptions(kwargs, role)
     try:
         observer = auditLogObserver(path, **options)
     except AuditLogError as e:
         raise EndpointArgumentError("auditLog", path, e.problem, e.fix) from None
+    if IReactorCore.providedBy(reactor):
+        reactor.addSystemEventTrigger("after", "shutdown", globalAuditFiles.release, observer)
     return AuditEmitter(observers=[observer])
 
 

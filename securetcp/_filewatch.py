@@ -121,8 +121,51 @@ def signature(paths: Sequence[str]) -> Signature:
     return tuple(result)
 
 
+class SharedWatch:
+    """
+    What the file watchers (L{CredentialWatcher}, and the CRL watcher
+    L{securetcp.revocation.crlreload.CRLWatcher}) share: each listening
+    port that uses one calls C{start} (which counts it in C{_users} and,
+    the first time, starts the poll C{_loop} and the inotify watch whose
+    stop function is C{_stopNotify}); L{stop} undoes that once the last of
+    them has stopped.
+    """
+
+    _users: int
+    _loop: Optional[LoopingCall]
+    _stopNotify: Optional[Callable[[], None]]
+
+    @property
+    def notified(self) -> bool:
+        """
+        Whether the files are watched with inotify (not only polled).
+        """
+        return self._stopNotify is not None
+
+    def stop(self) -> None:
+        """
+        One user stopped; after the last one (a stop without a start does
+        nothing), stop polling and watching, and L{_stopped}.
+        """
+        self._users = max(0, self._users - 1)
+        if self._users:
+            return
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+        self._loop = None
+        if self._stopNotify is not None:
+            stop, self._stopNotify = self._stopNotify, None
+            stop()
+        self._stopped()
+
+    def _stopped(self) -> None:
+        """
+        What else a watcher undoes once its last user stopped.
+        """
+
+
 @implementer(ICredentialWatcher)
-class CredentialWatcher:
+class CredentialWatcher(SharedWatch):
     """
     Calls C{reload} when the files C{paths()} names changed and then stayed
     the same for L{SETTLE_SECONDS}.
@@ -147,13 +190,6 @@ class CredentialWatcher:
         self._settling: Any = None
         self._stopNotify: Optional[Callable[[], None]] = None
 
-    @property
-    def notified(self) -> bool:
-        """
-        Whether the files are watched with inotify (not only polled).
-        """
-        return self._stopNotify is not None
-
     def start(self) -> None:
         """
         Start watching (each listening port starts it; it runs until the
@@ -171,19 +207,10 @@ class CredentialWatcher:
             self.reactor, [p for p in paths if not os.path.isdir(p)],
             [p for p in paths if os.path.isdir(p)], self._soon, _unwatched)
 
-    def stop(self) -> None:
-        self._users = max(0, self._users - 1)
-        if self._users:
-            return
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
-        self._loop = None
+    def _stopped(self) -> None:
         if self._settling is not None and self._settling.active():
             self._settling.cancel()
         self._settling = None
-        if self._stopNotify is not None:
-            stop, self._stopNotify = self._stopNotify, None
-            stop()
 
     def _soon(self) -> None:
         """

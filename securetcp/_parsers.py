@@ -311,7 +311,7 @@ class SecureServerParser:
                     "insecurelyAllowPlaintext", kwargs.get("insecurelyAllowPlaintext", False)),
                 limits=Limits(*(_int(arguments[name], kwargs[name]) if name in kwargs
                                 else None for name in ("maxConnections", "maxHandshakes"))),
-                emitter=emitterFor(kwargs, Role.SERVER),
+                emitter=emitterFor(kwargs, Role.SERVER, reactor),
                 rereadPolicy=lambda: _policyFor(self.prefix, kwargs, serverDefaults=True),
                 reloadPoll=reloadInterval(kwargs.get("reload"), kwargs.get("reloadPoll")))
         except PolicyError as e:
@@ -336,6 +336,6 @@ class SecureClientParser:
             policy = _policyFor(self.prefix, kwargs, serverDefaults=False)
             hostname = policy.peer.hostname or host
             return SecureClientEndpoint(reactor, inner, policy, hostname, self.mutual,
-                                        emitter=emitterFor(kwargs, Role.CLIENT))
+                                        emitter=emitterFor(kwargs, Role.CLIENT, reactor))
         except PolicyError as e:
             raise _asArgumentError(self.prefix, e) from None  # its cause is kept as .cause

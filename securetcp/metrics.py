@@ -4,6 +4,8 @@ Prometheus metrics of the gate and the materials in force, with
 C{prometheus_client}, and the health and readiness answers of a process::
 
     metrics = SecureTCPMetrics()                  # its own CollectorRegistry
+    # or, in each of several processes (securetcp._metricsfiles):
+    metrics = SecureTCPMetrics(multiprocessDir=directory)
     endpoint.observe(metrics.listener("hl7"))     # a SecureServerEndpoint
     metrics.watchMaterials("hl7", lambda: endpoint.creator.materials)
     root = metrics.resource(clock, ready=lambda: [])   # /metrics /healthz /readyz
@@ -23,13 +25,13 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 from cryptography.hazmat.primitives.hashes import SHA256
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from twisted.internet.interfaces import IReactorTime
 from twisted.web.resource import Resource
 from zope.interface import implementer
 
 from securetcp._interfaces import IAuditSink, IGateMetrics
+from securetcp._livemetrics import Families, LiveCollector
 
 __all__ = ["CountingSink", "ListenerMetrics", "SecureTCPMetrics", "metricsResource"]
 
@@ -115,13 +117,30 @@ class SecureTCPMetrics:
     Every securetcp metric, in one registry (C{registry}: a new
     C{CollectorRegistry} by default, so two instances never clash; pass
     C{prometheus_client.REGISTRY} to add them to the process's default).
+
+    With C{multiprocessDir}, one of several processes writing to that
+    directory (L{securetcp._metricsfiles}): this process's values go to
+    its files there, and C{registry} exposes every process's, merged, with
+    the expiry of the materials this process has in force.
     """
 
     def __init__(self, registry: Optional[CollectorRegistry] = None,
-                 wallClock: Callable[[], float] = time.time) -> None:
+                 wallClock: Callable[[], float] = time.time,
+                 multiprocessDir: Optional[str] = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
         self._now = wallClock
-        r = self.registry
+        #: the directory of every process's values, in multiprocess mode
+        self.multiprocessDir = multiprocessDir
+        #: with C{multiprocessDir}: the L{securetcp._metricsfiles.Mirror} of
+        #: this process's live values (see L{sync})
+        self.mirror: Any = None
+        if multiprocessDir is not None:
+            from securetcp._metricsfiles import Mirror, useDirectory
+
+            useDirectory(multiprocessDir)
+            self.mirror = Mirror()
+        # in multiprocess mode the values live in files, merged when scraped
+        r = self.registry if multiprocessDir is None else None
         self.handshakes = Counter(
             "securetcp_handshakes", "TLS handshakes through the gate by outcome "
             "(accepted or rejected) and rejection reason",
@@ -147,7 +166,25 @@ class SecureTCPMetrics:
         self._listeners: Dict[str, ListenerMetrics] = {}
         self._materials: List[Tuple[str, Callable[[], Any]]] = []
         self._checkers: List[Tuple[str, Any]] = []
-        r.register(_LiveCollector(self))
+        live = LiveCollector(self)
+        if multiprocessDir is None:
+            self.registry.register(live)
+            return
+        from securetcp._metricsfiles import SyncedCollector
+
+        self.mirror.collectors.append(Families(live.process))
+        SyncedCollector(self.registry, multiprocessDir, self.sync)
+        self.registry.register(Families(live.service))
+
+    def sync(self) -> None:
+        """
+        With C{multiprocessDir}: write this process's live values (open
+        connections, bytes, OCSP queries, the export's state) to its files,
+        where the process serving C{/metrics} reads them.  Every process
+        does so every second, and the serving one before each scrape.
+        """
+        if self.mirror is not None:
+            self.mirror.sync()
 
     def listener(self, name: str) -> ListenerMetrics:
         """
@@ -180,7 +217,10 @@ class SecureTCPMetrics:
         """
         from securetcp.audit.exportmetrics import ExportCollector
 
-        self.registry.register(ExportCollector(export))
+        if self.mirror is not None:
+            self.mirror.collectors.append(ExportCollector(export))
+        else:
+            self.registry.register(ExportCollector(export))
 
     def ocspQueries(self) -> Iterable[Tuple[str, int]]:
         """
@@ -267,52 +307,6 @@ def _stamp(when: datetime) -> float:
 
 def _notAfter(certificate: Any) -> float:
     return _stamp(certificate.not_valid_after_utc)
-
-
-class _LiveCollector:
-    """
-    What is read when scraped: open connections, bytes of live
-    connections, certificate and CRL expiry.
-    """
-
-    def __init__(self, metrics: SecureTCPMetrics) -> None:
-        self.metrics = metrics
-
-    def describe(self) -> List[Any]:
-        return []
-
-    def collect(self) -> Iterable[Any]:
-        opened = GaugeMetricFamily("securetcp_open_connections", "Connections open through "
-                                   "the gate (handshaking or admitted)", labels=["listener"])
-        received = CounterMetricFamily("securetcp_received_bytes", "Application bytes "
-                                       "received from peers on admitted connections",
-                                       labels=["listener"])
-        sent = CounterMetricFamily("securetcp_sent_bytes", "Application bytes sent to peers "
-                                   "on admitted connections", labels=["listener"])
-        for name, count, bytesIn, bytesOut in self.metrics.openConnections():
-            opened.add_metric([name], count)
-            received.add_metric([name], bytesIn)
-            sent.add_metric([name], bytesOut)
-        families = {
-            "certificate": GaugeMetricFamily(
-                "securetcp_certificate_expiry_seconds", "Seconds until the notAfter of an "
-                "own certificate or trust anchor (negative: expired)",
-                labels=["listener", "role", "subject", "fingerprint"]),
-            "crl": GaugeMetricFamily(
-                "securetcp_crl_next_update_seconds", "Seconds until the nextUpdate of a CRL "
-                "in force (negative: past)", labels=["listener", "issuer"]),
-            "crl_age": GaugeMetricFamily(
-                "securetcp_crl_age_seconds", "Seconds since the thisUpdate of a CRL in force",
-                labels=["listener", "issuer"]),
-        }
-        for kind, labels, seconds in self.metrics.expiries():
-            families[kind].add_metric(list(labels), seconds)
-        queries = CounterMetricFamily("securetcp_ocsp_queries", "Requests sent to OCSP "
-                                      "responders (not answered from the cache)",
-                                      labels=["listener"])
-        for name, count in self.metrics.ocspQueries():
-            queries.add_metric([name], count)
-        return [opened, received, sent, *families.values(), queries]
 
 
 class _Text(Resource):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -75,6 +76,33 @@ def auditEvents(path: str, name: str) -> List[Dict[str, Any]]:
     The complete records of event C{name} in the audit file C{path}.
     """
     return [r for r in auditRecords(path) if r.get("event") == name]
+
+
+def waitWorkerListening(twistd: Program, port: int) -> None:
+    """
+    Wait until twistd's log relays worker 1's "starting on PORT" line.
+    """
+    pattern = re.compile(rb"worker 1 \(pid \d+\): [^\n]*starting on %d" % port)
+    blockUntil(lambda: pattern.search(twistd.out + twistd.err), START_TIMEOUT,
+               "worker 1 to listen", twistd.describe)
+
+
+def pidAlive(pid: int) -> bool:
+    """
+    Whether process C{pid} runs (a zombie does not).
+    """
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie still answers signal 0; look at its state
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
 
 
 #: A plaintext line echo server (it answers C{backend:LINE}) run as

@@ -23,6 +23,7 @@ from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 from securetcp._filewatch import (
     SETTLE_SECONDS,
     CredentialWatcher,
+    SharedWatch,
     credentialFiles,
     signature,
     watchDirectories,
@@ -215,6 +216,97 @@ class WatcherTests(SynchronousTestCase):
         self.assertEqual(self.calls, ["changed"])
         self.assertEqual(self.clock.getDelayedCalls(), [])
         self.watcher.start()  # for the cleanup's stop
+
+
+    def test_stopCancelsSettling(self) -> None:
+        """
+        A change noticed and still settling when the last user stops is
+        never acted on: the stop leaves no delayed call behind.
+        """
+        self.write("changed")
+        self.clock.advance(5.0)
+        self.assertTrue(self.clock.getDelayedCalls(), "no settle planned")
+        self.watcher.stop()
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.clock.advance(SETTLE_SECONDS)
+        self.assertEqual(self.calls, [])
+        self.watcher.start()  # for the cleanup's stop
+
+
+class _Counted(SharedWatch):
+    """
+    The smallest watcher: a poll on a L{Clock} and a recorded inotify stop.
+    """
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self._users = 0
+        self._loop = None
+        self._stopNotify = None
+        self.events: List[str] = []
+
+    def start(self) -> None:
+        from twisted.internet.task import LoopingCall
+
+        self._users += 1
+        if self._loop is None:
+            self._loop = LoopingCall(lambda: self.events.append("poll"))
+            self._loop.clock = self.clock
+            self._loop.start(1.0, now=False)
+            self._stopNotify = lambda: self.events.append("unwatched")
+
+    def _stopped(self) -> None:
+        self.events.append("stopped")
+
+
+class SharedWatchTests(SynchronousTestCase):
+    """
+    L{SharedWatch.stop}, the reference-counted stop the certificate and CRL
+    watchers share.
+    """
+
+    def test_lastUserStops(self) -> None:
+        """
+        With two users, the first stop changes nothing; the second stops the
+        poll, stops the inotify watch and calls C{_stopped}, once each.
+        """
+        clock = Clock()
+        watch = _Counted(clock)
+        watch.start()
+        watch.start()
+        self.assertTrue(watch.notified)
+        watch.stop()
+        clock.advance(1.0)
+        self.assertEqual(watch.events, ["poll"])
+        watch.stop()
+        self.assertEqual(watch.events, ["poll", "unwatched", "stopped"])
+        self.assertFalse(watch.notified)
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_stopWithoutStart(self) -> None:
+        """
+        A stop with no user left does no harm: the count stays at zero and
+        a later start watches again.
+        """
+        clock = Clock()
+        watch = _Counted(clock)
+        watch.stop()
+        self.assertEqual(watch._users, 0)
+        watch.start()
+        clock.advance(1.0)
+        watch.stop()
+        self.assertEqual(watch.events, ["stopped", "poll", "unwatched", "stopped"])
+
+    def test_bothWatchersShareIt(self) -> None:
+        """
+        The certificate watcher and the CRL watcher both stop through it.
+        """
+        from securetcp.revocation.crlreload import CRLWatcher
+
+        self.assertTrue(issubclass(CredentialWatcher, SharedWatch))
+        self.assertTrue(issubclass(CRLWatcher, SharedWatch))
+        self.assertNotIn("stop", vars(CredentialWatcher))
+        self.assertNotIn("stop", vars(CRLWatcher))
 
 
 class _Nothing(Protocol):

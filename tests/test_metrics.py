@@ -430,13 +430,15 @@ class MetricsOptionTests(SynchronousTestCase):
         self.assertTrue(str(error).startswith("--metrics: "), str(error))
         self.assertNotIn("\n", str(error))
 
-    def test_notWithWorkers(self) -> None:
+    def test_withWorkers(self) -> None:
         """
-        C{--metrics} with C{--workers} above 1 is refused, saying why.
+        C{--metrics} is accepted with C{--workers} above 1 (one endpoint
+        for every worker: L{tests.test_metrics_multiprocess}).
         """
-        error = self.assertRaises(usage.UsageError, Options(build=False).parseOptions,
-                                  self.argv("--workers", "2", "--metrics", "tcp:0"))
-        self.assertIn("--metrics cannot be used with --workers", str(error))
+        options = Options(build=False)
+        options.parseOptions(self.argv("--workers", "2", "--metrics", "tcp:0"))
+        self.assertEqual((options.subOptions["workers"], options.subOptions["metrics"]),
+                         (2, "tcp:0"))
 
     def test_built(self) -> None:
         """

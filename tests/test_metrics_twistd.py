@@ -12,14 +12,13 @@ import json
 import os
 import shutil
 import subprocess
-import urllib.error
 import urllib.request
 from typing import Dict, Tuple
 
-from prometheus_client.parser import text_string_to_metric_families
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from ._net import freePort
+from ._scrape import fetch, parse
 from ._twistd import PEER_TIMEOUT, START_TIMEOUT, Program, TapProcessMixin, blockUntil
 
 PROMTOOL = shutil.which("promtool")
@@ -35,26 +34,6 @@ scrape_configs:
     static_configs:
       - targets: ["127.0.0.1:{port}"]
 """
-
-
-def fetch(port: int, path: str) -> Tuple[int, str]:
-    """
-    GET C{path} on 127.0.0.1:C{port}: the status and the body.
-    """
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}",
-                                    timeout=PEER_TIMEOUT) as response:
-            return response.status, response.read().decode("utf-8")
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode("utf-8")
-
-
-def parse(text: str) -> Dict[Tuple[str, Tuple[Tuple[str, str], ...]], float]:
-    found = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-    return found
 
 
 class MetricsProcessTests(TapProcessMixin, SynchronousTestCase):

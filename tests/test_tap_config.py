@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import socket
 import textwrap
@@ -33,7 +32,15 @@ from ._net import escape as _escape
 from ._net import exchangeLine
 from ._pki import TestPKI
 from ._programs import TWISTD
-from ._twistd import HL7, PEER_TIMEOUT, START_TIMEOUT, Program, TapProcessMixin
+from ._twistd import (
+    HL7,
+    PEER_TIMEOUT,
+    START_TIMEOUT,
+    Program,
+    TapProcessMixin,
+    pidAlive,
+    waitWorkerListening,
+)
 from ._twistd import auditEvents as _events
 from ._twistd import auditRecords as _records
 from ._twistd import blockUntil as _waitUntil
@@ -353,30 +360,6 @@ class SharedListenersTests(SynchronousTestCase):
         self.assertEqual(workerAuditPath("/var/log/a.jsonl", 1), "/var/log/a.jsonl.worker-1")
 
 
-def waitWorkerListening(twistd: Program, port: int) -> None:
-    """
-    Wait until twistd's log relays worker 1's "starting on PORT" line.
-    """
-    pattern = re.compile(rb"worker 1 \(pid \d+\): [^\n]*starting on %d" % port)
-    _waitUntil(lambda: pattern.search(twistd.out + twistd.err), START_TIMEOUT,
-               "worker 1 to listen", twistd.describe)
-
-
-def _pidAlive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # a zombie still answers signal 0; look at its state
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True
-
-
 class ConfigProcessTests(TapProcessMixin, SynchronousTestCase):
     """
     Real C{twistd securetcp --config} processes, with and without workers.
@@ -496,7 +479,7 @@ class ConfigProcessTests(TapProcessMixin, SynchronousTestCase):
         self.assertFalse(os.path.exists(self.audit), "no unsuffixed audit file with workers")
 
         twistd.stop()
-        _waitUntil(lambda: not _pidAlive(pids[1]), PEER_TIMEOUT, "worker 1 to end")
+        _waitUntil(lambda: not pidAlive(pids[1]), PEER_TIMEOUT, "worker 1 to end")
         for k in (0, 1):
             self.assertVerifies(workerAuditPath(self.audit, k))
 
@@ -511,10 +494,10 @@ class ConfigProcessTests(TapProcessMixin, SynchronousTestCase):
                    if b"started worker 1 (pid " in line]
         self.assertTrue(started, twistd.describe())
         pid = int(started[0].split(b"(pid ")[1].split(b")")[0])
-        self.assertTrue(_pidAlive(pid))
+        self.assertTrue(pidAlive(pid))
         os.kill(twistd.pid, signal.SIGKILL)
         twistd.process.wait(PEER_TIMEOUT)
-        _waitUntil(lambda: not _pidAlive(pid), PEER_TIMEOUT, "the orphaned worker to end")
+        _waitUntil(lambda: not pidAlive(pid), PEER_TIMEOUT, "the orphaned worker to end")
         with socket.socket() as probe:
             probe.settimeout(PEER_TIMEOUT)
             self.assertNotEqual(probe.connect_ex(("127.0.0.1", port)), 0)

@@ -146,7 +146,8 @@ class _CommonOptions(usage.Options):
         ["expiry-warn", None, "30,7,1", "warn (audit and log), at start and daily, when a "
          "certificate, CA or CRL expires within these many days (0: never)"],
         ["metrics", None, None, "serve Prometheus /metrics, /healthz and /readyz on this "
-         "endpoint string, e.g. tcp:9464:interface=127.0.0.1 (may be securessl: or mtls:)"],
+         "endpoint string, e.g. tcp:9464:interface=127.0.0.1 (may be securessl: or mtls:); "
+         "with --workers, of every worker"],
         *EXPORT_PARAMETERS,
     ]
 
@@ -166,9 +167,6 @@ class _CommonOptions(usage.Options):
             self["expiry-warn"] = parseThresholds(self["expiry-warn"])
         except ValueError as e:
             raise usage.UsageError(f"--expiry-warn: {e}") from None
-        if self["metrics"] and self["workers"] > 1:
-            raise usage.UsageError("--metrics cannot be used with --workers yet (each worker "
-                                   "counts its own connections): run one process")
         _exportOptions(self)
 
 

@@ -124,7 +124,12 @@ def makeService(options: Options, reactor: Any = None) -> service.IService:
     if mode == "demo":
         return _demoService(reactor, sub, options, worker)
     _checkCheckpointKey(sub["audit-checkpoint-key"])
-    metrics = _newMetrics() if sub.get("metrics") else None
+    from securetcp._twistd import metricsservice as _metrics
+
+    try:
+        metrics = _metrics.newMetrics(reactor, sub["workers"], worker) if sub.get("metrics") else None
+    except JobError as e:
+        raise usage.UsageError(f"--{e.key}: {e.problem}") from None
     top, listenReactor = _topService(reactor, sub["audit-log"], sub["workers"], options,
                                      worker, sub.get("watch", 5.0), auditOptions(sub),
                                      sub.get("expiry-warn", DEFAULT_THRESHOLDS), metrics)
@@ -133,12 +138,13 @@ def makeService(options: Options, reactor: Any = None) -> service.IService:
                 sub.get("connect"), sub.get("app"), sub["policy"], sub["idle-timeout"],
                 backendProxy=sub.get("backend-proxy"))
         if metrics is not None:
-            _addMetrics(top, reactor, sub["metrics"], metrics)
+            _metrics.addMetrics(top, reactor, sub["metrics"], metrics, worker)
         if sub.get("export") is not None:
             export = addExport(top, reactor, sub["export"])
             if metrics is not None:
                 metrics.watchExport(export)
     except JobError as e:
+        _metrics.discard(metrics, worker)
         raise usage.UsageError(f"--{e.key}: {e.problem}") from None
     return _finish(top)
 
@@ -192,28 +198,6 @@ def _topService(reactor: Any, auditLog: Optional[str], workers: int, options: Op
                            watchInterval=watchInterval, auditOptions=audit, notifier=notifier,
                            expiryWarnings=expiry, metrics=metrics)
     return top, ListeningReactor(reactor, listeners)
-
-
-def _newMetrics() -> Any:
-    """
-    The L{securetcp.metrics.SecureTCPMetrics} of C{--metrics}.
-    """
-    from securetcp.metrics import SecureTCPMetrics
-
-    return SecureTCPMetrics()
-
-
-def _addMetrics(top: SecureTCPService, reactor: Any, description: str, metrics: Any) -> None:
-    """
-    Count every secure server endpoint of C{top} in C{metrics} (the ones
-    C{top} was built with), and serve them, C{/healthz} and C{/readyz} on
-    C{description} (C{--metrics}).
-    """
-    from securetcp._twistd.metricsservice import MetricsService, listenerLabel, watchEndpoint
-
-    for endpoint, listen in zip(top.secureEndpoints, top.listenDescriptions, strict=True):
-        watchEndpoint(metrics, listenerLabel(listen), endpoint)
-    MetricsService(reactor, description, metrics, top).setServiceParent(top)
 
 
 def _finish(top: SecureTCPService) -> SecureTCPService:

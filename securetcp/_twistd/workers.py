@@ -30,7 +30,7 @@ import signal
 import socket
 import sys
 import time
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import attrs
 from twisted.application import service
@@ -245,6 +245,8 @@ class WorkerSupervisor(service.Service):
         self.argv = list(argv)
         self.count = count
         self.workers: Dict[int, _WorkerProcess] = {}
+        #: called with the pid of each worker that ended
+        self.onEnded: List[Callable[[int], None]] = []
         self._stopping = False
 
     def startService(self) -> None:
@@ -289,6 +291,9 @@ class WorkerSupervisor(service.Service):
     def _ended(self, process: _WorkerProcess, reason: Any) -> None:
         if self.workers.get(process.index) is process:
             del self.workers[process.index]
+        for ended in self.onEnded:
+            if process.pid is not None:
+                ended(process.pid)
         if self._stopping:
             return
         lived = time.monotonic() - process.started

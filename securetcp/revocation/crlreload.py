@@ -30,6 +30,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from securetcp._filewatch import SharedWatch
 from securetcp._interfaces import ICRLTarget, ICRLWatcher
 from securetcp.audit.records import crlExpired, crlLoaded, crlRefused
 from securetcp.policy import TLSPolicy
@@ -55,7 +56,7 @@ def reactorThreads(reactor: Any) -> Optional[Callable[..., Deferred[Any]]]:
 
 
 @implementer(ICRLWatcher)
-class CRLWatcher:
+class CRLWatcher(SharedWatch):
     """
     Reloads the CRLs of a connection creator (an L{ICRLTarget}) when their
     files change: at once when inotify says so (a C{clock} that is a real
@@ -113,24 +114,6 @@ class CRLWatcher:
             self._loop.start(interval, now=False)
             self._stopNotify = watchCRLFiles(self.clock, self.target.policy.revocation,
                                              self.check)
-
-    @property
-    def notified(self) -> bool:
-        """
-        Whether the files are watched with inotify (not only polled).
-        """
-        return self._stopNotify is not None
-
-    def stop(self) -> None:
-        self._users = max(0, self._users - 1)
-        if self._users:
-            return
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
-        self._loop = None
-        if self._stopNotify is not None:
-            stop, self._stopNotify = self._stopNotify, None
-            stop()
 
     def check(self) -> Deferred[bool]:
         """
