@@ -27,6 +27,7 @@ from typing import Any, Iterable, Mapping, Optional, Tuple
 
 import attrs
 
+from securetcp.binding.installed import GROUP, installedBinding, installedNames
 from securetcp.binding.interface import IIdentityBinding
 from securetcp.binding.protocols import BINDINGS
 from securetcp.errors import PolicyError
@@ -181,16 +182,20 @@ def bindingRules(value: Any, field: str = _RULES) -> Tuple[BindingRule, ...]:
 
 def bindingProtocol(value: Any) -> Optional[IIdentityBinding]:
     """
-    The binding named C{value} (C{hl7}, C{dicom}, C{mqtt}), or an
+    The binding named C{value} (C{hl7}, C{dicom}, C{mqtt}, or one an
+    installed distribution offers: L{securetcp.binding.installed}), or an
     L{IIdentityBinding} provider as it is.
     """
     if value is None or value == "":
         return None
     if IIdentityBinding.providedBy(value):
         return value  # type: ignore[no-any-return]
-    binding = BINDINGS.get(str(value).strip().lower())
+    name = str(value).strip().lower()
+    binding = BINDINGS.get(name) or installedBinding(name)
     if binding is None:
         raise PolicyError("binding.protocol", value, "unknown protocol binding",
-                          "use one of " + ", ".join(BINDINGS) + " (or, from Python, an "
-                          "IIdentityBinding provider)")
+                          "use one of " + ", ".join(list(BINDINGS) + list(installedNames()))
+                          + " (or install a distribution that offers it in the "
+                          f"{GROUP} entry-point group; from Python, an IIdentityBinding "
+                          "provider)")
     return binding
