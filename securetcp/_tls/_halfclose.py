@@ -32,6 +32,8 @@ from twisted.protocols.tls import (
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from securetcp._tls._recordio import encrypt, readPlaintext
+from securetcp._tls._sendnow import sendNow
 from securetcp._tls.session import ConnectionFacts, TLSError, WantReadError, ZeroReturnError
 from securetcp.policy import Role
 
@@ -53,7 +55,8 @@ TWISTED_PRIVATE_NAMES: Tuple[Tuple[str, str], ...] = (
     ("_appSendBuffer", "waiting for writes queued before the handshake ended"),
     ("_handshakeDone", "sending close_notify only after the handshake; whether the "
                        "peer's bytes came after it (whenPeerHeard)"),
-    ("_write", "overridden: nothing is written after our close_notify"),
+    ("_write", "overridden: nothing is written after our close_notify; all records at once"),
+    ("_bufferedWrite", "_write: what waits for a renegotiation"),
     ("__init__:_connectWrapped", "passed on by our __init__"),
     ("_connectWrapped", "makeConnection: whether the application is connected at once"),
     ("factory._creatorCallable", "makeConnection: the OpenSSL connection of a connection"),
@@ -194,10 +197,17 @@ class GatedTLSProtocol(BufferingTLSTransport):
     # -- half-close: the peer's side -----------------------------------
 
     def _flushReceiveBIO(self) -> None:
-        # Twisted's loop, except for close_notify: see _peerClosedWrite.
+        # Twisted's loop, except for close_notify (see _peerClosedWrite),
+        # and each pass delivers every record OpenSSL has, joined, then
+        # meets what ended the read as Twisted's recv() would have
+        stop: Optional[BaseException] = None
         while not self._lostTLSConnection and not self.readClosed:
             try:
-                data = self._tlsConnection.recv(2**15)
+                if stop is not None:
+                    raise stop
+                data, stop = readPlaintext(self._tlsConnection)
+                if not data:
+                    continue
             except WantReadError:
                 break
             except ZeroReturnError:
@@ -330,10 +340,21 @@ class GatedTLSProtocol(BufferingTLSTransport):
         self.transport.loseConnection()
 
     def _write(self, bytes: bytes) -> None:
-        if self.writeClosed:
+        # Twisted's, with every record of the write encrypted first and
+        # sent in one piece, at once if TCP has nothing queued
+        if self.writeClosed or self._lostTLSConnection:
             # OpenSSL refuses to write after close_notify; so does TCP
             return
-        super()._write(bytes)  # type: ignore[misc]
+        taken, records, stop = encrypt(self._tlsConnection, bytes)
+        for piece in records:
+            sendNow(self.transport, piece)
+        try:
+            if stop is not None:
+                raise stop
+        except WantReadError:
+            self._bufferedWrite(bytes[taken:])
+        except TLSError:
+            self._tlsShutdownFinished(Failure())
 
     def unregisterProducer(self) -> None:
         super().unregisterProducer()
