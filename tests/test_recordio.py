@@ -192,3 +192,21 @@ class EncryptTests(SynchronousTestCase):
         taken, pieces, stop = _recordio.encrypt(server, b"too late")
         self.assertEqual((taken, pieces), (0, []))
         self.assertIsInstance(stop, SSL.Error)
+
+
+class PendingRecordsTests(SynchronousTestCase):
+    """
+    L{_recordio.pendingRecords} returns what waits in the outgoing BIO.
+    """
+
+    def test_closeNotify(self) -> None:
+        """
+        A close_notify waiting to go out comes back, and then nothing.
+        """
+        server, client = _pair(SSL.TLS1_2_VERSION)
+        server.shutdown()
+        pieces = _recordio.pendingRecords(server)
+        self.assertEqual(len(pieces), 1)
+        client.bio_write(pieces[0])
+        self.assertRaises(SSL.ZeroReturnError, client.recv, 10)
+        self.assertEqual(_recordio.pendingRecords(server), [])

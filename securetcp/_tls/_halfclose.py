@@ -32,7 +32,7 @@ from twisted.protocols.tls import (
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from securetcp._tls._recordio import encrypt, readPlaintext
+from securetcp._tls._recordio import encrypt, pendingRecords, readPlaintext
 from securetcp._tls._sendnow import sendNow
 from securetcp._tls.session import ConnectionFacts, TLSError, WantReadError, ZeroReturnError
 from securetcp.policy import Role
@@ -44,7 +44,8 @@ from securetcp.policy import Role
 TWISTED_PRIVATE_NAMES: Tuple[Tuple[str, str], ...] = (
     ("_tlsConnection", "the OpenSSL connection: reading after close_notify, shutdown()"),
     ("_flushReceiveBIO", "overridden: the peer's close_notify becomes a half-close"),
-    ("_flushSendBIO", "sending our close_notify and what was written before it"),
+    ("_flushSendBIO", "overridden: all records at once; sending our close_notify and what "
+                      "was written before it"),
     ("_lostTLSConnection", "whether the TLS connection already ended"),
     ("_aborted", "whether abortConnection was called"),
     ("_shutdownTLS", "closing when close_notify went both ways"),
@@ -220,9 +221,15 @@ class GatedTLSProtocol(BufferingTLSTransport):
                 self._tlsShutdownFinished(Failure())
             else:
                 if not self._aborted:
-                    ProtocolWrapper.dataReceived(self, data)
+                    self.wrappedProtocol.dataReceived(data)
         if self._tlsConnection is not None:
             self._flushSendBIO()
+
+    def _flushSendBIO(self) -> None:
+        # Twisted's, with every record waiting in the BIO sent (Twisted's
+        # sends up to 32 KiB), at once if TCP has nothing queued
+        for piece in pendingRecords(self._tlsConnection):
+            sendNow(self.transport, piece)
 
     def _halfCloseable(self) -> bool:
         """

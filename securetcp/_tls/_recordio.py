@@ -96,6 +96,15 @@ def _stopped(raiseError: Any, ssl: Any, result: int) -> BaseException:
     return SSL.WantReadError()  # pragma: no cover (OpenSSL said nothing more)
 
 
+def pendingRecords(connection: SSL.Connection) -> List[bytes]:
+    """
+    The TLS records waiting in C{connection}'s outgoing memory BIO (a
+    handshake flight, a close_notify, a session ticket), as L{encrypt}
+    returns them.
+    """
+    return _drain(recordPointers(connection)[1])
+
+
 def _drain(outgoing: Any) -> List[bytes]:
     """
     Everything in the outgoing memory BIO C{outgoing}, in pieces of up to
