@@ -210,3 +210,26 @@ class PendingRecordsTests(SynchronousTestCase):
         client.bio_write(pieces[0])
         self.assertRaises(SSL.ZeroReturnError, client.recv, 10)
         self.assertEqual(_recordio.pendingRecords(server), [])
+
+
+class FeedTests(SynchronousTestCase):
+    """
+    L{_recordio.feed} gives OpenSSL the peer's bytes, as C{bio_write} does.
+    """
+
+    def test_inPieces(self) -> None:
+        """
+        A record given in pieces decrypts once the last piece is in.
+        """
+        server, client = _pair()
+        _recordio.readPlaintext(server)
+        _sendAll(client, b"in three pieces")
+        record = client.bio_read(65536)
+        _recordio.feed(server, record[:3])
+        _recordio.feed(server, b"")
+        self.assertEqual(_recordio.readPlaintext(server)[0], b"")
+        _recordio.feed(server, record[3:10])
+        _recordio.feed(server, record[10:])
+        data, stop = _recordio.readPlaintext(server)
+        self.assertEqual(data, b"in three pieces")
+        self.assertIsInstance(stop, SSL.WantReadError)

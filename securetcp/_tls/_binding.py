@@ -95,10 +95,12 @@ PYOPENSSL_PRIVATE_NAMES: Tuple[PrivateName, ...] = (
     PrivateName("ffi", ("callback", "new", "buffer", "string", "gc", "NULL", "from_buffer"),
                 "calling OpenSSL through the binding"),
     PrivateName("OpenSSL.SSL.Connection", ("_from_ssl",), _RECORDS),
+    PrivateName("OpenSSL.SSL.Connection", ("_into_ssl",), _RECORDS),
     PrivateName("OpenSSL.SSL.Connection", ("_raise_ssl_error",), _RECORDS),
     _lib("SSL_read", purpose=_RECORDS),
     _lib("SSL_write", purpose=_RECORDS),
     _lib("BIO_read", purpose=_RECORDS),
+    _lib("BIO_write", purpose=_RECORDS),
 )
 
 
@@ -234,6 +236,13 @@ def recordPointers(connection: SSL.Connection) -> Tuple[Any, Any, Callable[[Any,
     the exception pyOpenSSL raises for an C{SSL_read}/C{SSL_write} result.
     """
     return connection._ssl, connection._from_ssl, connection._raise_ssl_error
+
+
+def incomingBIO(connection: SSL.Connection) -> Any:
+    """
+    The incoming memory BIO of C{connection} (what C{bio_write} fills).
+    """
+    return connection._into_ssl
 
 
 def useDHParameters(context: SSL.Context, pem: bytes) -> bool:

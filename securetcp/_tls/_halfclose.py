@@ -27,12 +27,11 @@ from twisted.protocols.policies import ProtocolWrapper
 from twisted.protocols.tls import (
     BufferingTLSTransport,
     TLSMemoryBIOFactory,
-    TLSMemoryBIOProtocol,
 )
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from securetcp._tls._recordio import encrypt, pendingRecords, readPlaintext
+from securetcp._tls._recordio import encrypt, feed, pendingRecords, readPlaintext
 from securetcp._tls._sendnow import sendNow
 from securetcp._tls.session import ConnectionFacts, TLSError, WantReadError, ZeroReturnError
 from securetcp.policy import Role
@@ -58,6 +57,7 @@ TWISTED_PRIVATE_NAMES: Tuple[Tuple[str, str], ...] = (
                        "peer's bytes came after it (whenPeerHeard)"),
     ("_write", "overridden: nothing is written after our close_notify; all records at once"),
     ("_bufferedWrite", "_write: what waits for a renegotiation"),
+    ("_unbufferPendingWrites", "dataReceived: writes that waited for a renegotiation"),
     ("__init__:_connectWrapped", "passed on by our __init__"),
     ("_connectWrapped", "makeConnection: whether the application is connected at once"),
     ("factory._creatorCallable", "makeConnection: the OpenSSL connection of a connection"),
@@ -145,7 +145,8 @@ class GatedTLSProtocol(BufferingTLSTransport):
             return
         self.bytesOut += len(data)
         self._aggregator.flush()
-        TLSMemoryBIOProtocol.write(self, data)
+        if not self.disconnecting or self._producer is not None:
+            self._write(data)  # TLSMemoryBIOProtocol.write
 
     def makeConnection(self, transport: Any) -> None:
         if ITCPTransport.providedBy(transport):
@@ -182,6 +183,14 @@ class GatedTLSProtocol(BufferingTLSTransport):
             self._peerHeard = callback
 
     def dataReceived(self, data: bytes) -> None:
+        if self.heardAfterHandshake and not self._writeClosing:
+            # the steady state: Twisted's dataReceived after the handshake,
+            # with nothing of the handshake or the close left to check
+            feed(self._tlsConnection, data)
+            if self._appSendBuffer:
+                self._unbufferPendingWrites()
+            self._flushReceiveBIO()
+            return
         if self.firstByte is None and data:
             self.firstByte = data[0]
         handshook = self._handshakeDone

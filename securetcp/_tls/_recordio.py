@@ -6,6 +6,7 @@ with every record it makes read out of the memory BIO at once, where
 pyOpenSSL's C{recv}, C{send} and C{bio_read} take one record each (and a
 fresh buffer, and an exception to say that nothing is left)::
 
+    feed(connection, received)               # the peer's TLS bytes
     data, stop = readPlaintext(connection)   # stop: what ended the read
     taken, pieces, stop = encrypt(connection, plaintext)
 
@@ -21,7 +22,7 @@ from typing import Any, List, Optional, Tuple
 
 from OpenSSL import SSL
 
-from securetcp._tls._binding import ffi, lib, recordPointers
+from securetcp._tls._binding import ffi, incomingBIO, lib, recordPointers
 
 #: the most plaintext one read returns, and the most ciphertext one BIO
 #: read takes (one buffer of this size, shared: the reactor is one thread)
@@ -38,6 +39,15 @@ def _buffer() -> Any:
     if _scratch is None:
         _scratch = ffi.new("char[]", CHUNK)
     return _scratch
+
+
+def feed(connection: SSL.Connection, data: bytes) -> None:
+    """
+    Give C{connection} the TLS bytes C{data} the peer sent, as pyOpenSSL's
+    C{bio_write} does (and with its exception if the BIO refuses them).
+    """
+    if data and lib.BIO_write(incomingBIO(connection), data, len(data)) <= 0:
+        connection.bio_write(data)  # pragma: no cover (a memory BIO takes it all)
 
 
 def readPlaintext(connection: SSL.Connection) -> Tuple[bytes, Optional[BaseException]]:
