@@ -98,6 +98,8 @@ PYOPENSSL_PRIVATE_NAMES: Tuple[PrivateName, ...] = (
     PrivateName("OpenSSL.SSL.Connection", ("_into_ssl",), _RECORDS),
     PrivateName("OpenSSL.SSL.Connection", ("_raise_ssl_error",), _RECORDS),
     _lib("SSL_read", purpose=_RECORDS),
+    _lib("SSL_get_error", purpose=_RECORDS),
+    _lib("SSL_ERROR_WANT_READ", purpose=_RECORDS),
     _lib("SSL_write", purpose=_RECORDS),
     _lib("BIO_read", purpose=_RECORDS),
     _lib("BIO_write", purpose=_RECORDS),

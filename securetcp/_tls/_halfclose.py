@@ -31,7 +31,7 @@ from twisted.protocols.tls import (
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from securetcp._tls._recordio import encrypt, feed, pendingRecords, readPlaintext
+from securetcp._tls._recordio import EXHAUSTED, encrypt, feed, pendingRecords, readPlaintext
 from securetcp._tls._sendnow import sendNow
 from securetcp._tls.session import ConnectionFacts, TLSError, WantReadError, ZeroReturnError
 from securetcp.policy import Role
@@ -216,6 +216,10 @@ class GatedTLSProtocol(BufferingTLSTransport):
                 if stop is not None:
                     raise stop
                 data, stop = readPlaintext(self._tlsConnection)
+                if stop is EXHAUSTED:  # never raised: its WantReadError
+                    if data and not self._aborted:
+                        self.wrappedProtocol.dataReceived(data)
+                    break
                 if not data:
                     continue
             except WantReadError:

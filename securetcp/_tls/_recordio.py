@@ -50,13 +50,18 @@ def feed(connection: SSL.Connection, data: bytes) -> None:
         connection.bio_write(data)  # pragma: no cover (a memory BIO takes it all)
 
 
+#: what ended a read when the buffered records ran out (where pyOpenSSL's
+#: C{recv} raises C{WantReadError})
+EXHAUSTED = SSL.WantReadError("the buffered records ran out")
+
+
 def readPlaintext(connection: SSL.Connection) -> Tuple[bytes, Optional[BaseException]]:
     """
     The plaintext of every record C{connection} has buffered (up to
-    L{CHUNK} bytes), and what ended the read: the exception pyOpenSSL's
-    C{recv} raises at that point (C{WantReadError} when the records ran
-    out, C{ZeroReturnError} at a close_notify, a TLS error), or C{None}
-    when L{CHUNK} bytes were read and more may follow.
+    L{CHUNK} bytes), and what ended the read: L{EXHAUSTED} when the records
+    ran out; the exception pyOpenSSL's C{recv} raises at that point for
+    anything else (C{ZeroReturnError} at a close_notify, a TLS error); or
+    C{None} when L{CHUNK} bytes were read and more may follow.
     """
     ssl, _, raiseError = recordPointers(connection)
     buffer, read = _buffer(), lib.SSL_read
@@ -64,6 +69,11 @@ def readPlaintext(connection: SSL.Connection) -> Tuple[bytes, Optional[BaseExcep
     while got < CHUNK:
         result = read(ssl, buffer + got, CHUNK - got)
         if result <= 0:
+            if lib.SSL_get_error(ssl, result) == lib.SSL_ERROR_WANT_READ:
+                # (pyOpenSSL would first re-raise what one of its callbacks
+                # raised; a callback that raises fails the handshake step,
+                # which is an error, not this)
+                return ffi.buffer(buffer, got)[:], EXHAUSTED
             return ffi.buffer(buffer, got)[:], _stopped(raiseError, ssl, result)
         got += result
     return ffi.buffer(buffer, got)[:], None
