@@ -231,13 +231,20 @@ def sessionReused(connection: SSL.Connection) -> Optional[bool]:
         return None
 
 
-def recordPointers(connection: SSL.Connection) -> Tuple[Any, Any, Callable[[Any, int], None]]:
+def recordPointers(connection: SSL.Connection) -> Tuple[Any, Any]:
     """
     What L{securetcp._tls._recordio} reads and writes records with: the
-    connection's C{SSL} pointer, its outgoing memory BIO, and what raises
-    the exception pyOpenSSL raises for an C{SSL_read}/C{SSL_write} result.
+    connection's C{SSL} pointer and its outgoing memory BIO.
     """
-    return connection._ssl, connection._from_ssl, connection._raise_ssl_error
+    return connection._ssl, connection._from_ssl
+
+
+def raiseSSLError(connection: SSL.Connection, result: int) -> None:
+    """
+    Raise what pyOpenSSL raises for C{result}, an C{SSL_read} or
+    C{SSL_write} of C{connection} that did not go through.
+    """
+    connection._raise_ssl_error(connection._ssl, result)
 
 
 def incomingBIO(connection: SSL.Connection) -> Any:

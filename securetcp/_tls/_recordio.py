@@ -22,7 +22,7 @@ from typing import Any, List, Optional, Tuple
 
 from OpenSSL import SSL
 
-from securetcp._tls._binding import ffi, incomingBIO, lib, recordPointers
+from securetcp._tls._binding import ffi, incomingBIO, lib, raiseSSLError, recordPointers
 
 #: the most plaintext one read returns, and the most ciphertext one BIO
 #: read takes (one buffer of this size, shared: the reactor is one thread)
@@ -63,8 +63,8 @@ def readPlaintext(connection: SSL.Connection) -> Tuple[bytes, Optional[BaseExcep
     anything else (C{ZeroReturnError} at a close_notify, a TLS error); or
     C{None} when L{CHUNK} bytes were read and more may follow.
     """
-    ssl, _, raiseError = recordPointers(connection)
-    buffer, read = _buffer(), lib.SSL_read
+    ssl = recordPointers(connection)[0]
+    buffer, read = _scratch if _scratch is not None else _buffer(), lib.SSL_read
     got = 0
     while got < CHUNK:
         result = read(ssl, buffer + got, CHUNK - got)
@@ -74,7 +74,7 @@ def readPlaintext(connection: SSL.Connection) -> Tuple[bytes, Optional[BaseExcep
                 # raised; a callback that raises fails the handshake step,
                 # which is an error, not this)
                 return ffi.buffer(buffer, got)[:], EXHAUSTED
-            return ffi.buffer(buffer, got)[:], _stopped(raiseError, ssl, result)
+            return ffi.buffer(buffer, got)[:], _stopped(connection, result)
         got += result
     return ffi.buffer(buffer, got)[:], None
 
@@ -91,26 +91,26 @@ def encrypt(connection: SSL.Connection,
         pyOpenSSL's C{send} raises there (C{WantReadError} in a
         renegotiation, a TLS error), else C{None}.
     """
-    ssl, outgoing, raiseError = recordPointers(connection)
+    ssl, outgoing = recordPointers(connection)
     taken, size, write = 0, len(data), lib.SSL_write
     stop: Optional[BaseException] = None
     with ffi.from_buffer(data) as source:
         while taken < size:
             result = write(ssl, source + taken, min(size - taken, RECORD))
             if result <= 0:
-                stop = _stopped(raiseError, ssl, result)
+                stop = _stopped(connection, result)
                 break
             taken += result
     return taken, _drain(outgoing), stop
 
 
-def _stopped(raiseError: Any, ssl: Any, result: int) -> BaseException:
+def _stopped(connection: SSL.Connection, result: int) -> BaseException:
     """
     The exception pyOpenSSL raises for C{result}, an C{SSL_read} or
     C{SSL_write} that did not go through.
     """
     try:
-        raiseError(ssl, result)
+        raiseSSLError(connection, result)
     except Exception as e:
         return e
     return SSL.WantReadError()  # pragma: no cover (OpenSSL said nothing more)
@@ -131,7 +131,7 @@ def _drain(outgoing: Any) -> List[bytes]:
     L{CHUNK} bytes (sent one after the other, rather than copied once more
     into one).
     """
-    buffer, read = _buffer(), lib.BIO_read
+    buffer, read = _scratch if _scratch is not None else _buffer(), lib.BIO_read
     pieces: List[bytes] = []
     while True:
         got = read(outgoing, buffer, CHUNK)
