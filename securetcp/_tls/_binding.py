@@ -231,12 +231,13 @@ def sessionReused(connection: SSL.Connection) -> Optional[bool]:
         return None
 
 
-def recordPointers(connection: SSL.Connection) -> Tuple[Any, Any]:
+def recordPointers(connection: SSL.Connection) -> Tuple[Any, Any, Any]:
     """
     What L{securetcp._tls._recordio} reads and writes records with: the
-    connection's C{SSL} pointer and its outgoing memory BIO.
+    connection's C{SSL} pointer, its incoming memory BIO (what C{bio_write}
+    fills) and its outgoing one.
     """
-    return connection._ssl, connection._from_ssl
+    return connection._ssl, connection._into_ssl, connection._from_ssl
 
 
 def raiseSSLError(connection: SSL.Connection, result: int) -> None:
@@ -246,12 +247,6 @@ def raiseSSLError(connection: SSL.Connection, result: int) -> None:
     """
     connection._raise_ssl_error(connection._ssl, result)
 
-
-def incomingBIO(connection: SSL.Connection) -> Any:
-    """
-    The incoming memory BIO of C{connection} (what C{bio_write} fills).
-    """
-    return connection._into_ssl
 
 
 def useDHParameters(context: SSL.Context, pem: bytes) -> bool:

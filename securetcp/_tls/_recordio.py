@@ -22,7 +22,7 @@ from typing import Any, List, Optional, Tuple
 
 from OpenSSL import SSL
 
-from securetcp._tls._binding import ffi, incomingBIO, lib, raiseSSLError, recordPointers
+from securetcp._tls._binding import ffi, lib, raiseSSLError, recordPointers
 
 #: the most plaintext one read returns, and the most ciphertext one BIO
 #: read takes (one buffer of this size, shared: the reactor is one thread)
@@ -46,7 +46,7 @@ def feed(connection: SSL.Connection, data: bytes) -> None:
     Give C{connection} the TLS bytes C{data} the peer sent, as pyOpenSSL's
     C{bio_write} does (and with its exception if the BIO refuses them).
     """
-    if data and lib.BIO_write(incomingBIO(connection), data, len(data)) <= 0:
+    if data and lib.BIO_write(recordPointers(connection)[1], data, len(data)) <= 0:
         connection.bio_write(data)  # pragma: no cover (a memory BIO takes it all)
 
 
@@ -91,7 +91,7 @@ def encrypt(connection: SSL.Connection,
         pyOpenSSL's C{send} raises there (C{WantReadError} in a
         renegotiation, a TLS error), else C{None}.
     """
-    ssl, outgoing = recordPointers(connection)
+    ssl, _, outgoing = recordPointers(connection)
     taken, size, write = 0, len(data), lib.SSL_write
     stop: Optional[BaseException] = None
     with ffi.from_buffer(data) as source:
@@ -122,7 +122,7 @@ def pendingRecords(connection: SSL.Connection) -> List[bytes]:
     handshake flight, a close_notify, a session ticket), as L{encrypt}
     returns them.
     """
-    return _drain(recordPointers(connection)[1])
+    return _drain(recordPointers(connection)[2])
 
 
 def _drain(outgoing: Any) -> List[bytes]:
