@@ -6,16 +6,19 @@ C{twistd securetcp terminate} and C{originate}, in memory.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List
+import socket
+from typing import Any, Dict, List, Tuple
 
+from twisted.internet import tcp
 from twisted.internet.address import IPv4Address
-from twisted.internet.defer import fail
+from twisted.internet.defer import fail, succeed
 from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.task import Clock
-from twisted.internet.testing import StringTransport
+from twisted.internet.testing import MemoryReactor, StringTransport
 from twisted.logger import Logger
 from twisted.trial.unittest import SynchronousTestCase
 
+from securetcp._tls._sendnow import RELAY_BUFFER
 from securetcp._twistd.splice import SpliceFactory, auditedConnectionId
 from securetcp.audit.emitter import AuditEmitter
 from securetcp.audit.records import AUDIT_NAMESPACE
@@ -92,3 +95,45 @@ class BackendFailedTests(SynchronousTestCase):
         self.assertEqual(auditedConnectionId(plain), "0123456789abcdef")
         self.assertIsNone(auditedConnectionId(StringTransport()))
         self.assertIsNone(auditedConnectionId(None))
+
+
+class RelayTests(SynchronousTestCase):
+    """
+    Once both sides are connected, the splice relays over TCP connections
+    with the relay's buffer size, and sends what one side reads to the
+    other side's socket at once.
+    """
+
+    def tcpConnection(self, protocol: Any, reactor: MemoryReactor) -> Tuple[Any, socket.socket]:
+        ours, peer = socket.socketpair()
+        for s in (ours, peer):
+            s.setblocking(False)
+            self.addCleanup(s.close)
+        transport = tcp.Server(ours, protocol, ("127.0.0.1", 1), None, 1, reactor)
+        protocol.makeConnection(transport)
+        return transport, peer
+
+    def test_widenedAndSentAtOnce(self) -> None:
+        """
+        Both TCP connections get L{RELAY_BUFFER} (larger reads, back-pressure
+        once that much is queued), and bytes the accepted side reads reach
+        the backend's socket without a reactor iteration.
+        """
+        reactor = MemoryReactor()
+        backend: Dict[str, Any] = {}
+
+        def connectFar(factory: Any) -> Any:
+            far = factory.buildProtocol(None)
+            backend["transport"], backend["peer"] = self.tcpConnection(far, reactor)
+            return succeed(far)
+
+        factory = SpliceFactory(connectFar, "tcp:127.0.0.1:2575", Clock(),
+                                AuditEmitter(Logger(namespace=AUDIT_NAMESPACE,
+                                                    observer=lambda e: None)))
+        front = factory.buildProtocol(None)
+        frontTransport, _ = self.tcpConnection(front, reactor)
+        self.assertEqual((frontTransport.bufferSize, backend["transport"].bufferSize),
+                         (RELAY_BUFFER, RELAY_BUFFER))
+        front.dataReceived(b"MSH|^~\\&|")
+        self.assertEqual(backend["peer"].recv(100), b"MSH|^~\\&|")
+        self.assertEqual(reactor.getWriters(), [])

@@ -57,6 +57,9 @@ _VERIFY = "the verify callback (it sets the X509 verify code, so the peer gets t
 _CODES = ("the error code (library, reason) of a TLS error: pyOpenSSL keeps only "
           "OpenSSL's strings, so they are looked up in OpenSSL's own string table")
 
+_RECORDS = ("the TLS transport's data path: many records per call, in one buffer "
+            "(securetcp._tls._recordio)")
+
 #: Every private name of pyOpenSSL securetcp uses.
 PYOPENSSL_PRIVATE_NAMES: Tuple[PrivateName, ...] = (
     PrivateName("OpenSSL._util", ("lib",), "OpenSSL's functions that pyOpenSSL does not wrap"),
@@ -89,8 +92,17 @@ PYOPENSSL_PRIVATE_NAMES: Tuple[PrivateName, ...] = (
     _lib("X509_V_OK", purpose=_VERIFY),
     _lib("ERR_lib_error_string", purpose=_CODES),
     _lib("ERR_reason_error_string", purpose=_CODES),
-    PrivateName("ffi", ("callback", "new", "buffer", "string", "gc", "NULL"),
+    PrivateName("ffi", ("callback", "new", "buffer", "string", "gc", "NULL", "from_buffer"),
                 "calling OpenSSL through the binding"),
+    PrivateName("OpenSSL.SSL.Connection", ("_from_ssl",), _RECORDS),
+    PrivateName("OpenSSL.SSL.Connection", ("_into_ssl",), _RECORDS),
+    PrivateName("OpenSSL.SSL.Connection", ("_raise_ssl_error",), _RECORDS),
+    _lib("SSL_read", purpose=_RECORDS),
+    _lib("SSL_get_error", purpose=_RECORDS),
+    _lib("SSL_ERROR_WANT_READ", purpose=_RECORDS),
+    _lib("SSL_write", purpose=_RECORDS),
+    _lib("BIO_read", purpose=_RECORDS),
+    _lib("BIO_write", purpose=_RECORDS),
 )
 
 
@@ -217,6 +229,24 @@ def sessionReused(connection: SSL.Connection) -> Optional[bool]:
         return bool(lib.SSL_session_reused(connection._ssl))  # type: ignore[attr-defined]
     except AttributeError:  # pragma: no cover
         return None
+
+
+def recordPointers(connection: SSL.Connection) -> Tuple[Any, Any, Any]:
+    """
+    What L{securetcp._tls._recordio} reads and writes records with: the
+    connection's C{SSL} pointer, its incoming memory BIO (what C{bio_write}
+    fills) and its outgoing one.
+    """
+    return connection._ssl, connection._into_ssl, connection._from_ssl
+
+
+def raiseSSLError(connection: SSL.Connection, result: int) -> None:
+    """
+    Raise what pyOpenSSL raises for C{result}, an C{SSL_read} or
+    C{SSL_write} of C{connection} that did not go through.
+    """
+    connection._raise_ssl_error(connection._ssl, result)
+
 
 
 def useDHParameters(context: SSL.Context, pem: bytes) -> bool:

@@ -27,11 +27,12 @@ from twisted.protocols.policies import ProtocolWrapper
 from twisted.protocols.tls import (
     BufferingTLSTransport,
     TLSMemoryBIOFactory,
-    TLSMemoryBIOProtocol,
 )
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from securetcp._tls._recordio import EXHAUSTED, encrypt, feed, pendingRecords, readPlaintext
+from securetcp._tls._sendnow import sendNow
 from securetcp._tls.session import ConnectionFacts, TLSError, WantReadError, ZeroReturnError
 from securetcp.policy import Role
 
@@ -42,7 +43,8 @@ from securetcp.policy import Role
 TWISTED_PRIVATE_NAMES: Tuple[Tuple[str, str], ...] = (
     ("_tlsConnection", "the OpenSSL connection: reading after close_notify, shutdown()"),
     ("_flushReceiveBIO", "overridden: the peer's close_notify becomes a half-close"),
-    ("_flushSendBIO", "sending our close_notify and what was written before it"),
+    ("_flushSendBIO", "overridden: all records at once; sending our close_notify and what "
+                      "was written before it"),
     ("_lostTLSConnection", "whether the TLS connection already ended"),
     ("_aborted", "whether abortConnection was called"),
     ("_shutdownTLS", "closing when close_notify went both ways"),
@@ -53,7 +55,9 @@ TWISTED_PRIVATE_NAMES: Tuple[Tuple[str, str], ...] = (
     ("_appSendBuffer", "waiting for writes queued before the handshake ended"),
     ("_handshakeDone", "sending close_notify only after the handshake; whether the "
                        "peer's bytes came after it (whenPeerHeard)"),
-    ("_write", "overridden: nothing is written after our close_notify"),
+    ("_write", "overridden: nothing is written after our close_notify; all records at once"),
+    ("_bufferedWrite", "_write: what waits for a renegotiation"),
+    ("_unbufferPendingWrites", "dataReceived: writes that waited for a renegotiation"),
     ("__init__:_connectWrapped", "passed on by our __init__"),
     ("_connectWrapped", "makeConnection: whether the application is connected at once"),
     ("factory._creatorCallable", "makeConnection: the OpenSSL connection of a connection"),
@@ -141,7 +145,8 @@ class GatedTLSProtocol(BufferingTLSTransport):
             return
         self.bytesOut += len(data)
         self._aggregator.flush()
-        TLSMemoryBIOProtocol.write(self, data)
+        if not self.disconnecting or self._producer is not None:
+            self._write(data)  # TLSMemoryBIOProtocol.write
 
     def makeConnection(self, transport: Any) -> None:
         if ITCPTransport.providedBy(transport):
@@ -178,6 +183,14 @@ class GatedTLSProtocol(BufferingTLSTransport):
             self._peerHeard = callback
 
     def dataReceived(self, data: bytes) -> None:
+        if self.heardAfterHandshake and not self._writeClosing:
+            # the steady state: Twisted's dataReceived after the handshake,
+            # with nothing of the handshake or the close left to check
+            feed(self._tlsConnection, data)
+            if self._appSendBuffer:
+                self._unbufferPendingWrites()
+            self._flushReceiveBIO()
+            return
         if self.firstByte is None and data:
             self.firstByte = data[0]
         handshook = self._handshakeDone
@@ -194,10 +207,21 @@ class GatedTLSProtocol(BufferingTLSTransport):
     # -- half-close: the peer's side -----------------------------------
 
     def _flushReceiveBIO(self) -> None:
-        # Twisted's loop, except for close_notify: see _peerClosedWrite.
+        # Twisted's loop, except for close_notify (see _peerClosedWrite),
+        # and each pass delivers every record OpenSSL has, joined, then
+        # meets what ended the read as Twisted's recv() would have
+        stop: Optional[BaseException] = None
         while not self._lostTLSConnection and not self.readClosed:
             try:
-                data = self._tlsConnection.recv(2**15)
+                if stop is not None:
+                    raise stop
+                data, stop = readPlaintext(self._tlsConnection)
+                if stop is EXHAUSTED:  # never raised: its WantReadError
+                    if data and not self._aborted:
+                        self.wrappedProtocol.dataReceived(data)
+                    break
+                if not data:
+                    continue
             except WantReadError:
                 break
             except ZeroReturnError:
@@ -210,9 +234,15 @@ class GatedTLSProtocol(BufferingTLSTransport):
                 self._tlsShutdownFinished(Failure())
             else:
                 if not self._aborted:
-                    ProtocolWrapper.dataReceived(self, data)
+                    self.wrappedProtocol.dataReceived(data)
         if self._tlsConnection is not None:
             self._flushSendBIO()
+
+    def _flushSendBIO(self) -> None:
+        # Twisted's, with every record waiting in the BIO sent (Twisted's
+        # sends up to 32 KiB), at once if TCP has nothing queued
+        for piece in pendingRecords(self._tlsConnection):
+            sendNow(self.transport, piece)
 
     def _halfCloseable(self) -> bool:
         """
@@ -330,10 +360,21 @@ class GatedTLSProtocol(BufferingTLSTransport):
         self.transport.loseConnection()
 
     def _write(self, bytes: bytes) -> None:
-        if self.writeClosed:
+        # Twisted's, with every record of the write encrypted first and
+        # sent in one piece, at once if TCP has nothing queued
+        if self.writeClosed or self._lostTLSConnection:
             # OpenSSL refuses to write after close_notify; so does TCP
             return
-        super()._write(bytes)  # type: ignore[misc]
+        taken, records, stop = encrypt(self._tlsConnection, bytes)
+        for piece in records:
+            sendNow(self.transport, piece)
+        try:
+            if stop is not None:
+                raise stop
+        except WantReadError:
+            self._bufferedWrite(bytes[taken:])
+        except TLSError:
+            self._tlsShutdownFinished(Failure())
 
     def unregisterProducer(self) -> None:
         super().unregisterProducer()

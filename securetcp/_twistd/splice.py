@@ -29,6 +29,7 @@ from twisted.internet.protocol import Factory, Protocol
 from zope.interface import implementer
 
 from securetcp._interfaces import IAuditSink
+from securetcp._tls._sendnow import sendNow, widen
 from securetcp.audit.records import addressText, backendFailed
 
 
@@ -53,14 +54,22 @@ class _Half(Protocol):
         # back-pressure: a side that cannot keep up pauses the other's reading
         self.transport.registerProducer(other.transport, True)  # type: ignore[union-attr]
         other.transport.registerProducer(self.transport, True)  # type: ignore[union-attr]
+        # larger reads, and a longer queue before the other side is paused
+        widen(self.transport)
+        widen(other.transport)
 
     def dataReceived(self, data: bytes) -> None:
         other = self.other
         if other is not None and other.transport is not None:
             # a TLS side encrypts each read at once (writeNow), rather than
-            # at the next reactor iteration as Twisted does for small writes
+            # at the next reactor iteration as Twisted does for small writes;
+            # a TCP side sends it at once if nothing is queued
             transport: Any = other.transport
-            (getattr(transport, "writeNow", None) or transport.write)(data)
+            writeNow = getattr(transport, "writeNow", None)
+            if writeNow is None:
+                sendNow(transport, data)
+            else:
+                writeNow(data)
         if self.idle is not None:
             self.idle.reset()
 
