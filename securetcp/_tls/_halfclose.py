@@ -115,15 +115,17 @@ class GatedTLSProtocol(BufferingTLSTransport):
     def __init__(self, factory: Any, wrappedProtocol: IProtocol, _connectWrapped: bool = True) -> None:
         super().__init__(factory, wrappedProtocol, _connectWrapped)
         self.securetcpFacts = ConnectionFacts(factory.role)
-        self._aggregateWrite = self.write
-        self.write = self._countingWrite  # type: ignore[method-assign]
+        # Twisted's BufferingTLSTransport keeps its aggregator's bound write
+        # on each instance; ours (the class's, below) counts first and then
+        # calls the aggregator, and no connection holds a bound method for it
+        del self.write
 
-    def _countingWrite(self, data: bytes) -> None:
+    def write(self, data: bytes) -> None:  # type: ignore[override]
         if self.writeClosed or (self._writeClosing and self._producer is None):
             # like TCP after loseWriteConnection: the bytes are dropped
             return
         self.bytesOut += len(data)
-        self._aggregateWrite(data)
+        self._aggregator.write(data)
 
     def writeSequence(self, sequence: Iterable[bytes]) -> None:
         self.write(b"".join(sequence))

@@ -12,7 +12,8 @@ completed handshake negotiated (L{negotiated}), and why a failed one failed
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Tuple
+from types import MappingProxyType
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 import attrs
 from cryptography import x509
@@ -79,6 +80,25 @@ def connectionFacts(connection: Any) -> Optional[ConnectionFacts]:
     return facts if isinstance(facts, ConnectionFacts) else None
 
 
+def forgetFacts(tls: Any, role: Role) -> None:
+    """
+    The handshake over the TLS transport C{tls} was judged and its
+    connection admitted: drop what its L{ConnectionFacts} hold.  A server
+    drops them altogether: no verify step runs after the handshake
+    (renegotiation is off, and a server asks for no post-handshake
+    authentication), and nothing reads them once the connection is
+    admitted.  A client keeps them, slimmed: they hold the OCSP staple the
+    server sent.
+    """
+    if role is Role.SERVER and getattr(tls, "securetcpFacts", None) is not None:
+        tls.securetcpFacts = None
+        return
+    facts = connectionFacts(tls.getHandle())
+    if facts is not None:
+        facts.chain.clear()
+        facts.peerLeaf = None
+
+
 @attrs.frozen
 class NegotiatedSession:
     """
@@ -103,6 +123,31 @@ class NegotiatedSession:
         record = {"version": self.version, "cipher": self.cipher, "group": self.group,
                   "alpn": self.alpn, "sni": self.serverName, "resumed": self.resumed}
         return {name: value for name, value in record.items() if value is not None}
+
+
+#: the session record of a connection whose handshake has not completed
+NO_SESSION: Mapping[str, Any] = MappingProxyType({})
+
+#: one shared, read-only session record per distinct negotiated session
+#: (L{sessionRecord}); bounded, since the SNI and ALPN come from the peer
+_records: Dict[Tuple[Any, ...], Mapping[str, Any]] = {}
+_RECORDS_BOUND = 1024
+
+
+def sessionRecord(session: NegotiatedSession) -> Mapping[str, Any]:
+    """
+    C{session.asRecord()}, read-only and shared by every connection that
+    negotiated the same (a server's connections mostly did): an idle
+    connection holds no dict of its own.  Copy it to change it.
+    """
+    key = (session.version, session.cipher, session.group, session.alpn,
+           session.serverName, session.resumed)
+    record = _records.get(key)
+    if record is None:
+        if len(_records) >= _RECORDS_BOUND:
+            _records.clear()
+        record = _records[key] = MappingProxyType(session.asRecord())
+    return record
 
 
 def _peerChain(connection: SSL.Connection,
