@@ -154,10 +154,8 @@ class GateProtocol(Protocol):
             # built before the PROXY header was read: the application factory
             # gets the original client, as getPeer() reports it
             self.addr = transport.getPeer()
-        self._timeout = self.gate.clock.callLater(
-            self.gate.policy.handshakeTimeout, self._handshakeTimedOut
-        )
         gate = self.gate
+        self._timeout = gate.clock.callLater(gate.policy.handshakeTimeout, self._handshakeTimedOut)
         gate.openConnections += 1
         gate.handshaking += 1
         self._handshaking = True
@@ -248,7 +246,8 @@ class GateProtocol(Protocol):
 
     def _admit(self) -> None:
         self._cancelTimeout()
-        if self.inspection is None and self.gate.policy.binding.enabled:
+        policy = self.gate.policy
+        if self.inspection is None and policy.binding.enabled:
             self.inspection = FirstMessageInspection(self)  # calls _admit() or _reject()
             return
         if not self.gate.emitter.accepting():
@@ -279,7 +278,7 @@ class GateProtocol(Protocol):
             application.handshakeCompleted()
         # only now is the application connected: a client endpoint's
         # connect() fires here, with a protocol that has its transport
-        enforceOnLive = self.gate.policy.revocation.enforceOnLive
+        enforceOnLive = policy.revocation.enforceOnLive
         if enforceOnLive or self.gate.metrics is not None:
             # a reloaded CRL may disconnect it, or the metrics count its bytes
             self.gate.live.add(self)
@@ -326,11 +325,13 @@ class GateProtocol(Protocol):
             above.writeConnectionLost()
 
     def connectionLost(self, reason: Failure = Failure(ConnectionDone())) -> None:
-        self._cancelTimeout()
+        if self._timeout is not None:
+            self._cancelTimeout()
         if self._done:
             return
         self._done = True
-        self._handshakeOver()
+        if self._handshaking:
+            self._handshakeOver()
         self.gate.openConnections -= 1
         self.gate.live.discard(self)
         if self.application is not None:

@@ -284,13 +284,18 @@ class VerifyStep:
     """
     One step of OpenSSL's chain verification, as the verify callback sees
     it: the connection, the certificate at this depth, OpenSSL's error.
+
+    @ivar error: OpenSSL's X509 verify code for this step (0: none).
+    @ivar depth: the depth of this step's certificate (0: the leaf).
     """
 
-    __slots__ = ("_pieces", "_store")
+    __slots__ = ("_pieces", "_store", "error", "depth")
 
     def __init__(self, pieces: VerifyPieces, store: Any) -> None:
         self._pieces = pieces
         self._store = store
+        self.error: int = pieces.getError(store)
+        self.depth: int = pieces.getDepth(store)
 
     def connection(self) -> SSL.Connection:
         """
@@ -301,12 +306,6 @@ class VerifyStep:
         pieces = self._pieces
         result: SSL.Connection = pieces.reverse[pieces.getData(self._store, pieces.index)]
         return result
-
-    def error(self) -> int:
-        return self._pieces.getError(self._store)
-
-    def depth(self) -> int:
-        return self._pieces.getDepth(self._store)
 
     def fingerprint(self) -> Optional[bytes]:
         """

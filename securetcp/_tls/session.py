@@ -138,7 +138,8 @@ def sessionRecord(session: NegotiatedSession) -> Mapping[str, Any]:
     """
     C{session.asRecord()}, read-only and shared by every connection that
     negotiated the same (a server's connections mostly did): an idle
-    connection holds no dict of its own.  Copy it to change it.
+    connection holds no dict, and no version, cipher or group name, of its
+    own.  Copy it to change it.
     """
     key = (session.version, session.cipher, session.group, session.alpn,
            session.serverName, session.resumed)
@@ -168,19 +169,6 @@ def _peerChain(connection: SSL.Connection,
     return (leaf,) if leaf is not None else ()
 
 
-#: one copy of each version, cipher and group name, which every connection
-#: that negotiated it keeps (pyOpenSSL decodes a new string each time)
-_names: Dict[str, str] = {}
-
-
-def _shared(name: Optional[str]) -> Optional[str]:
-    if name is None:
-        return None
-    if len(_names) >= 256:  # a bound; there are a few dozen names
-        _names.clear()
-    return _names.setdefault(name, name)
-
-
 def negotiated(connection: SSL.Connection,
                facts: Optional[ConnectionFacts] = None) -> NegotiatedSession:
     """
@@ -196,9 +184,9 @@ def negotiated(connection: SSL.Connection,
         raw = connection.get_servername()
         serverName = raw.decode("ascii", "replace") if raw else None
     return NegotiatedSession(
-        version=_shared(connection.get_protocol_version_name()),
-        cipher=_shared(connection.get_cipher_name()),
-        group=_shared(getGroup() if getGroup else None),
+        version=connection.get_protocol_version_name(),
+        cipher=connection.get_cipher_name(),
+        group=getGroup() if getGroup else None,
         alpn=alpn.decode("utf-8", "replace") if alpn else None,
         serverName=serverName,
         resumed=_binding.sessionReused(connection),
