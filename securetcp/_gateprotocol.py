@@ -179,7 +179,8 @@ class GateProtocol(Protocol):
     def handshakeCompleted(self) -> None:
         self._handshakeOver()
         connection = self.transport.getHandle()
-        facts = connectionFacts(connection)
+        # our TLS transport keeps them (it is the connection's app data)
+        facts = getattr(self.transport, "securetcpFacts", None) or connectionFacts(connection)
         session = negotiated(connection, facts)
         self.session = sessionRecord(session)
         self.peerChain = session.peerChain

@@ -316,10 +316,10 @@ class VerifyStep:
         pointer = pieces.getCurrentCert(self._store)
         if pointer == ffi.NULL:
             return None
-        out, size = ffi.new("unsigned char[64]"), ffi.new("unsigned int *")
-        if pieces.digest(pointer, pieces.sha256, out, size) != 1:
+        out = ffi.new("unsigned char[32]")  # SHA-256's size (OpenSSL need not say it)
+        if pieces.digest(pointer, pieces.sha256, out, ffi.NULL) != 1:
             raise ValueError("X509_digest failed")
-        return bytes(ffi.buffer(out, size[0]))
+        return bytes(ffi.buffer(out, 32))
 
     def certificate(self) -> x509.Certificate:
         """

@@ -144,8 +144,11 @@ def verifyCheck(policy: TLSPolicy, crls: Optional[CRLSet] = None) -> VerifyCheck
 
     def verify(conn: Optional[SSL.Connection], seen: SeenCertificate, errno: int, depth: int,
                ok: int) -> Optional[int]:
-        facts = connectionFacts(conn)
-        if facts is not None:
+        # connectionFacts(conn), inlined: this runs for every certificate
+        facts = getattr(conn.get_app_data(), "securetcpFacts", None) if conn is not None else None
+        if not isinstance(facts, ConnectionFacts):
+            facts = None
+        else:
             facts.chain[depth] = seen.certificate
             if depth == 0 and facts.peerLeaf is None:
                 facts.peerLeaf = seen.certificate
