@@ -155,7 +155,8 @@ class GateProtocol(Protocol):
             # gets the original client, as getPeer() reports it
             self.addr = transport.getPeer()
         gate = self.gate
-        self._timeout = gate.clock.callLater(gate.policy.handshakeTimeout, self._handshakeTimedOut)
+        self._timeout = gate.clock.callLater(gate.inForce.policy.handshakeTimeout,
+                                             self._handshakeTimedOut)
         gate.openConnections += 1
         gate.handshaking += 1
         self._handshaking = True
@@ -242,12 +243,12 @@ class GateProtocol(Protocol):
         chain = session.peerChain
         if chain:
             self.identity = identityFromCertificate(chain[0])
-        return peerRejection(self.gate.policy, self.gate.role, self.gate.hostname, chain,
+        return peerRejection(self.gate.inForce.policy, self.gate.role, self.gate.hostname, chain,
                              self.identity, authorised=facts is not None and facts.authorised)
 
     def _admit(self) -> None:
         self._cancelTimeout()
-        policy = self.gate.policy
+        policy = self.gate.inForce.policy
         if self.inspection is None and policy.binding.enabled:
             self.inspection = FirstMessageInspection(self)  # calls _admit() or _reject()
             return
@@ -354,8 +355,7 @@ class GateProtocol(Protocol):
             self._reject(*self.inspection.lost())
         if self._rejected is None:
             self._reject(*lossReason(reason.value, self._handle(),
-                                     getattr(self.transport, "firstByte", None),
-                                     self.gate.role))
+                                     getattr(self.transport, "firstByte", None), self.gate.role))
         self.gate.failed(self, self._rejected or ("internal_error", ""))
 
     # -- helpers -------------------------------------------------------

@@ -191,7 +191,8 @@ class GatedTLSProtocol(BufferingTLSTransport):
                 waiting()
         # the handshake may just have completed, or writes that waited
         # for it have gone out: a pending close_notify may now be sent
-        self._sendCloseNotify()
+        if self._writeClosing:
+            self._sendCloseNotify()
 
     # -- half-close: the peer's side -----------------------------------
 
