@@ -7,13 +7,16 @@ without any change to what the connection does or what its records say.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, Dict, List, Optional
 
+from cryptography.hazmat.primitives.serialization import Encoding
 from twisted.internet.task import Clock
 from twisted.logger import Logger
 from twisted.trial.unittest import SynchronousTestCase
 
 from securetcp import AUDIT_NAMESPACE, AuditEmitter, buildPolicy
+from securetcp._tls import _binding
 from securetcp._tls import session as sessionModule
 from securetcp._tls.session import NegotiatedSession, sessionRecord
 from securetcp.endpoints import SecureClientEndpoint, SecureServerEndpoint
@@ -44,15 +47,16 @@ class IdleStateTests(SynchronousTestCase):
         return SecureServerEndpoint(self.clock, None, buildPolicy(**settings), mutual=True,
                                     clock=self.clock, emitter=self.emitter)
 
-    def clientEndpoint(self) -> SecureClientEndpoint:
+    def clientEndpoint(self, name: str = "client") -> SecureClientEndpoint:
         return SecureClientEndpoint(
             self.clock, None, buildPolicy(caCerts=self.pki.path("ca.pem"),
-                                          certKey=self.pki.path("client.pem"),
-                                          privateKey=self.pki.path("client.key")),
+                                          certKey=self.pki.path(f"{name}.pem"),
+                                          privateKey=self.pki.path(f"{name}.key")),
             hostname="localhost", mutual=True, clock=self.clock, emitter=self.emitter)
 
-    def connect(self, server: Optional[SecureServerEndpoint] = None) -> Any:
-        connection = connectEndpoints(server or self.serverEndpoint(), self.clientEndpoint(),
+    def connect(self, server: Optional[SecureServerEndpoint] = None,
+                client: str = "client") -> Any:
+        connection = connectEndpoints(server or self.serverEndpoint(), self.clientEndpoint(client),
                                       RecordingFactory(echo=True), RecordingFactory(),
                                       self.clock)
         self.assertIsNotNone(connection.serverGate.application)
@@ -133,3 +137,23 @@ class IdleStateTests(SynchronousTestCase):
         enforcing = self.connect(self.serverEndpoint(crlEnforceLive="true"))
         self.assertEqual(enforcing.serverGate.gate.live, {enforcing.serverGate})
         self.assertEqual(len(enforcing.serverGate.peerChain), 2)
+
+    def test_peerCertificateConvertedOnce(self) -> None:
+        """
+        The peer certificate of a connection (what a resumed session's
+        chain is read from) is converted once per certificate, known by the
+        SHA-256 of its DER: the same certificate again gives the conversion
+        already made, a different one its own, each equal to what pyOpenSSL
+        converts.
+        """
+        known: Dict[bytes, Any] = {}
+        server = self.serverEndpoint()
+        handles = [self.connect(server, name).server.getHandle()
+                   for name in ("client", "client", "client2")]
+        first, again, other = (_binding.peerCertificate(h, known) for h in handles)
+        self.assertEqual(first, handles[0].get_peer_certificate(as_cryptography=True))
+        self.assertIs(again, first)
+        self.assertEqual(other, handles[2].get_peer_certificate(as_cryptography=True))
+        self.assertNotEqual(other, first)
+        self.assertEqual(set(known), {hashlib.sha256(c.public_bytes(Encoding.DER)).digest()
+                                      for c in (first, other)})

@@ -17,7 +17,7 @@ attribute of a pyOpenSSL object.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import attrs
 from cryptography import x509
@@ -87,6 +87,9 @@ PYOPENSSL_PRIVATE_NAMES: Tuple[PrivateName, ...] = (
     _lib("X509_up_ref", purpose=_VERIFY),
     _lib("SSL_CTX_set_verify", purpose=_VERIFY),
     _lib("X509_V_OK", purpose=_VERIFY),
+    _lib("SSL_get_peer_certificate", "SSL_get1_peer_certificate",
+         purpose="the peer certificate of a resumed session, converted once per certificate"),
+    _lib("X509_free", purpose="the peer certificate of a resumed session, when known already"),
     _lib("ERR_lib_error_string", purpose=_CODES),
     _lib("ERR_reason_error_string", purpose=_CODES),
     PrivateName("ffi", ("callback", "new", "buffer", "string", "gc", "NULL"),
@@ -217,6 +220,32 @@ def sessionReused(connection: SSL.Connection) -> Optional[bool]:
         return bool(lib.SSL_session_reused(connection._ssl))  # type: ignore[attr-defined]
     except AttributeError:  # pragma: no cover
         return None
+
+
+def peerCertificate(connection: SSL.Connection, known: Dict[bytes, x509.Certificate]
+                    ) -> Optional[x509.Certificate]:
+    """
+    C{connection.get_peer_certificate(as_cryptography=True)}, converted only
+    if C{known} (the conversions so far, by the SHA-256 of the DER: the
+    caller bounds it) lacks it.
+    """
+    get = getattr(lib, "SSL_get1_peer_certificate", None) or lib.SSL_get_peer_certificate
+    pointer = get(connection._ssl)  # type: ignore[attr-defined]
+    if pointer == ffi.NULL:
+        return None
+    out = ffi.new("unsigned char[32]")
+    if lib.X509_digest(pointer, lib.EVP_get_digestbyname(b"sha256"), out, ffi.NULL) != 1:
+        lib.X509_free(pointer)
+        raise ValueError("X509_digest failed")
+    key = bytes(ffi.buffer(out, 32))
+    certificate = known.get(key)
+    if certificate is not None:
+        lib.X509_free(pointer)
+        return certificate
+    # the X509 owns the pointer (and frees it) from here on
+    certificate = crypto.X509._from_raw_x509_ptr(pointer).to_cryptography()  # type: ignore
+    known[key] = certificate
+    return certificate
 
 
 def useDHParameters(context: SSL.Context, pem: bytes) -> bool:

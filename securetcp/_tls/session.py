@@ -165,8 +165,19 @@ def _peerChain(connection: SSL.Connection,
         return tuple(chain)
     # a resumed session: no verify step ran and OpenSSL keeps no chain, but
     # the session carries the peer's certificate, verified when it was made
-    leaf = connection.get_peer_certificate(as_cryptography=True)
+    if len(_leaves) >= _LEAVES_BOUND:
+        _leaves.clear()
+    try:
+        leaf = _binding.peerCertificate(connection, _leaves)
+    except (AttributeError, ValueError):  # pragma: no cover (no binding)
+        leaf = connection.get_peer_certificate(as_cryptography=True)
     return (leaf,) if leaf is not None else ()
+
+
+#: the peer certificates of resumed sessions, converted once each: by the
+#: SHA-256 of their DER (a different certificate is converted afresh)
+_leaves: Dict[bytes, x509.Certificate] = {}
+_LEAVES_BOUND = 4096
 
 
 def negotiated(connection: SSL.Connection,
