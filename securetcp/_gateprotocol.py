@@ -294,11 +294,11 @@ class GateProtocol(Protocol):
     def _forgetHandshake(self, enforceOnLive: bool) -> None:
         """
         Drop what only the handshake needed, so an idle connection holds
-        less: the converted chain (kept only when a reloaded CRL may have to
+        less: the peer's address object (the application was built with it),
+        the converted chain (kept only when a reloaded CRL may have to
         disconnect this peer) and the verify callback's notes (L{forgetFacts}).
         """
-        if not enforceOnLive:
-            self.peerChain = ()
+        self.addr, self.peerChain = None, (self.peerChain if enforceOnLive else ())
         forgetFacts(self.transport, self.gate.role)
 
     def dataReceived(self, data: bytes) -> None:

@@ -70,13 +70,15 @@ class IdleStateTests(SynchronousTestCase):
     def test_serverDropsFactsOnceAdmitted(self) -> None:
         """
         Once a server admitted a connection, its TLS transport holds no
-        L{ConnectionFacts} (nothing reads them after the handshake), while
+        L{ConnectionFacts} (nothing reads them after the handshake) and its
+        gate no address object, while
         the client keeps its own (they hold the staple it was sent).  The
         connection still carries data, and its accepted record still names
         the peer and the negotiated session.
         """
         connection = self.connect()
         self.assertIsNone(connection.server.securetcpFacts)
+        self.assertIsNone(connection.serverGate.addr)  # the application was built with it
         self.assertIsNotNone(connection.client.securetcpFacts)
         connection.client.wrappedProtocol.application.transport.write(b"ping")
         connection.pump.flush()
