@@ -79,6 +79,7 @@ class IdleStateTests(SynchronousTestCase):
         connection = self.connect()
         self.assertIsNone(connection.server.securetcpFacts)
         self.assertIsNone(connection.serverGate.addr)  # the application was built with it
+        self.assertNotIn("write", vars(connection.server))  # no bound method of its own
         self.assertIsNotNone(connection.client.securetcpFacts)
         connection.client.wrappedProtocol.application.transport.write(b"ping")
         connection.pump.flush()
