@@ -22,7 +22,7 @@ later message the same way.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 from typing import Protocol as TypingProtocol
 
 from twisted.logger import Logger
@@ -51,7 +51,7 @@ class Inspected(TypingProtocol):
     transport: Any
     identity: Optional[PeerIdentity]
     inspection: Optional[FirstMessageInspection]
-    _buffer: List[bytes]
+    _buffer: Sequence[bytes]
     _timeout: Any
     _rejected: Optional[Tuple[str, str]]
 

@@ -14,7 +14,7 @@ says which); a peer that fails any check never reaches the application.
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, List, Optional, Set, Tuple
+from typing import Any, Dict, Mapping, Optional, Sequence, Set, Tuple
 from typing import Protocol as TypingProtocol
 
 from twisted.internet.defer import Deferred
@@ -37,12 +37,15 @@ from securetcp._firstmessage import FirstMessageInspection
 from securetcp._interfaces import IAuditSink, IMaterialsInForce, IOCSPChecker
 from securetcp._limits import Limits
 from securetcp._tls.session import (
+    NO_SESSION,
     ConnectionFacts,
     NegotiatedSession,
     connectionFacts,
+    forgetFacts,
     lossReason,
     negotiated,
     partialSession,
+    sessionRecord,
     tlsErrorDetail,
 )
 from securetcp._tls.verify import peerRejection
@@ -75,6 +78,7 @@ class Gate(TypingProtocol):
     hostname: Optional[str]
     ocsp: Optional[IOCSPChecker]
     limits: Limits
+    metrics: Optional[Any]
     #: (clients, TLS 1.3) how long to wait for the server's acceptance
     confirmationWindow: float
     live: Set[GateProtocol]
@@ -124,6 +128,10 @@ class GateProtocol(Protocol):
     peer: Optional[str] = None
     proxy: Optional[str] = None
     _revocationExtra: Dict[str, Any] = {}  # replaced, never changed in place
+    #: what arrived before the application was admitted (a list, once any did)
+    _buffer: Sequence[bytes] = ()
+    #: the session facts (L{sessionRecord}): may be shared, never changed in place
+    session: Mapping[str, Any] = NO_SESSION
 
     def __init__(self, factory: Gate, addr: Optional[IAddress]) -> None:
         self.gate = factory
@@ -131,10 +139,8 @@ class GateProtocol(Protocol):
         self.connectionId = os.urandom(8).hex()
         self.bytesIn = 0
         self.identity: Optional[PeerIdentity] = None
-        self.session: Dict[str, Any] = {}
         self._timeout: Any = None
         self._rejected: Optional[Tuple[str, str]] = None
-        self._buffer: List[bytes] = []
         self.peerChain: Tuple[Any, ...] = ()
 
     # -- lifecycle -----------------------------------------------------
@@ -148,10 +154,9 @@ class GateProtocol(Protocol):
             # built before the PROXY header was read: the application factory
             # gets the original client, as getPeer() reports it
             self.addr = transport.getPeer()
-        self._timeout = self.gate.clock.callLater(
-            self.gate.policy.handshakeTimeout, self._handshakeTimedOut
-        )
         gate = self.gate
+        self._timeout = gate.clock.callLater(gate.inForce.policy.handshakeTimeout,
+                                             self._handshakeTimedOut)
         gate.openConnections += 1
         gate.handshaking += 1
         self._handshaking = True
@@ -175,12 +180,13 @@ class GateProtocol(Protocol):
     def handshakeCompleted(self) -> None:
         self._handshakeOver()
         connection = self.transport.getHandle()
-        facts = connectionFacts(connection)
+        # our TLS transport keeps them (it is the connection's app data)
+        facts = getattr(self.transport, "securetcpFacts", None) or connectionFacts(connection)
         session = negotiated(connection, facts)
-        self.session = session.asRecord()
+        self.session = sessionRecord(session)
         self.peerChain = session.peerChain
         if facts is not None and facts.revocationWarning:
-            self.session["revocationWarning"] = facts.revocationWarning
+            self.session = {**self.session, "revocationWarning": facts.revocationWarning}
         decision = self._check(session, facts)
         if decision is not None:
             self._reject(*decision)
@@ -198,9 +204,11 @@ class GateProtocol(Protocol):
         decision, facts = outcome
         if self._done or self._rejected is not None:
             return
-        self.session.update({k: v for k, v in facts.items() if k != "revocationWarning"})
+        session = dict(self.session)  # a copy: the record may be shared
+        session.update({k: v for k, v in facts.items() if k != "revocationWarning"})
         if facts.get("revocationWarning"):
-            self.session["revocationWarning"] = facts["revocationWarning"]
+            session["revocationWarning"] = facts["revocationWarning"]
+        self.session = session
         if decision is not None:
             self._revocationExtra = {k: v for k, v in facts.items()
                                      if k in ("revocationReason", "revocationTime")}
@@ -235,12 +243,13 @@ class GateProtocol(Protocol):
         chain = session.peerChain
         if chain:
             self.identity = identityFromCertificate(chain[0])
-        return peerRejection(self.gate.policy, self.gate.role, self.gate.hostname, chain,
+        return peerRejection(self.gate.inForce.policy, self.gate.role, self.gate.hostname, chain,
                              self.identity, authorised=facts is not None and facts.authorised)
 
     def _admit(self) -> None:
         self._cancelTimeout()
-        if self.inspection is None and self.gate.policy.binding.enabled:
+        policy = self.gate.inForce.policy
+        if self.inspection is None and policy.binding.enabled:
             self.inspection = FirstMessageInspection(self)  # calls _admit() or _reject()
             return
         if not self.gate.emitter.accepting():
@@ -271,32 +280,34 @@ class GateProtocol(Protocol):
             application.handshakeCompleted()
         # only now is the application connected: a client endpoint's
         # connect() fires here, with a protocol that has its transport
-        self.gate.live.add(self)
-        self._forgetHandshake()
+        enforceOnLive = policy.revocation.enforceOnLive
+        if enforceOnLive or self.gate.metrics is not None:
+            # a reloaded CRL may disconnect it, or the metrics count its bytes
+            self.gate.live.add(self)
+        self._forgetHandshake(enforceOnLive)
         self.gate.admitted(self, application)
         self.guard = self.inspection.guard(application) if self.inspection else None
-        buffered, self._buffer = self._buffer, []
+        buffered, self._buffer = self._buffer, ()
         for data in buffered:
             (self.guard or application).dataReceived(data)
 
-    def _forgetHandshake(self) -> None:
+    def _forgetHandshake(self, enforceOnLive: bool) -> None:
         """
         Drop what only the handshake needed, so an idle connection holds
-        less: the converted chain (kept only when a reloaded CRL may have to
-        disconnect this peer) and the verify callback's notes.
+        less: the peer's address object (the application was built with it),
+        the converted chain (kept only when a reloaded CRL may have to
+        disconnect this peer) and the verify callback's notes (L{forgetFacts}).
         """
-        if not self.gate.policy.revocation.enforceOnLive:
-            self.peerChain = ()
-        facts = connectionFacts(self.transport.getHandle())
-        if facts is not None:
-            facts.chain.clear()
-            facts.peerLeaf = None
+        self.addr, self.peerChain = None, (self.peerChain if enforceOnLive else ())
+        forgetFacts(self.transport, self.gate.role)
 
     def dataReceived(self, data: bytes) -> None:
         self.bytesIn += len(data)
         if self.application is not None:
             (self.guard or self.application).dataReceived(data)
         elif self._rejected is None:
+            if not isinstance(self._buffer, list):
+                self._buffer = []
             self._buffer.append(data)
             if self._confirming:
                 self._confirmed()  # the server spoke: it accepted us
@@ -304,28 +315,25 @@ class GateProtocol(Protocol):
                 self.inspection.dataReceived()
 
     def readConnectionLost(self) -> None:
-        """
-        The peer sent close_notify (L{IHalfCloseableProtocol}, provided only
-        once a half-closeable application is admitted): pass it on.
-        """
+        """The peer sent close_notify (L{IHalfCloseableProtocol}): pass it on."""
         above = IHalfCloseableProtocol(self.application, None)
         if above is not None:
             above.readConnectionLost()
 
     def writeConnectionLost(self) -> None:
-        """
-        Our write side has been shut down (L{IHalfCloseableProtocol}).
-        """
+        """Our write side has been shut down (L{IHalfCloseableProtocol}): pass it on."""
         above = IHalfCloseableProtocol(self.application, None)
         if above is not None:
             above.writeConnectionLost()
 
     def connectionLost(self, reason: Failure = Failure(ConnectionDone())) -> None:
-        self._cancelTimeout()
+        if self._timeout is not None:
+            self._cancelTimeout()
         if self._done:
             return
         self._done = True
-        self._handshakeOver()
+        if self._handshaking:
+            self._handshakeOver()
         self.gate.openConnections -= 1
         self.gate.live.discard(self)
         if self.application is not None:
@@ -347,8 +355,7 @@ class GateProtocol(Protocol):
             self._reject(*self.inspection.lost())
         if self._rejected is None:
             self._reject(*lossReason(reason.value, self._handle(),
-                                     getattr(self.transport, "firstByte", None),
-                                     self.gate.role))
+                                     getattr(self.transport, "firstByte", None), self.gate.role))
         self.gate.failed(self, self._rejected or ("internal_error", ""))
 
     # -- helpers -------------------------------------------------------
@@ -358,7 +365,7 @@ class GateProtocol(Protocol):
             return
         self._cancelTimeout()
         self._rejected = (reason, detail)
-        self._buffer = []
+        self._buffer = ()
         handle = self._handle()
         facts = connectionFacts(handle)
         if self.identity is None and facts is not None and facts.peerLeaf is not None:

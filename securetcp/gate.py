@@ -225,7 +225,7 @@ class GateFactory(Factory):
         """
         What the audit records of C{gate}'s connection say about it.
         """
-        policy = self.policy
+        policy: TLSPolicy = self.inForce.policy
         return AuditConnection(
             connectionId=gate.connectionId, role=self.role, local=gate.local, peer=gate.peer,
             proxy=gate.proxy, policy=policy.name, profile=policy.profile, legacy=policy.legacy,

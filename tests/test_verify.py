@@ -17,6 +17,7 @@ from typing import Any, List, Optional, Tuple
 
 import attrs
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 from OpenSSL import SSL
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -201,6 +202,28 @@ class VerifyCallbackTests(SynchronousTestCase):
         self.assertEqual(facts.peerLeaf, _certificate("client"))
         self.assertIsNone(_handshake(self.policy(), "client2", creator=creator)[0])
         self.assertEqual(len(calls), 3)  # only the new leaf
+
+    def test_cacheKeyedByDERDigest(self) -> None:
+        """
+        Each certificate the verify callback sees is known by the SHA-256 of
+        its whole DER (what its cache is keyed by), so a certificate that
+        differs in any byte is worked out, and judged, afresh.
+        """
+        seen: List[Optional[bytes]] = []
+        original = _binding.VerifyStep.fingerprint
+
+        def recording(step: Any) -> Optional[bytes]:
+            seen.append(original(step))
+            return seen[-1]
+
+        self.patch(_binding.VerifyStep, "fingerprint", recording)
+        self.assertIsNone(_handshake(self.policy(), "client")[0])
+        expected = []
+        for name in ("ca", "client"):
+            digest = hashes.Hash(hashes.SHA256())
+            digest.update(_certificate(name).public_bytes(serialization.Encoding.DER))
+            expected.append(digest.finalize())
+        self.assertEqual(seen, expected)
 
     def test_cacheBounded(self) -> None:
         """

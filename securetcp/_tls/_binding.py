@@ -12,98 +12,25 @@ which is gone if a release drops one.
     installVerifyCallback(context, mode, callback)  # sets the verify code
 
 Nothing else in securetcp imports C{OpenSSL._util} or reads a private
-attribute of a pyOpenSSL object.
+attribute of a pyOpenSSL object; the list itself is in
+L{securetcp._tls._privatenames}.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import attrs
 from cryptography import x509
 from OpenSSL import SSL, crypto
 
+from securetcp._tls._privatenames import PYOPENSSL_PRIVATE_NAMES, PrivateName
 from securetcp.errors import UnsupportedByOpenSSLError
 
 try:
     from OpenSSL._util import ffi, lib  # type: ignore[attr-defined]
 except ImportError:  # pragma: no cover
     ffi = lib = None
-
-
-@attrs.frozen
-class PrivateName:
-    """
-    A private name of pyOpenSSL that securetcp uses.
-
-    @ivar owner: where it is: C{"OpenSSL._util"}, C{"lib"} (the binding's
-        functions), C{"ffi"}, or a class whose instances carry it.
-    @ivar names: the name; when several are given, any one of them will do
-        (an older alias).
-    @ivar purpose: what securetcp needs it for.
-    """
-
-    owner: str
-    names: Tuple[str, ...]
-    purpose: str
-
-
-def _lib(*names: str, purpose: str) -> PrivateName:
-    return PrivateName("lib", names, purpose)
-
-
-_VERIFY = "the verify callback (it sets the X509 verify code, so the peer gets the precise alert)"
-
-_CODES = ("the error code (library, reason) of a TLS error: pyOpenSSL keeps only "
-          "OpenSSL's strings, so they are looked up in OpenSSL's own string table")
-
-_RECORDS = ("the TLS transport's data path: many records per call, in one buffer "
-            "(securetcp._tls._recordio)")
-
-#: Every private name of pyOpenSSL securetcp uses.
-PYOPENSSL_PRIVATE_NAMES: Tuple[PrivateName, ...] = (
-    PrivateName("OpenSSL._util", ("lib",), "OpenSSL's functions that pyOpenSSL does not wrap"),
-    PrivateName("OpenSSL._util", ("ffi",), "calling them (pointers, buffers, callbacks)"),
-    PrivateName("OpenSSL.SSL.Context", ("_context",), "the SSL_CTX pointer a context wraps"),
-    PrivateName("OpenSSL.SSL.Connection", ("_ssl",), "the SSL pointer a connection wraps"),
-    PrivateName("OpenSSL.SSL.Connection", ("_reverse_mapping",),
-                "finding the Connection a verify step belongs to"),
-    PrivateName("OpenSSL.crypto.X509", ("_from_raw_x509_ptr",),
-                "turning the certificate of a verify step into an X509"),
-    _lib("SSL_CTX_set1_groups_list", "SSL_CTX_set1_curves_list",
-         purpose="setting the key-exchange groups (pyOpenSSL has no setter for a list)"),
-    _lib("X509_verify_cert_error_string", purpose="OpenSSL's text for an X509 verify code"),
-    _lib("SSL_session_reused", purpose="whether a handshake resumed a session"),
-    _lib("BIO_new_mem_buf", purpose="DH parameters from memory (load_tmp_dh reads a file)"),
-    _lib("PEM_read_bio_DHparams", purpose="DH parameters from memory"),
-    _lib("SSL_CTX_set_tmp_dh", purpose="DH parameters from memory"),
-    _lib("DH_free", purpose="DH parameters from memory"),
-    _lib("BIO_free", purpose="DH parameters from memory"),
-    _lib("SSL_get_ex_data_X509_STORE_CTX_idx", purpose=_VERIFY),
-    _lib("EVP_get_digestbyname", purpose=_VERIFY),
-    _lib("X509_STORE_CTX_get_ex_data", purpose=_VERIFY),
-    _lib("X509_STORE_CTX_get_current_cert", purpose=_VERIFY),
-    _lib("X509_STORE_CTX_get_error", purpose=_VERIFY),
-    _lib("X509_STORE_CTX_get_error_depth", purpose=_VERIFY),
-    _lib("X509_STORE_CTX_set_error", purpose=_VERIFY),
-    _lib("X509_digest", purpose=_VERIFY),
-    _lib("X509_up_ref", purpose=_VERIFY),
-    _lib("SSL_CTX_set_verify", purpose=_VERIFY),
-    _lib("X509_V_OK", purpose=_VERIFY),
-    _lib("ERR_lib_error_string", purpose=_CODES),
-    _lib("ERR_reason_error_string", purpose=_CODES),
-    PrivateName("ffi", ("callback", "new", "buffer", "string", "gc", "NULL", "from_buffer"),
-                "calling OpenSSL through the binding"),
-    PrivateName("OpenSSL.SSL.Connection", ("_from_ssl",), _RECORDS),
-    PrivateName("OpenSSL.SSL.Connection", ("_into_ssl",), _RECORDS),
-    PrivateName("OpenSSL.SSL.Connection", ("_raise_ssl_error",), _RECORDS),
-    _lib("SSL_read", purpose=_RECORDS),
-    _lib("SSL_get_error", purpose=_RECORDS),
-    _lib("SSL_ERROR_WANT_READ", purpose=_RECORDS),
-    _lib("SSL_write", purpose=_RECORDS),
-    _lib("BIO_read", purpose=_RECORDS),
-    _lib("BIO_write", purpose=_RECORDS),
-)
 
 
 def _owners() -> dict[str, Any]:
@@ -248,6 +175,31 @@ def raiseSSLError(connection: SSL.Connection, result: int) -> None:
     connection._raise_ssl_error(connection._ssl, result)
 
 
+def peerCertificate(connection: SSL.Connection, known: Dict[bytes, x509.Certificate]
+                    ) -> Optional[x509.Certificate]:
+    """
+    C{connection.get_peer_certificate(as_cryptography=True)}, converted only
+    if C{known} (the conversions so far, by the SHA-256 of the DER: the
+    caller bounds it) lacks it.
+    """
+    get = getattr(lib, "SSL_get1_peer_certificate", None) or lib.SSL_get_peer_certificate
+    pointer = get(connection._ssl)  # type: ignore[attr-defined]
+    if pointer == ffi.NULL:
+        return None
+    out = ffi.new("unsigned char[32]")
+    if lib.X509_digest(pointer, lib.EVP_get_digestbyname(b"sha256"), out, ffi.NULL) != 1:
+        lib.X509_free(pointer)
+        raise ValueError("X509_digest failed")
+    key = bytes(ffi.buffer(out, 32))
+    certificate = known.get(key)
+    if certificate is not None:
+        lib.X509_free(pointer)
+        return certificate
+    # the X509 owns the pointer (and frees it) from here on
+    certificate = crypto.X509._from_raw_x509_ptr(pointer).to_cryptography()  # type: ignore
+    known[key] = certificate
+    return certificate
+
 
 def useDHParameters(context: SSL.Context, pem: bytes) -> bool:
     """
@@ -314,13 +266,18 @@ class VerifyStep:
     """
     One step of OpenSSL's chain verification, as the verify callback sees
     it: the connection, the certificate at this depth, OpenSSL's error.
+
+    @ivar error: OpenSSL's X509 verify code for this step (0: none).
+    @ivar depth: the depth of this step's certificate (0: the leaf).
     """
 
-    __slots__ = ("_pieces", "_store")
+    __slots__ = ("_pieces", "_store", "error", "depth")
 
     def __init__(self, pieces: VerifyPieces, store: Any) -> None:
         self._pieces = pieces
         self._store = store
+        self.error: int = pieces.getError(store)
+        self.depth: int = pieces.getDepth(store)
 
     def connection(self) -> SSL.Connection:
         """
@@ -332,12 +289,6 @@ class VerifyStep:
         result: SSL.Connection = pieces.reverse[pieces.getData(self._store, pieces.index)]
         return result
 
-    def error(self) -> int:
-        return self._pieces.getError(self._store)
-
-    def depth(self) -> int:
-        return self._pieces.getDepth(self._store)
-
     def fingerprint(self) -> Optional[bytes]:
         """
         The SHA-256 of the current certificate's DER, or C{None} when
@@ -347,10 +298,10 @@ class VerifyStep:
         pointer = pieces.getCurrentCert(self._store)
         if pointer == ffi.NULL:
             return None
-        out, size = ffi.new("unsigned char[64]"), ffi.new("unsigned int *")
-        if pieces.digest(pointer, pieces.sha256, out, size) != 1:
+        out = ffi.new("unsigned char[32]")  # SHA-256's size (OpenSSL need not say it)
+        if pieces.digest(pointer, pieces.sha256, out, ffi.NULL) != 1:
             raise ValueError("X509_digest failed")
-        return bytes(ffi.buffer(out, size[0]))
+        return bytes(ffi.buffer(out, 32))
 
     def certificate(self) -> x509.Certificate:
         """

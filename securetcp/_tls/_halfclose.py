@@ -51,6 +51,7 @@ TWISTED_PRIVATE_NAMES: Tuple[Tuple[str, str], ...] = (
     ("_tlsShutdownFinished", "ending the connection after a TLS error"),
     ("_aggregator", "flushing small writes before close_notify"),
     ("_aggregator.flush", "flushing small writes before close_notify"),
+    ("_aggregator.write", "write(): the bytes are counted, then aggregated as Twisted does"),
     ("_producer", "waiting for a registered producer before close_notify"),
     ("_appSendBuffer", "waiting for writes queued before the handshake ended"),
     ("_handshakeDone", "sending close_notify only after the handshake; whether the "
@@ -119,15 +120,18 @@ class GatedTLSProtocol(BufferingTLSTransport):
     def __init__(self, factory: Any, wrappedProtocol: IProtocol, _connectWrapped: bool = True) -> None:
         super().__init__(factory, wrappedProtocol, _connectWrapped)
         self.securetcpFacts = ConnectionFacts(factory.role)
-        self._aggregateWrite = self.write
-        self.write = self._countingWrite  # type: ignore[method-assign]
+        # drop the bound write Twisted sets per connection: write() below counts, then aggregates
+        try:
+            del self.write
+        except AttributeError:  # pragma: no cover (a Twisted that sets none)
+            pass
 
-    def _countingWrite(self, data: bytes) -> None:
+    def write(self, data: bytes) -> None:  # type: ignore[override]
         if self.writeClosed or (self._writeClosing and self._producer is None):
             # like TCP after loseWriteConnection: the bytes are dropped
             return
         self.bytesOut += len(data)
-        self._aggregateWrite(data)
+        self._aggregator.write(data)
 
     def writeSequence(self, sequence: Iterable[bytes]) -> None:
         self.write(b"".join(sequence))
@@ -202,7 +206,8 @@ class GatedTLSProtocol(BufferingTLSTransport):
                 waiting()
         # the handshake may just have completed, or writes that waited
         # for it have gone out: a pending close_notify may now be sent
-        self._sendCloseNotify()
+        if self._writeClosing:
+            self._sendCloseNotify()
 
     # -- half-close: the peer's side -----------------------------------
 

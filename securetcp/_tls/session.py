@@ -12,7 +12,8 @@ completed handshake negotiated (L{negotiated}), and why a failed one failed
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Tuple
+from types import MappingProxyType
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 import attrs
 from cryptography import x509
@@ -79,6 +80,25 @@ def connectionFacts(connection: Any) -> Optional[ConnectionFacts]:
     return facts if isinstance(facts, ConnectionFacts) else None
 
 
+def forgetFacts(tls: Any, role: Role) -> None:
+    """
+    The handshake over the TLS transport C{tls} was judged and its
+    connection admitted: drop what its L{ConnectionFacts} hold.  A server
+    drops them altogether: no verify step runs after the handshake
+    (renegotiation is off, and a server asks for no post-handshake
+    authentication), and nothing reads them once the connection is
+    admitted.  A client keeps them, slimmed: they hold the OCSP staple the
+    server sent.
+    """
+    if role is Role.SERVER and getattr(tls, "securetcpFacts", None) is not None:
+        tls.securetcpFacts = None
+        return
+    facts = connectionFacts(tls.getHandle())
+    if facts is not None:
+        facts.chain.clear()
+        facts.peerLeaf = None
+
+
 @attrs.frozen
 class NegotiatedSession:
     """
@@ -105,6 +125,32 @@ class NegotiatedSession:
         return {name: value for name, value in record.items() if value is not None}
 
 
+#: the session record of a connection whose handshake has not completed
+NO_SESSION: Mapping[str, Any] = MappingProxyType({})
+
+#: one shared, read-only session record per distinct negotiated session
+#: (L{sessionRecord}); bounded, since the SNI and ALPN come from the peer
+_records: Dict[Tuple[Any, ...], Mapping[str, Any]] = {}
+_RECORDS_BOUND = 1024
+
+
+def sessionRecord(session: NegotiatedSession) -> Mapping[str, Any]:
+    """
+    C{session.asRecord()}, read-only and shared by every connection that
+    negotiated the same (a server's connections mostly did): an idle
+    connection holds no dict, and no version, cipher or group name, of its
+    own.  Copy it to change it.
+    """
+    key = (session.version, session.cipher, session.group, session.alpn,
+           session.serverName, session.resumed)
+    record = _records.get(key)
+    if record is None:
+        if len(_records) >= _RECORDS_BOUND:
+            _records.clear()
+        record = _records[key] = MappingProxyType(session.asRecord())
+    return record
+
+
 def _peerChain(connection: SSL.Connection,
                facts: Optional[ConnectionFacts]) -> Tuple[x509.Certificate, ...]:
     if facts is not None and facts.chain and 0 in facts.chain:
@@ -115,29 +161,23 @@ def _peerChain(connection: SSL.Connection,
     if verified:
         return tuple(verified)
     # no verify step ran (a resumed session): the session carries the
-    # peer's certificate, verified when it was made.  What OpenSSL gives as
-    # the peer's chain is the chain the peer sent, which is the verified one
-    # only if it starts with that certificate; on a server's side it leaves
-    # the leaf out (a session from the server's cache), and holds whatever
-    # else the client sent, verified or not: then the leaf alone is known.
-    leaf = connection.get_peer_certificate(as_cryptography=True)
-    if leaf is None:
-        return ()
-    sent = connection.get_peer_cert_chain(as_cryptography=True)
-    return tuple(sent) if sent and sent[0] == leaf else (leaf,)
+    # peer's certificate, verified when it was made.  The chain OpenSSL
+    # keeps is the one the peer sent (from a server's cache: without the
+    # leaf, with whatever else the client sent, verified or not), so the
+    # leaf alone is known
+    if len(_leaves) >= _LEAVES_BOUND:
+        _leaves.clear()
+    try:
+        leaf = _binding.peerCertificate(connection, _leaves)
+    except (AttributeError, ValueError):  # pragma: no cover (no binding)
+        leaf = connection.get_peer_certificate(as_cryptography=True)
+    return (leaf,) if leaf is not None else ()
 
 
-#: one copy of each version, cipher and group name, which every connection
-#: that negotiated it keeps (pyOpenSSL decodes a new string each time)
-_names: Dict[str, str] = {}
-
-
-def _shared(name: Optional[str]) -> Optional[str]:
-    if name is None:
-        return None
-    if len(_names) >= 256:  # a bound; there are a few dozen names
-        _names.clear()
-    return _names.setdefault(name, name)
+#: the peer certificates of resumed sessions, converted once each: by the
+#: SHA-256 of their DER (a different certificate is converted afresh)
+_leaves: Dict[bytes, x509.Certificate] = {}
+_LEAVES_BOUND = 4096
 
 
 def negotiated(connection: SSL.Connection,
@@ -155,9 +195,9 @@ def negotiated(connection: SSL.Connection,
         raw = connection.get_servername()
         serverName = raw.decode("ascii", "replace") if raw else None
     return NegotiatedSession(
-        version=_shared(connection.get_protocol_version_name()),
-        cipher=_shared(connection.get_cipher_name()),
-        group=_shared(getGroup() if getGroup else None),
+        version=connection.get_protocol_version_name(),
+        cipher=connection.get_cipher_name(),
+        group=getGroup() if getGroup else None,
         alpn=alpn.decode("utf-8", "replace") if alpn else None,
         serverName=serverName,
         resumed=_binding.sessionReused(connection),

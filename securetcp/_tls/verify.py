@@ -137,13 +137,18 @@ def verifyCheck(policy: TLSPolicy, crls: Optional[CRLSet] = None) -> VerifyCheck
     soft = policy.revocation.mode == "soft"
     crlEnabled = policy.revocation.crlEnabled
     revocation = _revocationCheck(policy, crls) if crls is not None and crlEnabled else None
+    # under leaf scope the revocation check has nothing to do above the leaf
+    wholeChain = policy.revocation.scope == "chain"
     authorising = bool(policy.peer.allow or policy.peer.pins)
     authorisation = _authorisationCheck(policy)
 
     def verify(conn: Optional[SSL.Connection], seen: SeenCertificate, errno: int, depth: int,
                ok: int) -> Optional[int]:
-        facts = connectionFacts(conn)
-        if facts is not None:
+        # connectionFacts(conn), inlined: this runs for every certificate
+        facts = getattr(conn.get_app_data(), "securetcpFacts", None) if conn is not None else None
+        if not isinstance(facts, ConnectionFacts):
+            facts = None
+        else:
             facts.chain[depth] = seen.certificate
             if depth == 0 and facts.peerLeaf is None:
                 facts.peerLeaf = seen.certificate
@@ -157,7 +162,7 @@ def verifyCheck(policy: TLSPolicy, crls: Optional[CRLSet] = None) -> VerifyCheck
             if facts is not None and facts.weakKey is None:
                 facts.weakKey = f"certificate at depth {depth}: {seen.keyProblem}"
             return _KEY_TOO_SMALL[min(depth, 1)]
-        if revocation is not None:
+        if revocation is not None and (depth == 0 or wholeChain):
             code = revocation(facts, seen, depth)
             if code is not None:
                 return code
@@ -236,7 +241,7 @@ def _callback(check: VerifyCheck, strength: KeyStrength) -> _binding.RawVerify:
                 if len(cache) >= VERIFY_CACHE_SIZE:
                     cache.clear()
                 cache[key] = seen
-            code = check(conn, seen, step.error(), step.depth(), ok)
+            code = check(conn, seen, step.error, step.depth, ok)
         except Exception as e:  # never accept on a bug
             code = _UNSPECIFIED
             _log.failure("securetcp's certificate verify callback failed; the "
@@ -252,11 +257,11 @@ def _noCurrentCertificate(ok: int, step: _binding.VerifyStep) -> int:
     OpenSSL names no certificate to judge (it does for some chain errors):
     keep OpenSSL's verdict, and never accept what was not seen.
     """
-    errno = step.error()
+    errno = step.error
     code = errno if not ok and errno else _UNSPECIFIED
     facts = connectionFacts(step.connection())
     if facts is not None:
-        facts.rejected(code, step.depth(), _binding.verifyErrorString(code))
+        facts.rejected(code, step.depth, _binding.verifyErrorString(code))
     return step.setError(code)
 
 
@@ -267,7 +272,7 @@ def _internalError(step: _binding.VerifyStep, error: Exception) -> None:
         return
     if facts is not None and facts.verifyCode is None:
         facts.internalError = f"internal error in the verify callback: {error!r}"
-        facts.rejected(_UNSPECIFIED, step.depth(), facts.internalError)
+        facts.rejected(_UNSPECIFIED, step.depth, facts.internalError)
 
 
 def peerRejection(policy: TLSPolicy, role: Role, hostname: Optional[str],
