@@ -17,10 +17,12 @@ from __future__ import annotations
 from typing import Any, Dict, List, Optional, Sequence
 
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from securetcp import AUDIT_NAMESPACE, AuditEmitter
 
@@ -30,6 +32,25 @@ RECORD_KEYS = (
     "version", "cipher", "group", "alpn", "peerIdentity", "policy", "profile",
     "compliance",
 )
+
+
+@implementer(IPushProducer)
+class RecordingProducer:
+    """
+    A streaming producer that only records what it is told.
+    """
+
+    def __init__(self) -> None:
+        self.calls: List[str] = []
+
+    def pauseProducing(self) -> None:
+        self.calls.append("pause")
+
+    def resumeProducing(self) -> None:
+        self.calls.append("resume")
+
+    def stopProducing(self) -> None:
+        self.calls.append("stop")
 
 
 class AuditRecorder:

@@ -30,7 +30,6 @@ from twisted.internet.error import ConnectionDone, ConnectionLost, ConnectionRef
 from twisted.internet.interfaces import (
     IHalfCloseableDescriptor,
     IHalfCloseableProtocol,
-    IPushProducer,
     ITCPTransport,
 )
 from twisted.internet.protocol import Factory, Protocol
@@ -49,6 +48,7 @@ from securetcp.endpoints import SecureClientEndpoint, SecureServerEndpoint
 from ._iosim import InMemoryClientEndpoint, connectEndpoints, connectProtocols
 from ._net import escape
 from ._pki import sharedPKI
+from ._recording import RecordingProducer
 from ._twistd import PEER_TIMEOUT, Program, TapProcessMixin
 
 SOCAT = shutil.which("socat")
@@ -154,25 +154,6 @@ class Built(Factory):
         protocol.factory = self
         self.built.append(protocol)
         return protocol
-
-
-@implementer(IPushProducer)
-class Producer:
-    """
-    A streaming producer that only records what it is told.
-    """
-
-    def __init__(self) -> None:
-        self.calls: List[str] = []
-
-    def pauseProducing(self) -> None:
-        self.calls.append("pause")
-
-    def resumeProducing(self) -> None:
-        self.calls.append("resume")
-
-    def stopProducing(self) -> None:
-        self.calls.append("stop")
 
 
 def eventNames(protocol: Recorder) -> List[str]:
@@ -471,7 +452,7 @@ class _InMemoryHalfCloseTests(AuditMixin):
         serverApp, clientApp = Built(), Built()
         connection = self.connect(serverApp, clientApp)
         server, client = serverApp.built[0], clientApp.built[0]
-        producer = Producer()
+        producer = RecordingProducer()
         client.transport.registerProducer(producer, True)
         client.transport.loseWriteConnection()
         client.transport.write(b"from the producer")

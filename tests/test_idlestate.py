@@ -12,10 +12,9 @@ from typing import Any, Dict, List, Optional
 
 from cryptography.hazmat.primitives.serialization import Encoding
 from twisted.internet.task import Clock
-from twisted.logger import Logger
 from twisted.trial.unittest import SynchronousTestCase
 
-from securetcp import AUDIT_NAMESPACE, AuditEmitter, buildPolicy
+from securetcp import buildPolicy
 from securetcp._tls import _binding
 from securetcp._tls import session as sessionModule
 from securetcp._tls.session import NegotiatedSession, sessionRecord
@@ -23,7 +22,7 @@ from securetcp.endpoints import SecureClientEndpoint, SecureServerEndpoint
 
 from ._iosim import connectEndpoints
 from ._pki import sharedPKI
-from ._recording import RecordingFactory
+from ._recording import AuditRecorder, RecordingFactory
 
 
 class IdleStateTests(SynchronousTestCase):
@@ -35,9 +34,8 @@ class IdleStateTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.pki = sharedPKI()
         self.clock = Clock()
-        self.events: List[Dict[str, Any]] = []
-        self.emitter = AuditEmitter(
-            Logger(namespace=AUDIT_NAMESPACE, observer=self.events.append))
+        self.audit = AuditRecorder()
+        self.emitter = self.audit.emitter()
 
     def serverEndpoint(self, **options: Any) -> SecureServerEndpoint:
         settings = dict(certKey=self.pki.path("server.pem"),
@@ -63,9 +61,7 @@ class IdleStateTests(SynchronousTestCase):
         return connection
 
     def accepted(self) -> List[Dict[str, Any]]:
-        return [e["securetcp_audit"] for e in self.events
-                if e["securetcp_audit"]["event"] == "connection.accepted"
-                and e["securetcp_audit"]["role"] == "server"]
+        return [r for r in self.audit.events("connection.accepted") if r["role"] == "server"]
 
     def test_serverDropsFactsOnceAdmitted(self) -> None:
         """

@@ -10,29 +10,14 @@ import socket
 from typing import Any, List, Tuple
 
 from twisted.internet import tcp
-from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Protocol
 from twisted.internet.testing import MemoryReactor, StringTransport
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.trial.unittest import SynchronousTestCase
-from zope.interface import implementer
 
 from securetcp._tls import _sendnow
 
-
-@implementer(IPushProducer)
-class _Producer:
-    def __init__(self) -> None:
-        self.calls: List[str] = []
-
-    def pauseProducing(self) -> None:
-        self.calls.append("pause")
-
-    def resumeProducing(self) -> None:
-        self.calls.append("resume")
-
-    def stopProducing(self) -> None:
-        self.calls.append("stop")
+from ._recording import RecordingProducer
 
 
 def _received(peer: socket.socket) -> bytes:
@@ -90,7 +75,7 @@ class SendNowTests(SynchronousTestCase):
         it resumes when the queue drains.
         """
         transport, peer, reactor = self.connection()
-        producer = _Producer()
+        producer = RecordingProducer()
         transport.registerProducer(producer, True)
         payload = b"x" * (transport.bufferSize * 8)
         _sendnow.sendNow(transport, payload)
