@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import collections
 import datetime
+import errno
 import os
 import threading
 import time
@@ -52,6 +53,14 @@ _REMEMBERED = 256
 OpenFile = Callable[[str, str], IO[bytes]]
 
 
+def openUnbuffered(path: str, mode: str) -> IO[bytes]:
+    """
+    C{open} without a write buffer: a writer writes each record with one
+    call anyway, and flushes it at once.
+    """
+    return open(path, mode, buffering=0)  # noqa: SIM115
+
+
 @implementer(IAuditFile)
 class AuditLogObserver(ChainAnchoring, ChainFollowers):
     """
@@ -69,7 +78,7 @@ class AuditLogObserver(ChainAnchoring, ChainFollowers):
     def __init__(self, path: str, fsync: str = "interval", fsyncInterval: float = 1.0,
                  maxBytes: Optional[int] = None, daily: bool = False,
                  onFailure: str = "refuse", key: Optional[bytes] = None,
-                 now: Callable[[], float] = time.time, openFile: OpenFile = open,
+                 now: Callable[[], float] = time.time, openFile: OpenFile = openUnbuffered,
                  **checkpoints: Any) -> None:
         if fsync not in FSYNC_MODES:
             raise AuditLogError(path, f"unknown fsync mode {fsync!r}",
@@ -104,6 +113,7 @@ class AuditLogObserver(ChainAnchoring, ChainFollowers):
         self._lostSince: Optional[float] = None
         self._outcomes: Deque[Tuple[Dict[str, Any], bool]] = collections.deque(
             maxlen=_REMEMBERED)
+        self._lastOutcome: Tuple[Optional[Dict[str, Any]], bool] = (None, False)
         self.written, self.closed = 0, False
         self._open()
 
@@ -200,13 +210,12 @@ class AuditLogObserver(ChainAnchoring, ChainFollowers):
 
     def _append(self, record: Dict[str, Any], rotate: bool = True) -> None:
         line, digest = seal(record, self._seq + 1, self._prev, self._key)
-        if rotate and self._rotateIfDue(len(line)):
+        if rotate and (self.maxBytes is not None or self.daily) and self._rotateIfDue(len(line)):
             # a chain.rotated record came first: seal again after it
             line, digest = seal(record, self._seq + 1, self._prev, self._key)
         goodSize = self._size
         try:
-            self._file.write(line)
-            self._file.flush()
+            self._put(line)
         except (OSError, ValueError):
             # Keep the file ending on a whole record, and drop the line from
             # the write buffer too: left there, it would be flushed with the
@@ -226,10 +235,25 @@ class AuditLogObserver(ChainAnchoring, ChainFollowers):
         self._seq += 1
         self._prev = digest
         self.written += 1
-        self._tellFollowers(line, record, digest)
-        self._sync()
-        if rotate:
+        if self._followers:
+            self._tellFollowers(line, record, digest)
+        if self.fsync != "off":
+            self._sync()
+        if rotate and self._signer is not None:
             self._covered(record)
+
+    def _put(self, line: bytes) -> None:
+        """
+        Write C{line} to the file and flush it to the operating system: one
+        write for the whole line, unless the file takes only part of it.
+        """
+        written = self._file.write(line)
+        while written is not None and written < len(line):  # the rest, as a flush would
+            more = self._file.write(line[written:])
+            if not more:
+                raise OSError(errno.EIO, "the file took only part of a record")
+            written += more
+        self._file.flush()
 
     def _sync(self, force: bool = False) -> None:
         if self.fsync == "off" or self._file is None:
@@ -269,15 +293,20 @@ class AuditLogObserver(ChainAnchoring, ChainFollowers):
         """
         with self._lock:
             try:
-                self._reopen()
-                self._writeGap()
+                if self._file is None or self._file.closed:
+                    self._reopen()
+                if self.lost or self.refused:
+                    self._writeGap()
                 self._append(record)
             except (OSError, ValueError) as e:
                 self._failed(e, record)
-                self._outcomes.append((record, False))
+                self._lastOutcome = outcome = (record, False)
+                self._outcomes.append(outcome)
                 return False
-            self._recovered()
-            self._outcomes.append((record, True))
+            if self.failing:
+                self._recovered()
+            self._lastOutcome = outcome = (record, True)
+            self._outcomes.append(outcome)
             return True
 
     def _writeGap(self) -> None:
@@ -313,9 +342,12 @@ class AuditLogObserver(ChainAnchoring, ChainFollowers):
         Whether C{record} (this dict, among the last few) was written;
         C{None} if it was not given here or C{onFailure="continue"}.
         """
+        if self.onFailure != "refuse":
+            return None
+        last = self._lastOutcome  # the latest outcome: the common case, without the lock
+        if last[0] is record:
+            return last[1]
         with self._lock:
-            if self.onFailure != "refuse":
-                return None
             for seen, done in reversed(self._outcomes):
                 if seen is record:
                     return done
@@ -344,7 +376,7 @@ class AuditLogObserver(ChainAnchoring, ChainFollowers):
         Whether a new connection may try to proceed: always with
         C{onFailure="continue"}; with C{"refuse"}, what L{probe} says.
         """
-        if self.onFailure != "refuse":
+        if self.onFailure != "refuse" or not self.failing:
             return True
         return self.probe()
 
