@@ -166,7 +166,9 @@ class _Shape:
             self.layout.append(tuple(run))
         #: the varying members: (part index, name, C{"name":})
         self.varying = tuple((i, n, f'"{n}":') for i, k, n in slots if k == "varying")
-        self.nested = tuple((i, n) for i, k, n in slots if k == "nested")
+        #: the nested members: (part index, name, their index among them)
+        self.nested = tuple((i, n, j) for j, (i, n) in enumerate(
+            (i, n) for i, k, n in slots if k == "nested"))
         self.seqAt = next(i for i, k, _ in slots if k == "seq")
         self.prevAt = next(i for i, k, _ in slots if k == "prev")
         #: the values of the fixed members of a record, as a tuple
@@ -203,44 +205,32 @@ def _shapeOf(names: Tuple[Any, ...]) -> Optional[_Shape]:
     return shape
 
 
-class _Template:
+class _Same:
     """
-    The encoded fixed members of one shape for one set of their values;
-    C{exact}: the positions whose values must be these very objects
-    (C{True}, C{False}).
+    Stands, in a template's key or a nested value's copy, for a value that
+    equality alone does not pin down (C{True}, C{False}, a number): equal
+    only to a value of the same type that the encoder writes the same way
+    (C{1} is not C{True}, C{-0.0} is not C{0.0}).
     """
 
-    def __init__(self, shape: _Shape, values: Tuple[Any, ...]) -> None:
-        encoded = {}
-        exact = []
-        for i, (name, value) in enumerate(zip(shape.fixed, values, strict=True)):
-            if value is not None and type(value) is not str:
-                if type(value) is not bool:
-                    raise _Fallback()
-                exact.append(i)
-            encoded[name] = _member(name, value)
-        encoded["schema"] = _member("schema", SCHEMA_VERSION)
-        self.values = values
-        self.exact = tuple(exact)
-        self.parts = [",".join(encoded[n] for n in run) if run else _SLOT
-                      for run in shape.layout]
+    __slots__ = ("value", "text")
 
-    def fits(self, values: Tuple[Any, ...]) -> bool:
-        mine = self.values
-        for i in self.exact:
-            if values[i] is not mine[i]:
-                return False
-        return True
+    def __init__(self, value: Any) -> None:
+        self.value = value
+        self.text = _member("", value)
+
+    def __eq__(self, other: object) -> bool:
+        return other is self.value or (type(other) is type(self.value)
+                                       and _member("", other) == self.text)
+
+    def __hash__(self) -> int:
+        return hash(self.value)
 
 
-# -- nested values -------------------------------------------------------------
-
-
-def _twin(value: Any, path: Tuple[Any, ...], pinned: List[Tuple[Tuple[Any, ...], Any]]) -> Any:
+def _pinned(value: Any) -> Any:
     """
-    A copy of a nested value's containers (sharing its strings), noting in
-    C{pinned} the path of every value that equality alone does not pin down
-    (C{True}, C{False}, numbers).
+    A copy of a value's containers (sharing its strings), with L{_Same} for
+    every other value in them; L{_Fallback} for what is not JSON.
     """
     kind = type(value)
     if kind is str or value is None:
@@ -249,44 +239,55 @@ def _twin(value: Any, path: Tuple[Any, ...], pinned: List[Tuple[Tuple[Any, ...],
         for key in value:
             if type(key) is not str:
                 raise _Fallback()
-        return {k: _twin(v, path + (k,), pinned) for k, v in value.items()}
+        return {k: _pinned(v) for k, v in value.items()}
     if kind is list:
-        return [_twin(v, path + (i,), pinned) for i, v in enumerate(value)]
+        return [_pinned(v) for v in value]
     if kind is bool or kind is int or kind is float:
-        pinned.append((path, value))
-        return value
+        return _Same(value)
     raise _Fallback()
+
+
+class _Template:
+    """
+    The encoded fixed members of one shape for one set of their values,
+    and the nested values last seen with it.
+    """
+
+    def __init__(self, shape: _Shape, values: Tuple[Any, ...]) -> None:
+        encoded = {name: _member(name, value)
+                   for name, value in zip(shape.fixed, values, strict=True)}
+        encoded["schema"] = _member("schema", SCHEMA_VERSION)
+        #: the key: the values, each L{_Same} where equality is not enough
+        self.key = tuple(value if value is None or type(value) is str else _Same(value)
+                         for value in values)
+        self.parts = [",".join(encoded[n] for n in run) if run else _SLOT
+                      for run in shape.layout]
+        self.nested: List[Optional[_Nested]] = [None] * len(shape.nested)
+
+
+# -- nested values -------------------------------------------------------------
 
 
 class _Nested:
     """
-    One nested value's encoded member, with the private copy (and pinned
-    values) a record's value must match to use it.
+    One nested value's encoded member, with the copy (L{_pinned}) a
+    record's value must equal to use it.
     """
 
     def __init__(self, name: str, value: Dict[str, Any]) -> None:
-        pinned: List[Tuple[Tuple[Any, ...], Any]] = []
-        self.twin = _twin(value, (), pinned)
-        self.pinned = tuple(pinned)
+        self.twin = _pinned(value)
         self.text = _member(name, value)
-
-    def fits(self, value: Dict[str, Any]) -> bool:
-        if value != self.twin:
-            return False
-        for path, pinned in self.pinned:
-            found: Any = value
-            for step in path:
-                found = found[step]
-            if found is not pinned:
-                return False
-        return True
 
 
 #: encoded nested values by (member name, hint): a few variants each
 _nested: Dict[Tuple[str, Any], Tuple[_Nested, ...]] = {}
 
 
-def _nestedMember(name: str, value: Any) -> str:
+def _nestedMember(template: _Template, k: int, name: str, value: Any) -> str:
+    """
+    The member C{name} with the nested C{value}, remembered as the
+    template's C{k}th nested value.
+    """
     if type(value) is not dict:
         return _member(name, value)
     try:
@@ -295,9 +296,10 @@ def _nestedMember(name: str, value: Any) -> str:
     except TypeError:  # an unhashable hint
         return _member(name, value)
     for variant in variants:
-        if variant.fits(value):
+        if value == variant.twin:
+            template.nested[k] = variant
             return variant.text
-    made = _Nested(name, value)
+    made = template.nested[k] = _Nested(name, value)
     if len(_nested) >= _MAX_NESTED:
         _nested.clear()
         variants = ()
@@ -311,17 +313,22 @@ def _nestedMember(name: str, value: Any) -> str:
 _shapes: Dict[Tuple[Any, ...], Optional[_Shape]] = {}
 
 
-def _template(shape: _Shape, record: Dict[str, Any]) -> _Template:
-    values = shape.fixedOf(record)
+def _template(shape: _Shape, values: Tuple[Any, ...]) -> _Template:
+    """
+    The template of C{shape} for these values of its fixed members.
+    """
     try:
         template = shape.templates.get(values)
     except TypeError:  # a list or dict among the fixed members
         raise _Fallback() from None
-    if template is None or not template.fits(values):
+    if template is None:
+        for value in values:
+            if value is not None and type(value) is not str and type(value) is not bool:
+                raise _Fallback()
         template = _Template(shape, values)
         if len(shape.templates) >= _MAX_TEMPLATES:
             shape.templates.clear()
-        shape.templates[values] = template
+        shape.templates[template.key] = template
     return template
 
 
@@ -337,17 +344,24 @@ def sealedBody(record: Dict[str, Any], seq: int, prev: str) -> bytes:
     if shape is None:
         return referenceBody(record, seq, prev)
     try:
-        parts = _template(shape, record).parts.copy()
+        template = _template(shape, shape.fixedOf(record))
+        parts = template.parts.copy()
         for i, name, start in shape.varying:
             value = record[name]
             if type(value) is str:
                 parts[i] = start + _asciiString(value)
             elif value is None:
                 parts[i] = start + "null"
+            elif type(value) is int:
+                parts[i] = start + int.__repr__(value)
             else:
                 parts[i] = _member(name, value)
-        for i, name in shape.nested:
-            parts[i] = _nestedMember(name, record[name])
+        last = template.nested
+        for i, name, k in shape.nested:
+            value = record[name]
+            known = last[k]
+            parts[i] = (known.text if known is not None and value == known.twin
+                        else _nestedMember(template, k, name, value))
     except _Fallback:
         return referenceBody(record, seq, prev)
     parts[shape.seqAt] = f'"seq":{int.__repr__(seq)}'

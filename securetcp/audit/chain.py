@@ -112,7 +112,11 @@ def seal(record: Dict[str, Any], seq: int, prev: str,
 
     @return: the JSON line (with its newline) and the record's hash.
     """
-    return _line(sealedBody(record, seq, prev), key)
+    body = sealedBody(record, seq, prev)
+    digest = (hmac.new(key, body, hashlib.sha256) if key else hashlib.sha256(body)).hexdigest()
+    # the line is the hashed canonical JSON with the hash appended as its
+    # last member: encoded once, and verifiable by re-encoding without it
+    return body[:-1] + b',"hash":"' + digest.encode("ascii") + b'"}\n', digest
 
 
 def referenceSeal(record: Dict[str, Any], seq: int, prev: str,
@@ -121,18 +125,8 @@ def referenceSeal(record: Dict[str, Any], seq: int, prev: str,
     What L{seal} gives, by encoding the whole record in one call of the
     standard library's encoder (the reference its templates must match).
     """
-    return _line(referenceBody(record, seq, prev), key)
-
-
-def _line(body: bytes, key: Optional[bytes]) -> Tuple[bytes, str]:
-    """
-    The line of a sealed record's canonical JSON C{body}: the hashed
-    canonical JSON with the hash appended as its last member (encoded once,
-    and verifiable by re-encoding without it), and the hash.
-    """
+    body = referenceBody(record, seq, prev)
     digest = (hmac.new(key, body, hashlib.sha256) if key else hashlib.sha256(body)).hexdigest()
-    if body == b"{}":  # pragma: no cover
-        return b'{"hash":"' + digest.encode("ascii") + b'"}\n', digest
     return body[:-1] + b',"hash":"' + digest.encode("ascii") + b'"}\n', digest
 
 

@@ -21,23 +21,23 @@ event at most once, however many routes (log publishers) deliver it.
 
 from __future__ import annotations
 
-import collections
 import datetime
 import errno
 import os
 import threading
 import time
-from typing import IO, Any, Callable, Deque, Dict, Optional, Tuple
+from typing import IO, Any, Callable, Dict, Optional
 
 from twisted.logger import Logger
 from zope.interface import implementer
 
 from securetcp._interfaces import IAuditFile
 from securetcp.audit._followers import ChainFollowers
+from securetcp.audit._health import FileHealth
 from securetcp.audit._lock import lockFile as _lockFile
 from securetcp.audit.anchor import ChainAnchoring
 from securetcp.audit.chain import ZERO_HASH, resumeChain, seal
-from securetcp.audit.records import AUDIT_NAMESPACE, chainGap, chainRotated, chainStarted
+from securetcp.audit.records import AUDIT_NAMESPACE, chainRotated, chainStarted
 from securetcp.errors import AuditLogError
 
 _log = Logger(namespace="securetcp.auditlog")
@@ -48,6 +48,10 @@ FAILURE_MODES = ("refuse", "continue")
 #: How many recent log events a writer remembers, so that one delivered
 #: again (by a second log publisher) is not written twice.
 _REMEMBERED = 256
+
+#: How many outcomes of recent writes a writer remembers for L{wrote}
+#: (asked just after the write, by the emitter that wrote)
+_OUTCOMES = 32
 
 #: What a writer opens its file with: C{open}, or a test's stand-in.
 OpenFile = Callable[[str, str], IO[bytes]]
@@ -62,7 +66,7 @@ def openUnbuffered(path: str, mode: str) -> IO[bytes]:
 
 
 @implementer(IAuditFile)
-class AuditLogObserver(ChainAnchoring, ChainFollowers):
+class AuditLogObserver(ChainAnchoring, ChainFollowers, FileHealth):
     """
     An L{IAuditFile} (an L{ILogObserver}) that keeps the C{securetcp.audit}
     events and writes them as a hash chain of JSON lines.  Thread-safe.
@@ -111,9 +115,7 @@ class AuditLogObserver(ChainAnchoring, ChainFollowers):
         self.failing = False
         self.lost = self.refused = 0
         self._lostSince: Optional[float] = None
-        self._outcomes: Deque[Tuple[Dict[str, Any], bool]] = collections.deque(
-            maxlen=_REMEMBERED)
-        self._lastOutcome: Tuple[Optional[Dict[str, Any]], bool] = (None, False)
+        self._trackOutcomes(_OUTCOMES)  # see FileHealth
         self.written, self.closed = 0, False
         self._open()
 
@@ -300,85 +302,13 @@ class AuditLogObserver(ChainAnchoring, ChainFollowers):
                 self._append(record)
             except (OSError, ValueError) as e:
                 self._failed(e, record)
-                self._lastOutcome = outcome = (record, False)
-                self._outcomes.append(outcome)
+                self._outcome(record, False)
                 return False
             if self.failing:
                 self._recovered()
-            self._lastOutcome = outcome = (record, True)
+            self._lastOutcome = outcome = (record, True)  # what _outcome does
             self._outcomes.append(outcome)
             return True
-
-    def _writeGap(self) -> None:
-        if self.lost or self.refused:
-            self._append(chainGap(self._now(), self.lost, self._lostSince, self.refused))
-            self.lost = self.refused = 0
-            self._lostSince = None
-
-    def _failed(self, error: Exception, record: Dict[str, Any]) -> None:
-        self.lost += 1
-        if self._lostSince is None:
-            self._lostSince = self._now()
-        if (record.get("event"), record.get("reason")) == ("handshake.rejected",
-                                                           "audit_unavailable"):
-            self.refused += 1
-        if self.failing:
-            return
-        self.failing = True
-        _log.critical(
-            "securetcp audit log {path} cannot be written ({error}); {action}",
-            path=self.path, error=str(error),
-            action="new connections are REFUSED until it can" if self.onFailure == "refuse"
-            else "connections CONTINUE and their audit records are LOST")
-
-    def _recovered(self) -> None:
-        if not self.failing:
-            return
-        self.failing = False
-        _log.info("securetcp audit log {path} is writable again", path=self.path)
-
-    def wrote(self, record: Dict[str, Any]) -> Optional[bool]:
-        """
-        Whether C{record} (this dict, among the last few) was written;
-        C{None} if it was not given here or C{onFailure="continue"}.
-        """
-        if self.onFailure != "refuse":
-            return None
-        last = self._lastOutcome  # the latest outcome: the common case, without the lock
-        if last[0] is record:
-            return last[1]
-        with self._lock:
-            for seen, done in reversed(self._outcomes):
-                if seen is record:
-                    return done
-            return None
-
-    def probe(self) -> bool:
-        """
-        While failing, write the C{chain.gap} record owed, if any.  That
-        does not make the file healthy; only a real record written does.
-
-        @return: whether a real record is worth trying: the file is not
-            failing, or its gap record is written.
-        """
-        with self._lock:
-            if not self.failing:
-                return True
-            try:
-                self._reopen()
-                self._writeGap()
-            except (OSError, ValueError):
-                return False
-            return True
-
-    def accepting(self) -> bool:
-        """
-        Whether a new connection may try to proceed: always with
-        C{onFailure="continue"}; with C{"refuse"}, what L{probe} says.
-        """
-        if self.onFailure != "refuse" or not self.failing:
-            return True
-        return self.probe()
 
     def __call__(self, event: Dict[str, Any]) -> None:
         """
