@@ -313,22 +313,18 @@ def _nestedMember(template: _Template, k: int, name: str, value: Any) -> str:
 _shapes: Dict[Tuple[Any, ...], Optional[_Shape]] = {}
 
 
-def _template(shape: _Shape, values: Tuple[Any, ...]) -> _Template:
+def _newTemplate(shape: _Shape, values: Tuple[Any, ...]) -> _Template:
     """
-    The template of C{shape} for these values of its fixed members.
+    A template of C{shape} for these values of its fixed members (strings,
+    C{None}, C{True} or C{False}; else L{_Fallback}), kept for the next.
     """
-    try:
-        template = shape.templates.get(values)
-    except TypeError:  # a list or dict among the fixed members
-        raise _Fallback() from None
-    if template is None:
-        for value in values:
-            if value is not None and type(value) is not str and type(value) is not bool:
-                raise _Fallback()
-        template = _Template(shape, values)
-        if len(shape.templates) >= _MAX_TEMPLATES:
-            shape.templates.clear()
-        shape.templates[template.key] = template
+    for value in values:
+        if value is not None and type(value) is not str and type(value) is not bool:
+            raise _Fallback()
+    template = _Template(shape, values)
+    if len(shape.templates) >= _MAX_TEMPLATES:
+        shape.templates.clear()
+    shape.templates[template.key] = template
     return template
 
 
@@ -344,7 +340,8 @@ def sealedBody(record: Dict[str, Any], seq: int, prev: str) -> bytes:
     if shape is None:
         return referenceBody(record, seq, prev)
     try:
-        template = _template(shape, shape.fixedOf(record))
+        values = shape.fixedOf(record)
+        template = shape.templates.get(values) or _newTemplate(shape, values)
         parts = template.parts.copy()
         for i, name, start in shape.varying:
             value = record[name]
@@ -362,7 +359,7 @@ def sealedBody(record: Dict[str, Any], seq: int, prev: str) -> bytes:
             known = last[k]
             parts[i] = (known.text if known is not None and value == known.twin
                         else _nestedMember(template, k, name, value))
-    except _Fallback:
+    except (_Fallback, TypeError):  # TypeError: a list or dict among the fixed members
         return referenceBody(record, seq, prev)
     parts[shape.seqAt] = f'"seq":{int.__repr__(seq)}'
     parts[shape.prevAt] = f'"prev":{_asciiString(prev)}'

@@ -123,7 +123,7 @@ class AuditEmitter:
         for f in self.observers:  # every one is asked (none short-circuits)
             if f.wrote(record) is False:
                 written = False
-        if self._global:
+        if self._global and self._extra != (globalAuditFiles.generation, ()):
             for f in self._globalFiles():
                 if f.wrote(record) is False:
                     written = False
@@ -164,7 +164,7 @@ class AuditEmitter:
         for f in self.observers:  # every one is probed (none short-circuits)
             if not f.accepting():
                 accepting = False
-        if self._global:
+        if self._global and self._extra != (globalAuditFiles.generation, ()):
             for f in self._globalFiles():
                 if not f.accepting():
                     accepting = False

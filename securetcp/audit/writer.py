@@ -294,21 +294,27 @@ class AuditLogObserver(ChainAnchoring, ChainFollowers, FileHealth):
             record once writing works again.
         """
         with self._lock:
-            try:
-                if self._file is None or self._file.closed:
-                    self._reopen()
-                if self.lost or self.refused:
-                    self._writeGap()
-                self._append(record)
-            except (OSError, ValueError) as e:
-                self._failed(e, record)
-                self._outcome(record, False)
-                return False
-            if self.failing:
-                self._recovered()
-            self._lastOutcome = outcome = (record, True)  # what _outcome does
-            self._outcomes.append(outcome)
-            return True
+            return self._write(record)
+
+    def _write(self, record: Dict[str, Any]) -> bool:
+        """
+        L{write}, under the lock.
+        """
+        try:
+            if self._file is None or self._file.closed:
+                self._reopen()
+            if self.lost or self.refused:
+                self._writeGap()
+            self._append(record)
+        except (OSError, ValueError) as e:
+            self._failed(e, record)
+            self._outcome(record, False)
+            return False
+        if self.failing:
+            self._recovered()
+        self._lastOutcome = outcome = (record, True)  # what _outcome does
+        self._outcomes.append(outcome)
+        return True
 
     def __call__(self, event: Dict[str, Any]) -> None:
         """
@@ -326,7 +332,7 @@ class AuditLogObserver(ChainAnchoring, ChainFollowers, FileHealth):
             if len(recent) >= _REMEMBERED:
                 del recent[next(iter(recent))]
             recent[id(event)] = event
-            self.write(record)
+            self._write(record)
 
     def close(self) -> None:
         """
