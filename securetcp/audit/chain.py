@@ -20,45 +20,18 @@ import hmac
 import json
 import os
 import re
-from json.encoder import c_make_encoder as _cEncoder  # type: ignore[attr-defined]
-from json.encoder import encode_basestring_ascii as _asciiString
 from typing import Any, Dict, List, Optional, Tuple
 
 from twisted.logger import Logger
 
-from securetcp.audit.records import SCHEMA_VERSION, chainResumed
+from securetcp.audit._canonical import canonical, referenceBody, sealedBody
+from securetcp.audit.records import chainResumed
 from securetcp.errors import AuditLogError
 
 #: The C{prev} of the first record of a chain.
 ZERO_HASH = "0" * 64
 
 _log = Logger(namespace="securetcp.auditlog")
-
-
-#: the standard library's JSON encoder settings of L{canonical}, built once
-#: (C{json.dumps} with these arguments builds a new encoder per call)
-_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True,
-                            allow_nan=False)
-
-
-def _notJSON(value: Any) -> Any:
-    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
-
-
-def canonical(record: Dict[str, Any]) -> bytes:
-    """
-    The canonical JSON encoding that hashes are computed over: what
-    C{json.dumps(record, sort_keys=True, separators=(",", ":"),
-    ensure_ascii=True, allow_nan=False)} gives, encoded as ASCII.
-
-    With the C accelerator the encoder is made here, with a fresh set of
-    the containers being encoded (the circular-reference check), without
-    C{json.dumps}' Python layers; each record is sealed once per write.
-    """
-    if _cEncoder is None:  # pragma: no cover (no C accelerator)
-        return _ENCODER.encode(record).encode("ascii")
-    return "".join(_cEncoder({}, _notJSON, _asciiString, None, ":", ",", True, False,
-                             False)(record, 0)).encode("ascii")
 
 
 def _digest(body: bytes, key: Optional[bytes]) -> str:
@@ -139,17 +112,21 @@ def seal(record: Dict[str, Any], seq: int, prev: str,
 
     @return: the JSON line (with its newline) and the record's hash.
     """
-    sealed = dict(record)
-    sealed.pop("hash", None)
-    sealed["schema"] = SCHEMA_VERSION
-    sealed["seq"] = seq
-    sealed["prev"] = prev
-    body = canonical(sealed)
+    body = sealedBody(record, seq, prev)
     digest = (hmac.new(key, body, hashlib.sha256) if key else hashlib.sha256(body)).hexdigest()
     # the line is the hashed canonical JSON with the hash appended as its
     # last member: encoded once, and verifiable by re-encoding without it
-    if body == b"{}":  # pragma: no cover
-        return b'{"hash":"' + digest.encode("ascii") + b'"}\n', digest
+    return body[:-1] + b',"hash":"' + digest.encode("ascii") + b'"}\n', digest
+
+
+def referenceSeal(record: Dict[str, Any], seq: int, prev: str,
+                  key: Optional[bytes] = None) -> Tuple[bytes, str]:
+    """
+    What L{seal} gives, by encoding the whole record in one call of the
+    standard library's encoder (the reference its templates must match).
+    """
+    body = referenceBody(record, seq, prev)
+    digest = (hmac.new(key, body, hashlib.sha256) if key else hashlib.sha256(body)).hexdigest()
     return body[:-1] + b',"hash":"' + digest.encode("ascii") + b'"}\n', digest
 
 

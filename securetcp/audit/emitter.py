@@ -21,7 +21,8 @@ log publisher by hand).
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Sequence
+import time
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from twisted.logger import Logger, LogLevel, LogPublisher, globalLogPublisher
 from zope.interface import implementer
@@ -29,6 +30,7 @@ from zope.interface import implementer
 from securetcp._interfaces import IAuditFile, IAuditSink
 from securetcp.audit.file import globalAuditFiles
 from securetcp.audit.records import AUDIT_NAMESPACE, EVENTS, SCHEMA_VERSION
+from securetcp.audit.writer import AuditLogObserver
 
 #: Events logged at C{warn} level; the others at C{info}.
 WARNING_EVENTS = frozenset({
@@ -88,6 +90,12 @@ class AuditEmitter:
                                  observer=LogPublisher(self.logger.observer, *self.observers))
         #: whether the records reach the global log publisher (see above)
         self._global = self.logger.observer is globalLogPublisher
+        #: whether L{emit} may make the log event itself, as a plain
+        #: L{Logger}'s C{emit} would
+        self._plain = type(self._route) is Logger
+        #: the writers of L{globalAuditFiles} consulted besides C{observers},
+        #: for the files' generation they were read in
+        self._extra: Tuple[int, Tuple[AuditLogObserver, ...]] = (-1, ())
 
     def emit(self, record: Dict[str, Any]) -> bool:
         """
@@ -102,12 +110,38 @@ class AuditEmitter:
             raise ValueError(f"{event!r} is not an audit event of the schema")
         record.setdefault("schema", SCHEMA_VERSION)
         level = LogLevel.warn if event in WARNING_EVENTS else LogLevel.info
-        self._route.emit(level, FORMATS[event], securetcp_audit=record, securetcp_event=event)
+        route = self._route
+        if self._plain:
+            # the event Logger.emit makes, without its checks of what is known here
+            route.observer({"securetcp_audit": record, "securetcp_event": event,
+                            "log_logger": route, "log_level": level,
+                            "log_namespace": route.namespace, "log_source": route.source,
+                            "log_format": FORMATS[event], "log_time": time.time()})
+        else:
+            route.emit(level, FORMATS[event], securetcp_audit=record, securetcp_event=event)
         written = True
-        for f in self.consulted():  # every one is asked (none short-circuits)
+        for f in self.observers:  # every one is asked (none short-circuits)
             if f.wrote(record) is False:
                 written = False
+        if self._global and self._extra != (globalAuditFiles.generation, ()):
+            for f in self._globalFiles():
+                if f.wrote(record) is False:
+                    written = False
         return written
+
+    def _globalFiles(self) -> Tuple[AuditLogObserver, ...]:
+        """
+        The open writers of L{globalAuditFiles} that are not C{observers}.
+        """
+        generation, files = self._extra
+        if generation != globalAuditFiles.generation:
+            generation = globalAuditFiles.generation
+            files = tuple(w for w in globalAuditFiles.writers()
+                          if not any(w is f for f in self.observers))
+            self._extra = (generation, files)
+        if files and any(w.closed for w in files):
+            files = tuple(w for w in files if not w.closed)
+        return files
 
     def consulted(self) -> List[IAuditFile]:
         """
@@ -117,13 +151,7 @@ class AuditEmitter:
         """
         files: List[IAuditFile] = list(self.observers)
         if self._global:
-            known = len(files)
-            for writer in globalAuditFiles.writers():
-                for i in range(known):
-                    if files[i] is writer:
-                        break
-                else:
-                    files.append(writer)
+            files.extend(self._globalFiles())
         return files
 
     def accepting(self) -> bool:
@@ -133,7 +161,11 @@ class AuditEmitter:
         as soon as it can.
         """
         accepting = True
-        for f in self.consulted():  # every one is probed (none short-circuits)
+        for f in self.observers:  # every one is probed (none short-circuits)
             if not f.accepting():
                 accepting = False
+        if self._global and self._extra != (globalAuditFiles.generation, ()):
+            for f in self._globalFiles():
+                if not f.accepting():
+                    accepting = False
         return accepting

@@ -90,6 +90,9 @@ class AuditFiles:
         self._lock = threading.Lock()
         self._writers: Dict[str, AuditLogObserver] = {}
         self._users: Dict[str, int] = {}
+        #: changes whenever a writer is added or removed (so that who
+        #: consults L{writers} can keep the answer until it changes)
+        self.generation = 0
 
     def open(self, path: str, **options: Any) -> AuditLogObserver:
         """
@@ -111,10 +114,12 @@ class AuditFiles:
             if writer is not None and writer.closed:
                 # closed by its owner: a new writer resumes the chain
                 del self._writers[real], self._users[real]
+                self.generation += 1
                 writer = None
             if writer is None:
                 writer = self._opener(path, **options)
                 self._writers[real], self._users[real] = writer, 0
+                self.generation += 1
             else:
                 self._checkSame(path, writer, options)
             self._users[real] += 1
@@ -143,6 +148,7 @@ class AuditFiles:
                     if self._users[real] > 0:
                         return
                     del self._writers[real], self._users[real]
+                    self.generation += 1
                     break
         writer.close()
 
@@ -161,6 +167,7 @@ class AuditFiles:
             writers = list(self._writers.values())
             self._writers.clear()
             self._users.clear()
+            self.generation += 1
         for writer in writers:
             writer.close()
 

@@ -21,22 +21,23 @@ event at most once, however many routes (log publishers) deliver it.
 
 from __future__ import annotations
 
-import collections
 import datetime
+import errno
 import os
 import threading
 import time
-from typing import IO, Any, Callable, Deque, Dict, Optional, Tuple
+from typing import IO, Any, Callable, Dict, Optional
 
 from twisted.logger import Logger
 from zope.interface import implementer
 
 from securetcp._interfaces import IAuditFile
 from securetcp.audit._followers import ChainFollowers
+from securetcp.audit._health import FileHealth
 from securetcp.audit._lock import lockFile as _lockFile
 from securetcp.audit.anchor import ChainAnchoring
 from securetcp.audit.chain import ZERO_HASH, resumeChain, seal
-from securetcp.audit.records import AUDIT_NAMESPACE, chainGap, chainRotated, chainStarted
+from securetcp.audit.records import AUDIT_NAMESPACE, chainRotated, chainStarted
 from securetcp.errors import AuditLogError
 
 _log = Logger(namespace="securetcp.auditlog")
@@ -48,12 +49,24 @@ FAILURE_MODES = ("refuse", "continue")
 #: again (by a second log publisher) is not written twice.
 _REMEMBERED = 256
 
+#: How many outcomes of recent writes a writer remembers for L{wrote}
+#: (asked just after the write, by the emitter that wrote)
+_OUTCOMES = 32
+
 #: What a writer opens its file with: C{open}, or a test's stand-in.
 OpenFile = Callable[[str, str], IO[bytes]]
 
 
+def openUnbuffered(path: str, mode: str) -> IO[bytes]:
+    """
+    C{open} without a write buffer: a writer writes each record with one
+    call anyway, and flushes it at once.
+    """
+    return open(path, mode, buffering=0)  # noqa: SIM115
+
+
 @implementer(IAuditFile)
-class AuditLogObserver(ChainAnchoring, ChainFollowers):
+class AuditLogObserver(ChainAnchoring, ChainFollowers, FileHealth):
     """
     An L{IAuditFile} (an L{ILogObserver}) that keeps the C{securetcp.audit}
     events and writes them as a hash chain of JSON lines.  Thread-safe.
@@ -69,7 +82,7 @@ class AuditLogObserver(ChainAnchoring, ChainFollowers):
     def __init__(self, path: str, fsync: str = "interval", fsyncInterval: float = 1.0,
                  maxBytes: Optional[int] = None, daily: bool = False,
                  onFailure: str = "refuse", key: Optional[bytes] = None,
-                 now: Callable[[], float] = time.time, openFile: OpenFile = open,
+                 now: Callable[[], float] = time.time, openFile: OpenFile = openUnbuffered,
                  **checkpoints: Any) -> None:
         if fsync not in FSYNC_MODES:
             raise AuditLogError(path, f"unknown fsync mode {fsync!r}",
@@ -102,8 +115,7 @@ class AuditLogObserver(ChainAnchoring, ChainFollowers):
         self.failing = False
         self.lost = self.refused = 0
         self._lostSince: Optional[float] = None
-        self._outcomes: Deque[Tuple[Dict[str, Any], bool]] = collections.deque(
-            maxlen=_REMEMBERED)
+        self._trackOutcomes(_OUTCOMES)  # see FileHealth
         self.written, self.closed = 0, False
         self._open()
 
@@ -200,13 +212,12 @@ class AuditLogObserver(ChainAnchoring, ChainFollowers):
 
     def _append(self, record: Dict[str, Any], rotate: bool = True) -> None:
         line, digest = seal(record, self._seq + 1, self._prev, self._key)
-        if rotate and self._rotateIfDue(len(line)):
+        if rotate and (self.maxBytes is not None or self.daily) and self._rotateIfDue(len(line)):
             # a chain.rotated record came first: seal again after it
             line, digest = seal(record, self._seq + 1, self._prev, self._key)
         goodSize = self._size
         try:
-            self._file.write(line)
-            self._file.flush()
+            self._put(line)
         except (OSError, ValueError):
             # Keep the file ending on a whole record, and drop the line from
             # the write buffer too: left there, it would be flushed with the
@@ -226,10 +237,25 @@ class AuditLogObserver(ChainAnchoring, ChainFollowers):
         self._seq += 1
         self._prev = digest
         self.written += 1
-        self._tellFollowers(line, record, digest)
-        self._sync()
-        if rotate:
+        if self._followers:
+            self._tellFollowers(line, record, digest)
+        if self.fsync != "off":
+            self._sync()
+        if rotate and self._signer is not None:
             self._covered(record)
+
+    def _put(self, line: bytes) -> None:
+        """
+        Write C{line} to the file and flush it to the operating system: one
+        write for the whole line, unless the file takes only part of it.
+        """
+        written = self._file.write(line)
+        while written is not None and written < len(line):  # the rest, as a flush would
+            more = self._file.write(line[written:])
+            if not more:
+                raise OSError(errno.EIO, "the file took only part of a record")
+            written += more
+        self._file.flush()
 
     def _sync(self, force: bool = False) -> None:
         if self.fsync == "off" or self._file is None:
@@ -268,85 +294,27 @@ class AuditLogObserver(ChainAnchoring, ChainFollowers):
             record once writing works again.
         """
         with self._lock:
-            try:
+            return self._write(record)
+
+    def _write(self, record: Dict[str, Any]) -> bool:
+        """
+        L{write}, under the lock.
+        """
+        try:
+            if self._file is None or self._file.closed:
                 self._reopen()
+            if self.lost or self.refused:
                 self._writeGap()
-                self._append(record)
-            except (OSError, ValueError) as e:
-                self._failed(e, record)
-                self._outcomes.append((record, False))
-                return False
-            self._recovered()
-            self._outcomes.append((record, True))
-            return True
-
-    def _writeGap(self) -> None:
-        if self.lost or self.refused:
-            self._append(chainGap(self._now(), self.lost, self._lostSince, self.refused))
-            self.lost = self.refused = 0
-            self._lostSince = None
-
-    def _failed(self, error: Exception, record: Dict[str, Any]) -> None:
-        self.lost += 1
-        if self._lostSince is None:
-            self._lostSince = self._now()
-        if (record.get("event"), record.get("reason")) == ("handshake.rejected",
-                                                           "audit_unavailable"):
-            self.refused += 1
+            self._append(record)
+        except (OSError, ValueError) as e:
+            self._failed(e, record)
+            self._outcome(record, False)
+            return False
         if self.failing:
-            return
-        self.failing = True
-        _log.critical(
-            "securetcp audit log {path} cannot be written ({error}); {action}",
-            path=self.path, error=str(error),
-            action="new connections are REFUSED until it can" if self.onFailure == "refuse"
-            else "connections CONTINUE and their audit records are LOST")
-
-    def _recovered(self) -> None:
-        if not self.failing:
-            return
-        self.failing = False
-        _log.info("securetcp audit log {path} is writable again", path=self.path)
-
-    def wrote(self, record: Dict[str, Any]) -> Optional[bool]:
-        """
-        Whether C{record} (this dict, among the last few) was written;
-        C{None} if it was not given here or C{onFailure="continue"}.
-        """
-        with self._lock:
-            if self.onFailure != "refuse":
-                return None
-            for seen, done in reversed(self._outcomes):
-                if seen is record:
-                    return done
-            return None
-
-    def probe(self) -> bool:
-        """
-        While failing, write the C{chain.gap} record owed, if any.  That
-        does not make the file healthy; only a real record written does.
-
-        @return: whether a real record is worth trying: the file is not
-            failing, or its gap record is written.
-        """
-        with self._lock:
-            if not self.failing:
-                return True
-            try:
-                self._reopen()
-                self._writeGap()
-            except (OSError, ValueError):
-                return False
-            return True
-
-    def accepting(self) -> bool:
-        """
-        Whether a new connection may try to proceed: always with
-        C{onFailure="continue"}; with C{"refuse"}, what L{probe} says.
-        """
-        if self.onFailure != "refuse":
-            return True
-        return self.probe()
+            self._recovered()
+        self._lastOutcome = outcome = (record, True)  # what _outcome does
+        self._outcomes.append(outcome)
+        return True
 
     def __call__(self, event: Dict[str, Any]) -> None:
         """
@@ -364,7 +332,7 @@ class AuditLogObserver(ChainAnchoring, ChainFollowers):
             if len(recent) >= _REMEMBERED:
                 del recent[next(iter(recent))]
             recent[id(event)] = event
-            self.write(record)
+            self._write(record)
 
     def close(self) -> None:
         """

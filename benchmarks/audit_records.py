@@ -1,0 +1,153 @@
+"""
+What the audit file costs per connection, in one process, without TLS: the
+gate's audit calls for one accepted connection (C{accepting()}, then the
+C{connection.accepted} and C{connection.closed} records) through the
+emitter an C{auditLog=} endpoint gets (the L{AuditLogObserver} writing a
+file), and through the emitter of an endpoint without one (records to the
+global log publisher only, as the C{mtls-noaudit} server has them)::
+
+    python -m benchmarks.audit_records [--connections 5000]
+
+It prints, per connection, the CPU time of each (the best of three
+alternating runs; other processes on the machine make it vary), and the
+deterministic figures: Python calls (cProfile) and Python bytecodes
+executed; then the sealing of one record: the whole record encoded by the
+standard library's encoder against the templates (L{securetcp.audit.chain}).
+The global log publisher keeps warnings and above, as the benchmark
+servers' does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import cProfile
+import os
+import pstats
+import sys
+import tempfile
+import time
+import timeit
+from typing import Any, Callable, Dict, List
+
+from securetcp._interfaces import IAuditSink
+from securetcp.audit.chain import referenceSeal, seal
+from securetcp.audit.emitter import AuditEmitter
+from securetcp.audit.file import AuditFiles
+from securetcp.audit.records import (
+    AuditConnection,
+    SessionFacts,
+    connectionAccepted,
+    connectionClosed,
+)
+from securetcp.identity import PeerIdentity
+from securetcp.policy import Role
+
+#: the benchmark client's identity, as the gate finds it in its certificate
+IDENTITY = PeerIdentity(
+    subject="CN=bench-device,O=securetcp benchmark", commonName=("bench-device",),
+    uri=("spiffe://bench.example/device/1",), serial="6716e0e493052ec26e8311251ff7d2d9e04cdb03",
+    issuer="CN=securetcp benchmark CA,O=securetcp benchmark",
+    sha256="b3cef659c4c2fb673105922616f02ac3f1ddb0e65a9787b4190ca23cbc50ac5b",
+    spkiSHA256="IegZzrtdMZdx+rOj4XL0VwgRbTFQmc+tP3gEp33oufU=",
+    notAfter="2027-01-05T10:08:01+00:00")
+
+
+def connection(n: int) -> AuditConnection:
+    """
+    The n-th connection, as the gate describes it (a new one each time).
+    """
+    return AuditConnection(
+        connectionId=os.urandom(8).hex(), role=Role.SERVER, local="127.0.0.1:30820",
+        peer=f"127.0.0.1:{40000 + n % 20000}", policy="default", profile="nist-800-52r2",
+        session=SessionFacts.fromMapping({"version": "TLSv1.3", "group": "secp256r1",
+                                          "cipher": "TLS_AES_128_GCM_SHA256", "resumed": False}),
+        peerIdentity=IDENTITY, policyReasons=())
+
+
+def connections(sink: IAuditSink, count: int) -> None:
+    """
+    The audit calls of C{count} accepted connections, as the gate makes them.
+    """
+    start = 1.7e9
+    for n in range(count):
+        described = connection(n)
+        if not (sink.accepting() and sink.emit(connectionAccepted(described, start + n))):
+            raise SystemExit("the audit file refused a connection")
+        sink.emit(connectionClosed(described, start + n + 0.5, duration=0.5, bytesIn=1,
+                                   bytesOut=1, closeReason=None))
+
+
+def cpuMicroseconds(sink: IAuditSink, count: int) -> float:
+    begin = time.process_time()
+    connections(sink, count)
+    return (time.process_time() - begin) / count * 1e6
+
+
+def calls(sink: IAuditSink, count: int) -> float:
+    profile = cProfile.Profile()
+    profile.runcall(connections, sink, count)
+    stats = pstats.Stats(profile).stats  # type: ignore[attr-defined]
+    return sum(ncalls for (_, ncalls, _, _, _) in stats.values()) / count
+
+
+def bytecodes(sink: IAuditSink, count: int) -> float:
+    executed: Dict[str, int] = collections.Counter()
+
+    def trace(frame: Any, event: str, arg: Any) -> Callable[..., Any]:
+        frame.f_trace_opcodes = True
+        if event == "opcode":
+            executed["all"] += 1
+        return trace
+
+    sys.settrace(trace)
+    try:
+        connections(sink, count)
+    finally:
+        sys.settrace(None)
+    return executed["all"] / count
+
+
+def main(argv: List[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--connections", type=int, default=5000)
+    count = parser.parse_args(argv).connections
+    from twisted.logger import (
+        FilteringLogObserver,
+        LogLevel,
+        LogLevelFilterPredicate,
+        globalLogBeginner,
+        textFileLogObserver,
+    )
+
+    with open(os.devnull, "w") as devnull:
+        globalLogBeginner.beginLoggingTo(
+            [FilteringLogObserver(textFileLogObserver(devnull),
+                                  [LogLevelFilterPredicate(LogLevel.warn)])],
+            redirectStandardIO=False)
+        directory = tempfile.mkdtemp(prefix="securetcp-audit-records-")
+        sinks: Dict[str, IAuditSink] = {
+            # a writer of its own AuditFiles: not one the other emitter consults
+            "auditLog= (AuditLogObserver)": AuditEmitter(observers=[
+                AuditFiles().open(os.path.join(directory, "audit.jsonl"))]),
+            "no audit file": AuditEmitter()}
+        cpu: Dict[str, List[float]] = {name: [] for name in sinks}
+        for _ in range(3):
+            for name, sink in sinks.items():
+                connections(sink, 200)  # warm up
+                cpu[name].append(cpuMicroseconds(sink, count))
+        print("per connection (accepting, connection.accepted, connection.closed):")
+        for name, sink in sinks.items():
+            print(f"  {name:30} {min(cpu[name]):7.1f} µs CPU  {calls(sink, 1000):6.1f} calls"
+                  f"  {bytecodes(sink, 200):7.1f} bytecodes")
+    record = connectionClosed(connection(0), 1.7e9, duration=0.5, bytesIn=1, bytesOut=1,
+                              closeReason=None)
+    for name, sealer in (("one encoding", referenceSeal), ("templates", seal)):
+        each = min(timeit.repeat(lambda s=sealer: s(record, 2, "ab" * 32),  # type: ignore[misc]
+                                 number=count, repeat=3, timer=time.process_time)) / count * 1e6
+        print(f"sealing one connection.closed record, {name}: {each:.1f} µs")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
