@@ -341,3 +341,23 @@ class WorkersBuildTests(ProcessesMixin, SynchronousTestCase):
         sync.stopService()
         self.assertEqual(len(calls), 3)
         self.assertEqual(clock.getDelayedCalls(), [])
+
+
+class PrometheusClientFenceTests(SynchronousTestCase):
+    """
+    What L{securetcp._metricsfiles.useDirectory} takes from
+    C{prometheus_client} beyond its documented settings is still there.
+    """
+
+    def test_valueClass(self) -> None:
+        """
+        C{prometheus_client.values} has the module-level C{ValueClass} every
+        metric value is made from, and C{MultiProcessValue()} makes a class
+        that says it is the multiprocess one (what C{useDirectory} checks
+        before replacing it); a release that drops either fails here, by
+        name, rather than in a worker.
+        """
+        self.assertTrue(hasattr(values, "ValueClass"), "prometheus_client.values.ValueClass")
+        made = values.MultiProcessValue()
+        self.assertIs(getattr(made, "_multiprocess", None), True,
+                      "prometheus_client.values.MultiProcessValue()._multiprocess")
