@@ -25,6 +25,7 @@ import sys
 import tempfile
 from typing import Any, Dict
 
+from ._contexts import Holder, contexts
 from ._pki import makePKI
 
 
@@ -36,41 +37,21 @@ def _rssKiB() -> int:
     raise RuntimeError("no VmRSS in /proc/self/status")
 
 
-class _Holder:
-    securetcpFacts: Any = None
-
-
 def _perConnection(paths: Dict[str, str], mutual: bool, release: bool, count: int,
                    group: str = "P-256", resumption: str = "tickets") -> float:
     from OpenSSL import SSL
     from OpenSSL._util import lib
 
-    from securetcp._tls._binding import setGroups
-    from securetcp._tls.context import buildContext
-    from securetcp.config import buildPolicy
-    from securetcp.materials import loadMaterials
-    from securetcp.policy import Role
-
-    options: Dict[str, Any] = {"certKey": paths["serverCert"], "privateKey": paths["serverKey"],
-                               "resumption": resumption}
-    if mutual:
-        options.update(clientAuth="required", caCerts=paths["ca"])
-    policy = buildPolicy(**options)
-    server = buildContext(policy, Role.SERVER, loadMaterials(policy, Role.SERVER))
-    if not release:
-        lib.SSL_CTX_clear_mode(server._context, SSL.MODE_RELEASE_BUFFERS)
-    client = SSL.Context(SSL.TLS_METHOD)
-    # offer one group: P-256, as the harness's load generator does, or the
+    # one group offered: P-256, as the harness's load generator does, or the
     # P-256 + ML-KEM-768 hybrid that OpenSSL 3.5+ clients negotiate with a
     # nist-800-52r2 server
-    setGroups(client, group.encode("ascii"))
-    if mutual:
-        client.use_certificate_file(paths["clientCert"])
-        client.use_privatekey_file(paths["clientKey"])
+    server, client = contexts(paths, mutual, resumption=resumption, group=group)
+    if not release:
+        lib.SSL_CTX_clear_mode(server._context, SSL.MODE_RELEASE_BUFFERS)
 
     def handshake() -> Any:
         s = SSL.Connection(server, None)
-        s.set_app_data(_Holder())
+        s.set_app_data(Holder())
         s.set_accept_state()
         c = SSL.Connection(client, None)
         c.set_connect_state()

@@ -22,12 +22,8 @@ import tempfile
 import time
 from typing import Any, Dict
 
+from ._contexts import Holder, contexts
 from ._pki import makePKI
-
-
-class _Holder:
-    securetcpFacts: Any = None
-
 
 MODES = ("tickets", "cache", "off")
 
@@ -38,28 +34,12 @@ def serverCPU(paths: Dict[str, str], mutual: bool, mode: str, count: int) -> flo
     """
     from OpenSSL import SSL
 
-    from securetcp._tls._binding import setGroups
-    from securetcp._tls.context import buildContext
-    from securetcp.config import buildPolicy
-    from securetcp.materials import loadMaterials
-    from securetcp.policy import Role
-
-    options: Dict[str, Any] = {"certKey": paths["serverCert"], "privateKey": paths["serverKey"],
-                               "resumption": mode}
-    if mutual:
-        options.update(clientAuth="required", caCerts=paths["ca"], crl=paths["crl"])
-    policy = buildPolicy(**options)
-    server = buildContext(policy, Role.SERVER, loadMaterials(policy, Role.SERVER))
-    client = SSL.Context(SSL.TLS_METHOD)
+    server, client = contexts(paths, mutual, resumption=mode, crl=True)
     client.set_min_proto_version(SSL.TLS1_3_VERSION)
-    setGroups(client, b"P-256")
-    if mutual:
-        client.use_certificate_file(paths["clientCert"])
-        client.use_privatekey_file(paths["clientKey"])
     spent = 0.0
     for _ in range(count):
         s = SSL.Connection(server, None)
-        s.set_app_data(_Holder())
+        s.set_app_data(Holder())
         s.set_accept_state()
         c = SSL.Connection(client, None)
         c.set_connect_state()

@@ -58,6 +58,7 @@ from securetcp.config import buildPolicy
 from securetcp.endpoints import SecureServerEndpoint
 from securetcp.errors import AuditLogError
 
+from ._files import FileWrapper
 from ._net import escape as _escape
 from ._net import exchangeLine
 from ._net import freePort as _freePort
@@ -153,35 +154,19 @@ class _Disk:
         return _DiskFile(self, open(path, mode))  # noqa: SIM115
 
 
-class _DiskFile:
+class _DiskFile(FileWrapper):
     """
     A file on a L{_Disk}.
     """
 
     def __init__(self, disk: _Disk, real: Any) -> None:
+        super().__init__(real)
         self.disk = disk
-        self.real = real
 
     def write(self, data: bytes) -> int:
         if self.disk.full or (self.disk.room is not None and len(data) > self.disk.room):
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        return int(self.real.write(data))
-
-    def flush(self) -> None:
-        self.real.flush()
-
-    def tell(self) -> int:
-        return int(self.real.tell())
-
-    def fileno(self) -> int:
-        return int(self.real.fileno())
-
-    @property
-    def closed(self) -> bool:
-        return bool(self.real.closed)
-
-    def close(self) -> None:
-        self.real.close()
+        return super().write(data)
 
 
 def _breakDisk(test: SynchronousTestCase, disk: _Disk) -> Callable[[], None]:

@@ -21,37 +21,23 @@ from securetcp.audit.file import globalAuditFiles, readChain
 from securetcp.audit.records import AUDIT_NAMESPACE, backendFailed
 from securetcp.audit.writer import AuditLogObserver, openUnbuffered
 
+from ._files import FileWrapper
 
-class _Partial:
+
+class _Partial(FileWrapper):
     """
     A file that takes at most C{most} bytes per write (and nothing once
     C{most} is 0), counting the writes.
     """
 
     def __init__(self, real: Any, most: int) -> None:
-        self.real = real
+        super().__init__(real)
         self.most = most
         self.writes = 0
 
     def write(self, data: bytes) -> int:
         self.writes += 1
-        return int(self.real.write(bytes(data[:self.most])))
-
-    def flush(self) -> None:
-        self.real.flush()
-
-    def tell(self) -> int:
-        return int(self.real.tell())
-
-    def fileno(self) -> int:
-        return int(self.real.fileno())
-
-    @property
-    def closed(self) -> bool:
-        return bool(self.real.closed)
-
-    def close(self) -> None:
-        self.real.close()
+        return super().write(bytes(data[:self.most]))
 
 
 def _path(test: SynchronousTestCase) -> str:

@@ -1,0 +1,53 @@
+"""
+The two OpenSSL contexts of an in-process handshake measurement
+(C{ticket_cost.py}, C{openssl_memory.py}): securetcp's server context, as
+an endpoint string would build it, and a client that offers one group, as
+the harness's load generator does::
+
+    server, client = contexts(paths, mutual=True, resumption="tickets")
+    s = SSL.Connection(server, None)
+    s.set_app_data(Holder())      # where securetcp's callbacks look for facts
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Tuple
+
+
+class Holder:
+    """
+    The app data of a server connection outside a TLS transport.
+    """
+
+    securetcpFacts: Any = None
+
+
+def contexts(paths: Dict[str, str], mutual: bool, resumption: str = "tickets",
+             crl: bool = False, group: str = "P-256") -> Tuple[Any, Any]:
+    """
+    securetcp's server context (mTLS with the benchmark CA if C{mutual},
+    and its CRL if C{crl}) and a client context offering only C{group}
+    (with the client certificate if C{mutual}).
+    """
+    from OpenSSL import SSL
+
+    from securetcp._tls._binding import setGroups
+    from securetcp._tls.context import buildContext
+    from securetcp.config import buildPolicy
+    from securetcp.materials import loadMaterials
+    from securetcp.policy import Role
+
+    options: Dict[str, Any] = {"certKey": paths["serverCert"], "privateKey": paths["serverKey"],
+                               "resumption": resumption}
+    if mutual:
+        options.update(clientAuth="required", caCerts=paths["ca"])
+        if crl:
+            options["crl"] = paths["crl"]
+    policy = buildPolicy(**options)
+    server = buildContext(policy, Role.SERVER, loadMaterials(policy, Role.SERVER))
+    client = SSL.Context(SSL.TLS_METHOD)
+    setGroups(client, group.encode("ascii"))
+    if mutual:
+        client.use_certificate_file(paths["clientCert"])
+        client.use_privatekey_file(paths["clientKey"])
+    return server, client
