@@ -319,6 +319,11 @@ def _forClient(policy: TLSPolicy, mutual: bool) -> TLSPolicy:
         raise PolicyError("peer.clientAuth", policy.peer.clientAuth.value,
                           "only servers ask for client certificates",
                           "remove peer.clientAuth from the client's policy")
+    for field, default in (("resumption", "tickets"), ("resumptionLifetime", 7200)):
+        if getattr(policy, field) != default:
+            raise PolicyError(field, getattr(policy, field),
+                              "only servers decide how their sessions resume",
+                              f"remove {field} from the client's policy")
     if not policy.trust.configured:
         policy = attrs.evolve(policy, trust=attrs.evolve(policy.trust, system=True))
     return policy

@@ -12,9 +12,11 @@ import subprocess
 from typing import Any
 
 from twisted.internet.defer import inlineCallbacks
+from twisted.internet.endpoints import clientFromString
+from twisted.internet.testing import MemoryReactor
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from securetcp import PolicyError, buildPolicy
+from securetcp import EndpointArgumentError, PolicyError, buildPolicy
 
 from ._peers import PROCESS_TIMEOUT, RealPeerMixin
 from ._programs import OPENSSL
@@ -177,3 +179,14 @@ class ResumptionOptionTests(SynchronousTestCase):
             e = self.assertRaises(PolicyError, buildPolicy, resumptionLifetime=bad)
             self.assertIn("resumptionLifetime", str(e), bad)
         self.assertEqual(buildPolicy(resumptionLifetime="604800").resumptionLifetime, 604800)
+
+    def test_clientRefused(self) -> None:
+        """
+        A client endpoint string that sets either is refused at parse time,
+        naming the argument: a server decides how its sessions resume.
+        """
+        for argument in ("resumption=cache", "resumptionLifetime=60"):
+            e = self.assertRaises(EndpointArgumentError, clientFromString, MemoryReactor(),
+                                  "securessl:host=localhost:port=1:" + argument)
+            self.assertIn(argument.split("=")[0], str(e))
+            self.assertIn("only servers decide how their sessions resume", str(e))
