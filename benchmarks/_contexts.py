@@ -4,7 +4,7 @@ The two OpenSSL contexts of an in-process handshake measurement
 an endpoint string would build it, and a client that offers one group, as
 the harness's load generator does::
 
-    server, client = contexts(paths, mutual=True, resumption="tickets")
+    server, client = contexts(paths, mutual=True, resumption="cache")
     s = SSL.Connection(server, None)
     s.set_app_data(Holder())      # where securetcp's callbacks look for facts
 """
@@ -22,7 +22,7 @@ class Holder:
     securetcpFacts: Any = None
 
 
-def contexts(paths: Dict[str, str], mutual: bool, resumption: str = "tickets",
+def contexts(paths: Dict[str, str], mutual: bool, resumption: str = "cache",
              crl: bool = False, group: str = "P-256") -> Tuple[Any, Any]:
     """
     securetcp's server context (mTLS with the benchmark CA if C{mutual},

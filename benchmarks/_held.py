@@ -168,12 +168,12 @@ def opensslFloor(workDir: str, pki: Dict[str, str], connections: int = 2000) -> 
     OpenSSL's own memory per idle server connection (a process with nothing
     but pyOpenSSL and securetcp's context: L{benchmarks.openssl_memory}),
     for TLS and mTLS, with the buffers released as securetcp has them, and for
-    mTLS with C{resumption=cache} (sessions kept in OpenSSL's cache).
+    mTLS with C{resumption=tickets} (no sessions kept in OpenSSL's cache).
     """
     from ._harness import CLIENT_CORE, ROOT, _pythonEnv
 
     out: Dict[str, Any] = {"connections": connections}
-    for variant in ("tls_release", "mtls_release", "mtls_release_cache"):
+    for variant in ("tls_release", "mtls_release", "mtls_release_tickets"):
         try:
             done = subprocess.run(
                 [sys.executable, "-m", "benchmarks.openssl_memory", "--variant", variant,

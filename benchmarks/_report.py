@@ -156,7 +156,7 @@ def targets(results: Results) -> List[Dict[str, Any]]:
         "audit records (built with cryptography from the peer chain) and the hash-chained "
         "audit write; see the audit-observer and CRL rows below for how much each costs. "
         "It also lets peers resume (plain Twisted turns resumption off), by default from "
-        "session tickets, which OpenSSL encrypts two of per TLS 1.3 handshake; `python -m "
+        "its session cache, which OpenSSL gives two ids per TLS 1.3 handshake; `python -m "
         "benchmarks.ticket_cost` measures each `resumption` mode. The CRL costs nothing "
         "measurable: it "
         "is a set lookup in the verify callback.")
@@ -282,14 +282,14 @@ def overheads(results: Results) -> str:
         f"| AuditLogObserver, resumed mTLS handshake | {_fmt(_pairedHs(results, 'mtls', 'resumed13'))} "
         f"µs with vs {_fmt(_pairedHs(results, 'mtls-noaudit', 'resumed13'))} µs without = "
         f"{_fmt(auditResumed, 2, 'x')} |",
-        f"| `resumption=cache` (vs tickets), full mTLS handshake | "
-        f"{_fmt(_pairedHs(results, 'mtls-cache', 'handshake13'))} vs "
+        f"| `resumption=tickets` (vs the default cache), full mTLS handshake | "
+        f"{_fmt(_pairedHs(results, 'mtls-tickets', 'handshake13'))} vs "
         f"{_fmt(_pairedHs(results, 'mtls', 'handshake13'))} µs = "
-        f"{_fmt(_ratio(_pairedHs(results, 'mtls-cache', 'handshake13'), _pairedHs(results, 'mtls', 'handshake13')), 2, 'x')} |",
-        f"| `resumption=cache` (vs tickets), resumed mTLS handshake | "
-        f"{_fmt(_pairedHs(results, 'mtls-cache', 'resumed13'))} vs "
+        f"{_fmt(_ratio(_pairedHs(results, 'mtls-tickets', 'handshake13'), _pairedHs(results, 'mtls', 'handshake13')), 2, 'x')} |",
+        f"| `resumption=tickets` (vs the default cache), resumed mTLS handshake | "
+        f"{_fmt(_pairedHs(results, 'mtls-tickets', 'resumed13'))} vs "
         f"{_fmt(_pairedHs(results, 'mtls', 'resumed13'))} µs = "
-        f"{_fmt(_ratio(_pairedHs(results, 'mtls-cache', 'resumed13'), _pairedHs(results, 'mtls', 'resumed13')), 2, 'x')} |",
+        f"{_fmt(_ratio(_pairedHs(results, 'mtls-tickets', 'resumed13'), _pairedHs(results, 'mtls', 'resumed13')), 2, 'x')} |",
         f"| 100,000-entry CRL (vs 10 entries), full mTLS handshake | "
         f"{_fmt(_hs(results, 'mtls-crl100k', 'handshake13'))} vs "
         f"{_fmt(_hs(results, 'mtls', 'handshake13'))} µs = {_fmt(crl, 2, 'x')} |",
@@ -555,15 +555,15 @@ def _handshakeReason(results: Results, ours: str, theirs: str) -> str:
     modes = (results.get("ticket_cost") or {}).get(ours) or {}
     if "tickets" in modes:
         tickets = (
-            f"securetcp lets clients resume, by default from session tickets "
-            f"(`resumption=tickets`: OpenSSL encrypts the session, with the client's "
-            f"certificate, into each of the two tickets it sends per TLS 1.3 handshake); "
-            f"plain Twisted turns resumption off; measured in this run (`python -m "
+            f"securetcp lets clients resume, by default from its session cache "
+            f"(`resumption=cache`: each session kept in memory, the client given an id in "
+            f"each of the two tickets OpenSSL sends per TLS 1.3 handshake); plain Twisted "
+            f"turns resumption off; measured in this run (`python -m "
             f"benchmarks.ticket_cost`, server CPU, in process) "
-            f"{_fmt(modes.get('tickets'))} µs per handshake with tickets, "
-            f"{_fmt(modes.get('cache'))} with `resumption=cache` (no encryption, but each "
-            f"session kept in memory), "
-            f"{_fmt(modes.get('off'))} with `resumption=off`.")
+            f"{_fmt(modes.get('cache'))} µs per handshake with the cache, "
+            f"{_fmt(modes.get('off'))} with `resumption=off`, "
+            f"{_fmt(modes.get('tickets'))} with `resumption=tickets` (the session, with "
+            f"the client's certificate, encrypted into each ticket).")
     else:
         tickets = "no measurement of the resumption modes in this run."
     return (
@@ -717,8 +717,8 @@ def _memoryTarget(results: Results) -> Dict[str, Any]:
         f"{_fmt(kib, 1)} KiB per connection at 2,000 idle mTLS connections, of which "
         f"{_fmt(floor, 1)} KiB is OpenSSL's own (a process with nothing but pyOpenSSL and "
         f"securetcp's context, `python -m benchmarks.openssl_memory`, in this run; "
-        f"{_fmt((results.get('openssl_floor') or {}).get('mtls_release_cache'), 1)} KiB "
-        f"with `resumption=cache`, whose sessions stay in OpenSSL's cache; plain "
+        f"{_fmt((results.get('openssl_floor') or {}).get('mtls_release_tickets'), 1)} KiB "
+        f"with `resumption=tickets`, which keeps no session in OpenSSL's cache; plain "
         f"Twisted mTLS: {_fmt(_idle(results, 'twisted-mtls', 2000), 1)} KiB, "
         f"{_fmt(_minus(_idle(results, 'twisted-mtls', 2000), floor), 1)} KiB above the "
         f"floor). The rest is Python objects per connection: tracemalloc in this run "

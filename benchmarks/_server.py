@@ -13,7 +13,7 @@ MODE is one of:
   - C{mtls}: securetcp C{mtls:} with the CRL and the audit log observer
     (the full policy);
   - C{mtls-noaudit}: the same without the audit log observer;
-  - C{mtls-cache}: the full policy with C{resumption=cache};
+  - C{mtls-tickets}: the full policy with C{resumption=tickets};
   - C{mtls-crl100k}: the full policy with a 100,000-entry CRL;
   - C{mtls-export}: the full policy with the audit export
     (L{securetcp.auditSyslogExport}) to the collector named by the
@@ -57,8 +57,8 @@ def endpointString(mode: str, port: int, pki: Dict[str, str], logDir: str) -> st
     if mode.startswith("mtls"):
         crl = pki["crlBig"] if mode == "mtls-crl100k" else pki["crl"]
         text = f"mtls:{base}:caCerts={_escape(pki['ca'])}:crl={_escape(crl)}"
-        if mode == "mtls-cache":
-            text += ":resumption=cache"
+        if mode == "mtls-tickets":
+            text += ":resumption=tickets"
         if mode != "mtls-noaudit":
             text += ":auditLog=" + _escape(os.path.join(logDir, f"audit-{mode}.jsonl"))
         return text

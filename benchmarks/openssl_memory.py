@@ -10,8 +10,8 @@ the context securetcp builds (with C{SSL_MODE_RELEASE_BUFFERS}) and, for
 comparison, the same context without releasing buffers; one-way TLS and
 mTLS; key exchange on P-256, and (C{tls_release_mlkem}) on the P-256 +
 ML-KEM-768 hybrid that OpenSSL 3.5+ clients negotiate with the default
-profile; and (C{mtls_release_cache}) with C{resumption=cache} instead of the
-default tickets, where OpenSSL's session cache also keeps each session.  Each client connection is freed once its handshake is done, so what
+profile; and (C{mtls_release_tickets}) with C{resumption=tickets} instead of
+the default cache, where OpenSSL's session cache keeps no session.  Each client connection is freed once its handshake is done, so what
 remains is the server side.  Prints JSON.  Not a test: the figures explain
 the idle-memory row of docs/performance.md.
 """
@@ -91,7 +91,7 @@ def _perConnection(paths: Dict[str, str], mutual: bool, release: bool, count: in
 
 
 VARIANTS = ("tls_release", "tls_norelease", "mtls_release", "mtls_norelease",
-            "tls_release_mlkem", "mtls_release_cache")
+            "tls_release_mlkem", "mtls_release_tickets")
 
 
 def main(argv: list[str]) -> int:
@@ -107,7 +107,7 @@ def main(argv: list[str]) -> int:
         mutual = args.variant.startswith("mtls")
         release = "_release" in args.variant
         group = "SecP256r1MLKEM768" if args.variant.endswith("_mlkem") else "P-256"
-        resumption = "cache" if args.variant.endswith("_cache") else "tickets"
+        resumption = "tickets" if args.variant.endswith("_tickets") else "cache"
         print(round(_perConnection(paths, mutual, release, args.connections, group,
                                    resumption), 1))
         return 0

@@ -53,7 +53,7 @@ REVOCATION_MODES = ("hard", "soft")
 REVOCATION_SCOPES = ("leaf", "chain")
 OCSP_MODES = ("off", "prefer", "require")
 #: how a server lets clients resume a TLS session (L{securetcp.policy.TLSPolicy.resumption})
-RESUMPTION_MODES = ("tickets", "cache", "off")
+RESUMPTION_MODES = ("cache", "tickets", "off")
 #: the longest session lifetime TLS 1.3 allows (RFC 8446, 4.6.1): seven days
 MAX_RESUMPTION_LIFETIME = 7 * 24 * 3600
 PASSPHRASE_SOURCES = ("env:", "file:", "pass:")

@@ -189,9 +189,9 @@ POLICY_ROWS: Tuple[Option, ...] = (
     Option("alpn", NAMES, "ALPN protocol names in preference order", "alpn", (),
            example="h2,http/1.1"),
     Option("resumption", CHOICE,
-           "session resumption: tickets (the session encrypted into the client's ticket), "
-           "cache (sessions kept by the server) or off",
-           "resumption", "tickets", roles=SERVER, choices=RESUMPTION_MODES, example="cache"),
+           "session resumption: cache (sessions kept by the server), tickets (the session "
+           "encrypted into the client's ticket) or off",
+           "resumption", "cache", roles=SERVER, choices=RESUMPTION_MODES, example="tickets"),
     Option("resumptionLifetime", SECONDS, "seconds a session may be resumed",
            "resumptionLifetime", 7200, roles=SERVER, example="3600"),
     Option("crl", PATHS, "CRL files (PEM or DER), comma-separated; enables revocation checking",

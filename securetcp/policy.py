@@ -93,9 +93,10 @@ class TLSPolicy:
         printable characters (L{securetcp._fields.policyName}).
     @ivar profile: the profile the policy started from.
     @ivar resumption: (servers) how clients may resume a session:
-        C{"tickets"} (the session, encrypted under a key of this context,
-        travels in the client's ticket), C{"cache"} (the server keeps its
-        sessions in memory and gives clients only their ids) or C{"off"}.
+        C{"cache"} (the default: the server keeps its sessions in memory
+        and gives clients only their ids), C{"tickets"} (the session,
+        encrypted under a key of this context, travels in the client's
+        ticket) or C{"off"}.
     @ivar resumptionLifetime: (servers) seconds a session may be resumed.
     @ivar legacy: whether weaker-than-NIST settings were explicitly allowed
         (true only under the C{legacy} profile).
@@ -112,7 +113,7 @@ class TLSPolicy:
     keys: KeyStrength = attrs.field(factory=KeyStrength)
     handshakeTimeout: float = attrs.field(default=10.0, converter=_fields.handshakeTimeout)
     alpn: Tuple[str, ...] = attrs.field(default=(), converter=_fields.alpnNames)
-    resumption: str = attrs.field(default="tickets", converter=_fields.resumptionMode)
+    resumption: str = attrs.field(default="cache", converter=_fields.resumptionMode)
     resumptionLifetime: int = attrs.field(default=7200, converter=_fields.resumptionLifetime)
     revocation: Revocation = attrs.field(factory=Revocation)
     binding: IdentityBinding = attrs.field(factory=IdentityBinding)
@@ -319,7 +320,7 @@ def _forClient(policy: TLSPolicy, mutual: bool) -> TLSPolicy:
         raise PolicyError("peer.clientAuth", policy.peer.clientAuth.value,
                           "only servers ask for client certificates",
                           "remove peer.clientAuth from the client's policy")
-    for field, default in (("resumption", "tickets"), ("resumptionLifetime", 7200)):
+    for field, default in (("resumption", "cache"), ("resumptionLifetime", 7200)):
         if getattr(policy, field) != default:
             raise PolicyError(field, getattr(policy, field),
                               "only servers decide how their sessions resume",

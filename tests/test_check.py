@@ -133,6 +133,32 @@ class PolicyChecklistTests(SynchronousTestCase):
         self.assertEqual(items["revocation"].status, FAIL)
         self.assertEqual(items["revocation"].key, "crl")
 
+    def test_resumptionCachePasses(self) -> None:
+        """
+        A server resuming from its session cache (the default) passes the
+        resumption item of every benchmark, naming the mode.
+        """
+        for benchmark in BENCHMARKS.values():
+            item = byId(checkPolicy(serverPolicy(), Role.SERVER, benchmark, facts(),
+                                    NOW))["resumption"]
+            self.assertEqual((item.status, item.key), (PASS, "resumption"), benchmark.name)
+            self.assertIn("resumption=cache", item.reason)
+
+    def test_resumptionTickets(self) -> None:
+        """
+        Session tickets under the context's own key fail the benchmarks that
+        ask for ticket keys changed regularly (BCP 195, Mozilla), and pass
+        SP 800-52r2, which does not, with the same caveat: the key lives as
+        long as the TLS context.
+        """
+        policy = serverPolicy(resumption="tickets")
+        for benchmark in BENCHMARKS.values():
+            item = byId(checkPolicy(policy, Role.SERVER, benchmark, facts(), NOW))["resumption"]
+            wanted = PASS if benchmark is NIST else FAIL
+            self.assertEqual((item.status, item.key), (wanted, "resumption"), benchmark.name)
+            self.assertIn("resumption=tickets: the ticket key is made with the TLS context",
+                          item.reason)
+
     def test_softRevocationPassesWithCaveat(self) -> None:
         """
         C{revocation=soft} passes, and the reason says that unknown status

@@ -52,6 +52,7 @@ from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 from zope.interface import implementer
 
 from securetcp import buildPolicy, clientEndpoint, serverEndpoint
+from securetcp._pki.development import ensureDevelopmentPKI
 from securetcp.audit.file import readChain
 from securetcp.audit.verify import verifyFiles
 
@@ -801,11 +802,29 @@ class Holder(Protocol):
             self.lost.callback(None)
 
 
+#: the echo application the load tests' server runs (C{--app loadecho:factory})
+_ECHO_APP = """
+from twisted.internet.protocol import Factory, Protocol
+
+class Echo(Protocol):
+    def dataReceived(self, data):
+        self.transport.write(data)
+
+factory = Factory.forProtocol(Echo)
+factory.noisy = False
+"""
+
+
 class LoadTests(TestCase):
     """
-    One C{twistd securetcp demo} process (mTLS under C{nist-800-52r2},
-    echo, audit file) against a storm of handshakes and thousands of idle
-    connections from securetcp's own client endpoint in this process.
+    One C{twistd securetcp serve} process (an echo application behind
+    C{mtls:} under C{nist-800-52r2}, with the development PKI and an audit
+    file) against a storm of handshakes and thousands of idle connections
+    from securetcp's own client endpoint in this process.  Its sessions
+    stay resumable for one second (C{resumptionLifetime=1}), so that
+    OpenSSL's session cache, which clears expired sessions every 255 new
+    ones, gives back what one round of connections left in it before the
+    next round ends: what remains after a round is then what leaks.
     """
 
     #: handshakes in the storm, concurrent connections, idle connections
@@ -838,11 +857,20 @@ class LoadTests(TestCase):
     def startServer(self) -> Any:
         assert TWISTD is not None
         self.demo = os.path.join(self.workdir, "demo")
+        pki = ensureDevelopmentPKI(self.demo)
+        self.audit = os.path.join(self.demo, "audit.jsonl")
+        with open(os.path.join(self.workdir, "loadecho.py"), "w") as f:
+            f.write(_ECHO_APP)
+        env = _env()
+        env["PYTHONPATH"] = self.workdir + os.pathsep + env["PYTHONPATH"]
         for _attempt in range(3):
             port = _freePort()
+            listen = (f"mtls:{port}:interface=127.0.0.1:backlog=1024:certKey="
+                      f"{pki['serverCert']}:privateKey={pki['serverKey']}:caCerts={pki['ca']}"
+                      f":resumptionLifetime=1:auditLog={self.audit}")
             server = PeerProcess.spawn(
-                [TWISTD, "-n", "--pidfile=", "securetcp", "demo", "--dir", self.demo,
-                 "--port", str(port)], env=_env(), path=self.workdir, timeout=600,
+                [TWISTD, "-n", "--pidfile=", "securetcp", "serve", "--listen", listen,
+                 "--app", "loadecho:factory"], env=env, path=self.workdir, timeout=600,
                 closeAfter=600)
             self.addCleanup(server.stop)
             marker = b"starting on %d" % port
@@ -854,7 +882,6 @@ class LoadTests(TestCase):
             raise AssertionError(f"twistd did not start:\n{server.describe()}")
         self.server, self.port = server, port
         self.pid = server.transport.pid
-        self.audit = os.path.join(self.demo, "audit.jsonl")
         policy = buildPolicy(certKey=os.path.join(self.demo, "client.pem"),
                              privateKey=os.path.join(self.demo, "client.key"),
                              caCerts=os.path.join(self.demo, "dev-ca.pem"))

@@ -73,41 +73,45 @@ class ResumptionModeTests(RealPeerMixin, TestCase):
         return resumed, _sessionText(session) if os.path.exists(session) else None
 
     @inlineCallbacks
-    def test_ticketsAreTheDefault(self) -> Any:
+    def test_cacheIsTheDefault(self) -> Any:
         """
-        By default a TLS 1.3 client resumes from a ticket that carries the
-        whole session, encrypted (for mTLS with the client's certificate):
-        hundreds of bytes.
+        By default a TLS 1.3 client resumes from the server's session cache:
+        its ticket is a short session id, and nothing of the session (such
+        as the client's certificate) leaves the server.
         """
         resumed, text = yield self.twoConnections("-tls1_3")
-        self.assertEqual(resumed, [False, True])
-        self.assertGreater(_ticketBytes(text), 300, text)
-
-    @inlineCallbacks
-    def test_cache(self) -> Any:
-        """
-        With C{resumption=cache} a TLS 1.3 client resumes from the server's
-        session cache: its ticket is a short session id, not the session.
-        """
-        resumed, text = yield self.twoConnections("-tls1_3", resumption="cache")
         self.assertEqual(resumed, [False, True])
         self.assertLess(_ticketBytes(text), 100, text)
 
     @inlineCallbacks
-    def test_ticketsTLS12(self) -> Any:
+    def test_tickets(self) -> Any:
         """
-        A TLS 1.2 client resumes from a session ticket by default.
+        With C{resumption=tickets} a TLS 1.3 client resumes from a ticket
+        that carries the whole session, encrypted (for mTLS with the
+        client's certificate): hundreds of bytes.
         """
-        resumed, _ = yield self.twoConnections("-tls1_2")
+        resumed, text = yield self.twoConnections("-tls1_3", resumption="tickets")
         self.assertEqual(resumed, [False, True])
+        self.assertGreater(_ticketBytes(text), 300, text)
 
     @inlineCallbacks
     def test_cacheTLS12(self) -> Any:
         """
-        A TLS 1.2 client resumes by session id under C{resumption=cache}.
+        A TLS 1.2 client resumes by session id by default.
         """
-        resumed, _ = yield self.twoConnections("-tls1_2", resumption="cache")
+        resumed, text = yield self.twoConnections("-tls1_2")
         self.assertEqual(resumed, [False, True])
+        self.assertNotIn("TLS session ticket:", text)
+
+    @inlineCallbacks
+    def test_ticketsTLS12(self) -> Any:
+        """
+        A TLS 1.2 client resumes from a session ticket under
+        C{resumption=tickets}.
+        """
+        resumed, text = yield self.twoConnections("-tls1_2", resumption="tickets")
+        self.assertEqual(resumed, [False, True])
+        self.assertIn("TLS session ticket:", text)
 
     @inlineCallbacks
     def test_identityInEveryMode(self) -> Any:
@@ -155,11 +159,11 @@ class ResumptionOptionTests(SynchronousTestCase):
 
     def test_defaults(self) -> None:
         """
-        A policy resumes from tickets, for two hours (OpenSSL's own default
-        session lifetime).
+        A policy resumes from the server's session cache, for two hours
+        (OpenSSL's own default session lifetime).
         """
         policy = buildPolicy()
-        self.assertEqual((policy.resumption, policy.resumptionLifetime), ("tickets", 7200))
+        self.assertEqual((policy.resumption, policy.resumptionLifetime), ("cache", 7200))
 
     def test_unknownMode(self) -> None:
         """
@@ -168,7 +172,7 @@ class ResumptionOptionTests(SynchronousTestCase):
         """
         e = self.assertRaises(PolicyError, buildPolicy, resumption="sometimes")
         self.assertIn("resumption", str(e))
-        self.assertIn("tickets or cache or off", str(e))
+        self.assertIn("cache or tickets or off", str(e))
 
     def test_lifetimeBounds(self) -> None:
         """
@@ -185,7 +189,7 @@ class ResumptionOptionTests(SynchronousTestCase):
         A client endpoint string that sets either is refused at parse time,
         naming the argument: a server decides how its sessions resume.
         """
-        for argument in ("resumption=cache", "resumptionLifetime=60"):
+        for argument in ("resumption=tickets", "resumptionLifetime=60"):
             e = self.assertRaises(EndpointArgumentError, clientFromString, MemoryReactor(),
                                   "securessl:host=localhost:port=1:" + argument)
             self.assertIn(argument.split("=")[0], str(e))

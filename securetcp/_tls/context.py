@@ -225,9 +225,9 @@ def _serverSide(ctx: SSL.Context, policy: TLSPolicy, materials: Materials, check
 
 def _resumption(ctx: SSL.Context, policy: TLSPolicy) -> None:
     """
-    How clients may resume: from tickets holding the session encrypted under
-    this context's key, from sessions kept in this context's cache (clients
-    hold only ids), or not at all.  A session resumes only on the context
+    How clients may resume: from sessions kept in this context's cache
+    (clients hold only ids), from tickets holding the session encrypted
+    under this context's key, or not at all.  A session resumes only on the context
     that made it: a reload puts a new one in force.
     """
     ctx.set_session_id(hashlib.sha256(repr(policy).encode()).hexdigest()[:32].encode())

@@ -62,6 +62,7 @@ OCSP_KEY = _option("revocation.ocsp")
 STAPLE_KEY = _option("revocation.staple")
 REQUIRE_STAPLE_KEY = _option("revocation.requireStaple")
 HANDSHAKE_TIMEOUT_KEY = _option("handshakeTimeout")
+RESUMPTION_KEY = _option("resumption")
 
 
 @attrs.frozen

@@ -37,6 +37,7 @@ from securetcp.compliance.catalogue import (
     PASS,
     PROFILE_KEY,
     REQUIRE_STAPLE_KEY,
+    RESUMPTION_KEY,
     REVOCATION_KEY,
     STAPLE_KEY,
     SUITES_KEY,
@@ -331,9 +332,29 @@ def judgeCompression(s: Situation) -> CheckItem:
 
 
 def judgeResumption(s: Situation) -> CheckItem:
-    return item(s.benchmark, "resumption", "session resumption and 0-RTT", PASS,
-                "0-RTT early data is never enabled; resumption stays within the context of "
-                "this policy")
+    """
+    0-RTT is never enabled.  Session tickets under OpenSSL's built-in key
+    (made with the TLS context, kept until a reload or restart replaces it)
+    fail the benchmarks that ask for regularly changed ticket keys (BCP 195,
+    RFC 9325 3.4; Mozilla's profiles turn tickets off); SP 800-52r2 asks
+    nothing of ticket keys, so there they pass with the same caveat.
+    """
+    b, policy = s.benchmark, s.policy
+    title = "session resumption and 0-RTT"
+    base = ("0-RTT early data is never enabled; resumption stays within the context of "
+            "this policy")
+    if not s.server:
+        return item(b, "resumption", title, PASS, base)
+    if policy.resumption != "tickets":
+        return item(b, "resumption", title, PASS,
+                    f"{base}; {RESUMPTION_KEY}={policy.resumption}", RESUMPTION_KEY)
+    caveat = (f"{RESUMPTION_KEY}=tickets: the ticket key is made with the TLS context and "
+              "changed only when a reload or restart replaces it, and whoever obtains it "
+              "can open every unexpired ticket (a TLS 1.2 ticket holds the master secret of "
+              f"its session); {RESUMPTION_KEY}=cache (the default) keeps sessions in the "
+              "server, with no such key")
+    status = PASS if b.name == "nist-800-52r2" else FAIL
+    return item(b, "resumption", title, status, f"{base}; {caveat}", RESUMPTION_KEY)
 
 
 def judgeHandshakeTimeout(s: Situation) -> CheckItem:
