@@ -22,6 +22,10 @@ from securetcp.audit.records import chainGap
 
 _log = Logger(namespace="securetcp.auditlog")
 
+#: a remembered outcome: the record's id, its C{time}, the record itself if
+#: it failed, and whether it was written
+Outcome = Tuple[int, Any, Optional[Dict[str, Any]], bool]
+
 
 class FileHealth:
     """
@@ -44,14 +48,22 @@ class FileHealth:
     def _trackOutcomes(self, remembered: int) -> None:
         """
         Set up the outcomes L{wrote} tells (the writer's constructor calls this).
+
+        The last record is held with its outcome.  The others are
+        remembered by id, a failed one held as well (so that its id is not
+        reused meanwhile), a written one with its C{time} text (the very
+        string object) instead: held, a record would live for as many
+        records as are remembered, long enough to outlive the young
+        generations of Python's garbage collector and bring on full
+        collections of a server's whole heap.
         """
-        self._outcomes: Deque[Tuple[Dict[str, Any], bool]] = collections.deque(
-            maxlen=remembered)
+        self._outcomes: Deque[Outcome] = collections.deque(maxlen=remembered)
         self._lastOutcome: Tuple[Optional[Dict[str, Any]], bool] = (None, False)
 
     def _outcome(self, record: Dict[str, Any], written: bool) -> None:
-        self._lastOutcome = outcome = (record, written)
-        self._outcomes.append(outcome)
+        self._lastOutcome = (record, written)
+        self._outcomes.append((id(record), record.get("time"), None if written else record,
+                               written))
 
     def _writeGap(self) -> None:
         if self.lost or self.refused:
@@ -84,16 +96,19 @@ class FileHealth:
     def wrote(self, record: Dict[str, Any]) -> Optional[bool]:
         """
         Whether C{record} (this dict, among the last few) was written;
-        C{None} if it was not given here or C{onFailure="continue"}.
+        C{None} if it was not given here or C{onFailure="continue"}.  A
+        written record other than the last is recognised by its id and its
+        C{time} text (that string object), a failed one by itself.
         """
         if self.onFailure != "refuse":
             return None
         last = self._lastOutcome  # the latest outcome: the common case, without the lock
         if last[0] is record:
             return last[1]
+        key, witness = id(record), record.get("time")
         with self._lock:
-            for seen, done in reversed(self._outcomes):
-                if seen is record:
+            for seen, when, held, done in reversed(self._outcomes):
+                if seen == key and (held is record if held is not None else when is witness):
                     return done
             return None
 

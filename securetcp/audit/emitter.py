@@ -28,6 +28,7 @@ from twisted.logger import Logger, LogLevel, LogPublisher, globalLogPublisher
 from zope.interface import implementer
 
 from securetcp._interfaces import IAuditFile, IAuditSink
+from securetcp.audit._seen import AuditEvent
 from securetcp.audit.file import globalAuditFiles
 from securetcp.audit.records import AUDIT_NAMESPACE, EVENTS, SCHEMA_VERSION
 from securetcp.audit.writer import AuditLogObserver
@@ -112,11 +113,12 @@ class AuditEmitter:
         level = LogLevel.warn if event in WARNING_EVENTS else LogLevel.info
         route = self._route
         if self._plain:
-            # the event Logger.emit makes, without its checks of what is known here
-            route.observer({"securetcp_audit": record, "securetcp_event": event,
-                            "log_logger": route, "log_level": level,
-                            "log_namespace": route.namespace, "log_source": route.source,
-                            "log_format": FORMATS[event], "log_time": time.time()})
+            # the event Logger.emit makes, without its checks of what is known
+            # here; an AuditEvent, which writers need not hold (securetcp.audit._seen)
+            route.observer(AuditEvent(securetcp_audit=record, securetcp_event=event,
+                                      log_logger=route, log_level=level,
+                                      log_namespace=route.namespace, log_source=route.source,
+                                      log_format=FORMATS[event], log_time=time.time()))
         else:
             route.emit(level, FORMATS[event], securetcp_audit=record, securetcp_event=event)
         written = True

@@ -35,6 +35,7 @@ from securetcp._interfaces import IAuditFile
 from securetcp.audit._followers import ChainFollowers
 from securetcp.audit._health import FileHealth
 from securetcp.audit._lock import lockFile as _lockFile
+from securetcp.audit._seen import SeenEvents
 from securetcp.audit.anchor import ChainAnchoring
 from securetcp.audit.chain import ZERO_HASH, resumeChain, seal
 from securetcp.audit.records import AUDIT_NAMESPACE, chainRotated, chainStarted
@@ -111,7 +112,7 @@ class AuditLogObserver(ChainAnchoring, ChainFollowers, FileHealth):
         self._day: Optional[str] = None
         self._lastFsync = now()
         self._fsyncTimer: Optional[threading.Timer] = None
-        self._recent: Dict[int, Dict[str, Any]] = {}  # by id, oldest first; held
+        self._seen = SeenEvents(_REMEMBERED)
         self.failing = False
         self.lost = self.refused = 0
         self._lostSince: Optional[float] = None
@@ -312,8 +313,8 @@ class AuditLogObserver(ChainAnchoring, ChainFollowers, FileHealth):
             return False
         if self.failing:
             self._recovered()
-        self._lastOutcome = outcome = (record, True)  # what _outcome does
-        self._outcomes.append(outcome)
+        self._lastOutcome = (record, True)  # what _outcome does
+        self._outcomes.append((id(record), record.get("time"), None, True))
         return True
 
     def __call__(self, event: Dict[str, Any]) -> None:
@@ -326,13 +327,8 @@ class AuditLogObserver(ChainAnchoring, ChainFollowers, FileHealth):
         if record is None or event.get("log_namespace") != AUDIT_NAMESPACE:
             return
         with self._lock:
-            recent = self._recent  # the events held, their ids cannot be reused
-            if recent.get(id(event)) is event:
-                return
-            if len(recent) >= _REMEMBERED:
-                del recent[next(iter(recent))]
-            recent[id(event)] = event
-            self._write(record)
+            if not self._seen.again(event):
+                self._write(record)
 
     def close(self) -> None:
         """
