@@ -65,9 +65,8 @@ TWISTED_PRIVATE_NAMES: Tuple[Tuple[str, str], ...] = (
     ("_checkHandshakeStatus", "makeConnection: starting the handshake"),
 )
 
-#: what Twisted's C{TLSMemoryBIOProtocol.makeConnection} reads and calls, as
-#: L{GatedTLSProtocol.makeConnection} repeats it (tests.test_fences holds
-#: Twisted to it: a release that changes it fails there)
+#: what Twisted's C{TLSMemoryBIOProtocol.makeConnection} reads and calls, as L{GatedTLSProtocol.
+#: makeConnection} repeats it (tests.test_fences fails for a release that changes it)
 TWISTED_MAKE_CONNECTION_NAMES = frozenset({
     "_tlsConnection", "factory", "_creatorCallable", "_appSendBuffer", "providedBy",
     "directlyProvides", "Protocol", "makeConnection", "registerProtocol",
@@ -161,11 +160,9 @@ class GatedTLSProtocol(BufferingTLSTransport):
         if not self._connectWrapped:
             super().makeConnection(transport)
             return
-        # Twisted's TLSMemoryBIOProtocol.makeConnection, without its loop of
-        # directlyProvides(self, interface) over the transport's interfaces
-        # (each call replaces the last; ProtocolWrapper.makeConnection then
-        # declares them all at once): about a hundred Python calls per
-        # connection less, with the same interfaces provided in the end
+        # Twisted's TLSMemoryBIOProtocol.makeConnection, without its loop of directlyProvides
+        # over the transport's interfaces (ProtocolWrapper.makeConnection declares them all
+        # at once): about a hundred Python calls less, the same interfaces in the end
         self._tlsConnection = self.factory._creatorCallable(self)
         self._appSendBuffer = []
         Protocol.makeConnection(self, transport)
@@ -212,9 +209,8 @@ class GatedTLSProtocol(BufferingTLSTransport):
     # -- half-close: the peer's side -----------------------------------
 
     def _flushReceiveBIO(self) -> None:
-        # Twisted's loop, except for close_notify (see _peerClosedWrite),
-        # and each pass delivers every record OpenSSL has, joined, then
-        # meets what ended the read as Twisted's recv() would have
+        # Twisted's loop, except for close_notify (see _peerClosedWrite); each pass delivers every
+        # record OpenSSL has, joined, then meets what ended the read as Twisted's recv() would have
         stop: Optional[BaseException] = None
         while not self._lostTLSConnection and not self.readClosed:
             try:
@@ -240,12 +236,12 @@ class GatedTLSProtocol(BufferingTLSTransport):
             else:
                 if not self._aborted:
                     self.wrappedProtocol.dataReceived(data)
+        stop = None  # a raised stop's traceback holds this frame: no cycle through it
         if self._tlsConnection is not None:
             self._flushSendBIO()
 
     def _flushSendBIO(self) -> None:
-        # Twisted's, with every record waiting in the BIO sent (Twisted's
-        # sends up to 32 KiB), at once if TCP has nothing queued
+        # Twisted's, with every record in the BIO sent (Twisted's: 32 KiB), at once if TCP has none queued
         for piece in pendingRecords(self._tlsConnection):
             sendNow(self.transport, piece)
 
@@ -365,21 +361,19 @@ class GatedTLSProtocol(BufferingTLSTransport):
         self.transport.loseConnection()
 
     def _write(self, bytes: bytes) -> None:
-        # Twisted's, with every record of the write encrypted first and
-        # sent in one piece, at once if TCP has nothing queued
+        # Twisted's, with every record of the write encrypted first, sent at once if TCP has none queued
         if self.writeClosed or self._lostTLSConnection:
             # OpenSSL refuses to write after close_notify; so does TCP
             return
         taken, records, stop = encrypt(self._tlsConnection, bytes)
         for piece in records:
             sendNow(self.transport, piece)
-        try:
-            if stop is not None:
-                raise stop
-        except WantReadError:
+        if isinstance(stop, WantReadError):
             self._bufferedWrite(bytes[taken:])
-        except TLSError:
-            self._tlsShutdownFinished(Failure())
+        elif isinstance(stop, TLSError):  # not raised here: no reference cycle through this frame
+            self._tlsShutdownFinished(Failure(stop))
+        elif stop is not None:
+            raise stop
 
     def unregisterProducer(self) -> None:
         super().unregisterProducer()
