@@ -33,6 +33,7 @@ from zope.interface import implementer
 
 from securetcp._tls._recordio import EXHAUSTED, encrypt, feed, pendingRecords, readPlaintext
 from securetcp._tls._sendnow import sendNow
+from securetcp._tls.context import ClientConnectionCreator, ServerConnectionCreator
 from securetcp._tls.session import ConnectionFacts, TLSError, WantReadError, ZeroReturnError
 from securetcp.policy import Role
 
@@ -61,7 +62,7 @@ TWISTED_PRIVATE_NAMES: Tuple[Tuple[str, str], ...] = (
     ("_unbufferPendingWrites", "dataReceived: writes that waited for a renegotiation"),
     ("__init__:_connectWrapped", "passed on by our __init__"),
     ("_connectWrapped", "makeConnection: whether the application is connected at once"),
-    ("factory._creatorCallable", "makeConnection: the OpenSSL connection of a connection"),
+    ("factory._creatorCallable", "makeConnection: the OpenSSL connection (ours: our creator's)"),
     ("_checkHandshakeStatus", "makeConnection: starting the handshake"),
 )
 
@@ -392,3 +393,8 @@ class GatedTLSFactory(TLSMemoryBIOFactory):
                  clock: IReactorTime) -> None:
         super().__init__(creator, isClient, wrappedFactory, clock=clock)
         self.role = Role.CLIENT if isClient else Role.SERVER
+        # ours make whole connections: Twisted's wrapper would reset their state once more
+        if isClient and isinstance(creator, ClientConnectionCreator):
+            self._creatorCallable = creator.clientConnectionForTLS
+        elif not isClient and isinstance(creator, ServerConnectionCreator):
+            self._creatorCallable = creator.serverConnectionForTLS
