@@ -232,12 +232,15 @@ class GateFactory(Factory):
         What the audit records of C{gate}'s connection say about it.
         """
         policy: TLSPolicy = self.inForce.policy
+        # positional, in the order of the fields (connectionId, role, local,
+        # peer, policy, profile, proxy, legacy, session, peerIdentity,
+        # plaintext, policyReasons, binding): keywords to a class cost a
+        # dict per call, and this runs twice per connection
         return AuditConnection(
-            connectionId=gate.connectionId, role=self.role, local=gate.local, peer=gate.peer,
-            proxy=gate.proxy, policy=policy.name, profile=policy.profile, legacy=policy.legacy,
-            session=self._sessionFacts(gate.session), peerIdentity=gate.identity,
-            binding=gate.inspection.record() if gate.inspection is not None else None,
-            policyReasons=self._policyReasons(policy))
+            gate.connectionId, self.role, gate.local, gate.peer, policy.name, policy.profile,
+            gate.proxy, policy.legacy, self._sessionFacts(gate.session), gate.identity, False,
+            self._policyReasons(policy),
+            gate.inspection.record() if gate.inspection is not None else None)
 
     def _sessionFacts(self, session: Mapping[str, Any]) -> SessionFacts:
         """

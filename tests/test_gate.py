@@ -902,6 +902,39 @@ class SessionFactsOnceTests(SynchronousTestCase):
         self.assertEqual((before.ocsp, after.ocsp), ("good (stapled)", "good"))
         self.assertEqual(after.version, "TLSv1.3")
 
+    def test_everyField(self) -> None:
+        """
+        L{GateFactory.auditConnection} describes a connection by what the
+        connection (its id, addresses, session, peer identity, identity
+        binding) and the policy in force (name, profile, legacy, verdict)
+        say, each in its own field.
+        """
+        from securetcp.audit.records import AuditConnection, SessionFacts
+
+        class Identity:
+            def asRecord(self) -> Dict[str, Any]:
+                return {"subject": "CN=peer"}
+
+        class Inspection:
+            def record(self) -> Dict[str, Any]:
+                return {"protocol": "hl7"}
+
+        factory = self.factory()
+        policy = buildPolicy(name="other", profile="legacy")
+        self.flushWarnings()
+        factory.inForce.policy = policy
+        gate = _AuditedGate({"version": "TLSv1.2", "sni": "example.com"})
+        gate.proxy = "10.0.0.9:5000"  # type: ignore[assignment]
+        gate.identity = Identity()  # type: ignore[assignment]
+        gate.inspection = Inspection()  # type: ignore[assignment]
+        self.assertEqual(factory.auditConnection(gate), AuditConnection(  # type: ignore
+            connectionId="0123456789abcdef", role=Role.SERVER, local="127.0.0.1:6661",
+            peer="127.0.0.1:40000", proxy="10.0.0.9:5000", policy="other",
+            profile="legacy", legacy=True,
+            session=SessionFacts(version="TLSv1.2", sni="example.com"),
+            peerIdentity=gate.identity, plaintext=False,
+            policyReasons=factory._policyReasons(policy), binding={"protocol": "hl7"}))
+
     def test_manyRecords(self) -> None:
         """
         However many distinct shared session records there are (the SNI and
