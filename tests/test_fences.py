@@ -8,11 +8,9 @@ of securetcp may use one.
 
 from __future__ import annotations
 
-import gc
 import inspect
 import os
 import re
-import weakref
 from typing import Any, List
 
 import OpenSSL
@@ -199,34 +197,6 @@ class TwistedFenceTests(SynchronousTestCase):
         self.assertIs(gated.transport, transport)
         self.assertIsInstance(gated.wrappedProtocol.transport, _halfclose.GatedTLSProtocol)
         self.assertEqual(transport.value(), b"")
-
-    def test_declarationShared(self) -> None:
-        """
-        Connections made one after another by a L{_halfclose.GatedTLSFactory}
-        share zope's declaration of what they provide (their transport's
-        interfaces and their own), even when the earlier connection is gone
-        before the next is made: it is not made afresh per connection.
-        """
-        pki = sharedPKI("fences")
-        policy = buildPolicy(certKey=pki.path("server.pem"), privateKey=pki.path("server.key"))
-        creator = ServerConnectionCreator(policy, loadMaterials(policy, Role.SERVER))
-        factory = _halfclose.GatedTLSFactory(creator, False, Factory.forProtocol(Protocol),
-                                             Clock())
-
-        def connect() -> Any:
-            gated = factory.buildProtocol(None)
-            assert gated is not None
-            gated.makeConnection(StringTransport())
-            factory.unregisterProtocol(gated)
-            return gated
-
-        first = weakref.ref(providedBy(connect()))
-        gc.collect()  # the first connection is gone (it refers to itself)
-        second = connect()
-        self.assertIs(providedBy(second), first())
-        self.assertEqual(set(providedBy(second)),
-                         set(providedBy(StringTransport()))
-                         | set(implementedBy(_halfclose.GatedTLSProtocol)))
 
     def test_creatorMakesWholeConnection(self) -> None:
         """

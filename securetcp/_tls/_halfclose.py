@@ -29,7 +29,7 @@ from twisted.protocols.tls import (
     TLSMemoryBIOFactory,
 )
 from twisted.python.failure import Failure
-from zope.interface import implementer, providedBy
+from zope.interface import implementer
 
 from securetcp._tls._recordio import EXHAUSTED, encrypt, feed, pendingRecords, readPlaintext
 from securetcp._tls._sendnow import sendNow
@@ -121,7 +121,10 @@ class GatedTLSProtocol(BufferingTLSTransport):
         super().__init__(factory, wrappedProtocol, _connectWrapped)
         self.securetcpFacts = ConnectionFacts(factory.role)
         # drop the bound write Twisted sets per connection: write() below counts, then aggregates
-        self.__dict__.pop("write", None)
+        try:
+            del self.write
+        except AttributeError:  # pragma: no cover (a Twisted that sets none)
+            pass
 
     def write(self, data: bytes) -> None:  # type: ignore[override]
         if self.writeClosed or (self._writeClosing and self._producer is None):
@@ -166,7 +169,6 @@ class GatedTLSProtocol(BufferingTLSTransport):
         Protocol.makeConnection(self, transport)
         self.factory.registerProtocol(self)
         ProtocolWrapper.makeConnection(self, transport)
-        self.factory.declaration = providedBy(self)  # type: ignore[attr-defined]
         self._checkHandshakeStatus()
 
     def whenPeerHeard(self, callback: Callable[[], None]) -> None:
@@ -386,8 +388,6 @@ class GatedTLSFactory(TLSMemoryBIOFactory):
     """
 
     protocol = GatedTLSProtocol
-    #: what the last connection provides: zope shares the declaration only while one holds it
-    declaration: Any = None
 
     def __init__(self, creator: Any, isClient: bool, wrappedFactory: IProtocolFactory,
                  clock: IReactorTime) -> None:
