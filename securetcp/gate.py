@@ -30,7 +30,8 @@ the TCP write side while the peer's data still arrives.
 from __future__ import annotations
 
 import time
-from typing import Any, Optional, Tuple
+from types import MappingProxyType
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IAddress, IProtocol, IProtocolFactory, IReactorTime
@@ -55,6 +56,9 @@ from securetcp.revocation.ocsp import decide
 
 #: Seconds a TLS 1.3 client waits, at most, for a silent server's acceptance.
 CONFIRMATION_WINDOW = 1.0
+
+#: How many shared session records a factory keeps the facts of (L{GateFactory._sessionFacts}).
+_SESSIONS_BOUND = 64
 
 __all__ = ["ClientGateFactory", "GateFactory", "GateProtocol", "Limits"]
 
@@ -122,6 +126,8 @@ class GateFactory(Factory):
         self.live: set[GateProtocol] = set()
         #: the policy verdict of the records: (policy, leaf, until, reasons)
         self._verdict: Optional[Tuple[Any, Any, float, Tuple[str, ...]]] = None
+        #: the facts of the shared session records (see L{_sessionFacts}), by id
+        self._sessions: Dict[int, Tuple[Mapping[str, Any], SessionFacts]] = {}
         self.openConnections = 0
         self.handshaking = 0
 
@@ -226,12 +232,33 @@ class GateFactory(Factory):
         What the audit records of C{gate}'s connection say about it.
         """
         policy: TLSPolicy = self.inForce.policy
+        # positional, in the order of the fields (connectionId, role, local,
+        # peer, policy, profile, proxy, legacy, session, peerIdentity,
+        # plaintext, policyReasons, binding): keywords to a class cost a
+        # dict per call, and this runs twice per connection
         return AuditConnection(
-            connectionId=gate.connectionId, role=self.role, local=gate.local, peer=gate.peer,
-            proxy=gate.proxy, policy=policy.name, profile=policy.profile, legacy=policy.legacy,
-            session=SessionFacts.fromMapping(gate.session), peerIdentity=gate.identity,
-            binding=gate.inspection.record() if gate.inspection is not None else None,
-            policyReasons=self._policyReasons(policy))
+            gate.connectionId, self.role, gate.local, gate.peer, policy.name, policy.profile,
+            gate.proxy, policy.legacy, self._sessionFacts(gate.session), gate.identity, False,
+            self._policyReasons(policy),
+            gate.inspection.record() if gate.inspection is not None else None)
+
+    def _sessionFacts(self, session: Mapping[str, Any]) -> SessionFacts:
+        """
+        L{SessionFacts.fromMapping}C{(session)}, made once per shared,
+        read-only session record (L{securetcp._tls.session.sessionRecord}:
+        most connections of a server negotiated the same) and reused, as
+        the facts are frozen; a connection's own record is read afresh.
+        """
+        known = self._sessions.get(id(session))
+        if known is not None and known[0] is session:
+            return known[1]
+        facts = SessionFacts.fromMapping(session)
+        if type(session) is MappingProxyType:
+            if len(self._sessions) >= _SESSIONS_BOUND:
+                self._sessions.clear()
+            # the record is kept with its facts: its id is not reused meanwhile
+            self._sessions[id(session)] = (session, facts)
+        return facts
 
     def _policyReasons(self, policy: TLSPolicy) -> Tuple[str, ...]:
         """

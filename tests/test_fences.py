@@ -24,7 +24,7 @@ from zope.interface import implementedBy, providedBy
 
 import securetcp
 from securetcp._tls import _binding, _halfclose
-from securetcp._tls.context import ServerConnectionCreator
+from securetcp._tls.context import ClientConnectionCreator, ServerConnectionCreator
 from securetcp.config import buildPolicy
 from securetcp.materials import loadMaterials
 from securetcp.policy import Role
@@ -197,6 +197,38 @@ class TwistedFenceTests(SynchronousTestCase):
         self.assertIs(gated.transport, transport)
         self.assertIsInstance(gated.wrappedProtocol.transport, _halfclose.GatedTLSProtocol)
         self.assertEqual(transport.value(), b"")
+
+    def test_creatorMakesWholeConnection(self) -> None:
+        """
+        L{_halfclose.GatedTLSFactory} takes the OpenSSL connection of
+        securetcp's own server or client creator as it is: OpenSSL's accept
+        (or connect) state is set once per connection, by the creator, and
+        the connection's app data is the TLS transport.
+        """
+        pki = sharedPKI("fences")
+        calls: List[str] = []
+        for name in ("set_accept_state", "set_connect_state"):
+            original = getattr(OpenSSL.SSL.Connection, name)
+
+            def counted(connection: Any, original: Any = original, name: str = name) -> None:
+                calls.append(name)
+                original(connection)
+            self.patch(OpenSSL.SSL.Connection, name, counted)
+        server = buildPolicy(certKey=pki.path("server.pem"), privateKey=pki.path("server.key"))
+        client = buildPolicy(caCerts=pki.path("ca.pem"))
+        creators = [(ServerConnectionCreator(server, loadMaterials(server, Role.SERVER)), False,
+                     "set_accept_state"),
+                    (ClientConnectionCreator(client, loadMaterials(client, Role.CLIENT),
+                                             "localhost"), True, "set_connect_state")]
+        for creator, isClient, state in creators:
+            del calls[:]
+            factory = _halfclose.GatedTLSFactory(creator, isClient,
+                                                 Factory.forProtocol(Protocol), Clock())
+            gated = factory.buildProtocol(None)
+            assert gated is not None
+            gated.makeConnection(StringTransport())
+            self.assertEqual(calls, [state])
+            self.assertIs(gated.getHandle().get_app_data(), gated)
 
 
 #: Spellings of private names that only the fence modules may contain.

@@ -845,3 +845,109 @@ class PolicyVerdictOnceTests(SynchronousTestCase):
         now[0] += 1  # the next day
         self.assertEqual(factory._policyReasons(second), ("other leaf2 4",))
         self.assertEqual(len(asked), 4)
+
+
+class _AuditedGate:
+    """
+    A connection as L{GateFactory.auditConnection} reads it.
+    """
+
+    connectionId = "0123456789abcdef"
+    local = "127.0.0.1:6661"
+    peer = "127.0.0.1:40000"
+    proxy = None
+    identity = None
+    inspection = None
+
+    def __init__(self, session: Any) -> None:
+        self.session = session
+
+
+class SessionFactsOnceTests(SynchronousTestCase):
+    """
+    The session facts of the connection records are read once per shared
+    session record, not per record.
+    """
+
+    def factory(self) -> Any:
+        from securetcp.gate import GateFactory
+
+        return GateFactory(Factory(), Role.SERVER, Clock(), AuditEmitter(),
+                           _InForce(buildPolicy(), None))  # type: ignore[arg-type]
+
+    def test_sharedRecordReadOnce(self) -> None:
+        """
+        Connections whose session is the same shared, read-only session
+        record (L{sessionRecord}) get the same L{SessionFacts}, with what
+        that record says; a connection's own session record (a plain dict,
+        as when an OCSP answer was added to it) is read each time.
+        """
+        from securetcp._tls.session import NegotiatedSession, sessionRecord
+        from securetcp.audit.records import SessionFacts
+
+        factory = self.factory()
+        shared = sessionRecord(NegotiatedSession(
+            version="TLSv1.3", cipher="TLS_AES_128_GCM_SHA256", group="secp256r1", alpn=None,
+            serverName="example.com", resumed=False, peerChain=()))
+        first, second = (factory.auditConnection(_AuditedGate(shared)).session  # type: ignore
+                         for _ in range(2))
+        self.assertIs(first, second)
+        self.assertEqual(first, SessionFacts(sni="example.com", version="TLSv1.3",
+                                             cipher="TLS_AES_128_GCM_SHA256",
+                                             group="secp256r1", resumed=False))
+        own = dict(shared, ocsp="good (stapled)")
+        before = factory.auditConnection(_AuditedGate(own)).session  # type: ignore
+        own["ocsp"] = "good"
+        after = factory.auditConnection(_AuditedGate(own)).session  # type: ignore
+        self.assertEqual((before.ocsp, after.ocsp), ("good (stapled)", "good"))
+        self.assertEqual(after.version, "TLSv1.3")
+
+    def test_everyField(self) -> None:
+        """
+        L{GateFactory.auditConnection} describes a connection by what the
+        connection (its id, addresses, session, peer identity, identity
+        binding) and the policy in force (name, profile, legacy, verdict)
+        say, each in its own field.
+        """
+        from securetcp.audit.records import AuditConnection, SessionFacts
+
+        class Identity:
+            def asRecord(self) -> Dict[str, Any]:
+                return {"subject": "CN=peer"}
+
+        class Inspection:
+            def record(self) -> Dict[str, Any]:
+                return {"protocol": "hl7"}
+
+        factory = self.factory()
+        policy = buildPolicy(name="other", profile="legacy")
+        self.flushWarnings()
+        factory.inForce.policy = policy
+        gate = _AuditedGate({"version": "TLSv1.2", "sni": "example.com"})
+        gate.proxy = "10.0.0.9:5000"  # type: ignore[assignment]
+        gate.identity = Identity()  # type: ignore[assignment]
+        gate.inspection = Inspection()  # type: ignore[assignment]
+        self.assertEqual(factory.auditConnection(gate), AuditConnection(  # type: ignore
+            connectionId="0123456789abcdef", role=Role.SERVER, local="127.0.0.1:6661",
+            peer="127.0.0.1:40000", proxy="10.0.0.9:5000", policy="other",
+            profile="legacy", legacy=True,
+            session=SessionFacts(version="TLSv1.2", sni="example.com"),
+            peerIdentity=gate.identity, plaintext=False,
+            policyReasons=factory._policyReasons(policy), binding={"protocol": "hl7"}))
+
+    def test_manyRecords(self) -> None:
+        """
+        However many distinct shared session records there are (the SNI and
+        ALPN come from peers), each connection's facts are its record's.
+        """
+        from securetcp._tls.session import NegotiatedSession, sessionRecord
+
+        factory = self.factory()
+        for n in range(300):
+            name = f"host{n}.example.com"
+            shared = sessionRecord(NegotiatedSession(
+                version="TLSv1.3", cipher="TLS_AES_128_GCM_SHA256", group="secp256r1",
+                alpn=None, serverName=name, resumed=False, peerChain=()))
+            for _ in range(2):
+                facts = factory.auditConnection(_AuditedGate(shared)).session  # type: ignore
+                self.assertEqual(facts.sni, name)

@@ -15,6 +15,7 @@ socat cannot express (receive close_notify, then keep writing).
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import os
 import shutil
@@ -42,6 +43,7 @@ from zope.interface.verify import verifyObject
 
 from securetcp import AUDIT_NAMESPACE, AuditEmitter, buildPolicy
 from securetcp._tls._halfclose import GatedTLSProtocol
+from securetcp._tls.session import TLSError, ZeroReturnError
 from securetcp._twistd.splice import SpliceFactory
 from securetcp.endpoints import SecureClientEndpoint, SecureServerEndpoint
 
@@ -482,6 +484,45 @@ class _InMemoryHalfCloseTests(AuditMixin):
         self.assertEqual(eventNames(client), ["data", "readLost", "lost:ConnectionDone"])
         self.assertCleanClose("server", self.version)
         self.assertCleanClose("client", self.version)
+
+    def test_closeNotifyLeavesNoReferenceCycle(self) -> None:
+        """
+        The C{ZeroReturnError} that ends a read at the peer's close_notify
+        is freed as soon as the TLS transport has handled it (passed up as a
+        half-close, or closing the connection), not left in a reference
+        cycle with the transport's frame for the garbage collector (which
+        would keep the connection's objects until it runs).
+        """
+        gc.collect()
+        if gc.isenabled():
+            gc.disable()
+            self.addCleanup(gc.enable)
+        serverApp, clientApp = Built(Recorder), Built()
+        connection = self.connect(serverApp, clientApp)
+        client = clientApp.built[0]
+        client.transport.write(b"request")
+        client.transport.loseWriteConnection()
+        connection.pump.flush()
+        # the server closed at the client's close_notify; the client got the
+        # server's close_notify as a half-close
+        self.assertEqual(eventNames(serverApp.built[0]), ["data", "lost:ConnectionDone"])
+        self.assertEqual(eventNames(client), ["readLost", "lost:ConnectionDone"])
+        self.assertEqual([o for o in gc.get_objects() if isinstance(o, ZeroReturnError)], [])
+
+    def test_writeRefusedByTLSEndsConnection(self) -> None:
+        """
+        A write that OpenSSL refuses with a TLS error (here: once a
+        close_notify went out behind the transport's back) ends the
+        connection: the application gets C{connectionLost} with that error.
+        """
+        serverApp, clientApp = Built(Recorder), Built()
+        connection = self.connect(serverApp, clientApp)
+        server = serverApp.built[0]
+        server.transport.getHandle().shutdown()
+        server.transport.writeNow(b"too late")
+        connection.pump.flush()
+        self.assertEqual(eventNames(server), ["lost:Error"])
+        self.assertIsInstance(server.lost.value, TLSError)
 
 
 class InMemoryHalfCloseTLS13Tests(_InMemoryHalfCloseTests, SynchronousTestCase):

@@ -175,6 +175,10 @@ def raiseSSLError(connection: SSL.Connection, result: int) -> None:
     connection._raise_ssl_error(connection._ssl, result)
 
 
+#: the binding's C{SSL_get1_peer_certificate} (or its older name), once looked up
+_getPeer: Any = None
+
+
 def peerCertificate(connection: SSL.Connection, known: Dict[bytes, x509.Certificate]
                     ) -> Optional[x509.Certificate]:
     """
@@ -182,8 +186,10 @@ def peerCertificate(connection: SSL.Connection, known: Dict[bytes, x509.Certific
     if C{known} (the conversions so far, by the SHA-256 of the DER: the
     caller bounds it) lacks it.
     """
-    get = getattr(lib, "SSL_get1_peer_certificate", None) or lib.SSL_get_peer_certificate
-    pointer = get(connection._ssl)  # type: ignore[attr-defined]
+    global _getPeer
+    if _getPeer is None:  # looked up once: a name the binding lacks costs an exception
+        _getPeer = getattr(lib, "SSL_get1_peer_certificate", None) or lib.SSL_get_peer_certificate
+    pointer = _getPeer(connection._ssl)  # type: ignore[attr-defined]
     if pointer == ffi.NULL:
         return None
     out = ffi.new("unsigned char[32]")

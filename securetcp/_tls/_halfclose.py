@@ -33,6 +33,7 @@ from zope.interface import implementer
 
 from securetcp._tls._recordio import EXHAUSTED, encrypt, feed, pendingRecords, readPlaintext
 from securetcp._tls._sendnow import sendNow
+from securetcp._tls.context import ClientConnectionCreator, ServerConnectionCreator
 from securetcp._tls.session import ConnectionFacts, TLSError, WantReadError, ZeroReturnError
 from securetcp.policy import Role
 
@@ -61,13 +62,12 @@ TWISTED_PRIVATE_NAMES: Tuple[Tuple[str, str], ...] = (
     ("_unbufferPendingWrites", "dataReceived: writes that waited for a renegotiation"),
     ("__init__:_connectWrapped", "passed on by our __init__"),
     ("_connectWrapped", "makeConnection: whether the application is connected at once"),
-    ("factory._creatorCallable", "makeConnection: the OpenSSL connection of a connection"),
+    ("factory._creatorCallable", "makeConnection: the OpenSSL connection (ours: our creator's)"),
     ("_checkHandshakeStatus", "makeConnection: starting the handshake"),
 )
 
-#: what Twisted's C{TLSMemoryBIOProtocol.makeConnection} reads and calls, as
-#: L{GatedTLSProtocol.makeConnection} repeats it (tests.test_fences holds
-#: Twisted to it: a release that changes it fails there)
+#: what Twisted's C{TLSMemoryBIOProtocol.makeConnection} reads and calls, as L{GatedTLSProtocol.
+#: makeConnection} repeats it (tests.test_fences fails for a release that changes it)
 TWISTED_MAKE_CONNECTION_NAMES = frozenset({
     "_tlsConnection", "factory", "_creatorCallable", "_appSendBuffer", "providedBy",
     "directlyProvides", "Protocol", "makeConnection", "registerProtocol",
@@ -161,11 +161,9 @@ class GatedTLSProtocol(BufferingTLSTransport):
         if not self._connectWrapped:
             super().makeConnection(transport)
             return
-        # Twisted's TLSMemoryBIOProtocol.makeConnection, without its loop of
-        # directlyProvides(self, interface) over the transport's interfaces
-        # (each call replaces the last; ProtocolWrapper.makeConnection then
-        # declares them all at once): about a hundred Python calls per
-        # connection less, with the same interfaces provided in the end
+        # Twisted's TLSMemoryBIOProtocol.makeConnection, without its loop of directlyProvides
+        # over the transport's interfaces (ProtocolWrapper.makeConnection declares them all
+        # at once): about a hundred Python calls less, the same interfaces in the end
         self._tlsConnection = self.factory._creatorCallable(self)
         self._appSendBuffer = []
         Protocol.makeConnection(self, transport)
@@ -212,9 +210,8 @@ class GatedTLSProtocol(BufferingTLSTransport):
     # -- half-close: the peer's side -----------------------------------
 
     def _flushReceiveBIO(self) -> None:
-        # Twisted's loop, except for close_notify (see _peerClosedWrite),
-        # and each pass delivers every record OpenSSL has, joined, then
-        # meets what ended the read as Twisted's recv() would have
+        # Twisted's loop, except for close_notify (see _peerClosedWrite); each pass delivers every
+        # record OpenSSL has, joined, then meets what ended the read as Twisted's recv() would have
         stop: Optional[BaseException] = None
         while not self._lostTLSConnection and not self.readClosed:
             try:
@@ -240,12 +237,12 @@ class GatedTLSProtocol(BufferingTLSTransport):
             else:
                 if not self._aborted:
                     self.wrappedProtocol.dataReceived(data)
+        stop = None  # a raised stop's traceback holds this frame: no cycle through it
         if self._tlsConnection is not None:
             self._flushSendBIO()
 
     def _flushSendBIO(self) -> None:
-        # Twisted's, with every record waiting in the BIO sent (Twisted's
-        # sends up to 32 KiB), at once if TCP has nothing queued
+        # Twisted's, with every record in the BIO sent (Twisted's: 32 KiB), at once if TCP has none queued
         for piece in pendingRecords(self._tlsConnection):
             sendNow(self.transport, piece)
 
@@ -365,21 +362,19 @@ class GatedTLSProtocol(BufferingTLSTransport):
         self.transport.loseConnection()
 
     def _write(self, bytes: bytes) -> None:
-        # Twisted's, with every record of the write encrypted first and
-        # sent in one piece, at once if TCP has nothing queued
+        # Twisted's, with every record of the write encrypted first, sent at once if TCP has none queued
         if self.writeClosed or self._lostTLSConnection:
             # OpenSSL refuses to write after close_notify; so does TCP
             return
         taken, records, stop = encrypt(self._tlsConnection, bytes)
         for piece in records:
             sendNow(self.transport, piece)
-        try:
-            if stop is not None:
-                raise stop
-        except WantReadError:
+        if isinstance(stop, WantReadError):
             self._bufferedWrite(bytes[taken:])
-        except TLSError:
-            self._tlsShutdownFinished(Failure())
+        elif isinstance(stop, TLSError):  # not raised here: no reference cycle through this frame
+            self._tlsShutdownFinished(Failure(stop))
+        elif stop is not None:
+            raise stop
 
     def unregisterProducer(self) -> None:
         super().unregisterProducer()
@@ -398,3 +393,8 @@ class GatedTLSFactory(TLSMemoryBIOFactory):
                  clock: IReactorTime) -> None:
         super().__init__(creator, isClient, wrappedFactory, clock=clock)
         self.role = Role.CLIENT if isClient else Role.SERVER
+        # ours make whole connections: Twisted's wrapper would reset their state once more
+        if isClient and isinstance(creator, ClientConnectionCreator):
+            self._creatorCallable = creator.clientConnectionForTLS
+        elif not isClient and isinstance(creator, ServerConnectionCreator):
+            self._creatorCallable = creator.serverConnectionForTLS

@@ -194,14 +194,16 @@ def negotiated(connection: SSL.Connection,
     if serverName is None and facts is not None and facts.role is Role.CLIENT:
         raw = connection.get_servername()
         serverName = raw.decode("ascii", "replace") if raw else None
+    # positional (keywords to a class cost a dict per call): version,
+    # cipher, group, alpn, serverName, resumed, peerChain
     return NegotiatedSession(
-        version=connection.get_protocol_version_name(),
-        cipher=connection.get_cipher_name(),
-        group=getGroup() if getGroup else None,
-        alpn=alpn.decode("utf-8", "replace") if alpn else None,
-        serverName=serverName,
-        resumed=_binding.sessionReused(connection),
-        peerChain=_peerChain(connection, facts),
+        connection.get_protocol_version_name(),
+        connection.get_cipher_name(),
+        getGroup() if getGroup else None,
+        alpn.decode("utf-8", "replace") if alpn else None,
+        serverName,
+        _binding.sessionReused(connection),
+        _peerChain(connection, facts),
     )
 
 
