@@ -106,6 +106,12 @@ def main(argv: Optional[List[str]] = None) -> int:
 def _reportOnly(path: str) -> int:
     with open(path) as f:
         results = json.load(f)
+    # the file's keys are sorted: put the servers back in the run's order
+    order = {server.name: i for i, server in enumerate(_harness.SERVERS)}
+    for key in ("servers", "paired"):
+        if isinstance(results.get(key), dict):
+            results[key] = dict(sorted(results[key].items(),
+                                       key=lambda item: order.get(item[0], len(order))))
     command = "python -m benchmarks" + (
         " --quick" if results.get("settings", {}).get("name") == "quick" else "")
     target = os.path.join(_harness.ROOT, "docs", "performance.md")
