@@ -23,6 +23,7 @@ import sys
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
+from . import instructions
 from ._held import held, opensslFloor, ticketCost
 from ._pki import makePKI
 from ._procs import (
@@ -679,6 +680,10 @@ def run(settings: Settings, workDir: str, only: Optional[List[str]] = None) -> D
                   flush=True)
             results["ticket_cost"] = ticketCost(pki)
             print(f"  {results['ticket_cost']}", flush=True)
+        if settings.name == "full" and instructions.available() and \
+                {"mtls", "securessl"} <= {s.name for s in servers}:
+            print("instructions: each Python server under callgrind", flush=True)
+            results["instructions"] = instructions.measure(1000, loadgen, workDir, pki)
         if settings.held and any(s.name == "mtls" for s in servers):
             print(f"held: {settings.held:,} idle mTLS connections, new handshakes meanwhile",
                   flush=True)

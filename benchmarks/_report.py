@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+from . import instructions
+
 Results = Dict[str, Any]
 
 
@@ -368,7 +370,7 @@ def document(results: Results, chartFiles: List[str], command: str) -> str:
         "",
         "<!-- not run: the benchmark takes minutes and needs gcc, libssl-dev and stunnel4 -->",
         "```sh",
-        "python -m benchmarks            # full run, about 5-10 minutes",
+        "python -m benchmarks            # full run, about 15-20 minutes",
         "python -m benchmarks --quick    # about 2 minutes (the figures below: "
         f"`{command}`)",
         "tox -e bench                    # the same, from tox",
@@ -448,6 +450,23 @@ def document(results: Results, chartFiles: List[str], command: str) -> str:
         "",
         pairedTable(results),
         "",
+    ]
+    if results.get("instructions"):
+        parts += [
+            "### Instructions per handshake (callgrind)",
+            "",
+            f"The same comparisons counted in instructions instead of CPU time: each Python "
+            f"server under valgrind's callgrind, "
+            f"{results['instructions'].get('handshakes', 0):,} full TLS 1.3 handshakes from "
+            f"the load generator after a warm-up (`python -m benchmarks.instructions`). The "
+            f"count is the same from run to run within about 0.5 %, whatever the shared "
+            f"machine is doing, but it leaves out the kernel (sockets) and what memory costs, "
+            f"and valgrind runs SHA-256 without the CPU's SHA instructions.",
+            "",
+            instructions.table(results),
+            "",
+        ]
+    parts += [
         "### Audit observer and CRL size",
         "",
         overheads(results),
@@ -577,7 +596,8 @@ def _handshakeReason(results: Results, ours: str, theirs: str) -> str:
         f"logger {_group(a, 'Twisted logger'):,.0f} vs {_group(b, 'Twisted logger'):,.0f} µs "
         f"(profiled times; cProfile inflates Python, not C). The checks themselves are the "
         f"behaviour: verification, identity, authorisation and two audit records per "
-        f"connection, written before the application sees it.")
+        f"connection, written before the application sees it."
+        + instructions.sentence(results, ours, theirs))
 
 
 def _resumedReason(results: Results, name: str) -> str:
@@ -676,7 +696,8 @@ def _auditReason(results: Results) -> str:
             f"{_group(p, 'Twisted logger'):,.0f} µs, JSON and SHA-256 "
             f"{_group(p, 'json and hashing (C)'):,.0f} µs, for two records (accepted, "
             f"closed), each sealed into the hash chain and flushed to the file before the "
-            f"connection goes on (fail closed).")
+            f"connection goes on (fail closed)."
+            + instructions.sentence(results, "mtls", "mtls-noaudit"))
 
 
 def _heldTarget(results: Results) -> Dict[str, Any]:
