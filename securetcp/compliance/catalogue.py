@@ -112,6 +112,10 @@ class Benchmark:
         names none.
     @ivar serverTLS13Note: what the benchmark requires of servers that
         securetcp cannot do, said where servers pass.
+    @ivar ticketKeysChanged: whether the benchmark asks for session ticket
+        keys changed regularly (BCP 195, RFC 9325 3.4; Mozilla's profiles
+        turn tickets off), which a key that lives as long as the TLS
+        context does not meet.
     """
 
     name: str
@@ -128,6 +132,7 @@ class Benchmark:
     requireTLS12: bool = False
     serverTLS13: frozenset[str] = frozenset()
     serverTLS13Note: str = ""
+    ticketKeysChanged: bool = False
 
     def ref(self, item: str) -> str:
         return self.references.get(item, self.references.get("*", self.title))
@@ -176,6 +181,7 @@ def _mozillaRefs(level: str) -> Dict[str, str]:
         "certificate.validity": f"{base}: certificate lifespan",
         "certificate.signature": f"{base}: certificate signature",
         "ocspStapling": f"{base}: OCSP stapling",
+        "resumption": f"{base}: session tickets",
         "handshakeTimeout": "securetcp hardening (not a Mozilla requirement)",
         "peer.keys": "securetcp hardening (peer key minimums)",
         "clientAuth": "securetcp (mutual TLS; Mozilla does not cover client certificates)",
@@ -216,6 +222,7 @@ def _mozillaBenchmark(name: str, level: str, curves: Iterable[str],
         curves=frozenset(curves),
         maxLifetimeDays=366,
         references=_mozillaRefs(level),
+        ticketKeysChanged=True,
     )
 
 
@@ -265,6 +272,7 @@ def _dicomBenchmark(name: str, section: str, title: str, tls13: Iterable[str],
         requireTLS12=True,
         serverTLS13=frozenset(serverTLS13),
         serverTLS13Note=serverTLS13Note,
+        ticketKeysChanged=True,
     )
 
 

@@ -335,9 +335,9 @@ def judgeResumption(s: Situation) -> CheckItem:
     """
     0-RTT is never enabled.  Session tickets under OpenSSL's built-in key
     (made with the TLS context, kept until a reload or restart replaces it)
-    fail the benchmarks that ask for regularly changed ticket keys (BCP 195,
-    RFC 9325 3.4; Mozilla's profiles turn tickets off); SP 800-52r2 asks
-    nothing of ticket keys, so there they pass with the same caveat.
+    fail the benchmarks that ask for regularly changed ticket keys
+    (L{Benchmark.ticketKeysChanged}); elsewhere they pass with the same
+    caveat.
     """
     b, policy = s.benchmark, s.policy
     title = "session resumption and 0-RTT"
@@ -353,7 +353,7 @@ def judgeResumption(s: Situation) -> CheckItem:
               "can open every unexpired ticket (a TLS 1.2 ticket holds the master secret of "
               f"its session); {RESUMPTION_KEY}=cache (the default) keeps sessions in the "
               "server, with no such key")
-    status = PASS if b.name == "nist-800-52r2" else FAIL
+    status = FAIL if b.ticketKeysChanged else PASS
     return item(b, "resumption", title, status, f"{base}; {caveat}", RESUMPTION_KEY)
 
 
