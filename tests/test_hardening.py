@@ -802,19 +802,6 @@ class Holder(Protocol):
             self.lost.callback(None)
 
 
-#: the echo application the load tests' server runs (C{--app loadecho:factory})
-_ECHO_APP = """
-from twisted.internet.protocol import Factory, Protocol
-
-class Echo(Protocol):
-    def dataReceived(self, data):
-        self.transport.write(data)
-
-factory = Factory.forProtocol(Echo)
-factory.noisy = False
-"""
-
-
 class LoadTests(TestCase):
     """
     One C{twistd securetcp serve} process (an echo application behind
@@ -859,10 +846,6 @@ class LoadTests(TestCase):
         self.demo = os.path.join(self.workdir, "demo")
         pki = ensureDevelopmentPKI(self.demo)
         self.audit = os.path.join(self.demo, "audit.jsonl")
-        with open(os.path.join(self.workdir, "loadecho.py"), "w") as f:
-            f.write(_ECHO_APP)
-        env = _env()
-        env["PYTHONPATH"] = self.workdir + os.pathsep + env["PYTHONPATH"]
         for _attempt in range(3):
             port = _freePort()
             listen = (f"mtls:{port}:interface=127.0.0.1:backlog=1024:certKey="
@@ -870,7 +853,7 @@ class LoadTests(TestCase):
                       f":resumptionLifetime=1:auditLog={self.audit}")
             server = PeerProcess.spawn(
                 [TWISTD, "-n", "--pidfile=", "securetcp", "serve", "--listen", listen,
-                 "--app", "loadecho:factory"], env=env, path=self.workdir, timeout=600,
+                 "--app", "tests._apps:echoFactory"], env=_env(), path=self.workdir, timeout=600,
                 closeAfter=600)
             self.addCleanup(server.stop)
             marker = b"starting on %d" % port

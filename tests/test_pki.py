@@ -18,7 +18,6 @@ from typing import Any, Dict, List, Tuple
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from twisted.internet.protocol import Factory, Protocol
 from twisted.trial.unittest import SynchronousTestCase
 
 from securetcp._cli import main
@@ -32,17 +31,6 @@ from ._programs import OPENSSL, needOpenSSL
 from ._programs import subprocessEnvironment as _env
 from ._twistd import PEER_TIMEOUT, START_TIMEOUT, TapProcessMixin
 from ._twistd import auditEvents as _events
-
-
-class _Echo(Protocol):
-    def dataReceived(self, data: bytes) -> None:
-        assert self.transport is not None
-        self.transport.write(b"backend:" + data)
-
-
-#: an echo application for C{--app tests.test_pki:echoFactory}; it answers
-#: C{backend:LINE} like the test backend of L{tests.test_tap}
-echoFactory = Factory.forProtocol(_Echo)
 
 
 def _load(path: str) -> x509.Certificate:
@@ -596,7 +584,7 @@ class PKIEndToEndTests(TapProcessMixin, SynchronousTestCase):
             self.run_pki("issue-client", "--dir", "ca", "--out", device, "--device-id", device,
                          "--spiffe", f"spiffe://hospital.example/ward3/{device}")
         self.run_pki("crl", "--dir", "ca", "--out", "devices.crl")
-        port, twistd = self.twistd("serve", "--app", "tests.test_pki:echoFactory",
+        port, twistd = self.twistd("serve", "--app", "tests._apps:backendEchoFactory",
                                    "--audit-log", self.audit, listen=self.listen)
 
         def exchange(device: str, line: bytes) -> None:
@@ -658,7 +646,7 @@ class PKIEndToEndTests(TapProcessMixin, SynchronousTestCase):
                     f":privateKey={_escape(p('pacs.key'))}:caCerts={_escape(p('ca/ca.pem'))}"
                     ":allowPeers=uri\\:spiffe\\://hospital.example/node/*,dns\\:localhost"]
 
-        port, twistd = self.twistd("serve", "--app", "tests.test_pki:echoFactory",
+        port, twistd = self.twistd("serve", "--app", "tests._apps:backendEchoFactory",
                                    "--audit-log", self.audit, listen=listen)
         for node in ("pacs", "ct1"):
             peer = self.sClient(port, None, p("ca/ca.pem"), "-cert", p(f"{node}.pem"),

@@ -46,16 +46,6 @@ from ._twistd import auditRecords as _records
 from ._twistd import blockUntil as _waitUntil
 
 
-class _Echo(Protocol):
-    def dataReceived(self, data: bytes) -> None:
-        assert self.transport is not None
-        self.transport.write(b"backend:" + data)
-
-
-#: for C{app = "tests.test_tap_config:echoFactory"}: answers C{backend:LINE}
-echoFactory = Factory.forProtocol(_Echo)
-
-
 def _write(path: str, text: str) -> str:
     with open(path, "w", encoding="utf-8") as f:
         f.write(textwrap.dedent(text))
@@ -223,7 +213,7 @@ class ConfigOptionsTests(SynchronousTestCase):
         self.config({"name": "hl7", "mode": "terminate", "listen": self.listen(6661),
                      "backend": "tcp:127.0.0.1:2575"},
                     {"name": "echo", "mode": "serve", "listen": self.listen(6662, "securessl"),
-                     "app": "tests.test_tap_config:echoFactory"})
+                     "app": "tests._apps:backendEchoFactory"})
         options = _tap.Options(build=False)
         options.parseOptions(["--config", self.path])
         reactor = MemoryReactorClock()
@@ -257,7 +247,7 @@ class ConfigOptionsTests(SynchronousTestCase):
         ]
         for listener, key, problem in cases:
             ok = {"name": "ok", "mode": "serve", "listen": self.listen(6660),
-                  "app": "tests.test_tap_config:echoFactory"}
+                  "app": "tests._apps:backendEchoFactory"}
             self.config(ok, dict(listener, name="bad"))
             error = self.assertRaises(usage.UsageError, _tap.Options().parseOptions,
                                       ["--config", self.path])
@@ -418,7 +408,7 @@ class ConfigProcessTests(TapProcessMixin, SynchronousTestCase):
             {"name": "hl7", "mode": "terminate", "listen": self.listenString(terminatePort),
              "backend": f"tcp:127.0.0.1:{backendPort}"},
             {"name": "echo", "mode": "serve", "listen": self.listenString(servePort),
-             "app": "tests.test_tap_config:echoFactory"},
+             "app": "tests._apps:backendEchoFactory"},
         ])
         self.assertEqual(self.tlsExchange(terminatePort, HL7), b"backend:" + HL7 + b"\n")
         self.assertEqual(self.tlsExchange(servePort, b"ping"), b"backend:ping\n")
@@ -442,7 +432,7 @@ class ConfigProcessTests(TapProcessMixin, SynchronousTestCase):
         port = _freePort()
         twistd = self.startConfig(
             [{"name": "echo", "mode": "serve", "listen": self.listenString(port),
-              "app": "tests.test_tap_config:echoFactory"}],
+              "app": "tests._apps:backendEchoFactory"}],
             top="workers = 2", ready=b"worker 1 (pid ")
         waitWorkerListening(twistd, port)
         return port, twistd
