@@ -18,7 +18,9 @@ from typing import Any, List, Tuple
 
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
-from securetcp._twistd.workers import WorkerSupervisor, workerAuditPath
+from securetcp._twistd.metricsservice import DIRECTORY_VARIABLE, newMetrics
+from securetcp._twistd.options import JobError
+from securetcp._twistd.workers import WorkerRole, WorkerSupervisor, workerAuditPath
 
 from ._net import freePort
 from ._scrape import Samples, fetch, parse
@@ -34,6 +36,29 @@ from ._twistd import (
 )
 
 PROMTOOL = shutil.which("promtool")
+
+class WorkerMetricsDirectoryTests(SynchronousTestCase):
+    """
+    A worker writes its metrics into the directory its twistd process made
+    for the run, named in its environment.
+    """
+
+    def test_workerWithoutDirectory(self) -> None:
+        """
+        A worker started without that directory (or with one that is gone)
+        refuses C{--metrics}, naming the option and the variable, rather
+        than counting into files nobody reads.
+        """
+        role = WorkerRole(1, 2, ())
+        for value in (None, os.path.join(self.mktemp(), "gone")):
+            environ = {k: v for k, v in os.environ.items() if k != DIRECTORY_VARIABLE}
+            if value is not None:
+                environ[DIRECTORY_VARIABLE] = value
+            self.patch(os, "environ", environ)
+            e = self.assertRaises(JobError, newMetrics, None, 2, role)
+            self.assertEqual(e.key, "metrics")
+            self.assertIn(DIRECTORY_VARIABLE, e.problem)
+
 
 class WorkersMetricsTests(TapProcessMixin, SynchronousTestCase):
     """
