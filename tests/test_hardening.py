@@ -818,6 +818,9 @@ class LoadTests(TestCase):
     handshakes = _count("SECURETCP_HARDENING_HANDSHAKES", 1000)
     concurrency = _count("SECURETCP_HARDENING_CONCURRENCY", 100)
     idle = _count("SECURETCP_HARDENING_IDLE", 2000)
+    #: seconds a test may take: trial's default 120 is too short for the
+    #: full-size run (10,000 idle connections, twice, take about 140 s)
+    timeout = 120 + (handshakes + idle) // 100
 
     def setUp(self) -> Any:
         if TWISTD is None:
