@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_halfclose,tests.test_fences,tests.test_gate -*-
+# -*- test-case-name: tests.test_halfclose,tests.test_fences,tests.test_gate,tests.test_tlssends -*-
 """
 L{GatedTLSProtocol}: Twisted's TLS transport with what the gate needs from
 below, and half-closes both ways.  It overrides and reads private names of
@@ -53,6 +53,7 @@ TWISTED_PRIVATE_NAMES: Tuple[Tuple[str, str], ...] = (
     ("_aggregator", "flushing small writes before close_notify"),
     ("_aggregator.flush", "flushing small writes before close_notify"),
     ("_aggregator.write", "write(): the bytes are counted, then aggregated as Twisted does"),
+    ("_aggregator._buffer", "_flushReceiveBIO: whether a reply will carry a read's records"),
     ("_producer", "waiting for a registered producer before close_notify"),
     ("_appSendBuffer", "waiting for writes queued before the handshake ended"),
     ("_handshakeDone", "sending close_notify only after the handshake; whether the "
@@ -238,7 +239,9 @@ class GatedTLSProtocol(BufferingTLSTransport):
                 if not self._aborted:
                     self.wrappedProtocol.dataReceived(data)
         stop = None  # a raised stop's traceback holds this frame: no cycle through it
-        if self._tlsConnection is not None:
+        # what OpenSSL wrote (tickets after the Finished) waits for a reply being aggregated
+        if self._tlsConnection is not None and not (
+                self._handshakeDone and getattr(self._aggregator, "_buffer", None)):
             self._flushSendBIO()
 
     def _flushSendBIO(self) -> None:
@@ -247,10 +250,7 @@ class GatedTLSProtocol(BufferingTLSTransport):
             sendNow(self.transport, piece)
 
     def _halfCloseable(self) -> bool:
-        """
-        Whether the peer's close_notify is passed up as a half-close: the
-        protocol above wants it, and nobody is closing or aborting.
-        """
+        """Whether the peer's close_notify goes up as a half-close: wanted, nobody closing."""
         return (not self.disconnecting and not self._aborted
                 and IHalfCloseableProtocol.providedBy(self.wrappedProtocol))
 
