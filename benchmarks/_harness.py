@@ -23,13 +23,14 @@ import sys
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
-from . import instructions
+from . import instructions, syscalls
 from ._held import held, opensslFloor, ticketCost
 from ._pki import makePKI
 from ._procs import (
     ALL_CPUS,
     Processes,
     cpuSeconds,
+    cpuSplit,
     descendants,
     freePort,
     releaseHeld,
@@ -82,7 +83,7 @@ class Settings:
     @classmethod
     def full(cls) -> Settings:
         return cls("full", handshakes=1200, repeats=3, bulkBytes=2048 << 20, echoes=20000,
-                   idle=(2000,), idleLarge=10000, pairedRounds=5, pairedHandshakes=800,
+                   idle=(2000,), idleLarge=10000, pairedRounds=9, pairedHandshakes=800,
                    workerHandshakes=400, held=100000)
 
 
@@ -299,11 +300,15 @@ class Bench:
     def measured(self, proc: subprocess.Popen[bytes], server: Server, port: int, mode: str,
                  timeout: float, **options: Any) -> Dict[str, Any]:
         """
-        Run one load and add the server's CPU seconds spent meanwhile.
+        Run one load and add the server's CPU seconds spent meanwhile: in
+        all, in user space and in the kernel.
         """
-        before = cpuSeconds(proc.pid)
+        user, system = cpuSplit(proc.pid)
         result = self._load(server, port, mode, timeout, **options)
-        result["server_cpu_s"] = cpuSeconds(proc.pid) - before
+        userAfter, systemAfter = cpuSplit(proc.pid)
+        result["server_user_s"] = userAfter - user
+        result["server_sys_s"] = systemAfter - system
+        result["server_cpu_s"] = result["server_user_s"] + result["server_sys_s"]
         return result
 
     def handshakes(self, proc: subprocess.Popen[bytes], server: Server, port: int,
@@ -474,7 +479,10 @@ def _pairedRound(bench: Bench, proc: subprocess.Popen[bytes], server: Server, po
                 "ok": int(ok), "resumed": 0}
     r = bench.measured(proc, server, port, "hs", 300, n=settings.pairedHandshakes, version=13,
                        resume=int(test == "resumed13"))
-    return {"cpu_us_per_handshake": r["server_cpu_s"] / r["ok"] * 1e6 if r["ok"] else None,
+    perOp = 1e6 / r["ok"] if r["ok"] else None
+    return {"cpu_us_per_handshake": r["server_cpu_s"] * perOp if perOp else None,
+            "user_us": r["server_user_s"] * perOp if perOp else None,
+            "sys_us": r["server_sys_s"] * perOp if perOp else None,
             "ok": r["ok"], "resumed": r["resumed"]}
 
 
@@ -515,6 +523,10 @@ def paired(bench: Bench, procs: Processes, servers: List[Server]) -> Dict[str, A
                 "runs_us": values,
                 "resumed_fraction": sum(r["resumed"] for r in runs) / max(1, sum(r["ok"] for r in runs)),
             }
+            for part in ("user_us", "sys_us"):
+                split = [r[part] for r in runs if r.get(part) is not None]
+                if split:
+                    summary[name][test][part] = statistics.median(split)
             _progress(name, f"paired {test}", summary[name][test])
     return summary
 
@@ -684,6 +696,10 @@ def run(settings: Settings, workDir: str, only: Optional[List[str]] = None) -> D
                 {"mtls", "securessl"} <= {s.name for s in servers}:
             print("instructions: each Python server under callgrind", flush=True)
             results["instructions"] = instructions.measure(1000, loadgen, workDir, pki)
+        if settings.name == "full" and syscalls.available() and \
+                {"mtls", "securessl"} <= {s.name for s in servers}:
+            print("syscalls: each Python server under strace -c", flush=True)
+            results["syscalls"] = syscalls.measure(1000, loadgen, workDir, pki)
         if settings.held and any(s.name == "mtls" for s in servers):
             print(f"held: {settings.held:,} idle mTLS connections, new handshakes meanwhile",
                   flush=True)

@@ -18,7 +18,7 @@ import resource
 import socket
 import subprocess
 import time
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -45,11 +45,18 @@ def cpuSeconds(pid: int) -> float:
     User + system CPU time of process C{pid} (all its threads, including
     threads that have exited) from C{/proc/PID/stat}.
     """
+    return sum(cpuSplit(pid))
+
+
+def cpuSplit(pid: int) -> Tuple[float, float]:
+    """
+    The user and the system (kernel) CPU time of process C{pid}, apart.
+    """
     with open(f"/proc/{pid}/stat") as f:
         data = f.read()
     fields = data[data.rindex(")") + 2:].split()
     # fields[0] is field 3 (state); utime and stime are fields 14 and 15
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return int(fields[11]) / CLOCK_TICKS, int(fields[12]) / CLOCK_TICKS
 
 
 def descendants(pid: int) -> List[int]:

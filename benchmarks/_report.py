@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from . import instructions
+from . import instructions, syscalls
 
 Results = Dict[str, Any]
 
@@ -58,17 +58,36 @@ def pairedTable(results: Results) -> str:
     units = {"handshake13": ("full TLS 1.3 handshake", "CPU µs", 0),
              "resumed13": ("resumed TLS 1.3 handshake", "CPU µs", 0),
              "echo": ("16 KiB echo", "CPU µs", 1), "bulk": ("bulk", "CPU s per GB", 2)}
-    rows = ["| server | measurement | median | per round |", "|---|---|---|---|"]
+    rows = ["| server | measurement | median | user / kernel (medians) | per round |",
+            "|---|---|---|---|---|"]
     for name, tests in data.items():
         for test, t in tests.items():
             label, unit, digits = units[test]
-            figure = next(v for k, v in t.items() if k not in ("runs_us", "resumed_fraction"))
+            figure = next(v for k, v in t.items()
+                          if k not in ("runs_us", "resumed_fraction", "user_us", "sys_us"))
             median = f"{_fmt(figure, digits)} {unit}"
             if test == "resumed13":
                 median += f" ({t['resumed_fraction']:.0%} resumed)"
-            rows.append(f"| {name} | {label} | {median} | "
+            split = (f"{_fmt(t['user_us'])} / {_fmt(t['sys_us'])}" if "user_us" in t
+                     else "–")
+            rows.append(f"| {name} | {label} | {median} | {split} | "
                         + ", ".join(_fmt(v, digits) for v in t["runs_us"]) + " |")
     return "\n".join(rows)
+
+
+def splitSentence(results: Results, ours: str, theirs: str) -> str:
+    """
+    The user and kernel CPU of C{ours} and C{theirs} per full handshake in
+    the paired rounds, as a sentence for the report (empty if not measured).
+    """
+    paired = results.get("paired") or {}
+    a = (paired.get(ours) or {}).get("handshake13") or {}
+    b = (paired.get(theirs) or {}).get("handshake13") or {}
+    if "user_us" not in a or "user_us" not in b:
+        return ""
+    return (f" The paired rounds' CPU apart (medians): user space {_fmt(a['user_us'])} vs "
+            f"{_fmt(b['user_us'])} µs ({_fmt(_ratio(a['user_us'], b['user_us']), 2, 'x')}), "
+            f"kernel {_fmt(a['sys_us'])} vs {_fmt(b['sys_us'])} µs.")
 
 
 def _resumed(results: Results, server: str) -> Tuple[Optional[float], Optional[float]]:
@@ -466,6 +485,20 @@ def document(results: Results, chartFiles: List[str], command: str) -> str:
             instructions.table(results),
             "",
         ]
+    if results.get("syscalls"):
+        parts += [
+            "### System calls per handshake (strace)",
+            "",
+            f"The kernel's side, which callgrind leaves out: `strace -c` attached to each "
+            f"Python server for {results['syscalls'].get('handshakes', 0):,} full TLS 1.3 "
+            f"handshakes after a warm-up (`python -m benchmarks.syscalls`); counts only, as "
+            f"strace slows every call. A `sendto` on loopback also runs the receiver's TCP "
+            f"input, so it costs tens of microseconds; an `epoll_ctl`, `getsockname` or "
+            f"`getrandom` about one.",
+            "",
+            syscalls.table(results),
+            "",
+        ]
     parts += [
         "### Audit observer and CRL size",
         "",
@@ -597,7 +630,8 @@ def _handshakeReason(results: Results, ours: str, theirs: str) -> str:
         f"(profiled times; cProfile inflates Python, not C). The checks themselves are the "
         f"behaviour: verification, identity, authorisation and two audit records per "
         f"connection, written before the application sees it."
-        + instructions.sentence(results, ours, theirs))
+        + instructions.sentence(results, ours, theirs)
+        + syscalls.sentence(results, ours, theirs) + splitSentence(results, ours, theirs))
 
 
 def _resumedReason(results: Results, name: str) -> str:
@@ -697,7 +731,9 @@ def _auditReason(results: Results) -> str:
             f"{_group(p, 'json and hashing (C)'):,.0f} µs, for two records (accepted, "
             f"closed), each sealed into the hash chain and flushed to the file before the "
             f"connection goes on (fail closed)."
-            + instructions.sentence(results, "mtls", "mtls-noaudit"))
+            + instructions.sentence(results, "mtls", "mtls-noaudit")
+            + syscalls.sentence(results, "mtls", "mtls-noaudit")
+            + splitSentence(results, "mtls", "mtls-noaudit"))
 
 
 def _heldTarget(results: Results) -> Dict[str, Any]:

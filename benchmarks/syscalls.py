@@ -1,0 +1,199 @@
+"""
+System calls per full TLS 1.3 handshake of the Python servers, counted by
+C{strace -c} attached to the real server process:
+
+    python -m benchmarks.syscalls [--handshakes 1000] [--into RESULTS.json]
+
+Each server (C{python -m benchmarks._server MODE}) gets 300 handshakes of
+warm-up from the C load generator; then strace is attached for
+C{--handshakes} more and detached.  strace slows every call down, so its
+times are not reported, only the counts, which repeat from one run to the
+next (how the reactor's reads and writes interleave varies them by a
+fraction of a call).  They are the kernel's side of the handshake that
+L{benchmarks.instructions} leaves out: a C{sendto} on loopback also runs
+the receiver's TCP input, so each send costs tens of microseconds, where an
+C{epoll_ctl} or C{getsockname} costs about one.
+
+With C{--into}, the figures are added to a run's results file
+(C{benchmarks/results/results-DATE.json}) as C{"syscalls"}, for
+C{python -m benchmarks --report} to show; otherwise they are printed as
+JSON.  The full run (C{python -m benchmarks}) counts them itself when
+strace is installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any, Dict, List, Optional, Sequence
+
+from ._pki import makePKI
+from ._procs import Processes, freePort, runJSON, waitListening
+from .instructions import MODES, RATIOS
+
+
+def parse(text: str) -> Dict[str, int]:
+    """
+    The calls per system call name of a C{strace -c} summary.
+    """
+    calls: Dict[str, int] = {}
+    for line in text.splitlines():
+        parts = line.split()
+        # "% time  seconds  usecs/call  calls  [errors]  syscall"
+        if len(parts) >= 5 and parts[3].isdigit() and parts[-1] != "total":
+            calls[parts[-1]] = int(parts[3])
+    return calls
+
+
+def count(mode: str, handshakes: int, loadgen: str, workDir: str,
+          pki: Dict[str, str]) -> Dict[str, Any]:
+    """
+    System calls per full TLS 1.3 handshake of server C{mode}: in all, and
+    per name.
+    """
+    from ._harness import CLIENT_CORE, ROOT, SERVER_CORE, _pythonEnv
+
+    out = os.path.join(workDir, f"strace-{mode}.out")
+    client: List[str] = (["cert=" + pki["clientCert"], "key=" + pki["clientKey"]]
+                         if "mtls" in mode else [])
+    load = [loadgen, "hs", "version=13"] + client
+    with Processes() as procs:
+        port = freePort()
+        server = procs.start(
+            [sys.executable, "-m", "benchmarks._server", mode, str(port), workDir, workDir],
+            SERVER_CORE, env=_pythonEnv(), cwd=ROOT,
+            log=os.path.join(workDir, f"strace-{mode}.log"))
+        waitListening(server, port)
+        runJSON(load + [f"port={port}", "n=300"], CLIENT_CORE, 120)
+        tracer = subprocess.Popen(["strace", "-c", "-f", "-o", out, "-p", str(server.pid)],
+                                  stderr=subprocess.DEVNULL)
+        time.sleep(1.0)  # attached to every thread
+        try:
+            done = runJSON(load + [f"port={port}", f"n={handshakes}"], CLIENT_CORE,
+                           60 + handshakes)
+        finally:
+            tracer.send_signal(signal.SIGINT)
+            tracer.wait(60)
+        procs.stop(server)
+    if not done.get("ok"):
+        raise RuntimeError(f"{mode}: no handshake completed under strace: {done}")
+    with open(out) as f:
+        calls = parse(f.read())
+    ok = done["ok"]
+    return {"syscalls_per_handshake": round(sum(calls.values()) / ok, 2),
+            "per_name": {name: round(n / ok, 2) for name, n in
+                         sorted(calls.items(), key=lambda kv: -kv[1]) if n / ok >= 0.01},
+            "handshakes": ok}
+
+
+def measure(handshakes: int, loadgen: str, workDir: str, pki: Dict[str, str],
+            modes: Sequence[str] = MODES) -> Dict[str, Any]:
+    """
+    L{count} for each of C{modes}; a server that fails is reported as an
+    error, not counted.
+    """
+    result: Dict[str, Any] = {"handshakes": handshakes}
+    for mode in modes:
+        try:
+            result[mode] = count(mode, handshakes, loadgen, workDir, pki)
+        except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+            result[mode] = {"error": str(e)}
+        print(f"  {mode}: {result[mode]}", flush=True)
+    return result
+
+
+def _counted(results: Dict[str, Any], mode: str) -> Optional[Dict[str, Any]]:
+    value = (results.get("syscalls") or {}).get(mode) or {}
+    return value if "syscalls_per_handshake" in value else None
+
+
+def _differences(a: Dict[str, Any], b: Dict[str, Any]) -> str:
+    """
+    The system calls whose counts per handshake differ by at least 0.5.
+    """
+    names = sorted(set(a["per_name"]) | set(b["per_name"]))
+    parts = [f"{name} {a['per_name'].get(name, 0):g} vs {b['per_name'].get(name, 0):g}"
+             for name in names
+             if abs(a["per_name"].get(name, 0) - b["per_name"].get(name, 0)) >= 0.5]
+    return "; ".join(parts) if parts else "none by half a call or more"
+
+
+def sentence(results: Dict[str, Any], ours: str, theirs: str) -> str:
+    """
+    The system calls of C{ours} and C{theirs} per handshake, as a sentence
+    for the report (empty if not counted).
+    """
+    a, b = _counted(results, ours), _counted(results, theirs)
+    if a is None or b is None:
+        return ""
+    return (f" System calls per handshake (strace, this run): "
+            f"{a['syscalls_per_handshake']:g} vs {b['syscalls_per_handshake']:g}; those that "
+            f"differ: {_differences(a, b)}.")
+
+
+def table(results: Dict[str, Any]) -> str:
+    """
+    The report's table of system calls per handshake: the total and the
+    sends, and the differences of each ratio's pair.
+    """
+    rows = ["| server | system calls per full TLS 1.3 handshake | of which `sendto` |",
+            "|---|---|---|"]
+    for mode in MODES:
+        value = _counted(results, mode)
+        if value:
+            rows.append(f"| {mode} | {value['syscalls_per_handshake']:g} | "
+                        f"{value['per_name'].get('sendto', 0):g} |")
+        else:
+            error = ((results.get("syscalls") or {}).get(mode) or {}).get("error", "not counted")
+            rows.append(f"| {mode} | {error} | – |")
+    rows += ["", "| pair | system calls that differ, per handshake |", "|---|---|"]
+    for ours, theirs, label in RATIOS:
+        a, b = _counted(results, ours), _counted(results, theirs)
+        rows.append(f"| {label} | {_differences(a, b)} |" if a and b else f"| {label} | – |")
+    return "\n".join(rows)
+
+
+def available() -> bool:
+    """
+    Whether strace is installed.
+    """
+    return bool(shutil.which("strace"))
+
+
+def main(argv: List[str]) -> int:
+    from ._harness import buildLoadgen
+
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.syscalls")
+    parser.add_argument("--handshakes", type=int, default=1000)
+    parser.add_argument("--into", metavar="RESULTS.json",
+                        help="add the figures to this run's results file")
+    args = parser.parse_args(argv)
+    if not available():
+        print("needs strace (apt-get install strace)", file=sys.stderr)
+        return 2
+    workDir = tempfile.mkdtemp(prefix="securetcp-syscalls-")
+    try:
+        pki = makePKI(workDir)
+        result = measure(args.handshakes, buildLoadgen(workDir), workDir, pki)
+    finally:
+        shutil.rmtree(workDir, ignore_errors=True)
+    if args.into:
+        with open(args.into) as f:
+            results = json.load(f)
+        results["syscalls"] = result
+        with open(args.into, "w") as f:
+            json.dump(results, f, indent=2)
+    else:
+        print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
