@@ -18,7 +18,7 @@ import tempfile
 import time
 from typing import List, Optional
 
-from . import _harness, _report
+from . import _harness, _profile, _report
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -106,12 +106,24 @@ def main(argv: Optional[List[str]] = None) -> int:
 def _reportOnly(path: str) -> int:
     with open(path) as f:
         results = json.load(f)
-    # the file's keys are sorted: put the servers back in the run's order
+    # the file's keys are sorted: put the servers, their paired measurements
+    # and the profiles back in the run's order
     order = {server.name: i for i, server in enumerate(_harness.SERVERS)}
     for key in ("servers", "paired"):
         if isinstance(results.get(key), dict):
             results[key] = dict(sorted(results[key].items(),
                                        key=lambda item: order.get(item[0], len(order))))
+    for name, tests in (results.get("paired") or {}).items():
+        if isinstance(tests, dict) and name in _harness.PAIRED:
+            run = _harness.PAIRED[name]
+            results["paired"][name] = dict(sorted(
+                tests.items(), key=lambda item: run.index(item[0]) if item[0] in run
+                else len(run)))
+    cases = [case for case, *_ in _profile.CASES]
+    if isinstance(results.get("profiles"), dict):
+        results["profiles"] = dict(sorted(
+            results["profiles"].items(),
+            key=lambda item: cases.index(item[0]) if item[0] in cases else len(cases)))
     command = "python -m benchmarks" + (
         " --quick" if results.get("settings", {}).get("name") == "quick" else "")
     target = os.path.join(_harness.ROOT, "docs", "performance.md")

@@ -714,7 +714,9 @@ def issueTargets(results: Results) -> List[Dict[str, Any]]:
                                                                         strict=True):
         value = _ratio(_paired(results, *ours), _paired(results, *theirs))
         met = None if value is None else value <= limit
-        out.append({"figure": figure, "before": before, "now": _fmt(value, 2, "x"),
+        # a third digit where two would show the target itself, missed or met
+        digits = 3 if value is not None and round(value, 2) == limit else 2
+        out.append({"figure": figure, "before": before, "now": _fmt(value, digits, "x"),
                     "target": target, "met": met, "reason": reason() if met is False else "",
                     "rounds": _roundSpread(results, ours, theirs, limit)})
     out.append(_heldTarget(results))
