@@ -25,16 +25,14 @@ valgrind is installed.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from typing import Any, Dict, List, Optional, Sequence
 
-from ._pki import makePKI
+from ._perserver import main as commandLine
+from ._perserver import measureEach
 from ._procs import Processes, freePort, runJSON, waitListening
 
 #: the servers counted: each plain Twisted server and securetcp's against it
@@ -99,14 +97,7 @@ def measure(handshakes: int, loadgen: str, workDir: str, pki: Dict[str, str],
     L{count} for each of C{modes}; a server that fails is reported as an
     error, not counted.
     """
-    result: Dict[str, Any] = {"handshakes": handshakes}
-    for mode in modes:
-        try:
-            result[mode] = count(mode, handshakes, loadgen, workDir, pki)
-        except (RuntimeError, OSError, subprocess.SubprocessError) as e:
-            result[mode] = {"error": str(e)}
-        print(f"  {mode}: {result[mode]}", flush=True)
-    return result
+    return measureEach(count, handshakes, loadgen, workDir, pki, modes)
 
 
 #: the ratios the report shows: (ours, theirs, what the ratio is)
@@ -161,31 +152,8 @@ def available() -> bool:
 
 
 def main(argv: List[str]) -> int:
-    from ._harness import buildLoadgen
-
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.instructions")
-    parser.add_argument("--handshakes", type=int, default=1000)
-    parser.add_argument("--into", metavar="RESULTS.json",
-                        help="add the figures to this run's results file")
-    args = parser.parse_args(argv)
-    if not available():
-        print("needs valgrind (apt-get install valgrind)", file=sys.stderr)
-        return 2
-    workDir = tempfile.mkdtemp(prefix="securetcp-instructions-")
-    try:
-        pki = makePKI(workDir)
-        result = measure(args.handshakes, buildLoadgen(workDir), workDir, pki)
-    finally:
-        shutil.rmtree(workDir, ignore_errors=True)
-    if args.into:
-        with open(args.into) as f:
-            results = json.load(f)
-        results["instructions"] = result
-        with open(args.into, "w") as f:
-            json.dump(results, f, indent=2)
-    else:
-        print(json.dumps(result, indent=2))
-    return 0
+    return commandLine(argv, "python -m benchmarks.instructions", "instructions", available,
+                       "valgrind", count, MODES)
 
 
 if __name__ == "__main__":

@@ -23,18 +23,16 @@ strace is installed.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from typing import Any, Dict, List, Optional, Sequence
 
-from ._pki import makePKI
+from ._perserver import main as commandLine
+from ._perserver import measureEach
 from ._procs import Processes, freePort, runJSON, waitListening
 from .instructions import MODES, RATIOS
 
@@ -99,14 +97,7 @@ def measure(handshakes: int, loadgen: str, workDir: str, pki: Dict[str, str],
     L{count} for each of C{modes}; a server that fails is reported as an
     error, not counted.
     """
-    result: Dict[str, Any] = {"handshakes": handshakes}
-    for mode in modes:
-        try:
-            result[mode] = count(mode, handshakes, loadgen, workDir, pki)
-        except (RuntimeError, OSError, subprocess.SubprocessError) as e:
-            result[mode] = {"error": str(e)}
-        print(f"  {mode}: {result[mode]}", flush=True)
-    return result
+    return measureEach(count, handshakes, loadgen, workDir, pki, modes)
 
 
 def _counted(results: Dict[str, Any], mode: str) -> Optional[Dict[str, Any]]:
@@ -168,31 +159,8 @@ def available() -> bool:
 
 
 def main(argv: List[str]) -> int:
-    from ._harness import buildLoadgen
-
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.syscalls")
-    parser.add_argument("--handshakes", type=int, default=1000)
-    parser.add_argument("--into", metavar="RESULTS.json",
-                        help="add the figures to this run's results file")
-    args = parser.parse_args(argv)
-    if not available():
-        print("needs strace (apt-get install strace)", file=sys.stderr)
-        return 2
-    workDir = tempfile.mkdtemp(prefix="securetcp-syscalls-")
-    try:
-        pki = makePKI(workDir)
-        result = measure(args.handshakes, buildLoadgen(workDir), workDir, pki)
-    finally:
-        shutil.rmtree(workDir, ignore_errors=True)
-    if args.into:
-        with open(args.into) as f:
-            results = json.load(f)
-        results["syscalls"] = result
-        with open(args.into, "w") as f:
-            json.dump(results, f, indent=2)
-    else:
-        print(json.dumps(result, indent=2))
-    return 0
+    return commandLine(argv, "python -m benchmarks.syscalls", "syscalls", available,
+                       "strace", count, MODES)
 
 
 if __name__ == "__main__":
