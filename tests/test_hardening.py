@@ -28,6 +28,7 @@ import json
 import os
 import random
 import re
+import select
 import shutil
 import signal
 import socket
@@ -1191,6 +1192,36 @@ def _readUntilClosed(s: socket.socket, stopAt: Optional[bytes] = None) -> Tuple[
     return data, time.monotonic() - started
 
 
+def _floodUntilClosed(s: ssl.SSLSocket, total: int) -> Tuple[bytes, float, int]:
+    """
+    Send up to C{total} bytes on C{s} and read what comes back, from this
+    thread alone (one SSL connection must never be read in one thread while
+    another writes to it: OpenSSL's connection objects are not thread-safe),
+    until the server closes the connection, bounded by the socket's timeout.
+
+    @return: what was read, how long it took, and how many bytes were sent.
+    """
+    deadline, size = s.gettimeout() or PEER_TIMEOUT, total
+    s.setblocking(False)
+    started = time.monotonic()
+    block, data = b"x" * 65536, b""
+    while time.monotonic() - started < deadline:
+        readable, writable, _ = select.select([s], [s] if total > 0 else [], [], 0.1)
+        try:
+            if readable or s.pending():
+                got = s.recv(65536)
+                if not got:
+                    break
+                data += got
+            if writable and total > 0:
+                total -= s.send(block[:total])
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            continue
+        except (ssl.SSLError, OSError):
+            break
+    return data, time.monotonic() - started, size - total
+
+
 class FaultTests(TapProcessMixin, SynchronousTestCase):
     """
     C{twistd securetcp terminate} (mTLS in front of a plaintext backend,
@@ -1436,17 +1467,9 @@ class FaultTests(TapProcessMixin, SynchronousTestCase):
 
         # megabytes towards a backend that never reads
         with self.tlsConnect(port) as s:
-            def upload() -> None:
-                try:
-                    s.sendall(b"x" * (8 * 1024 * 1024))
-                except (ssl.SSLError, OSError):
-                    pass
-
-            sender = threading.Thread(target=upload, daemon=True)
-            sender.start()
-            data, flooded = _readUntilClosed(s)
-            sender.join(PEER_TIMEOUT)
+            data, flooded, sent = _floodUntilClosed(s, 8 * 1024 * 1024)
         self.assertEqual(data, b"")
+        self.assertGreater(sent, 1024 * 1024)
         self.assertLess(flooded, 4.0)
         _blockingWaitUntil(lambda: self.backendState(state)["open"] == 0, PEER_TIMEOUT,
                            "the flooded stalled backend connection to be closed",
