@@ -17,12 +17,58 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from typing import Any, Callable, Dict, List, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ._pki import makePKI
 
 #: C{count(mode, handshakes, loadgen, workDir, pki)}: one server's figures
 Count = Callable[[str, int, str, str, Dict[str, str]], Dict[str, Any]]
+
+
+def handshakeLoad(loadgen: str, mode: str, pki: Dict[str, str]) -> List[str]:
+    """
+    The load generator's command for full TLS 1.3 handshakes with server
+    C{mode} (presenting the client certificate to an mTLS server);
+    C{port=} and C{n=} go after it.
+    """
+    client = (["cert=" + pki["clientCert"], "key=" + pki["clientKey"]]
+              if "mtls" in mode else [])
+    return [loadgen, "hs", "version=13"] + client
+
+
+def counted(results: Dict[str, Any], key: str, mode: str,
+            figure: str) -> Optional[Dict[str, Any]]:
+    """
+    Server C{mode}'s counts under C{key} in a run's results, if it has
+    C{figure}.
+    """
+    value = (results.get(key) or {}).get(mode) or {}
+    return value if figure in value else None
+
+
+def table(results: Dict[str, Any], key: str, figure: str, modes: Sequence[str],
+          columns: Sequence[str], cells: Callable[[Dict[str, Any]], Sequence[str]],
+          pairs: Sequence[Tuple[str, str, str]], pairColumn: str,
+          pairCell: Callable[[Dict[str, Any], Dict[str, Any]], str]) -> str:
+    """
+    A report table of per-server counts: a row per server of C{modes}
+    (C{cells} of its counts, or why it was not counted), then a row per
+    pair of C{pairs} (C{(ours, theirs, label)}) with C{pairCell}.
+    """
+    rows = ["| server | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    for mode in modes:
+        value = counted(results, key, mode, figure)
+        if value is None:
+            error = ((results.get(key) or {}).get(mode) or {}).get("error", "not counted")
+            shown = [error] + ["–"] * (len(columns) - 1)
+        else:
+            shown = list(cells(value))
+        rows.append(f"| {mode} | " + " | ".join(shown) + " |")
+    rows += ["", f"| pair | {pairColumn} |", "|---|---|"]
+    for ours, theirs, label in pairs:
+        a, b = counted(results, key, ours, figure), counted(results, key, theirs, figure)
+        rows.append(f"| {label} | {pairCell(a, b) if a and b else '–'} |")
+    return "\n".join(rows)
 
 
 def measureEach(count: Count, handshakes: int, loadgen: str, workDir: str,
@@ -54,6 +100,9 @@ def main(argv: List[str], prog: str, key: str, available: Callable[[], bool], ne
     parser.add_argument("--into", metavar="RESULTS.json",
                         help="add the figures to this run's results file")
     args = parser.parse_args(argv)
+    if args.handshakes < 1:
+        parser.error(f"--handshakes: {args.handshakes} is not a count of handshakes "
+                     "(give 1 or more; 1000 is the default)")
     if not available():
         print(f"needs {needs} (apt-get install {needs})", file=sys.stderr)
         return 2

@@ -31,8 +31,9 @@ import subprocess
 import sys
 from typing import Any, Dict, List, Optional, Sequence
 
+from ._perserver import handshakeLoad, measureEach
 from ._perserver import main as commandLine
-from ._perserver import measureEach
+from ._perserver import table as perServerTable
 from ._procs import Processes, freePort, runJSON, waitListening
 
 #: the servers counted: each plain Twisted server and securetcp's against it
@@ -67,9 +68,7 @@ def count(mode: str, handshakes: int, loadgen: str, workDir: str,
     from ._harness import CLIENT_CORE, ROOT, SERVER_CORE, _pythonEnv
 
     out = os.path.join(workDir, f"callgrind-{mode}.out")
-    client: List[str] = (["cert=" + pki["clientCert"], "key=" + pki["clientKey"]]
-                         if "mtls" in mode else [])
-    load = [loadgen, "hs", "version=13"] + client
+    load = handshakeLoad(loadgen, mode, pki)
     with Processes() as procs:
         port = freePort()
         server = procs.start(
@@ -131,17 +130,11 @@ def table(results: Dict[str, Any]) -> str:
     """
     The report's table of instructions per handshake and their ratios.
     """
-    counted = results.get("instructions") or {}
-    rows = ["| server | instructions per full TLS 1.3 handshake |", "|---|---|"]
-    for mode in MODES:
-        value = figure(results, mode)
-        rows.append(f"| {mode} | {value:,} |" if value else
-                    f"| {mode} | {(counted.get(mode) or {}).get('error', 'not counted')} |")
-    rows += ["", "| ratio | instructions |", "|---|---|"]
-    for ours, theirs, label in RATIOS:
-        a, b = figure(results, ours), figure(results, theirs)
-        rows.append(f"| {label} | {a / b:.3f}x |" if a and b else f"| {label} | – |")
-    return "\n".join(rows)
+    return perServerTable(
+        results, "instructions", "instructions_per_handshake", MODES,
+        ["instructions per full TLS 1.3 handshake"],
+        lambda c: [f"{c['instructions_per_handshake']:,}"], RATIOS, "instructions",
+        lambda a, b: f"{a['instructions_per_handshake'] / b['instructions_per_handshake']:.3f}x")
 
 
 def available() -> bool:

@@ -31,8 +31,9 @@ import sys
 import time
 from typing import Any, Dict, List, Optional, Sequence
 
+from ._perserver import counted, handshakeLoad, measureEach
 from ._perserver import main as commandLine
-from ._perserver import measureEach
+from ._perserver import table as perServerTable
 from ._procs import Processes, freePort, runJSON, waitListening
 from .instructions import MODES, RATIOS
 
@@ -59,9 +60,7 @@ def count(mode: str, handshakes: int, loadgen: str, workDir: str,
     from ._harness import CLIENT_CORE, ROOT, SERVER_CORE, _pythonEnv
 
     out = os.path.join(workDir, f"strace-{mode}.out")
-    client: List[str] = (["cert=" + pki["clientCert"], "key=" + pki["clientKey"]]
-                         if "mtls" in mode else [])
-    load = [loadgen, "hs", "version=13"] + client
+    load = handshakeLoad(loadgen, mode, pki)
     with Processes() as procs:
         port = freePort()
         server = procs.start(
@@ -101,8 +100,7 @@ def measure(handshakes: int, loadgen: str, workDir: str, pki: Dict[str, str],
 
 
 def _counted(results: Dict[str, Any], mode: str) -> Optional[Dict[str, Any]]:
-    value = (results.get("syscalls") or {}).get(mode) or {}
-    return value if "syscalls_per_handshake" in value else None
+    return counted(results, "syscalls", mode, "syscalls_per_handshake")
 
 
 def _differences(a: Dict[str, Any], b: Dict[str, Any]) -> str:
@@ -134,21 +132,11 @@ def table(results: Dict[str, Any]) -> str:
     The report's table of system calls per handshake: the total and the
     sends, and the differences of each ratio's pair.
     """
-    rows = ["| server | system calls per full TLS 1.3 handshake | of which `sendto` |",
-            "|---|---|---|"]
-    for mode in MODES:
-        value = _counted(results, mode)
-        if value:
-            rows.append(f"| {mode} | {value['syscalls_per_handshake']:g} | "
-                        f"{value['per_name'].get('sendto', 0):g} |")
-        else:
-            error = ((results.get("syscalls") or {}).get(mode) or {}).get("error", "not counted")
-            rows.append(f"| {mode} | {error} | – |")
-    rows += ["", "| pair | system calls that differ, per handshake |", "|---|---|"]
-    for ours, theirs, label in RATIOS:
-        a, b = _counted(results, ours), _counted(results, theirs)
-        rows.append(f"| {label} | {_differences(a, b)} |" if a and b else f"| {label} | – |")
-    return "\n".join(rows)
+    return perServerTable(
+        results, "syscalls", "syscalls_per_handshake", MODES,
+        ["system calls per full TLS 1.3 handshake", "of which `sendto`"],
+        lambda c: [f"{c['syscalls_per_handshake']:g}", f"{c['per_name'].get('sendto', 0):g}"],
+        RATIOS, "system calls that differ, per handshake", _differences)
 
 
 def available() -> bool:
