@@ -95,6 +95,26 @@ class ResumptionModeTests(RealPeerMixin, TestCase):
         self.assertGreater(_ticketBytes(text), 300, text)
 
     @inlineCallbacks
+    def test_ticketsPerHandshake(self) -> Any:
+        """
+        A TLS 1.3 client is sent two tickets after a full handshake and one
+        after a resumed one, in both resuming modes (what
+        C{docs/performance.md} counts in a resumption's cost).
+        """
+        for mode in ("cache", "tickets"):
+            port, _, audit = yield self.listen(mutual=True, resumption=mode)
+            session = os.path.abspath(self.mktemp())
+            received = []
+            for flag in ("-sess_out", "-sess_in"):
+                peer = yield self.sClient(port, "-tls1_3", "-msg", flag, session,
+                                          client="client", audit=audit)
+                self.assertEchoed(peer)
+                received.append(len(re.findall(rb"^<<< TLS 1\.3, Handshake .*NewSessionTicket$",
+                                               peer.out, re.M)))
+            resumed = [r["resumed"] for r in audit.events("connection.accepted")]
+            self.assertEqual((resumed, received), ([False, True], [2, 1]), mode)
+
+    @inlineCallbacks
     def test_cacheTLS12(self) -> Any:
         """
         A TLS 1.2 client resumes by session id by default.
