@@ -468,8 +468,10 @@ def _pairedRound(bench: Bench, proc: subprocess.Popen[bytes], server: Server, po
     if test == "echo":
         r = bench.measured(proc, server, port, "echo", 300, n=settings.pairedEchoes,
                            size=16384, version=13)
-        ok = r.get("ok") == settings.pairedEchoes
-        return {"cpu_us_per_echo": r["server_cpu_s"] / r["ok"] * 1e6 if ok else None,
+        perEcho = 1e6 / r["ok"] if r.get("ok") == settings.pairedEchoes else None
+        return {"cpu_us_per_echo": r["server_cpu_s"] * perEcho if perEcho else None,
+                "user_us": r["server_user_s"] * perEcho if perEcho else None,
+                "sys_us": r["server_sys_s"] * perEcho if perEcho else None,
                 "ok": r.get("ok", 0), "resumed": 0}
     if test == "bulk":
         r = bench.measured(proc, server, port, "bulk", 300, bytes=settings.pairedBulk,

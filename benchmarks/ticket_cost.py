@@ -8,7 +8,7 @@ memory BIOs:
 
     python -m benchmarks.ticket_cost [--handshakes 2000]
 
-OpenSSL sends two tickets per TLS 1.3 handshake in both resuming modes
+OpenSSL sends two tickets per full TLS 1.3 handshake in both resuming modes
 (pyOpenSSL's binding has no C{SSL_CTX_set_num_tickets} to make it one, or
 none under C{off}); what differs is the work per ticket.
 """
