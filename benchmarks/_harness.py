@@ -95,6 +95,8 @@ class Server:
     @ivar kind: C{python} (benchmarks/_server.py), C{twistd} (the
         C{twistd securetcp terminate} proxy) or C{stunnel}.
     @ivar tests: which measurements to run against it.
+    @ivar plain: it speaks plain TCP, not TLS (the load generator's
+        C{plain=1}).
     """
 
     name: str
@@ -102,6 +104,7 @@ class Server:
     mutual: bool
     label: str
     tests: Tuple[str, ...]
+    plain: bool = False
 
 
 _ALL = ("handshake13", "handshake12", "resumed13", "bulk", "echo", "idle")
@@ -112,6 +115,9 @@ SERVERS: Tuple[Server, ...] = (
     Server("terminate", "twistd", False,
            "`twistd securetcp terminate` (securessl:) -> plaintext echo backend", _ALL),
     Server("stunnel", "stunnel", False, "stunnel4 -> plaintext echo backend", _ALL),
+    Server("tcp-splice", "python", False,
+           "no TLS: `terminate`'s splice from plain TCP -> plaintext echo backend "
+           "(a proxy on Twisted's reactor before any TLS)", ("echo",), plain=True),
     Server("twisted-mtls", "python", True, "plain Twisted CertificateOptions mTLS", _ALL),
     Server("mtls", "python", True, "securetcp `mtls:` + CRL + AuditLogObserver (full policy)",
            _ALL),
@@ -255,7 +261,7 @@ def startServer(procs: Processes, server: Server, port: int, backend: int,
                                  + [profileTo] if profileTo else [])
     if server.kind == "python":
         args = python + ["-m", "benchmarks._server", server.name, str(port), workDir,
-                         workDir]
+                         workDir] + ([str(backend)] if server.plain else [])
         proc = procs.start(args, SERVER_CORE, env=_pythonEnv(), cwd=ROOT, log=log)
     elif server.kind == "twistd":
         listen = (f"securessl:{port}:interface=127.0.0.1:certKey={pki['serverCert']}"
@@ -287,6 +293,8 @@ class Bench:
         self.backendPid: Optional[int] = None
 
     def _client(self, server: Server) -> List[str]:
+        if server.plain:
+            return ["plain=1"]
         if server.mutual:
             return [f"cert={self.pki['clientCert']}", f"key={self.pki['clientKey']}"]
         return []
@@ -296,6 +304,16 @@ class Bench:
         args = [self.loadgen, mode, f"port={port}"] + self._client(server) + [
             f"{k}={v}" for k, v in options.items()]
         return runJSON(args, CLIENT_CORE, timeout)
+
+    def warmUp(self, server: Server, port: int) -> None:
+        """
+        A few operations first, so that lazily initialised state is not
+        charged to the first measurement.
+        """
+        if server.plain:
+            self._load(server, port, "echo", 120, n=30, size=16384)
+        else:
+            self._load(server, port, "hs", 120, n=30, version=13)
 
     def measured(self, proc: subprocess.Popen[bytes], server: Server, port: int, mode: str,
                  timeout: float, **options: Any) -> Dict[str, Any]:
@@ -404,8 +422,7 @@ class Bench:
         port = freePort()
         proc = startServer(procs, server, port, self.backend, self.pki, self.workDir)
         try:
-            # warm-up: lazily initialised state is not charged to the first test
-            self._load(server, port, "hs", 120, n=30, version=13)
+            self.warmUp(server, port)
             result["rss_warm_kib"] = residentKiB(proc.pid)
             for test in server.tests:
                 started = time.monotonic()
@@ -455,6 +472,7 @@ PAIRED: Dict[str, Tuple[str, ...]] = {
     "mtls-tickets": ("handshake13", "resumed13"),
     "terminate": ("echo", "bulk"),
     "stunnel": ("echo", "bulk"),
+    "tcp-splice": ("echo",),
 }
 
 #: what a paired measurement's figure is, per test
@@ -502,7 +520,7 @@ def paired(bench: Bench, procs: Processes, servers: List[Server]) -> Dict[str, A
     for server in chosen:
         port = freePort()
         proc = startServer(procs, server, port, bench.backend, bench.pki, bench.workDir)
-        bench._load(server, port, "hs", 120, n=30, version=13)
+        bench.warmUp(server, port)
         running.append((server, port, proc))
     out: Dict[str, Any] = {s.name: {t: [] for t in PAIRED[s.name]} for s in chosen}
     try:

@@ -333,7 +333,9 @@ def overheads(results: Results) -> str:
 
 def negotiated(results: Results) -> str:
     rows = ["| server | TLS 1.3 | TLS 1.2 |", "|---|---|---|"]
-    for name in results.get("servers", {}):
+    for name, server in results.get("servers", {}).items():
+        if "handshake13" not in server and "handshake12" not in server:
+            continue  # no TLS handshake measured (tcp-splice)
         cells = []
         for test in ("handshake13", "handshake12"):
             n = _get(results, name, test, "negotiated")
@@ -423,7 +425,7 @@ def document(results: Results, chartFiles: List[str], command: str) -> str:
         "- **CPU per operation** is the server process's user + system time from "
         "`/proc/PID/stat` (all threads) over a measurement, divided by the operations "
         "done. The machine is shared, so these figures are steadier than wall-clock "
-        "rates. For the two proxies (`terminate`, stunnel) the plaintext echo backend "
+        "rates. For the proxies (`terminate`, stunnel, `tcp-splice`) the plaintext echo backend "
         "is a separate C process and is not counted; the Python servers echo in process.",
         "- **Handshake**: a new TCP connection, a full handshake, a 1-byte echo, "
         "close_notify, close; one connection at a time. The client offers only P-256 "
@@ -686,8 +688,31 @@ def _proxyReason(results: Results, case: str, unit: str) -> str:
             "256 KiB of plaintext, in one pass): a Twisted reactor event (epoll dispatch, "
             "log context) and the TLS transport, gate and splice, at much the same cost "
             "whatever the read's size."
-            + (splitSentence(results, "terminate", "stunnel", "echo")
+            + (splitSentence(results, "terminate", "stunnel", "echo") + _spliceSentence(results)
                if unit == "16 KiB echo" else ""))
+
+
+def _spliceSentence(results: Results) -> str:
+    """
+    What the same splice costs per 16 KiB echo with no TLS at all
+    (C{tcp-splice}), against stunnel, as a sentence (empty if not measured).
+    """
+    splice, stunnel = _paired(results, "tcp-splice", "echo"), _paired(results, "stunnel", "echo")
+    if splice is None or stunnel is None:
+        return ""
+    paired = results.get("paired") or {}
+
+    def split(server: str) -> str:
+        t = (paired.get(server) or {}).get("echo") or {}
+        if "user_us" not in t:
+            return ""
+        return f" (user {_fmt(t['user_us'], 1)}, kernel {_fmt(t['sys_us'], 1)})"
+
+    return (f" Without any TLS, the same splice on Twisted's reactor (`tcp-splice`: plain TCP "
+            f"in, the same backend) costs {_fmt(splice, 1)} µs per echo in the same rounds"
+            f"{split('tcp-splice')}, {_fmt(_ratio(splice, stunnel), 2, 'x')} stunnel's "
+            f"{_fmt(stunnel, 1)} µs with TLS{split('stunnel')}: `terminate` could reach "
+            f"stunnel's figure only if decrypting and encrypting cost it nothing.")
 
 
 #: (figure, before (issue 18, paired run of 2026-11-23), target text, limit, lower is better)

@@ -1,7 +1,7 @@
 """
 The Python TLS echo servers under test, one per process:
 
-    python -m benchmarks._server MODE PORT PKIDIR [LOGDIR]
+    python -m benchmarks._server MODE PORT PKIDIR [LOGDIR [BACKEND]]
 
 MODE is one of:
 
@@ -19,9 +19,13 @@ MODE is one of:
     (L{securetcp.auditSyslogExport}) to the collector named by the
     C{SECURETCP_BENCH_SYSLOG} environment variable (C{tls://HOST:PORT}),
     as the client whose certificate is PKIDIR/client.pem
-    (C{benchmarks/export_overhead.py}).
+    (C{benchmarks/export_overhead.py});
+  - C{tcp-splice}: no TLS at all: the splice of C{twistd securetcp
+    terminate} from plain TCP to the plaintext echo backend on port
+    C{BACKEND} (a fifth argument): what a proxy costs on Twisted's reactor
+    before any TLS.
 
-Each echoes what it receives.  The twisted log goes to LOGDIR/server.log at
+Each of the others echoes what it receives.  The twisted log goes to LOGDIR/server.log at
 warning level and above (as a deployment would keep it); the audit chain
 goes to LOGDIR/audit-MODE.jsonl.  The harness pins the process to one core.
 """
@@ -118,13 +122,23 @@ def main(argv: list[str]) -> int:
     names = ("ca", "serverCert", "serverKey", "crl", "crlBig")
     files = ("ca.pem", "server.pem", "server.key", "ca.crl", "ca-big.crl")
     pki = {name: os.path.join(pkiDir, f) for name, f in zip(names, files, strict=True)}
+    factory: Any = Factory.forProtocol(Echo)
     if mode == "twisted-mtls":
         endpoint = _twistedMTLS(reactor, port, pki)
+    elif mode == "tcp-splice":
+        from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint
+
+        from securetcp._twistd.splice import SpliceFactory
+        from securetcp.audit.emitter import AuditEmitter
+
+        backend = int(argv[4])
+        endpoint = TCP4ServerEndpoint(reactor, port, interface="127.0.0.1")
+        factory = SpliceFactory(TCP4ClientEndpoint(reactor, "127.0.0.1", backend).connect,
+                                f"tcp:127.0.0.1:{backend}", reactor, AuditEmitter())
     else:
         endpoint = serverFromString(reactor, endpointString(mode, port, pki, logDir))
     if mode == "mtls-export":
         _startExport(reactor, pkiDir, logDir, os.path.join(logDir, f"audit-{mode}.jsonl"))
-    factory = Factory.forProtocol(Echo)
     factory.noisy = False
     endpoint.listen(factory).addErrback(lambda f: (print(f, file=sys.stderr),
                                                    reactor.stop()))  # type: ignore[attr-defined]

@@ -17,8 +17,9 @@
  *   loadgen bulk port=P bytes=B version=13 [cert=F key=F]
  *       one connection; streams B bytes in 16 KiB records and reads the
  *       echo back concurrently (non-blocking, poll).
- *   loadgen echo port=P n=N size=S version=13 [cert=F key=F]
- *       one connection; N round trips of S bytes (write S, read S).
+ *   loadgen echo port=P n=N size=S version=13 [cert=F key=F] [plain=1]
+ *       one connection; N round trips of S bytes (write S, read S); with
+ *       plain=1 over plain TCP, without TLS (a proxy's cost without TLS).
  *   loadgen idle port=P n=N version=13 [cert=F key=F]
  *       opens N connections (handshake + 1-byte echo each), prints
  *       {"ready":...}, waits for a line (or EOF) on stdin, then closes all.
@@ -336,15 +337,41 @@ static int read_full(SSL *ssl, char *buf, int size)
     return got;
 }
 
+/* Write or read exactly size bytes, over TLS (ssl) or plain TCP (fd);
+ * -1 on an error or end of stream. */
+static int echo_full(SSL *ssl, int fd, char *buf, int size, int writing)
+{
+    if (ssl)
+        return writing ? (SSL_write(ssl, buf, size) == size ? size : -1)
+                       : read_full(ssl, buf, size);
+    int done = 0;
+    while (done < size) {
+        ssize_t r = writing ? write(fd, buf + done, size - done)
+                            : read(fd, buf + done, size - done);
+        if (r <= 0)
+            return -1;
+        done += (int)r;
+    }
+    return done;
+}
+
 static int mode_echo(int argc, char **argv)
 {
     int port = atoi(arg(argc, argv, "port", "0"));
     int n = atoi(arg(argc, argv, "n", "1000"));
     int size = atoi(arg(argc, argv, "size", "16384"));
     int version = atoi(arg(argc, argv, "version", "13"));
-    SSL_CTX *ctx = make_ctx(version, arg(argc, argv, "cert", NULL), arg(argc, argv, "key", NULL));
-    SSL *ssl = open_one(ctx, port, NULL, NULL, NULL);
-    if (!ssl) {
+    SSL *ssl = NULL;
+    int fd;
+    if (atoi(arg(argc, argv, "plain", "0"))) {
+        fd = tcp_connect(port);
+    } else {
+        SSL_CTX *ctx = make_ctx(version, arg(argc, argv, "cert", NULL),
+                                arg(argc, argv, "key", NULL));
+        ssl = open_one(ctx, port, NULL, NULL, NULL);
+        fd = ssl ? SSL_get_fd(ssl) : -1;
+    }
+    if (fd < 0) {
         printf("{\"error\": \"connect\"}\n");
         return 1;
     }
@@ -355,12 +382,15 @@ static int mode_echo(int argc, char **argv)
     double start = now();
     for (int i = 0; i < n; i++) {
         double t0 = now();
-        if (SSL_write(ssl, out, size) != size || read_full(ssl, in, size) != size)
+        if (echo_full(ssl, fd, out, size, 1) != size || echo_full(ssl, fd, in, size, 0) != size)
             break;
         lat[ok++] = (now() - t0) * 1e6;
     }
     double wall = now() - start;
-    close_one(ssl);
+    if (ssl)
+        close_one(ssl);
+    else
+        close(fd);
     qsort(lat, ok, sizeof(double), cmp_double);
     printf("{\"ok\": %d, \"size\": %d, \"wall_s\": %.6f, \"rtt_us\": {\"p50\": %.1f, \"p99\": %.1f}}\n",
            ok, size, wall, pct(lat, ok, 0.5), pct(lat, ok, 0.99));
