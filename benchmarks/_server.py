@@ -1,5 +1,6 @@
 """
-The Python TLS echo servers under test, one per process:
+The Python servers under test, one per process (TLS echo servers, and
+one plain-TCP proxy):
 
     python -m benchmarks._server MODE PORT PKIDIR [LOGDIR [BACKEND]]
 
@@ -25,8 +26,8 @@ MODE is one of:
     C{BACKEND} (a fifth argument): what a proxy costs on Twisted's reactor
     before any TLS.
 
-Each of the others echoes what it receives.  The twisted log goes to LOGDIR/server.log at
-warning level and above (as a deployment would keep it); the audit chain
+The others echo what they receive.  The twisted log goes to LOGDIR/server-MODE.log
+at warning level and above (as a deployment would keep it); the audit chain
 goes to LOGDIR/audit-MODE.jsonl.  The harness pins the process to one core.
 """
 
