@@ -454,7 +454,16 @@ def document(results: Results, chartFiles: List[str], command: str) -> str:
         "comparison with plain Twisted uses the same OpenSSL and is the like-for-like one.",
         "- CPU time is read in clock ticks (1/100 s); each measurement runs at least "
         "about a second of server CPU so the rounding stays near 1 %. The machine is a "
-        "shared VM: repeat measurements of the same server differ by up to about 10 %.",
+        "shared VM: repeat measurements of the same server differ by up to about 10 %, "
+        "and a ratio between two servers can move by as much from one run to the next; "
+        "the instruction counts below do not.",
+        "- **User space and kernel**: the split of a server's CPU time (the paired "
+        "tables) is the kernel's own accounting. With tick-based accounting (Linux's "
+        "usual configuration, `CONFIG_TICK_CPU_ACCOUNTING`) the kernel notes at each timer "
+        "tick which of the two the process is in and divides the exact total in that "
+        "proportion: the total is exact, the split a sample. A kernel share of about 15 % "
+        "in a measurement of one CPU second at 250 ticks a second rests on some 35 ticks "
+        "(about ±15 % per round); the medians of the rounds are steadier.",
         "",
         "## Side by side",
         "",
