@@ -132,6 +132,10 @@ def main(argv: list[str]) -> int:
         from securetcp._twistd.splice import SpliceFactory
         from securetcp.audit.emitter import AuditEmitter
 
+        if len(argv) < 5 or not argv[4].isdigit():
+            raise SystemExit("tcp-splice needs BACKEND, the echo backend's port, as its "
+                             "fifth argument (python -m benchmarks._server tcp-splice PORT "
+                             "PKIDIR LOGDIR BACKEND)")
         backend = int(argv[4])
         endpoint = TCP4ServerEndpoint(reactor, port, interface="127.0.0.1")
         factory = SpliceFactory(TCP4ClientEndpoint(reactor, "127.0.0.1", backend).connect,
