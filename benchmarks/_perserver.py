@@ -64,10 +64,13 @@ def table(results: Dict[str, Any], key: str, figure: str, modes: Sequence[str],
         else:
             shown = list(cells(value))
         rows.append(f"| {mode} | " + " | ".join(shown) + " |")
-    rows += ["", f"| pair | {pairColumn} |", "|---|---|"]
+    # C{pairColumn} (and each C{pairCell}) may be several columns, " | " apart
+    wide = pairColumn.count(" | ") + 1
+    rows += ["", f"| pair | {pairColumn} |", "|---" * (wide + 1) + "|"]
     for ours, theirs, label in pairs:
         a, b = counted(results, key, ours, figure), counted(results, key, theirs, figure)
-        rows.append(f"| {label} | {pairCell(a, b) if a and b else '–'} |")
+        rows.append(f"| {label} | "
+                    f"{pairCell(a, b) if a and b else ' | '.join(['–'] * wide)} |")
     return "\n".join(rows)
 
 

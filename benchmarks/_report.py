@@ -492,10 +492,16 @@ def document(results: Results, chartFiles: List[str], command: str) -> str:
             f"The same comparisons counted in instructions instead of CPU time: each Python "
             f"server under valgrind's callgrind, "
             f"{results['instructions'].get('handshakes', 0):,} full TLS 1.3 handshakes from "
-            f"the load generator after a warm-up (`python -m benchmarks.instructions`). The "
+            f"the load generator after a warm-up (`python -m benchmarks.instructions`; "
+            f"securessl-resumed: the securessl server, resumed handshakes). The "
             f"count is the same from run to run within about 0.5 %, whatever the shared "
             f"machine is doing, but it leaves out the kernel (sockets) and what memory costs, "
-            f"and valgrind runs SHA-256 without the CPU's SHA instructions.",
+            f"and valgrind runs SHA-256 without the CPU's SHA instructions. Where the "
+            f"instructions are, by the shared object they run in: cryptography's library "
+            f"(the OpenSSL that pyOpenSSL calls, and cryptography's own X.509 code), the "
+            f"interpreter, libc, the system's libcrypto (only Python's hashlib uses it in "
+            f"these servers: the audit chain's SHA-256) and the rest (extension modules, "
+            f"the loader).",
             "",
             instructions.table(results),
             "",
@@ -674,6 +680,7 @@ def _resumedReason(results: Results, name: str) -> str:
         f"it below {floor}; 0.60x would need OpenSSL's own resumption to cost at most "
         f"0.60x of its full handshake (the key exchange could only be dropped with psk_ke, "
         f"which gives up forward secrecy and which OpenSSL clients do not offer)."
+        + instructions.resumedSentence(results, name)
         + splitSentence(results, name, name, "resumed13", "handshake13")
         + " No check is left to skip: OpenSSL runs no verify step for a resumed session "
         "(the session carries the peer verified when it was made, and it resumes only on "

@@ -35,7 +35,8 @@ from ._perserver import counted, handshakeLoad, measureEach
 from ._perserver import main as commandLine
 from ._perserver import table as perServerTable
 from ._procs import Processes, freePort, runJSON, waitListening
-from .instructions import MODES, RATIOS
+from .instructions import SERVER_RATIOS as RATIOS
+from .instructions import SERVERS as MODES
 
 
 def parse(text: str) -> Dict[str, int]:
