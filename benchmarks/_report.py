@@ -395,7 +395,7 @@ def document(results: Results, chartFiles: List[str], command: str) -> str:
         "",
         "<!-- not run: the benchmark takes minutes and needs gcc, libssl-dev and stunnel4 -->",
         "```sh",
-        "python -m benchmarks            # full run, about 15-20 minutes",
+        "python -m benchmarks            # full run, about 20-25 minutes",
         "python -m benchmarks --quick    # about 2 minutes (the figures below: "
         f"`{command}`)",
         "tox -e bench                    # the same, from tox",
