@@ -244,10 +244,10 @@ def sentence(results: Dict[str, Any], ours: str, theirs: str) -> str:
              else ".")
     hashA, hashB = figure(results, ours, "hashlib"), figure(results, theirs, "hashlib")
     if hashA and hashB is not None and hashA > hashB:
-        text += (f" Of the difference, {hashA - hashB:,} are SHA-256 in the system's "
-                 f"libcrypto (hashlib), which valgrind runs in software and the CPU with "
-                 f"its SHA instructions; without them, "
-                 f"{(a - hashA) / (b - hashB):.3f}x.")
+        text += (f" Of the difference, {hashA - hashB:,} are hashlib's SHA-256 in the "
+                 f"system's libcrypto, which valgrind runs in software and the CPU with "
+                 f"its SHA instructions; without them (the most those instructions can "
+                 f"save), {(a - hashA) / (b - hashB):.3f}x.")
     return text
 
 
