@@ -22,7 +22,7 @@ than it costs.
 C{securessl-resumed} is the C{securessl} server counted over resumed
 handshakes (the load generator offers each connection the previous one's
 ticket; the one full handshake that gets the first ticket is counted too,
-a thousandth of the count): how OpenSSL's own instructions for a
+a thousandth of the count at the default 1,000): how OpenSSL's own instructions for a
 resumption compare with a full handshake's, with nothing else in the way.
 
 With C{--into}, the figures are added to a run's results file
