@@ -7,6 +7,7 @@ the harness's load generator does::
     server, client = contexts(paths, mutual=True, resumption="cache")
     s = SSL.Connection(server, None)
     s.set_app_data(Holder())      # where securetcp's callbacks look for facts
+    handshake(server, client)     # one whole handshake, in memory (C{audit_records.py})
 """
 
 from __future__ import annotations
@@ -51,3 +52,31 @@ def contexts(paths: Dict[str, str], mutual: bool, resumption: str = "cache",
         client.use_certificate_file(paths["clientCert"])
         client.use_privatekey_file(paths["clientKey"])
     return server, client
+
+
+def handshake(server: Any, client: Any) -> None:
+    """
+    One full handshake between a connection of C{server} and one of
+    C{client}, over memory BIOs, each flight handed to the other side.
+
+    @raise RuntimeError: if it did not complete.
+    """
+    from OpenSSL import SSL
+
+    accepting = SSL.Connection(server, None)
+    accepting.set_app_data(Holder())
+    accepting.set_accept_state()
+    connecting = SSL.Connection(client, None)
+    connecting.set_connect_state()
+    for _ in range(6):
+        for source, sink in ((connecting, accepting), (accepting, connecting)):
+            try:
+                source.do_handshake()
+            except SSL.WantReadError:
+                pass
+            try:
+                sink.bio_write(source.bio_read(65536))
+            except SSL.WantReadError:
+                pass
+    if accepting.get_peer_finished() is None:  # the client's Finished never came
+        raise RuntimeError("the in-memory handshake did not complete")

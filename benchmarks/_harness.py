@@ -24,7 +24,7 @@ import time
 from typing import Any, Dict, List, Optional, Tuple
 
 from . import instructions, syscalls
-from ._held import held, opensslFloor, ticketCost
+from ._held import auditRecords, held, opensslFloor, ticketCost
 from ._pki import makePKI
 from ._procs import (
     ALL_CPUS,
@@ -714,6 +714,9 @@ def run(settings: Settings, workDir: str, only: Optional[List[str]] = None) -> D
                   flush=True)
             results["ticket_cost"] = ticketCost(pki)
             print(f"  {results['ticket_cost']}", flush=True)
+            print("audit cost: CPU per connection of the audit calls, in process", flush=True)
+            results["audit_cost"] = auditRecords(pki)
+            print(f"  {results['audit_cost']}", flush=True)
         if settings.name == "full" and instructions.available() and \
                 {"mtls", "securessl"} <= {s.name for s in servers}:
             print("instructions: each Python server under callgrind", flush=True)

@@ -187,19 +187,35 @@ def opensslFloor(workDir: str, pki: Dict[str, str], connections: int = 2000) -> 
     return out
 
 
-def ticketCost(pki: Dict[str, str], handshakes: int = 1500) -> Dict[str, Any]:
+def _inProcess(module: str, pki: Dict[str, str], *arguments: str) -> Dict[str, Any]:
     """
-    Server CPU per TLS 1.3 handshake under each session `resumption` mode
-    (L{benchmarks.ticket_cost}), in a process of its own.
+    What an in-process measurement (C{python -m benchmarks.MODULE}, with
+    the run's certificates) prints as JSON, run in a process of its own.
     """
     from ._harness import CLIENT_CORE, ROOT, _pythonEnv
 
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "benchmarks.ticket_cost", "--handshakes", str(handshakes),
-             "--pki", json.dumps(pki)],
+            [sys.executable, "-m", f"benchmarks.{module}", *arguments, "--pki", json.dumps(pki)],
             capture_output=True, text=True, check=True, timeout=600, cwd=ROOT,
             env=_pythonEnv(), preexec_fn=lambda: os.sched_setaffinity(0, {CLIENT_CORE}))
         return json.loads(done.stdout)  # type: ignore[no-any-return]
     except (subprocess.SubprocessError, OSError, ValueError) as e:
         return {"error": str(e)}
+
+
+def ticketCost(pki: Dict[str, str], handshakes: int = 1500) -> Dict[str, Any]:
+    """
+    Server CPU per TLS 1.3 handshake under each session `resumption` mode
+    (L{benchmarks.ticket_cost}), in a process of its own.
+    """
+    return _inProcess("ticket_cost", pki, "--handshakes", str(handshakes))
+
+
+def auditRecords(pki: Dict[str, str], connections: int = 3000) -> Dict[str, Any]:
+    """
+    CPU per connection of the audit calls with and without the audit file,
+    one connection after another and each after a full mTLS handshake
+    (L{benchmarks.audit_records}), in a process of its own.
+    """
+    return _inProcess("audit_records", pki, "--connections", str(connections), "--json")

@@ -791,7 +791,30 @@ def _auditReason(results: Results) -> str:
             f"connection goes on (fail closed)."
             + instructions.sentence(results, "mtls", "mtls-noaudit")
             + syscalls.sentence(results, "mtls", "mtls-noaudit")
-            + splitSentence(results, "mtls", "mtls-noaudit"))
+            + splitSentence(results, "mtls", "mtls-noaudit")
+            + _coldSentence(results))
+
+
+def _coldSentence(results: Results) -> str:
+    """
+    What the audit file costs per connection in process, one connection
+    after another and after a handshake each, as a sentence (empty if not
+    measured).
+    """
+    cost = results.get("audit_cost") or {}
+    warm, cold = cost.get("back_to_back_us") or {}, cost.get("after_handshake_us") or {}
+    if not {"file", "none"} <= set(warm) or not {"file", "none"} <= set(cold):
+        return ""
+    warmCost, coldCost = warm["file"] - warm["none"], cold["file"] - cold["none"]
+    return (f" Why CPU time exceeds the instruction count: in process (`python -m "
+            f"benchmarks.audit_records`, this run, CPU per connection), the audit file adds "
+            f"{warmCost:,.0f} µs per connection when the connections' audit calls follow one "
+            f"another ({warm['file']:,.0f} vs {warm['none']:,.0f} µs without the file), and "
+            f"{coldCost:,.0f} µs when each connection's calls come right after a full mTLS "
+            f"handshake, as in a server ({cold['file']:,.0f} vs {cold['none']:,.0f}): "
+            f"{_fmt(_ratio(coldCost, warmCost), 1, 'x')} the time for the same "
+            f"instructions, run with the CPU's caches filled by the handshake's code and "
+            f"data.")
 
 
 def _heldTarget(results: Results) -> Dict[str, Any]:

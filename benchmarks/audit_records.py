@@ -6,10 +6,14 @@ emitter an C{auditLog=} endpoint gets (the L{AuditLogObserver} writing a
 file), and through the emitter of an endpoint without one (records to the
 global log publisher only, as the C{mtls-noaudit} server has them)::
 
-    python -m benchmarks.audit_records [--connections 5000]
+    python -m benchmarks.audit_records [--connections 5000] [--json]
 
 It prints, per connection, the CPU time of each (the best of three
-alternating runs; other processes on the machine make it vary), and the
+alternating runs; other processes on the machine make it vary): with the
+connections' audit calls one after another, and with a full mTLS handshake
+(in memory, not timed) before each connection's calls, as a server has
+one: what the same Python costs when OpenSSL's work has just pushed it out
+of the CPU's caches.  Then the
 deterministic figures: Python calls (cProfile), Python bytecodes executed
 and objects that reach the garbage collector's oldest generation
 (L{promoted}); then the sealing of one record: the whole record encoded by
@@ -25,6 +29,7 @@ import argparse
 import collections
 import cProfile
 import gc
+import json
 import os
 import pstats
 import sys
@@ -68,23 +73,44 @@ def connection(n: int) -> AuditConnection:
         peerIdentity=IDENTITY, policyReasons=())
 
 
+def audited(sink: IAuditSink, n: int) -> None:
+    """
+    The audit calls of the n-th accepted connection, as the gate makes them.
+    """
+    described = connection(n)
+    at = 1.7e9 + n
+    if not (sink.accepting() and sink.emit(connectionAccepted(described, at))):
+        raise SystemExit("the audit file refused a connection")
+    sink.emit(connectionClosed(described, at + 0.5, duration=0.5, bytesIn=1, bytesOut=1,
+                               closeReason=None))
+
+
 def connections(sink: IAuditSink, count: int) -> None:
     """
-    The audit calls of C{count} accepted connections, as the gate makes them.
+    The audit calls of C{count} accepted connections, one after another.
     """
-    start = 1.7e9
     for n in range(count):
-        described = connection(n)
-        if not (sink.accepting() and sink.emit(connectionAccepted(described, start + n))):
-            raise SystemExit("the audit file refused a connection")
-        sink.emit(connectionClosed(described, start + n + 0.5, duration=0.5, bytesIn=1,
-                                   bytesOut=1, closeReason=None))
+        audited(sink, n)
 
 
 def cpuMicroseconds(sink: IAuditSink, count: int) -> float:
     begin = time.process_time()
     connections(sink, count)
     return (time.process_time() - begin) / count * 1e6
+
+
+def afterHandshakes(sink: IAuditSink, count: int, handshake: Callable[[], None]) -> float:
+    """
+    CPU µs of each connection's audit calls when a full handshake (not
+    timed) comes before them, as in a server.
+    """
+    spent = 0.0
+    for n in range(count):
+        handshake()
+        begin = time.process_time()
+        audited(sink, n)
+        spent += time.process_time() - begin
+    return spent / count * 1e6
 
 
 def calls(sink: IAuditSink, count: int) -> float:
@@ -138,7 +164,11 @@ def promoted(sink: IAuditSink, count: int) -> float:
 def main(argv: List[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--connections", type=int, default=5000)
-    count = parser.parse_args(argv).connections
+    parser.add_argument("--json", action="store_true",
+                        help="print only the CPU figures, as JSON (for the benchmark run)")
+    parser.add_argument("--pki", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    count = args.connections
     from twisted.logger import (
         FilteringLogObserver,
         LogLevel,
@@ -147,25 +177,44 @@ def main(argv: List[str]) -> int:
         textFileLogObserver,
     )
 
+    from ._contexts import contexts, handshake
+    from ._pki import makePKI
+
     with open(os.devnull, "w") as devnull:
         globalLogBeginner.beginLoggingTo(
             [FilteringLogObserver(textFileLogObserver(devnull),
                                   [LogLevelFilterPredicate(LogLevel.warn)])],
             redirectStandardIO=False)
         directory = tempfile.mkdtemp(prefix="securetcp-audit-records-")
+        paths = json.loads(args.pki) if args.pki else makePKI(directory)
+        # every handshake a full one: no session is kept
+        server, client = contexts(paths, mutual=True, resumption="off")
         sinks: Dict[str, IAuditSink] = {
             # a writer of its own AuditFiles: not one the other emitter consults
             "auditLog= (AuditLogObserver)": AuditEmitter(observers=[
                 AuditFiles().open(os.path.join(directory, "audit.jsonl"))]),
             "no audit file": AuditEmitter()}
         cpu: Dict[str, List[float]] = {name: [] for name in sinks}
+        cold: Dict[str, List[float]] = {name: [] for name in sinks}
         for _ in range(3):
             for name, sink in sinks.items():
                 connections(sink, 200)  # warm up
                 cpu[name].append(cpuMicroseconds(sink, count))
-        print("per connection (accepting, connection.accepted, connection.closed):")
+                cold[name].append(afterHandshakes(sink, max(1, count // 5),
+                                                  lambda: handshake(server, client)))
+        if args.json:
+            names = dict(zip(("file", "none"), sinks, strict=True))
+            json.dump({"connections": count,
+                       "back_to_back_us": {k: min(cpu[v]) for k, v in names.items()},
+                       "after_handshake_us": {k: min(cold[v]) for k, v in names.items()}},
+                      sys.stdout)
+            print()
+            return 0
+        print("per connection (accepting, connection.accepted, connection.closed), CPU µs "
+              "one after another | after a full mTLS handshake each:")
         for name, sink in sinks.items():
-            print(f"  {name:30} {min(cpu[name]):7.1f} µs CPU  {calls(sink, 1000):6.1f} calls"
+            print(f"  {name:30} {min(cpu[name]):7.1f} | {min(cold[name]):7.1f} µs CPU"
+                  f"  {calls(sink, 1000):6.1f} calls"
                   f"  {bytecodes(sink, 200):7.1f} bytecodes"
                   f"  {promoted(sink, 2000):5.2f} objects into the oldest GC generation")
     record = connectionClosed(connection(0), 1.7e9, duration=0.5, bytesIn=1, bytesOut=1,
