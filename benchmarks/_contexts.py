@@ -12,7 +12,8 @@ the harness's load generator does::
 
 from __future__ import annotations
 
-from typing import Any, Dict, Tuple
+import time
+from typing import Any, Dict, List, Optional, Tuple
 
 
 class Holder:
@@ -54,11 +55,17 @@ def contexts(paths: Dict[str, str], mutual: bool, resumption: str = "cache",
     return server, client
 
 
-def handshake(server: Any, client: Any) -> None:
+def handshake(server: Any, client: Any, rounds: int = 6,
+              serverTime: Optional[List[float]] = None) -> Tuple[Any, Any]:
     """
     One full handshake between a connection of C{server} and one of
-    C{client}, over memory BIOs, each flight handed to the other side.
+    C{client}, over memory BIOs: C{rounds} times each side steps its
+    handshake and its output is handed to the other.
 
+    @param serverTime: if given, the CPU seconds of the server's own steps
+        (its C{do_handshake} and the read of what it wrote) are added to its
+        first item.
+    @return: the server's and the client's connection.
     @raise RuntimeError: if it did not complete.
     """
     from OpenSSL import SSL
@@ -68,15 +75,22 @@ def handshake(server: Any, client: Any) -> None:
     accepting.set_accept_state()
     connecting = SSL.Connection(client, None)
     connecting.set_connect_state()
-    for _ in range(6):
+    for _ in range(rounds):
         for source, sink in ((connecting, accepting), (accepting, connecting)):
+            timed = serverTime is not None and source is accepting
+            started = time.process_time() if timed else 0.0
             try:
                 source.do_handshake()
             except SSL.WantReadError:
                 pass
             try:
-                sink.bio_write(source.bio_read(65536))
+                flight = source.bio_read(65536)
             except SSL.WantReadError:
-                pass
+                flight = b""
+            if timed:
+                serverTime[0] += time.process_time() - started  # type: ignore[index]
+            if flight:
+                sink.bio_write(flight)
     if accepting.get_peer_finished() is None:  # the client's Finished never came
         raise RuntimeError("the in-memory handshake did not complete")
+    return accepting, connecting

@@ -99,7 +99,7 @@ def cpuMicroseconds(sink: IAuditSink, count: int) -> float:
     return (time.process_time() - begin) / count * 1e6
 
 
-def afterHandshakes(sink: IAuditSink, count: int, handshake: Callable[[], None]) -> float:
+def afterHandshakes(sink: IAuditSink, count: int, handshake: Callable[[], Any]) -> float:
     """
     CPU µs of each connection's audit calls when a full handshake (not
     timed) comes before them, as in a server.

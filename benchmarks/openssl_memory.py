@@ -25,7 +25,8 @@ import sys
 import tempfile
 from typing import Any, Dict
 
-from ._contexts import Holder, contexts
+from ._contexts import contexts
+from ._contexts import handshake as handshakeBetween
 from ._pki import makePKI
 
 
@@ -50,21 +51,7 @@ def _perConnection(paths: Dict[str, str], mutual: bool, release: bool, count: in
         lib.SSL_CTX_clear_mode(server._context, SSL.MODE_RELEASE_BUFFERS)
 
     def handshake() -> Any:
-        s = SSL.Connection(server, None)
-        s.set_app_data(Holder())
-        s.set_accept_state()
-        c = SSL.Connection(client, None)
-        c.set_connect_state()
-        for _ in range(8):
-            for sender, receiver in ((c, s), (s, c)):
-                try:
-                    sender.do_handshake()
-                except SSL.WantReadError:
-                    pass
-                try:
-                    receiver.bio_write(sender.bio_read(65536))
-                except SSL.WantReadError:
-                    pass
+        s, c = handshakeBetween(server, client, rounds=8)
         # one byte each way, as the harness's idle clients do
         c.send(b"x")
         s.bio_write(c.bio_read(65536))
