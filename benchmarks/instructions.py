@@ -41,7 +41,7 @@ import subprocess
 import sys
 from typing import Any, Dict, List, Optional, Sequence
 
-from ._perserver import handshakeLoad, measureEach
+from ._perserver import counted, handshakeLoad, measureEach
 from ._perserver import main as commandLine
 from ._perserver import table as perServerTable
 from ._procs import Processes, freePort, runJSON, waitListening
@@ -206,8 +206,7 @@ def counts(results: Dict[str, Any], mode: str) -> Optional[Dict[str, Any]]:
     """
     A run's instruction counts for server C{mode}, if counted.
     """
-    value = ((results.get("instructions") or {}).get(mode) or {})
-    return value if value.get("instructions_per_handshake") else None
+    return counted(results, "instructions", mode, "instructions_per_handshake")
 
 
 def figure(results: Dict[str, Any], mode: str, place: str = "") -> Optional[int]:
